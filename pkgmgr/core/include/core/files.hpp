@@ -1,0 +1,81 @@
+#pragma once
+
+#include <chrono>
+#include <filesystem>
+#include <string>
+#include <string_view>
+#include <sys/types.h>
+
+#include "core/error.hpp"
+
+namespace hoist::files {
+
+namespace fs = std::filesystem;
+
+/// Writes data to a temporary file beside `path`, fsyncs it, renames it over `path` and
+/// fsyncs the folder: readers see the old bytes or the new ones, never a mix.
+Result<void> writeFileAtomic(const fs::path& path, std::string_view data, mode_t mode = 0644);
+/// Reads a whole file; Invalid when it is larger than max_bytes, NotFound when absent.
+Result<std::string> readFile(const fs::path& path, size_t max_bytes = 64u << 20);
+/// fsync(2) on a file or a folder.
+Result<void> fsyncPath(const fs::path& path);
+/// rename(2) then fsync of the destination's folder (and the source's, when different).
+Result<void> renameDurable(const fs::path& from, const fs::path& to);
+/// Points `link` at `target` atomically: a new symlink under a temporary name, rename(2)
+/// over `link`, fsync of the folder.
+Result<void> swapSymlink(const fs::path& link, const fs::path& target);
+/// mkdir -p; Io on failure.
+Result<void> makeDirs(const fs::path& path);
+/// rm -rf that reports failure instead of throwing; absent is fine.
+Result<void> removeTree(const fs::path& path);
+/// A name for a temporary sibling: "<dir>/.tmp-<stem>-<random>".
+fs::path tempSibling(const fs::path& path);
+
+/// A folder removed (recursively) when this object dies, unless keep() was called.
+class TempDir {
+public:
+    /// Creates "<parent>/<prefix><random>" with mode 0700.
+    static Result<TempDir> create(const fs::path& parent, std::string_view prefix);
+    /// Creates one under the system temporary folder.
+    static Result<TempDir> createSystem(std::string_view prefix);
+    TempDir(TempDir&& other) noexcept;
+    TempDir& operator=(TempDir&& other) noexcept;
+    TempDir(const TempDir&) = delete;
+    TempDir& operator=(const TempDir&) = delete;
+    ~TempDir();
+
+    const fs::path& path() const { return path_; }
+    /// Stops the destructor from removing the folder (after it was renamed into place).
+    void keep() { path_.clear(); }
+
+private:
+    explicit TempDir(fs::path path) : path_(std::move(path)) {}
+    fs::path path_;
+};
+
+/// An exclusive flock(2) on a lock file, released when the object dies (or the process does).
+class FileLock {
+public:
+    /// Waits up to `wait` for the lock (zero: try once). Busy with `what` named when another
+    /// process holds it: "another operation holds the lock on /opt/hoist (stage); try again".
+    static Result<FileLock> acquire(const fs::path& lock_file, std::chrono::milliseconds wait,
+                                    std::string_view what);
+    FileLock(FileLock&& other) noexcept;
+    FileLock& operator=(FileLock&& other) noexcept;
+    FileLock(const FileLock&) = delete;
+    FileLock& operator=(const FileLock&) = delete;
+    ~FileLock();
+
+private:
+    explicit FileLock(int fd) : fd_(fd) {}
+    int fd_ = -1;
+};
+
+}  // namespace hoist::files
+
+namespace hoist {
+/// Fault injection: when the environment variable HOIST_CRASH_AT equals `point`, the process
+/// ends at once with _exit(kCrashExitCode), as a power cut or SIGKILL would leave it.
+void crashPoint(std::string_view point);
+inline constexpr int kCrashExitCode = 86;
+}  // namespace hoist

@@ -1,0 +1,130 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/error.hpp"
+#include "core/http_client.hpp"
+#include "core/metrics.hpp"
+
+namespace hoist::http {
+
+/// Receives one chunk of a streamed request body; false stops reading.
+using BodySink = std::function<bool(std::string_view chunk)>;
+
+struct ServerRequest {
+    std::string method;
+    std::string path;
+    /// Regex groups of the route pattern; [0] is the whole path.
+    std::vector<std::string> matches;
+    std::vector<Header> headers;
+    std::vector<std::pair<std::string, std::string>> query;
+    /// The whole body, for routes that do not stream it.
+    std::string body;
+    std::string remote_addr;
+    /// Reads the body in chunks, for routes registered with streaming_body; returns false
+    /// when the client went away or a sink said stop.
+    std::function<bool(const BodySink&)> read_body;
+
+    std::optional<std::string> header(std::string_view name) const;
+    std::optional<std::string> queryParam(std::string_view name) const;
+};
+
+/// A file sent from disk in chunks; Range, HEAD and Content-Length are handled.
+struct FileBody {
+    std::filesystem::path path;
+    std::uint64_t size = 0;
+};
+
+struct ServerReply {
+    int status = 200;
+    std::string content_type = "application/json";
+    std::string body;
+    std::vector<Header> headers;
+    std::optional<FileBody> file;
+
+    static ServerReply json(int status, std::string body);
+    static ServerReply text(int status, std::string body,
+                            std::string content_type = "text/plain; charset=utf-8");
+    /// {"error": message} with the status of the error's code.
+    static ServerReply error(const Error& error);
+    static ServerReply error(int status, std::string_view message);
+};
+
+using Handler = std::function<ServerReply(const ServerRequest&)>;
+
+struct ServerOptions {
+    /// Names the server in logs and metrics ("repo-server").
+    std::string component = "server";
+    std::string host = "127.0.0.1";
+    int port = 0;
+    /// Both set: serve HTTPS with OpenSSL.
+    std::string tls_cert;
+    std::string tls_key;
+    std::size_t payload_limit = 1u << 20;
+    std::size_t threads = 8;
+    std::chrono::seconds read_timeout{30};
+    std::chrono::seconds write_timeout{30};
+    bool access_log = true;
+};
+
+/// An HTTP(S) server (cpp-httplib behind this type): routes by method and regex, one error
+/// shape, an access log line per request, request metrics, GET /healthz and GET /metrics
+/// built in, and exceptions turned into 500s. Routes are registered before run().
+class Server {
+public:
+    static Result<std::unique_ptr<Server>> create(ServerOptions options);
+    ~Server();
+    Server(const Server&) = delete;
+    Server& operator=(const Server&) = delete;
+
+    /// Registers a route; `pattern` is a regex over the whole path. With streaming_body the
+    /// handler reads the body itself through ServerRequest::read_body (payload_limit applies).
+    void route(std::string_view method, const std::string& pattern, Handler handler,
+               bool streaming_body = false);
+    /// Called before each GET /metrics render, to refresh gauges.
+    void onMetrics(std::function<void(metrics::Registry&)> collector);
+    metrics::Registry& metrics();
+
+    /// Binds host:port (port 0: any free port); returns the bound port.
+    Result<int> bind();
+    int port() const;
+    /// Writes the bound port, atomically, for tests and scripts that started us with port 0.
+    Result<void> writePortFile(const std::filesystem::path& path) const;
+    /// Serves until stop(); call after bind().
+    void run();
+    /// Thread-safe; run() returns soon after.
+    void stop();
+
+private:
+    Server();
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+/// Checks "Authorization: Bearer <token>" in constant time. Unauthorized when missing or
+/// wrong; the message never holds the token.
+Result<void> requireBearer(const ServerRequest& request, std::string_view token);
+
+/// Blocks SIGINT and SIGTERM in the calling thread (call first in main, before any thread
+/// starts), then waits for them in a thread of its own and calls `on_signal` once.
+class SignalWaiter {
+public:
+    explicit SignalWaiter(std::function<void()> on_signal);
+    ~SignalWaiter();
+    SignalWaiter(const SignalWaiter&) = delete;
+    SignalWaiter& operator=(const SignalWaiter&) = delete;
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace hoist::http

@@ -1,0 +1,217 @@
+#include "core/files.hpp"
+
+#include <cerrno>
+#include <cstdlib>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <thread>
+#include <unistd.h>
+
+#include "core/crypto.hpp"
+
+namespace hoist::files {
+
+namespace {
+Result<void> writeAll(int fd, std::string_view data, const fs::path& path) {
+    while (!data.empty()) {
+        ssize_t n = ::write(fd, data.data(), data.size());
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return failErrno(Errc::Io, errno, "cannot write '", path.string(), "'");
+        }
+        data.remove_prefix(static_cast<size_t>(n));
+    }
+    return ok();
+}
+
+fs::path parentOf(const fs::path& path) {
+    auto parent = path.parent_path();
+    return parent.empty() ? fs::path(".") : parent;
+}
+}  // namespace
+
+fs::path tempSibling(const fs::path& path) {
+    return parentOf(path) / (".tmp-" + path.filename().string() + "-" + crypto::randomHex(6));
+}
+
+Result<void> fsyncPath(const fs::path& path) {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return failErrno(Errc::Io, errno, "cannot open '", path.string(), "' to sync it");
+    int rc = ::fsync(fd);
+    int err = errno;
+    ::close(fd);
+    if (rc != 0) return failErrno(Errc::Io, err, "cannot sync '", path.string(), "'");
+    return ok();
+}
+
+Result<void> writeFileAtomic(const fs::path& path, std::string_view data, mode_t mode) {
+    auto tmp = tempSibling(path);
+    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+    if (fd < 0) return failErrno(Errc::Io, errno, "cannot create '", tmp.string(), "'");
+    auto written = writeAll(fd, data, tmp);
+    if (written && ::fchmod(fd, mode) != 0)
+        written = failErrno(Errc::Io, errno, "cannot set the mode of '", tmp.string(), "'");
+    if (written && ::fsync(fd) != 0)
+        written = failErrno(Errc::Io, errno, "cannot sync '", tmp.string(), "'");
+    ::close(fd);
+    if (!written) {
+        ::unlink(tmp.c_str());
+        return written;
+    }
+    if (::rename(tmp.c_str(), path.c_str()) != 0) {
+        int err = errno;
+        ::unlink(tmp.c_str());
+        return failErrno(Errc::Io, err, "cannot rename into '", path.string(), "'");
+    }
+    return fsyncPath(parentOf(path));
+}
+
+Result<std::string> readFile(const fs::path& path, size_t max_bytes) {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        int err = errno;
+        return failErrno(err == ENOENT ? Errc::NotFound : Errc::Io, err, "cannot read '",
+                         path.string(), "'");
+    }
+    std::string out;
+    char buffer[65536];
+    while (true) {
+        ssize_t n = ::read(fd, buffer, sizeof buffer);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            int err = errno;
+            ::close(fd);
+            return failErrno(Errc::Io, err, "cannot read '", path.string(), "'");
+        }
+        if (n == 0) break;
+        if (out.size() + static_cast<size_t>(n) > max_bytes) {
+            ::close(fd);
+            return fail(Errc::Invalid, "'", path.string(), "' is larger than ", max_bytes, " bytes");
+        }
+        out.append(buffer, static_cast<size_t>(n));
+    }
+    ::close(fd);
+    return out;
+}
+
+Result<void> renameDurable(const fs::path& from, const fs::path& to) {
+    if (::rename(from.c_str(), to.c_str()) != 0)
+        return failErrno(Errc::Io, errno, "cannot rename '", from.string(), "' to '", to.string(), "'");
+    HOIST_TRY(fsyncPath(parentOf(to)));
+    if (parentOf(from) != parentOf(to)) HOIST_TRY(fsyncPath(parentOf(from)));
+    return ok();
+}
+
+Result<void> swapSymlink(const fs::path& link, const fs::path& target) {
+    auto tmp = tempSibling(link);
+    if (::symlink(target.c_str(), tmp.c_str()) != 0)
+        return failErrno(Errc::Io, errno, "cannot create the symlink '", tmp.string(), "'");
+    if (::rename(tmp.c_str(), link.c_str()) != 0) {
+        int err = errno;
+        ::unlink(tmp.c_str());
+        return failErrno(Errc::Io, err, "cannot switch the symlink '", link.string(), "'");
+    }
+    return fsyncPath(parentOf(link));
+}
+
+Result<void> makeDirs(const fs::path& path) {
+    std::error_code ec;
+    fs::create_directories(path, ec);
+    if (ec) return failErrno(Errc::Io, ec.value(), "cannot create the folder '", path.string(), "'");
+    return ok();
+}
+
+Result<void> removeTree(const fs::path& path) {
+    std::error_code ec;
+    // Folders made read-only (complete store entries) must be made writable to be removed.
+    if (fs::is_directory(fs::symlink_status(path, ec))) {
+        for (auto it = fs::recursive_directory_iterator(path, ec);
+             !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+            if (it->is_directory(ec) && !it->is_symlink(ec))
+                ::chmod(it->path().c_str(), 0755);
+        }
+        ::chmod(path.c_str(), 0755);
+    }
+    ec.clear();
+    fs::remove_all(path, ec);
+    if (ec) return failErrno(Errc::Io, ec.value(), "cannot remove '", path.string(), "'");
+    return ok();
+}
+
+Result<TempDir> TempDir::create(const fs::path& parent, std::string_view prefix) {
+    for (int attempt = 0; attempt < 8; ++attempt) {
+        auto path = parent / (std::string(prefix) + crypto::randomHex(8));
+        if (::mkdir(path.c_str(), 0700) == 0) return TempDir(path);
+        if (errno != EEXIST)
+            return failErrno(Errc::Io, errno, "cannot create the folder '", path.string(), "'");
+    }
+    return fail(Errc::Io, "cannot find a free temporary name under '", parent.string(), "'");
+}
+
+Result<TempDir> TempDir::createSystem(std::string_view prefix) {
+    const char* tmp = std::getenv("TMPDIR");
+    return create(tmp != nullptr && *tmp != '\0' ? fs::path(tmp) : fs::path("/tmp"), prefix);
+}
+
+TempDir::TempDir(TempDir&& other) noexcept : path_(std::move(other.path_)) { other.path_.clear(); }
+
+TempDir& TempDir::operator=(TempDir&& other) noexcept {
+    if (this != &other) {
+        if (!path_.empty()) (void)removeTree(path_);
+        path_ = std::move(other.path_);
+        other.path_.clear();
+    }
+    return *this;
+}
+
+TempDir::~TempDir() {
+    if (!path_.empty()) (void)removeTree(path_);
+}
+
+Result<FileLock> FileLock::acquire(const fs::path& lock_file, std::chrono::milliseconds wait,
+                                   std::string_view what) {
+    int fd = ::open(lock_file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) return failErrno(Errc::Io, errno, "cannot open the lock '", lock_file.string(), "'");
+    auto deadline = std::chrono::steady_clock::now() + wait;
+    auto pause = std::chrono::milliseconds(2);
+    while (true) {
+        if (::flock(fd, LOCK_EX | LOCK_NB) == 0) return FileLock(fd);
+        if (errno != EWOULDBLOCK && errno != EINTR) {
+            int err = errno;
+            ::close(fd);
+            return failErrno(Errc::Io, err, "cannot lock '", lock_file.string(), "'");
+        }
+        if (std::chrono::steady_clock::now() >= deadline) {
+            ::close(fd);
+            return fail(Errc::Busy, "busy: another operation holds the lock '", lock_file.string(),
+                        "' (", what, "); try again when it has finished");
+        }
+        std::this_thread::sleep_for(pause);
+        pause = std::min(pause * 2, std::chrono::milliseconds(50));
+    }
+}
+
+FileLock::FileLock(FileLock&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }
+
+FileLock& FileLock::operator=(FileLock&& other) noexcept {
+    if (this != &other) {
+        if (fd_ >= 0) ::close(fd_);
+        fd_ = other.fd_;
+        other.fd_ = -1;
+    }
+    return *this;
+}
+
+FileLock::~FileLock() {
+    if (fd_ >= 0) ::close(fd_);
+}
+
+}  // namespace hoist::files
+
+namespace hoist {
+void crashPoint(std::string_view point) {
+    static const char* configured = std::getenv("HOIST_CRASH_AT");
+    if (configured != nullptr && point == configured) ::_exit(kCrashExitCode);
+}
+}  // namespace hoist

@@ -1,0 +1,221 @@
+#include "core/json.hpp"
+
+#include <rapidjson/error/en.h>
+#include <rapidjson/prettywriter.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include "core/strings.hpp"
+
+namespace hoist::json {
+
+namespace {
+rapidjson::Value::ConstMemberIterator find(const Value& obj, std::string_view key) {
+    return obj.FindMember(
+        rapidjson::Value(rapidjson::StringRef(key.data(), static_cast<rapidjson::SizeType>(key.size()))));
+}
+
+std::unexpected<Error> typeError(std::string_view ctx, std::string_view key, std::string_view type) {
+    return fail(Errc::Invalid, ctx, ": field '", key, "' must be ", type);
+}
+
+std::unexpected<Error> missing(std::string_view ctx, std::string_view key) {
+    return fail(Errc::Invalid, ctx, ": field '", key, "' is required");
+}
+}  // namespace
+
+Result<Document> parse(std::string_view text, std::string_view what) {
+    Document doc;
+    doc.Parse(text.data(), text.size());
+    if (doc.HasParseError()) {
+        return fail(Errc::Invalid, what, ": invalid JSON at offset ", doc.GetErrorOffset(), ": ",
+                    rapidjson::GetParseError_En(doc.GetParseError()));
+    }
+    return doc;
+}
+
+Result<Document> parseObject(std::string_view text, std::string_view what) {
+    HOIST_ASSIGN(Document doc, parse(text, what));
+    if (!doc.IsObject()) return fail(Errc::Invalid, what, ": must be a JSON object");
+    return doc;
+}
+
+Result<std::string> getString(const Value& obj, std::string_view key, std::string_view ctx) {
+    auto it = find(obj, key);
+    if (it == obj.MemberEnd()) return missing(ctx, key);
+    if (!it->value.IsString()) return typeError(ctx, key, "a string");
+    return std::string(it->value.GetString(), it->value.GetStringLength());
+}
+
+Result<std::optional<std::string>> optString(const Value& obj, std::string_view key,
+                                             std::string_view ctx) {
+    auto it = find(obj, key);
+    if (it == obj.MemberEnd()) return std::optional<std::string>{};
+    if (!it->value.IsString()) return typeError(ctx, key, "a string");
+    return std::optional<std::string>(std::string(it->value.GetString(), it->value.GetStringLength()));
+}
+
+Result<std::int64_t> getInt(const Value& obj, std::string_view key, std::string_view ctx) {
+    auto it = find(obj, key);
+    if (it == obj.MemberEnd()) return missing(ctx, key);
+    if (!it->value.IsInt64()) return typeError(ctx, key, "an integer");
+    return it->value.GetInt64();
+}
+
+Result<std::optional<std::int64_t>> optInt(const Value& obj, std::string_view key,
+                                           std::string_view ctx) {
+    auto it = find(obj, key);
+    if (it == obj.MemberEnd()) return std::optional<std::int64_t>{};
+    if (!it->value.IsInt64()) return typeError(ctx, key, "an integer");
+    return std::optional<std::int64_t>(it->value.GetInt64());
+}
+
+Result<bool> getBool(const Value& obj, std::string_view key, std::string_view ctx) {
+    auto it = find(obj, key);
+    if (it == obj.MemberEnd()) return missing(ctx, key);
+    if (!it->value.IsBool()) return typeError(ctx, key, "true or false");
+    return it->value.GetBool();
+}
+
+Result<std::optional<bool>> optBool(const Value& obj, std::string_view key, std::string_view ctx) {
+    auto it = find(obj, key);
+    if (it == obj.MemberEnd()) return std::optional<bool>{};
+    if (!it->value.IsBool()) return typeError(ctx, key, "true or false");
+    return std::optional<bool>(it->value.GetBool());
+}
+
+Result<const Value*> optObject(const Value& obj, std::string_view key, std::string_view ctx) {
+    auto it = find(obj, key);
+    if (it == obj.MemberEnd()) return static_cast<const Value*>(nullptr);
+    if (!it->value.IsObject()) return typeError(ctx, key, "an object");
+    return &it->value;
+}
+
+Result<const Value*> getObject(const Value& obj, std::string_view key, std::string_view ctx) {
+    HOIST_ASSIGN(const Value* v, optObject(obj, key, ctx));
+    if (v == nullptr) return missing(ctx, key);
+    return v;
+}
+
+Result<const Value*> optArray(const Value& obj, std::string_view key, std::string_view ctx) {
+    auto it = find(obj, key);
+    if (it == obj.MemberEnd()) return static_cast<const Value*>(nullptr);
+    if (!it->value.IsArray()) return typeError(ctx, key, "an array");
+    return &it->value;
+}
+
+Result<const Value*> getArray(const Value& obj, std::string_view key, std::string_view ctx) {
+    HOIST_ASSIGN(const Value* v, optArray(obj, key, ctx));
+    if (v == nullptr) return missing(ctx, key);
+    return v;
+}
+
+Result<std::vector<std::string>> optStringArray(const Value& obj, std::string_view key,
+                                                std::string_view ctx) {
+    HOIST_ASSIGN(const Value* arr, optArray(obj, key, ctx));
+    std::vector<std::string> out;
+    if (arr == nullptr) return out;
+    for (const auto& item : arr->GetArray()) {
+        if (!item.IsString()) return typeError(ctx, key, "an array of strings");
+        out.emplace_back(item.GetString(), item.GetStringLength());
+    }
+    return out;
+}
+
+Result<void> rejectUnknown(const Value& obj, std::initializer_list<std::string_view> allowed,
+                           std::string_view ctx) {
+    for (const auto& member : obj.GetObject()) {
+        std::string_view name(member.name.GetString(), member.name.GetStringLength());
+        bool known = false;
+        for (auto a : allowed) known = known || a == name;
+        if (known) continue;
+        std::vector<std::string> candidates(allowed.begin(), allowed.end());
+        auto hint = strings::didYouMean(name, candidates);
+        if (hint.empty()) return fail(Errc::Invalid, ctx, ": unknown field '", name, "'");
+        return fail(Errc::Invalid, ctx, ": unknown field '", name, "' (did you mean '", hint, "'?)");
+    }
+    return ok();
+}
+
+std::string toString(const Value& value) {
+    rapidjson::StringBuffer buffer;
+    rapidjson::Writer<rapidjson::StringBuffer> w(buffer);
+    value.Accept(w);
+    return {buffer.GetString(), buffer.GetSize()};
+}
+
+std::string pretty(std::string_view json_text) {
+    Document doc;
+    doc.Parse(json_text.data(), json_text.size());
+    if (doc.HasParseError()) return std::string(json_text);
+    rapidjson::StringBuffer buffer;
+    rapidjson::PrettyWriter<rapidjson::StringBuffer> w(buffer);
+    w.SetIndent(' ', 2);
+    doc.Accept(w);
+    return {buffer.GetString(), buffer.GetSize()};
+}
+
+struct Writer::Impl {
+    rapidjson::StringBuffer buffer;
+    rapidjson::Writer<rapidjson::StringBuffer> writer{buffer};
+};
+
+Writer::Writer() : impl_(std::make_unique<Impl>()) {}
+Writer::~Writer() = default;
+
+Writer& Writer::beginObject() {
+    impl_->writer.StartObject();
+    return *this;
+}
+Writer& Writer::endObject() {
+    impl_->writer.EndObject();
+    return *this;
+}
+Writer& Writer::beginArray() {
+    impl_->writer.StartArray();
+    return *this;
+}
+Writer& Writer::endArray() {
+    impl_->writer.EndArray();
+    return *this;
+}
+Writer& Writer::key(std::string_view k) {
+    impl_->writer.Key(k.data(), static_cast<rapidjson::SizeType>(k.size()), true);
+    return *this;
+}
+Writer& Writer::value(std::string_view v) {
+    impl_->writer.String(v.data(), static_cast<rapidjson::SizeType>(v.size()), true);
+    return *this;
+}
+Writer& Writer::value(bool v) {
+    impl_->writer.Bool(v);
+    return *this;
+}
+Writer& Writer::value(std::int64_t v) {
+    impl_->writer.Int64(v);
+    return *this;
+}
+Writer& Writer::value(std::uint64_t v) {
+    impl_->writer.Uint64(v);
+    return *this;
+}
+Writer& Writer::value(double v) {
+    impl_->writer.Double(v);
+    return *this;
+}
+Writer& Writer::null() {
+    impl_->writer.Null();
+    return *this;
+}
+Writer& Writer::raw(std::string_view json) {
+    impl_->writer.RawValue(json.data(), json.size(), rapidjson::kObjectType);
+    return *this;
+}
+Writer& Writer::value(const Value& v) {
+    v.Accept(impl_->writer);
+    return *this;
+}
+
+std::string Writer::str() const { return {impl_->buffer.GetString(), impl_->buffer.GetSize()}; }
+
+}  // namespace hoist::json

@@ -1,0 +1,94 @@
+#include "testing.hpp"
+
+#include <csignal>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+namespace hoist::testing {
+
+TempFolder::TempFolder() : dir_([] {
+    auto made = files::TempDir::createSystem("hoist-test-");
+    if (!made) throw std::runtime_error(made.error().describe());
+    return std::move(*made);
+}()) {}
+
+void writeFile(const fs::path& path, const std::string& content, fs::perms perms) {
+    fs::create_directories(path.parent_path());
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out << content;
+    out.close();
+    fs::permissions(path, perms);
+}
+
+std::string readFile(const fs::path& path) {
+    std::ifstream in(path, std::ios::binary);
+    std::stringstream buffer;
+    buffer << in.rdbuf();
+    return buffer.str();
+}
+
+bool waitFor(const std::function<bool()>& probe, std::chrono::milliseconds timeout,
+             std::chrono::milliseconds step) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (true) {
+        if (probe()) return true;
+        if (std::chrono::steady_clock::now() >= deadline) return false;
+        std::this_thread::sleep_for(step);
+    }
+}
+
+process::Outcome run(const std::vector<std::string>& argv,
+                     const std::vector<std::pair<std::string, std::string>>& env,
+                     std::chrono::milliseconds timeout) {
+    process::Options options;
+    options.env = env;
+    options.timeout = timeout;
+    options.new_session = false;
+    auto outcome = process::run(argv, options);
+    if (!outcome) {
+        ADD_FAILURE() << "cannot run " << argv.at(0) << ": " << outcome.error().describe();
+        return {};
+    }
+    return *outcome;
+}
+
+ServerProcess::ServerProcess(const std::vector<std::string>& argv, const fs::path& port_file,
+                             const fs::path& log_file,
+                             const std::vector<std::pair<std::string, std::string>>& env) {
+    std::error_code ec;
+    fs::remove(port_file, ec);
+    process::Options options;
+    options.env = env;
+    options.stdout_file = log_file;
+    options.stderr_file = log_file;
+    auto child = process::Child::start(argv, options);
+    if (!child) {
+        ADD_FAILURE() << "cannot start " << argv.at(0) << ": " << child.error().describe();
+        return;
+    }
+    child_.emplace(std::move(*child));
+    bool up = waitFor([&] {
+        std::ifstream in(port_file);
+        int port = 0;
+        if (in >> port && port > 0) {
+            port_ = port;
+            return true;
+        }
+        return !child_->running();
+    }, std::chrono::seconds(30));
+    if (!up || port_ == 0)
+        ADD_FAILURE() << argv.at(0) << " did not write its port file; log:\n" << readFile(log_file);
+}
+
+ServerProcess::~ServerProcess() { stop(); }
+
+void ServerProcess::kill(int sig) {
+    if (child_) child_->signal(sig);
+}
+
+void ServerProcess::stop() {
+    if (child_) child_->terminate(std::chrono::seconds(5));
+}
+
+}  // namespace hoist::testing

@@ -1,0 +1,91 @@
+#pragma once
+
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "core/error.hpp"
+#include "core/files.hpp"
+#include "core/process.hpp"
+
+/// Asserts that a Result holds a value, printing the error otherwise (stout's ASSERT_SOME).
+#define ASSERT_OK(expr)                                                                 \
+    do {                                                                                \
+        const auto& hoist_assert_ok_ = (expr);                                          \
+        ASSERT_TRUE(hoist_assert_ok_.has_value()) << #expr << " failed: "               \
+                                                  << hoist_assert_ok_.error().describe(); \
+    } while (0)
+#define EXPECT_OK(expr)                                                                 \
+    do {                                                                                \
+        const auto& hoist_expect_ok_ = (expr);                                          \
+        EXPECT_TRUE(hoist_expect_ok_.has_value()) << #expr << " failed: "               \
+                                                  << hoist_expect_ok_.error().describe(); \
+    } while (0)
+/// Asserts that a Result holds an error of that code whose message contains `needle`.
+#define ASSERT_ERROR(expr, errc, needle)                                                \
+    do {                                                                                \
+        const auto& hoist_assert_err_ = (expr);                                         \
+        ASSERT_FALSE(hoist_assert_err_.has_value()) << #expr << " succeeded";           \
+        EXPECT_EQ(hoist_assert_err_.error().code, errc) << hoist_assert_err_.error().message; \
+        EXPECT_NE(hoist_assert_err_.error().message.find(needle), std::string::npos)    \
+            << "message: " << hoist_assert_err_.error().message;                        \
+    } while (0)
+
+namespace hoist::testing {
+
+namespace fs = std::filesystem;
+
+/// A fresh temporary folder for one test, removed afterwards.
+class TempFolder {
+public:
+    TempFolder();
+    const fs::path& path() const { return dir_.path(); }
+    fs::path operator/(const std::string& name) const { return dir_.path() / name; }
+
+private:
+    files::TempDir dir_;
+};
+
+/// Writes a file (creating parent folders) or fails the test.
+void writeFile(const fs::path& path, const std::string& content, fs::perms perms = fs::perms(0644));
+std::string readFile(const fs::path& path);
+
+/// Calls `probe` until it returns true or `timeout` passes; true when it did.
+bool waitFor(const std::function<bool()>& probe, std::chrono::milliseconds timeout,
+             std::chrono::milliseconds step = std::chrono::milliseconds(20));
+
+/// Runs a binary to completion (default 120 s limit) and returns its outcome.
+process::Outcome run(const std::vector<std::string>& argv,
+                     const std::vector<std::pair<std::string, std::string>>& env = {},
+                     std::chrono::milliseconds timeout = std::chrono::seconds(120));
+
+/// A started server process that wrote its port to a port file; stopped on destruction.
+class ServerProcess {
+public:
+    /// Starts argv (which must include `--port-file <port_file>`) and waits for the port.
+    ServerProcess(const std::vector<std::string>& argv, const fs::path& port_file,
+                  const fs::path& log_file,
+                  const std::vector<std::pair<std::string, std::string>>& env = {});
+    ~ServerProcess();
+    ServerProcess(const ServerProcess&) = delete;
+    ServerProcess& operator=(const ServerProcess&) = delete;
+
+    int port() const { return port_; }
+    std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+    pid_t pid() const { return child_ ? child_->pid() : -1; }
+    bool started() const { return port_ > 0; }
+    void kill(int sig);
+    void stop();
+    process::Child& child() { return *child_; }
+
+private:
+    std::optional<process::Child> child_;
+    int port_ = 0;
+};
+
+}  // namespace hoist::testing

@@ -1,0 +1,129 @@
+#include <atomic>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "core/http_client.hpp"
+#include "core/http_server.hpp"
+#include "testing.hpp"
+
+namespace hoist::http {
+namespace {
+
+class ServerFixture : public ::testing::Test {
+protected:
+    void SetUp() override {
+        ServerOptions options;
+        options.component = "test";
+        options.access_log = false;
+        auto created = Server::create(options);
+        ASSERT_OK(created);
+        server_ = std::move(*created);
+        server_->route("GET", "/v1/echo/([a-z]+)", [](const ServerRequest& r) {
+            return ServerReply::json(200, "{\"name\":\"" + r.matches.at(1) + "\"}");
+        });
+        server_->route("POST", "/v1/secret", [](const ServerRequest& r) {
+            if (auto ok = requireBearer(r, "s3cret"); !ok) return ServerReply::error(ok.error());
+            return ServerReply::json(200, r.body);
+        });
+        server_->route("GET", "/flaky", [this](const ServerRequest&) {
+            return ++flaky_calls_ < 3 ? ServerReply::error(503, "try later")
+                                      : ServerReply::json(200, "{}");
+        });
+        server_->route("PUT", "/upload", [](const ServerRequest& r) {
+            size_t total = 0;
+            r.read_body([&](std::string_view chunk) {
+                total += chunk.size();
+                return true;
+            });
+            return ServerReply::json(200, "{\"bytes\":" + std::to_string(total) + "}");
+        }, true);
+        auto port = server_->bind();
+        ASSERT_OK(port);
+        base_ = "http://127.0.0.1:" + std::to_string(*port);
+        thread_ = std::thread([this] { server_->run(); });
+    }
+    void TearDown() override {
+        server_->stop();
+        if (thread_.joinable()) thread_.join();
+    }
+
+    std::unique_ptr<Server> server_;
+    std::thread thread_;
+    std::string base_;
+    std::atomic<int> flaky_calls_{0};
+};
+
+TEST_F(ServerFixture, RoutesAndNotFound) {
+    Client client;
+    auto r = client.send({.url = base_ + "/v1/echo/abc"});
+    ASSERT_OK(r);
+    EXPECT_EQ(r->status, 200);
+    EXPECT_EQ(r->body, R"({"name":"abc"})");
+    auto missing = client.send({.url = base_ + "/nope"});
+    ASSERT_OK(missing);
+    EXPECT_EQ(missing->status, 404);
+    EXPECT_NE(missing->body.find("\"error\""), std::string::npos);
+    auto health = client.send({.url = base_ + "/healthz"});
+    ASSERT_OK(health);
+    EXPECT_EQ(health->status, 200);
+}
+
+TEST_F(ServerFixture, BearerTokenChecked) {
+    Client client;
+    auto no_token = client.send({.method = "POST", .url = base_ + "/v1/secret", .body = "{}"});
+    ASSERT_OK(no_token);
+    EXPECT_EQ(no_token->status, 401);
+    auto wrong = client.send({.method = "POST", .url = base_ + "/v1/secret",
+                              .headers = {bearer("nope")}, .body = "{}"});
+    ASSERT_OK(wrong);
+    EXPECT_EQ(wrong->status, 401);
+    EXPECT_EQ(wrong->body.find("s3cret"), std::string::npos);
+    auto right = client.send({.method = "POST", .url = base_ + "/v1/secret",
+                              .headers = {bearer("s3cret")}, .body = "{\"x\":1}"});
+    ASSERT_OK(right);
+    EXPECT_EQ(right->status, 200);
+    EXPECT_EQ(right->body, "{\"x\":1}");
+}
+
+TEST_F(ServerFixture, RetriesTransientStatuses) {
+    Client client;
+    auto r = client.send({.url = base_ + "/flaky"}, RetryPolicy{.attempts = 5, .base = std::chrono::milliseconds(1)});
+    ASSERT_OK(r);
+    EXPECT_EQ(r->status, 200);
+    EXPECT_EQ(flaky_calls_.load(), 3);
+}
+
+TEST_F(ServerFixture, StreamsUploadsAndCountsMetrics) {
+    testing::TempFolder tmp;
+    testing::writeFile(tmp / "blob", std::string(300000, 'b'));
+    Client client;
+    auto r = client.sendFile("PUT", base_ + "/upload", {}, tmp / "blob");
+    ASSERT_OK(r);
+    EXPECT_EQ(r->body, "{\"bytes\":300000}");
+    auto m = client.send({.url = base_ + "/metrics"});
+    ASSERT_OK(m);
+    EXPECT_NE(m->body.find("hoist_http_requests_total{route=\"/upload\",method=\"PUT\",status=\"200\"} 1"),
+              std::string::npos) << m->body;
+}
+
+TEST(Client, TransportErrorsAreErrors) {
+    Client client;
+    // Port 1 on loopback: nothing listens, the connection is refused at once.
+    auto r = client.send({.url = "http://127.0.0.1:1/", .connect_timeout = std::chrono::milliseconds(500)});
+    ASSERT_ERROR(r, Errc::Network, "127.0.0.1:1");
+    EXPECT_TRUE(isTransient(r));
+    ASSERT_ERROR(client.send({.url = "gopher://127.0.0.1/"}), Errc::Invalid, "gopher");
+}
+
+TEST(Client, BackoffIsBoundedByCap) {
+    RetryPolicy p{.attempts = 10, .base = std::chrono::milliseconds(100), .cap = std::chrono::milliseconds(400)};
+    for (int attempt = 0; attempt < 10; ++attempt) {
+        auto d = backoffDelay(p, attempt);
+        EXPECT_GE(d.count(), 0);
+        EXPECT_LE(d.count(), std::min<long long>(400, 100LL << attempt));
+    }
+}
+
+}  // namespace
+}  // namespace hoist::http
