@@ -1,0 +1,81 @@
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/error.hpp"
+#include "pkgmgr/layout.hpp"
+#include "pkgmgr/package.hpp"
+#include "pkgmgr/sets.hpp"
+#include "pkgmgr/store.hpp"
+
+namespace hoist::pkgmgr {
+
+/// generations/<N>/set.json plus what stage built beside it: bin/ lib/ ... symlink farms into
+/// the store, `environment` (KEY=VALUE lines, ${PKG} and ${STATE} expanded), units/.
+struct Generation {
+    long number = 0;
+    std::string role;
+    std::string release;  ///< empty when staged from a bare package list
+    std::vector<PackageRef> packages;
+    std::string created;  ///< RFC 3339
+    std::filesystem::path path;
+
+    /// The service to run: the package of the role's service kind, with exec and health.
+    /// NotFound when the set has none.
+    Result<std::pair<PackageRef, ServiceSpec>> service(const Store& store, const RoleRules& rules) const;
+};
+
+struct GcReport {
+    std::vector<long> generations_removed;
+    std::vector<std::string> packages_removed;  ///< sha256
+    std::uint64_t bytes_freed = 0;
+};
+
+struct RecoverReport {
+    std::vector<std::string> actions;  ///< human-readable: "removed generations/.tmp-7-ab12"
+};
+
+/// Generations and the `current` switch. Every mutating call holds <root>/lock (waiting up to
+/// `lock_wait`, then Busy) unless it is given a lock the caller already holds.
+class Generations {
+public:
+    static Result<Generations> open(const NodeLayout& layout);
+
+    /// Validates the set (validateSet) and builds generations/<N> under a temporary name,
+    /// renamed into place. Idempotent: when the newest generation holds the same packages
+    /// for the same role and release, returns it. Packages must already be in the store.
+    Result<Generation> stage(const std::vector<std::string>& sha256s, const RoleRules& rules,
+                             const std::string& release);
+    /// Switches `current` to generations/<N> with rename(2) of a new symlink, fsyncs, and
+    /// records N in the activation history. NotFound for an unknown N.
+    Result<void> activate(long number);
+    /// Activates the generation that was current before this one. NotFound when none.
+    Result<long> rollback();
+    /// The generation `current` points at; nullopt on a node with none yet.
+    Result<std::optional<long>> current() const;
+    /// The generation active before the current one, per the activation history.
+    Result<std::optional<long>> previous() const;
+    Result<Generation> load(long number) const;
+    /// All complete generations, oldest first.
+    Result<std::vector<Generation>> list() const;
+    /// Keeps current, the previous `keep` activated generations and their packages; removes
+    /// the rest (generations first, then unused packages).
+    Result<GcReport> gc(int keep, bool dry_run);
+    /// Removes temporary leftovers (generations/.tmp-*, store/.tmp-*, a stale `current`
+    /// temp link) and repairs `current` if it points at a missing generation.
+    Result<RecoverReport> recover();
+    /// Packages used by the generations gc would keep (sha256).
+    Result<std::vector<std::string>> packagesInUse(int keep) const;
+
+    const NodeLayout& layout() const { return layout_; }
+
+private:
+    explicit Generations(NodeLayout layout) : layout_(std::move(layout)) {}
+    NodeLayout layout_;
+};
+
+}  // namespace hoist::pkgmgr

@@ -1,0 +1,73 @@
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/error.hpp"
+#include "pkgmgr/layout.hpp"
+#include "pkgmgr/package.hpp"
+
+namespace hoist::pkgmgr {
+
+/// Limits on what one archive may unpack to (configurable from the CLI).
+struct ExtractLimits {
+    std::uint64_t max_entries = 1'000'000;
+    std::uint64_t max_unpacked_bytes = 32ull << 30;
+    std::size_t max_path_length = 1024;
+};
+
+/// A complete, verified store entry: <root>/store/<sha256>/.
+struct StoredPackage {
+    PackageRef ref;
+    PkgInfo info;
+    fs::path path;
+};
+
+/// What `verify` found for one package.
+struct VerifyReport {
+    std::string sha256;
+    std::string id;
+    /// Human-readable problems: "bin/mesos-master: content changed", "lib/x.so: missing".
+    std::vector<std::string> problems;
+    bool ok() const { return problems.empty(); }
+};
+
+/// The content-addressed package store. Every mutating call takes the node lock itself
+/// unless told that the caller holds it. A crash at any instant leaves each entry complete
+/// or absent (extraction happens in store/.tmp-* and is renamed into place).
+class Store {
+public:
+    /// Opens (and creates) the store under layout.root.
+    static Result<Store> open(const NodeLayout& layout);
+
+    const NodeLayout& layout() const { return layout_; }
+
+    /// Reads the tarball once, hashing it while safe extraction writes entries into
+    /// store/.tmp-*, then renames to store/<sha256>. Idempotent (an existing entry is kept).
+    /// With `expected_sha256`, a different hash is Corrupt and nothing is kept. Refusals
+    /// (Invalid / Corrupt) name the entry and the rule.
+    Result<StoredPackage> add(const fs::path& tarball, const ExtractLimits& limits = {},
+                              const std::optional<std::string>& expected_sha256 = {});
+    /// NotFound when absent.
+    Result<StoredPackage> get(const std::string& sha256) const;
+    bool has(const std::string& sha256) const;
+    /// By sha256 or by id; Conflict when an id matches several entries.
+    Result<StoredPackage> find(const std::string& id_or_sha256) const;
+    /// Every complete entry, sorted by id.
+    Result<std::vector<StoredPackage>> list() const;
+    /// Removes an entry (the caller checks it is not in use). NotFound when absent.
+    Result<void> remove(const std::string& sha256);
+    /// Re-hashes every file against the manifest recorded at add time.
+    Result<VerifyReport> verify(const std::string& sha256) const;
+    /// Removes leftover store/.tmp-* folders; returns how many.
+    Result<int> recover();
+
+private:
+    explicit Store(NodeLayout layout) : layout_(std::move(layout)) {}
+    NodeLayout layout_;
+};
+
+}  // namespace hoist::pkgmgr

@@ -1,0 +1,7 @@
+#include "../cli_internal.hpp"
+
+namespace hoist::pkgmgr {
+
+void addNodeCommands(Cli& cli) { (void)cli; }
+
+}  // namespace hoist::pkgmgr

@@ -1,0 +1,7 @@
+#include "../cli_internal.hpp"
+
+namespace hoist::pkgmgr {
+
+void addPublishCommands(Cli& cli) { (void)cli; }
+
+}  // namespace hoist::pkgmgr

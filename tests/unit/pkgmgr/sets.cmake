@@ -1,0 +1,1 @@
+# sets tests: added by the active-sets work

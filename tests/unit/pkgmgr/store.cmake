@@ -1,0 +1,1 @@
+target_sources(pkgmgr_unit_tests PRIVATE placeholder_store_test.cpp)
