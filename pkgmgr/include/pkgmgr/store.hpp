@@ -35,9 +35,11 @@ struct VerifyReport {
     bool ok() const { return problems.empty(); }
 };
 
-/// The content-addressed package store. Every mutating call takes the node lock itself
-/// unless told that the caller holds it. A crash at any instant leaves each entry complete
-/// or absent (extraction happens in store/.tmp-* and is renamed into place).
+/// The content-addressed package store. Store does not take the node lock: callers that
+/// mutate it (the CLI, `pkgmgr serve`, gc) hold <root>/lock themselves. Concurrent add() calls
+/// are safe, in one process or several (each extracts into its own store/.tmp-*; the rename
+/// decides). A crash at any instant leaves each entry complete or absent. Store entries hold
+/// .hoist/package.json (the reference) and .hoist/manifest.json (per-file sha256, for verify).
 class Store {
 public:
     /// Opens (and creates) the store under layout.root.

@@ -1,0 +1,437 @@
+#include "extract.hpp"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <map>
+#include <memory>
+
+#include "archive_rules.hpp"
+#include "core/crypto.hpp"
+#include "unique_fd.hpp"
+
+namespace hoist::pkgmgr::extract {
+
+namespace {
+
+struct ArchiveReadDeleter {
+    void operator()(archive* a) const noexcept { archive_read_free(a); }
+};
+using ArchiveRead = std::unique_ptr<archive, ArchiveReadDeleter>;
+
+constexpr std::size_t kReadBuffer = 1u << 20;
+constexpr std::size_t kMaxPkgInfo = 1u << 20;
+
+/// The tarball as libarchive sees it: every byte handed over is hashed first, so the
+/// archive is read from disk exactly once.
+struct Source {
+    int fd = -1;
+    crypto::Sha256 hash;
+    std::uint64_t bytes = 0;
+    std::vector<char> buffer = std::vector<char>(kReadBuffer);
+    int read_errno = 0;
+    bool failed = false;
+
+    ssize_t readSome() {
+        while (true) {
+            ssize_t n = ::read(fd, buffer.data(), buffer.size());
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0) {
+                read_errno = errno;
+                return -1;
+            }
+            hash.update(buffer.data(), static_cast<std::size_t>(n));
+            bytes += static_cast<std::uint64_t>(n);
+            return n;
+        }
+    }
+};
+
+la_ssize_t readCallback(archive* a, void* data, const void** out) noexcept {
+    auto* src = static_cast<Source*>(data);
+    try {
+        ssize_t n = src->readSome();
+        if (n < 0) {
+            archive_set_error(a, src->read_errno, "cannot read the tarball");
+            return -1;
+        }
+        *out = src->buffer.data();
+        return n;
+    } catch (...) {
+        src->failed = true;
+        archive_set_error(a, ENOMEM, "cannot hash the tarball");
+        return -1;
+    }
+}
+
+std::string archiveMessage(archive* a) {
+    const char* msg = archive_error_string(a);
+    return msg != nullptr ? msg : "unknown libarchive error";
+}
+
+Result<void> pwriteAll(int fd, const char* data, std::size_t size, std::uint64_t offset) {
+    while (size > 0) {
+        ssize_t n = ::pwrite(fd, data, size, static_cast<off_t>(offset));
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return failErrno(Errc::Io, errno, "write failed");
+        data += n;
+        size -= static_cast<std::size_t>(n);
+        offset += static_cast<std::uint64_t>(n);
+    }
+    return ok();
+}
+
+class Extractor {
+public:
+    Extractor(int dest_fd, const ExtractLimits& limits, std::string_view what)
+        : dest_fd_(dest_fd), limits_(limits), what_(what) {}
+
+    Result<void> entry(archive* a, archive_entry* e);
+    Result<Extracted> finish(Source& src);
+    std::uint64_t count() const { return count_; }
+
+private:
+    std::unexpected<Error> refuse(std::string_view raw, const Error& rule) const {
+        return std::unexpected(Error{rule.code,
+                                     detail::concat(what_, ": entry '", raw, "': ", rule.message),
+                                     rule.sys_errno});
+    }
+    template <class... Parts>
+    std::unexpected<Error> refuse(std::string_view raw, Errc code, Parts&&... parts) const {
+        return refuse(raw, Error{code, detail::concat(std::forward<Parts>(parts)...), 0});
+    }
+
+    Result<UniqueFd> openChain(std::string_view raw, const std::vector<std::string>& parts,
+                               std::size_t count);
+    Result<int> parentOf(std::string_view raw, const std::vector<std::string>& parts);
+    Result<void> writeFile(std::string_view raw, archive* a, archive_entry* e, int parent,
+                           const std::vector<std::string>& parts, unsigned perm);
+    Result<void> checkBudget(std::string_view raw, std::uint64_t more) const;
+
+    int dest_fd_;
+    const ExtractLimits& limits_;
+    std::string what_;
+    std::map<std::string, manifest::Entry> made_;
+    std::string cached_parent_;
+    UniqueFd cached_fd_;
+    std::uint64_t count_ = 0;
+    std::uint64_t unpacked_ = 0;
+    bool has_pkginfo_ = false;
+    std::string pkginfo_;
+    std::vector<char> zeros_ = std::vector<char>(64 * 1024, 0);
+};
+
+Result<void> Extractor::checkBudget(std::string_view raw, std::uint64_t more) const {
+    if (more > limits_.max_unpacked_bytes || unpacked_ > limits_.max_unpacked_bytes - more) {
+        return refuse(raw, Errc::Invalid, "the package unpacks to more than ",
+                      limits_.max_unpacked_bytes, " bytes (the limit)");
+    }
+    return ok();
+}
+
+Result<UniqueFd> Extractor::openChain(std::string_view raw, const std::vector<std::string>& parts,
+                                      std::size_t count) {
+    UniqueFd current(::fcntl(dest_fd_, F_DUPFD_CLOEXEC, 0));
+    if (!current.valid())
+        return refuse(raw, Error{Errc::Io, "cannot open the staging folder", errno});
+    for (std::size_t i = 0; i < count; ++i) {
+        const char* name = parts[i].c_str();
+        int fd = ::openat(current.get(), name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0 && errno == ENOENT) {
+            // Tarballs may omit folder entries; make the folder as tar would.
+            if (::mkdirat(current.get(), name, 0755) != 0 && errno != EEXIST) {
+                return refuse(raw, Error{Errc::Io, "cannot create a folder", errno});
+            }
+            made_.try_emplace(rules::joinParts(parts, i + 1),
+                              manifest::Entry{.path = rules::joinParts(parts, i + 1),
+                                              .type = manifest::Type::Dir,
+                                              .mode = manifest::kDirMode});
+            fd = ::openat(current.get(), name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        }
+        if (fd < 0) {
+            int err = errno;
+            struct stat st {};
+            if ((err == ELOOP || err == ENOTDIR) &&
+                ::fstatat(current.get(), name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+                if (S_ISLNK(st.st_mode)) {
+                    return refuse(raw, Errc::Invalid, "writing through the symlink '",
+                                  rules::joinParts(parts, i + 1), "' is not allowed");
+                }
+                return refuse(raw, Errc::Invalid, "'", rules::joinParts(parts, i + 1),
+                              "' is not a folder");
+            }
+            return refuse(raw, Error{Errc::Io, "cannot open a folder", err});
+        }
+        current.reset(fd);
+    }
+    return current;
+}
+
+Result<int> Extractor::parentOf(std::string_view raw, const std::vector<std::string>& parts) {
+    auto parent = rules::joinParts(parts, parts.size() - 1);
+    if (!cached_fd_.valid() || parent != cached_parent_) {
+        HOIST_ASSIGN(cached_fd_, openChain(raw, parts, parts.size() - 1));
+        cached_parent_ = std::move(parent);
+    }
+    return cached_fd_.get();
+}
+
+Result<void> Extractor::writeFile(std::string_view raw, archive* a, archive_entry* e, int parent,
+                                  const std::vector<std::string>& parts, unsigned perm) {
+    std::uint64_t declared = 0;
+    if (archive_entry_size_is_set(e) && archive_entry_size(e) > 0) {
+        declared = static_cast<std::uint64_t>(archive_entry_size(e));
+    }
+    HOIST_TRY(checkBudget(raw, declared));
+    bool is_pkginfo = parts.size() == 1 && parts[0] == "pkginfo.json";
+    if (is_pkginfo && declared > kMaxPkgInfo) {
+        return refuse(raw, Errc::Invalid, "pkginfo.json is larger than ", kMaxPkgInfo, " bytes");
+    }
+    unsigned mode = (perm & 0111u) != 0 ? manifest::kExecMode : manifest::kFileMode;
+    UniqueFd fd(::openat(parent, parts.back().c_str(),
+                         O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode));
+    if (!fd.valid()) {
+        if (errno == EEXIST)
+            return refuse(raw, Errc::Invalid, "the path appears twice in the archive");
+        return refuse(raw, Error{Errc::Io, "cannot create the file", errno});
+    }
+    crypto::Sha256 hash;
+    std::uint64_t pos = 0;
+    auto hashZeros = [&](std::uint64_t n) {
+        while (n > 0) {
+            auto chunk = static_cast<std::size_t>(std::min<std::uint64_t>(n, zeros_.size()));
+            hash.update(zeros_.data(), chunk);
+            n -= chunk;
+        }
+    };
+    while (true) {
+        const void* block = nullptr;
+        std::size_t size = 0;
+        la_int64_t offset = 0;
+        int r = archive_read_data_block(a, &block, &size, &offset);
+        if (r == ARCHIVE_EOF) break;
+        if (r == ARCHIVE_RETRY || r < ARCHIVE_WARN) {
+            return refuse(raw, Errc::Corrupt, "cannot read its data: ", archiveMessage(a));
+        }
+        auto at = static_cast<std::uint64_t>(offset < 0 ? 0 : offset);
+        if (at < pos) return refuse(raw, Errc::Corrupt, "its data blocks overlap");
+        // A sparse file's holes read as zeros, so they are hashed as zeros.
+        if (at + size > declared) HOIST_TRY(checkBudget(raw, at + size));
+        if (at > pos) {
+            hashZeros(at - pos);
+            pos = at;
+        }
+        if (auto w = pwriteAll(fd.get(), static_cast<const char*>(block), size, pos); !w) {
+            return refuse(raw, w.error());
+        }
+        hash.update(block, size);
+        if (is_pkginfo) {
+            if (pos + size > kMaxPkgInfo) {
+                return refuse(raw, Errc::Invalid, "pkginfo.json is larger than ", kMaxPkgInfo,
+                              " bytes");
+            }
+            pkginfo_.append(static_cast<const char*>(block), size);
+        }
+        pos += size;
+    }
+    if (pos < declared) {
+        hashZeros(declared - pos);
+        if (::ftruncate(fd.get(), static_cast<off_t>(declared)) != 0) {
+            return refuse(raw, Error{Errc::Io, "cannot size the file", errno});
+        }
+        if (is_pkginfo) pkginfo_.append(declared - pos, '\0');
+        pos = declared;
+    }
+    if (fd.close() != 0) return refuse(raw, Error{Errc::Io, "cannot write the file", errno});
+    unpacked_ += pos;
+    if (is_pkginfo) has_pkginfo_ = true;
+    auto path = rules::joinParts(parts);
+    made_[path] = manifest::Entry{.path = path,
+                                  .type = manifest::Type::File,
+                                  .mode = mode,
+                                  .size = pos,
+                                  .sha256 = hash.finishHex(),
+                                  .target = {}};
+    return ok();
+}
+
+Result<void> Extractor::entry(archive* a, archive_entry* e) {
+    const char* raw_c = archive_entry_pathname(e);
+    std::string raw = raw_c != nullptr ? raw_c : "";
+    if (++count_ > limits_.max_entries) {
+        return fail(Errc::Invalid, what_, ": the archive holds more than ", limits_.max_entries,
+                    " entries (the limit)");
+    }
+    auto split = rules::splitEntryPath(raw, limits_.max_path_length);
+    if (!split) return refuse(raw, split.error());
+    auto parts = std::move(*split);
+
+    using rules::EntryType;
+    EntryType type = EntryType::File;
+    const char* hardlink = archive_entry_hardlink(e);
+    if (hardlink != nullptr) {
+        type = EntryType::Hardlink;
+    } else {
+        switch (archive_entry_filetype(e)) {
+            case AE_IFREG:
+                type = EntryType::File;
+                break;
+            case AE_IFDIR:
+                type = EntryType::Dir;
+                break;
+            case AE_IFLNK:
+                type = EntryType::Symlink;
+                break;
+            case AE_IFCHR:
+            case AE_IFBLK:
+                return refuse(raw, Errc::Invalid, "device files are not allowed");
+            case AE_IFIFO:
+                return refuse(raw, Errc::Invalid, "fifos are not allowed");
+            case AE_IFSOCK:
+                return refuse(raw, Errc::Invalid, "sockets are not allowed");
+            default:
+                return refuse(raw, Errc::Invalid, "this entry type is not allowed");
+        }
+    }
+    auto perm = static_cast<unsigned>(archive_entry_perm(e));
+    if ((perm & (S_ISUID | S_ISGID)) != 0) {
+        return refuse(raw, Errc::Invalid, "setuid and setgid bits are not allowed");
+    }
+    if (parts.empty()) {
+        if (type == EntryType::Dir) return ok();  // "./", the package root itself
+        return refuse(raw, Errc::Invalid, "the package root must be a folder");
+    }
+    if (auto r = rules::checkRoot(parts, type); !r) return refuse(raw, r.error());
+
+    auto path = rules::joinParts(parts);
+    if (auto it = made_.find(path); it != made_.end()) {
+        // Repeating a folder is harmless; anything else would overwrite an entry.
+        if (type == EntryType::Dir && it->second.type == manifest::Type::Dir) return ok();
+        return refuse(raw, Errc::Invalid, "the path appears twice in the archive");
+    }
+    HOIST_ASSIGN(int parent, parentOf(raw, parts));
+    const char* name = parts.back().c_str();
+
+    switch (type) {
+        case EntryType::File:
+            return writeFile(raw, a, e, parent, parts, perm);
+        case EntryType::Dir: {
+            if (::mkdirat(parent, name, 0755) != 0) {
+                if (errno == EEXIST)
+                    return refuse(raw, Errc::Invalid, "the path appears twice in the archive");
+                return refuse(raw, Error{Errc::Io, "cannot create the folder", errno});
+            }
+            made_[path] = manifest::Entry{
+                .path = path, .type = manifest::Type::Dir, .mode = manifest::kDirMode};
+            return ok();
+        }
+        case EntryType::Symlink: {
+            const char* target_c = archive_entry_symlink(e);
+            std::string target = target_c != nullptr ? target_c : "";
+            if (auto r = rules::checkSymlinkTarget(parts, target); !r)
+                return refuse(raw, r.error());
+            if (::symlinkat(target.c_str(), parent, name) != 0) {
+                if (errno == EEXIST)
+                    return refuse(raw, Errc::Invalid, "the path appears twice in the archive");
+                return refuse(raw, Error{Errc::Io, "cannot create the symlink", errno});
+            }
+            made_[path] = manifest::Entry{.path = path,
+                                          .type = manifest::Type::Symlink,
+                                          .mode = 0777,
+                                          .size = 0,
+                                          .sha256 = {},
+                                          .target = target};
+            return ok();
+        }
+        case EntryType::Hardlink: {
+            auto target_split = rules::splitEntryPath(hardlink, limits_.max_path_length);
+            if (!target_split) {
+                return refuse(raw, Errc::Invalid, "hardlink target '", hardlink,
+                              "': ", target_split.error().message);
+            }
+            auto target_path = rules::joinParts(*target_split);
+            auto it = made_.find(target_path);
+            if (target_split->empty() || it == made_.end() ||
+                it->second.type != manifest::Type::File) {
+                return refuse(raw, Errc::Invalid, "the hardlink target '", hardlink,
+                              "' is not a regular file earlier in the package");
+            }
+            HOIST_ASSIGN(auto target_parent,
+                         openChain(raw, *target_split, target_split->size() - 1));
+            if (::linkat(target_parent.get(), target_split->back().c_str(), parent, name, 0) != 0) {
+                if (errno == EEXIST)
+                    return refuse(raw, Errc::Invalid, "the path appears twice in the archive");
+                return refuse(raw, Error{Errc::Io, "cannot create the hardlink", errno});
+            }
+            auto copy = it->second;
+            copy.path = path;
+            made_[path] = std::move(copy);
+            return ok();
+        }
+    }
+    return ok();
+}
+
+Result<Extracted> Extractor::finish(Source& src) {
+    if (!has_pkginfo_)
+        return fail(Errc::Invalid, what_, ": pkginfo.json is missing at the package root");
+    // Bytes after the end-of-archive marker are part of the tarball and its hash too.
+    while (true) {
+        ssize_t n = src.readSome();
+        if (n < 0) return failErrno(Errc::Io, src.read_errno, what_, ": cannot read the tarball");
+        if (n == 0) break;
+    }
+    Extracted out;
+    out.sha256 = src.hash.finishHex();
+    out.size = src.bytes;
+    out.pkginfo = std::move(pkginfo_);
+    out.unpacked_bytes = unpacked_;
+    out.entries.reserve(made_.size());
+    for (auto& [path, entry] : made_) out.entries.push_back(std::move(entry));
+    return out;
+}
+
+}  // namespace
+
+Result<Extracted> extractTarball(int tarball_fd, int dest_fd, const ExtractLimits& limits,
+                                 std::string_view what) {
+    ArchiveRead a(archive_read_new());
+    if (!a) return fail(Errc::Internal, "cannot allocate an archive reader");
+    archive_read_support_filter_gzip(a.get());
+    archive_read_support_filter_xz(a.get());
+    archive_read_support_filter_zstd(a.get());
+    archive_read_support_format_tar(a.get());
+
+    Source src;
+    src.fd = tarball_fd;
+    Extractor extractor(dest_fd, limits, what);
+    auto archiveFailure = [&]() -> std::unexpected<Error> {
+        if (src.read_errno != 0) {
+            return failErrno(Errc::Io, src.read_errno, what, ": cannot read the tarball");
+        }
+        if (extractor.count() == 0) {
+            return fail(Errc::Invalid, what,
+                        ": not a package (a tar archive, uncompressed or zstd, xz or gzip): ",
+                        archiveMessage(a.get()));
+        }
+        return fail(Errc::Corrupt, what, ": the archive is damaged: ", archiveMessage(a.get()));
+    };
+    if (archive_read_open(a.get(), &src, nullptr, readCallback, nullptr) != ARCHIVE_OK) {
+        return archiveFailure();
+    }
+    while (true) {
+        archive_entry* e = nullptr;
+        int r = archive_read_next_header(a.get(), &e);
+        if (r == ARCHIVE_EOF) break;
+        if (r == ARCHIVE_RETRY || r < ARCHIVE_WARN || src.failed) return archiveFailure();
+        HOIST_TRY(extractor.entry(a.get(), e));
+    }
+    return extractor.finish(src);
+}
+
+}  // namespace hoist::pkgmgr::extract

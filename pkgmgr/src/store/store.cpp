@@ -1,0 +1,373 @@
+#include "pkgmgr/store.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <set>
+
+#include "core/crypto.hpp"
+#include "core/files.hpp"
+#include "core/log.hpp"
+#include "extract.hpp"
+#include "manifest.hpp"
+#include "unique_fd.hpp"
+
+namespace hoist::pkgmgr {
+
+namespace {
+
+constexpr std::string_view kTmpPrefix = ".tmp-";
+constexpr std::size_t kMaxManifest = 1u << 30;
+
+std::string modeText(unsigned mode) {
+    char buf[8];
+    std::snprintf(buf, sizeof buf, "%04o", mode & 07777u);
+    return buf;
+}
+
+Result<void> requireSha(const std::string& sha256) {
+    if (!crypto::isSha256Hex(sha256)) {
+        return fail(Errc::Invalid, "'", sha256, "' is not a sha256 (64 lowercase hex digits)");
+    }
+    return ok();
+}
+
+Result<void> writeAt(int dir_fd, const char* name, std::string_view data, mode_t mode) {
+    UniqueFd fd(::openat(dir_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode));
+    if (!fd.valid()) return failErrno(Errc::Io, errno, "cannot create '", name, "'");
+    while (!data.empty()) {
+        ssize_t n = ::write(fd.get(), data.data(), data.size());
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return failErrno(Errc::Io, errno, "cannot write '", name, "'");
+        data.remove_prefix(static_cast<std::size_t>(n));
+    }
+    if (fd.close() != 0) return failErrno(Errc::Io, errno, "cannot write '", name, "'");
+    return ok();
+}
+
+/// Makes the staged tree read-only: folders deepest first, so each chmod still finds its
+/// parent searchable.
+Result<void> sealTree(int root_fd, const std::vector<manifest::Entry>& entries) {
+    for (auto it = entries.rbegin(); it != entries.rend(); ++it) {
+        if (it->type != manifest::Type::Dir) continue;
+        if (::fchmodat(root_fd, it->path.c_str(), manifest::kDirMode, 0) != 0) {
+            return failErrno(Errc::Io, errno, "cannot make '", it->path, "' read-only");
+        }
+    }
+    if (::fchmod(root_fd, manifest::kDirMode) != 0) {
+        return failErrno(Errc::Io, errno, "cannot make the package folder read-only");
+    }
+    return ok();
+}
+
+/// The staging folder of one add: removed unless it was renamed into place.
+class Staging {
+public:
+    static Result<Staging> create(const fs::path& store) {
+        HOIST_ASSIGN(auto dir, files::TempDir::create(store, kTmpPrefix));
+        UniqueFd fd(::open(dir.path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+        if (!fd.valid())
+            return failErrno(Errc::Io, errno, "cannot open '", dir.path().string(), "'");
+        return Staging(std::move(dir), std::move(fd));
+    }
+    const fs::path& path() const { return dir_.path(); }
+    int fd() const { return fd_.get(); }
+    void keep() { dir_.keep(); }
+
+private:
+    Staging(files::TempDir dir, UniqueFd fd) : dir_(std::move(dir)), fd_(std::move(fd)) {}
+    files::TempDir dir_;
+    UniqueFd fd_;
+};
+
+}  // namespace
+
+Result<Store> Store::open(const NodeLayout& layout) {
+    std::error_code ec;
+    NodeLayout absolute = NodeLayout::at(fs::absolute(layout.root, ec));
+    if (ec) absolute = layout;
+    HOIST_TRY(files::makeDirs(absolute.store()));
+    return Store(std::move(absolute));
+}
+
+Result<StoredPackage> Store::add(const fs::path& tarball, const ExtractLimits& limits,
+                                 const std::optional<std::string>& expected_sha256) {
+    auto what = detail::concat("package archive '", tarball.string(), "'");
+    if (expected_sha256) {
+        HOIST_TRY(requireSha(*expected_sha256));
+        if (has(*expected_sha256)) return get(*expected_sha256);
+    }
+    UniqueFd tar_fd(::open(tarball.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!tar_fd.valid()) {
+        int err = errno;
+        return failErrno(err == ENOENT ? Errc::NotFound : Errc::Io, err, what, ": cannot open");
+    }
+    struct stat st {};
+    if (::fstat(tar_fd.get(), &st) == 0 && S_ISDIR(st.st_mode)) {
+        return fail(Errc::Invalid, what,
+                    ": is a folder, not a tarball (pack it with 'pkgmgr pack')");
+    }
+    HOIST_TRY(files::makeDirs(layout_.store()));
+    HOIST_ASSIGN(auto staging, Staging::create(layout_.store()));
+    HOIST_ASSIGN(auto extracted, extract::extractTarball(tar_fd.get(), staging.fd(), limits, what));
+
+    if (expected_sha256 && extracted.sha256 != *expected_sha256) {
+        return fail(Errc::Corrupt, what, ": its sha256 is ", extracted.sha256, ", expected ",
+                    *expected_sha256);
+    }
+    auto parsed = PkgInfo::parse(extracted.pkginfo);
+    if (!parsed) return std::unexpected(withContext(parsed.error(), what));
+    PkgInfo info = std::move(*parsed);
+
+    StoredPackage stored{
+        .ref = {.id = info.id().str(), .sha256 = extracted.sha256, .size = extracted.size},
+        .info = std::move(info),
+        .path = layout_.storeEntry(extracted.sha256)};
+
+    // What the store records goes beside the package, in a folder a package may not hold.
+    if (::mkdirat(staging.fd(), manifest::kDir, 0755) != 0) {
+        return failErrno(Errc::Io, errno, "cannot create '", manifest::kDir,
+                         "' in the staging folder");
+    }
+    manifest::Manifest record{.ref = stored.ref,
+                              .unpacked_bytes = extracted.unpacked_bytes,
+                              .entries = std::move(extracted.entries)};
+    HOIST_TRY(writeAt(staging.fd(), manifest::kManifestFile, manifest::toJson(record),
+                      manifest::kFileMode));
+    HOIST_TRY(writeAt(staging.fd(), manifest::kRefFile, stored.ref.toJson(), manifest::kFileMode));
+    record.entries.push_back(manifest::Entry{.path = manifest::kDir, .type = manifest::Type::Dir});
+    HOIST_TRY(sealTree(staging.fd(), record.entries));
+    // One syncfs instead of an fsync per file: the entry is durable before it gets its name.
+    if (::syncfs(staging.fd()) != 0)
+        return failErrno(Errc::Io, errno, "cannot sync the staging folder");
+    crashPoint("store-add-before-rename");
+
+    if (::rename(staging.path().c_str(), stored.path.c_str()) != 0) {
+        int err = errno;
+        if (err == EEXIST || err == ENOTEMPTY) {
+            // Added meanwhile (same bytes, same content): keep the existing entry.
+            return get(stored.ref.sha256);
+        }
+        return failErrno(Errc::Io, err, "cannot rename the staging folder to '",
+                         stored.path.string(), "'");
+    }
+    staging.keep();
+    HOIST_TRY(files::fsyncPath(layout_.store()));
+    crashPoint("store-add-after-rename");
+    log::info("store", "added package",
+              {{"id", stored.ref.id}, {"sha256", stored.ref.sha256}, {"size", stored.ref.size}});
+    return stored;
+}
+
+Result<StoredPackage> Store::get(const std::string& sha256) const {
+    HOIST_TRY(requireSha(sha256));
+    auto path = layout_.storeEntry(sha256);
+    auto ref_text = files::readFile(path / manifest::kRefFile, 1u << 20);
+    if (!ref_text) {
+        if (ref_text.error().code == Errc::NotFound) {
+            return fail(Errc::NotFound, "package ", sha256, " is not in the store");
+        }
+        return std::unexpected(ref_text.error());
+    }
+    auto ctx = detail::concat("store entry ", sha256);
+    auto doc = json::parseObject(*ref_text, ctx);
+    if (!doc) return fail(Errc::Corrupt, doc.error().message);
+    auto ref = PackageRef::fromJson(*doc, ctx);
+    if (!ref) return fail(Errc::Corrupt, ref.error().message);
+    if (ref->sha256 != sha256) {
+        return fail(Errc::Corrupt, ctx, ": records the sha256 ", ref->sha256);
+    }
+    HOIST_ASSIGN(auto pkginfo_text, files::readFile(path / "pkginfo.json", 1u << 20));
+    auto info = PkgInfo::parse(pkginfo_text);
+    if (!info) return fail(Errc::Corrupt, ctx, ": ", info.error().message);
+    return StoredPackage{.ref = std::move(*ref), .info = std::move(*info), .path = path};
+}
+
+bool Store::has(const std::string& sha256) const {
+    if (!crypto::isSha256Hex(sha256)) return false;
+    struct stat st {};
+    return ::stat((layout_.storeEntry(sha256) / manifest::kRefFile).c_str(), &st) == 0;
+}
+
+Result<StoredPackage> Store::find(const std::string& id_or_sha256) const {
+    if (crypto::isSha256Hex(id_or_sha256)) return get(id_or_sha256);
+    HOIST_ASSIGN(auto id, PackageId::parse(id_or_sha256));
+    HOIST_ASSIGN(auto all, list());
+    std::vector<StoredPackage> matches;
+    for (auto& p : all) {
+        if (p.ref.id == id.str()) matches.push_back(std::move(p));
+    }
+    if (matches.empty())
+        return fail(Errc::NotFound, "package '", id_or_sha256, "' is not in the store");
+    if (matches.size() > 1) {
+        std::string shas;
+        for (const auto& m : matches) shas += (shas.empty() ? "" : ", ") + m.ref.sha256;
+        return fail(Errc::Conflict, "package '", id_or_sha256, "' matches ", matches.size(),
+                    " store entries (", shas, "); name one by sha256");
+    }
+    return std::move(matches.front());
+}
+
+Result<std::vector<StoredPackage>> Store::list() const {
+    std::vector<StoredPackage> out;
+    std::error_code ec;
+    auto it = fs::directory_iterator(layout_.store(), ec);
+    if (ec) {
+        if (ec == std::errc::no_such_file_or_directory) return out;
+        return failErrno(Errc::Io, ec.value(), "cannot list '", layout_.store().string(), "'");
+    }
+    for (; it != fs::directory_iterator(); it.increment(ec)) {
+        if (ec)
+            return failErrno(Errc::Io, ec.value(), "cannot list '", layout_.store().string(), "'");
+        auto name = it->path().filename().string();
+        if (!crypto::isSha256Hex(name)) continue;
+        auto pkg = get(name);
+        if (!pkg) {
+            log::warn("store", "skipping a damaged store entry",
+                      {{"sha256", name}, {"error", pkg.error().describe()}});
+            continue;
+        }
+        out.push_back(std::move(*pkg));
+    }
+    std::sort(out.begin(), out.end(), [](const StoredPackage& a, const StoredPackage& b) {
+        return std::tie(a.ref.id, a.ref.sha256) < std::tie(b.ref.id, b.ref.sha256);
+    });
+    return out;
+}
+
+Result<void> Store::remove(const std::string& sha256) {
+    HOIST_TRY(requireSha(sha256));
+    auto path = layout_.storeEntry(sha256);
+    struct stat st {};
+    if (::lstat(path.c_str(), &st) != 0) {
+        if (errno == ENOENT)
+            return fail(Errc::NotFound, "package ", sha256, " is not in the store");
+        return failErrno(Errc::Io, errno, "cannot inspect '", path.string(), "'");
+    }
+    // Renamed away first, so the entry disappears at once; recover() finishes a crashed removal.
+    auto doomed = layout_.store() / (std::string(kTmpPrefix) + "rm-" + sha256.substr(0, 16) + "-" +
+                                     crypto::randomHex(4));
+    HOIST_TRY(files::renameDurable(path, doomed));
+    crashPoint("store-remove-after-rename");
+    HOIST_TRY(files::removeTree(doomed));
+    log::info("store", "removed package", {{"sha256", sha256}});
+    return ok();
+}
+
+Result<VerifyReport> Store::verify(const std::string& sha256) const {
+    HOIST_ASSIGN(auto pkg, get(sha256));
+    VerifyReport report{.sha256 = sha256, .id = pkg.ref.id, .problems = {}};
+    HOIST_ASSIGN(auto text, files::readFile(pkg.path / manifest::kManifestFile, kMaxManifest));
+    auto parsed = manifest::parse(text);
+    if (!parsed) {
+        report.problems.push_back(
+            detail::concat(manifest::kManifestFile, ": ", parsed.error().message));
+        return report;
+    }
+    if (parsed->ref != pkg.ref) {
+        report.problems.push_back(
+            detail::concat(manifest::kManifestFile, ": records another package"));
+    }
+    UniqueFd root(::open(pkg.path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!root.valid()) return failErrno(Errc::Io, errno, "cannot open '", pkg.path.string(), "'");
+    std::set<std::string> expected;
+    std::vector<char> buffer(1u << 20);
+    for (const auto& e : parsed->entries) {
+        expected.insert(e.path);
+        struct stat st {};
+        if (::fstatat(root.get(), e.path.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+            report.problems.push_back(e.path + ": missing");
+            continue;
+        }
+        bool type_ok = (e.type == manifest::Type::File && S_ISREG(st.st_mode)) ||
+                       (e.type == manifest::Type::Dir && S_ISDIR(st.st_mode)) ||
+                       (e.type == manifest::Type::Symlink && S_ISLNK(st.st_mode));
+        if (!type_ok) {
+            report.problems.push_back(e.path + ": type changed");
+            continue;
+        }
+        if (e.type == manifest::Type::Symlink) {
+            std::string target(4096, '\0');
+            ssize_t n = ::readlinkat(root.get(), e.path.c_str(), target.data(), target.size());
+            if (n < 0 || std::string_view(target.data(), static_cast<std::size_t>(n)) != e.target) {
+                report.problems.push_back(e.path + ": symlink target changed");
+            }
+            continue;
+        }
+        auto mode = static_cast<unsigned>(st.st_mode & 07777);
+        if (mode != e.mode) {
+            report.problems.push_back(detail::concat(e.path, ": mode changed (", modeText(mode),
+                                                     ", recorded ", modeText(e.mode), ")"));
+        }
+        if (e.type != manifest::Type::File) continue;
+        if (static_cast<std::uint64_t>(st.st_size) != e.size) {
+            report.problems.push_back(detail::concat(e.path, ": content changed (size ", st.st_size,
+                                                     ", recorded ", e.size, ")"));
+            continue;
+        }
+        UniqueFd fd(::openat(root.get(), e.path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+        if (!fd.valid()) {
+            report.problems.push_back(
+                detail::concat(e.path, ": cannot be read: ", std::strerror(errno)));
+            continue;
+        }
+        crypto::Sha256 hash;
+        bool read_ok = true;
+        while (true) {
+            ssize_t n = ::read(fd.get(), buffer.data(), buffer.size());
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0) read_ok = false;
+            if (n <= 0) break;
+            hash.update(buffer.data(), static_cast<std::size_t>(n));
+        }
+        if (!read_ok) {
+            report.problems.push_back(e.path + ": cannot be read");
+        } else if (hash.finishHex() != e.sha256) {
+            report.problems.push_back(e.path + ": content changed");
+        }
+    }
+    // Anything added at rest is a change too.
+    std::error_code ec;
+    for (auto it = fs::recursive_directory_iterator(pkg.path, ec);
+         !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+        auto rel = it->path().lexically_relative(pkg.path).string();
+        if (rel == manifest::kDir) {
+            it.disable_recursion_pending();
+            continue;
+        }
+        if (!expected.contains(rel)) {
+            report.problems.push_back(rel + ": not in the manifest");
+            if (it->is_directory(ec) && !it->is_symlink(ec)) it.disable_recursion_pending();
+        }
+    }
+    std::sort(report.problems.begin(), report.problems.end());
+    return report;
+}
+
+Result<int> Store::recover() {
+    int removed = 0;
+    std::error_code ec;
+    auto it = fs::directory_iterator(layout_.store(), ec);
+    if (ec) {
+        if (ec == std::errc::no_such_file_or_directory) return 0;
+        return failErrno(Errc::Io, ec.value(), "cannot list '", layout_.store().string(), "'");
+    }
+    std::vector<fs::path> leftovers;
+    for (; it != fs::directory_iterator(); it.increment(ec)) {
+        if (ec) break;
+        if (it->path().filename().string().starts_with(kTmpPrefix)) leftovers.push_back(it->path());
+    }
+    for (const auto& path : leftovers) {
+        HOIST_TRY(files::removeTree(path));
+        log::info("store", "removed an interrupted store operation", {{"path", path.string()}});
+        ++removed;
+    }
+    return removed;
+}
+
+}  // namespace hoist::pkgmgr

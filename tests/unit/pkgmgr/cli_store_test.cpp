@@ -1,0 +1,204 @@
+// The store verbs through runCli (and the real binary where a process boundary matters).
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <sstream>
+
+#include "core/crypto.hpp"
+#include "core/files.hpp"
+#include "core/json.hpp"
+#include "pkgmgr/cli.hpp"
+#include "store_fixtures.hpp"
+
+namespace hoist::pkgmgr {
+namespace {
+
+struct CliResult {
+    int code = 0;
+    std::string out;
+    std::string err;
+};
+
+class StoreCli : public ::testing::Test, public store_testing::StoreFixture {
+protected:
+    CliResult cli(std::vector<std::string> args) {
+        args.insert(args.begin(), {"pkgmgr", "--root", layout.root.string()});
+        std::ostringstream out, err;
+        int code = runCli(args, out, err);
+        return {code, out.str(), err.str()};
+    }
+    fs::path packageFolder(const std::string& version = "1.0") {
+        auto dir = tmp / ("src-" + version);
+        testing::writeFile(dir / "pkginfo.json",
+                           R"({"name": "hello", "version": ")" + version + R"(", "kind": "tool"})");
+        testing::writeFile(dir / "bin/hello", "#!/bin/sh\necho hello " + version + "\n",
+                           fs::perms(0755));
+        testing::writeFile(dir / "share/hello/greeting", "hello\n");
+        return dir;
+    }
+    std::string packed(const std::string& version = "1.0") {
+        auto out = tmp / ("hello-" + version + ".tar.zst");
+        auto r = cli({"pack", packageFolder(version).string(), "-o", out.string()});
+        EXPECT_EQ(r.code, 0) << r.err;
+        return out.string();
+    }
+};
+
+TEST(PkgmgrCli, HelpExitsZero) {
+    std::ostringstream out, err;
+    EXPECT_EQ(runCli({"pkgmgr", "--help"}, out, err), 0);
+    EXPECT_NE(out.str().find("pkgmgr"), std::string::npos);
+    for (const auto& verb : {"pack", "add", "fetch", "list", "info", "remove", "verify"})
+        EXPECT_NE(out.str().find(verb), std::string::npos) << verb;
+    std::ostringstream out2, err2;
+    EXPECT_EQ(runCli({"pkgmgr", "add", "--help"}, out2, err2), 0);
+    EXPECT_NE(out2.str().find("--max-unpacked-bytes"), std::string::npos);
+}
+
+TEST(PkgmgrCli, BinaryHelp) {
+    auto r = testing::run({PKGMGR_BIN, "--help"});
+    EXPECT_EQ(r.exit_code, 0);
+    EXPECT_NE(r.out.find("verify"), std::string::npos);
+}
+
+TEST_F(StoreCli, PackAddListInfoVerifyRemove) {
+    auto pack = cli({"pack", packageFolder().string(), "-o", (tmp / "h.tar.zst").string()});
+    ASSERT_EQ(pack.code, 0) << pack.err;
+    auto sha = crypto::sha256File(tmp / "h.tar.zst");
+    ASSERT_OK(sha);
+    EXPECT_EQ(pack.out, R"({"id":"hello--1.0","sha256":")" + *sha + R"(","size":)" +
+                            std::to_string(fs::file_size(tmp / "h.tar.zst")) + "}\n");
+
+    auto add = cli({"add", (tmp / "h.tar.zst").string()});
+    ASSERT_EQ(add.code, 0) << add.err;
+    EXPECT_EQ(add.out, "hello--1.0 " + *sha + "\n");
+
+    auto list = cli({"list", "--json"});
+    ASSERT_EQ(list.code, 0) << list.err;
+    EXPECT_EQ(list.out, R"([{"id":"hello--1.0","sha256":")" + *sha + R"(","size":)" +
+                            std::to_string(fs::file_size(tmp / "h.tar.zst")) +
+                            R"(,"kind":"tool"}])" + "\n");
+    auto text = cli({"list"});
+    EXPECT_NE(text.out.find("hello--1.0  " + *sha), std::string::npos) << text.out;
+
+    auto info = cli({"info", "hello--1.0", "--json"});
+    ASSERT_EQ(info.code, 0) << info.err;
+    auto doc = json::parseObject(info.out, "info");
+    ASSERT_OK(doc);
+    EXPECT_EQ(*json::getString(*doc, "sha256", "info"), *sha);
+    EXPECT_EQ(*json::getString(*doc, "path", "info"), layout.storeEntry(*sha).string());
+    auto info_text = cli({"info", *sha});
+    EXPECT_NE(info_text.out.find("kind:     tool"), std::string::npos) << info_text.out;
+
+    auto verify = cli({"verify"});
+    EXPECT_EQ(verify.code, 0) << verify.err;
+    EXPECT_EQ(verify.out, "ok      hello--1.0 " + *sha + "\n");
+
+    auto remove = cli({"remove", *sha});
+    EXPECT_EQ(remove.code, 0) << remove.err;
+    EXPECT_EQ(remove.out, "removed hello--1.0 " + *sha + "\n");
+    EXPECT_EQ(cli({"list", "--json"}).out, "[]\n");
+}
+
+TEST_F(StoreCli, VerifyFailsWhenAFileChangedAtRest) {
+    auto add = cli({"add", packed()});
+    ASSERT_EQ(add.code, 0) << add.err;
+    auto sha = add.out.substr(add.out.find(' ') + 1, 64);
+    auto file = layout.storeEntry(sha) / "share/hello/greeting";
+    ::chmod(file.c_str(), 0644);
+    testing::writeFile(file, "HELLO\n");
+    ::chmod(file.c_str(), 0444);
+    auto verify = cli({"verify", sha});
+    EXPECT_EQ(verify.code, exitCode(Errc::Corrupt));
+    EXPECT_EQ(verify.out,
+              "CHANGED hello--1.0 " + sha + "\n  share/hello/greeting: content changed\n");
+    EXPECT_EQ(verify.err, "pkgmgr: verify: 1 of 1 packages changed at rest\n");
+    auto json_out = cli({"verify", "--json"});
+    EXPECT_EQ(json_out.code, exitCode(Errc::Corrupt));
+    EXPECT_EQ(json_out.out,
+              R"([{"id":"hello--1.0","sha256":")" + sha +
+                  R"(","ok":false,"problems":["share/hello/greeting: content changed"]}])"
+                  "\n");
+}
+
+TEST_F(StoreCli, BadInputIsOneLineAndChangesNothing) {
+    auto good = packed();
+    testing::writeFile(tmp / "junk.tar.zst", "this is not a tarball");
+    testing::writeFile(layout.lock(), "");  // made by the first mutating verb, kept after
+    auto before = store_testing::snapshot(layout.root);
+
+    auto junk = cli({"add", (tmp / "junk.tar.zst").string()});
+    EXPECT_EQ(junk.code, exitCode(Errc::Invalid));
+    EXPECT_EQ(junk.out, "");
+    EXPECT_EQ(junk.err, "pkgmgr: package archive '" + (tmp / "junk.tar.zst").string() +
+                            "': not a package (a tar archive, uncompressed or zstd, xz or gzip): "
+                            "Unrecognized archive format\n");
+
+    // All or nothing: the good package before the bad one is not kept.
+    auto mixed = cli({"add", good, (tmp / "junk.tar.zst").string()});
+    EXPECT_EQ(mixed.code, exitCode(Errc::Invalid));
+    EXPECT_EQ(mixed.out, "");
+
+    auto missing = cli({"remove", std::string(64, 'a')});
+    EXPECT_EQ(missing.code, exitCode(Errc::NotFound));
+    EXPECT_EQ(missing.err, "pkgmgr: package " + std::string(64, 'a') + " is not in the store\n");
+
+    auto bad_sha = cli({"remove", "nope"});
+    EXPECT_EQ(bad_sha.code, exitCode(Errc::Invalid));
+    EXPECT_EQ(bad_sha.err, "pkgmgr: 'nope' is not a sha256 (64 lowercase hex digits)\n");
+
+    auto bad_fetch = cli({"fetch", "--repo", "http://127.0.0.1:1", "XYZ"});
+    EXPECT_EQ(bad_fetch.code, exitCode(Errc::Invalid));
+    EXPECT_EQ(bad_fetch.err, "pkgmgr: 'XYZ' is not a sha256 (64 lowercase hex digits)\n");
+
+    auto info = cli({"info", "hello--9"});
+    EXPECT_EQ(info.code, exitCode(Errc::NotFound));
+    EXPECT_EQ(info.err, "pkgmgr: package 'hello--9' is not in the store\n");
+
+    auto pack = cli({"pack", (tmp / "nowhere").string()});
+    EXPECT_EQ(pack.code, exitCode(Errc::NotFound));
+    EXPECT_EQ(pack.err, "pkgmgr: pack '" + (tmp / "nowhere").string() + "': not a folder\n");
+
+    EXPECT_EQ(store_testing::snapshot(layout.root), before);
+}
+
+TEST_F(StoreCli, MutatingVerbsRefuseWhileAnotherHoldsTheLock) {
+    auto good = packed();
+    ASSERT_OK(files::makeDirs(layout.root));
+    auto held = files::FileLock::acquire(layout.lock(), std::chrono::milliseconds(0), "test");
+    ASSERT_OK(held);
+    // A separate process: flock conflicts between open files, as between two pkgmgr runs.
+    auto r = testing::run({PKGMGR_BIN, "--root", layout.root.string(), "add", good});
+    EXPECT_EQ(r.exit_code, exitCode(Errc::Busy));
+    EXPECT_NE(r.err.find("another operation holds the lock"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("pkgmgr add"), std::string::npos) << r.err;
+    auto listed = store.list();
+    ASSERT_OK(listed);
+    EXPECT_TRUE(listed->empty());
+    // Reading needs no lock.
+    auto list = testing::run({PKGMGR_BIN, "--root", layout.root.string(), "list"});
+    EXPECT_EQ(list.exit_code, 0) << list.err;
+}
+
+TEST_F(StoreCli, FetchFromAFileRepository) {
+    auto tarball = packed();
+    auto sha = crypto::sha256File(tarball);
+    ASSERT_OK(sha);
+    testing::writeFile(tmp / "repo/packages" / *sha, testing::readFile(tarball));
+    auto r = cli({"fetch", "--repo", "file://" + (tmp / "repo").string(), *sha, "--json"});
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_EQ(r.out, R"([{"id":"hello--1.0","sha256":")" + *sha + R"(","size":)" +
+                         std::to_string(fs::file_size(tarball)) + "}]\n");
+    EXPECT_TRUE(store.has(*sha));
+}
+
+TEST_F(StoreCli, AddTakesLimits) {
+    auto tarball = packed();
+    auto r = cli({"add", tarball, "--max-entries", "2"});
+    EXPECT_EQ(r.code, exitCode(Errc::Invalid));
+    EXPECT_EQ(r.err, "pkgmgr: package archive '" + tarball +
+                         "': the archive holds more than 2 entries (the limit)\n");
+}
+
+}  // namespace
+}  // namespace hoist::pkgmgr

@@ -1,0 +1,272 @@
+// The store: safe extraction of valid packages, lookups, removal, verify, recovery.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include "core/crypto.hpp"
+#include "core/files.hpp"
+#include "store_fixtures.hpp"
+
+namespace hoist::pkgmgr {
+namespace {
+
+using testing::ArchiveBuilder;
+using Compression = ArchiveBuilder::Compression;
+
+class StoreTest : public ::testing::Test, public store_testing::StoreFixture {};
+
+unsigned modeOf(const fs::path& p) {
+    struct stat st {};
+    ::lstat(p.c_str(), &st);
+    return static_cast<unsigned>(st.st_mode & 07777);
+}
+
+TEST_F(StoreTest, AddsAValidPackageReadOnlyWithItsHashAndSize) {
+    auto bytes = store_testing::validPackage();
+    auto tarball = writeTarball("demo.tar.zst", bytes);
+    auto added = store.add(tarball);
+    ASSERT_OK(added);
+    EXPECT_EQ(added->ref.id, "demo--1.0");
+    EXPECT_EQ(added->ref.sha256, crypto::sha256Hex(bytes));
+    EXPECT_EQ(added->ref.size, bytes.size());
+    EXPECT_EQ(added->info.kind, "tool");
+    EXPECT_EQ(added->path, layout.storeEntry(added->ref.sha256));
+
+    const auto& p = added->path;
+    EXPECT_EQ(testing::readFile(p / "bin/demo"), "#!/bin/sh\necho demo 1.0\n");
+    EXPECT_EQ(testing::readFile(p / "bin/demo-again"), "#!/bin/sh\necho demo 1.0\n");
+    EXPECT_EQ(testing::readFile(p / "bin/demo-lib"), "library bytes 1.0");
+    EXPECT_EQ(fs::read_symlink(p / "lib/demo/libdemo.so"), "libdemo.so.1");
+    EXPECT_EQ(testing::readFile(p / "share/doc/README"), "implicit parent folders\n");
+    EXPECT_EQ(modeOf(p / "bin/demo"), 0555u);
+    EXPECT_EQ(modeOf(p / "lib/demo/libdemo.so.1"), 0444u);
+    EXPECT_EQ(modeOf(p / "lib"), 0555u);
+    EXPECT_EQ(modeOf(p / "share/doc"), 0555u);
+    EXPECT_EQ(modeOf(p), 0555u);
+    EXPECT_TRUE(fs::exists(p / ".hoist/manifest.json"));
+    // Nothing left behind in the store but the entry.
+    std::vector<std::string> names;
+    for (const auto& e : fs::directory_iterator(layout.store()))
+        names.push_back(e.path().filename());
+    EXPECT_EQ(names, std::vector<std::string>{added->ref.sha256});
+}
+
+TEST_F(StoreTest, DetectsCompressionByContent) {
+    std::set<std::string> shas;
+    for (auto c : {Compression::None, Compression::Gzip, Compression::Xz, Compression::Zstd}) {
+        // Misleading names on purpose: the content decides.
+        auto tarball = writeTarball("pkg-" + std::to_string(static_cast<int>(c)) + ".tar.gz",
+                                    store_testing::validPackage(c));
+        auto added = store.add(tarball);
+        ASSERT_OK(added);
+        EXPECT_EQ(testing::readFile(added->path / "bin/demo"), "#!/bin/sh\necho demo 1.0\n");
+        shas.insert(added->ref.sha256);
+    }
+    EXPECT_EQ(shas.size(), 4u);
+    for (auto f : {ArchiveBuilder::Format::Ustar, ArchiveBuilder::Format::Gnu}) {
+        auto added = store.add(
+            writeTarball("fmt.tar", store_testing::validPackage(Compression::None, "1.0", f)));
+        ASSERT_OK(added);
+        EXPECT_EQ(fs::read_symlink(added->path / "bin/demo-lib"), "../lib/demo/libdemo.so");
+    }
+}
+
+TEST_F(StoreTest, AddIsIdempotent) {
+    auto tarball = writeTarball("demo.tar.zst", store_testing::validPackage());
+    auto first = store.add(tarball);
+    ASSERT_OK(first);
+    auto before = store_testing::snapshot(layout.root);
+    auto second = store.add(tarball);
+    ASSERT_OK(second);
+    EXPECT_EQ(second->ref, first->ref);
+    EXPECT_EQ(store_testing::snapshot(layout.root), before);
+    auto third = store.add(tarball, {}, first->ref.sha256);
+    ASSERT_OK(third);
+    EXPECT_EQ(third->ref, first->ref);
+}
+
+TEST_F(StoreTest, ExpectedHashMismatchKeepsNothing) {
+    auto bytes = store_testing::validPackage();
+    auto tarball = writeTarball("demo.tar.zst", bytes);
+    auto before = store_testing::snapshot(tmp.path());
+    std::string wrong(64, 'e');
+    auto r = store.add(tarball, {}, wrong);
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, Errc::Corrupt);
+    EXPECT_EQ(r.error().message, "package archive '" + tarball.string() + "': its sha256 is " +
+                                     crypto::sha256Hex(bytes) + ", expected " + wrong);
+    EXPECT_EQ(store_testing::snapshot(tmp.path()), before);
+    ASSERT_ERROR(store.add(tarball, {}, std::string("abc")), Errc::Invalid,
+                 "'abc' is not a sha256 (64 lowercase hex digits)");
+}
+
+TEST_F(StoreTest, MissingTarballIsNotFound) {
+    auto r = store.add(tmp / "nope.tar.zst");
+    ASSERT_ERROR(r, Errc::NotFound,
+                 "package archive '" + (tmp / "nope.tar.zst").string() + "': cannot open");
+}
+
+TEST_F(StoreTest, GetHasFindList) {
+    auto a =
+        store.add(writeTarball("a.tar", store_testing::validPackage(Compression::Zstd, "1.0")));
+    auto b =
+        store.add(writeTarball("b.tar", store_testing::validPackage(Compression::Zstd, "2.0")));
+    ASSERT_OK(a);
+    ASSERT_OK(b);
+    EXPECT_TRUE(store.has(a->ref.sha256));
+    EXPECT_FALSE(store.has(std::string(64, '0')));
+    EXPECT_FALSE(store.has("not-a-sha"));
+    auto got = store.get(b->ref.sha256);
+    ASSERT_OK(got);
+    EXPECT_EQ(got->ref, b->ref);
+    EXPECT_EQ(got->info.version, "2.0");
+    ASSERT_ERROR(store.get(std::string(64, '0')), Errc::NotFound,
+                 "package " + std::string(64, '0') + " is not in the store");
+    ASSERT_ERROR(store.get("xyz"), Errc::Invalid,
+                 "'xyz' is not a sha256 (64 lowercase hex digits)");
+
+    auto by_id = store.find("demo--2.0");
+    ASSERT_OK(by_id);
+    EXPECT_EQ(by_id->ref.sha256, b->ref.sha256);
+    auto by_sha = store.find(a->ref.sha256);
+    ASSERT_OK(by_sha);
+    EXPECT_EQ(by_sha->ref.id, "demo--1.0");
+    ASSERT_ERROR(store.find("demo--3.0"), Errc::NotFound,
+                 "package 'demo--3.0' is not in the store");
+    ASSERT_ERROR(store.find("Demo"), Errc::Invalid, "package id 'Demo': must be <name>--<version>");
+
+    auto all = store.list();
+    ASSERT_OK(all);
+    ASSERT_EQ(all->size(), 2u);
+    EXPECT_EQ((*all)[0].ref.id, "demo--1.0");
+    EXPECT_EQ((*all)[1].ref.id, "demo--2.0");
+}
+
+TEST_F(StoreTest, FindRefusesAnAmbiguousId) {
+    // Same id, different bytes (gzip and zstd).
+    auto a = store.add(writeTarball("a.tar", store_testing::validPackage(Compression::Gzip)));
+    auto b = store.add(writeTarball("b.tar", store_testing::validPackage(Compression::Zstd)));
+    ASSERT_OK(a);
+    ASSERT_OK(b);
+    auto r = store.find("demo--1.0");
+    ASSERT_ERROR(r, Errc::Conflict, "package 'demo--1.0' matches 2 store entries (");
+    EXPECT_NE(r.error().message.find("name one by sha256"), std::string::npos);
+}
+
+TEST_F(StoreTest, RemoveTakesTheEntryAway) {
+    auto a = store.add(writeTarball("a.tar", store_testing::validPackage()));
+    ASSERT_OK(a);
+    ASSERT_OK(store.remove(a->ref.sha256));
+    EXPECT_FALSE(store.has(a->ref.sha256));
+    EXPECT_TRUE(fs::is_empty(layout.store()));
+    ASSERT_ERROR(store.remove(a->ref.sha256), Errc::NotFound,
+                 "package " + a->ref.sha256 + " is not in the store");
+    ASSERT_ERROR(store.remove("../x"), Errc::Invalid, "'../x' is not a sha256");
+}
+
+TEST_F(StoreTest, VerifyPassesOnAnUntouchedPackage) {
+    auto a = store.add(writeTarball("a.tar", store_testing::validPackage()));
+    ASSERT_OK(a);
+    auto report = store.verify(a->ref.sha256);
+    ASSERT_OK(report);
+    EXPECT_TRUE(report->ok()) << report->problems.front();
+    EXPECT_EQ(report->id, "demo--1.0");
+}
+
+TEST_F(StoreTest, VerifyDetectsChangesAtRest) {
+    auto a = store.add(writeTarball("a.tar", store_testing::validPackage()));
+    ASSERT_OK(a);
+    const auto& p = a->path;
+    // Same size, other bytes: only the hash can tell.
+    ::chmod((p / "lib/demo/libdemo.so.1").c_str(), 0644);
+    testing::writeFile(p / "lib/demo/libdemo.so.1", "library bytes 6.6");
+    ::chmod((p / "lib/demo/libdemo.so.1").c_str(), 0444);
+    ::chmod((p / "share/doc").c_str(), 0755);
+    fs::remove(p / "share/doc/README");
+    testing::writeFile(p / "share/doc/EXTRA", "added at rest");
+    ::chmod((p / "share/doc").c_str(), 0555);
+    ::chmod((p / "bin/demo").c_str(), 0755);
+    ::chmod((p / "lib/demo").c_str(), 0755);
+    fs::remove(p / "lib/demo/libdemo.so");
+    fs::create_symlink("/etc/passwd", p / "lib/demo/libdemo.so");
+    ::chmod((p / "lib/demo").c_str(), 0555);
+
+    auto report = store.verify(a->ref.sha256);
+    ASSERT_OK(report);
+    EXPECT_FALSE(report->ok());
+    std::vector<std::string> expected = {
+        "bin/demo-again: mode changed (0755, recorded 0555)",  // a hardlink: the same inode
+        "bin/demo: mode changed (0755, recorded 0555)",
+        "lib/demo/libdemo.so.1: content changed",
+        "lib/demo/libdemo.so: symlink target changed",
+        "share/doc/EXTRA: not in the manifest",
+        "share/doc/README: missing",
+    };
+    EXPECT_EQ(report->problems, expected);
+}
+
+TEST_F(StoreTest, RecoverRemovesInterruptedWork) {
+    auto a = store.add(writeTarball("a.tar", store_testing::validPackage()));
+    ASSERT_OK(a);
+    testing::writeFile(layout.store() / ".tmp-abc/bin/x", "half");
+    ::chmod((layout.store() / ".tmp-abc/bin").c_str(), 0555);
+    auto removed = store.recover();
+    ASSERT_OK(removed);
+    EXPECT_EQ(*removed, 1);
+    EXPECT_FALSE(fs::exists(layout.store() / ".tmp-abc"));
+    EXPECT_TRUE(store.has(a->ref.sha256));
+    auto again = store.recover();
+    ASSERT_OK(again);
+    EXPECT_EQ(*again, 0);
+}
+
+TEST_F(StoreTest, SparseAndEmptyFilesHashAsTheirContent) {
+    ArchiveBuilder b;
+    b.pkginfo().dir("share").file("share/empty", "").fileClaiming("share/padded", 10, "abc");
+    auto added = store.add(writeTarball("s.tar", b.finish()));
+    ASSERT_OK(added);
+    EXPECT_EQ(fs::file_size(added->path / "share/empty"), 0u);
+    auto report = store.verify(added->ref.sha256);
+    ASSERT_OK(report);
+    EXPECT_TRUE(report->ok());
+}
+
+TEST_F(StoreTest, CrashBeforeRenameLeavesNoEntryAndRecoveryCleansUp) {
+    auto tarball = writeTarball("a.tar.zst", store_testing::validPackage());
+    auto crashed =
+        testing::run({PKGMGR_BIN, "--root", layout.root.string(), "add", tarball.string()},
+                     {{"HOIST_CRASH_AT", "store-add-before-rename"}});
+    EXPECT_EQ(crashed.exit_code, kCrashExitCode);
+    auto listed = store.list();
+    ASSERT_OK(listed);
+    EXPECT_TRUE(listed->empty());
+    bool leftover = false;
+    for (const auto& e : fs::directory_iterator(layout.store()))
+        leftover = leftover || e.path().filename().string().starts_with(".tmp-");
+    EXPECT_TRUE(leftover);
+
+    auto again =
+        testing::run({PKGMGR_BIN, "--root", layout.root.string(), "add", tarball.string()});
+    EXPECT_EQ(again.exit_code, 0) << again.err;
+    std::vector<std::string> names;
+    for (const auto& e : fs::directory_iterator(layout.store()))
+        names.push_back(e.path().filename());
+    ASSERT_EQ(names.size(), 1u);
+    EXPECT_TRUE(crypto::isSha256Hex(names[0]));
+}
+
+TEST_F(StoreTest, CrashAfterRenameLeavesACompleteEntry) {
+    auto tarball = writeTarball("a.tar.zst", store_testing::validPackage());
+    auto crashed =
+        testing::run({PKGMGR_BIN, "--root", layout.root.string(), "add", tarball.string()},
+                     {{"HOIST_CRASH_AT", "store-add-after-rename"}});
+    EXPECT_EQ(crashed.exit_code, kCrashExitCode);
+    auto listed = store.list();
+    ASSERT_OK(listed);
+    ASSERT_EQ(listed->size(), 1u);
+    auto report = store.verify(listed->front().ref.sha256);
+    ASSERT_OK(report);
+    EXPECT_TRUE(report->ok());
+}
+
+}  // namespace
+}  // namespace hoist::pkgmgr
