@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <optional>
@@ -7,8 +8,10 @@
 #include <vector>
 
 #include "core/error.hpp"
+#include "core/files.hpp"
 #include "pkgmgr/layout.hpp"
 #include "pkgmgr/package.hpp"
+#include "pkgmgr/release.hpp"
 #include "pkgmgr/sets.hpp"
 #include "pkgmgr/store.hpp"
 
@@ -20,6 +23,8 @@ struct Generation {
     long number = 0;
     std::string role;
     std::string release;  ///< empty when staged from a bare package list
+    /// The release's upgrade_from patterns; nullopt when staged from a bare package list.
+    std::optional<std::vector<std::string>> upgrade_from;
     std::vector<PackageRef> packages;
     std::string created;  ///< RFC 3339
     std::filesystem::path path;
@@ -50,8 +55,19 @@ public:
     /// for the same role and release, returns it. Packages must already be in the store.
     Result<Generation> stage(const std::vector<std::string>& sha256s, const RoleRules& rules,
                              const std::string& release);
+    /// Stages the role's packages of a (verified) release: each reference must be in the store
+    /// under its sha256 with the same id (Corrupt otherwise), and the release must allow
+    /// upgrading from the current generation's release (Conflict otherwise). Records the
+    /// release's version and upgrade_from in set.json.
+    Result<Generation> stage(const Release& release, const RoleRules& rules);
+    /// What stage checks, without building anything and without the lock (`pkgmgr check`).
+    Result<std::vector<StoredPackage>> check(const std::vector<std::string>& sha256s,
+                                             const RoleRules& rules) const;
+    Result<std::vector<StoredPackage>> check(const Release& release, const RoleRules& rules) const;
     /// Switches `current` to generations/<N> with rename(2) of a new symlink, fsyncs, and
-    /// records N in the activation history. NotFound for an unknown N.
+    /// records N in the activation history. NotFound for an unknown N. Conflict when N comes
+    /// from a release whose upgrade_from does not match the current generation's release
+    /// (unless N was active before: going back is always allowed).
     Result<void> activate(long number);
     /// Activates the generation that was current before this one. NotFound when none.
     Result<long> rollback();
@@ -73,9 +89,29 @@ public:
 
     const NodeLayout& layout() const { return layout_; }
 
+    /// How long mutating calls wait for <root>/lock before failing with Busy (default: 0,
+    /// fail at once).
+    void setLockWait(std::chrono::milliseconds wait) { lock_wait_ = wait; }
+    /// The caller already holds <root>/lock (the restart helper during a swap): mutating
+    /// calls then do not take it themselves.
+    void setCallerHoldsLock(bool held) { caller_holds_lock_ = held; }
+
 private:
     explicit Generations(NodeLayout layout) : layout_(std::move(layout)) {}
+    Result<std::optional<files::FileLock>> lock(std::string_view what) const;
+    Result<Generation> build(const std::vector<StoredPackage>& set, const RoleRules& rules,
+                             const std::string& release,
+                             const std::optional<std::vector<std::string>>& upgrade_from);
+    Result<void> switchTo(long number, std::string_view step_prefix);
+    Result<void> checkTransition(const std::string& release,
+                                 const std::optional<std::vector<std::string>>& upgrade_from,
+                                 std::optional<long> target) const;
+    Result<std::vector<long>> history() const;
+    Result<std::vector<long>> keptGenerations(int keep) const;
+
     NodeLayout layout_;
+    std::chrono::milliseconds lock_wait_{0};
+    bool caller_holds_lock_ = false;
 };
 
 }  // namespace hoist::pkgmgr

@@ -1,0 +1,663 @@
+#include "pkgmgr/generations.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <set>
+
+#include "core/crypto.hpp"
+#include "core/files.hpp"
+#include "core/json.hpp"
+#include "core/log.hpp"
+#include "core/strings.hpp"
+
+namespace hoist::pkgmgr {
+
+namespace {
+
+constexpr size_t kHistoryLimit = 200;
+
+std::int64_t microsSince(std::chrono::steady_clock::time_point start) {
+    return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() -
+                                                                 start)
+        .count();
+}
+constexpr std::string_view kComponent = "generations";
+
+std::string historyFile() {
+    return "history.json";
+}
+
+// "7" -> 7; anything else (".tmp-*", "history.json") -> nullopt.
+std::optional<long> parseNumber(std::string_view name) {
+    if (name.empty() || name.size() > 15) return std::nullopt;
+    long n = 0;
+    for (char c : name) {
+        if (c < '0' || c > '9') return std::nullopt;
+        n = n * 10 + (c - '0');
+    }
+    if (name.size() > 1 && name[0] == '0') return std::nullopt;
+    return n;
+}
+
+// The N of ".tmp-N-xxxx" (a generation being built), for number allocation.
+std::optional<long> parseTempNumber(std::string_view name) {
+    if (name.substr(0, 5) != ".tmp-") return std::nullopt;
+    name.remove_prefix(5);
+    auto dash = name.find('-');
+    return parseNumber(name.substr(0, dash));
+}
+
+Result<void> writeNew(const fs::path& path, std::string_view data) {
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0) return failErrno(Errc::Io, errno, "cannot create '", path.string(), "'");
+    while (!data.empty()) {
+        ssize_t n = ::write(fd, data.data(), data.size());
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            int err = errno;
+            ::close(fd);
+            return failErrno(Errc::Io, err, "cannot write '", path.string(), "'");
+        }
+        data.remove_prefix(static_cast<size_t>(n));
+    }
+    int rc = ::fsync(fd);
+    int err = errno;
+    ::close(fd);
+    if (rc != 0) return failErrno(Errc::Io, err, "cannot sync '", path.string(), "'");
+    return ok();
+}
+
+std::string expand(std::string_view value, const std::string& pkg, const std::string& state) {
+    std::string out;
+    for (size_t i = 0; i < value.size();) {
+        if (value.substr(i, 6) == "${PKG}") {
+            out += pkg;
+            i += 6;
+        } else if (value.substr(i, 8) == "${STATE}") {
+            out += state;
+            i += 8;
+        } else {
+            out += value[i++];
+        }
+    }
+    return out;
+}
+
+std::string setJson(const Generation& gen) {
+    json::Writer w;
+    w.beginObject();
+    w.field("number", static_cast<std::int64_t>(gen.number));
+    w.field("role", gen.role);
+    w.field("release", gen.release);
+    if (gen.upgrade_from) {
+        w.key("upgrade_from").beginArray();
+        for (const auto& pattern : *gen.upgrade_from) w.value(pattern);
+        w.endArray();
+    }
+    w.field("created", gen.created);
+    w.key("packages").beginArray();
+    for (const auto& ref : gen.packages) ref.write(w);
+    w.endArray();
+    w.endObject();
+    return w.str();
+}
+
+Result<Generation> parseSetJson(std::string_view text, const fs::path& path) {
+    std::string ctx = path.string();
+    HOIST_ASSIGN(auto doc, json::parseObject(text, ctx));
+    HOIST_TRY(json::rejectUnknown(
+        doc, {"number", "role", "release", "upgrade_from", "created", "packages"}, ctx));
+    Generation gen;
+    HOIST_ASSIGN(std::int64_t number, json::getInt(doc, "number", ctx));
+    gen.number = static_cast<long>(number);
+    HOIST_ASSIGN(gen.role, json::getString(doc, "role", ctx));
+    HOIST_ASSIGN(gen.release, json::getString(doc, "release", ctx));
+    HOIST_ASSIGN(const json::Value* upgrade_from, json::optArray(doc, "upgrade_from", ctx));
+    if (upgrade_from != nullptr) {
+        HOIST_ASSIGN(gen.upgrade_from, json::optStringArray(doc, "upgrade_from", ctx));
+    }
+    HOIST_ASSIGN(gen.created, json::getString(doc, "created", ctx));
+    HOIST_ASSIGN(const json::Value* packages, json::getArray(doc, "packages", ctx));
+    for (const auto& item : packages->GetArray()) {
+        HOIST_ASSIGN(auto ref, PackageRef::fromJson(item, ctx));
+        gen.packages.push_back(std::move(ref));
+    }
+    gen.path = path.parent_path();
+    return gen;
+}
+
+std::vector<std::string> sortedShas(const std::vector<PackageRef>& refs) {
+    std::vector<std::string> out;
+    for (const auto& ref : refs) out.push_back(ref.sha256);
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
+// Links every file of one package's well-known folders into the generation folder `gen`.
+// Links are relative ("../../../store/<sha>/bin/x"), so they hold wherever the root is.
+Result<void> linkPackage(const StoredPackage& pkg, const fs::path& gen, const fs::path& root,
+                         std::vector<fs::path>& made, size_t& links) {
+    fs::path store_rel = pkg.path.lexically_relative(root);
+    for (const auto& dir : kWellKnownDirs) {
+        std::error_code ec;
+        auto base = pkg.path / dir;
+        if (!fs::is_directory(fs::symlink_status(base, ec))) continue;
+        if (::mkdir((gen / dir).c_str(), 0755) == 0)
+            made.push_back(gen / dir);
+        else if (errno != EEXIST)
+            return failErrno(Errc::Io, errno, "cannot create '", (gen / dir).string(), "'");
+        for (auto it = fs::recursive_directory_iterator(base, ec);
+             !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+            auto status = it->symlink_status(ec);
+            if (ec) break;
+            fs::path rel = fs::path(dir) / it->path().lexically_relative(base);
+            fs::path at = gen / rel;
+            if (fs::is_directory(status)) {
+                if (::mkdir(at.c_str(), 0755) == 0)
+                    made.push_back(at);
+                else if (errno != EEXIST)
+                    return failErrno(Errc::Io, errno, "cannot create '", at.string(), "'");
+                continue;
+            }
+            std::string target;
+            for (auto part = rel.begin(); part != rel.end(); ++part) target += "../";
+            target += "../" + (store_rel / rel).string();
+            if (::symlink(target.c_str(), at.c_str()) != 0)
+                return failErrno(Errc::Io, errno, "cannot link '", at.string(), "'");
+            ++links;
+        }
+        if (ec)
+            return failErrno(Errc::Io, ec.value(), "cannot read '", base.string(), "' of '",
+                             pkg.info.id().str(), "'");
+    }
+    return ok();
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+
+Result<std::pair<PackageRef, ServiceSpec>> Generation::service(const Store& store,
+                                                               const RoleRules& rules) const {
+    for (const auto& ref : packages) {
+        HOIST_ASSIGN(auto pkg, store.get(ref.sha256));
+        if (pkg.info.kind == rules.service_kind && pkg.info.service)
+            return std::make_pair(ref, *pkg.info.service);
+    }
+    return fail(Errc::NotFound, "generation ", number, " has no package of kind '",
+                rules.service_kind, "' with a service");
+}
+
+Result<Generations> Generations::open(const NodeLayout& layout) {
+    std::error_code ec;
+    NodeLayout absolute = NodeLayout::at(fs::absolute(layout.root, ec));
+    if (ec) absolute = layout;
+    HOIST_TRY(absolute.ensure());
+    return Generations(absolute);
+}
+
+Result<std::optional<files::FileLock>> Generations::lock(std::string_view what) const {
+    if (caller_holds_lock_) return std::optional<files::FileLock>();
+    HOIST_ASSIGN(auto held, files::FileLock::acquire(layout_.lock(), lock_wait_, what));
+    return std::optional<files::FileLock>(std::move(held));
+}
+
+Result<std::optional<long>> Generations::current() const {
+    std::error_code ec;
+    auto target = fs::read_symlink(layout_.current(), ec);
+    if (ec) {
+        if (ec == std::errc::no_such_file_or_directory) return std::optional<long>();
+        return failErrno(Errc::Io, ec.value(), "cannot read the link '", layout_.current().string(),
+                         "'");
+    }
+    auto number = parseNumber(target.filename().string());
+    if (target.parent_path() != "generations" || !number)
+        return fail(Errc::Corrupt, "'", layout_.current().string(), "' points at '",
+                    target.string(), "', not at generations/<N>");
+    return std::optional<long>(*number);
+}
+
+Result<std::vector<long>> Generations::history() const {
+    auto text = files::readFile(layout_.generations() / historyFile(), 4u << 20);
+    if (!text) {
+        if (text.error().code == Errc::NotFound) return std::vector<long>();
+        return std::unexpected(text.error());
+    }
+    std::string ctx = (layout_.generations() / historyFile()).string();
+    HOIST_ASSIGN(auto doc, json::parseObject(*text, ctx));
+    HOIST_ASSIGN(const json::Value* entries, json::getArray(doc, "activations", ctx));
+    std::vector<long> out;
+    for (const auto& entry : entries->GetArray()) {
+        if (!entry.IsObject()) return fail(Errc::Corrupt, ctx, ": activations must be objects");
+        HOIST_ASSIGN(std::int64_t number, json::getInt(entry, "generation", ctx));
+        out.push_back(static_cast<long>(number));
+    }
+    return out;
+}
+
+Result<std::optional<long>> Generations::previous() const {
+    HOIST_ASSIGN(auto cur, current());
+    HOIST_ASSIGN(auto hist, history());
+    // The newest activation of another generation that still exists. A crash between the
+    // switch and the history update leaves current missing from the end of the history,
+    // which this reads the same way.
+    for (auto it = hist.rbegin(); it != hist.rend(); ++it) {
+        if (cur && *it == *cur) continue;
+        std::error_code ec;
+        if (fs::exists(layout_.generation(*it) / "set.json", ec)) return std::optional<long>(*it);
+    }
+    return std::optional<long>();
+}
+
+Result<Generation> Generations::load(long number) const {
+    auto path = layout_.generation(number) / "set.json";
+    auto text = files::readFile(path, 64u << 20);
+    if (!text) {
+        if (text.error().code == Errc::NotFound)
+            return fail(Errc::NotFound, "generation ", number, " does not exist");
+        return std::unexpected(text.error());
+    }
+    HOIST_ASSIGN(auto gen, parseSetJson(*text, path));
+    if (gen.number != number)
+        return fail(Errc::Corrupt, path.string(), ": holds generation ", gen.number, ", not ",
+                    number);
+    return gen;
+}
+
+Result<std::vector<Generation>> Generations::list() const {
+    std::vector<long> numbers;
+    std::error_code ec;
+    for (auto it = fs::directory_iterator(layout_.generations(), ec);
+         !ec && it != fs::directory_iterator(); it.increment(ec)) {
+        if (auto n = parseNumber(it->path().filename().string())) numbers.push_back(*n);
+    }
+    if (ec)
+        return failErrno(Errc::Io, ec.value(), "cannot list '", layout_.generations().string(),
+                         "'");
+    std::sort(numbers.begin(), numbers.end());
+    std::vector<Generation> out;
+    for (long n : numbers) {
+        HOIST_ASSIGN(auto gen, load(n));
+        out.push_back(std::move(gen));
+    }
+    return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// check and stage
+
+Result<std::vector<StoredPackage>> Generations::check(const std::vector<std::string>& sha256s,
+                                                      const RoleRules& rules) const {
+    HOIST_ASSIGN(auto store, Store::open(layout_));
+    std::vector<StoredPackage> set;
+    std::set<std::string> seen;
+    for (const auto& sha : sha256s) {
+        if (!crypto::isSha256Hex(sha))
+            return fail(Errc::Invalid, "set: '", sha,
+                        "' is not a sha256 (64 lowercase hex digits)");
+        if (!seen.insert(sha).second)
+            return fail(Errc::Invalid, "set: package ", sha, " is listed twice");
+        auto pkg = store.get(sha);
+        if (!pkg) {
+            if (pkg.error().code == Errc::NotFound)
+                return fail(Errc::NotFound, "set: package ", sha,
+                            " is not in the store (fetch or add it first)");
+            return std::unexpected(pkg.error());
+        }
+        set.push_back(std::move(*pkg));
+    }
+    HOIST_TRY(validateSet(set, rules));
+    return set;
+}
+
+Result<std::vector<StoredPackage>> Generations::check(const Release& release,
+                                                      const RoleRules& rules) const {
+    HOIST_ASSIGN(auto refs, release.packagesFor(rules.role));
+    HOIST_ASSIGN(auto store, Store::open(layout_));
+    std::vector<std::string> shas;
+    for (const auto& ref : refs) {
+        auto pkg = store.get(ref.sha256);
+        if (!pkg) {
+            if (pkg.error().code == Errc::NotFound)
+                return fail(Errc::NotFound, "release ", release.version, ": package '", ref.id,
+                            "' (", ref.sha256, ") is not in the store (fetch it first)");
+            return std::unexpected(pkg.error());
+        }
+        if (pkg->info.id().str() != ref.id)
+            return fail(Errc::Corrupt, "release ", release.version, " names '", ref.id,
+                        "' with sha256 ", ref.sha256, ", but the store holds '",
+                        pkg->info.id().str(), "' under that hash");
+        shas.push_back(ref.sha256);
+    }
+    HOIST_TRY(checkTransition(release.version, release.upgrade_from, std::nullopt));
+    return check(shas, rules);
+}
+
+Result<void> Generations::checkTransition(
+    const std::string& release, const std::optional<std::vector<std::string>>& upgrade_from,
+    std::optional<long> target) const {
+    if (release.empty() || !upgrade_from) return ok();
+    HOIST_ASSIGN(auto cur, current());
+    if (!cur) return ok();
+    if (target && *target == *cur) return ok();
+    HOIST_ASSIGN(auto from, load(*cur));
+    if (from.release.empty() || from.release == release) return ok();
+    if (target) {
+        // Going back to a generation that ran before is a rollback, always allowed.
+        HOIST_ASSIGN(auto hist, history());
+        if (std::find(hist.begin(), hist.end(), *target) != hist.end()) return ok();
+    }
+    for (const auto& pattern : *upgrade_from)
+        if (globMatch(pattern, from.release)) return ok();
+    return fail(Errc::Conflict, "transition: release ", release,
+                " does not allow upgrading from release ", from.release, " (upgrade_from: ",
+                upgrade_from->empty() ? std::string("none") : strings::join(*upgrade_from, ", "),
+                "; current generation ", *cur, ")");
+}
+
+Result<Generation> Generations::stage(const std::vector<std::string>& sha256s,
+                                      const RoleRules& rules, const std::string& release) {
+    HOIST_ASSIGN(auto held, lock("stage"));
+    crashPoint("stage.locked");
+    HOIST_ASSIGN(auto set, check(sha256s, rules));
+    return build(set, rules, release, std::nullopt);
+}
+
+Result<Generation> Generations::stage(const Release& release, const RoleRules& rules) {
+    HOIST_ASSIGN(auto held, lock("stage"));
+    crashPoint("stage.locked");
+    HOIST_ASSIGN(auto set, check(release, rules));
+    return build(set, rules, release.version, release.upgrade_from);
+}
+
+Result<Generation> Generations::build(const std::vector<StoredPackage>& set, const RoleRules& rules,
+                                      const std::string& release,
+                                      const std::optional<std::vector<std::string>>& upgrade_from) {
+    auto start = std::chrono::steady_clock::now();
+    std::vector<PackageRef> refs;
+    for (const auto& pkg : set) refs.push_back(pkg.ref);
+
+    // Idempotent: the newest generation with the same packages, role and release.
+    HOIST_ASSIGN(auto existing, list());
+    auto wanted = sortedShas(refs);
+    for (auto it = existing.rbegin(); it != existing.rend(); ++it) {
+        if (it->role == rules.role && it->release == release && it->upgrade_from == upgrade_from &&
+            sortedShas(it->packages) == wanted) {
+            log::info(kComponent, "set already staged", {{"generation", it->number}});
+            return *it;
+        }
+    }
+
+    long number = 0;
+    std::error_code ec;
+    for (auto it = fs::directory_iterator(layout_.generations(), ec);
+         !ec && it != fs::directory_iterator(); it.increment(ec)) {
+        auto name = it->path().filename().string();
+        if (auto n = parseNumber(name)) number = std::max(number, *n);
+        if (auto n = parseTempNumber(name)) number = std::max(number, *n);
+    }
+    if (ec)
+        return failErrno(Errc::Io, ec.value(), "cannot list '", layout_.generations().string(),
+                         "'");
+    HOIST_ASSIGN(auto hist, history());
+    for (long n : hist) number = std::max(number, n);
+    ++number;
+
+    Generation gen;
+    gen.number = number;
+    gen.role = rules.role;
+    gen.release = release;
+    gen.upgrade_from = upgrade_from;
+    gen.packages = refs;
+    gen.created = log::nowRfc3339();
+    gen.path = layout_.generation(number);
+
+    HOIST_ASSIGN(auto tmp, files::TempDir::create(layout_.generations(),
+                                                  ".tmp-" + std::to_string(number) + "-"));
+    if (::chmod(tmp.path().c_str(), 0755) != 0)
+        return failErrno(Errc::Io, errno, "cannot set the mode of '", tmp.path().string(), "'");
+    crashPoint("stage.created");
+
+    std::vector<fs::path> made;
+    size_t links = 0;
+    for (const auto& pkg : set) HOIST_TRY(linkPackage(pkg, tmp.path(), layout_.root, made, links));
+    crashPoint("stage.linked");
+
+    std::vector<std::pair<std::string, std::string>> env;
+    for (const auto& pkg : set) {
+        for (const auto& [key, value] : pkg.info.environment) {
+            auto expanded = expand(value, pkg.path.string(), layout_.state().string());
+            if (expanded.find('\n') != std::string::npos)
+                return fail(Errc::Invalid, "package '", pkg.info.id().str(),
+                            "': environment variable '", key, "' holds a newline");
+            env.emplace_back(key, std::move(expanded));
+        }
+    }
+    std::sort(env.begin(), env.end());
+    std::string env_text;
+    for (const auto& [key, value] : env) env_text += key + "=" + value + "\n";
+    HOIST_TRY(writeNew(tmp.path() / "environment", env_text));
+    crashPoint("stage.environment");
+
+    HOIST_TRY(writeNew(tmp.path() / "set.json", setJson(gen)));
+    crashPoint("stage.described");
+
+    // The links live in the folders' entries: syncing each folder made (deepest first) makes
+    // the whole farm durable before the rename publishes it.
+    for (auto it = made.rbegin(); it != made.rend(); ++it) HOIST_TRY(files::fsyncPath(*it));
+    HOIST_TRY(files::fsyncPath(tmp.path()));
+    crashPoint("stage.synced");
+
+    HOIST_TRY(files::renameDurable(tmp.path(), gen.path));
+    tmp.keep();
+    crashPoint("stage.renamed");
+    log::info(kComponent, "staged",
+              {{"generation", number},
+               {"packages", set.size()},
+               {"links", links},
+               {"role", rules.role},
+               {"release", release},
+               {"elapsed_us", microsSince(start)}});
+    return gen;
+}
+
+// ---------------------------------------------------------------------------------------------
+// activate and rollback
+
+Result<void> Generations::switchTo(long number, std::string_view step) {
+    std::string prefix(step);
+    // The new link is made under a temporary name and renamed over `current`: one rename(2),
+    // whatever the size of the set.
+    auto tmp = files::tempSibling(layout_.current());
+    auto target = "generations/" + std::to_string(number);
+    if (::symlink(target.c_str(), tmp.c_str()) != 0)
+        return failErrno(Errc::Io, errno, "cannot create the link '", tmp.string(), "'");
+    crashPoint(prefix + ".linked");
+    if (::rename(tmp.c_str(), layout_.current().c_str()) != 0) {
+        int err = errno;
+        ::unlink(tmp.c_str());
+        return failErrno(Errc::Io, err, "cannot switch '", layout_.current().string(), "'");
+    }
+    crashPoint(prefix + ".renamed");
+    HOIST_TRY(files::fsyncPath(layout_.root));
+    crashPoint(prefix + ".synced");
+
+    HOIST_ASSIGN(auto hist, history());
+    hist.push_back(number);
+    if (hist.size() > kHistoryLimit)
+        hist.erase(hist.begin(), hist.begin() + static_cast<long>(hist.size() - kHistoryLimit));
+    json::Writer w;
+    w.beginObject().key("activations").beginArray();
+    for (long n : hist)
+        w.beginObject().field("generation", static_cast<std::int64_t>(n)).endObject();
+    w.endArray().endObject();
+    HOIST_TRY(files::writeFileAtomic(layout_.generations() / historyFile(), w.str()));
+    crashPoint(prefix + ".recorded");
+    return ok();
+}
+
+Result<void> Generations::activate(long number) {
+    auto start = std::chrono::steady_clock::now();
+    HOIST_ASSIGN(auto held, lock("activate"));
+    crashPoint("activate.locked");
+    HOIST_ASSIGN(auto gen, load(number));
+    HOIST_TRY(checkTransition(gen.release, gen.upgrade_from, number));
+    HOIST_ASSIGN(auto cur, current());
+    if (cur && *cur == number) return ok();
+    HOIST_TRY(switchTo(number, "activate"));
+    log::info(kComponent, "activated",
+              {{"generation", number}, {"elapsed_us", microsSince(start)}});
+    return ok();
+}
+
+Result<long> Generations::rollback() {
+    HOIST_ASSIGN(auto held, lock("rollback"));
+    crashPoint("rollback.locked");
+    HOIST_ASSIGN(auto prev, previous());
+    if (!prev) return fail(Errc::NotFound, "rollback: no previous generation to go back to");
+    HOIST_TRY(load(*prev));
+    HOIST_TRY(switchTo(*prev, "rollback"));
+    log::info(kComponent, "rolled back", {{"generation", *prev}});
+    return *prev;
+}
+
+// ---------------------------------------------------------------------------------------------
+// gc and recovery
+
+Result<std::vector<long>> Generations::keptGenerations(int keep) const {
+    HOIST_ASSIGN(auto cur, current());
+    HOIST_ASSIGN(auto hist, history());
+    HOIST_ASSIGN(auto all, list());
+    std::set<long> exists;
+    for (const auto& gen : all) exists.insert(gen.number);
+    std::set<long> kept;
+    if (cur) kept.insert(*cur);
+    int previous = 0;
+    for (auto it = hist.rbegin(); it != hist.rend() && previous < keep; ++it) {
+        if (kept.count(*it) != 0 || exists.count(*it) == 0) continue;
+        kept.insert(*it);
+        ++previous;
+    }
+    // The newest staged generation, when it is newer than current, waits to be activated.
+    if (!exists.empty() && (!cur || *exists.rbegin() > *cur)) kept.insert(*exists.rbegin());
+    return std::vector<long>(kept.begin(), kept.end());
+}
+
+Result<std::vector<std::string>> Generations::packagesInUse(int keep) const {
+    HOIST_ASSIGN(auto kept, keptGenerations(keep));
+    std::set<std::string> shas;
+    for (long n : kept) {
+        HOIST_ASSIGN(auto gen, load(n));
+        for (const auto& ref : gen.packages) shas.insert(ref.sha256);
+    }
+    return std::vector<std::string>(shas.begin(), shas.end());
+}
+
+Result<GcReport> Generations::gc(int keep, bool dry_run) {
+    if (keep < 0) return fail(Errc::Invalid, "gc: --keep must be 0 or more");
+    std::optional<files::FileLock> held;
+    if (!dry_run) {
+        HOIST_ASSIGN(held, lock("gc"));
+    }
+    crashPoint("gc.locked");
+    HOIST_ASSIGN(auto kept_list, keptGenerations(keep));
+    std::set<long> kept(kept_list.begin(), kept_list.end());
+    HOIST_ASSIGN(auto in_use_list, packagesInUse(keep));
+    std::set<std::string> in_use(in_use_list.begin(), in_use_list.end());
+    HOIST_ASSIGN(auto all, list());
+    HOIST_ASSIGN(auto store, Store::open(layout_));
+    HOIST_ASSIGN(auto stored, store.list());
+
+    GcReport report;
+    for (const auto& gen : all) {
+        if (kept.count(gen.number) != 0) continue;
+        report.generations_removed.push_back(gen.number);
+        if (dry_run) continue;
+        // Out of sight first (one rename), then deleted: a crash in between leaves a .tmp-*
+        // folder that recovery removes, never a half generation under its number.
+        auto doomed = files::tempSibling(gen.path);
+        HOIST_TRY(files::renameDurable(gen.path, doomed));
+        crashPoint("gc.generation_hidden");
+        HOIST_TRY(files::removeTree(doomed));
+        crashPoint("gc.generation_removed");
+    }
+    for (const auto& pkg : stored) {
+        if (in_use.count(pkg.ref.sha256) != 0) continue;
+        report.packages_removed.push_back(pkg.ref.sha256);
+        report.bytes_freed += pkg.ref.size;
+        if (dry_run) continue;
+        HOIST_TRY(store.remove(pkg.ref.sha256));
+        crashPoint("gc.package_removed");
+    }
+    if (!dry_run)
+        log::info(kComponent, "gc",
+                  {{"generations", report.generations_removed.size()},
+                   {"packages", report.packages_removed.size()}});
+    return report;
+}
+
+Result<RecoverReport> Generations::recover() {
+    HOIST_ASSIGN(auto held, lock("recover"));
+    RecoverReport report;
+    auto removeLeftovers = [&](const fs::path& dir, std::string_view prefix) -> Result<void> {
+        std::error_code ec;
+        std::vector<fs::path> doomed;
+        for (auto it = fs::directory_iterator(dir, ec); !ec && it != fs::directory_iterator();
+             it.increment(ec)) {
+            auto name = it->path().filename().string();
+            if (name.rfind(prefix, 0) == 0) doomed.push_back(it->path());
+        }
+        if (ec && ec != std::errc::no_such_file_or_directory)
+            return failErrno(Errc::Io, ec.value(), "cannot list '", dir.string(), "'");
+        for (const auto& path : doomed) {
+            HOIST_TRY(files::removeTree(path));
+            report.actions.push_back("removed " + path.lexically_relative(layout_.root).string());
+        }
+        return ok();
+    };
+    HOIST_TRY(removeLeftovers(layout_.generations(), ".tmp-"));
+    HOIST_TRY(removeLeftovers(layout_.root, ".tmp-current-"));
+    HOIST_ASSIGN(auto store, Store::open(layout_));
+    HOIST_ASSIGN(int store_leftovers, store.recover());
+    if (store_leftovers > 0)
+        report.actions.push_back("removed " + std::to_string(store_leftovers) +
+                                 " unfinished store entr" + (store_leftovers == 1 ? "y" : "ies"));
+    HOIST_TRY(files::fsyncPath(layout_.generations()));
+
+    // `current` must name a complete generation; if it does not, go back to the newest one
+    // that ran before and still exists.
+    auto cur = current();
+    bool broken = !cur;
+    if (cur && *cur) {
+        std::error_code ec;
+        broken = !fs::exists(layout_.generation(**cur) / "set.json", ec);
+    }
+    if (broken) {
+        HOIST_ASSIGN(auto hist, history());
+        std::optional<long> good;
+        for (auto it = hist.rbegin(); it != hist.rend() && !good; ++it) {
+            std::error_code ec;
+            if (fs::exists(layout_.generation(*it) / "set.json", ec)) good = *it;
+        }
+        if (good) {
+            HOIST_TRY(
+                files::swapSymlink(layout_.current(), "generations/" + std::to_string(*good)));
+            report.actions.push_back("pointed current at generation " + std::to_string(*good));
+        } else {
+            if (::unlink(layout_.current().c_str()) != 0 && errno != ENOENT)
+                return failErrno(Errc::Io, errno, "cannot remove '", layout_.current().string(),
+                                 "'");
+            HOIST_TRY(files::fsyncPath(layout_.root));
+            report.actions.push_back("removed current, which pointed at no generation");
+        }
+    }
+    for (const auto& action : report.actions)
+        log::info(kComponent, "recover", {{"action", action}});
+    return report;
+}
+
+}  // namespace hoist::pkgmgr
