@@ -4,10 +4,16 @@
 #include <atomic>
 #include <cctype>
 #include <csignal>
+#include <fcntl.h>
 #include <fstream>
 #include <mutex>
 #include <pthread.h>
+#include <regex>
+#include <map>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <thread>
+#include <unistd.h>
 
 #include <httplib.h>
 
@@ -43,6 +49,85 @@ ServerRequest toRequest(const httplib::Request& req) {
     out.remote_addr = req.remote_addr;
     return out;
 }
+
+// One byte range of a file, as RFC 9110 section 14 describes: "bytes=first-last",
+// "bytes=first-" or "bytes=-suffix". Several ranges, other units and malformed values are
+// ignored (the whole file is sent), which the RFC allows; a range starting past the end is
+// unsatisfiable (416).
+struct ByteRange {
+    enum class Kind { Whole, Part, Unsatisfiable } kind = Kind::Whole;
+    std::uint64_t first = 0;
+    std::uint64_t length = 0;
+};
+
+bool parseDigits(std::string_view text, std::uint64_t& out) {
+    if (text.empty() || text.size() > 19) return false;
+    out = 0;
+    for (char c : text) {
+        if (c < '0' || c > '9') return false;
+        out = out * 10 + static_cast<std::uint64_t>(c - '0');
+    }
+    return true;
+}
+
+ByteRange parseByteRange(std::string_view header, std::uint64_t size) {
+    ByteRange whole;
+    constexpr std::string_view kPrefix = "bytes=";
+    if (!header.starts_with(kPrefix)) return whole;
+    header.remove_prefix(kPrefix.size());
+    while (!header.empty() && header.front() == ' ') header.remove_prefix(1);
+    while (!header.empty() && header.back() == ' ') header.remove_suffix(1);
+    if (header.find(',') != std::string_view::npos) return whole;
+    auto dash = header.find('-');
+    if (dash == std::string_view::npos) return whole;
+    auto first_text = header.substr(0, dash);
+    auto last_text = header.substr(dash + 1);
+    std::uint64_t first = 0;
+    std::uint64_t last = 0;
+    if (first_text.empty()) {
+        std::uint64_t suffix = 0;
+        if (!parseDigits(last_text, suffix)) return whole;
+        if (suffix == 0 || size == 0) return {ByteRange::Kind::Unsatisfiable, 0, 0};
+        suffix = std::min(suffix, size);
+        return {ByteRange::Kind::Part, size - suffix, suffix};
+    }
+    if (!parseDigits(first_text, first)) return whole;
+    if (last_text.empty()) {
+        last = size == 0 ? 0 : size - 1;
+    } else if (!parseDigits(last_text, last) || last < first) {
+        return whole;
+    }
+    if (first >= size) return {ByteRange::Kind::Unsatisfiable, 0, 0};
+    last = std::min(last, size - 1);
+    return {ByteRange::Kind::Part, first, last - first + 1};
+}
+
+std::optional<std::string> replyHeader(const ServerReply& reply, std::string_view name) {
+    for (const auto& h : reply.headers)
+        if (equalsNoCase(h.name, name)) return h.value;
+    return std::nullopt;
+}
+
+// Files up to this size are read into the reply body instead of streamed.
+constexpr std::uint64_t kSmallFileBytes = 64 * 1024;
+
+// An open file shared by the content provider's calls; closed when httplib drops it.
+struct FileHandle {
+    int fd = -1;
+    ~FileHandle() {
+        if (fd >= 0) ::close(fd);
+    }
+};
+
+// A read-only mapping of a whole file, unmapped when the last reply using it is done.
+struct FileMapping {
+    void* data = nullptr;
+    size_t size = 0;
+    FileMapping(void* d, size_t s) : data(d), size(s) {}
+    FileMapping(const FileMapping&) = delete;
+    FileMapping& operator=(const FileMapping&) = delete;
+    ~FileMapping() { ::munmap(data, size); }
+};
 }  // namespace
 
 std::optional<std::string> ServerRequest::header(std::string_view name) const {
@@ -87,6 +172,8 @@ struct Server::Impl {
     std::vector<std::function<void(metrics::Registry&)>> collectors;
     std::mutex collectors_mutex;
     int port = 0;
+    /// (method, pattern) of routes registered with streaming_body.
+    std::vector<std::pair<std::string, std::regex>> streaming_routes;
 
     void record(const std::string& route, const std::string& method, int status, std::uint64_t bytes) {
         std::string labels = "route=\"" + metrics::labelValue(route) + "\",method=\"" + method +
@@ -97,27 +184,129 @@ struct Server::Impl {
         if (status >= 500) registry.add("hoist_http_errors_total", "route=\"" + metrics::labelValue(route) + "\"");
     }
 
-    void apply(const ServerReply& reply, httplib::Response& res) {
+    // Immutable files are sent straight from the page cache through a mapping: one copy
+    // fewer than pread into a buffer (httplib offers no sendfile). Concurrent downloads of
+    // one file (a fleet fetching the same package) share the mapping, so its pages are
+    // faulted in and unmapped once.
+    std::mutex mappings_mutex;
+    std::map<std::pair<dev_t, ino_t>, std::weak_ptr<FileMapping>> mappings;
+
+    std::shared_ptr<FileMapping> mapFile(int fd, std::uint64_t size) {
+        struct stat st {};
+        if (::fstat(fd, &st) != 0 || static_cast<std::uint64_t>(st.st_size) != size || size == 0)
+            return nullptr;
+        std::lock_guard lock(mappings_mutex);
+        auto key = std::make_pair(st.st_dev, st.st_ino);
+        if (auto it = mappings.find(key); it != mappings.end()) {
+            if (auto shared = it->second.lock()) return shared;
+        }
+        void* data = ::mmap(nullptr, static_cast<size_t>(size), PROT_READ, MAP_SHARED, fd, 0);
+        if (data == MAP_FAILED) return nullptr;
+        ::madvise(data, static_cast<size_t>(size), MADV_SEQUENTIAL);
+        auto mapping = std::make_shared<FileMapping>(data, static_cast<size_t>(size));
+        std::erase_if(mappings, [](const auto& entry) { return entry.second.expired(); });
+        mappings[key] = mapping;
+        return mapping;
+    }
+
+    // Returns the body bytes the reply sends (for metrics).
+    std::uint64_t apply(const ServerReply& reply, const httplib::Request& req,
+                        httplib::Response& res) {
+        // Byte ranges are ours to apply (httplib's own handling answers unsatisfiable
+        // ranges with a wrong length and would slice JSON bodies): forget the ranges it
+        // parsed. `req` is a non-const object inside httplib, handed to us as const.
+        const_cast<httplib::Request&>(req).ranges.clear();
         res.status = reply.status;
         for (const auto& h : reply.headers) res.set_header(h.name, h.value);
-        if (reply.file) {
-            auto path = reply.file->path;
-            auto size = reply.file->size;
-            auto stream = std::make_shared<std::ifstream>(path, std::ios::binary);
-            res.set_content_provider(
-                static_cast<size_t>(size), reply.content_type,
-                [stream](size_t offset, size_t length, httplib::DataSink& sink) {
-                    thread_local std::vector<char> buffer(1u << 20);
-                    stream->seekg(static_cast<std::streamoff>(offset));
-                    size_t chunk = std::min(length, buffer.size());
-                    stream->read(buffer.data(), static_cast<std::streamsize>(chunk));
-                    auto got = stream->gcount();
-                    if (got <= 0) return false;
-                    return sink.write(buffer.data(), static_cast<size_t>(got));
-                });
-        } else if (!reply.body.empty() || reply.status != 204) {
+        if (reply.file) return applyFile(reply, req, res);
+        if (!reply.body.empty() || (reply.status != 204 && reply.status != 304))
             res.set_content(reply.body, reply.content_type);
+        return reply.body.size();
+    }
+
+    std::uint64_t applyFile(const ServerReply& reply, const httplib::Request& req,
+                            httplib::Response& res) {
+        const std::uint64_t size = reply.file->size;
+        std::uint64_t first = 0;
+        std::uint64_t length = size;
+        if (!res.has_header("Accept-Ranges")) res.set_header("Accept-Ranges", "bytes");
+        auto range_header = req.get_header_value("Range");
+        bool use_range = reply.status == 200 && !range_header.empty();
+        if (use_range && req.has_header("If-Range")) {
+            // Only an entity tag is compared; a date (or no ETag of ours) sends it whole.
+            auto etag = replyHeader(reply, "ETag");
+            use_range = etag && *etag == req.get_header_value("If-Range");
         }
+        if (use_range) {
+            auto range = parseByteRange(range_header, size);
+            if (range.kind == ByteRange::Kind::Unsatisfiable) {
+                res.status = 416;
+                res.set_header("Content-Range", "bytes */" + std::to_string(size));
+                auto body = errorBody("range not satisfiable: '" + range_header + "' for " +
+                                      std::to_string(size) + " bytes");
+                res.set_content(body, "application/json");
+                return body.size();
+            }
+            if (range.kind == ByteRange::Kind::Part) {
+                first = range.first;
+                length = range.length;
+                res.status = 206;
+                res.set_header("Content-Range", "bytes " + std::to_string(first) + "-" +
+                                                    std::to_string(first + length - 1) + "/" +
+                                                    std::to_string(size));
+            }
+        }
+        auto handle = std::make_shared<FileHandle>();
+        handle->fd = ::open(reply.file->path.c_str(), O_RDONLY | O_CLOEXEC);
+        if (handle->fd < 0) {
+            log::error(options.component, "cannot open a file to send",
+                       {{"path", reply.file->path.string()}, {"errno", errno}});
+            res.status = 500;
+            res.set_content(errorBody("internal error"), "application/json");
+            return 0;
+        }
+        if (length <= kSmallFileBytes) {
+            // Small files go out as a body: fewer system calls than the content provider
+            // (which also refuses a length of zero).
+            std::string body(static_cast<size_t>(length), '\0');
+            size_t got = 0;
+            while (got < body.size()) {
+                auto n = ::pread(handle->fd, body.data() + got, body.size() - got,
+                                 static_cast<off_t>(first + got));
+                if (n <= 0) break;
+                got += static_cast<size_t>(n);
+            }
+            if (got != body.size()) {
+                res.status = 500;
+                res.set_content(errorBody("internal error"), "application/json");
+                return 0;
+            }
+            res.set_content(body, reply.content_type);
+            return req.method == "HEAD" ? 0 : length;
+        }
+        if (reply.file->immutable && req.method != "HEAD") {
+            if (auto mapping = mapFile(handle->fd, size)) {
+                res.set_content_provider(
+                    static_cast<size_t>(length), reply.content_type,
+                    [mapping, first](size_t offset, size_t want, httplib::DataSink& sink) {
+                        size_t chunk = std::min<size_t>(want, 4u << 20);
+                        return sink.write(static_cast<const char*>(mapping->data) + first + offset,
+                                          chunk);
+                    });
+                return length;
+            }
+        }
+        res.set_content_provider(
+            static_cast<size_t>(length), reply.content_type,
+            [handle, first](size_t offset, size_t want, httplib::DataSink& sink) {
+                thread_local std::vector<char> buffer(1u << 20);
+                size_t chunk = std::min(want, buffer.size());
+                auto got = ::pread(handle->fd, buffer.data(), chunk,
+                                   static_cast<off_t>(first + offset));
+                if (got <= 0) return false;
+                return sink.write(buffer.data(), static_cast<size_t>(got));
+            });
+        return req.method == "HEAD" ? 0 : length;
     }
 };
 
@@ -141,10 +330,33 @@ Result<std::unique_ptr<Server>> Server::create(ServerOptions options) {
     impl.options = std::move(options);
     auto& srv = *impl.server;
     srv.new_task_queue = [threads = impl.options.threads] { return new httplib::ThreadPool(threads); };
-    srv.set_payload_max_length(impl.options.payload_limit);
+    srv.set_payload_max_length(std::max(impl.options.payload_limit, impl.options.streaming_payload_limit));
+    if (impl.options.streaming_payload_limit > impl.options.payload_limit) {
+        // httplib has one limit; bodies above payload_limit may only go to streaming routes.
+        srv.set_pre_routing_handler([raw_impl = &impl](const httplib::Request& req,
+                                                       httplib::Response& res) {
+            auto declared = req.get_header_value("Content-Length");
+            std::uint64_t length = 0;
+            if (declared.empty() || !parseDigits(declared, length) ||
+                length <= raw_impl->options.payload_limit)
+                return httplib::Server::HandlerResponse::Unhandled;
+            for (const auto& [method, pattern] : raw_impl->streaming_routes)
+                if (method == req.method && std::regex_match(req.path, pattern))
+                    return httplib::Server::HandlerResponse::Unhandled;
+            res.status = 413;
+            res.set_header("Connection", "close");
+            res.set_content(errorBody("request body of " + declared + " bytes exceeds the limit of " +
+                                      std::to_string(raw_impl->options.payload_limit) + " bytes"),
+                            "application/json");
+            return httplib::Server::HandlerResponse::Handled;
+        });
+    }
     srv.set_read_timeout(impl.options.read_timeout);
     srv.set_write_timeout(impl.options.write_timeout);
     srv.set_keep_alive_max_count(1000);
+    // httplib writes headers and body separately; with Nagle on, the body waits for the
+    // peer's delayed ACK (40 ms per keep-alive request).
+    srv.set_tcp_nodelay(true);
     srv.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
         res.status = 500;
         res.set_content(errorBody("internal error"), "application/json");
@@ -161,7 +373,9 @@ Result<std::unique_ptr<Server>> Server::create(ServerOptions options) {
                                                              const httplib::Response& res) {
             log::info(component, "request",
                       {{"method", req.method}, {"path", req.path}, {"status", res.status},
-                       {"bytes", static_cast<std::int64_t>(res.body.size())},
+                       {"bytes", static_cast<std::int64_t>(req.method == "HEAD" ? 0
+                                                           : res.body.empty() ? res.content_length_
+                                                                              : res.body.size())},
                        {"remote", req.remote_addr}});
         });
     }
@@ -188,9 +402,8 @@ void Server::route(std::string_view method, const std::string& pattern, Handler 
     auto shared = std::make_shared<Handler>(std::move(handler));
     std::string route_name = pattern;
     std::string method_name(method);
-    auto call = [impl, shared, route_name, method_name](const httplib::Request& req,
-                                                        httplib::Response& res,
-                                                        const httplib::ContentReader* reader) {
+    auto call = [impl, shared, route_name](const httplib::Request& req, httplib::Response& res,
+                                           const httplib::ContentReader* reader) {
         ServerRequest request = toRequest(req);
         if (reader != nullptr) {
             request.read_body = [reader](const BodySink& sink) {
@@ -211,12 +424,12 @@ void Server::route(std::string_view method, const std::string& pattern, Handler 
             log::error(impl->options.component, "handler threw", {{"route", route_name}, {"what", e.what()}});
             reply = ServerReply::error(500, "internal error");
         }
-        impl->apply(reply, res);
-        impl->record(route_name, method_name,
-                     reply.status, reply.file ? reply.file->size : reply.body.size());
+        auto bytes = impl->apply(reply, req, res);
+        impl->record(route_name, req.method, res.status, bytes);
     };
     auto& srv = *impl_->server;
     if (streaming_body && (method == "PUT" || method == "POST")) {
+        impl_->streaming_routes.emplace_back(method_name, std::regex(pattern));
         auto h = [call](const httplib::Request& req, httplib::Response& res,
                         const httplib::ContentReader& reader) { call(req, res, &reader); };
         if (method == "PUT") srv.Put(pattern, h);

@@ -1,7 +1,78 @@
 #include "../cli_internal.hpp"
 
+#include <memory>
+
+#include "core/files.hpp"
+#include "core/json.hpp"
+#include "core/strings.hpp"
+#include "pkgmgr/publish.hpp"
+
 namespace hoist::pkgmgr {
 
-void addPublishCommands(Cli& cli) { (void)cli; }
+namespace {
+struct PublishArgs {
+    std::string repo;
+    std::string token_file;
+    std::vector<std::string> files;
+};
+
+std::string describe(const PublishItem& item) {
+    std::string what = std::string(kindName(item.kind)) + " ";
+    what += item.kind == PublishItem::Kind::Package ? item.sha256 : item.version;
+    what += " (" + item.file.string() + ", " + strings::humanBytes(static_cast<double>(item.size)) +
+            ")";
+    return what;
+}
+
+int runPublish(const Cli& cli, const PublishArgs& args) {
+    auto token = files::readFile(args.token_file, 64 * 1024);
+    if (!token) return cli.fail(withContext(token.error(), "--token-file"));
+    PublishOptions options;
+    options.repo_url = args.repo;
+    options.token = std::string(strings::trim(*token));
+    if (options.token.empty())
+        return cli.fail(Error{Errc::Invalid, "token file '" + args.token_file + "' is empty", 0});
+    if (!cli.json) {
+        options.on_item = [&cli](const PublishItem& item) {
+            cli.out << (item.uploaded ? "uploaded " : "present  ") << describe(item) << "\n";
+        };
+    }
+    std::vector<std::filesystem::path> paths(args.files.begin(), args.files.end());
+    auto published = publish(paths, options);
+    if (!published) return cli.fail(published.error());
+    if (cli.json) {
+        json::Writer w;
+        w.beginObject().field("repo", args.repo).key("items").beginArray();
+        for (const auto& item : *published) {
+            w.beginObject()
+                .field("kind", kindName(item.kind))
+                .field("file", item.file.string())
+                .field("path", item.remote_path)
+                .field("sha256", item.sha256)
+                .field("size", item.size);
+            if (!item.version.empty()) w.field("version", item.version);
+            w.field("uploaded", item.uploaded).endObject();
+        }
+        w.endArray().endObject();
+        cli.out << w.str() << "\n";
+    }
+    return 0;
+}
+}  // namespace
+
+void addPublishCommands(Cli& cli) {
+    auto args = std::make_shared<PublishArgs>();
+    auto* cmd = cli.app.add_subcommand(
+        "publish",
+        "upload package tarballs (skipping those the repository has) and release manifests "
+        "(*.json, with their .json.sig) to a repository");
+    cmd->add_option("--repo", args->repo, "repository URL (http://host:port)")->required();
+    cmd->add_option("--token-file", args->token_file, "file holding the repository's upload token")
+        ->required();
+    cmd->add_flag("--json", cli.json, "print what was uploaded as JSON");
+    cmd->add_option("files", args->files, "package tarballs, release manifests and signatures")
+        ->required();
+    cmd->callback([&cli, args] { cli.action = [&cli, args] { return runPublish(cli, *args); }; });
+}
 
 }  // namespace hoist::pkgmgr

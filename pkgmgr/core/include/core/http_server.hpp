@@ -37,10 +37,16 @@ struct ServerRequest {
     std::optional<std::string> queryParam(std::string_view name) const;
 };
 
-/// A file sent from disk in chunks; Range, HEAD and Content-Length are handled.
+/// A file sent from disk in chunks; Range, HEAD and Content-Length are handled. For a 200
+/// reply, one byte range gives 206 with Content-Range, a range past the end 416, several
+/// ranges (or a malformed one) the whole file; If-Range is compared with the reply's ETag.
 struct FileBody {
     std::filesystem::path path;
     std::uint64_t size = 0;
+    /// The file is never truncated or rewritten in place while it is served (content-
+    /// addressed files replaced only by rename): it may then be sent from a memory mapping,
+    /// saving a copy. Leave false otherwise (a truncated mapping would crash the server).
+    bool immutable = false;
 };
 
 struct ServerReply {
@@ -69,6 +75,9 @@ struct ServerOptions {
     std::string tls_cert;
     std::string tls_key;
     std::size_t payload_limit = 1u << 20;
+    /// When larger than payload_limit: the body limit of routes registered with
+    /// streaming_body (other routes keep payload_limit; a larger declared body gets 413).
+    std::size_t streaming_payload_limit = 0;
     std::size_t threads = 8;
     std::chrono::seconds read_timeout{30};
     std::chrono::seconds write_timeout{30};

@@ -1,0 +1,126 @@
+#include <CLI/CLI.hpp>
+
+#include "core/http_server.hpp"
+#include "core/log.hpp"
+#include "repo_server/server.hpp"
+
+namespace hoist::repo_server {
+
+namespace {
+constexpr std::string_view kComponent = "repo-server";
+
+int serve(const Options& options, std::ostream& err, const std::string& port_file) {
+    auto repo = Repository::open(options.root);
+    if (!repo) {
+        err << "repo-server: " << repo.error().describe() << "\n";
+        return exitCode(repo.error().code);
+    }
+    auto server = makeServer(options, std::make_shared<Repository>(std::move(*repo)));
+    if (!server) {
+        err << "repo-server: " << server.error().describe() << "\n";
+        return exitCode(server.error().code);
+    }
+    auto port = (*server)->bind();
+    if (!port) {
+        err << "repo-server: " << port.error().describe() << "\n";
+        return exitCode(port.error().code);
+    }
+    if (!port_file.empty()) {
+        if (auto written = (*server)->writePortFile(port_file); !written) {
+            err << "repo-server: " << written.error().describe() << "\n";
+            return exitCode(written.error().code);
+        }
+    }
+    http::Server* raw = server->get();
+    http::SignalWaiter waiter([raw] {
+        log::info(kComponent, "stopping on a signal");
+        raw->stop();
+    });
+    log::info(kComponent, "serving",
+              {{"root", options.root.string()},
+               {"host", options.host},
+               {"port", *port},
+               {"tls", options.tls_cert.empty() ? "off" : "on"},
+               {"uploads", options.token_file.empty() ? "disabled" : "enabled"}});
+    raw->run();
+    log::info(kComponent, "stopped");
+    return 0;
+}
+}  // namespace
+
+int runCli(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+    CLI::App app{
+        "repo-server: serves a hoist package repository (packages/<sha256>, "
+        "releases/<version>.json) "
+        "and accepts uploads with a bearer token",
+        "repo-server"};
+    Options options;
+    std::string root;
+    std::string listen = "127.0.0.1:8070";
+    std::string port_file;
+    std::string token_file;
+    std::string log_level = "info";
+    std::string log_format = "text";
+    bool no_access_log = false;
+    app.add_option("--root", root, "the repository folder (created when absent)")->required();
+    app.add_option("--listen", listen, "HOST:PORT to listen on; port 0 picks a free one")
+        ->capture_default_str();
+    app.add_option("--port-file", port_file, "write the bound port to this file");
+    app.add_option("--token-file", token_file,
+                   "file holding the bearer token that uploads must present (none: read-only)");
+    app.add_option("--tls-cert", options.tls_cert, "PEM certificate: serve HTTPS");
+    app.add_option("--tls-key", options.tls_key, "PEM private key for --tls-cert");
+    app.add_option("--max-upload-bytes", options.max_upload_bytes,
+                   "largest package upload accepted")
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
+    app.add_option("--threads", options.threads, "connections served at once")
+        ->capture_default_str()
+        ->check(CLI::Range(1, 4096));
+    app.add_flag("--no-access-log", no_access_log, "do not log a line per request");
+    app.add_option("--log-level", log_level, "debug, info, warn or error")
+        ->check(CLI::IsMember({"debug", "info", "warn", "error"}));
+    app.add_option("--log-format", log_format, "text or json")
+        ->check(CLI::IsMember({"text", "json"}));
+
+    std::vector<std::string> reversed(args.rbegin(), args.rend());
+    if (!reversed.empty()) reversed.pop_back();
+    try {
+        app.parse(reversed);
+    } catch (const CLI::ParseError& e) {
+        if (e.get_exit_code() == 0) {
+            out << app.help();
+            return 0;
+        }
+        err << "repo-server: " << e.what() << "\n";
+        err << "run 'repo-server --help' for usage\n";
+        return exitCode(Errc::Invalid);
+    }
+    if (options.tls_cert.empty() != options.tls_key.empty()) {
+        err << "repo-server: --tls-cert and --tls-key go together\n";
+        return exitCode(Errc::Invalid);
+    }
+    auto address = parseListen(listen);
+    if (!address) {
+        err << "repo-server: " << address.error().describe() << "\n";
+        return exitCode(address.error().code);
+    }
+    log::Level level = log::Level::Info;
+    log::Format format = log::Format::Text;
+    log::parseLevel(log_level, level);
+    log::parseFormat(log_format, format);
+    log::configure(level, format);
+    options.root = root;
+    options.host = address->first;
+    options.port = address->second;
+    options.token_file = token_file;
+    options.access_log = !no_access_log;
+    try {
+        return serve(options, err, port_file);
+    } catch (const std::exception& e) {
+        err << "repo-server: internal error: " << e.what() << "\n";
+        return exitCode(Errc::Internal);
+    }
+}
+
+}  // namespace hoist::repo_server
