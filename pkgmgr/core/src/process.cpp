@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <fcntl.h>
 #include <fstream>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
@@ -25,18 +26,56 @@ struct SessionHandler : bp::extend::handler {
     template <class Executor>
     void on_exec_setup(Executor&) const {
         if (enabled) ::setsid();
+        // A parent that waits for signals in a thread (http::SignalWaiter) has SIGTERM and
+        // SIGINT blocked; the mask survives exec, and a child must not start deaf to them.
+        sigset_t none;
+        sigemptyset(&none);
+        ::sigprocmask(SIG_SETMASK, &none, nullptr);
+        // Nothing but stdin, stdout and stderr crosses exec: an inherited socket (a listening
+        // port, a keep-alive connection) would otherwise live as long as the child does.
+        closeOnExecAbove2();
+    }
+
+    static void closeOnExecAbove2() {
+        constexpr unsigned kCloseRangeCloexec = 1u << 2;  // CLOSE_RANGE_CLOEXEC, Linux 5.11
+        if (::syscall(SYS_close_range, 3u, ~0u, kCloseRangeCloexec) == 0) return;
+        long max = ::sysconf(_SC_OPEN_MAX);
+        if (max < 0 || max > 65536) max = 65536;
+        for (int fd = 3; fd < max; ++fd) ::fcntl(fd, F_SETFD, FD_CLOEXEC);
     }
 };
 
-bp::environment makeEnv(const Options& options) {
-    bp::environment env;
-    if (options.inherit_env) {
-        for (const auto& entry : boost::this_process::environment())
-            env[entry.get_name()] = entry.to_string();
+// The child's environment as "KEY=VALUE" strings. Built by hand rather than with
+// bp::environment, whose lookup in Boost 1.74 reads past the end of shorter entries.
+struct EnvBlock {
+    std::vector<std::string> entries;
+    std::vector<char*> pointers;
+
+    explicit EnvBlock(const Options& options) {
+        if (options.inherit_env) {
+            for (char** e = ::environ; e != nullptr && *e != nullptr; ++e) {
+                std::string_view entry(*e);
+                auto eq = entry.find('=');
+                std::string_view name = entry.substr(0, eq);
+                bool overridden = false;
+                for (const auto& kv : options.env) overridden = overridden || kv.first == name;
+                if (!overridden) entries.emplace_back(entry);
+            }
+        }
+        for (const auto& [k, v] : options.env) entries.push_back(k + "=" + v);
+        for (auto& entry : entries) pointers.push_back(entry.data());
+        pointers.push_back(nullptr);
     }
-    for (const auto& [k, v] : options.env) env[k] = v;
-    return env;
-}
+};
+
+// Hands our environment block to execve (the executor's `env`, set before fork).
+struct EnvHandler : bp::extend::handler {
+    char** envp = nullptr;
+    template <class Executor>
+    void on_setup(Executor& exec) const {
+        exec.env = envp;
+    }
+};
 
 Result<boost::filesystem::path> resolve(const std::string& program) {
     if (program.find('/') != std::string::npos) {
@@ -67,7 +106,9 @@ Result<void> startImpl(const std::vector<std::string>& argv, const Options& opti
     std::error_code ec;
     SessionHandler handler;
     handler.enabled = options.new_session;
-    auto env = makeEnv(options);
+    EnvBlock env_block(options);
+    EnvHandler env_handler;
+    env_handler.envp = env_block.pointers.data();
     std::string out_str = out_path.empty() ? "/dev/null" : out_path.string();
     std::string err_str = err_path.empty() ? "/dev/null" : err_path.string();
     std::string in_str = in_path.empty() ? "/dev/null" : in_path.string();
@@ -87,7 +128,7 @@ Result<void> startImpl(const std::vector<std::string>& argv, const Options& opti
     boost::filesystem::path cwd = options.cwd.empty() ? boost::filesystem::current_path()
                                                       : boost::filesystem::path(options.cwd.string());
     bp::child child(exe, bp::args = args, bp::std_out > out_file, bp::std_err > err_file,
-                    bp::std_in < in_str, env, bp::start_dir = cwd, handler, ec);
+                    bp::std_in < in_str, env_handler, bp::start_dir = cwd, handler, ec);
     std::fclose(out_file);
     std::fclose(err_file);
     if (ec) return fail(Errc::Io, "cannot start '", argv[0], "': ", ec.message());

@@ -1,0 +1,60 @@
+#pragma once
+
+#include <chrono>
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "core/error.hpp"
+#include "pkgmgr/layout.hpp"
+
+namespace hoist::pkgmgr {
+
+struct NodeServerOptions {
+    NodeLayout layout;
+    /// host:port; empty: node.json's "listen".
+    std::string listen;
+    /// The bearer token for mutating routes; empty: node.json's token_file.
+    std::filesystem::path token_file;
+    /// The restart-helper binary; empty: $HOIST_RESTART_HELPER, else "restart-helper" beside
+    /// this executable, else on PATH.
+    std::filesystem::path restart_helper;
+    /// Role rules folder; empty: $HOIST_LAYOUTS, else the rules built in.
+    std::filesystem::path layouts_dir;
+    /// Packages fetched at once by stage.
+    int fetch_parallel = 8;
+    /// Generations (besides the current one) whose packages count as in use.
+    int keep = 2;
+    /// How long stage, delete and restart wait for the node lock before answering 409.
+    std::chrono::milliseconds lock_wait{2000};
+    /// Announce this node to the coordinator (POST /v1/nodes/register) at start.
+    bool register_node = true;
+};
+
+/// `pkgmgr serve`: the node endpoint (DESIGN.md "Node endpoint"). Reads node.json, serves the
+/// routes, launches the restart helper detached for restarts, delivers queued status pings in
+/// the background and registers with the coordinator when one is configured.
+class NodeServer {
+public:
+    /// Reads node.json and the token; Invalid when there is no token (every mutating route
+    /// needs one).
+    static Result<std::unique_ptr<NodeServer>> create(NodeServerOptions options);
+    ~NodeServer();
+    NodeServer(const NodeServer&) = delete;
+    NodeServer& operator=(const NodeServer&) = delete;
+
+    /// Binds; returns the port.
+    Result<int> bind();
+    Result<void> writePortFile(const std::filesystem::path& path) const;
+    /// Serves (and runs the background work) until stop().
+    void run();
+    /// Thread-safe.
+    void stop();
+
+private:
+    NodeServer();
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace hoist::pkgmgr

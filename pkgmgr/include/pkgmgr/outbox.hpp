@@ -1,0 +1,102 @@
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/error.hpp"
+#include "core/http_client.hpp"
+#include "pkgmgr/layout.hpp"
+#include "pkgmgr/status.hpp"
+
+namespace hoist::pkgmgr {
+
+/// A status ping waiting in <root>/outbox/ to be delivered.
+struct QueuedPing {
+    std::string url;  ///< <coordinator>/v1/nodes/<node>/status
+    StatusPing ping;
+    fs::path file;
+};
+
+/// Status pings not yet delivered (DESIGN.md "Status ping"): one file per ping,
+/// outbox/<seq, 12 digits>.json = {"url", "ping"}, written atomically before the first
+/// attempt and deleted once the coordinator answered 2xx. `seq` grows by one per ping for the
+/// node's whole life (outbox/.seq), so the coordinator can drop a re-delivered ping.
+/// Safe to use from several processes: enqueue and drain each hold a flock of their own.
+class Outbox {
+public:
+    static Result<Outbox> open(const NodeLayout& layout);
+
+    /// The status URL of a node at a coordinator.
+    static std::string statusUrl(std::string_view coordinator, std::string_view node);
+
+    /// Gives the ping the next seq and its time (when empty), and writes it durably.
+    Result<StatusPing> enqueue(StatusPing ping, const std::string& url);
+    /// The queued pings, oldest (lowest seq) first.
+    Result<std::vector<QueuedPing>> pending() const;
+
+    struct DrainResult {
+        int delivered = 0;
+        int dropped = 0;      ///< refused for good (4xx other than 408/429): logged, removed
+        std::size_t left = 0; ///< still queued (the coordinator did not answer)
+        std::string last_error;
+    };
+    /// Sends the queued pings in seq order, each once, stopping at the first one the
+    /// coordinator did not take (transport failure, 408, 429, 5xx). Busy when another
+    /// process drains right now. `token` (may be empty) goes in a bearer header.
+    Result<DrainResult> drain(http::Client& client, const std::string& token,
+                              std::chrono::milliseconds request_timeout);
+
+    const fs::path& folder() const { return folder_; }
+
+private:
+    explicit Outbox(fs::path folder) : folder_(std::move(folder)) {}
+    fs::path folder_;
+};
+
+/// Drains an outbox from a thread of its own: at once when notified, then again with
+/// exponential backoff and full jitter while pings stay queued. Used by the restart helper
+/// (during a swap) and by `pkgmgr serve` (all the time). Thread-safe.
+class PingCourier {
+public:
+    /// `token` returns the coordinator token (read each time: it may change on disk).
+    PingCourier(NodeLayout layout, std::function<std::string()> token,
+                http::RetryPolicy backoff = {.attempts = 0,
+                                             .base = std::chrono::milliseconds(200),
+                                             .cap = std::chrono::milliseconds(5000)},
+                std::chrono::milliseconds request_timeout = std::chrono::seconds(3));
+    ~PingCourier();
+    PingCourier(const PingCourier&) = delete;
+    PingCourier& operator=(const PingCourier&) = delete;
+
+    /// Starts the thread (idempotent).
+    void start();
+    /// Asks for a drain now.
+    void notify();
+    /// Tries to empty the outbox for up to `grace`, then stops the thread. What is left
+    /// stays in the outbox for the next courier. Returns the number of pings left.
+    std::size_t stop(std::chrono::milliseconds grace);
+
+private:
+    void loop();
+
+    NodeLayout layout_;
+    std::function<std::string()> token_;
+    http::RetryPolicy backoff_;
+    std::chrono::milliseconds request_timeout_;
+    std::mutex mutex_;
+    std::condition_variable wake_;
+    bool notified_ = false;
+    bool stopping_ = false;
+    std::chrono::steady_clock::time_point stop_deadline_{};
+    std::size_t left_ = 0;
+    std::thread thread_;
+};
+
+}  // namespace hoist::pkgmgr

@@ -1,0 +1,702 @@
+#include "pkgmgr/node_server.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstdlib>
+#include <mutex>
+#include <set>
+#include <thread>
+#include <unistd.h>
+
+#include "core/crypto.hpp"
+#include "core/files.hpp"
+#include "core/http_server.hpp"
+#include "core/json.hpp"
+#include "core/log.hpp"
+#include "core/process.hpp"
+#include "core/strings.hpp"
+#include "pkgmgr/fetch.hpp"
+#include "pkgmgr/generations.hpp"
+#include "pkgmgr/node_config.hpp"
+#include "pkgmgr/outbox.hpp"
+#include "pkgmgr/repository.hpp"
+#include "pkgmgr/service.hpp"
+#include "pkgmgr/sets.hpp"
+#include "pkgmgr/store.hpp"
+
+namespace hoist::pkgmgr {
+
+namespace {
+
+constexpr std::string_view kComponent = "pkgmgr-serve";
+constexpr std::string_view kSha = "([0-9a-f]{64})";
+
+using http::ServerReply;
+using http::ServerRequest;
+
+ServerReply errorReply(const Error& error) { return ServerReply::error(error); }
+
+// The journal files the restart helper writes (restart-helper/include/restart_helper/journal.hpp).
+fs::path lastTxnPath(const NodeLayout& layout) { return layout.run() / "last-txn.json"; }
+
+std::optional<std::string> readJson(const fs::path& path) {
+    auto text = files::readFile(path, 4u << 20);
+    if (!text) return std::nullopt;
+    auto parsed = json::parseObject(*text, path.string());
+    if (!parsed) return std::nullopt;
+    return json::toString(*parsed);
+}
+
+// "state" and "operation" of a journal, for GET /v1/node.
+std::pair<std::string, std::string> journalSummary(const std::string& journal_json) {
+    auto doc = json::parseObject(journal_json, "txn.json");
+    if (!doc) return {};
+    auto state = json::optString(*doc, "state", "txn.json");
+    auto op = json::optString(*doc, "operation", "txn.json");
+    return {state && *state ? **state : "", op && *op ? **op : ""};
+}
+
+fs::path findHelper(const fs::path& configured) {
+    if (!configured.empty()) return configured;
+    if (const char* env = std::getenv("HOIST_RESTART_HELPER"); env != nullptr && *env != '\0')
+        return env;
+    auto self = process::selfExe();
+    std::error_code ec;
+    if (!self.empty() && fs::exists(self.parent_path() / "restart-helper", ec))
+        return self.parent_path() / "restart-helper";
+    return process::findProgram("restart-helper");
+}
+
+void writeRef(json::Writer& w, const PackageRef& ref) { ref.write(w); }
+
+}  // namespace
+
+struct NodeServer::Impl {
+    NodeServerOptions options;
+    NodeLayout layout;
+    NodeConfig config;
+    std::string token;
+    std::optional<RoleRules> rules;
+    std::unique_ptr<http::Server> server;
+    std::string host;
+    int port = 0;
+    fs::path helper;
+
+    // Stage, delete and restart change the node one at a time.
+    std::mutex change_mutex;
+    // The helpers we launched; reaped so they do not linger as zombies.
+    std::mutex helpers_mutex;
+    std::vector<process::Child> helpers;
+    std::mutex service_mutex;
+    std::unique_ptr<ServiceManager> manager;
+
+    std::unique_ptr<PingCourier> courier;
+    std::thread background;
+    std::mutex bg_mutex;
+    std::condition_variable bg_wake;
+    bool stopping = false;
+
+    Result<Store> store() const { return Store::open(layout); }
+    Result<Generations> generations() const {
+        HOIST_ASSIGN(auto g, Generations::open(layout));
+        g.setLockWait(options.lock_wait);
+        return g;
+    }
+    Result<void> authorize(const ServerRequest& request) const {
+        return http::requireBearer(request, token);
+    }
+
+    void routes();
+    ServerReply getNode(const ServerRequest& request);
+    ServerReply getPackages(const ServerRequest& request);
+    ServerReply putPackage(const ServerRequest& request);
+    ServerReply deletePackage(const ServerRequest& request);
+    ServerReply getActive(const ServerRequest& request);
+    ServerReply postStage(const ServerRequest& request);
+    ServerReply postRestart(const ServerRequest& request);
+    ServerReply postRollback(const ServerRequest& request);
+    ServerReply getTransaction(const ServerRequest& request);
+
+    Result<std::string> launchHelper(long generation, const std::string& deployment,
+                                     const std::string& report_to);
+    bool helperRunning();
+    void collectMetrics(metrics::Registry& registry);
+    void backgroundLoop();
+    std::string address() const;
+};
+
+// ---- routes
+
+void NodeServer::Impl::routes() {
+    auto& s = *server;
+    s.route("GET", "/v1/node", [this](const ServerRequest& r) { return getNode(r); });
+    s.route("GET", "/v1/packages", [this](const ServerRequest& r) { return getPackages(r); });
+    s.route("PUT", "/v1/packages/" + std::string(kSha), [this](const ServerRequest& r) { return putPackage(r); });
+    s.route("DELETE", "/v1/packages/" + std::string(kSha),
+            [this](const ServerRequest& r) { return deletePackage(r); });
+    s.route("GET", "/v1/active", [this](const ServerRequest& r) { return getActive(r); });
+    s.route("POST", "/v1/stage", [this](const ServerRequest& r) { return postStage(r); });
+    s.route("POST", "/v1/restart", [this](const ServerRequest& r) { return postRestart(r); });
+    s.route("POST", "/v1/rollback", [this](const ServerRequest& r) { return postRollback(r); });
+    s.route("GET", "/v1/transaction", [this](const ServerRequest& r) { return getTransaction(r); });
+    s.onMetrics([this](metrics::Registry& registry) { collectMetrics(registry); });
+    auto& m = s.metrics();
+    m.describe("hoist_node_generation", "gauge", "the current generation (0: none)");
+    m.describe("hoist_node_service_running", "gauge", "1 while the service runs");
+    m.describe("hoist_node_transaction_active", "gauge", "1 while the restart helper swaps");
+    m.describe("hoist_node_pings_queued", "gauge", "status pings waiting in the outbox");
+    m.describe("hoist_node_packages", "gauge", "packages in the store");
+    m.describe("hoist_node_stages_total", "counter", "stage requests by result");
+    m.describe("hoist_node_restarts_total", "counter", "restart helpers launched");
+}
+
+ServerReply NodeServer::Impl::getNode(const ServerRequest&) {
+    auto gens = generations();
+    if (!gens) return errorReply(gens.error());
+    auto cur = gens->current();
+    if (!cur) return errorReply(cur.error());
+    ServiceStatus st;
+    bool healthy = false;
+    {
+        std::lock_guard lock(service_mutex);
+        auto status = manager->status();
+        if (status) st = *status;
+        else st.detail = status.error().describe();
+    }
+    if (st.running && *cur && rules) {
+        // One probe, not the whole healthy_after_ms check: this says how it is right now.
+        auto store_opened = store();
+        auto gen = gens->load(**cur);
+        if (store_opened && gen) {
+            auto launch = prepareLaunch(layout, *store_opened, *gen, *rules);
+            if (launch && launch->spec.health) {
+                http::Client client;
+                auto probe = launch->spec.health;
+                probe->timeout_ms = std::min<std::int64_t>(probe->timeout_ms, 2000);
+                healthy = probeHealth(*probe, HealthContext{layout, {}}, client).has_value();
+            } else if (launch) {
+                healthy = true;
+            }
+        }
+    }
+    auto txn = readJson(layout.txn());
+    // The helper updates node.json's release after each swap.
+    auto fresh = NodeConfig::load(layout);
+    json::Writer w;
+    w.beginObject()
+        .field("id", config.id)
+        .field("role", config.role)
+        .field("address", address())
+        .field("release", fresh ? fresh->release : config.release);
+    w.key("generation");
+    if (*cur) w.value(static_cast<std::int64_t>(**cur));
+    else w.null();
+    w.key("service").beginObject().field("manager", std::string(manager->name())).field("running", st.running);
+    w.key("pid");
+    if (st.pid > 0) w.value(static_cast<std::int64_t>(st.pid));
+    else w.null();
+    w.field("detail", st.detail).endObject();
+    w.field("healthy", healthy);
+    w.key("transaction");
+    if (txn) {
+        auto [state, op] = journalSummary(*txn);
+        w.beginObject().field("operation", op).field("state", state).endObject();
+    } else {
+        w.null();
+    }
+    w.endObject();
+    return ServerReply::json(200, w.str());
+}
+
+ServerReply NodeServer::Impl::getPackages(const ServerRequest&) {
+    auto s = store();
+    if (!s) return errorReply(s.error());
+    auto list = s->list();
+    if (!list) return errorReply(list.error());
+    std::set<std::string> in_use;
+    if (auto gens = generations()) {
+        if (auto used = gens->packagesInUse(options.keep)) in_use.insert(used->begin(), used->end());
+    }
+    json::Writer w;
+    w.beginObject().key("packages").beginArray();
+    for (const auto& p : *list) {
+        w.beginObject()
+            .field("id", p.ref.id)
+            .field("sha256", p.ref.sha256)
+            .field("size", p.ref.size)
+            .field("kind", p.info.kind)
+            .field("in_use", in_use.count(p.ref.sha256) > 0)
+            .endObject();
+    }
+    w.endArray().endObject();
+    return ServerReply::json(200, w.str());
+}
+
+ServerReply NodeServer::Impl::putPackage(const ServerRequest& request) {
+    if (auto auth = authorize(request); !auth) return errorReply(auth.error());
+    const auto& sha = request.matches.at(1);
+    std::optional<std::string> id;
+    if (!strings::trim(request.body).empty()) {
+        auto doc = json::parseObject(request.body, "request body");
+        if (!doc) return errorReply(doc.error());
+        if (auto unknown = json::rejectUnknown(*doc, {"id"}, "request body"); !unknown)
+            return errorReply(unknown.error());
+        auto given = json::optString(*doc, "id", "request body");
+        if (!given) return errorReply(given.error());
+        if (*given) {
+            if (auto parsed = PackageId::parse(**given); !parsed) return errorReply(parsed.error());
+            id = **given;
+        }
+    }
+    if (config.repository.empty())
+        return errorReply(Error{Errc::Invalid, "node.json names no repository to fetch from", 0});
+    auto held = files::FileLock::acquire(layout.lock(), options.lock_wait, "fetch package");
+    if (!held) return errorReply(held.error());
+    auto s = store();
+    if (!s) return errorReply(s.error());
+    bool had = s->has(sha);
+    auto fetched = fetchPackage(*s, config.repository, sha);
+    if (!fetched) return errorReply(fetched.error());
+    if (id && fetched->ref.id != *id)
+        return errorReply(Error{Errc::Corrupt,
+                                "package " + sha + " is '" + fetched->ref.id + "', not '" + *id + "'", 0});
+    json::Writer w;
+    w.beginObject().field("fetched", !had).key("package");
+    writeRef(w, fetched->ref);
+    w.field("kind", fetched->info.kind).endObject();
+    return ServerReply::json(had ? 200 : 201, w.str());
+}
+
+ServerReply NodeServer::Impl::deletePackage(const ServerRequest& request) {
+    if (auto auth = authorize(request); !auth) return errorReply(auth.error());
+    const auto& sha = request.matches.at(1);
+    std::lock_guard change(change_mutex);
+    auto held = files::FileLock::acquire(layout.lock(), options.lock_wait, "delete package");
+    if (!held) return errorReply(held.error());
+    auto s = store();
+    if (!s) return errorReply(s.error());
+    if (!s->has(sha)) return errorReply(Error{Errc::NotFound, "package " + sha + " is not in the store", 0});
+    auto gens = generations();
+    if (!gens) return errorReply(gens.error());
+    auto used = gens->packagesInUse(options.keep);
+    if (!used) return errorReply(used.error());
+    if (std::find(used->begin(), used->end(), sha) != used->end())
+        return errorReply(Error{Errc::Conflict,
+                                "package " + sha + " is used by a generation that is kept; "
+                                "it can go once gc no longer keeps that generation",
+                                0});
+    if (auto removed = s->remove(sha); !removed) return errorReply(removed.error());
+    return ServerReply::json(200, "{\"removed\":\"" + sha + "\"}");
+}
+
+ServerReply NodeServer::Impl::getActive(const ServerRequest&) {
+    auto gens = generations();
+    if (!gens) return errorReply(gens.error());
+    auto cur = gens->current();
+    if (!cur) return errorReply(cur.error());
+    if (!*cur) return errorReply(Error{Errc::NotFound, "no generation is active on this node", 0});
+    auto gen = gens->load(**cur);
+    if (!gen) return errorReply(gen.error());
+    json::Writer w;
+    w.beginObject()
+        .field("generation", static_cast<std::int64_t>(gen->number))
+        .field("role", gen->role)
+        .field("release", gen->release)
+        .field("created", gen->created)
+        .key("packages")
+        .beginArray();
+    for (const auto& ref : gen->packages) writeRef(w, ref);
+    w.endArray().endObject();
+    return ServerReply::json(200, w.str());
+}
+
+ServerReply NodeServer::Impl::postStage(const ServerRequest& request) {
+    if (auto auth = authorize(request); !auth) return errorReply(auth.error());
+    auto& m = server->metrics();
+    auto refuse = [&m](const Error& e) {
+        m.add("hoist_node_stages_total", "result=\"refused\"");
+        return errorReply(withContext(e, "stage"));
+    };
+    constexpr std::string_view ctx = "request body";
+    auto doc = json::parseObject(request.body, ctx);
+    if (!doc) return refuse(doc.error());
+    if (auto unknown = json::rejectUnknown(*doc, {"release", "packages"}, ctx); !unknown)
+        return refuse(unknown.error());
+    auto version = json::optString(*doc, "release", ctx);
+    if (!version) return refuse(version.error());
+    auto packages = json::optArray(*doc, "packages", ctx);
+    if (!packages) return refuse(packages.error());
+    if (version->has_value() == (*packages != nullptr))
+        return refuse(Error{Errc::Invalid, "give exactly one of 'release' or 'packages'", 0});
+    if (!rules) return refuse(Error{Errc::Invalid, "node.json names no role", 0});
+    if (config.repository.empty())
+        return refuse(Error{Errc::Invalid, "node.json names no repository to fetch from", 0});
+
+    std::optional<FetchedRelease> fetched;
+    std::vector<PackageRef> refs;
+    if (*version) {
+        auto pems = config.trustedKeyPems(layout);
+        if (!pems) return refuse(pems.error());
+        http::Client client;
+        auto got = fetchRelease(client, config.repository, **version, *pems, config.allow_unsigned);
+        if (!got) return refuse(got.error());
+        auto role_refs = got->release.packagesFor(config.role);
+        if (!role_refs) return refuse(role_refs.error());
+        refs = *role_refs;
+        fetched = std::move(*got);
+    } else {
+        for (const auto& item : (*packages)->GetArray()) {
+            auto ref = PackageRef::fromJson(item, "request body: packages");
+            if (!ref) return refuse(ref.error());
+            refs.push_back(*ref);
+        }
+        if (refs.empty()) return refuse(Error{Errc::Invalid, "'packages' is empty", 0});
+    }
+    std::vector<std::string> shas;
+    for (const auto& ref : refs) shas.push_back(ref.sha256);
+
+    // One stage at a time; the node lock keeps gc and a swap out while it fetches and builds.
+    std::lock_guard change(change_mutex);
+    auto held = files::FileLock::acquire(layout.lock(), options.lock_wait, "stage");
+    if (!held) return refuse(held.error());
+    auto s = store();
+    if (!s) return refuse(s.error());
+    FetchOptions fetch_options;
+    fetch_options.parallel = options.fetch_parallel;
+    auto got = fetchPackages(*s, config.repository, shas, fetch_options);
+    if (!got) return refuse(got.error());
+    for (const auto& ref : refs) {
+        auto stored = s->get(ref.sha256);
+        if (!stored) return refuse(stored.error());
+        if (stored->ref.id != ref.id)
+            return refuse(Error{Errc::Corrupt,
+                                "package " + ref.sha256 + " is '" + stored->ref.id + "', not '" + ref.id + "'", 0});
+    }
+
+    auto gens = generations();
+    if (!gens) return refuse(gens.error());
+    gens->setCallerHoldsLock(true);
+    auto staged = fetched ? gens->stage(fetched->release, *rules) : gens->stage(shas, *rules, "");
+    if (!staged) return refuse(staged.error());
+    if (fetched) {
+        if (auto saved = saveRelease(layout, *fetched); !saved)
+            log::warn(kComponent, "cannot keep the release manifest", {{"error", saved.error().describe()}});
+    }
+    m.add("hoist_node_stages_total", "result=\"ok\"");
+    json::Writer w;
+    w.beginObject()
+        .field("generation", static_cast<std::int64_t>(staged->number))
+        .field("release", staged->release)
+        .key("packages")
+        .beginArray();
+    for (const auto& ref : staged->packages) writeRef(w, ref);
+    w.endArray().endObject();
+    return ServerReply::json(200, w.str());
+}
+
+bool NodeServer::Impl::helperRunning() {
+    std::lock_guard lock(helpers_mutex);
+    bool any = false;
+    for (auto it = helpers.begin(); it != helpers.end();) {
+        if (it->running()) {
+            any = true;
+            ++it;
+        } else {
+            it = helpers.erase(it);
+        }
+    }
+    return any;
+}
+
+Result<std::string> NodeServer::Impl::launchHelper(long generation, const std::string& deployment,
+                                                   const std::string& report_to) {
+    if (helper.empty() || !fs::exists(helper))
+        return fail(Errc::Internal, "the restart-helper binary was not found (pass --restart-helper)");
+    // Another transaction: a journal on disk, or a helper we started that has not written one yet.
+    if (auto txn = readJson(layout.txn())) {
+        auto [state, op] = journalSummary(*txn);
+        return fail(Errc::Conflict, "a transaction is under way (operation ", op, ", state ", state, ")");
+    }
+    if (helperRunning()) return fail(Errc::Conflict, "a restart helper is still running");
+    auto op = "op-" + crypto::randomHex(8);
+    std::vector<std::string> argv = {helper.string(), "--root", layout.root.string()};
+    if (!options.layouts_dir.empty()) {
+        argv.push_back("--layouts");
+        argv.push_back(options.layouts_dir.string());
+    }
+    argv.insert(argv.end(), {"swap", "--to", std::to_string(generation), "--operation", op});
+    if (!deployment.empty()) argv.insert(argv.end(), {"--deployment", deployment});
+    if (!report_to.empty()) argv.insert(argv.end(), {"--report-to", report_to});
+    process::Options popts;
+    // A session of its own: the helper must outlive this endpoint (it may even restart it).
+    popts.new_session = true;
+    popts.stdout_file = layout.run() / "helper.log";
+    popts.stderr_file = layout.run() / "helper.log";
+    HOIST_TRY(files::makeDirs(layout.run()));
+    HOIST_ASSIGN(auto child, process::Child::start(argv, popts));
+    log::info(kComponent, "restart helper started",
+              {{"operation", op}, {"generation", static_cast<std::int64_t>(generation)},
+               {"pid", static_cast<std::int64_t>(child.pid())}});
+    server->metrics().add("hoist_node_restarts_total");
+    std::lock_guard lock(helpers_mutex);
+    helpers.push_back(std::move(child));
+    return op;
+}
+
+ServerReply NodeServer::Impl::postRestart(const ServerRequest& request) {
+    if (auto auth = authorize(request); !auth) return errorReply(auth.error());
+    constexpr std::string_view ctx = "request body";
+    auto doc = json::parseObject(request.body, ctx);
+    if (!doc) return errorReply(doc.error());
+    if (auto unknown = json::rejectUnknown(*doc, {"generation", "deployment", "report_to"}, ctx); !unknown)
+        return errorReply(unknown.error());
+    auto generation = json::getInt(*doc, "generation", ctx);
+    if (!generation) return errorReply(generation.error());
+    auto deployment = json::optString(*doc, "deployment", ctx);
+    if (!deployment) return errorReply(deployment.error());
+    auto report_to = json::optString(*doc, "report_to", ctx);
+    if (!report_to) return errorReply(report_to.error());
+    std::lock_guard change(change_mutex);
+    auto gens = generations();
+    if (!gens) return errorReply(gens.error());
+    if (auto gen = gens->load(static_cast<long>(*generation)); !gen) return errorReply(gen.error());
+    auto op = launchHelper(static_cast<long>(*generation), deployment->value_or(""), report_to->value_or(""));
+    if (!op) return errorReply(op.error());
+    json::Writer w;
+    w.beginObject().field("operation", *op).field("generation", *generation).endObject();
+    return ServerReply::json(202, w.str());
+}
+
+ServerReply NodeServer::Impl::postRollback(const ServerRequest& request) {
+    if (auto auth = authorize(request); !auth) return errorReply(auth.error());
+    constexpr std::string_view ctx = "request body";
+    std::string deployment;
+    std::string report_to;
+    if (!strings::trim(request.body).empty()) {
+        auto doc = json::parseObject(request.body, ctx);
+        if (!doc) return errorReply(doc.error());
+        if (auto unknown = json::rejectUnknown(*doc, {"deployment", "report_to"}, ctx); !unknown)
+            return errorReply(unknown.error());
+        auto d = json::optString(*doc, "deployment", ctx);
+        if (!d) return errorReply(d.error());
+        auto r = json::optString(*doc, "report_to", ctx);
+        if (!r) return errorReply(r.error());
+        deployment = d->value_or("");
+        report_to = r->value_or("");
+    }
+    std::lock_guard change(change_mutex);
+    auto gens = generations();
+    if (!gens) return errorReply(gens.error());
+    auto prev = gens->previous();
+    if (!prev) return errorReply(prev.error());
+    if (!*prev) return errorReply(Error{Errc::NotFound, "rollback: no previous generation to go back to", 0});
+    auto op = launchHelper(**prev, deployment, report_to);
+    if (!op) return errorReply(op.error());
+    json::Writer w;
+    w.beginObject().field("operation", *op).field("generation", static_cast<std::int64_t>(**prev)).endObject();
+    return ServerReply::json(202, w.str());
+}
+
+ServerReply NodeServer::Impl::getTransaction(const ServerRequest& request) {
+    auto wanted = request.queryParam("operation");
+    auto matches = [&wanted](const std::string& journal) {
+        return !wanted || journalSummary(journal).second == *wanted;
+    };
+    json::Writer w;
+    if (auto txn = readJson(layout.txn()); txn && matches(*txn)) {
+        w.beginObject().field("active", true).key("transaction").raw(*txn).endObject();
+        return ServerReply::json(200, w.str());
+    }
+    auto last = readJson(lastTxnPath(layout));
+    if (last && matches(*last)) {
+        w.beginObject().field("active", false).key("transaction").raw(*last).endObject();
+        return ServerReply::json(200, w.str());
+    }
+    if (wanted) {
+        // Launched but not journaled yet: the helper is still starting.
+        if (helperRunning())
+            return ServerReply::json(200, "{\"active\":true,\"transaction\":null}");
+        return errorReply(Error{Errc::NotFound, "no transaction with operation id '" + *wanted + "'", 0});
+    }
+    return ServerReply::json(200, "{\"active\":false,\"transaction\":null}");
+}
+
+void NodeServer::Impl::collectMetrics(metrics::Registry& registry) {
+    if (auto gens = generations()) {
+        if (auto cur = gens->current()) registry.set("hoist_node_generation", {}, static_cast<double>(cur->value_or(0)));
+    }
+    {
+        std::lock_guard lock(service_mutex);
+        auto st = manager->status();
+        registry.set("hoist_node_service_running", {}, st && st->running ? 1.0 : 0.0);
+    }
+    std::error_code ec;
+    registry.set("hoist_node_transaction_active", {}, fs::exists(layout.txn(), ec) ? 1.0 : 0.0);
+    if (auto outbox = Outbox::open(layout)) {
+        if (auto queued = outbox->pending()) registry.set("hoist_node_pings_queued", {}, static_cast<double>(queued->size()));
+    }
+    if (auto s = store()) {
+        if (auto list = s->list()) registry.set("hoist_node_packages", {}, static_cast<double>(list->size()));
+    }
+}
+
+std::string NodeServer::Impl::address() const {
+    std::string h = host;
+    if (h == "0.0.0.0" || h.empty()) {
+        char buf[256] = {};
+        h = ::gethostname(buf, sizeof buf - 1) == 0 ? std::string(buf) : "127.0.0.1";
+    }
+    return "http://" + h + ":" + std::to_string(port);
+}
+
+// Registers with the coordinator (retrying with backoff until it answers) and reaps the
+// helpers we launched.
+void NodeServer::Impl::backgroundLoop() {
+    bool registered = !options.register_node || config.coordinator.empty();
+    int attempt = 0;
+    http::RetryPolicy backoff{.attempts = 0, .base = std::chrono::milliseconds(200),
+                              .cap = std::chrono::milliseconds(10000)};
+    http::Client client;
+    while (true) {
+        (void)helperRunning();
+        auto wait = std::chrono::milliseconds(1000);
+        if (!registered) {
+            auto gens = generations();
+            std::optional<long> cur;
+            if (gens) {
+                if (auto c = gens->current()) cur = *c;
+            }
+            auto fresh = NodeConfig::load(layout);
+            json::Writer w;
+            w.beginObject()
+                .field("id", config.id)
+                .field("role", config.role)
+                .field("address", address())
+                .field("release", fresh ? fresh->release : config.release)
+                .field("generation", static_cast<std::int64_t>(cur.value_or(0)))
+                .endObject();
+            http::Request req;
+            req.method = "POST";
+            req.url = http::joinUrl(config.coordinator, "/v1/nodes/register");
+            req.body = w.str();
+            req.headers.push_back({"Content-Type", "application/json"});
+            auto coordinator_token = config.coordinatorToken(layout);
+            if (coordinator_token && !coordinator_token->empty())
+                req.headers.push_back(http::bearer(*coordinator_token));
+            req.timeout = std::chrono::seconds(5);
+            auto response = client.send(req);
+            if (response && response->ok()) {
+                registered = true;
+                log::info(kComponent, "registered with the coordinator", {{"coordinator", config.coordinator}});
+            } else if (response && !http::isTransient(response)) {
+                registered = true;  // refused for good: retrying would not change the answer
+                log::warn(kComponent, "the coordinator refused the registration",
+                          {{"status", static_cast<std::int64_t>(response->status)},
+                           {"body", response->body.substr(0, 200)}});
+            } else {
+                wait = backoffDelay(backoff, attempt++);
+                log::debug(kComponent, "registration failed; retrying",
+                           {{"error", response ? "HTTP " + std::to_string(response->status)
+                                               : response.error().describe()}});
+            }
+        }
+        std::unique_lock lock(bg_mutex);
+        if (bg_wake.wait_for(lock, wait, [this] { return stopping; })) return;
+    }
+}
+
+// ---- NodeServer
+
+NodeServer::NodeServer() : impl_(std::make_unique<Impl>()) {}
+NodeServer::~NodeServer() { stop(); }
+
+Result<std::unique_ptr<NodeServer>> NodeServer::create(NodeServerOptions options) {
+    std::unique_ptr<NodeServer> self(new NodeServer());
+    auto& d = *self->impl_;
+    std::error_code ec;
+    auto root = fs::absolute(options.layout.root, ec);
+    d.layout = NodeLayout::at(ec ? options.layout.root : root);
+    HOIST_TRY(d.layout.ensure());
+    HOIST_ASSIGN(d.config, NodeConfig::load(d.layout));
+    if (options.layouts_dir.empty()) {
+        if (const char* env = std::getenv("HOIST_LAYOUTS"); env != nullptr && *env != '\0')
+            options.layouts_dir = env;
+    }
+    if (!options.token_file.empty()) {
+        HOIST_ASSIGN(auto text, files::readFile(options.token_file, 4096));
+        d.token = std::string(strings::trim(text));
+    } else {
+        HOIST_ASSIGN(d.token, d.config.nodeToken(d.layout));
+    }
+    if (d.token.empty())
+        return fail(Errc::Invalid, "no node token: write one to ",
+                    (d.layout.root / d.config.token_file).string(),
+                    " (mode 0600) or pass --token-file; every mutating route needs it");
+    if (!d.config.role.empty()) {
+        HOIST_ASSIGN(auto r, RoleRules::load(d.config.role, options.layouts_dir));
+        d.rules = std::move(r);
+    }
+    HOIST_ASSIGN(d.manager, makeServiceManager(d.layout, d.config));
+    d.helper = findHelper(options.restart_helper);
+    if (d.helper.empty())
+        log::warn(kComponent, "restart-helper not found; restarts will fail (pass --restart-helper)");
+
+    auto listen = options.listen.empty() ? d.config.listen : options.listen;
+    auto colon = listen.rfind(':');
+    if (colon == std::string::npos)
+        return fail(Errc::Invalid, "listen address '", listen, "' must be host:port");
+    d.host = listen.substr(0, colon);
+    int port = 0;
+    try {
+        port = std::stoi(listen.substr(colon + 1));
+    } catch (const std::exception&) {
+        return fail(Errc::Invalid, "listen address '", listen, "' has no port number");
+    }
+    http::ServerOptions server_options;
+    server_options.component = std::string(kComponent);
+    server_options.host = d.host;
+    server_options.port = port;
+    server_options.threads = 8;
+    HOIST_ASSIGN(d.server, http::Server::create(server_options));
+    d.options = std::move(options);
+    d.routes();
+    return self;
+}
+
+Result<int> NodeServer::bind() {
+    HOIST_ASSIGN(impl_->port, impl_->server->bind());
+    return impl_->port;
+}
+
+Result<void> NodeServer::writePortFile(const fs::path& path) const {
+    return impl_->server->writePortFile(path);
+}
+
+void NodeServer::run() {
+    auto& d = *impl_;
+    auto layout = d.layout;
+    auto config = d.config;
+    d.courier = std::make_unique<PingCourier>(layout, [layout, config] {
+        auto token = config.coordinatorToken(layout);
+        return token ? *token : std::string();
+    });
+    d.courier->start();
+    d.background = std::thread([&d] { d.backgroundLoop(); });
+    log::info(kComponent, "serving", {{"address", d.address()}, {"node", d.config.id}});
+    d.server->run();
+    {
+        std::lock_guard lock(d.bg_mutex);
+        d.stopping = true;
+    }
+    d.bg_wake.notify_all();
+    if (d.background.joinable()) d.background.join();
+    d.courier->stop(std::chrono::seconds(2));
+    log::info(kComponent, "stopped");
+}
+
+void NodeServer::stop() {
+    if (impl_ && impl_->server) impl_->server->stop();
+}
+
+}  // namespace hoist::pkgmgr

@@ -1,0 +1,211 @@
+#include "restart_helper/cli.hpp"
+
+#include <functional>
+
+#include <CLI/CLI.hpp>
+
+#include "core/error.hpp"
+#include "core/json.hpp"
+#include "core/log.hpp"
+#include "restart_helper/helper.hpp"
+
+namespace hoist::restart_helper {
+
+namespace {
+
+struct Options {
+    std::string root;
+    std::string layouts;
+    std::string log_level = "info";
+    std::string log_format = "text";
+    bool json = false;
+    int lock_wait_ms = 10000;
+    int ping_grace_ms = 3000;
+
+    SwapRequest swap;
+    bool no_start = false;
+    BootstrapRequest bootstrap;
+    std::vector<std::string> trusted_keys;
+    int flush_timeout_ms = 10000;
+};
+
+void printJournal(std::ostream& out, const Journal& j, bool as_json) {
+    if (as_json) {
+        out << j.toJson() << "\n";
+        return;
+    }
+    out << j.state << ": generation " << j.from_generation << " -> " << j.to_generation;
+    if (!j.message.empty()) out << " (" << j.message << ")";
+    out << "\n";
+}
+
+}  // namespace
+
+int runCli(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+    CLI::App app{"restart-helper: swaps a node's active set with health checks and rollback",
+                 "restart-helper"};
+    Options o;
+    app.require_subcommand(1);
+    app.add_option("--root", o.root, "node root (default: $HOIST_ROOT or /opt/hoist)");
+    app.add_option("--layouts", o.layouts, "role rules folder (default: $HOIST_LAYOUTS or built in)");
+    app.add_option("--log-level", o.log_level, "debug, info, warn or error")
+        ->check(CLI::IsMember({"debug", "info", "warn", "error"}));
+    app.add_option("--log-format", o.log_format, "text or json")->check(CLI::IsMember({"text", "json"}));
+    app.add_option("--lock-wait", o.lock_wait_ms, "milliseconds to wait for the node lock");
+    app.add_option("--ping-grace", o.ping_grace_ms,
+                   "milliseconds to keep delivering status pings before exiting");
+    app.add_flag("--json", o.json, "print results as JSON");
+
+    std::function<int(Helper&)> action;
+
+    auto* swap = app.add_subcommand("swap", "stop the service, switch to a generation, start, check; "
+                                            "roll back when it does not come up");
+    swap->add_option("--to", o.swap.to, "the generation to switch to")->required();
+    swap->add_option("--deployment", o.swap.deployment, "deployment id for the status pings");
+    swap->add_option("--report-to", o.swap.report_to,
+                     "coordinator URL for the status pings (default: node.json's)");
+    swap->add_option("--operation", o.swap.operation, "operation id (default: a new one)");
+    swap->callback([&] {
+        action = [&](Helper& h) {
+            auto done = h.swap(o.swap);
+            if (!done) {
+                err << "restart-helper: " << done.error().describe() << "\n";
+                return exitCode(done.error().code);
+            }
+            printJournal(out, *done, o.json);
+            return exitCodeFor(done->state);
+        };
+    });
+
+    auto* recover = app.add_subcommand(
+        "recover", "finish or undo a swap a crash interrupted; at boot, start the service");
+    recover->add_flag("--no-start", o.no_start,
+                      "do not start the current generation's service when it is not running");
+    recover->callback([&] {
+        action = [&](Helper& h) {
+            auto done = h.recover(!o.no_start);
+            if (!done) {
+                err << "restart-helper: " << done.error().describe() << "\n";
+                return exitCode(done.error().code);
+            }
+            if (!*done) {
+                if (o.json) out << "{\"recovered\":null}\n";
+                else out << "nothing to recover\n";
+                return 0;
+            }
+            printJournal(out, **done, o.json);
+            return exitCodeFor((*done)->state);
+        };
+    });
+
+    auto* bootstrap = app.add_subcommand(
+        "bootstrap", "turn an empty root into a running node from a repository");
+    bootstrap->add_option("--repo", o.bootstrap.repository, "repository URL (http, https, file)")
+        ->required();
+    bootstrap->add_option("--release", o.bootstrap.release, "release version")->required();
+    bootstrap->add_option("--role", o.bootstrap.role, "node role (master, agent)")->required();
+    bootstrap->add_option("--coordinator", o.bootstrap.coordinator, "coordinator URL");
+    bootstrap->add_option("--id", o.bootstrap.id, "node id (default: the host name)");
+    auto* unsigned_flag = bootstrap->add_flag("--allow-unsigned", o.bootstrap.allow_unsigned,
+                                              "accept a release without a signature");
+    bootstrap->add_option("--trusted-key", o.trusted_keys, "public key (PEM) releases are signed with")
+        ->excludes(unsigned_flag);
+    bootstrap->add_option("--service-manager", o.bootstrap.service_manager, "process or systemd")
+        ->check(CLI::IsMember({"process", "systemd"}));
+    bootstrap->add_option("--systemd-unit", o.bootstrap.systemd_unit, "unit of the service (systemd)");
+    bootstrap->add_option("--listen", o.bootstrap.listen, "address `pkgmgr serve` listens on");
+    bootstrap->add_option("--parallel", o.bootstrap.parallel, "packages fetched at once");
+    bootstrap->callback([&] {
+        action = [&](Helper& h) {
+            for (const auto& key : o.trusted_keys) o.bootstrap.trusted_keys.emplace_back(key);
+            auto done = h.bootstrap(o.bootstrap);
+            if (!done) {
+                err << "restart-helper: " << done.error().describe() << "\n";
+                return exitCode(done.error().code);
+            }
+            printJournal(out, *done, o.json);
+            return exitCodeFor(done->state);
+        };
+    });
+
+    auto* status = app.add_subcommand("status", "the transaction under way, the last one, the service");
+    status->callback([&] {
+        action = [&](Helper& h) {
+            auto s = h.status();
+            if (!s) {
+                err << "restart-helper: " << s.error().describe() << "\n";
+                return exitCode(s.error().code);
+            }
+            if (o.json) {
+                out << s->toJson() << "\n";
+                return 0;
+            }
+            out << "current generation: " << (s->current ? std::to_string(*s->current) : "none") << "\n";
+            out << "service: " << (s->service_running ? "running" : "not running");
+            if (!s->service_detail.empty()) out << " (" << s->service_detail << ")";
+            out << "\n";
+            if (s->transaction)
+                out << "transaction: " << s->transaction->operation << " " << s->transaction->state << "\n";
+            if (s->last)
+                out << "last transaction: " << s->last->operation << " " << s->last->state
+                    << (s->last->message.empty() ? "" : " (" + s->last->message + ")") << "\n";
+            out << "pings queued: " << s->pings_queued << "\n";
+            return 0;
+        };
+    });
+
+    auto* flush = app.add_subcommand("flush", "deliver the queued status pings now");
+    flush->add_option("--timeout", o.flush_timeout_ms, "milliseconds to keep trying");
+    flush->callback([&] {
+        action = [&](Helper& h) {
+            auto left = h.flush(std::chrono::milliseconds(o.flush_timeout_ms));
+            if (!left) {
+                err << "restart-helper: " << left.error().describe() << "\n";
+                return exitCode(left.error().code);
+            }
+            if (o.json) out << "{\"left\":" << *left << "}\n";
+            else out << *left << " pings left\n";
+            return *left == 0 ? 0 : exitCode(Errc::Network);
+        };
+    });
+
+    // Global options (--json, --root, ...) may also come after the verb.
+    for (auto* sub : app.get_subcommands({})) sub->fallthrough();
+
+    std::vector<std::string> reversed(args.rbegin(), args.rend());
+    if (!reversed.empty()) reversed.pop_back();
+    try {
+        app.parse(reversed);
+    } catch (const CLI::ParseError& e) {
+        // --help (of the program or of a verb) is a "parse error" with exit code 0.
+        if (e.get_exit_code() == 0) return app.exit(e, out, err);
+        err << "restart-helper: " << e.what() << "\n";
+        err << "run 'restart-helper --help' for usage\n";
+        return exitCode(Errc::Invalid);
+    }
+    log::Level level = log::Level::Info;
+    log::Format format = log::Format::Text;
+    log::parseLevel(o.log_level, level);
+    log::parseFormat(o.log_format, format);
+    log::configure(level, format);
+
+    HelperOptions options;
+    options.layout = pkgmgr::NodeLayout::at(o.root.empty() ? pkgmgr::NodeLayout::defaultRoot()
+                                                           : fs::path(o.root));
+    options.layouts_dir = o.layouts;
+    options.lock_wait = std::chrono::milliseconds(o.lock_wait_ms);
+    options.ping_grace = std::chrono::milliseconds(o.ping_grace_ms);
+    auto helper = Helper::open(options);
+    if (!helper) {
+        err << "restart-helper: " << helper.error().describe() << "\n";
+        return exitCode(helper.error().code);
+    }
+    try {
+        return action(*helper);
+    } catch (const std::exception& e) {
+        err << "restart-helper: internal error: " << e.what() << "\n";
+        return exitCode(Errc::Internal);
+    }
+}
+
+}  // namespace hoist::restart_helper

@@ -1,0 +1,426 @@
+#include "restart_helper/helper.hpp"
+
+#include <cstdlib>
+#include <thread>
+#include <unistd.h>
+
+#include "core/crypto.hpp"
+#include "core/files.hpp"
+#include "core/json.hpp"
+#include "core/log.hpp"
+#include "helper_impl.hpp"
+#include "pkgmgr/status.hpp"
+
+namespace hoist::restart_helper {
+
+using pkgmgr::Generation;
+using pkgmgr::ServiceLaunch;
+
+int exitCodeFor(std::string_view terminal_state) {
+    if (terminal_state == "healthy") return kExitHealthy;
+    if (terminal_state == "rolled_back") return kExitRolledBack;
+    return kExitFailed;
+}
+
+std::string HelperStatus::toJson() const {
+    json::Writer w;
+    w.beginObject();
+    w.key("current");
+    if (current) w.value(static_cast<std::int64_t>(*current));
+    else w.null();
+    w.key("transaction");
+    if (transaction) w.raw(transaction->toJson());
+    else w.null();
+    w.key("last");
+    if (last) w.raw(last->toJson());
+    else w.null();
+    w.key("service").beginObject().field("running", service_running).field("detail", service_detail).endObject();
+    w.field("pings_queued", static_cast<std::uint64_t>(pings_queued));
+    w.endObject();
+    return w.str();
+}
+
+// ---- Impl
+
+Helper::Impl::Impl(HelperOptions o) : options(std::move(o)), layout(options.layout) {
+    if (options.layouts_dir.empty()) {
+        const char* env = std::getenv("HOIST_LAYOUTS");
+        if (env != nullptr && *env != '\0') options.layouts_dir = env;
+    }
+}
+
+Helper::Impl::~Impl() { stopCourier(); }
+
+Result<void> Helper::Impl::openStore() {
+    if (!store) {
+        HOIST_ASSIGN(auto s, pkgmgr::Store::open(layout));
+        store.emplace(std::move(s));
+    }
+    if (!gens) {
+        HOIST_ASSIGN(auto g, pkgmgr::Generations::open(layout));
+        gens.emplace(std::move(g));
+    }
+    return ok();
+}
+
+Result<void> Helper::Impl::loadNode() {
+    HOIST_TRY(openStore());
+    if (!config) {
+        HOIST_ASSIGN(auto c, pkgmgr::NodeConfig::load(layout));
+        config.emplace(std::move(c));
+    }
+    return useConfig();
+}
+
+Result<void> Helper::Impl::useConfig() {
+    if (!rules) {
+        HOIST_ASSIGN(auto r, pkgmgr::RoleRules::load(config->role, options.layouts_dir));
+        rules.emplace(std::move(r));
+    }
+    if (!manager) {
+        HOIST_ASSIGN(auto m, pkgmgr::makeServiceManager(layout, *config));
+        manager = std::move(m);
+    }
+    return ok();
+}
+
+Result<void> Helper::Impl::lockNode() {
+    if (node_lock) return ok();
+    HOIST_ASSIGN(auto held, files::FileLock::acquire(layout.lock(), options.lock_wait,
+                                                     "restart-helper"));
+    node_lock.emplace(std::move(held));
+    if (gens) gens->setCallerHoldsLock(true);
+    return ok();
+}
+
+void Helper::Impl::ping(const Journal& j) {
+    if (j.report_to.empty() || !config) return;
+    auto outbox = pkgmgr::Outbox::open(layout);
+    if (!outbox) {
+        log::warn(kComponent, "cannot open the outbox", {{"error", outbox.error().describe()}});
+        return;
+    }
+    pkgmgr::StatusPing p;
+    p.node = config->id;
+    p.deployment = j.deployment;
+    p.state = j.state;
+    p.from_generation = j.from_generation;
+    p.to_generation = j.to_generation;
+    p.release = j.release;
+    p.message = j.message;
+    auto queued = outbox->enqueue(p, pkgmgr::Outbox::statusUrl(j.report_to, config->id));
+    if (!queued) {
+        log::warn(kComponent, "cannot queue a status ping", {{"error", queued.error().describe()}});
+        return;
+    }
+    if (!courier) {
+        auto node_layout = layout;
+        auto node_config = *config;
+        courier = std::make_unique<pkgmgr::PingCourier>(layout, [node_layout, node_config] {
+            auto token = node_config.coordinatorToken(node_layout);
+            return token ? *token : std::string();
+        });
+        courier->start();
+    }
+    courier->notify();
+}
+
+void Helper::Impl::stopCourier() {
+    if (!courier) return;
+    auto left = courier->stop(options.ping_grace);
+    if (left > 0)
+        log::warn(kComponent, "status pings left in the outbox for later",
+                  {{"count", static_cast<std::uint64_t>(left)}});
+    courier.reset();
+}
+
+Result<void> Helper::Impl::step(Journal& j, std::string_view state, std::string_view message) {
+    HOIST_TRY(j.enter(layout, state, message));
+    log::info(kComponent, std::string(state),
+              {{"operation", j.operation},
+               {"from", static_cast<std::int64_t>(j.from_generation)},
+               {"to", static_cast<std::int64_t>(j.to_generation)},
+               {"message", std::string(message)}});
+    ping(j);
+    crashPoint("helper." + std::string(state));
+    return ok();
+}
+
+Result<ServiceLaunch> Helper::Impl::launchFor(long generation) {
+    HOIST_ASSIGN(auto gen, gens->load(generation));
+    return pkgmgr::prepareLaunch(layout, *store, gen, *rules);
+}
+
+Result<void> Helper::Impl::stopService(std::optional<std::chrono::milliseconds> known_timeout) {
+    if (known_timeout) return manager->stop(*known_timeout);
+    // The stop timeout is that of the generation whose service runs (pidfile), else current's.
+    std::chrono::milliseconds timeout{10000};
+    HOIST_ASSIGN(auto st, manager->status());
+    long running_gen = st.generation;
+    if (running_gen == 0) {
+        HOIST_ASSIGN(auto cur, gens->current());
+        running_gen = cur.value_or(0);
+    }
+    if (running_gen != 0) {
+        auto launch = launchFor(running_gen);
+        if (launch) timeout = std::chrono::milliseconds(launch->spec.stop_timeout_ms);
+    }
+    return manager->stop(timeout);
+}
+
+Result<void> Helper::Impl::checkService(const ServiceLaunch& launch) {
+    auto* mgr = manager.get();
+    pkgmgr::HealthContext context{layout, [mgr]() -> std::optional<std::string> {
+                                      auto st = mgr->status();
+                                      if (!st) return st.error().describe();
+                                      if (!st->running) return st->detail;
+                                      return std::nullopt;
+                                  }};
+    if (!launch.spec.health) {
+        // No health check declared: the service counts as healthy while it keeps running.
+        std::this_thread::sleep_for(std::chrono::milliseconds(500));
+        if (auto gone = context.gone()) return fail(Errc::Unhealthy, "the service stopped: ", *gone);
+        return ok();
+    }
+    return pkgmgr::waitHealthy(*launch.spec.health, context);
+}
+
+Result<Journal> Helper::Impl::close(Journal j) {
+    // node.json names the release of the generation that now runs.
+    auto cur = gens->current();
+    if (cur && *cur && config) {
+        auto gen = gens->load(**cur);
+        if (gen && !gen->release.empty() && gen->release != config->release) {
+            config->release = gen->release;
+            if (auto saved = config->save(layout); !saved)
+                log::warn(kComponent, "cannot update node.json", {{"error", saved.error().describe()}});
+        }
+    }
+    HOIST_TRY(j.close(layout));
+    crashPoint("helper.closed");
+    log::info(kComponent, "done", {{"operation", j.operation}, {"state", j.state}});
+    return j;
+}
+
+Result<Journal> Helper::Impl::finish(Journal j, std::string_view state, std::string_view message) {
+    HOIST_TRY(step(j, state, message));
+    return close(std::move(j));
+}
+
+Result<Journal> Helper::Impl::forward(Journal j) {
+    HOIST_ASSIGN(auto launch, launchFor(j.to_generation));
+    HOIST_ASSIGN(auto st, manager->status());
+    if (!(st.running && st.generation == j.to_generation)) {
+        HOIST_TRY(stopService());
+        HOIST_TRY(step(j, "starting"));
+        if (auto started = manager->start(launch); !started) return rollBack(std::move(j), started.error());
+        crashPoint("helper.started");
+    }
+    HOIST_TRY(step(j, "checking"));
+    if (auto healthy = checkService(launch); !healthy) return rollBack(std::move(j), healthy.error());
+    crashPoint("helper.checked");
+    return finish(std::move(j), "healthy", "");
+}
+
+Result<Journal> Helper::Impl::rollBack(Journal j, const Error& why) {
+    std::string reason = "generation " + std::to_string(j.to_generation) +
+                         " did not come up: " + why.describe();
+    log::warn(kComponent, "rolling back", {{"reason", reason}});
+    if (j.from_generation == 0 || j.from_generation == j.to_generation)
+        return finish(std::move(j), "failed", reason + "; no other generation to go back to");
+    HOIST_TRY(step(j, "rolling_back", reason));
+    return continueRollBack(std::move(j), reason);
+}
+
+Result<Journal> Helper::Impl::continueRollBack(Journal j, const std::string& reason) {
+    HOIST_ASSIGN(auto cur, gens->current());
+    HOIST_ASSIGN(auto st, manager->status());
+    bool old_runs = cur && *cur == j.from_generation && st.running && st.generation == j.from_generation;
+    HOIST_ASSIGN(auto launch, launchFor(j.from_generation));
+    if (!old_runs) {
+        HOIST_TRY(stopService());
+        crashPoint("helper.rb_stopped");
+        HOIST_TRY(gens->activate(j.from_generation));
+        crashPoint("helper.rb_swapped");
+        if (auto started = manager->start(launch); !started)
+            return finish(std::move(j), "failed",
+                          reason + "; the old generation would not start either: " +
+                              started.error().describe());
+        crashPoint("helper.rb_started");
+    }
+    if (auto healthy = checkService(launch); !healthy)
+        return finish(std::move(j), "failed",
+                      reason + "; the old generation is not healthy either: " +
+                          healthy.error().describe());
+    return finish(std::move(j), "rolled_back", reason);
+}
+
+Result<Journal> Helper::Impl::runSwap(Journal j) {
+    // Everything that reads the generations happens while the old service still serves: the
+    // downtime holds only the stop, the switch, the journal writes and the start.
+    HOIST_ASSIGN(auto launch, launchFor(j.to_generation));
+    HOIST_ASSIGN(auto running, manager->status());
+    std::optional<std::chrono::milliseconds> stop_timeout;
+    if (long old_gen = running.generation != 0 ? running.generation : j.from_generation; old_gen != 0) {
+        if (auto old_launch = launchFor(old_gen))
+            stop_timeout = std::chrono::milliseconds(old_launch->spec.stop_timeout_ms);
+    }
+    HOIST_TRY(step(j, "stopping"));
+    HOIST_TRY(stopService(stop_timeout));
+    crashPoint("helper.stopped");
+    HOIST_TRY(step(j, "swapping"));
+    if (auto activated = gens->activate(j.to_generation); !activated) {
+        // Nothing was switched: bring the old service back.
+        return rollBack(std::move(j), activated.error());
+    }
+    crashPoint("helper.swapped");
+    HOIST_TRY(step(j, "starting"));
+    if (auto started = manager->start(launch); !started) return rollBack(std::move(j), started.error());
+    crashPoint("helper.started");
+    HOIST_TRY(step(j, "checking"));
+    if (auto healthy = checkService(launch); !healthy) return rollBack(std::move(j), healthy.error());
+    crashPoint("helper.checked");
+    return finish(std::move(j), "healthy", "");
+}
+
+Result<std::optional<Journal>> Helper::Impl::recoverLocked(bool start_service) {
+    auto repaired = gens->recover();
+    if (!repaired) return std::unexpected(repaired.error());
+    for (const auto& action : repaired->actions) log::info(kComponent, "recover", {{"action", action}});
+    HOIST_ASSIGN(auto journal, Journal::load(layout));
+    HOIST_ASSIGN(auto cur, gens->current());
+    if (!journal) {
+        if (start_service && cur) {
+            HOIST_ASSIGN(auto st, manager->status());
+            if (!st.running) {
+                log::info(kComponent, "starting the service of the current generation",
+                          {{"generation", static_cast<std::int64_t>(*cur)}});
+                HOIST_ASSIGN(auto launch, launchFor(*cur));
+                HOIST_TRY(manager->stop(std::chrono::milliseconds(launch.spec.stop_timeout_ms)));
+                HOIST_TRY(manager->start(launch));
+            }
+        }
+        return std::optional<Journal>();
+    }
+    Journal j = std::move(*journal);
+    j.recovered = true;
+    log::warn(kComponent, "recovering an interrupted transaction",
+              {{"operation", j.operation}, {"state", j.state}, {"pid", j.pid}});
+    if (pkgmgr::isTerminalState(j.state)) {
+        HOIST_ASSIGN(auto closed, close(std::move(j)));
+        return std::optional<Journal>(std::move(closed));
+    }
+    Result<Journal> done = fail(Errc::Internal, "unreachable");
+    if (j.state == "rolling_back") {
+        done = continueRollBack(j, j.message);
+    } else if (j.kind == "bootstrap" && j.to_generation == 0) {
+        if (!cur) {
+            done = finish(j, "failed", "the bootstrap was interrupted before its generation was "
+                                       "activated; run bootstrap again");
+        } else {
+            j.to_generation = *cur;
+            done = forward(j);
+        }
+    } else if (cur && *cur == j.to_generation &&
+               (j.state != "stopping" || j.from_generation == j.to_generation)) {
+        // The switch happened: finish the swap (start, check; roll back if unhealthy).
+        done = forward(j);
+    } else if (j.from_generation == 0) {
+        HOIST_TRY(gens->activate(j.to_generation));
+        done = forward(j);
+    } else {
+        // The switch did not happen (or went elsewhere): undo, back to the old generation.
+        std::string reason = "the swap to generation " + std::to_string(j.to_generation) +
+                             " was interrupted in state '" + j.state + "'";
+        HOIST_TRY(step(j, "rolling_back", reason));
+        done = continueRollBack(j, reason);
+    }
+    if (!done) return std::unexpected(done.error());
+    return std::optional<Journal>(std::move(*done));
+}
+
+// ---- Helper
+
+Helper::Helper(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Helper::~Helper() = default;
+Helper::Helper(Helper&&) noexcept = default;
+Helper& Helper::operator=(Helper&&) noexcept = default;
+
+Result<Helper> Helper::open(HelperOptions options) {
+    std::error_code ec;
+    auto absolute = fs::absolute(options.layout.root, ec);
+    if (!ec) options.layout = pkgmgr::NodeLayout::at(absolute);
+    HOIST_TRY(options.layout.ensure());
+    return Helper(std::make_unique<Impl>(std::move(options)));
+}
+
+Result<Journal> Helper::swap(const SwapRequest& request) {
+    auto& d = *impl_;
+    HOIST_TRY(d.loadNode());
+    HOIST_TRY(d.lockNode());
+    HOIST_TRY(d.recoverLocked(false));
+    HOIST_ASSIGN(auto target, d.gens->load(request.to));
+    HOIST_ASSIGN(auto cur, d.gens->current());
+    Journal j;
+    j.operation = request.operation.empty() ? "op-" + crypto::randomHex(8) : request.operation;
+    j.kind = "swap";
+    j.deployment = request.deployment;
+    j.report_to = request.report_to.empty() ? d.config->coordinator : request.report_to;
+    j.release = target.release;
+    j.from_generation = cur.value_or(0);
+    j.to_generation = request.to;
+    auto done = d.runSwap(std::move(j));
+    d.stopCourier();
+    return done;
+}
+
+Result<std::optional<Journal>> Helper::recover(bool start_service) {
+    auto& d = *impl_;
+    HOIST_TRY(d.loadNode());
+    HOIST_TRY(d.lockNode());
+    auto done = d.recoverLocked(start_service);
+    d.stopCourier();
+    return done;
+}
+
+Result<HelperStatus> Helper::status() {
+    auto& d = *impl_;
+    HOIST_TRY(d.loadNode());
+    HelperStatus s;
+    HOIST_ASSIGN(s.current, d.gens->current());
+    HOIST_ASSIGN(s.transaction, Journal::load(d.layout));
+    HOIST_ASSIGN(s.last, Journal::loadLast(d.layout));
+    HOIST_ASSIGN(auto st, d.manager->status());
+    s.service_running = st.running;
+    s.service_detail = st.detail;
+    HOIST_ASSIGN(auto outbox, pkgmgr::Outbox::open(d.layout));
+    HOIST_ASSIGN(auto queued, outbox.pending());
+    s.pings_queued = queued.size();
+    return s;
+}
+
+Result<std::size_t> Helper::flush(std::chrono::milliseconds timeout) {
+    auto& d = *impl_;
+    HOIST_TRY(d.loadNode());
+    HOIST_ASSIGN(auto outbox, pkgmgr::Outbox::open(d.layout));
+    HOIST_ASSIGN(auto token, d.config->coordinatorToken(d.layout));
+    http::Client client;
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    int attempt = 0;
+    http::RetryPolicy backoff{.attempts = 0, .base = std::chrono::milliseconds(100),
+                              .cap = std::chrono::milliseconds(2000)};
+    while (true) {
+        auto drained = outbox.drain(client, token, std::chrono::seconds(3));
+        std::size_t left = 1;
+        if (drained) left = drained->left;
+        else if (drained.error().code != Errc::Busy) return std::unexpected(drained.error());
+        if (left == 0) return std::size_t{0};
+        if (std::chrono::steady_clock::now() >= deadline) {
+            HOIST_ASSIGN(auto queued, outbox.pending());
+            return queued.size();
+        }
+        std::this_thread::sleep_for(backoffDelay(backoff, attempt++));
+    }
+}
+
+}  // namespace hoist::restart_helper

@@ -1,0 +1,69 @@
+#pragma once
+
+// The restart helper's internals, shared by helper.cpp (swap, recover) and bootstrap.cpp.
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "core/files.hpp"
+#include "pkgmgr/generations.hpp"
+#include "pkgmgr/node_config.hpp"
+#include "pkgmgr/outbox.hpp"
+#include "pkgmgr/service.hpp"
+#include "pkgmgr/sets.hpp"
+#include "pkgmgr/store.hpp"
+#include "restart_helper/helper.hpp"
+
+namespace hoist::restart_helper {
+
+inline constexpr std::string_view kComponent = "restart-helper";
+
+struct Helper::Impl {
+    HelperOptions options;
+    pkgmgr::NodeLayout layout;
+    std::optional<pkgmgr::NodeConfig> config;
+    std::optional<pkgmgr::Store> store;
+    std::optional<pkgmgr::Generations> gens;
+    std::optional<pkgmgr::RoleRules> rules;
+    std::unique_ptr<pkgmgr::ServiceManager> manager;
+    std::unique_ptr<pkgmgr::PingCourier> courier;
+    std::optional<files::FileLock> node_lock;
+
+    explicit Impl(HelperOptions o);
+    ~Impl();
+
+    Result<void> openStore();
+    /// node.json, role rules and the service manager.
+    Result<void> loadNode();
+    /// Role rules and the service manager from `config`.
+    Result<void> useConfig();
+    /// <root>/lock for the whole transaction; generation switches then reuse it.
+    Result<void> lockNode();
+
+    /// Queues a status ping of the journal's state (when there is a coordinator to tell).
+    void ping(const Journal& j);
+    /// Gives the courier ping_grace to deliver, then stops it.
+    void stopCourier();
+    /// Journals the state, pings it, then passes the crash point "helper.<state>".
+    Result<void> step(Journal& j, std::string_view state, std::string_view message = {});
+
+    Result<pkgmgr::ServiceLaunch> launchFor(long generation);
+    /// Stops the service; without a known timeout, the running generation's stop_timeout_ms.
+    Result<void> stopService(std::optional<std::chrono::milliseconds> known_timeout = std::nullopt);
+    Result<void> checkService(const pkgmgr::ServiceLaunch& launch);
+
+    Result<Journal> runSwap(Journal j);
+    /// From the switch on: start (unless it runs already), check, finish or roll back.
+    Result<Journal> forward(Journal j);
+    Result<Journal> rollBack(Journal j, const Error& why);
+    Result<Journal> continueRollBack(Journal j, const std::string& reason);
+    /// Enters a terminal state and closes the journal.
+    Result<Journal> finish(Journal j, std::string_view state, std::string_view message);
+    /// Updates node.json's release, moves the journal to run/last-txn.json.
+    Result<Journal> close(Journal j);
+    Result<std::optional<Journal>> recoverLocked(bool start_service);
+};
+
+}  // namespace hoist::restart_helper

@@ -1,0 +1,131 @@
+// For every crash point of the restart helper (HOIST_CRASH_AT): crash there, run `recover`,
+// and find the node on the old or the new generation with the service healthy.
+
+#include <algorithm>
+
+#include "node_fixture.hpp"
+#include "restart_helper/helper.hpp"
+
+namespace hoist::testing {
+namespace {
+
+using restart_helper::kExitHealthy;
+using restart_helper::kExitRolledBack;
+
+struct CrashCase {
+    std::string point;
+    /// The new generation fails its health check (to reach the rollback's crash points).
+    bool new_fails = false;
+    /// The generation recover must leave running: 1 (old) or 2 (new).
+    long expected_generation = 0;
+    int expected_exit = 0;
+};
+
+std::vector<CrashCase> crashCases() {
+    return {
+        // Before the switch: recover undoes the swap (the old generation keeps running).
+        {"helper.stopping", false, 1, kExitRolledBack},
+        {"helper.stopped", false, 1, kExitRolledBack},
+        {"helper.swapping", false, 1, kExitRolledBack},
+        // Inside the switch itself (pkgmgr's Generations::activate).
+        {"activate.linked", false, 1, kExitRolledBack},
+        {"activate.renamed", false, 2, kExitHealthy},
+        {"activate.recorded", false, 2, kExitHealthy},
+        // After it: recover finishes the swap.
+        {"helper.swapped", false, 2, kExitHealthy},
+        {"helper.starting", false, 2, kExitHealthy},
+        {"helper.started", false, 2, kExitHealthy},
+        {"helper.checking", false, 2, kExitHealthy},
+        {"helper.checked", false, 2, kExitHealthy},
+        {"helper.healthy", false, 2, kExitHealthy},
+        {"helper.closed", false, 2, -1},  // the journal was closed: nothing left to recover
+        // A new generation that does not come up: recover finishes the rollback.
+        {"helper.checking", true, 1, kExitRolledBack},
+        {"helper.rolling_back", true, 1, kExitRolledBack},
+        {"helper.rb_stopped", true, 1, kExitRolledBack},
+        {"helper.rb_swapped", true, 1, kExitRolledBack},
+        {"helper.rb_started", true, 1, kExitRolledBack},
+        {"helper.rolled_back", true, 1, kExitRolledBack},
+    };
+}
+
+class CrashTest : public NodeFixture, public ::testing::WithParamInterface<CrashCase> {};
+
+TEST_P(CrashTest, RecoverLeavesTheNodeOnOneGenerationAndHealthy) {
+    const auto& c = GetParam();
+    HealthSpec fast{.healthy_after_ms = 150, .deadline_ms = 1500};
+    auto old_gen = stageVersion("1.0.0", {}, fast);
+    ASSERT_EQ(helper({"swap", "--to", std::to_string(old_gen)}).exit_code, kExitHealthy);
+    Behaviour next_behaviour;
+    if (c.new_fails) next_behaviour.health = "fail";
+    auto new_gen = stageVersion("2.0.0", next_behaviour, fast);
+    ASSERT_EQ(new_gen, 2);
+
+    auto crashed = helper({"swap", "--to", "2"}, {{"HOIST_CRASH_AT", c.point}});
+    ASSERT_EQ(crashed.exit_code, kCrashExitCode) << "no crash at " << c.point << ": " << crashed.err;
+    if (c.expected_exit >= 0) {
+        EXPECT_TRUE(fs::exists(layout_.txn())) << "no journal left at " << c.point;
+    }
+
+    auto recovered = helper({"recover"});
+    if (c.expected_exit < 0) {
+        EXPECT_EQ(recovered.exit_code, 0) << recovered.err;
+        EXPECT_EQ(recovered.out, "nothing to recover\n");
+    } else {
+        EXPECT_EQ(recovered.exit_code, c.expected_exit) << recovered.out << recovered.err;
+    }
+    EXPECT_FALSE(fs::exists(layout_.txn()));
+    EXPECT_EQ(currentGeneration(), c.expected_generation);
+    EXPECT_EQ(runningVersion(), c.expected_generation == 1 ? "1.0.0" : "2.0.0");
+    EXPECT_TRUE(serviceHealthy());
+    EXPECT_EQ(lastState(), c.expected_generation == 1 ? "rolled_back" : "healthy");
+
+    // A second recover finds nothing to do, and the next swap works.
+    auto again = helper({"recover"});
+    EXPECT_EQ(again.exit_code, 0);
+    EXPECT_EQ(again.out, "nothing to recover\n");
+}
+
+INSTANTIATE_TEST_SUITE_P(EveryPoint, CrashTest, ::testing::ValuesIn(crashCases()),
+                         [](const ::testing::TestParamInfo<CrashCase>& param_info) {
+                             const auto& c = param_info.param;
+                             std::string name = c.point + (c.new_fails ? "_unhealthy" : "");
+                             std::replace(name.begin(), name.end(), '.', '_');
+                             return name;
+                         });
+
+// Every crash point the helper declares is exercised above, or in FailedIsClosedByRecover.
+TEST(CrashPoints, AllAreCovered) {
+    auto cases = crashCases();
+    for (const auto& point : restart_helper::kCrashPoints) {
+        if (point == "helper.failed") continue;
+        bool covered = std::any_of(cases.begin(), cases.end(),
+                                   [&point](const CrashCase& c) { return c.point == point; });
+        EXPECT_TRUE(covered) << point;
+    }
+}
+
+TEST_F(NodeFixture, FailedIsClosedByRecover) {
+    HealthSpec fast{.healthy_after_ms = 100, .deadline_ms = 500};
+    auto gen = stageVersion("1.0.0", Behaviour{.health = "fail"}, fast);
+    auto crashed = helper({"swap", "--to", std::to_string(gen)}, {{"HOIST_CRASH_AT", "helper.failed"}});
+    ASSERT_EQ(crashed.exit_code, kCrashExitCode) << crashed.err;
+    auto recovered = helper({"recover"});
+    EXPECT_EQ(recovered.exit_code, restart_helper::kExitFailed) << recovered.err;
+    EXPECT_EQ(lastState(), "failed");
+    EXPECT_FALSE(fs::exists(layout_.txn()));
+}
+
+TEST_F(NodeFixture, RecoverAtBootStartsTheService) {
+    auto gen = stageVersion("1.0.0");
+    ASSERT_EQ(helper({"swap", "--to", std::to_string(gen)}).exit_code, kExitHealthy);
+    stopService();  // as a reboot would
+    ASSERT_FALSE(runningVersion().has_value());
+    auto recovered = helper({"recover"});
+    EXPECT_EQ(recovered.exit_code, 0) << recovered.err;
+    EXPECT_TRUE(waitFor([this] { return serviceHealthy(); }, std::chrono::seconds(5)));
+    EXPECT_EQ(runningVersion(), "1.0.0");
+}
+
+}  // namespace
+}  // namespace hoist::testing
