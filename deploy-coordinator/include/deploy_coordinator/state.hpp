@@ -1,0 +1,165 @@
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/error.hpp"
+
+namespace hoist::deploy_coordinator {
+
+/// Milliseconds since the Unix epoch (wall clock), as stored in the state file.
+std::int64_t nowMs();
+/// RFC 3339 UTC with milliseconds for a nowMs() value ("" for 0).
+std::string formatTime(std::int64_t ms);
+
+/// A node the coordinator knows (registered, or seen in a ping).
+struct NodeRecord {
+    std::string id;
+    std::string role;
+    /// Base URL of its endpoint ("http://127.0.0.1:7070"); node routes are joined to it.
+    std::string address;
+    std::string release;
+    std::int64_t generation = 0;
+    /// "up", "down" (stopped answering) or "removed" (decommissioned).
+    std::string status = "up";
+    std::int64_t registered_ms = 0;
+    std::int64_t last_seen_ms = 0;
+};
+
+/// A standing halt hold, one per source.
+struct Hold {
+    std::string source;
+    std::string reason;
+    /// Who put it: "monitor" (halt token) or "admin".
+    std::string by;
+    std::int64_t since_ms = 0;
+};
+
+/// One line of the append-only audit log.
+struct Event {
+    std::int64_t id = 0;
+    std::int64_t time_ms = 0;
+    /// Who: "admin", "monitor", "node:<id>", "coordinator".
+    std::string actor;
+    std::string action;
+    std::string deployment;
+    std::string node;
+    std::string detail;
+};
+
+/// A deployment's settings and progress (the row; per-node rows are DeploymentNode).
+struct Deployment {
+    std::string id;
+    std::int64_t number = 0;
+    std::string version;
+    /// "upgrade" (the only kind started through the API; rollbacks reuse the deployment).
+    std::string kind = "upgrade";
+    /// staging, rolling, paused, held (failure budget spent), reverting, done, failed, aborted,
+    /// reverted, rolled_back.
+    std::string state = "staging";
+    /// A count ("100") or a percentage of the agents ("10%").
+    std::string max_parallel = "1";
+    std::int64_t max_failures = 0;
+    bool auto_revert = false;
+    std::int64_t min_healthy_ms = 0;
+    std::int64_t node_deadline_ms = 600000;
+    std::int64_t progress_deadline_ms = 1800000;
+    /// The verified manifest bytes, so a restart does not depend on the repository.
+    std::string release_json;
+    std::string created_by;
+    std::string waiting_on;
+    std::string message;
+    std::int64_t created_ms = 0;
+    std::int64_t updated_ms = 0;
+    std::int64_t finished_ms = 0;
+
+    /// True while the deployment may still act on nodes.
+    bool active() const;
+};
+
+/// One node's progress in one deployment.
+struct DeploymentNode {
+    std::string deployment;
+    std::string node;
+    std::string role;
+    /// Order in the rollout (masters first).
+    std::int64_t ord = 0;
+    /// pending, staging, staged, restarting (persisted before the restart is sent), restarted
+    /// (the node accepted it), settling (healthy, waiting min_healthy_ms), done, failed,
+    /// revert_pending, reverting, reverted, revert_failed, skipped (already on the version).
+    std::string state = "pending";
+    /// The last state a ping or poll reported ("checking", ...).
+    std::string node_state;
+    std::string from_release;
+    std::int64_t from_generation = 0;
+    std::int64_t target_generation = 0;
+    std::int64_t last_seq = -1;
+    /// How many restart requests the node accepted for this deployment (audit: never above 1
+    /// forward, 1 more when reverted).
+    std::int64_t restarts = 0;
+    std::int64_t started_ms = 0;
+    std::int64_t finished_ms = 0;
+    std::string message;
+};
+
+/// The coordinator's state in one SQLite file (WAL). Schema versions live in PRAGMA
+/// user_version and are migrated forward on open; a newer file than this build knows is
+/// refused. Every write runs inside transaction(); events are append-only (triggers refuse
+/// UPDATE and DELETE). Thread-safe: one connection behind a mutex.
+class State {
+public:
+    /// Opens (creating) the file and migrates it. Invalid when the file's schema is newer
+    /// than kSchemaVersion, Io when SQLite cannot open or write it.
+    static Result<std::unique_ptr<State>> open(const std::filesystem::path& path);
+    ~State();
+    State(const State&) = delete;
+    State& operator=(const State&) = delete;
+
+    static constexpr int kSchemaVersion = 2;
+    int schemaVersion();
+
+    /// The writes a transaction may make.
+    class Tx {
+    public:
+        Result<void> putNode(const NodeRecord& node);
+        Result<void> putDeployment(const Deployment& deployment);
+        Result<void> putDeploymentNode(const DeploymentNode& node);
+        Result<void> putHold(const Hold& hold);
+        /// Removes one hold (source) or all (nullopt); returns how many went.
+        Result<int> deleteHolds(std::optional<std::string_view> source);
+        Result<void> appendEvent(Event event);
+
+    private:
+        friend class State;
+        explicit Tx(State& state) : state_(state) {}
+        State& state_;
+    };
+
+    /// Runs `body` in one BEGIN IMMEDIATE ... COMMIT; rolled back when it fails. With durable,
+    /// the commit is fsynced (synchronous=FULL) before this returns.
+    Result<void> transaction(const std::function<Result<void>(Tx&)>& body, bool durable = false);
+
+    Result<std::vector<NodeRecord>> nodes();
+    Result<std::vector<Hold>> holds();
+    /// Newest first.
+    Result<std::vector<Deployment>> deployments(int limit = 100);
+    Result<std::optional<Deployment>> deployment(std::string_view id);
+    Result<std::vector<DeploymentNode>> deploymentNodes(std::string_view deployment);
+    /// The newest `limit` events, oldest first; only one deployment's when given.
+    Result<std::vector<Event>> events(std::optional<std::string_view> deployment, int limit = 100);
+    Result<std::int64_t> nextDeploymentNumber();
+
+private:
+    State();
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace hoist::deploy_coordinator

@@ -1,0 +1,327 @@
+#include "api.hpp"
+
+#include <cctype>
+#include <charconv>
+
+#include "core/crypto.hpp"
+#include "core/json.hpp"
+#include "core/log.hpp"
+
+namespace hoist::deploy_coordinator {
+
+namespace {
+
+using http::ServerReply;
+using http::ServerRequest;
+
+/// Which token the caller presented: "admin", "monitor" or "node"; Unauthorized otherwise.
+Result<std::string> caller(const ServerRequest& request, const Tokens& tokens,
+                           std::initializer_list<std::string_view> allowed) {
+    auto header = request.header("Authorization");
+    if (!header) return fail(Errc::Unauthorized, "missing bearer token");
+    std::string_view value = *header;
+    if (!value.starts_with("Bearer "))
+        return fail(Errc::Unauthorized, "the Authorization header is not a bearer token");
+    value.remove_prefix(7);
+    // Every candidate is compared, matched or not, so timing says nothing about which one.
+    std::string who;
+    for (auto role : allowed) {
+        const std::string& token = role == "admin"     ? tokens.admin
+                                   : role == "monitor" ? tokens.halt
+                                                       : tokens.node;
+        if (!token.empty() && crypto::constantTimeEquals(value, token) && who.empty()) who = role;
+    }
+    if (who.empty()) return fail(Errc::Unauthorized, "wrong bearer token for this route");
+    return who;
+}
+
+Result<std::int64_t> queryInt(const ServerRequest& request, std::string_view name,
+                              std::int64_t fallback) {
+    auto text = request.queryParam(name);
+    if (!text) return fallback;
+    std::int64_t value = 0;
+    auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), value);
+    if (ec != std::errc() || end != text->data() + text->size() || value < 0)
+        return fail(Errc::Invalid, "query parameter '", name, "' must be a non-negative integer");
+    return value;
+}
+
+bool validSource(std::string_view source) {
+    if (source.empty() || source.size() > 64) return false;
+    for (char c : source)
+        if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.')
+            return false;
+    return true;
+}
+
+ServerReply reply(const Result<std::string>& result, int status = 200) {
+    if (!result) return ServerReply::error(result.error());
+    return ServerReply::json(status, *result);
+}
+
+Result<StartRequest> parseStart(const std::string& body, const std::string& actor) {
+    constexpr std::string_view ctx = "deployment request";
+    HOIST_ASSIGN(auto doc, json::parseObject(body, ctx));
+    HOIST_TRY(json::rejectUnknown(doc,
+                                  {"version", "max_parallel", "max_failures", "auto_revert",
+                                   "min_healthy_ms", "node_deadline_ms", "progress_deadline_ms"},
+                                  ctx));
+    StartRequest r;
+    r.actor = actor;
+    HOIST_ASSIGN(r.version, json::getString(doc, "version", ctx));
+    auto mp = doc.FindMember("max_parallel");
+    if (mp != doc.MemberEnd()) {
+        if (mp->value.IsInt64())
+            r.max_parallel = std::to_string(mp->value.GetInt64());
+        else if (mp->value.IsString())
+            r.max_parallel = mp->value.GetString();
+        else
+            return fail(Errc::Invalid, ctx,
+                        ": field 'max_parallel' must be a number or a percentage string");
+    }
+    HOIST_ASSIGN(auto mf, json::optInt(doc, "max_failures", ctx));
+    HOIST_ASSIGN(auto ar, json::optBool(doc, "auto_revert", ctx));
+    HOIST_ASSIGN(auto mh, json::optInt(doc, "min_healthy_ms", ctx));
+    HOIST_ASSIGN(auto nd, json::optInt(doc, "node_deadline_ms", ctx));
+    HOIST_ASSIGN(auto pd, json::optInt(doc, "progress_deadline_ms", ctx));
+    r.max_failures = mf.value_or(r.max_failures);
+    r.auto_revert = ar.value_or(false);
+    r.min_healthy_ms = mh.value_or(r.min_healthy_ms);
+    r.node_deadline_ms = nd.value_or(r.node_deadline_ms);
+    r.progress_deadline_ms = pd.value_or(r.progress_deadline_ms);
+    return r;
+}
+
+Result<NodeRecord> parseRegistration(const std::string& body) {
+    constexpr std::string_view ctx = "registration";
+    HOIST_ASSIGN(auto doc, json::parseObject(body, ctx));
+    HOIST_TRY(
+        json::rejectUnknown(doc, {"node", "id", "role", "address", "release", "generation"}, ctx));
+    NodeRecord n;
+    // pkgmgr serve names the node "id"; "node" is accepted as well.
+    HOIST_ASSIGN(auto id, json::optString(doc, "id", ctx));
+    if (id) {
+        n.id = *id;
+    } else {
+        HOIST_ASSIGN(n.id, json::getString(doc, "node", ctx));
+    }
+    HOIST_ASSIGN(n.role, json::getString(doc, "role", ctx));
+    HOIST_ASSIGN(n.address, json::getString(doc, "address", ctx));
+    HOIST_ASSIGN(auto release, json::optString(doc, "release", ctx));
+    HOIST_ASSIGN(auto generation, json::optInt(doc, "generation", ctx));
+    n.release = release.value_or("");
+    n.generation = generation.value_or(0);
+    return n;
+}
+
+/// Forwards a call to the provisioner and hands its reply back as it came.
+ServerReply forward(Engine& engine, const std::string& method, const std::string& path,
+                    const std::string& body) {
+    const auto& options = engine.options();
+    if (options.provisioner_url.empty())
+        return ServerReply::error(
+            Error{Errc::Invalid,
+                  "no provisioner configured (start the coordinator with --provisioner URL)", 0});
+    thread_local http::Client client;
+    http::Request request;
+    request.method = method;
+    request.url = http::joinUrl(options.provisioner_url, path);
+    request.body = body;
+    request.timeout = std::chrono::seconds(120);
+    if (!options.provisioner_token.empty())
+        request.headers.push_back(http::bearer(options.provisioner_token));
+    if (!body.empty()) request.headers.push_back({"Content-Type", "application/json"});
+    auto response = client.send(request);
+    if (!response) return ServerReply::error(withContext(response.error(), "provisioner"));
+    return ServerReply::json(static_cast<int>(response->status), response->body);
+}
+
+}  // namespace
+
+void registerRoutes(http::Server& server, Engine& engine, const Tokens& tokens) {
+    Engine* e = &engine;
+    const Tokens t = tokens;
+
+    auto nodeAuth = [t](const ServerRequest& request) -> Result<std::string> {
+        if (t.node.empty()) return std::string("node");
+        return caller(request, t, {"node", "admin"});
+    };
+
+    server.route("POST", "/v1/nodes/register", [e, nodeAuth](const ServerRequest& request) {
+        if (auto who = nodeAuth(request); !who) return ServerReply::error(who.error());
+        auto node = parseRegistration(request.body);
+        if (!node) return ServerReply::error(node.error());
+        return reply(e->registerNode(std::move(*node)));
+    });
+
+    server.route(
+        "POST", R"(/v1/nodes/([^/]+)/status)", [e, nodeAuth](const ServerRequest& request) {
+            if (auto who = nodeAuth(request); !who) return ServerReply::error(who.error());
+            auto ping = pkgmgr::StatusPing::parse(request.body);
+            if (!ping) return ServerReply::error(ping.error());
+            if (ping->node != request.matches.at(1))
+                return ServerReply::error(400, "status ping: field 'node' ('" + ping->node +
+                                                   "') differs from the node in the path ('" +
+                                                   request.matches.at(1) + "')");
+            if (auto applied = e->onPing(*ping); !applied)
+                return ServerReply::error(applied.error());
+            return ServerReply::json(200, "{\"ok\":true}");
+        });
+
+    server.route("GET", "/v1/nodes", [e, t](const ServerRequest& request) {
+        if (auto who = caller(request, t, {"admin", "monitor"}); !who)
+            return ServerReply::error(who.error());
+        return ServerReply::json(200, e->nodesJson());
+    });
+
+    server.route("POST", "/v1/deployments", [e, t](const ServerRequest& request) {
+        auto who = caller(request, t, {"admin"});
+        if (!who) return ServerReply::error(who.error());
+        auto start = parseStart(request.body, *who);
+        if (!start) return ServerReply::error(start.error());
+        return reply(e->startDeployment(*start), 201);
+    });
+
+    server.route("GET", "/v1/deployments", [e, t](const ServerRequest& request) {
+        if (auto who = caller(request, t, {"admin", "monitor"}); !who)
+            return ServerReply::error(who.error());
+        auto limit = queryInt(request, "limit", 20);
+        if (!limit) return ServerReply::error(limit.error());
+        return reply(e->deploymentsJson(static_cast<int>(*limit)));
+    });
+
+    server.route("GET", R"(/v1/deployments/([^/]+))", [e, t](const ServerRequest& request) {
+        if (auto who = caller(request, t, {"admin", "monitor"}); !who)
+            return ServerReply::error(who.error());
+        auto nodes = queryInt(request, "nodes", 1);
+        auto events = queryInt(request, "events", 50);
+        if (!nodes) return ServerReply::error(nodes.error());
+        if (!events) return ServerReply::error(events.error());
+        return reply(
+            e->deploymentJson(request.matches.at(1), *nodes != 0, static_cast<int>(*events)));
+    });
+
+    server.route(
+        "POST", R"(/v1/deployments/([^/]+)/(pause|resume|abort|rollback))",
+        [e, t](const ServerRequest& request) {
+            auto who = caller(request, t, {"admin"});
+            if (!who) return ServerReply::error(who.error());
+            std::optional<std::int64_t> max_failures;
+            if (!request.body.empty()) {
+                auto doc = json::parseObject(request.body, "request");
+                if (!doc) return ServerReply::error(doc.error());
+                if (auto bad = json::rejectUnknown(*doc, {"max_failures"}, "request"); !bad)
+                    return ServerReply::error(bad.error());
+                auto mf = json::optInt(*doc, "max_failures", "request");
+                if (!mf) return ServerReply::error(mf.error());
+                max_failures = *mf;
+            }
+            return reply(
+                e->command(request.matches.at(1), request.matches.at(2), max_failures, *who));
+        });
+
+    server.route("POST", "/v1/halt", [e, t](const ServerRequest& request) {
+        auto who = caller(request, t, {"monitor", "admin"});
+        if (!who) return ServerReply::error(who.error());
+        constexpr std::string_view ctx = "halt request";
+        auto doc = json::parseObject(request.body, ctx);
+        if (!doc) return ServerReply::error(doc.error());
+        if (auto bad = json::rejectUnknown(*doc, {"reason", "source"}, ctx); !bad)
+            return ServerReply::error(bad.error());
+        auto reason = json::getString(*doc, "reason", ctx);
+        auto source = json::optString(*doc, "source", ctx);
+        if (!reason) return ServerReply::error(reason.error());
+        if (!source) return ServerReply::error(source.error());
+        if (reason->empty())
+            return ServerReply::error(400, "halt request: field 'reason' is empty");
+        std::string name = source->value_or(*who);
+        if (!validSource(name))
+            return ServerReply::error(400,
+                                      "halt request: field 'source' must be 1-64 characters of "
+                                      "a-z, A-Z, 0-9, '.', '_' or '-'");
+        return reply(e->halt(name, *reason, *who), 201);
+    });
+
+    server.route("GET", "/v1/halt", [e, t](const ServerRequest& request) {
+        if (auto who = caller(request, t, {"admin", "monitor"}); !who)
+            return ServerReply::error(who.error());
+        return ServerReply::json(200, e->holdsJson());
+    });
+
+    server.route("DELETE", "/v1/halt", [e, t](const ServerRequest& request) {
+        auto who = caller(request, t, {"admin"});
+        if (!who) return ServerReply::error(who.error());
+        return reply(e->clearHolds(std::nullopt, *who));
+    });
+
+    server.route("DELETE", R"(/v1/halt/([^/]+))", [e, t](const ServerRequest& request) {
+        auto who = caller(request, t, {"admin"});
+        if (!who) return ServerReply::error(who.error());
+        return reply(e->clearHolds(request.matches.at(1), *who));
+    });
+
+    server.route("GET", "/v1/plan", [e, t](const ServerRequest& request) {
+        if (auto who = caller(request, t, {"admin", "monitor"}); !who)
+            return ServerReply::error(who.error());
+        auto version = request.queryParam("version");
+        if (!version || version->empty())
+            return ServerReply::error(400, "plan: query parameter 'version' is required");
+        return reply(e->planJson(*version, request.queryParam("max_parallel").value_or("1")));
+    });
+
+    server.route("GET", "/v1/events", [e, t](const ServerRequest& request) {
+        if (auto who = caller(request, t, {"admin", "monitor"}); !who)
+            return ServerReply::error(who.error());
+        auto limit = queryInt(request, "limit", 100);
+        if (!limit) return ServerReply::error(limit.error());
+        return reply(e->eventsJson(static_cast<int>(*limit)));
+    });
+
+    server.route("POST", "/v1/cluster/nodes", [e, t](const ServerRequest& request) {
+        auto who = caller(request, t, {"admin"});
+        if (!who) return ServerReply::error(who.error());
+        constexpr std::string_view ctx = "node request";
+        auto doc = json::parseObject(request.body, ctx);
+        if (!doc) return ServerReply::error(doc.error());
+        if (auto bad = json::rejectUnknown(*doc, {"role", "count", "idempotency_key"}, ctx); !bad)
+            return ServerReply::error(bad.error());
+        auto role = json::getString(*doc, "role", ctx);
+        auto count = json::optInt(*doc, "count", ctx);
+        auto key = json::optString(*doc, "idempotency_key", ctx);
+        if (!role) return ServerReply::error(role.error());
+        if (!count) return ServerReply::error(count.error());
+        if (!key) return ServerReply::error(key.error());
+        std::int64_t n = count->value_or(1);
+        if (n < 1 || n > 1000)
+            return ServerReply::error(400, "node request: field 'count' must be 1 to 1000");
+        if (auto held = e->requireNoHold("provisioning"); !held)
+            return ServerReply::error(held.error());
+        json::Writer w;
+        w.beginObject()
+            .field("role", *role)
+            .field("count", n)
+            .field("idempotency_key", key->value_or(crypto::randomHex(16)))
+            .endObject();
+        auto result = forward(*e, "POST", "/v1/nodes", w.str());
+        (void)e->recordEvent({0, 0, *who, "provision", "", "",
+                              detail::concat(n, " ", *role, " node(s): HTTP ", result.status)});
+        return result;
+    });
+
+    server.route("DELETE", R"(/v1/cluster/nodes/([^/]+))", [e, t](const ServerRequest& request) {
+        auto who = caller(request, t, {"admin"});
+        if (!who) return ServerReply::error(who.error());
+        if (auto held = e->requireNoHold("decommissioning"); !held)
+            return ServerReply::error(held.error());
+        const std::string& node = request.matches.at(1);
+        auto result = forward(*e, "DELETE", "/v1/nodes/" + http::urlEncode(node), "");
+        (void)e->recordEvent(
+            {0, 0, *who, "decommission", "", node, detail::concat("HTTP ", result.status)});
+        if (result.status >= 200 && result.status < 300) (void)e->markRemoved(node, *who);
+        return result;
+    });
+
+    server.onMetrics([e](metrics::Registry& registry) { e->collectMetrics(registry); });
+}
+
+}  // namespace hoist::deploy_coordinator

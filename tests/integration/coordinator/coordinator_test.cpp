@@ -1,0 +1,440 @@
+// The real deploy-coordinator and cluster binaries against fake-fleet, a process that runs
+// simulated nodes answering like `pkgmgr serve` and pinging like the restart helper.
+
+#include <csignal>
+#include <map>
+#include <set>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "core/crypto.hpp"
+#include "core/http_client.hpp"
+#include "core/json.hpp"
+#include "pkgmgr/release.hpp"
+#include "testing.hpp"
+
+namespace hoist {
+namespace {
+
+using testing::ServerProcess;
+using testing::TempFolder;
+using namespace std::chrono_literals;
+
+struct Act {
+    std::string node;
+    std::string role;
+    std::string kind;
+    std::int64_t time_us = 0;
+};
+
+pkgmgr::PackageRef packageRef(const std::string& id) {
+    return {id, crypto::sha256Hex(id), 100};
+}
+
+class Coordinator : public ::testing::Test {
+protected:
+    void SetUp() override {
+        testing::writeFile(dir_ / "admin.token", "admin-secret\n");
+        testing::writeFile(dir_ / "halt.token", "halt-secret\n");
+        testing::writeFile(dir_ / "node.token", "node-secret\n");
+        auto keys = crypto::ed25519Generate();
+        ASSERT_OK(keys);
+        private_pem_ = keys->private_pem;
+        testing::writeFile(dir_ / "trusted.pem", keys->public_pem);
+        publish("1.0.0", {}, "mesos--1.0.0", true);
+        publish("2.0.0", {"1.*"}, "mesos--2.0.0", true);
+        publish("2.0.1", {"1.*", "2.*"}, "mesos--2.0.1", true);
+        publish("3.0.0", {"2.*"}, "mesos--3.0.0", true);
+        publish("9.0.0", {"1.*"}, "mesos--9.0.0", false);  // unsigned
+        repo_ = std::make_unique<ServerProcess>(
+            std::vector<std::string>{FAKE_FLEET_BIN, "--masters", "0", "--agents", "0",
+                                     "--repo-dir", (dir_ / "repo").string(), "--port-file",
+                                     (dir_ / "repo.port").string()},
+            dir_ / "repo.port", dir_ / "repo.log");
+        ASSERT_TRUE(repo_->started());
+    }
+
+    void publish(const std::string& version, std::vector<std::string> from,
+                 const std::string& mesos, bool sign) {
+        pkgmgr::Release release;
+        release.version = version;
+        release.upgrade_from = std::move(from);
+        release.roles["master"] = {packageRef(mesos), packageRef("mesos-config--" + version)};
+        release.roles["agent"] = {packageRef(mesos), packageRef("mesos-config--" + version),
+                                  packageRef("metrics--1.0")};
+        auto bytes = release.toJson();
+        testing::writeFile(dir_ / "repo" / "releases" / (version + ".json"), bytes);
+        if (sign) {
+            auto sig = pkgmgr::signRelease(bytes, private_pem_);
+            ASSERT_OK(sig);
+            testing::writeFile(dir_ / "repo" / "releases" / (version + ".json.sig"), *sig);
+        }
+    }
+
+    void startCoordinator(int port = 0) {
+        coordinator_.reset();
+        coordinator_ = std::make_unique<ServerProcess>(
+            std::vector<std::string>{
+                COORDINATOR_BIN, "--state", (dir_ / "state.db").string(), "--listen",
+                "127.0.0.1:" + std::to_string(port), "--port-file", (dir_ / "coord.port").string(),
+                "--repo", repo_->url() + "/repo", "--trusted-key", (dir_ / "trusted.pem").string(),
+                "--admin-token-file", (dir_ / "admin.token").string(), "--halt-token-file",
+                (dir_ / "halt.token").string(), "--node-token-file", (dir_ / "node.token").string(),
+                "--poll-after-ms", "1500"},
+            dir_ / "coord.port", dir_ / "coord.log");
+        ASSERT_TRUE(coordinator_->started()) << testing::readFile(dir_ / "coord.log");
+    }
+
+    void startFleet(int masters, int agents, int swap_ms) {
+        fleet_ = std::make_unique<ServerProcess>(
+            std::vector<std::string>{FAKE_FLEET_BIN, "--coordinator", coordinator_->url(),
+                                     "--masters", std::to_string(masters), "--agents",
+                                     std::to_string(agents), "--swap-ms", std::to_string(swap_ms),
+                                     "--node-token-file", (dir_ / "node.token").string(),
+                                     "--port-file", (dir_ / "fleet.port").string()},
+            dir_ / "fleet.port", dir_ / "fleet.log");
+        ASSERT_TRUE(fleet_->started()) << testing::readFile(dir_ / "fleet.log");
+    }
+
+    http::Response call(const std::string& method, const std::string& path,
+                        const std::string& body = "", const std::string& token = "admin-secret") {
+        http::Request request;
+        request.method = method;
+        request.url = coordinator_->url() + path;
+        request.body = body;
+        if (!token.empty()) request.headers.push_back(http::bearer(token));
+        auto response = client_.send(request);
+        EXPECT_TRUE(response.has_value()) << response.error().describe();
+        return response ? *response : http::Response{};
+    }
+
+    json::Document parsed(const http::Response& r) {
+        auto doc = json::parse(r.body, "reply");
+        EXPECT_TRUE(doc.has_value()) << r.body;
+        return doc ? std::move(*doc) : json::Document{};
+    }
+
+    std::string deploymentState(const std::string& id) {
+        auto doc = parsed(call("GET", "/v1/deployments/" + id + "?nodes=0&events=0"));
+        return doc.IsObject() && doc.HasMember("state") ? doc["state"].GetString() : "";
+    }
+
+    bool waitState(const std::string& id, const std::string& state,
+                   std::chrono::milliseconds timeout) {
+        return testing::waitFor([&] { return deploymentState(id) == state; }, timeout, 50ms);
+    }
+
+    std::string start(const std::string& body) {
+        auto r = call("POST", "/v1/deployments", body);
+        EXPECT_EQ(r.status, 201) << r.body;
+        auto doc = parsed(r);
+        return doc.IsObject() && doc.HasMember("id") ? doc["id"].GetString() : "";
+    }
+
+    std::vector<Act> actions(std::int64_t since_us = 0) {
+        http::Request request;
+        request.url = fleet_->url() + "/fleet/actions?since_us=" + std::to_string(since_us);
+        auto r = client_.send(request);
+        std::vector<Act> out;
+        if (!r) return out;
+        auto doc = json::parseObject(r->body, "actions");
+        if (!doc) return out;
+        for (const auto& a : (*doc)["actions"].GetArray())
+            out.push_back({a["node"].GetString(), a["role"].GetString(), a["kind"].GetString(),
+                           a["time_us"].GetInt64()});
+        return out;
+    }
+
+    std::map<std::string, int> restartCounts() {
+        std::map<std::string, int> counts;
+        for (const auto& a : actions())
+            if (a.kind == "restart") counts[a.node]++;
+        return counts;
+    }
+
+    void failNodes(const std::string& body) {
+        http::Request request;
+        request.method = "POST";
+        request.url = fleet_->url() + "/fleet/fail";
+        request.body = body;
+        auto r = client_.send(request);
+        ASSERT_TRUE(r && r->ok());
+    }
+
+    process::Outcome cluster(std::vector<std::string> args,
+                             const std::string& token = "admin-secret") {
+        args.insert(args.begin(), CLUSTER_BIN);
+        return testing::run(args, {{"CLUSTER_URL", coordinator_->url()}, {"CLUSTER_TOKEN", token}},
+                            std::chrono::seconds(90));
+    }
+
+    static std::int64_t nowUs() {
+        return std::chrono::duration_cast<std::chrono::microseconds>(
+                   std::chrono::system_clock::now().time_since_epoch())
+            .count();
+    }
+
+    TempFolder dir_;
+    std::string private_pem_;
+    std::unique_ptr<ServerProcess> repo_;
+    std::unique_ptr<ServerProcess> coordinator_;
+    std::unique_ptr<ServerProcess> fleet_;
+    http::Client client_;
+};
+
+/// Checks the order over the fleet's log: masters one at a time and all before any agent;
+/// never more than max_parallel agents between their restart and their healthy report.
+void expectOrder(const std::vector<Act>& acts, int max_parallel) {
+    std::int64_t last_master_done = 0;
+    std::int64_t first_agent_restart = INT64_MAX;
+    int masters_in_flight = 0;
+    int agents_in_flight = 0;
+    int max_agents = 0;
+    for (const auto& a : acts) {
+        bool finish = a.kind == "healthy" || a.kind == "rolled_back";
+        if (a.role == "master") {
+            if (a.kind == "restart") {
+                ++masters_in_flight;
+                EXPECT_LE(masters_in_flight, 1) << "two masters at once: " << a.node;
+            } else if (finish) {
+                --masters_in_flight;
+                last_master_done = std::max(last_master_done, a.time_us);
+            }
+        } else if (a.role == "agent") {
+            if (a.kind == "restart") {
+                first_agent_restart = std::min(first_agent_restart, a.time_us);
+                max_agents = std::max(max_agents, ++agents_in_flight);
+            } else if (finish) {
+                --agents_in_flight;
+            }
+        }
+    }
+    EXPECT_LT(last_master_done, first_agent_restart)
+        << "an agent restarted before the masters were done";
+    EXPECT_LE(max_agents, max_parallel);
+    EXPECT_GE(max_agents, 1);
+}
+
+TEST_F(Coordinator, RollsOutMastersFirstThenAgentsNeverMoreThanMaxParallel) {
+    startCoordinator();
+    startFleet(3, 7, 300);
+    // The plan touches nothing.
+    auto plan = cluster({"plan", "2.0.0", "--max-parallel", "3"});
+    EXPECT_EQ(plan.exit_code, 0) << plan.err;
+    EXPECT_NE(plan.out.find("wave 1 (master, 1): master-1"), std::string::npos) << plan.out;
+    EXPECT_NE(plan.out.find("wave 4 (agent, 3): agent-1 agent-2 agent-3"), std::string::npos)
+        << plan.out;
+    EXPECT_NE(plan.out.find("+mesos--2.0.0"), std::string::npos) << plan.out;
+    EXPECT_NE(plan.out.find("-mesos--1.0.0"), std::string::npos) << plan.out;
+    EXPECT_NE(plan.out.find("=metrics--1.0"), std::string::npos) << plan.out;
+    EXPECT_TRUE(restartCounts().empty());
+
+    auto upgrade = cluster({"upgrade", "2.0.0", "--max-parallel", "3"});
+    ASSERT_EQ(upgrade.exit_code, 0) << upgrade.out << upgrade.err;
+    EXPECT_NE(upgrade.out.find("d-1 2.0.0 done"), std::string::npos) << upgrade.out;
+    auto acts = actions();
+    expectOrder(acts, 3);
+    auto counts = restartCounts();
+    EXPECT_EQ(counts.size(), 10u);
+    for (const auto& [node, n] : counts) EXPECT_EQ(n, 1) << node;
+    // Staging reached every node before the first restart.
+    std::int64_t last_stage = 0;
+    std::int64_t first_restart = INT64_MAX;
+    for (const auto& a : acts) {
+        if (a.kind == "stage") last_stage = std::max(last_stage, a.time_us);
+        if (a.kind == "restart") first_restart = std::min(first_restart, a.time_us);
+    }
+    EXPECT_LT(last_stage, first_restart);
+    auto nodes = parsed(call("GET", "/v1/nodes"));
+    ASSERT_EQ(nodes["nodes"].Size(), 10u);
+    for (const auto& n : nodes["nodes"].GetArray()) EXPECT_STREQ(n["release"].GetString(), "2.0.0");
+    // The audit log names who did what to which node.
+    auto history = cluster({"history", "--events", "--limit", "200"});
+    EXPECT_NE(history.out.find("admin  deployment start  d-1"), std::string::npos) << history.out;
+    EXPECT_NE(history.out.find("coordinator  restart  d-1  agent-7  to generation 2"),
+              std::string::npos);
+    // Metrics.
+    auto metrics = call("GET", "/metrics", "", "");
+    EXPECT_NE(metrics.body.find("hoist_coordinator_node_actions_total 20"), std::string::npos)
+        << metrics.body;
+    // Upgrading to the same version again skips every node.
+    auto again = start(R"({"version":"2.0.0"})");
+    ASSERT_TRUE(waitState(again, "done", 10s));
+    EXPECT_EQ(restartCounts().size(), 10u);
+}
+
+TEST_F(Coordinator, RefusesBadReleasesAndBadCallersChangingNothing) {
+    startCoordinator();
+    startFleet(1, 2, 100);
+    auto r = call("POST", "/v1/deployments", R"({"version":"9.0.0"})");
+    EXPECT_EQ(r.status, 401);
+    EXPECT_NE(r.body.find("release 9.0.0 is not signed (use --allow-unsigned to accept it)"),
+              std::string::npos)
+        << r.body;
+    r = call("POST", "/v1/deployments", R"({"version":"7.7.7"})");
+    EXPECT_EQ(r.status, 404);
+    EXPECT_NE(r.body.find("release 7.7.7 is not in the repository"), std::string::npos) << r.body;
+    r = call("POST", "/v1/deployments", R"({"version":"3.0.0"})");
+    EXPECT_EQ(r.status, 409);
+    EXPECT_NE(
+        r.body.find(
+            "release 3.0.0 may not upgrade these nodes (upgrade_from: 2.*): agent-1 runs '1.0.0'"),
+        std::string::npos)
+        << r.body;
+    r = call("POST", "/v1/deployments", R"({"version":"2.0.0","max_parallel":"0"})");
+    EXPECT_EQ(r.status, 400);
+    EXPECT_NE(r.body.find("max_parallel '0' must be a positive count or a percentage such as 10%"),
+              std::string::npos);
+    r = call("POST", "/v1/deployments", R"({"version":"2.0.0","max_paralel":2})");
+    EXPECT_EQ(r.status, 400);
+    EXPECT_NE(r.body.find("unknown field 'max_paralel'"), std::string::npos) << r.body;
+    // A tampered manifest fails its signature.
+    auto path = dir_ / "repo" / "releases" / "2.0.0.json";
+    auto text = testing::readFile(path);
+    testing::writeFile(path, text + " ");
+    r = call("POST", "/v1/deployments", R"({"version":"2.0.0"})");
+    EXPECT_EQ(r.status, 422) << r.body;
+    EXPECT_NE(r.body.find("release 2.0.0"), std::string::npos) << r.body;
+    // Monitors may halt but neither deploy nor clear; nobody without a token does anything.
+    EXPECT_EQ(call("POST", "/v1/deployments", R"({"version":"2.0.0"})", "halt-secret").status, 401);
+    EXPECT_EQ(call("GET", "/v1/nodes", "", "").status, 401);
+    EXPECT_EQ(call("POST", "/v1/halt", R"({"reason":"x"})", "node-secret").status, 401);
+    EXPECT_EQ(
+        call("POST", "/v1/halt", R"({"reason":"slo burn","source":"sla"})", "halt-secret").status,
+        201);
+    EXPECT_EQ(call("DELETE", "/v1/halt", "", "halt-secret").status, 401);
+    EXPECT_EQ(call("DELETE", "/v1/halt/sla").status, 200);
+    EXPECT_EQ(call("DELETE", "/v1/halt/sla").status, 404);
+    auto deployments = parsed(call("GET", "/v1/deployments"));
+    EXPECT_EQ(deployments["deployments"].Size(), 0u);
+    EXPECT_TRUE(actions().empty());
+}
+
+TEST_F(Coordinator, StopsWhenTheFailureBudgetIsSpentLeavingTheRestUntouched) {
+    startCoordinator();
+    startFleet(1, 6, 200);
+    failNodes(R"({"nodes":["agent-2","agent-3"]})");
+    auto upgrade = cluster({"upgrade", "2.0.0", "--max-parallel", "1", "--max-failures", "1"});
+    EXPECT_EQ(upgrade.exit_code, exitCode(Errc::Unhealthy)) << upgrade.out << upgrade.err;
+    EXPECT_NE(upgrade.err.find("ended held"), std::string::npos) << upgrade.err;
+    auto d = parsed(call("GET", "/v1/deployments/d-1"));
+    EXPECT_STREQ(d["state"].GetString(), "held");
+    EXPECT_NE(std::string(d["waiting_on"].GetString())
+                  .find("failure budget: 2 nodes failed, more than max_failures 1"),
+              std::string::npos)
+        << d["waiting_on"].GetString();
+    auto counts = restartCounts();
+    EXPECT_EQ(counts, (std::map<std::string, int>{
+                          {"master-1", 1}, {"agent-1", 1}, {"agent-2", 1}, {"agent-3", 1}}));
+    std::map<std::string, std::string> states;
+    for (const auto& n : d["nodes"].GetArray())
+        states[n["node"].GetString()] = n["state"].GetString();
+    EXPECT_EQ(states["agent-2"], "failed");
+    EXPECT_EQ(states["agent-3"], "failed");
+    EXPECT_EQ(states["agent-4"], "staged");
+    EXPECT_EQ(states["agent-1"], "done");
+    // A rollback puts the upgraded nodes back, agents before masters.
+    auto rollback = cluster({"rollback"});
+    EXPECT_EQ(rollback.exit_code, 0) << rollback.err;
+    ASSERT_TRUE(waitState("d-1", "rolled_back", 20s)) << deploymentState("d-1");
+    counts = restartCounts();
+    EXPECT_EQ(counts["agent-1"], 2);
+    EXPECT_EQ(counts["master-1"], 2);
+    EXPECT_EQ(counts["agent-2"], 1);
+    EXPECT_EQ(counts.count("agent-4"), 0u);
+    std::int64_t agent_revert = 0;
+    std::int64_t master_revert = 0;
+    int seen_agent = 0;
+    int seen_master = 0;
+    for (const auto& a : actions()) {
+        if (a.kind != "restart") continue;
+        if (a.node == "agent-1" && ++seen_agent == 2) agent_revert = a.time_us;
+        if (a.node == "master-1" && ++seen_master == 2) master_revert = a.time_us;
+    }
+    EXPECT_LT(agent_revert, master_revert);
+}
+
+TEST_F(Coordinator, AHaltStopsNodeActionsSurvivesAKillAndOnlyTheAdminClearsIt) {
+    startCoordinator();
+    int port = coordinator_->port();
+    startFleet(1, 8, 400);
+    auto id = start(R"({"version":"2.0.0","max_parallel":2})");
+    ASSERT_TRUE(testing::waitFor(
+        [&] {
+            auto counts = restartCounts();
+            return counts.count("agent-1") + counts.count("agent-2") > 0;
+        },
+        20s));
+    auto halt = call("POST", "/v1/halt", R"({"reason":"error budget burning","source":"sla"})",
+                     "halt-secret");
+    auto replied = nowUs();
+    ASSERT_EQ(halt.status, 201) << halt.body;
+    std::this_thread::sleep_for(1500ms);  // longer than a swap and a poll: anything would show
+    for (const auto& a : actions(replied))
+        EXPECT_NE(a.kind, "restart") << a.node << " restarted after the halt";
+    auto d = parsed(call("GET", "/v1/deployments/" + id + "?nodes=0"));
+    EXPECT_STREQ(d["waiting_on"].GetString(), "hold: sla (error budget burning)");
+    auto refused = call("POST", "/v1/deployments", R"({"version":"2.0.1"})");
+    EXPECT_EQ(refused.status, 423);
+    EXPECT_NE(refused.body.find("halted by sla (error budget burning)"), std::string::npos)
+        << refused.body;
+    auto provision = call("POST", "/v1/cluster/nodes", R"({"role":"agent","count":1})");
+    EXPECT_EQ(provision.status, 423);
+    EXPECT_NE(provision.body.find("provisioning refused: halted by sla"), std::string::npos)
+        << provision.body;
+    EXPECT_EQ(call("DELETE", "/v1/halt", "", "halt-secret").status, 401);
+    auto status = cluster({"status"}, "halt-secret");
+    EXPECT_NE(status.out.find("HALTED by sla"), std::string::npos) << status.out << status.err;
+
+    coordinator_->kill(SIGKILL);
+    std::this_thread::sleep_for(200ms);
+    startCoordinator(port);
+    auto holds = parsed(call("GET", "/v1/halt"));
+    EXPECT_TRUE(holds["halted"].GetBool());
+    std::this_thread::sleep_for(2500ms);  // past poll-after: polls run, actions do not
+    for (const auto& a : actions(replied))
+        EXPECT_NE(a.kind, "restart") << a.node << " restarted while held";
+
+    auto resume = cluster({"resume"});
+    EXPECT_EQ(resume.exit_code, 0) << resume.err;
+    EXPECT_NE(resume.out.find("holds cleared"), std::string::npos) << resume.out;
+    ASSERT_TRUE(waitState(id, "done", 30s)) << deploymentState(id);
+    auto counts = restartCounts();
+    EXPECT_EQ(counts.size(), 9u);
+    for (const auto& [node, n] : counts) EXPECT_EQ(n, 1) << node;
+    expectOrder(actions(), 2);
+    auto events = parsed(call("GET", "/v1/events?limit=500"));
+    bool halted = false;
+    bool cleared = false;
+    for (const auto& e : events["events"].GetArray()) {
+        std::string action = e["action"].GetString();
+        if (action == "halt" && std::string(e["actor"].GetString()) == "monitor") halted = true;
+        if (action == "halt cleared" && std::string(e["actor"].GetString()) == "admin")
+            cleared = true;
+    }
+    EXPECT_TRUE(halted);
+    EXPECT_TRUE(cleared);
+}
+
+TEST_F(Coordinator, AKillMidRolloutResumesWithEveryNodeRestartedExactlyOnce) {
+    startCoordinator();
+    int port = coordinator_->port();
+    startFleet(2, 10, 400);
+    auto id = start(R"({"version":"2.0.0","max_parallel":3})");
+    ASSERT_TRUE(testing::waitFor([&] { return restartCounts().size() >= 4; }, 20s));
+    coordinator_->kill(SIGKILL);
+    std::this_thread::sleep_for(300ms);
+    startCoordinator(port);
+    ASSERT_TRUE(waitState(id, "done", 40s))
+        << deploymentState(id) << testing::readFile(dir_ / "coord.log");
+    auto counts = restartCounts();
+    EXPECT_EQ(counts.size(), 12u);
+    for (const auto& [node, n] : counts) EXPECT_EQ(n, 1) << node;
+    expectOrder(actions(), 3);
+    auto nodes = parsed(call("GET", "/v1/nodes"));
+    for (const auto& n : nodes["nodes"].GetArray()) EXPECT_STREQ(n["release"].GetString(), "2.0.0");
+}
+
+}  // namespace
+}  // namespace hoist
