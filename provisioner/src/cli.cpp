@@ -1,0 +1,172 @@
+#include "provisioner/cli.hpp"
+
+#include <functional>
+#include <iostream>
+#include <iterator>
+
+#include <CLI/CLI.hpp>
+
+#include "core/error.hpp"
+#include "core/json.hpp"
+#include "core/log.hpp"
+#include "core/strings.hpp"
+#include "provisioner/backend.hpp"
+#include "provisioner/sigv4.hpp"
+#include "serve.hpp"
+
+namespace hoist::provisioner {
+
+namespace {
+
+struct Cli {
+    std::ostream& out;
+    std::ostream& err;
+    CLI::App app{"provisioner: adds and decommissions hoist nodes (AWS EC2 or local)",
+                 "provisioner"};
+    std::function<int()> action;
+    std::string log_level = "info";
+    std::string log_format = "text";
+
+    Cli(std::ostream& o, std::ostream& e) : out(o), err(e) {}
+    int failWith(const Error& error) const {
+        err << "provisioner: " << error.describe() << "\n";
+        return exitCode(error.code);
+    }
+};
+
+struct SigV4Args {
+    std::string access_key;
+    std::string secret_key;
+    std::string session_token;
+    std::string region;
+    std::string service;
+    std::string time;
+    bool json = false;
+};
+
+void addSigV4(Cli& cli) {
+    auto args = std::make_shared<SigV4Args>();
+    auto* cmd = cli.app.add_subcommand(
+        "sigv4",
+        "sign a raw HTTP request read from stdin; prints the canonical request, the string to "
+        "sign and the Authorization header");
+    cmd->add_option("--access-key", args->access_key, "access key id")->required();
+    cmd->add_option("--secret-key", args->secret_key, "secret access key")->required();
+    cmd->add_option("--session-token", args->session_token,
+                    "session token (added as X-Amz-Security-Token unless the request has it)");
+    cmd->add_option("--region", args->region, "region, e.g. us-east-1")->required();
+    cmd->add_option("--service", args->service, "service, e.g. ec2")->required();
+    cmd->add_option("--time", args->time,
+                    "signing time, YYYYMMDDTHHMMSSZ (default: X-Amz-Date of the request, or now)");
+    cmd->add_flag("--json", args->json, "print one JSON object");
+    cmd->callback([&cli, args] {
+        cli.action = [&cli, args]() -> int {
+            std::string raw(std::istreambuf_iterator<char>(std::cin), {});
+            auto request = sigv4::parseRawRequest(raw);
+            if (!request) return cli.failWith(request.error());
+            std::string time = args->time;
+            if (time.empty()) {
+                for (const auto& [name, value] : request->headers)
+                    if (strings::toLower(name) == "x-amz-date") time = value;
+                if (time.empty()) time = sigv4::amzTimeNow();
+            }
+            sigv4::Credentials creds{args->access_key, args->secret_key, args->session_token};
+            sigv4::Scope scope{args->region, args->service, time};
+            sigv4::prepare(*request, creds, scope);
+            auto sig = sigv4::sign(*request, creds, scope);
+            if (!sig) return cli.failWith(sig.error());
+            if (args->json) {
+                json::Writer w;
+                w.beginObject()
+                    .field("canonical_request", sig->canonical_request)
+                    .field("string_to_sign", sig->string_to_sign)
+                    .field("signed_headers", sig->signed_headers)
+                    .field("signature", sig->signature)
+                    .field("authorization", sig->authorization)
+                    .endObject();
+                cli.out << w.str() << "\n";
+                return 0;
+            }
+            cli.out << "# canonical request\n"
+                    << sig->canonical_request << "\n\n"
+                    << "# string to sign\n"
+                    << sig->string_to_sign << "\n\n"
+                    << "# authorization\n"
+                    << "Authorization: " << sig->authorization << "\n";
+            return 0;
+        };
+    });
+}
+
+void addLocalBoot(Cli& cli) {
+    auto a = std::make_shared<LocalBootArgs>();
+    auto* cmd = cli.app.add_subcommand(
+        "local-boot",
+        "boot one local node: restart-helper bootstrap, then exec pkgmgr serve (the local "
+        "backend runs this as each node's first process)");
+    cmd->add_option("--restart-helper", a->restart_helper, "restart-helper binary")->required();
+    cmd->add_option("--pkgmgr", a->pkgmgr, "pkgmgr binary")->required();
+    cmd->add_option("--root", a->root, "node root")->required();
+    cmd->add_option("--repo", a->repo, "repository URL")->required();
+    cmd->add_option("--release", a->release, "release")->required();
+    cmd->add_option("--role", a->role, "role")->required();
+    cmd->add_option("--coordinator", a->coordinator, "coordinator URL");
+    cmd->add_option("--id", a->id, "node id")->required();
+    cmd->add_option("--port-file", a->port_file, "pkgmgr serve's port file")->required();
+    cmd->add_option("--serve-token-file", a->serve_token_file, "pkgmgr serve --token-file");
+    cmd->add_option("--trusted-key", a->trusted_keys, "release signing key (PEM file)");
+    cmd->add_flag("--allow-unsigned", a->allow_unsigned, "accept unsigned releases");
+    cmd->callback([&cli, a] { cli.action = [&cli, a] { return localBoot(*a, cli.err); }; });
+}
+
+}  // namespace
+
+int runCli(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+    Cli cli(out, err);
+    auto& app = cli.app;
+    app.require_subcommand(1);
+    app.add_option("--log-level", cli.log_level, "debug, info, warn or error")
+        ->check(CLI::IsMember({"debug", "info", "warn", "error"}));
+    app.add_option("--log-format", cli.log_format, "text or json")
+        ->check(CLI::IsMember({"text", "json"}));
+    addSigV4(cli);
+    addServeCommand(app, cli.action, out, err);
+    addLocalBoot(cli);
+
+    std::vector<std::string> reversed(args.rbegin(), args.rend());
+    if (!reversed.empty()) reversed.pop_back();
+    try {
+        app.parse(reversed);
+    } catch (const CLI::CallForHelp&) {
+        out << app.help();
+        return 0;
+    } catch (const CLI::CallForAllHelp&) {
+        out << app.help("", CLI::AppFormatMode::All);
+        return 0;
+    } catch (const CLI::ParseError& e) {
+        if (e.get_exit_code() == 0) {
+            out << app.help();
+            return 0;
+        }
+        err << "provisioner: " << e.what() << "\n";
+        err << "run 'provisioner --help' for usage\n";
+        return exitCode(Errc::Invalid);
+    }
+    log::Level level = log::Level::Info;
+    log::Format format = log::Format::Text;
+    log::parseLevel(cli.log_level, level);
+    log::parseFormat(cli.log_format, format);
+    log::configure(level, format);
+    if (!cli.action) {
+        err << "provisioner: no command given; run 'provisioner --help'\n";
+        return exitCode(Errc::Invalid);
+    }
+    try {
+        return cli.action();
+    } catch (const std::exception& e) {
+        err << "provisioner: internal error: " << e.what() << "\n";
+        return exitCode(Errc::Internal);
+    }
+}
+
+}  // namespace hoist::provisioner

@@ -1,0 +1,71 @@
+// `provisioner sigv4` prints what a signature is made of, for debugging a mismatch.
+#include <filesystem>
+
+#include "core/json.hpp"
+#include "testing.hpp"
+
+namespace hoist {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::readFile;
+
+process::Outcome sigv4Cli(const std::string& raw, std::vector<std::string> extra = {}) {
+    std::vector<std::string> argv = {
+        HOIST_PROVISIONER, "sigv4",        "--access-key",
+        "AKIDEXAMPLE",     "--secret-key", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+        "--region",        "us-east-1",    "--service",
+        "service",         "--time",       "20150830T123600Z"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    process::Options options;
+    options.stdin_data = raw;
+    options.timeout = std::chrono::seconds(30);
+    auto outcome = process::run(argv, options);
+    EXPECT_TRUE(outcome.has_value());
+    return outcome ? *outcome : process::Outcome{};
+}
+
+TEST(ProvisionerSigV4Cli, PrintsCanonicalRequestStringToSignAndAuthorization) {
+    fs::path dir = fs::path(HOIST_SIGV4_SUITE) / "post-x-www-form-urlencoded";
+    auto outcome = sigv4Cli(readFile(dir / "post-x-www-form-urlencoded.req"));
+    ASSERT_EQ(outcome.exit_code, 0) << outcome.err;
+    EXPECT_EQ(outcome.out,
+              "# canonical request\n" + readFile(dir / "post-x-www-form-urlencoded.creq") +
+                  "\n\n# string to sign\n" + readFile(dir / "post-x-www-form-urlencoded.sts") +
+                  "\n\n# authorization\nAuthorization: " +
+                  readFile(dir / "post-x-www-form-urlencoded.authz") + "\n");
+}
+
+TEST(ProvisionerSigV4Cli, SessionTokenAndJson) {
+    fs::path dir = fs::path(HOIST_SIGV4_SUITE) / "get-vanilla-with-session-token";
+    auto outcome =
+        sigv4Cli(readFile(dir / "get-vanilla-with-session-token.req"),
+                 {"--session-token",
+                  "6e86291e8372ff2a2260956d9b8aae1d763fbf315fa00fa31553b73ebf194267", "--json"});
+    ASSERT_EQ(outcome.exit_code, 0) << outcome.err;
+    auto doc = json::parseObject(outcome.out, "output");
+    ASSERT_OK(doc);
+    EXPECT_EQ(*json::getString(*doc, "authorization", "output"),
+              readFile(dir / "get-vanilla-with-session-token.authz"));
+    EXPECT_EQ(*json::getString(*doc, "canonical_request", "output"),
+              readFile(dir / "get-vanilla-with-session-token.creq"));
+}
+
+TEST(ProvisionerSigV4Cli, RefusesAMalformedRequest) {
+    auto outcome = sigv4Cli("not a request");
+    EXPECT_EQ(outcome.exit_code, exitCode(Errc::Invalid));
+    EXPECT_EQ(outcome.out, "");
+    EXPECT_EQ(outcome.err,
+              "provisioner: raw request: the first line must be 'METHOD TARGET HTTP/1.1', got "
+              "'not a request'\n");
+}
+
+TEST(ProvisionerSigV4Cli, HelpWorks) {
+    auto outcome = testing::run({HOIST_PROVISIONER, "--help"});
+    EXPECT_EQ(outcome.exit_code, 0);
+    EXPECT_NE(outcome.out.find("sigv4"), std::string::npos);
+    EXPECT_NE(outcome.out.find("serve"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace hoist
