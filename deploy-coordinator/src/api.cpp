@@ -296,12 +296,17 @@ void registerRoutes(http::Server& server, Engine& engine, const Tokens& tokens) 
             return ServerReply::error(400, "node request: field 'count' must be 1 to 1000");
         if (auto held = e->requireNoHold("provisioning"); !held)
             return ServerReply::error(held.error());
+        auto release = e->currentRelease();
+        if (!release) return ServerReply::error(release.error());
         json::Writer w;
         w.beginObject()
             .field("role", *role)
             .field("count", n)
-            .field("idempotency_key", key->value_or(crypto::randomHex(16)))
-            .endObject();
+            .field("idempotency_key", key->value_or(crypto::randomHex(16)));
+        // New nodes join on the cluster's current release; with none known yet, the
+        // provisioner's own default (--release) applies.
+        if (!release->empty()) w.field("release", *release);
+        w.endObject();
         auto result = forward(*e, "POST", "/v1/nodes", w.str());
         (void)e->recordEvent({0, 0, *who, "provision", "", "",
                               detail::concat(n, " ", *role, " node(s): HTTP ", result.status)});

@@ -1037,6 +1037,25 @@ Result<std::pair<pkgmgr::Release, std::string>> Engine::fetchRelease(const std::
     return std::pair{std::move(release), std::move(manifest.body)};
 }
 
+Result<std::string> Engine::currentRelease() {
+    HOIST_ASSIGN(auto deployments, state_.deployments(1000));
+    for (const auto& d : deployments)  // newest first
+        if (d.state == "done") return d.version;
+    HOIST_ASSIGN(auto nodes, state_.nodes());
+    std::map<std::string, int> counts;
+    for (const auto& n : nodes)
+        if (!n.release.empty()) ++counts[n.release];
+    std::string best;
+    int best_count = 0;
+    for (const auto& [release, count] : counts) {
+        if (count > best_count) {
+            best = release;
+            best_count = count;
+        }
+    }
+    return best;
+}
+
 Result<void> Engine::requireNoHold(std::string_view what) {
     std::lock_guard lock(holds_mutex_);
     if (!gate_.raised()) return ok();

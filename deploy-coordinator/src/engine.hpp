@@ -94,6 +94,10 @@ public:
     std::string holdsJson();
     /// Halted naming the holds, or ok.
     Result<void> requireNoHold(std::string_view what);
+    /// The cluster's current release: the version of the newest deployment that finished
+    /// (done), else the release most registered nodes report; empty when neither is known.
+    /// New nodes bootstrap to it.
+    Result<std::string> currentRelease();
     /// Records an audit event in its own transaction.
     Result<void> recordEvent(Event event);
 

@@ -89,6 +89,10 @@ public:
                 argv.push_back("--serve-token-file");
                 argv.push_back(local_.serve_token_file.string());
             }
+            if (!local_.coordinator_token_file.empty()) {
+                argv.push_back("--coordinator-token-file");
+                argv.push_back(local_.coordinator_token_file.string());
+            }
             for (const auto& key : local_.trusted_keys) {
                 argv.push_back("--trusted-key");
                 argv.push_back(key.string());
@@ -215,6 +219,10 @@ int localBoot(const LocalBootArgs& a, std::ostream& err) {
         bootstrap.push_back(key);
     }
     if (a.allow_unsigned) bootstrap.push_back("--allow-unsigned");
+    if (!a.coordinator_token_file.empty()) {
+        bootstrap.push_back("--coordinator-token-file");
+        bootstrap.push_back(a.coordinator_token_file);
+    }
     log::info(kComponent, "local boot: bootstrapping", {{"node", a.id}, {"release", a.release}});
     process::Options options;
     options.new_session = false;
@@ -230,8 +238,10 @@ int localBoot(const LocalBootArgs& a, std::ostream& err) {
             << outcome->exit_code << "\n";
         return outcome->exit_code > 0 ? outcome->exit_code : exitCode(Errc::Internal);
     }
-    std::vector<std::string> serve = {a.pkgmgr,   "--root",      a.root,        "serve",
-                                      "--listen", "127.0.0.1:0", "--port-file", a.port_file};
+    std::vector<std::string> serve = {a.pkgmgr,        "--root",      a.root,
+                                      "serve",         "--listen",    "127.0.0.1:0",
+                                      "--port-file",   a.port_file,   "--restart-helper",
+                                      a.restart_helper};
     if (!a.serve_token_file.empty()) {
         serve.push_back("--token-file");
         serve.push_back(a.serve_token_file);

@@ -114,6 +114,8 @@ void addLocalBoot(Cli& cli) {
     cmd->add_option("--id", a->id, "node id")->required();
     cmd->add_option("--port-file", a->port_file, "pkgmgr serve's port file")->required();
     cmd->add_option("--serve-token-file", a->serve_token_file, "pkgmgr serve --token-file");
+    cmd->add_option("--coordinator-token-file", a->coordinator_token_file,
+                    "token the node presents to the coordinator");
     cmd->add_option("--trusted-key", a->trusted_keys, "release signing key (PEM file)");
     cmd->add_flag("--allow-unsigned", a->allow_unsigned, "accept unsigned releases");
     cmd->callback([&cli, a] { cli.action = [&cli, a] { return localBoot(*a, cli.err); }; });

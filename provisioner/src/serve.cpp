@@ -56,6 +56,7 @@ struct ServeArgs {
     std::string restart_helper;
     std::string pkgmgr;
     std::string serve_token_file;
+    std::string coordinator_token_file;
 };
 
 Result<std::pair<std::string, int>> splitListen(const std::string& listen) {
@@ -109,6 +110,8 @@ Result<std::unique_ptr<Backend>> makeBackend(const ServeArgs& a) {
         local.restart_helper = siblingProgram(a.restart_helper, "restart-helper");
         local.pkgmgr = siblingProgram(a.pkgmgr, "pkgmgr");
         local.serve_token_file = a.serve_token_file;
+        if (!a.coordinator_token_file.empty())
+            local.coordinator_token_file = std::filesystem::absolute(a.coordinator_token_file);
         local.provisioner = process::selfExe();
         local.allow_unsigned = a.allow_unsigned;
         for (const auto& key : a.trusted_keys)
@@ -292,6 +295,9 @@ void addServeCommand(CLI::App& app, std::function<int()>& action, std::ostream& 
         ->group("local");
     cmd->add_option("--serve-token-file", a->serve_token_file,
                     "local: token file passed to each node's pkgmgr serve")
+        ->group("local");
+    cmd->add_option("--coordinator-token-file", a->coordinator_token_file,
+                    "local: token file new nodes present to the coordinator (register, pings)")
         ->group("local");
     cmd->callback([&action, &err, a] { action = [&err, a] { return serve(*a, err); }; });
 }

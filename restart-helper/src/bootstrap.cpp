@@ -5,6 +5,7 @@
 #include "core/crypto.hpp"
 #include "core/files.hpp"
 #include "core/log.hpp"
+#include "core/strings.hpp"
 #include "helper_impl.hpp"
 #include "pkgmgr/fetch.hpp"
 #include "pkgmgr/repository.hpp"
@@ -60,6 +61,15 @@ Result<Journal> Helper::bootstrap(const BootstrapRequest& request) {
         pems.push_back(pem);
         config.trusted_keys.push_back("keys/release-" + std::to_string(key_index++) + ".pub");
     }
+    std::string coordinator_token;
+    if (!request.coordinator_token_file.empty()) {
+        HOIST_ASSIGN(auto text, files::readFile(request.coordinator_token_file, 1u << 16));
+        coordinator_token = std::string(strings::trim(text));
+        if (coordinator_token.empty())
+            return fail(Errc::Invalid, "bootstrap: the coordinator token file '",
+                        request.coordinator_token_file.string(), "' is empty");
+        config.coordinator_token_file = "coordinator.token";
+    }
     d.config = config;
     HOIST_TRY(d.useConfig());
 
@@ -85,6 +95,9 @@ Result<Journal> Helper::bootstrap(const BootstrapRequest& request) {
     auto token_path = layout.root / config.token_file;
     if (!fs::exists(token_path, ec))
         HOIST_TRY(files::writeFileAtomic(token_path, crypto::randomHex(32) + "\n", 0600));
+    if (!coordinator_token.empty())
+        HOIST_TRY(files::writeFileAtomic(layout.root / config.coordinator_token_file,
+                                         coordinator_token + "\n", 0600));
     HOIST_TRY(pkgmgr::saveRelease(layout, fetched));
     // node.json goes first so that `recover` can finish an interrupted bootstrap.
     HOIST_TRY(config.save(layout));

@@ -110,6 +110,8 @@ int runCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
                                               "accept a release without a signature");
     bootstrap->add_option("--trusted-key", o.trusted_keys, "public key (PEM) releases are signed with")
         ->excludes(unsigned_flag);
+    bootstrap->add_option("--coordinator-token-file", o.bootstrap.coordinator_token_file,
+                          "file with the token this node presents to the coordinator");
     bootstrap->add_option("--service-manager", o.bootstrap.service_manager, "process or systemd")
         ->check(CLI::IsMember({"process", "systemd"}));
     bootstrap->add_option("--systemd-unit", o.bootstrap.systemd_unit, "unit of the service (systemd)");

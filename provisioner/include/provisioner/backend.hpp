@@ -79,6 +79,9 @@ struct LocalSettings {
     std::filesystem::path provisioner;
     /// Passed to `pkgmgr serve --token-file` (empty: not passed).
     std::filesystem::path serve_token_file;
+    /// Passed to `restart-helper bootstrap --coordinator-token-file`: the token nodes present
+    /// to the coordinator when they register and ping (empty: not passed).
+    std::filesystem::path coordinator_token_file;
     /// Passed to `restart-helper bootstrap`: --trusted-key for each, or --allow-unsigned.
     std::vector<std::filesystem::path> trusted_keys;
     bool allow_unsigned = false;
@@ -103,6 +106,7 @@ struct LocalBootArgs {
     std::string id;
     std::string port_file;
     std::string serve_token_file;
+    std::string coordinator_token_file;
     std::vector<std::string> trusted_keys;
     bool allow_unsigned = false;
 };

@@ -61,6 +61,9 @@ struct BootstrapRequest {
     std::string id;  ///< empty: the host name
     bool allow_unsigned = false;
     std::vector<std::filesystem::path> trusted_keys;
+    /// A file holding the token the node presents to the coordinator (register, status
+    /// pings); copied to <root>/coordinator.token (mode 0600). Empty: none.
+    std::filesystem::path coordinator_token_file;
     std::string service_manager = "process";
     std::string systemd_unit = "mesos.service";
     std::string listen = "127.0.0.1:0";
