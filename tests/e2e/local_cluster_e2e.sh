@@ -111,8 +111,16 @@ rc=$?
 check "removing $victim while the hold stands is refused ($rc: $(cat "$work/remove.err"))" \
     bash -c "[ $rc -ne 0 ] && grep -qi halt '$work/remove.err'"
 check "$victim still runs" test -d "$HOIST_CLUSTER_DIR/nodes/$victim"
+check "the coordinator is killed (SIGKILL) while halted and restarted" "$lc" crash-coordinator
+check "the hold survived the crash" bash -c "'$lc' cluster --json status | grep -m1 '\"waiting_on\"' | grep -qi hold"
+check "still no node finishes (done stays $done_at_halt)" test "$(field done)" = "$done_at_halt"
 check "the admin resumes" "$lc" resume
+check "the hold is cleared" bash -c "! '$lc' cluster --json status | grep -m1 '\"waiting_on\"' | grep -qi hold"
+check "another node finishes" wait_done_at_least $((done_at_halt + 1)) 60
+check "the coordinator is killed mid-rollout and restarted" "$lc" crash-coordinator
 check "the rollout finishes" wait_field state 180 done
+restarts=$("$lc" cluster --json status | grep '"restarts"' | tr -dc '0-9\n' | sort | uniq -c | tr -s ' ')
+check "every node was restarted exactly once (restarts: $restarts)" test "$(echo $restarts)" = "10 1"
 check "10 services answer 2.0.0, the added agents included" test "$(nodes_on 2.0.0)" = 10
 
 echo "== decommission $victim now that the hold is cleared"
