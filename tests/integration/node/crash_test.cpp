@@ -21,6 +21,11 @@ struct CrashCase {
     int expected_exit = 0;
 };
 
+// Test names and ctest listings show the point, not the struct's bytes.
+void PrintTo(const CrashCase& c, std::ostream* os) {
+    *os << c.point << (c.new_fails ? " (new generation unhealthy)" : "");
+}
+
 std::vector<CrashCase> crashCases() {
     return {
         // Before the switch: recover undoes the swap (the old generation keeps running).
