@@ -9,6 +9,7 @@
 #include "config_gen/release.hpp"
 #include "config_gen/schema.hpp"
 #include "core/files.hpp"
+#include "core/cli.hpp"
 #include "core/log.hpp"
 #include "core/strings.hpp"
 
@@ -20,8 +21,7 @@ struct Cli {
     CLI::App app{"config-gen: deterministic mesos-config packages and release manifests",
                  "config-gen"};
     std::string schema_file;
-    std::string log_level = "warn";
-    std::string log_format = "text";
+    hoist::cli::LogOptions log{"warn", "text"};
     std::ostream& out;
     std::ostream& err;
     std::function<int()> action;
@@ -298,50 +298,13 @@ int runCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
     app.add_option("--schema", cli.schema_file,
                    "option schema file (default: the built-in copy of "
                    "layouts/config-schema.json)");
-    app.add_option("--log-level", cli.log_level, "debug, info, warn or error (default: warn)")
-        ->check(CLI::IsMember({"debug", "info", "warn", "error"}));
-    app.add_option("--log-format", cli.log_format, "text or json")
-        ->check(CLI::IsMember({"text", "json"}));
+    hoist::cli::addLogOptions(app, cli.log);
     addOptionsCommand(cli);
     addPackageCommand(cli);
     addReleaseCommand(cli);
 
-    // CLI11 takes a vector in reverse order, without argv[0].
-    std::vector<std::string> reversed(args.rbegin(), args.rend());
-    if (!reversed.empty()) reversed.pop_back();
-    try {
-        app.parse(reversed);
-    } catch (const CLI::CallForHelp&) {
-        auto chosen = app.get_subcommands();
-        out << (chosen.empty() ? app.help() : chosen.front()->help());
-        return 0;
-    } catch (const CLI::CallForAllHelp&) {
-        out << app.help("", CLI::AppFormatMode::All);
-        return 0;
-    } catch (const CLI::ParseError& e) {
-        if (e.get_exit_code() == 0) {
-            out << app.help();
-            return 0;
-        }
-        err << "config-gen: " << e.what() << "\n";
-        err << "run 'config-gen --help' for usage\n";
-        return exitCode(Errc::Invalid);
-    }
-    log::Level level = log::Level::Warn;
-    log::Format format = log::Format::Text;
-    log::parseLevel(cli.log_level, level);
-    log::parseFormat(cli.log_format, format);
-    log::configure(level, format);
-    if (!cli.action) {
-        err << "config-gen: no command given; run 'config-gen --help'\n";
-        return exitCode(Errc::Invalid);
-    }
-    try {
-        return cli.action();
-    } catch (const std::exception& e) {
-        err << "config-gen: internal error: " << e.what() << "\n";
-        return exitCode(Errc::Internal);
-    }
+    if (auto done = hoist::cli::parse(app, args, "config-gen", out, err)) return *done;
+    return hoist::cli::run(cli.action, cli.log, "config-gen", err);
 }
 
 }  // namespace hoist::config_gen

@@ -6,6 +6,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "core/cli.hpp"
 #include "core/error.hpp"
 #include "pkgmgr/layout.hpp"
 
@@ -17,8 +18,7 @@ struct Cli {
     CLI::App app{"pkgmgr: the hoist node package manager", "pkgmgr"};
     std::string root;
     bool json = false;
-    std::string log_level = "info";
-    std::string log_format = "text";
+    hoist::cli::LogOptions log;
     std::ostream& out;
     std::ostream& err;
     std::function<int()> action;

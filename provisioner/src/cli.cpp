@@ -8,6 +8,7 @@
 
 #include "core/error.hpp"
 #include "core/json.hpp"
+#include "core/cli.hpp"
 #include "core/log.hpp"
 #include "core/strings.hpp"
 #include "provisioner/backend.hpp"
@@ -24,8 +25,7 @@ struct Cli {
     CLI::App app{"provisioner: adds and decommissions hoist nodes (AWS EC2 or local)",
                  "provisioner"};
     std::function<int()> action;
-    std::string log_level = "info";
-    std::string log_format = "text";
+    hoist::cli::LogOptions log;
 
     Cli(std::ostream& o, std::ostream& e) : out(o), err(e) {}
     int failWith(const Error& error) const {
@@ -127,48 +127,13 @@ int runCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
     Cli cli(out, err);
     auto& app = cli.app;
     app.require_subcommand(1);
-    app.add_option("--log-level", cli.log_level, "debug, info, warn or error")
-        ->check(CLI::IsMember({"debug", "info", "warn", "error"}));
-    app.add_option("--log-format", cli.log_format, "text or json")
-        ->check(CLI::IsMember({"text", "json"}));
+    hoist::cli::addLogOptions(app, cli.log);
     addSigV4(cli);
     addServeCommand(app, cli.action, out, err);
     addLocalBoot(cli);
 
-    std::vector<std::string> reversed(args.rbegin(), args.rend());
-    if (!reversed.empty()) reversed.pop_back();
-    try {
-        app.parse(reversed);
-    } catch (const CLI::CallForHelp&) {
-        out << app.help();
-        return 0;
-    } catch (const CLI::CallForAllHelp&) {
-        out << app.help("", CLI::AppFormatMode::All);
-        return 0;
-    } catch (const CLI::ParseError& e) {
-        if (e.get_exit_code() == 0) {
-            out << app.help();
-            return 0;
-        }
-        err << "provisioner: " << e.what() << "\n";
-        err << "run 'provisioner --help' for usage\n";
-        return exitCode(Errc::Invalid);
-    }
-    log::Level level = log::Level::Info;
-    log::Format format = log::Format::Text;
-    log::parseLevel(cli.log_level, level);
-    log::parseFormat(cli.log_format, format);
-    log::configure(level, format);
-    if (!cli.action) {
-        err << "provisioner: no command given; run 'provisioner --help'\n";
-        return exitCode(Errc::Invalid);
-    }
-    try {
-        return cli.action();
-    } catch (const std::exception& e) {
-        err << "provisioner: internal error: " << e.what() << "\n";
-        return exitCode(Errc::Internal);
-    }
+    if (auto done = hoist::cli::parse(app, args, "provisioner", out, err)) return *done;
+    return hoist::cli::run(cli.action, cli.log, "provisioner", err);
 }
 
 }  // namespace hoist::provisioner

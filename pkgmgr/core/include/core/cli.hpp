@@ -1,0 +1,33 @@
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <ostream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+namespace hoist::cli {
+
+/// --log-level and --log-format, which every binary takes.
+struct LogOptions {
+    std::string level = "info";
+    std::string format = "text";
+};
+
+void addLogOptions(CLI::App& app, LogOptions& options);
+
+/// Parses args (argv[0] included) into app. Returns nullopt when a command should run;
+/// otherwise the exit code: 0 after printing the help asked for (the chosen subcommand's)
+/// on out, or Invalid's code after one usage line on err ("<program>: <what>").
+std::optional<int> parse(CLI::App& app, const std::vector<std::string>& args,
+                         std::string_view program, std::ostream& out, std::ostream& err);
+
+/// Configures logging, then runs the action the parse chose; no action is a usage error, and
+/// an exception becomes an Internal exit with one line on err.
+int run(const std::function<int()>& action, const LogOptions& log, std::string_view program,
+        std::ostream& err);
+
+}  // namespace hoist::cli
