@@ -20,24 +20,10 @@ namespace {
 
 using namespace sets_testing;
 using hoist::testing::readFile;
-using hoist::testing::TempFolder;
 using hoist::testing::writeFile;
 
-class GenerationsTest : public ::testing::Test {
+class GenerationsTest : public NodeRootTest {
 protected:
-    void SetUp() override {
-        layout = NodeLayout::at(tmp.path() / "root");
-        auto s = Store::open(layout);
-        ASSERT_OK(s);
-        store.emplace(std::move(*s));
-        auto g = Generations::open(layout);
-        ASSERT_OK(g);
-        gens.emplace(std::move(*g));
-        auto r = RoleRules::load("master");
-        ASSERT_OK(r);
-        rules = *r;
-    }
-
     std::string add(const PkgSpec& spec) {
         auto added = addSpec(*store, tmp.path() / "work", spec);
         EXPECT_TRUE(added.has_value()) << added.error().describe();
@@ -68,11 +54,6 @@ protected:
         return names;
     }
 
-    TempFolder tmp;
-    NodeLayout layout;
-    std::optional<Store> store;
-    std::optional<Generations> gens;
-    RoleRules rules;
 };
 
 TEST_F(GenerationsTest, StageBuildsTheGeneration) {

@@ -16,7 +16,6 @@ namespace hoist::pkgmgr {
 namespace {
 
 using namespace sets_testing;
-using hoist::testing::TempFolder;
 
 struct CrashCase {
     std::string point;
@@ -41,21 +40,8 @@ std::vector<CrashCase> crashCases() {
     return cases;
 }
 
-class SetsCrashSlowTest : public ::testing::Test {
+class SetsCrashSlowTest : public NodeRootTest {
 protected:
-    void SetUp() override {
-        layout = NodeLayout::at(tmp.path() / "root");
-        auto s = Store::open(layout);
-        ASSERT_OK(s);
-        store.emplace(std::move(*s));
-        auto g = Generations::open(layout);
-        ASSERT_OK(g);
-        gens.emplace(std::move(*g));
-        auto r = RoleRules::load("master");
-        ASSERT_OK(r);
-        rules = *r;
-    }
-
     // The packages of set i, packed once per test and added when the store lacks them.
     std::vector<std::string> set(int i, int files = 20) {
         std::vector<std::string> shas;
@@ -92,11 +78,6 @@ protected:
         return cur && *cur ? **cur : -1;
     }
 
-    TempFolder tmp;
-    NodeLayout layout;
-    std::optional<Store> store;
-    std::optional<Generations> gens;
-    RoleRules rules;
     std::map<std::string, std::pair<fs::path, std::string>> packed;
 };
 

@@ -3,6 +3,7 @@
 // packDirectory and added to a node's store.
 
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -125,5 +126,28 @@ inline std::vector<std::string> checkNode(const NodeLayout& layout, bool require
     }
     return problems;
 }
+
+/// A fresh node root with its store, generations and the master role's rules.
+class NodeRootTest : public ::testing::Test {
+protected:
+    void SetUp() override {
+        layout = NodeLayout::at(tmp.path() / "root");
+        auto s = Store::open(layout);
+        ASSERT_OK(s);
+        store.emplace(std::move(*s));
+        auto g = Generations::open(layout);
+        ASSERT_OK(g);
+        gens.emplace(std::move(*g));
+        auto r = RoleRules::load("master");
+        ASSERT_OK(r);
+        rules = *r;
+    }
+
+    hoist::testing::TempFolder tmp;
+    NodeLayout layout;
+    std::optional<Store> store;
+    std::optional<Generations> gens;
+    RoleRules rules;
+};
 
 }  // namespace hoist::pkgmgr::sets_testing
