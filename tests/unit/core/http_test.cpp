@@ -1,4 +1,6 @@
 #include <atomic>
+#include <cstdio>
+#include <sys/stat.h>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -38,6 +40,18 @@ protected:
             });
             return ServerReply::json(200, "{\"bytes\":" + std::to_string(total) + "}");
         }, true);
+        server_->route("GET", "/files/(.*)", [this](const ServerRequest& r) {
+            auto path = files_.path() / r.matches.at(1);
+            struct stat st {};
+            if (::stat(path.c_str(), &st) != 0) return ServerReply::error(404, "no such file");
+            ServerReply reply;
+            reply.content_type = "application/octet-stream";
+            reply.file = FileBody{path, static_cast<std::uint64_t>(st.st_size), true,
+                                  static_cast<std::uint64_t>(st.st_ino),
+                                  static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 +
+                                      st.st_mtim.tv_nsec};
+            return reply;
+        });
         auto port = server_->bind();
         ASSERT_OK(port);
         base_ = "http://127.0.0.1:" + std::to_string(*port);
@@ -52,6 +66,7 @@ protected:
     std::thread thread_;
     std::string base_;
     std::atomic<int> flaky_calls_{0};
+    testing::TempFolder files_;
 };
 
 TEST_F(ServerFixture, RoutesAndNotFound) {
@@ -105,6 +120,67 @@ TEST_F(ServerFixture, StreamsUploadsAndCountsMetrics) {
     ASSERT_OK(m);
     EXPECT_NE(m->body.find("hoist_http_requests_total{route=\"/upload\",method=\"PUT\",status=\"200\"} 1"),
               std::string::npos) << m->body;
+}
+
+TEST_F(ServerFixture, CountsRequestsByMethodAndStatus) {
+    Client client;
+    for (int i = 0; i < 3; ++i) ASSERT_OK(client.send({.url = base_ + "/flaky"}));  // 503, 503, 200
+    auto head = client.send({.method = "HEAD", .url = base_ + "/v1/echo/abc"});
+    ASSERT_OK(head);
+    EXPECT_EQ(head->status, 200);
+    auto m = client.send({.url = base_ + "/metrics"});
+    ASSERT_OK(m);
+    for (const char* line : {
+             "hoist_http_requests_total{route=\"/flaky\",method=\"GET\",status=\"503\"} 2\n",
+             "hoist_http_requests_total{route=\"/flaky\",method=\"GET\",status=\"200\"} 1\n",
+             "hoist_http_errors_total{route=\"/flaky\"} 2\n",
+             "hoist_http_requests_total{route=\"/v1/echo/([a-z]+)\",method=\"HEAD\",status=\"200\"} 1\n",
+             "hoist_http_response_bytes_total{route=\"/flaky\"} ",
+         })
+        EXPECT_NE(m->body.find(line), std::string::npos) << line << "\n" << m->body;
+    // Routes nobody asked for are not listed; nor is an error count for a route without one.
+    EXPECT_EQ(m->body.find("route=\"/upload\""), std::string::npos) << m->body;
+    EXPECT_EQ(m->body.find("hoist_http_errors_total{route=\"/v1/echo"), std::string::npos) << m->body;
+}
+
+// Small immutable files are answered from memory; a file replaced by rename (a new inode)
+// or rewritten (a new time and size) is read again, and ranges slice the kept bytes.
+TEST_F(ServerFixture, SmallImmutableFilesFollowReplacement) {
+    Client client;
+    testing::writeFile(files_ / "pkg", "first version");
+    auto a = client.send({.url = base_ + "/files/pkg"});
+    ASSERT_OK(a);
+    EXPECT_EQ(a->status, 200);
+    EXPECT_EQ(a->body, "first version");
+    auto again = client.send({.url = base_ + "/files/pkg"});
+    ASSERT_OK(again);
+    EXPECT_EQ(again->body, "first version");
+
+    // The same size and modification time: only the inode tells the two apart.
+    testing::writeFile(files_ / "pkg.new", "other version");
+    std::filesystem::last_write_time(files_ / "pkg.new", std::filesystem::last_write_time(files_ / "pkg"));
+    ASSERT_EQ(std::rename((files_ / "pkg.new").c_str(), (files_ / "pkg").c_str()), 0);
+    auto b = client.send({.url = base_ + "/files/pkg"});
+    ASSERT_OK(b);
+    EXPECT_EQ(b->body, "other version");
+
+    auto part = client.send({.url = base_ + "/files/pkg", .headers = {{"Range", "bytes=1-3"}}});
+    ASSERT_OK(part);
+    EXPECT_EQ(part->status, 206);
+    EXPECT_EQ(part->body, "the");
+    auto beyond = client.send({.url = base_ + "/files/pkg", .headers = {{"Range", "bytes=13-"}}});
+    ASSERT_OK(beyond);
+    EXPECT_EQ(beyond->status, 416);
+
+    testing::writeFile(files_ / "pkg", "third, longer version");
+    auto c = client.send({.url = base_ + "/files/pkg"});
+    ASSERT_OK(c);
+    EXPECT_EQ(c->body, "third, longer version");
+
+    std::filesystem::remove(files_ / "pkg");
+    auto gone = client.send({.url = base_ + "/files/pkg"});
+    ASSERT_OK(gone);
+    EXPECT_EQ(gone->status, 404);
 }
 
 TEST(Client, TransportErrorsAreErrors) {

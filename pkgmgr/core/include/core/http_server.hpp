@@ -47,6 +47,11 @@ struct FileBody {
     /// addressed files replaced only by rename): it may then be sent from a memory mapping,
     /// saving a copy. Leave false otherwise (a truncated mapping would crash the server).
     bool immutable = false;
+    /// For immutable files: the inode and modification time (nanoseconds) the caller's
+    /// stat(2) saw. With them, small files are kept in memory and sent without opening
+    /// them again while path, inode, time and size all still match. Zero: not cached.
+    std::uint64_t inode = 0;
+    std::int64_t mtime_ns = 0;
 };
 
 struct ServerReply {
