@@ -14,6 +14,7 @@
 #include <regex>
 #include <shared_mutex>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <thread>
 #include <unistd.h>
@@ -48,6 +49,7 @@ ServerRequest toRequest(const httplib::Request& req) {
     out.method = req.method;
     out.path = req.path;
     for (const auto& m : req.matches) out.matches.emplace_back(m.str());
+    out.headers.reserve(req.headers.size());
     for (const auto& [name, value] : req.headers) out.headers.push_back({name, value});
     for (const auto& [name, value] : req.params) out.query.emplace_back(name, value);
     out.remote_addr = req.remote_addr;
@@ -133,6 +135,9 @@ struct FileMapping {
     ~FileMapping() { ::munmap(data, size); }
 };
 
+// Connections the kernel completes before accept(2) takes them (capped by somaxconn).
+constexpr int kListenBacklog = 4096;
+
 // Small immutable files kept in memory, up to this many bytes in all.
 constexpr std::size_t kFileCacheBytes = 32u << 20;
 
@@ -202,6 +207,7 @@ struct Server::Impl {
     std::vector<std::function<void(metrics::Registry&)>> collectors;
     std::mutex collectors_mutex;
     int port = 0;
+    int listen_fd = -1;
     /// (method, pattern) of routes registered with streaming_body.
     std::vector<std::pair<std::string, std::regex>> streaming_routes;
 
@@ -496,6 +502,13 @@ Result<std::unique_ptr<Server>> Server::create(ServerOptions options) {
             return httplib::Server::HandlerResponse::Handled;
         });
     }
+    // httplib's own options add SO_REUSEPORT, which lets a second server bind a port already
+    // served and take half its connections; plain SO_REUSEADDR only allows a quick restart.
+    srv.set_socket_options([raw_impl = &impl](int sock) {
+        int yes = 1;
+        ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+        raw_impl->listen_fd = sock;
+    });
     srv.set_read_timeout(impl.options.read_timeout);
     srv.set_write_timeout(impl.options.write_timeout);
     srv.set_keep_alive_max_count(1000);
@@ -609,6 +622,11 @@ Result<int> Server::bind() {
         return fail(Errc::Io, "cannot listen on ", impl_->options.host, ":", port,
                     " (in use, or not an address of this machine)");
     }
+    // httplib listens with a backlog of 5: a burst of new connections (a fleet's pings, a
+    // coordinator's workers) overflows it, and each dropped SYN costs its client a one-second
+    // retransmission. Listening again on the bound socket raises the backlog.
+    if (impl_->listen_fd >= 0 && ::listen(impl_->listen_fd, kListenBacklog) != 0)
+        log::warn(impl_->options.component, "cannot raise the listen backlog", {{"errno", errno}});
     impl_->port = port;
     return port;
 }

@@ -1,6 +1,12 @@
 #include <atomic>
+#include <arpa/inet.h>
 #include <cstdio>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -181,6 +187,53 @@ TEST_F(ServerFixture, SmallImmutableFilesFollowReplacement) {
     auto gone = client.send({.url = base_ + "/files/pkg"});
     ASSERT_OK(gone);
     EXPECT_EQ(gone->status, 404);
+}
+
+TEST(Server, RefusesAPortAlreadyServed) {
+    auto first = Server::create({.component = "test", .access_log = false});
+    ASSERT_OK(first);
+    auto port = (*first)->bind();
+    ASSERT_OK(port);
+    auto second = Server::create({.component = "test", .port = *port, .access_log = false});
+    ASSERT_OK(second);
+    ASSERT_ERROR((*second)->bind(), Errc::Io, "cannot listen on 127.0.0.1:" + std::to_string(*port));
+}
+
+// A burst of connections is queued by the kernel while every server thread is busy: none
+// waits for a SYN retransmission (a second each).
+TEST(Server, QueuesABurstOfConnections) {
+    auto server = Server::create({.component = "test", .access_log = false});
+    ASSERT_OK(server);
+    auto port = (*server)->bind();
+    ASSERT_OK(port);  // listening, but nothing accepts yet
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(static_cast<std::uint16_t>(*port));
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    constexpr int kConnections = 64;
+    std::vector<pollfd> fds;
+    for (int i = 0; i < kConnections; ++i) {
+        int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        ASSERT_GE(fd, 0);
+        int rc = ::connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address);
+        ASSERT_TRUE(rc == 0 || errno == EINPROGRESS) << errno;
+        fds.push_back({fd, POLLOUT, 0});
+    }
+    int connected = 0;
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(500);
+    while (connected < kConnections && std::chrono::steady_clock::now() < deadline) {
+        ::poll(fds.data(), fds.size(), 50);
+        connected = 0;
+        for (auto& p : fds) {
+            int error = 0;
+            socklen_t length = sizeof error;
+            if ((p.revents & POLLOUT) != 0 &&
+                ::getsockopt(p.fd, SOL_SOCKET, SO_ERROR, &error, &length) == 0 && error == 0)
+                ++connected;
+        }
+    }
+    for (auto& p : fds) ::close(p.fd);
+    EXPECT_EQ(connected, kConnections);
 }
 
 TEST(Client, TransportErrorsAreErrors) {
