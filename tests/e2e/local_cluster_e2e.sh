@@ -129,10 +129,14 @@ gone() { for _ in $(seq 1 150); do [ ! -d "$1" ] && return 0; sleep 0.2; done; r
 check "its node root is gone" gone "$HOIST_CLUSTER_DIR/nodes/$victim"
 check "9 services answer 2.0.0" test "$(nodes_on 2.0.0)" = 9
 
-echo "== the broken 2.0.1"
-"$lc" cluster upgrade 2.0.1 --max-parallel 2 --max-failures 1
+echo "== the broken 2.0.1, followed on a terminal (script(1) gives the CLI one)"
+script -qefc "'$lc' cluster upgrade 2.0.1 --max-parallel 2 --max-failures 1" "$work/upgrade.tty" </dev/null
 rc=$?
 check "cluster upgrade 2.0.1 exits non-zero ($rc)" test "$rc" -ne 0
+# One line redrawn in place: carriage return, a 30-column bar, the percentage, per-role counts,
+# then erase-to-end-of-line.
+check "the terminal shows a progress bar with per-role counts" \
+    grep -aqP '\r\[[#-]{30}\] \d+% d-\d+ 2\.0\.1 \w+: master \d/3  agent \d/6 .*\x1b\[K' "$work/upgrade.tty"
 check "the failure budget stopped it" bash -c "'$lc' cluster --json status | grep -m1 '\"waiting_on\"' | grep -q 'failure budget'"
 check "the failed nodes rolled back: 9 services still answer 2.0.0" test "$(nodes_on 2.0.0)" = 9
 
