@@ -55,40 +55,7 @@ public:
             auto m = doc->FindMember("error");
             if (m != doc->MemberEnd() && m->value.IsString()) message = m->value.GetString();
         }
-        Errc code = Errc::Internal;
-        switch (response->status) {
-            case 400:
-                code = Errc::Invalid;
-                break;
-            case 401:
-            case 403:
-                code = Errc::Unauthorized;
-                break;
-            case 404:
-                code = Errc::NotFound;
-                break;
-            case 409:
-                code = Errc::Conflict;
-                break;
-            case 422:
-                code = Errc::Corrupt;
-                break;
-            case 423:
-                code = Errc::Halted;
-                break;
-            case 502:
-                code = Errc::Network;
-                break;
-            case 503:
-                code = Errc::Unhealthy;
-                break;
-            case 504:
-                code = Errc::Timeout;
-                break;
-            default:
-                break;
-        }
-        return std::unexpected(Error{code, message, 0});
+        return std::unexpected(Error{errcFromHttpStatus(response->status), message, 0});
     }
 
 private:

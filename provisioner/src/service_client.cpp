@@ -6,24 +6,6 @@ namespace {
 
 constexpr std::string_view kCtx = "provisioner reply";
 
-Errc errcOfStatus(long status) {
-    switch (status) {
-        case 400:
-            return Errc::Invalid;
-        case 401:
-        case 403:
-            return Errc::Unauthorized;
-        case 404:
-            return Errc::NotFound;
-        case 409:
-            return Errc::Conflict;
-        case 423:
-            return Errc::Halted;
-        default:
-            return status >= 500 ? Errc::Network : Errc::Internal;
-    }
-}
-
 }  // namespace
 
 Result<NodeRecord> nodeFromJson(const json::Value& v) {
@@ -63,7 +45,7 @@ Result<json::Document> ServiceClient::call(const std::string& method, const std:
         if (doc) {
             if (auto e = json::optString(*doc, "error", kCtx); e && *e) message = **e;
         }
-        return fail(errcOfStatus(reply.status), "provisioner: ", method, " ", path, ": ", message);
+        return fail(errcFromHttpStatus(reply.status), "provisioner: ", method, " ", path, ": ", message);
     }
     return doc;
 }

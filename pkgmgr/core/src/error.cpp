@@ -57,4 +57,30 @@ Errc errcFromName(std::string_view name) {
     return Errc::Internal;
 }
 
+Errc errcFromHttpStatus(long status) {
+    switch (status) {
+        case 401:
+        case 403:
+            return Errc::Unauthorized;
+        case 404:
+            return Errc::NotFound;
+        case 409:
+            return Errc::Conflict;
+        case 422:
+            return Errc::Corrupt;
+        case 423:
+            return Errc::Halted;
+        case 429:
+            return Errc::Busy;
+        case 503:
+            return Errc::Unhealthy;
+        case 504:
+            return Errc::Timeout;
+        default:
+            if (status >= 400 && status < 500) return Errc::Invalid;
+            if (status >= 500 && status < 600) return Errc::Network;
+            return Errc::Internal;
+    }
+}
+
 }  // namespace hoist

@@ -17,22 +17,6 @@ namespace fs = std::filesystem;
 
 constexpr std::size_t kMaxManifestBytes = 4u << 20;
 
-Errc errcForStatus(long status) {
-    switch (status) {
-        case 401:
-        case 403:
-            return Errc::Unauthorized;
-        case 404:
-            return Errc::NotFound;
-        case 409:
-            return Errc::Conflict;
-        case 422:
-            return Errc::Corrupt;
-        default:
-            return status >= 500 ? Errc::Network : Errc::Invalid;
-    }
-}
-
 std::string serverMessage(const std::string& body) {
     auto doc = json::parseObject(body, "reply");
     if (doc) {
@@ -43,7 +27,7 @@ std::string serverMessage(const std::string& body) {
 
 std::unexpected<Error> refused(std::string_view method, const std::string& url,
                                const http::Response& r) {
-    return fail(errcForStatus(r.status), method, " ", url, ": HTTP ", r.status, ": ",
+    return fail(errcFromHttpStatus(r.status), method, " ", url, ": HTTP ", r.status, ": ",
                 serverMessage(r.body));
 }
 
