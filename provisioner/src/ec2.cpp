@@ -271,7 +271,9 @@ Result<std::string> resolveRegion(const std::string& flag, const EnvLookup& env)
 }
 
 Client::Client(ClientOptions options, std::shared_ptr<CredentialProvider> credentials)
-    : options_(std::move(options)), credentials_(std::move(credentials)) {}
+    : options_(std::move(options)),
+      credentials_(std::move(credentials)),
+      retry_tokens_(options_.retry.quota) {}
 
 Client::~Client() = default;
 
@@ -285,6 +287,11 @@ std::optional<AwsError> Client::lastAwsError() const {
     return last_error_;
 }
 
+int Client::retryTokens() const {
+    std::lock_guard lock(mutex_);
+    return retry_tokens_;
+}
+
 Result<std::string> Client::call(std::string_view action, const Params& params) {
     std::lock_guard lock(mutex_);
     last_attempts_ = 0;
@@ -295,6 +302,7 @@ Result<std::string> Client::call(std::string_view action, const Params& params) 
     const std::string body = formEncode(all);
     const int max_attempts = std::max(1, options_.retry.max_attempts);
     http::RetryPolicy backoff{max_attempts, options_.retry.base, options_.retry.cap};
+    int last_retry_cost = 0;  // tokens the latest retry of this call took
 
     for (int attempt = 1;; ++attempt) {
         last_attempts_ = attempt;
@@ -322,12 +330,19 @@ Result<std::string> Client::call(std::string_view action, const Params& params) 
         auto response = http_.send(request);
 
         std::string why;
+        int retry_cost = options_.retry.retry_cost;
         if (!response) {
             why = response.error().message;
+            if (response.error().code == Errc::Timeout) retry_cost = options_.retry.timeout_retry_cost;
             if (attempt >= max_attempts)
                 return fail(response.error().code, "ec2 ", action, ": ", why, " (after ", attempt,
                             attempt == 1 ? " attempt)" : " attempts)");
+            if (retry_tokens_ < retry_cost)
+                return fail(response.error().code, "ec2 ", action, ": ", why,
+                            " (not retried: the retry quota is spent)");
         } else if (response->ok()) {
+            retry_tokens_ = std::min(options_.retry.quota,
+                                     retry_tokens_ + (last_retry_cost > 0 ? last_retry_cost : 1));
             return std::move(response->body);
         } else {
             auto aws = parseError(response->body, response->status);
@@ -344,8 +359,14 @@ Result<std::string> Client::call(std::string_view action, const Params& params) 
                 return fail(errcOf(*aws), "ec2 ", action, ": ", aws->code, ": ", aws->message,
                             request_id, attempts);
             }
+            if (retry_tokens_ < retry_cost)
+                return fail(errcOf(*aws), "ec2 ", action, ": ", aws->code, ": ", aws->message,
+                            aws->request_id.empty() ? "" : " (request id " + aws->request_id + ")",
+                            " (not retried: the retry quota is spent)");
             why = aws->code;
         }
+        retry_tokens_ -= retry_cost;
+        last_retry_cost = retry_cost;
         auto delay = http::backoffDelay(backoff, attempt - 1);
         log::warn(kComponent, "ec2 call failed; retrying",
                   {{"action", action},

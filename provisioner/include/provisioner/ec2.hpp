@@ -119,11 +119,18 @@ bool isRetryable(const AwsError& error);
 Errc errcOf(const AwsError& error);
 
 /// Retries as the SDKs' standard mode: bounded attempts, delay uniform in
-/// [0, min(cap, base * 2^(attempt-1))].
+/// [0, min(cap, base * 2^(attempt-1))], and a retry quota (a token bucket shared by every call
+/// of one client, so that a failing endpoint is not hit with retries from every caller): a
+/// retry takes retry_cost tokens (timeout_retry_cost after a timeout) and is not made when
+/// fewer are left; a call that succeeds gives back what its last retry took, or 1 token when
+/// it took none, up to `quota`.
 struct RetryOptions {
     int max_attempts = 3;
     std::chrono::milliseconds base{1000};
     std::chrono::milliseconds cap{20000};
+    int quota = 500;
+    int retry_cost = 5;
+    int timeout_retry_cost = 10;
 };
 
 struct ClientOptions {
@@ -162,6 +169,8 @@ public:
     int lastAttempts() const;
     /// The AWS error of the last failed call, if it was an error envelope.
     std::optional<AwsError> lastAwsError() const;
+    /// Tokens left in the retry quota.
+    int retryTokens() const;
     const ClientOptions& options() const { return options_; }
 
 private:
@@ -171,6 +180,7 @@ private:
     http::Client http_;
     int last_attempts_ = 0;
     std::optional<AwsError> last_error_;
+    int retry_tokens_ = 0;
 };
 
 }  // namespace hoist::provisioner::ec2

@@ -175,6 +175,40 @@ TEST_F(Ec2ClientTest, ThrottlingGivesUpAfterTheAttemptBudget) {
     EXPECT_EQ(fake_.requests().size(), 6u);
 }
 
+// Standard mode's retry quota: retries stop once the bucket is spent, and successes refill it.
+TEST_F(Ec2ClientTest, RetryQuotaStopsRetriesUntilCallsSucceedAgain) {
+    provisioner::CredentialProvider::Options creds;
+    creds.explicit_credentials = provisioner::sigv4::Credentials{kKeyId, kSecret, ""};
+    ec2::ClientOptions options;
+    options.endpoint = fake_.url();
+    options.region = kRegion;
+    options.retry = {3, std::chrono::milliseconds(1), std::chrono::milliseconds(5), 12, 5, 10};
+    ec2::Client client(options, std::make_shared<provisioner::CredentialProvider>(std::move(creds)));
+
+    fake_.inject("*", "RequestLimitExceeded", 503, 5);
+    auto spent = client.describeInstances({});
+    ASSERT_FALSE(spent.has_value());
+    EXPECT_NE(spent.error().message.find("after 3 attempts"), std::string::npos) << spent.error().message;
+    EXPECT_EQ(client.retryTokens(), 2);  // 12 - 2 retries x 5
+
+    ASSERT_ERROR(client.describeInstances({}), Errc::Busy,
+                 "RequestLimitExceeded: injected by the test (request id fake-");
+    EXPECT_EQ(client.lastAttempts(), 1);
+    EXPECT_NE(client.lastAwsError()->message.find("injected"), std::string::npos);
+    auto refused = client.describeInstances({});  // the 4th injected failure, not retried either
+    ASSERT_FALSE(refused.has_value());
+    EXPECT_NE(refused.error().message.find("(not retried: the retry quota is spent)"), std::string::npos)
+        << refused.error().message;
+    EXPECT_EQ(fake_.requests().size(), 5u);
+
+    for (int i = 0; i < 3; ++i) ASSERT_OK(client.describeInstances({}));  // +1 token each
+    EXPECT_EQ(client.retryTokens(), 5);
+    fake_.inject("*", "RequestLimitExceeded", 503, 1);
+    ASSERT_OK(client.describeInstances({}));  // one retry: takes 5, gives them back on success
+    EXPECT_EQ(client.lastAttempts(), 2);
+    EXPECT_EQ(client.retryTokens(), 5);
+}
+
 TEST_F(Ec2ClientTest, ServerErrorsAreRetried) {
     auto client = makeClient(fake_.url());
     fake_.inject("DescribeInstances", "InternalError", 500, 1);
