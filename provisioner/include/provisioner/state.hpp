@@ -47,7 +47,7 @@ struct RequestRecord {
 class StateStore {
 public:
     static constexpr int kSchemaVersion = 1;
-    /// Opens or creates the database; Corrupt when its schema is newer than this build's.
+    /// Opens or creates the database; Invalid when its schema is newer than this build's.
     static Result<std::unique_ptr<StateStore>> open(const std::filesystem::path& file);
     ~StateStore();
     StateStore(const StateStore&) = delete;
