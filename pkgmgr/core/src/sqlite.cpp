@@ -109,6 +109,8 @@ int Database::userVersion() const {
     return version;
 }
 
+int Database::changes() const { return sqlite3_changes(db_.get()); }
+
 Result<void> Database::migrate(std::span<const char* const> migrations, std::string_view program) {
     const int latest = static_cast<int>(migrations.size());
     int version = userVersion();

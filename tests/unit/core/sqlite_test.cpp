@@ -76,6 +76,10 @@ TEST(Sqlite, ATransactionThatFailsIsRolledBack) {
     auto n = count(*db);
     ASSERT_OK(n);
     EXPECT_EQ(*n, 1) << "b went with the failed transaction";
+    auto erase = db->prepare("DELETE FROM kv WHERE k IN ('a', 'b')");
+    ASSERT_OK(erase);
+    ASSERT_OK(erase->run());
+    EXPECT_EQ(db->changes(), 1);
 }
 
 }  // namespace

@@ -78,6 +78,8 @@ public:
     Result<Statement> prepare(std::string_view sql);
     /// `PRAGMA user_version`; -1 when it cannot be read.
     int userVersion() const;
+    /// Rows the latest INSERT, UPDATE or DELETE changed.
+    int changes() const;
     /// Brings the schema up to migrations.size(): entry i moves version i to i + 1, in one
     /// transaction with the version bump. Invalid when the file is newer than `program` knows.
     Result<void> migrate(std::span<const char* const> migrations, std::string_view program);
