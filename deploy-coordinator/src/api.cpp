@@ -95,8 +95,8 @@ Result<StartRequest> parseStart(const std::string& body, const std::string& acto
 Result<NodeRecord> parseRegistration(const std::string& body) {
     constexpr std::string_view ctx = "registration";
     HOIST_ASSIGN(auto doc, json::parseObject(body, ctx));
-    HOIST_TRY(
-        json::rejectUnknown(doc, {"node", "id", "role", "address", "release", "generation"}, ctx));
+    HOIST_TRY(json::rejectUnknown(
+        doc, {"node", "id", "role", "address", "release", "generation", "mode"}, ctx));
     NodeRecord n;
     // pkgmgr serve names the node "id"; "node" is accepted as well.
     HOIST_ASSIGN(auto id, json::optString(doc, "id", ctx));
@@ -111,6 +111,11 @@ Result<NodeRecord> parseRegistration(const std::string& body) {
     HOIST_ASSIGN(auto generation, json::optInt(doc, "generation", ctx));
     n.release = release.value_or("");
     n.generation = generation.value_or(0);
+    HOIST_ASSIGN(auto mode, json::optString(doc, "mode", ctx));
+    n.mode = mode.value_or("push");
+    if (n.mode != "push" && n.mode != "pull")
+        return fail(Errc::Invalid, ctx, ": field 'mode' must be 'push' or 'pull', not '", n.mode,
+                    "'");
     return n;
 }
 
@@ -167,6 +172,18 @@ void registerRoutes(http::Server& server, Engine& engine, const Tokens& tokens) 
                 return ServerReply::error(applied.error());
             return ServerReply::json(200, "{\"ok\":true}");
         });
+
+    server.route("GET", R"(/v1/nodes/([^/]+)/desired)",
+                 [e, nodeAuth](const ServerRequest& request) {
+                     if (auto who = nodeAuth(request); !who) return ServerReply::error(who.error());
+                     std::optional<std::int64_t> generation;
+                     if (request.queryParam("generation")) {
+                         auto g = queryInt(request, "generation", 0);
+                         if (!g) return ServerReply::error(g.error());
+                         generation = *g;
+                     }
+                     return reply(e->desired(request.matches.at(1), generation));
+                 });
 
     server.route("GET", "/v1/nodes", [e, t](const ServerRequest& request) {
         if (auto who = caller(request, t, {"admin", "monitor"}); !who)

@@ -494,8 +494,9 @@ int runClusterCli(const std::vector<std::string>& args, std::ostream& out, std::
                 if (list == nullptr || !list->IsArray()) return;
                 for (const auto& n : list->GetArray())
                     out << str(n, "node") << "  " << str(n, "role") << "  " << str(n, "status")
-                        << "  release " << str(n, "release") << "  generation "
-                        << num(n, "generation") << "  last seen " << str(n, "last_seen") << "\n";
+                        << "  " << str(n, "mode") << "  release " << str(n, "release")
+                        << "  generation " << num(n, "generation") << "  last seen "
+                        << str(n, "last_seen") << "\n";
             });
         };
     });

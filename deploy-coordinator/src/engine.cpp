@@ -114,6 +114,7 @@ void writeNode(json::Writer& w, const NodeRecord& n) {
         .field("release", n.release)
         .field("generation", n.generation)
         .field("status", n.status)
+        .field("mode", n.mode)
         .field("registered", formatTime(n.registered_ms))
         .field("last_seen", formatTime(n.last_seen_ms))
         .endObject();
@@ -130,6 +131,15 @@ struct Engine::Slot {
     std::int64_t healthy_since_ms = 0;
     std::int64_t retry_at_ms = 0;
     int busy_retries = 0;
+    /// A pull node: nothing is sent to it; its actions are offered and handed out when it asks.
+    bool pull = false;
+    /// When the action its state calls for (pending: stage, staged or revert_pending:
+    /// restart) was offered to the pull node; 0: none offered. Only in memory: after a
+    /// restart the engine offers again what is still due.
+    std::int64_t offered_ms = 0;
+    /// When the pull node last asked, and the generation it said it runs (-1: not said).
+    std::int64_t last_pull_ms = 0;
+    std::int64_t last_pull_generation = -1;
 };
 
 struct Engine::Active {
@@ -192,12 +202,16 @@ Result<std::unique_ptr<Engine::Active>> Engine::loadActive(const Deployment& d) 
     for (auto& row : rows) {
         Slot slot;
         if (row.role == "agent") ++agents;
+        auto node = nodes_.find(row.node);
+        if (node != nodes_.end()) {
+            slot.address = node->second.address;
+            slot.pull = node->second.mode == "pull";
+        }
         // Whatever was in flight when we stopped is checked with the node before anything
-        // is sent again: a poll tells whether the restart arrived.
-        if (row.state == "staging") row.state = "pending";
+        // is sent again: a poll tells whether the restart arrived. A pull node asks again
+        // and is answered the action it was handed (its own checks keep it from acting twice).
+        if (row.state == "staging" && !slot.pull) row.state = "pending";
         slot.row = std::move(row);
-        auto node = nodes_.find(slot.row.node);
-        if (node != nodes_.end()) slot.address = node->second.address;
         slot.last_heard_ms = 0;
         slot.healthy_since_ms = now;
         a->index.emplace(slot.row.node, a->slots.size());
@@ -356,6 +370,11 @@ Result<void> Engine::flush(std::int64_t now, bool force_nodes) {
 // Node actions. Each runs on a pool thread and posts its outcome back to the loop.
 
 void Engine::dispatchStage(Active& owner, Slot& target) {
+    if (target.pull) {
+        // Nothing is sent to a pull node: the stage waits for it to ask (desired()).
+        if (target.offered_ms == 0) target.offered_ms = nowMs();
+        return;
+    }
     target.busy = true;
     target.row.state = "staging";
     owner.touch(target);
@@ -430,6 +449,13 @@ void Engine::dispatchStage(Active& owner, Slot& target) {
 void Engine::dispatchRestart(Active& owner, Slot& target, std::int64_t generation,
                              std::int64_t started) {
     bool revert = target.row.state == "revert_pending" || target.row.state == "reverting";
+    if (target.pull) {
+        // Offered, not sent: it counts toward max_parallel until the node takes it, and its
+        // state changes (committed before the reply) only when the node asks.
+        if (target.offered_ms == 0) target.offered_ms = started;
+        (void)generation;
+        return;
+    }
     target.busy = true;
     target.row.state = revert ? "reverting" : "restarting";
     target.row.started_ms = started;
@@ -634,6 +660,22 @@ void Engine::finishNode(Active& a, Slot& slot, const std::string& state, const s
     }
 }
 
+void Engine::applyStaged(Active& a, Slot& slot, std::int64_t generation,
+                         std::int64_t from_generation, std::int64_t now) {
+    if (generation <= 0) {
+        finishNode(a, slot, "failed", "the staged report names no generation", now);
+        return;
+    }
+    slot.row.target_generation = generation;
+    if (from_generation > 0) slot.row.from_generation = from_generation;
+    slot.row.state = "staged";
+    slot.row.node_state = "staged";
+    slot.offered_ms = 0;
+    slot.last_heard_ms = now;
+    a.touch(slot);
+    a.last_progress_ms = now;
+}
+
 void Engine::applyNodeState(Active& a, Slot& slot, const std::string& node_state, std::int64_t now,
                             const std::string& message) {
     auto& s = slot.row.state;
@@ -643,6 +685,9 @@ void Engine::applyNodeState(Active& a, Slot& slot, const std::string& node_state
     bool revert = s == "reverting" || s == "revert_sent";
     bool forward = s == "restarting" || s == "restarted";
     if (!revert && !forward) return;
+    // A pull node took its restart when the first report of it arrives (a push node when it
+    // answered 202).
+    if (slot.pull && (s == "restarting" || s == "reverting")) slot.row.restarts += 1;
     if (s == "restarting") s = "restarted";
     if (s == "reverting") s = "revert_sent";
     if (node_state == "healthy") {
@@ -686,7 +731,15 @@ Result<void> Engine::onPing(const pkgmgr::StatusPing& ping) {
             return ok();  // re-delivery
         }
         slot->row.last_seq = ping.seq;
-        applyNodeState(*active_, *slot, ping.state, now, ping.message);
+        if (ping.state == "staged" || ping.state == "staging") {
+            // A pull node reports the stage it was handed; push nodes answer the request.
+            if (slot->pull && slot->row.state == "staging" && ping.state == "staged")
+                applyStaged(*active_, *slot, ping.to_generation, ping.from_generation, now);
+        } else if (slot->pull && slot->row.state == "staging" && ping.state == "failed") {
+            finishNode(*active_, *slot, "failed", "staging failed: " + ping.message, now);
+        } else {
+            applyNodeState(*active_, *slot, ping.state, now, ping.message);
+        }
         wake_ = true;
     }
     wake_cv_.notify_one();
@@ -711,9 +764,15 @@ void Engine::tick(std::int64_t now) {
     if (!active_) return;
     auto& a = *active_;
     // Timers that do not start node actions run even under a hold: deadlines, polls, probes.
+    bool hand_out_stage = a.d.state == "staging" && !gate_.raised();
+    bool hand_out_restart = a.d.state == "rolling" && !gate_.raised();
+    bool hand_out_revert = a.d.state == "reverting" && !gate_.raised();
     for (auto& slot : a.slots) {
         auto& s = slot.row.state;
         if (slot.busy) continue;
+        if (slot.pull &&
+            pullTimers(a, slot, now, hand_out_stage, hand_out_restart, hand_out_revert))
+            continue;
         bool forward = s == "restarting" || s == "restarted";
         bool revert = isRevertInFlight(s);
         if ((forward || revert || s == "settling") && a.d.node_deadline_ms > 0 &&
@@ -747,6 +806,64 @@ void Engine::tick(std::int64_t now) {
     }
     if (a.d.active() && gate_.raised()) a.last_progress_ms = now;
     computeWaitingOn(a, now);
+}
+
+bool Engine::pullTimers(Active& a, Slot& slot, std::int64_t now, bool stage_due, bool restart_due,
+                        bool revert_due) {
+    auto& s = slot.row.state;
+    if (slot.offered_ms > 0) {
+        bool offerable = s == "pending" || s == "staged" || s == "revert_pending";
+        bool takeable = (s == "pending" && stage_due) || (s == "staged" && restart_due) ||
+                        (s == "revert_pending" && revert_due);
+        std::int64_t limit = s == "pending" ? options_.stage_timeout.count() : a.d.node_deadline_ms;
+        if (!offerable) {
+            slot.offered_ms = 0;
+        } else if (!takeable) {
+            slot.offered_ms = now;  // an offer nobody may take (a hold, a pause) does not age
+        } else if (limit > 0 && now - slot.offered_ms > limit) {
+            // A pull node that stops asking fails like a push node that stops answering.
+            bool stage = s == "pending";
+            slot.offered_ms = 0;
+            finishNode(a, slot, s == "revert_pending" ? "revert_failed" : "failed",
+                       detail::concat("the pull node did not ask for its ",
+                                      stage ? "stage" : "restart", " within ", limit, " ms"),
+                       now);
+            return true;
+        }
+    }
+    if (s == "staging" && stage_due && options_.stage_timeout.count() > 0 &&
+        now - slot.row.started_ms > options_.stage_timeout.count()) {
+        finishNode(a, slot, "failed",
+                   detail::concat("no staged report within the stage timeout (",
+                                  options_.stage_timeout.count(), " ms)"),
+                   now);
+        return true;
+    }
+    bool in_flight = s == "restarting" || s == "restarted" || isRevertInFlight(s);
+    if ((in_flight || s == "settling") && a.d.node_deadline_ms > 0 &&
+        now - slot.row.started_ms > a.d.node_deadline_ms) {
+        finishNode(a, slot, isRevertInFlight(s) ? "revert_failed" : "failed",
+                   detail::concat("no healthy report within the node deadline (",
+                                  a.d.node_deadline_ms, " ms)"),
+                   now);
+        return true;
+    }
+    // No poll and no probe: a pull node is never called. Lost pings are made up for by its
+    // next ask (it reports where it stands), and the asks after min_healthy_ms, from the
+    // target generation, stand in for the health probe.
+    if (s == "settling" && now - slot.healthy_since_ms >= a.d.min_healthy_ms &&
+        slot.last_pull_ms >= slot.healthy_since_ms + a.d.min_healthy_ms) {
+        if (slot.last_pull_generation < 0 ||
+            slot.last_pull_generation == slot.row.target_generation)
+            finishNode(a, slot, "done", "", now);
+        else
+            finishNode(
+                a, slot, "failed",
+                detail::concat("the node runs generation ", slot.last_pull_generation, ", not ",
+                               slot.row.target_generation, ", before min_healthy_ms passed"),
+                now);
+    }
+    return true;
 }
 
 void Engine::advanceForward(Active& a, std::int64_t now) {
@@ -785,11 +902,17 @@ void Engine::advanceForward(Active& a, std::int64_t now) {
     }
     std::int64_t limit = rank == 1 ? a.max_parallel : 1;
     std::int64_t in_flight = 0;
+    // A restart offered to a pull node counts as in flight from the offer on.
     for (const auto& slot : a.slots)
-        if (roleRank(slot.row.role) == rank && isForwardInFlight(slot.row.state)) ++in_flight;
+        if (roleRank(slot.row.role) == rank &&
+            (isForwardInFlight(slot.row.state) ||
+             (slot.row.state == "staged" && slot.offered_ms > 0)))
+            ++in_flight;
     for (auto& slot : a.slots) {
         if (in_flight >= limit) break;
-        if (roleRank(slot.row.role) != rank || slot.row.state != "staged" || slot.busy) continue;
+        if (roleRank(slot.row.role) != rank || slot.row.state != "staged" || slot.busy ||
+            slot.offered_ms > 0)
+            continue;
         if (slot.retry_at_ms > now) continue;
         dispatchRestart(a, slot, slot.row.target_generation, now);
         ++in_flight;
@@ -809,6 +932,7 @@ void Engine::advanceRevert(Active& a, std::int64_t now) {
             a.touch(slot);
         } else if (slot.row.state == "pending" || slot.row.state == "staged") {
             slot.row.state = "skipped";
+            slot.offered_ms = 0;
             a.touch(slot);
         }
     }
@@ -825,11 +949,15 @@ void Engine::advanceRevert(Active& a, std::int64_t now) {
     std::int64_t limit = rank == 1 ? a.max_parallel : 1;
     std::int64_t in_flight = 0;
     for (const auto& slot : a.slots)
-        if (roleRank(slot.row.role) == rank && isRevertInFlight(slot.row.state)) ++in_flight;
+        if (roleRank(slot.row.role) == rank &&
+            (isRevertInFlight(slot.row.state) ||
+             (slot.row.state == "revert_pending" && slot.offered_ms > 0)))
+            ++in_flight;
     for (auto it = a.slots.rbegin(); it != a.slots.rend(); ++it) {
         auto& slot = *it;
         if (in_flight >= limit) break;
-        if (roleRank(slot.row.role) != rank || slot.row.state != "revert_pending" || slot.busy)
+        if (roleRank(slot.row.role) != rank || slot.row.state != "revert_pending" || slot.busy ||
+            slot.offered_ms > 0)
             continue;
         if (slot.retry_at_ms > now) continue;
         dispatchRestart(a, slot, slot.row.from_generation, now);
@@ -871,6 +999,17 @@ void Engine::computeWaitingOn(Active& a, std::int64_t now) {
                                      count > names.size() ? ", ..." : "", ")");
         else
             waiting = "the next node";
+        if (count == 0) {
+            std::vector<std::string> offered;
+            for (const auto& s : a.slots)
+                if (s.offered_ms > 0 &&
+                    (s.row.state == "staged" || s.row.state == "revert_pending"))
+                    offered.push_back(s.row.node);
+            if (offered.size() == 1)
+                waiting = "pull node " + offered[0] + " to ask for its restart";
+            else if (!offered.empty())
+                waiting = detail::concat(offered.size(), " pull nodes to ask for their restarts");
+        }
     }
     if (waiting != a.d.waiting_on) {
         a.d.waiting_on = waiting;
@@ -883,6 +1022,16 @@ void Engine::sweepNodes(std::int64_t now) {
     for (auto& [id, rec] : nodes_) {
         if (rec.status == "removed" || node_checking_.count(id) != 0) continue;
         if (now - rec.last_seen_ms < options_.down_after.count()) continue;
+        if (rec.mode == "pull") {
+            // Never called: a pull node that stopped asking is down until it asks again.
+            if (rec.status == "up") {
+                rec.status = "down";
+                queueEvent("coordinator", "node down", "", id, "stopped asking");
+                log::warn(kLog, "node down", {{"node", id}});
+                node_dirty_[id] = true;
+            }
+            continue;
+        }
         if (started++ >= 256) break;
         node_checking_[id] = true;
         std::string node = id;
@@ -933,7 +1082,8 @@ Result<std::string> Engine::registerNode(NodeRecord node) {
     auto now = nowMs();
     auto it = nodes_.find(node.id);
     bool changed = it == nodes_.end() || it->second.address != node.address ||
-                   it->second.role != node.role || it->second.status != "up";
+                   it->second.role != node.role || it->second.status != "up" ||
+                   it->second.mode != node.mode;
     node.registered_ms = it == nodes_.end() ? now : it->second.registered_ms;
     node.last_seen_ms = now;
     node.status = "up";
@@ -941,19 +1091,141 @@ Result<std::string> Engine::registerNode(NodeRecord node) {
     auto written = state_.transaction([&](State::Tx& tx) -> Result<void> {
         HOIST_TRY(tx.putNode(node));
         if (changed)
-            HOIST_TRY(
-                tx.appendEvent({0, now, "node:" + node.id, "register", "", node.id,
-                                node.role + " at " + node.address + " release " + node.release}));
+            HOIST_TRY(tx.appendEvent({0, now, "node:" + node.id, "register", "", node.id,
+                                      node.role + " at " + node.address + " release " +
+                                          node.release + (node.mode == "pull" ? " (pull)" : "")}));
         return ok();
     });
     if (!written) return std::unexpected(written.error());
     nodes_[node.id] = node;
     node_dirty_[node.id] = true;  // rewritten by the next flush, after any older snapshot
     if (active_) {
-        if (Slot* slot = active_->find(node.id)) slot->address = node.address;
+        if (Slot* slot = active_->find(node.id)) {
+            slot->address = node.address;
+            bool pull = node.mode == "pull";
+            if (slot->pull != pull) {
+                // The next action goes the new way; a stage handed out to a pull node is
+                // sent again (stage is idempotent).
+                slot->pull = pull;
+                slot->offered_ms = 0;
+                if (!pull && slot->row.state == "staging") {
+                    slot->row.state = "pending";
+                    active_->touch(*slot);
+                }
+            }
+        }
     }
     json::Writer w;
     writeNode(w, node);
+    return w.str();
+}
+
+Result<std::string> Engine::desired(const std::string& id, std::optional<std::int64_t> generation) {
+    struct Answer {
+        std::string action = "none";
+        std::string deployment;
+        std::string release;
+        std::int64_t generation = 0;
+    } answer;
+    bool held = false;
+    {
+        std::lock_guard lock(mutex_);
+        auto it = nodes_.find(id);
+        if (it == nodes_.end()) return fail(Errc::NotFound, "node '", id, "' is not registered");
+        auto& rec = it->second;
+        if (rec.mode != "pull")
+            return fail(Errc::Conflict, "node '", id,
+                        "' is registered in push mode: the coordinator sends it its actions "
+                        "(register with \"mode\": \"pull\" to ask for them)");
+        auto now = nowMs();
+        // Asking is a sign of life, as a ping is.
+        rec.last_seen_ms = now;
+        if (rec.status == "down") {
+            rec.status = "up";
+            queueEvent("node:" + id, "node up", "", id, "asked for its desired state");
+        }
+        node_dirty_[id] = true;
+        Slot* slot = active_ && rec.status != "removed" ? active_->find(id) : nullptr;
+        if (slot != nullptr) {
+            auto& a = *active_;
+            slot->last_pull_ms = now;
+            slot->last_pull_generation = generation.value_or(-1);
+            slot->last_heard_ms = std::max(slot->last_heard_ms, now);
+            auto& s = slot->row.state;
+            const auto& ds = a.d.state;
+            // Handed out before: the same action again. New: only what the engine offered,
+            // while the deployment may act.
+            bool again_stage = s == "staging";
+            bool again_restart = s == "restarting" || s == "restarted";
+            bool again_revert = s == "reverting" || s == "revert_sent";
+            bool new_stage = s == "pending" && slot->offered_ms > 0 && ds == "staging";
+            bool new_restart = s == "staged" && slot->offered_ms > 0 && ds == "rolling";
+            bool new_revert = s == "revert_pending" && slot->offered_ms > 0 && ds == "reverting";
+            bool any = a.d.active() && (again_stage || again_restart || again_revert || new_stage ||
+                                        new_restart || new_revert);
+            // The same gate as a push action, checked under the engine lock: once a halt has
+            // been answered, nothing is handed out, not even again.
+            if (any && !gate_.beginSend()) {
+                held = true;
+                any = false;
+            }
+            if (any) {
+                if (new_stage) {
+                    s = "staging";
+                    slot->row.started_ms = now;
+                    slot->offered_ms = 0;
+                    a.touch(*slot);
+                    queueEvent("coordinator", "stage", a.d.id, id,
+                               "release " + a.d.version + ", handed out on request");
+                    actions_sent_++;
+                } else if (new_restart || new_revert) {
+                    std::int64_t to =
+                        new_revert ? slot->row.from_generation : slot->row.target_generation;
+                    s = new_revert ? "reverting" : "restarting";
+                    slot->row.started_ms = now;
+                    slot->last_heard_ms = now;
+                    slot->offered_ms = 0;
+                    a.touch(*slot);
+                    queueEvent("coordinator", new_revert ? "revert" : "restart", a.d.id, id,
+                               detail::concat("to generation ", to, ", handed out on request"));
+                    actions_sent_++;
+                }
+                answer.deployment = a.d.id;
+                answer.release = a.d.version;
+                if (new_stage || again_stage) {
+                    answer.action = "stage";
+                } else {
+                    answer.action = "restart";
+                    bool revert = new_revert || again_revert;
+                    answer.generation =
+                        revert ? slot->row.from_generation : slot->row.target_generation;
+                    if (revert) answer.release = slot->row.from_release;
+                }
+                // Persist before acting: the reply leaves only once the state saying the
+                // action started is committed. (flush may end the deployment: slot and a are
+                // not used after it.)
+                if (slot->dirty || !pending_events_.empty()) {
+                    auto flushed = flush(now, false);
+                    if (!flushed) {
+                        gate_.endSend();
+                        return std::unexpected(flushed.error());
+                    }
+                }
+                gate_.endSend();
+                wake_ = true;
+            }
+        }
+        held = held || gate_.raised();
+    }
+    if (answer.action != "none") wake_cv_.notify_one();
+    json::Writer w;
+    w.beginObject()
+        .field("action", answer.action)
+        .field("deployment", answer.deployment)
+        .field("release", answer.release)
+        .field("generation", answer.generation)
+        .field("held", held)
+        .endObject();
     return w.str();
 }
 
@@ -1150,6 +1422,7 @@ Result<std::string> Engine::startDeployment(const StartRequest& request) {
             slot.row.state = n.release == release.version ? "skipped" : "pending";
             if (slot.row.state == "skipped") slot.row.message = "already on " + release.version;
             slot.address = n.address;
+            slot.pull = n.mode == "pull";
             a->index.emplace(id, a->slots.size());
             a->slots.push_back(std::move(slot));
         }
@@ -1587,7 +1860,7 @@ void Engine::collectMetrics(metrics::Registry& r) {
     r.describe("hoist_coordinator_stale_pings_total", "counter",
                "status pings ignored as re-deliveries");
     r.describe("hoist_coordinator_node_actions_total", "counter",
-               "stage and restart requests sent to nodes");
+               "stage and restart requests sent to nodes or handed out to pull nodes");
     r.describe("hoist_coordinator_node_actions_deferred_total", "counter",
                "node actions stopped by a hold before sending");
     r.describe("hoist_coordinator_queued_tasks", "gauge",

@@ -75,6 +75,13 @@ public:
     /// NotFound for an unknown node.
     Result<NodeRecord> node(const std::string& id);
     Result<void> markRemoved(const std::string& id, const std::string& actor);
+    /// GET /v1/nodes/{node}/desired: what a pull node should do now, as
+    /// {"action": "none"|"stage"|"restart", "deployment", "release", "generation", "held"}.
+    /// `generation` is the node's current generation when it says so. A new action is handed
+    /// out only while no hold stands, and only after the state saying it started is committed;
+    /// an action already handed out is answered again (the node's own checks keep it from
+    /// acting twice). NotFound for an unknown node, Conflict for a push node. Thread-safe.
+    Result<std::string> desired(const std::string& id, std::optional<std::int64_t> generation);
 
     // Deployments
     Result<std::string> startDeployment(const StartRequest& request);
@@ -122,6 +129,13 @@ private:
     void dispatchProbe(Active& a, Slot& slot);
     void applyNodeState(Active& a, Slot& slot, const std::string& node_state, std::int64_t now,
                         const std::string& message);
+    /// A pull node's "staged" report (the stage it was handed is built).
+    void applyStaged(Active& a, Slot& slot, std::int64_t generation, std::int64_t from_generation,
+                     std::int64_t now);
+    /// The timers of a pull node's slot (offers, deadlines, settling); they replace the
+    /// polls and probes a push node gets. Always true (the slot is handled).
+    bool pullTimers(Active& a, Slot& slot, std::int64_t now, bool stage_due, bool restart_due,
+                    bool revert_due);
     void finishNode(Active& a, Slot& slot, const std::string& state, const std::string& message,
                     std::int64_t now);
     void setDeploymentState(Active& a, const std::string& state, const std::string& actor,

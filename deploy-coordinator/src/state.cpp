@@ -83,6 +83,10 @@ const char* const kMigrations[] = {
         BEGIN SELECT RAISE(ABORT, 'the events table is append-only'); END;
     CREATE INDEX events_by_deployment ON events(deployment, id);
     )sql",
+    // 3: how each node gets its actions (pull mode); nodes registered before are push.
+    R"sql(
+    ALTER TABLE nodes ADD COLUMN mode TEXT NOT NULL DEFAULT 'push';
+    )sql",
 };
 static_assert(std::size(kMigrations) == State::kSchemaVersion);
 
@@ -218,9 +222,9 @@ Result<void> write(State::Tx&, auto& impl, const char* sql, const Args&... args)
 Result<void> State::Tx::putNode(const NodeRecord& n) {
     return write(*this, *state_.impl_,
                  "INSERT OR REPLACE INTO nodes (id, role, address, release, generation, status, "
-                 "registered_ms, last_seen_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                 "registered_ms, last_seen_ms, mode) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                  n.id, n.role, n.address, n.release, n.generation, n.status, n.registered_ms,
-                 n.last_seen_ms);
+                 n.last_seen_ms, n.mode);
 }
 
 Result<void> State::Tx::putDeployment(const Deployment& d) {
@@ -273,8 +277,9 @@ Result<void> State::Tx::appendEvent(Event e) {
 
 Result<std::vector<NodeRecord>> State::nodes() {
     std::lock_guard lock(impl_->mutex);
-    HOIST_ASSIGN(auto stmt, impl_->prepare("SELECT id, role, address, release, generation, status, "
-                                           "registered_ms, last_seen_ms FROM nodes ORDER BY id"));
+    HOIST_ASSIGN(auto stmt,
+                 impl_->prepare("SELECT id, role, address, release, generation, status, "
+                                "registered_ms, last_seen_ms, mode FROM nodes ORDER BY id"));
     std::vector<NodeRecord> out;
     while (sqlite3_step(stmt.get()) == SQLITE_ROW) {
         NodeRecord n;
@@ -286,6 +291,7 @@ Result<std::vector<NodeRecord>> State::nodes() {
         n.status = columnText(stmt.get(), 5);
         n.registered_ms = sqlite3_column_int64(stmt.get(), 6);
         n.last_seen_ms = sqlite3_column_int64(stmt.get(), 7);
+        n.mode = columnText(stmt.get(), 8);
         out.push_back(std::move(n));
     }
     return out;

@@ -11,3 +11,22 @@ target_compile_definitions(coordinator_integration_tests PRIVATE
     FAKE_FLEET_BIN="$<TARGET_FILE:fake-fleet>")
 add_dependencies(coordinator_integration_tests deploy-coordinator cluster fake-fleet)
 gtest_discover_tests(coordinator_integration_tests PROPERTIES LABELS integration DISCOVERY_TIMEOUT 60)
+
+# Pull mode: the coordinator, repo-server and real `pkgmgr serve` nodes (restart helper, stand-in
+# mesos), a mixed fleet of pushed-to and pulling nodes.
+add_executable(coordinator_pull_tests
+    ${CMAKE_CURRENT_LIST_DIR}/coordinator/pull_test.cpp
+    ${CMAKE_CURRENT_LIST_DIR}/node/node_fixture.cpp
+)
+target_include_directories(coordinator_pull_tests PRIVATE ${CMAKE_CURRENT_LIST_DIR})
+target_link_libraries(coordinator_pull_tests
+    PRIVATE hoist_restart_helper hoist_pkgmgr hoist_testing GTest::gtest_main hoist_warnings)
+target_compile_definitions(coordinator_pull_tests PRIVATE
+    COORDINATOR_BIN="$<TARGET_FILE:deploy-coordinator>"
+    RESTART_HELPER_BIN="$<TARGET_FILE:restart-helper>"
+    PKGMGR_BIN="$<TARGET_FILE:pkgmgr>"
+    STANDIN_MESOS_BIN="$<TARGET_FILE:standin-mesos>"
+    REPO_SERVER_BIN="$<TARGET_FILE:repo-server>")
+add_dependencies(coordinator_pull_tests deploy-coordinator restart-helper pkgmgr standin-mesos
+    repo-server)
+gtest_discover_tests(coordinator_pull_tests PROPERTIES LABELS integration DISCOVERY_TIMEOUT 60)

@@ -31,6 +31,9 @@ struct NodeRecord {
     std::string status = "up";
     std::int64_t registered_ms = 0;
     std::int64_t last_seen_ms = 0;
+    /// "push" (the coordinator sends it stage and restart requests) or "pull" (it asks for
+    /// its desired state, GET /v1/nodes/{node}/desired, and applies it itself).
+    std::string mode = "push";
 };
 
 /// A standing halt hold, one per source.
@@ -122,7 +125,7 @@ public:
     State(const State&) = delete;
     State& operator=(const State&) = delete;
 
-    static constexpr int kSchemaVersion = 2;
+    static constexpr int kSchemaVersion = 3;
     int schemaVersion();
 
     /// The writes a transaction may make.

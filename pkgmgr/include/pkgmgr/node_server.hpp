@@ -29,11 +29,18 @@ struct NodeServerOptions {
     std::chrono::milliseconds lock_wait{2000};
     /// Announce this node to the coordinator (POST /v1/nodes/register) at start.
     bool register_node = true;
+    /// Pull mode when above zero: register with "mode": "pull", then ask the coordinator
+    /// (GET /v1/nodes/<id>/desired) this often and apply the answer the way POST /v1/stage
+    /// and POST /v1/restart would. Zero: push mode (the coordinator calls this endpoint).
+    std::chrono::milliseconds pull_interval{0};
+    /// The address registered with the coordinator; empty: http://HOST:PORT as bound.
+    std::string advertise_url;
 };
 
 /// `pkgmgr serve`: the node endpoint (DESIGN.md "Node endpoint"). Reads node.json, serves the
 /// routes, launches the restart helper detached for restarts, delivers queued status pings in
-/// the background and registers with the coordinator when one is configured.
+/// the background and registers with the coordinator when one is configured; in pull mode it
+/// also asks the coordinator for its desired state on a timer and applies it itself.
 class NodeServer {
 public:
     /// Reads node.json and the token; Invalid when there is no token (every mutating route

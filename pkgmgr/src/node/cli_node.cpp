@@ -18,6 +18,8 @@ struct ServeOptions {
     int parallel = 8;
     int lock_wait_ms = 2000;
     bool no_register = false;
+    int pull_interval_ms = 0;
+    std::string advertise_url;
 };
 
 int serve(Cli& cli, const ServeOptions& o) {
@@ -37,6 +39,8 @@ int serve(Cli& cli, const ServeOptions& o) {
     options.fetch_parallel = o.parallel;
     options.lock_wait = std::chrono::milliseconds(o.lock_wait_ms);
     options.register_node = !o.no_register;
+    options.pull_interval = std::chrono::milliseconds(o.pull_interval_ms);
+    options.advertise_url = o.advertise_url;
     auto server = NodeServer::create(options);
     if (!server) return cli.fail(server.error());
     if (auto bound = (*server)->bind(); !bound) return cli.fail(bound.error());
@@ -65,6 +69,13 @@ void addNodeCommands(Cli& cli) {
     sub->add_option("--parallel", o->parallel, "packages stage fetches at once");
     sub->add_option("--lock-wait", o->lock_wait_ms, "milliseconds to wait for the node lock");
     sub->add_flag("--no-register", o->no_register, "do not announce this node to the coordinator");
+    sub->add_option("--pull-interval-ms", o->pull_interval_ms,
+                    "pull mode: ask the coordinator for the desired state this often and apply it "
+                    "(0, the default: push mode, the coordinator calls this endpoint)")
+        ->check(CLI::NonNegativeNumber);
+    sub->add_option("--advertise-url", o->advertise_url,
+                    "the address registered with the coordinator (default: http://HOST:PORT as "
+                    "bound)");
     sub->callback([&cli, o] { cli.action = [&cli, o] { return serve(cli, *o); }; });
 }
 

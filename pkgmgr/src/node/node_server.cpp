@@ -118,12 +118,28 @@ struct NodeServer::Impl {
     ServerReply postRollback(const ServerRequest& request);
     ServerReply getTransaction(const ServerRequest& request);
 
+    Result<Generation> stageSet(const std::optional<std::string>& version,
+                                std::vector<PackageRef> refs);
+    Result<std::string> restartTo(long generation, const std::string& deployment,
+                                  const std::string& report_to);
+
     Result<std::string> launchHelper(long generation, const std::string& deployment,
                                      const std::string& report_to);
     bool helperRunning();
     void collectMetrics(metrics::Registry& registry);
     void backgroundLoop();
     std::string address() const;
+
+    // Pull mode.
+    std::thread puller;
+    std::string last_report;  // what the last report said, so that asking again is quiet
+    std::chrono::steady_clock::time_point last_report_at;
+    std::string last_pull_error;
+    void pullLoop();
+    void pullOnce(http::Client& client);
+    void pullStage(const std::string& deployment, const std::string& release);
+    void pullRestart(const std::string& deployment, long generation);
+    void report(StatusPing ping);
 };
 
 // ---- routes
@@ -313,9 +329,8 @@ ServerReply NodeServer::Impl::getActive(const ServerRequest&) {
 
 ServerReply NodeServer::Impl::postStage(const ServerRequest& request) {
     if (auto auth = authorize(request); !auth) return errorReply(auth.error());
-    auto& m = server->metrics();
-    auto refuse = [&m](const Error& e) {
-        m.add("hoist_node_stages_total", "result=\"refused\"");
+    auto refuse = [this](const Error& e) {
+        server->metrics().add("hoist_node_stages_total", "result=\"refused\"");
         return errorReply(withContext(e, "stage"));
     };
     constexpr std::string_view ctx = "request body";
@@ -329,23 +344,8 @@ ServerReply NodeServer::Impl::postStage(const ServerRequest& request) {
     if (!packages) return refuse(packages.error());
     if (version->has_value() == (*packages != nullptr))
         return refuse(Error{Errc::Invalid, "give exactly one of 'release' or 'packages'", 0});
-    if (!rules) return refuse(Error{Errc::Invalid, "node.json names no role", 0});
-    if (config.repository.empty())
-        return refuse(Error{Errc::Invalid, "node.json names no repository to fetch from", 0});
-
-    std::optional<FetchedRelease> fetched;
     std::vector<PackageRef> refs;
-    if (*version) {
-        auto pems = config.trustedKeyPems(layout);
-        if (!pems) return refuse(pems.error());
-        http::Client client;
-        auto got = fetchRelease(client, config.repository, **version, *pems, config.allow_unsigned);
-        if (!got) return refuse(got.error());
-        auto role_refs = got->release.packagesFor(config.role);
-        if (!role_refs) return refuse(role_refs.error());
-        refs = *role_refs;
-        fetched = std::move(*got);
-    } else {
+    if (*packages != nullptr) {
         for (const auto& item : (*packages)->GetArray()) {
             auto ref = PackageRef::fromJson(item, "request body: packages");
             if (!ref) return refuse(ref.error());
@@ -353,37 +353,8 @@ ServerReply NodeServer::Impl::postStage(const ServerRequest& request) {
         }
         if (refs.empty()) return refuse(Error{Errc::Invalid, "'packages' is empty", 0});
     }
-    std::vector<std::string> shas;
-    for (const auto& ref : refs) shas.push_back(ref.sha256);
-
-    // One stage at a time; the node lock keeps gc and a swap out while it fetches and builds.
-    std::lock_guard change(change_mutex);
-    auto held = files::FileLock::acquire(layout.lock(), options.lock_wait, "stage");
-    if (!held) return refuse(held.error());
-    auto s = store();
-    if (!s) return refuse(s.error());
-    FetchOptions fetch_options;
-    fetch_options.parallel = options.fetch_parallel;
-    auto got = fetchPackages(*s, config.repository, shas, fetch_options);
-    if (!got) return refuse(got.error());
-    for (const auto& ref : refs) {
-        auto stored = s->get(ref.sha256);
-        if (!stored) return refuse(stored.error());
-        if (stored->ref.id != ref.id)
-            return refuse(Error{Errc::Corrupt,
-                                "package " + ref.sha256 + " is '" + stored->ref.id + "', not '" + ref.id + "'", 0});
-    }
-
-    auto gens = generations();
-    if (!gens) return refuse(gens.error());
-    gens->setCallerHoldsLock(true);
-    auto staged = fetched ? gens->stage(fetched->release, *rules) : gens->stage(shas, *rules, "");
-    if (!staged) return refuse(staged.error());
-    if (fetched) {
-        if (auto saved = saveRelease(layout, *fetched); !saved)
-            log::warn(kComponent, "cannot keep the release manifest", {{"error", saved.error().describe()}});
-    }
-    m.add("hoist_node_stages_total", "result=\"ok\"");
+    auto staged = stageSet(*version, std::move(refs));
+    if (!staged) return errorReply(withContext(staged.error(), "stage"));
     json::Writer w;
     w.beginObject()
         .field("generation", static_cast<std::int64_t>(staged->number))
@@ -393,6 +364,55 @@ ServerReply NodeServer::Impl::postStage(const ServerRequest& request) {
     for (const auto& ref : staged->packages) writeRef(w, ref);
     w.endArray().endObject();
     return ServerReply::json(200, w.str());
+}
+
+// What POST /v1/stage does once its body is read; a pull node's stage runs it too.
+Result<Generation> NodeServer::Impl::stageSet(const std::optional<std::string>& version,
+                                              std::vector<PackageRef> refs) {
+    auto& m = server->metrics();
+    auto staged = [&]() -> Result<Generation> {
+        if (!rules) return fail(Errc::Invalid, "node.json names no role");
+        if (config.repository.empty())
+            return fail(Errc::Invalid, "node.json names no repository to fetch from");
+        std::optional<FetchedRelease> fetched;
+        if (version) {
+            HOIST_ASSIGN(auto pems, config.trustedKeyPems(layout));
+            http::Client client;
+            HOIST_ASSIGN(auto got, fetchRelease(client, config.repository, *version, pems,
+                                                config.allow_unsigned));
+            HOIST_ASSIGN(refs, got.release.packagesFor(config.role));
+            fetched = std::move(got);
+        }
+        std::vector<std::string> shas;
+        for (const auto& ref : refs) shas.push_back(ref.sha256);
+
+        // One stage at a time; the node lock keeps gc and a swap out while it fetches and builds.
+        std::lock_guard change(change_mutex);
+        HOIST_ASSIGN(auto held,
+                     files::FileLock::acquire(layout.lock(), options.lock_wait, "stage"));
+        HOIST_ASSIGN(auto s, store());
+        FetchOptions fetch_options;
+        fetch_options.parallel = options.fetch_parallel;
+        HOIST_TRY(fetchPackages(s, config.repository, shas, fetch_options));
+        for (const auto& ref : refs) {
+            HOIST_ASSIGN(auto stored, s.get(ref.sha256));
+            if (stored.ref.id != ref.id)
+                return fail(Errc::Corrupt, "package ", ref.sha256, " is '", stored.ref.id,
+                            "', not '", ref.id, "'");
+        }
+        HOIST_ASSIGN(auto gens, generations());
+        gens.setCallerHoldsLock(true);
+        HOIST_ASSIGN(auto generation,
+                     fetched ? gens.stage(fetched->release, *rules) : gens.stage(shas, *rules, ""));
+        if (fetched) {
+            if (auto saved = saveRelease(layout, *fetched); !saved)
+                log::warn(kComponent, "cannot keep the release manifest",
+                          {{"error", saved.error().describe()}});
+        }
+        return generation;
+    }();
+    m.add("hoist_node_stages_total", staged ? "result=\"ok\"" : "result=\"refused\"");
+    return staged;
 }
 
 bool NodeServer::Impl::helperRunning() {
@@ -457,15 +477,21 @@ ServerReply NodeServer::Impl::postRestart(const ServerRequest& request) {
     if (!deployment) return errorReply(deployment.error());
     auto report_to = json::optString(*doc, "report_to", ctx);
     if (!report_to) return errorReply(report_to.error());
-    std::lock_guard change(change_mutex);
-    auto gens = generations();
-    if (!gens) return errorReply(gens.error());
-    if (auto gen = gens->load(static_cast<long>(*generation)); !gen) return errorReply(gen.error());
-    auto op = launchHelper(static_cast<long>(*generation), deployment->value_or(""), report_to->value_or(""));
+    auto op = restartTo(static_cast<long>(*generation), deployment->value_or(""),
+                        report_to->value_or(""));
     if (!op) return errorReply(op.error());
     json::Writer w;
     w.beginObject().field("operation", *op).field("generation", *generation).endObject();
     return ServerReply::json(202, w.str());
+}
+
+// What POST /v1/restart does once its body is read; a pull node's restart runs it too.
+Result<std::string> NodeServer::Impl::restartTo(long generation, const std::string& deployment,
+                                                const std::string& report_to) {
+    std::lock_guard change(change_mutex);
+    HOIST_ASSIGN(auto gens, generations());
+    HOIST_TRY(gens.load(generation));
+    return launchHelper(generation, deployment, report_to);
 }
 
 ServerReply NodeServer::Impl::postRollback(const ServerRequest& request) {
@@ -542,6 +568,7 @@ void NodeServer::Impl::collectMetrics(metrics::Registry& registry) {
 }
 
 std::string NodeServer::Impl::address() const {
+    if (!options.advertise_url.empty()) return options.advertise_url;
     std::string h = host;
     if (h == "0.0.0.0" || h.empty()) {
         char buf[256] = {};
@@ -574,8 +601,11 @@ void NodeServer::Impl::backgroundLoop() {
                 .field("role", config.role)
                 .field("address", address())
                 .field("release", fresh ? fresh->release : config.release)
-                .field("generation", static_cast<std::int64_t>(cur.value_or(0)))
-                .endObject();
+                .field("generation", static_cast<std::int64_t>(cur.value_or(0)));
+            // Only a pull node says its mode: push is the default, and older coordinators
+            // refuse fields they do not know.
+            if (options.pull_interval.count() > 0) w.field("mode", "pull");
+            w.endObject();
             http::Request req;
             req.method = "POST";
             req.url = http::joinUrl(config.coordinator, "/v1/nodes/register");
@@ -604,6 +634,196 @@ void NodeServer::Impl::backgroundLoop() {
         std::unique_lock lock(bg_mutex);
         if (bg_wake.wait_for(lock, wait, [this] { return stopping; })) return;
     }
+}
+
+// ---- pull mode
+
+// Asks the coordinator what to do every pull_interval and does it. Any number of asks give
+// the same result as one: an action already done, or under way, is reported, not repeated.
+void NodeServer::Impl::pullLoop() {
+    http::Client client;
+    while (true) {
+        pullOnce(client);
+        std::unique_lock lock(bg_mutex);
+        if (bg_wake.wait_for(lock, options.pull_interval, [this] { return stopping; })) return;
+    }
+}
+
+void NodeServer::Impl::pullOnce(http::Client& client) {
+    std::optional<long> current;
+    if (auto gens = generations()) {
+        if (auto c = gens->current()) current = *c;
+    }
+    http::Request req;
+    req.url = http::joinUrl(config.coordinator,
+                            "/v1/nodes/" + http::urlEncode(config.id) +
+                                "/desired?generation=" + std::to_string(current.value_or(0)));
+    if (auto bearer = config.coordinatorToken(layout); bearer && !bearer->empty())
+        req.headers.push_back(http::bearer(*bearer));
+    // One short connection per ask: a keep-alive connection would hold one of the
+    // coordinator's HTTP threads for every pull node between its asks.
+    req.headers.push_back({"Connection", "close"});
+    req.connect_timeout = std::chrono::seconds(2);
+    req.timeout = std::chrono::seconds(10);
+    auto response = client.send(req);
+    std::string problem;
+    if (!response)
+        problem = response.error().describe();
+    else if (!response->ok())
+        problem = "HTTP " + std::to_string(response->status) + ": " + response->body.substr(0, 200);
+    if (!problem.empty()) {
+        // Said once per change, not once per ask.
+        if (problem != last_pull_error)
+            log::warn(kComponent, "cannot ask the coordinator for the desired state",
+                      {{"coordinator", config.coordinator}, {"error", problem}});
+        last_pull_error = problem;
+        return;
+    }
+    last_pull_error.clear();
+    constexpr std::string_view ctx = "desired state";
+    auto doc = json::parseObject(response->body, ctx);
+    if (!doc) {
+        log::warn(kComponent, "the coordinator's answer does not parse",
+                  {{"error", doc.error().describe()}});
+        return;
+    }
+    auto action = json::optString(*doc, "action", ctx);
+    auto deployment = json::optString(*doc, "deployment", ctx);
+    auto release = json::optString(*doc, "release", ctx);
+    auto generation = json::optInt(*doc, "generation", ctx);
+    for (const auto* field : {&action, &deployment, &release})
+        if (!*field) {
+            log::warn(kComponent, "the coordinator's answer is not understood",
+                      {{"error", field->error().describe()}});
+            return;
+        }
+    if (!generation) {
+        log::warn(kComponent, "the coordinator's answer is not understood",
+                  {{"error", generation.error().describe()}});
+        return;
+    }
+    auto what = action->value_or("none");
+    if (what == "stage" && release->has_value())
+        pullStage(deployment->value_or(""), **release);
+    else if (what == "restart" && generation->value_or(0) > 0)
+        pullRestart(deployment->value_or(""), static_cast<long>(**generation));
+}
+
+void NodeServer::Impl::report(StatusPing ping) {
+    // The same answer again within a few seconds: already reported (the outbox delivers it).
+    auto key = detail::concat(ping.deployment, "|", ping.state, "|", ping.to_generation);
+    auto now = std::chrono::steady_clock::now();
+    if (key == last_report && now - last_report_at < std::chrono::seconds(5)) return;
+    ping.node = config.id;
+    auto outbox = Outbox::open(layout);
+    if (!outbox) {
+        log::warn(kComponent, "cannot open the outbox", {{"error", outbox.error().describe()}});
+        return;
+    }
+    auto queued = outbox->enqueue(ping, Outbox::statusUrl(config.coordinator, config.id));
+    if (!queued) {
+        log::warn(kComponent, "cannot queue a status ping", {{"error", queued.error().describe()}});
+        return;
+    }
+    last_report = key;
+    last_report_at = now;
+    if (courier) courier->notify();
+}
+
+void NodeServer::Impl::pullStage(const std::string& deployment, const std::string& release) {
+    // Staging the same release again gives the same generation; only the report is kept quiet.
+    auto key = detail::concat(deployment, "|staged|");
+    if (last_report.starts_with(key) &&
+        std::chrono::steady_clock::now() - last_report_at < std::chrono::seconds(5))
+        return;
+    std::int64_t from = 0;
+    if (auto gens = generations()) {
+        if (auto c = gens->current(); c && *c) from = **c;
+    }
+    StatusPing ping;
+    ping.deployment = deployment;
+    ping.from_generation = from;
+    ping.release = release;
+    auto staged = stageSet(release, {});
+    if (!staged) {
+        auto code = staged.error().code;
+        if (code == Errc::Network || code == Errc::Timeout || code == Errc::Busy) {
+            // Transient: the next ask tries again.
+            log::warn(kComponent, "pull: stage failed; trying again",
+                      {{"release", release}, {"error", staged.error().describe()}});
+            return;
+        }
+        ping.state = "failed";
+        ping.message = staged.error().describe();
+        log::warn(kComponent, "pull: stage refused",
+                  {{"release", release}, {"error", ping.message}});
+        report(std::move(ping));
+        return;
+    }
+    ping.state = "staged";
+    ping.to_generation = staged->number;
+    log::info(kComponent, "pull: staged",
+              {{"release", release},
+               {"generation", static_cast<std::int64_t>(staged->number)},
+               {"deployment", deployment}});
+    report(std::move(ping));
+}
+
+void NodeServer::Impl::pullRestart(const std::string& deployment, long generation) {
+    // A swap under way reports its own steps.
+    std::error_code ec;
+    if (fs::exists(layout.txn(), ec) || helperRunning()) return;
+    long current = 0;
+    if (auto gens = generations()) {
+        if (auto c = gens->current(); c && *c) current = **c;
+    }
+    StatusPing ping;
+    ping.deployment = deployment;
+    ping.to_generation = generation;
+    auto fresh = NodeConfig::load(layout);
+    ping.release = fresh ? fresh->release : config.release;
+    if (current == generation) {
+        // Done before (the coordinator may have missed it, or restarted): say so.
+        ping.state = "healthy";
+        ping.message = "already on generation " + std::to_string(generation);
+        report(std::move(ping));
+        return;
+    }
+    // This very restart ran and ended on the old set: report that, do not try it again.
+    if (auto last = readJson(lastTxnPath(layout))) {
+        auto doc = json::parseObject(*last, "last-txn.json");
+        if (doc) {
+            auto d = json::optString(*doc, "deployment", "last-txn.json");
+            auto to = json::optInt(*doc, "to_generation", "last-txn.json");
+            auto state = json::optString(*doc, "state", "last-txn.json");
+            auto from = json::optInt(*doc, "from_generation", "last-txn.json");
+            if (d && to && state && from && d->value_or("") == deployment &&
+                to->value_or(0) == generation &&
+                (state->value_or("") == "rolled_back" || state->value_or("") == "failed")) {
+                ping.state = **state;
+                ping.from_generation = from->value_or(0);
+                ping.message =
+                    "the restart to generation " + std::to_string(generation) + " ended " + **state;
+                report(std::move(ping));
+                return;
+            }
+        }
+    }
+    auto op = restartTo(generation, deployment, config.coordinator);
+    if (!op) {
+        if (op.error().code == Errc::Conflict || op.error().code == Errc::Busy) return;
+        ping.state = "failed";
+        ping.from_generation = current;
+        ping.message = "restart refused: " + op.error().describe();
+        log::warn(kComponent, "pull: restart refused",
+                  {{"generation", static_cast<std::int64_t>(generation)}, {"error", ping.message}});
+        report(std::move(ping));
+        return;
+    }
+    log::info(kComponent, "pull: restart started",
+              {{"generation", static_cast<std::int64_t>(generation)},
+               {"operation", *op},
+               {"deployment", deployment}});
 }
 
 // ---- NodeServer
@@ -638,6 +858,15 @@ Result<std::unique_ptr<NodeServer>> NodeServer::create(NodeServerOptions options
         d.rules = std::move(r);
     }
     HOIST_ASSIGN(d.manager, makeServiceManager(d.layout, d.config));
+    if (options.pull_interval.count() < 0)
+        return fail(Errc::Invalid, "the pull interval must not be negative");
+    if (options.pull_interval.count() > 0 && d.config.coordinator.empty())
+        return fail(Errc::Invalid, "pull mode (--pull-interval-ms) needs a coordinator in ",
+                    (d.layout.root / "node.json").string());
+    if (!options.advertise_url.empty() && !options.advertise_url.starts_with("http://") &&
+        !options.advertise_url.starts_with("https://"))
+        return fail(Errc::Invalid, "advertise URL '", options.advertise_url,
+                    "' must be an http:// or https:// URL");
     d.helper = findHelper(options.restart_helper);
     if (d.helper.empty())
         log::warn(kComponent, "restart-helper not found; restarts will fail (pass --restart-helper)");
@@ -683,6 +912,7 @@ void NodeServer::run() {
     });
     d.courier->start();
     d.background = std::thread([&d] { d.backgroundLoop(); });
+    if (d.options.pull_interval.count() > 0) d.puller = std::thread([&d] { d.pullLoop(); });
     log::info(kComponent, "serving", {{"address", d.address()}, {"node", d.config.id}});
     d.server->run();
     {
@@ -691,6 +921,7 @@ void NodeServer::run() {
     }
     d.bg_wake.notify_all();
     if (d.background.joinable()) d.background.join();
+    if (d.puller.joinable()) d.puller.join();
     d.courier->stop(std::chrono::seconds(2));
     log::info(kComponent, "stopped");
 }

@@ -87,11 +87,13 @@ TEST(State, MigratesAVersionOneFileForwardKeepingItsRows) {
     )sql");
     auto state = State::open(path);
     ASSERT_OK(state);
-    EXPECT_EQ((*state)->schemaVersion(), 2);
+    EXPECT_EQ((*state)->schemaVersion(), State::kSchemaVersion);
     auto nodes = (*state)->nodes();
     ASSERT_OK(nodes);
     ASSERT_EQ(nodes->size(), 1u);
     EXPECT_EQ((*nodes)[0].release, "1.0.0");
+    // Version 3 added the mode: nodes registered before are push nodes.
+    EXPECT_EQ((*nodes)[0].mode, "push");
     // Version 2 made the audit log append-only.
     // Version 2 made the audit log append-only.
     char* message = nullptr;
@@ -116,7 +118,7 @@ TEST(State, RefusesAFileFromANewerCoordinatorAndLeavesItAlone) {
     auto path = dir / "state.db";
     execSql(path, "CREATE TABLE future (x); PRAGMA user_version = 99;");
     ASSERT_ERROR(State::open(path), Errc::Invalid,
-                 "has schema version 99, newer than this coordinator knows (2)");
+                 "has schema version 99, newer than this coordinator knows (3)");
     EXPECT_EQ(userVersion(path), 99);
 }
 
