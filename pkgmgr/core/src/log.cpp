@@ -70,11 +70,14 @@ bool parseFormat(std::string_view word, Format& out) {
     return true;
 }
 
-std::string nowRfc3339() {
-    using namespace std::chrono;
-    auto now = system_clock::now();
-    auto secs = system_clock::to_time_t(now);
-    auto millis = duration_cast<milliseconds>(now.time_since_epoch()).count() % 1000;
+std::string rfc3339(std::int64_t unix_ms) {
+    std::int64_t seconds = unix_ms / 1000;
+    std::int64_t millis = unix_ms % 1000;
+    if (millis < 0) {
+        millis += 1000;
+        seconds -= 1;
+    }
+    auto secs = static_cast<std::time_t>(seconds);
     std::tm tm{};
     gmtime_r(&secs, &tm);
     char buf[96];
@@ -82,6 +85,11 @@ std::string nowRfc3339() {
                   tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
                   static_cast<int>(millis));
     return buf;
+}
+
+std::string nowRfc3339() {
+    using namespace std::chrono;
+    return rfc3339(duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count());
 }
 
 void write(Level level, std::string_view component, std::string_view message,

@@ -172,6 +172,23 @@ protected:
         return 0;
     }
 
+    /// Every node of the deployment is done, restarted exactly once (by the coordinator's
+    /// count and by its own endpoint's), onto a new generation on `release`.
+    void expectEveryNodeRestartedOnce(const std::string& id, const std::string& release) {
+        auto d = parsed(call("GET", "/v1/deployments/" + id + "?events=0"));
+        for (const auto& n : d["nodes"].GetArray()) {
+            EXPECT_STREQ(n["state"].GetString(), "done") << n["node"].GetString();
+            EXPECT_EQ(n["restarts"].GetInt64(), 1) << n["node"].GetString();
+        }
+        for (const auto& n : nodes_) {
+            EXPECT_EQ(helpersLaunched(n), 1) << n.id;
+            auto config = pkgmgr::NodeConfig::load(pkgmgr::NodeLayout::at(n.root));
+            ASSERT_OK(config);
+            EXPECT_EQ(config->release, release) << n.id;
+            EXPECT_GT(generationOf(n), 1) << n.id;
+        }
+    }
+
     static bool swapUnderWay(const FleetNode& n) {
         return fs::exists(pkgmgr::NodeLayout::at(n.root).txn());
     }
@@ -276,19 +293,7 @@ TEST_F(PullFleet, AMixedFleetUpgradesMastersFirstAndAHoldStopsThePullNodes) {
     ASSERT_TRUE(waitFor([&] { return deploymentState("d-1") == "done"; }, 60s))
         << deploymentState("d-1") << readFile(tmp_ / "coord.log");
 
-    // Every node on 2.0.0, each restarted exactly once.
-    auto d = parsed(call("GET", "/v1/deployments/d-1?events=0"));
-    for (const auto& n : d["nodes"].GetArray()) {
-        EXPECT_STREQ(n["state"].GetString(), "done") << n["node"].GetString();
-        EXPECT_EQ(n["restarts"].GetInt64(), 1) << n["node"].GetString();
-    }
-    for (const auto& n : nodes_) {
-        EXPECT_EQ(helpersLaunched(n), 1) << n.id;
-        auto config = pkgmgr::NodeConfig::load(pkgmgr::NodeLayout::at(n.root));
-        ASSERT_OK(config);
-        EXPECT_EQ(config->release, "2.0.0") << n.id;
-        EXPECT_GT(generationOf(n), 1) << n.id;
-    }
+    expectEveryNodeRestartedOnce("d-1", "2.0.0");
     auto nodes = parsed(call("GET", "/v1/nodes"));
     for (const auto& n : nodes["nodes"].GetArray())
         EXPECT_STREQ(n["release"].GetString(), "2.0.0") << n["node"].GetString();
@@ -353,15 +358,7 @@ TEST_F(PullFleet, PullNodesResumeAfterTheCoordinatorIsKilledRestartingEachNodeOn
     startCoordinator(port);
     ASSERT_TRUE(waitFor([&] { return deploymentState("d-1") == "done"; }, 60s))
         << deploymentState("d-1") << readFile(tmp_ / "coord.log");
-    auto d = parsed(call("GET", "/v1/deployments/d-1?events=0"));
-    for (const auto& n : d["nodes"].GetArray()) {
-        EXPECT_STREQ(n["state"].GetString(), "done") << n["node"].GetString();
-        EXPECT_EQ(n["restarts"].GetInt64(), 1) << n["node"].GetString();
-    }
-    for (const auto& n : nodes_) {
-        EXPECT_EQ(helpersLaunched(n), 1) << n.id;
-        EXPECT_GT(generationOf(n), 1) << n.id;
-    }
+    expectEveryNodeRestartedOnce("d-1", "2.0.0");
 }
 
 /// Stands in for the coordinator towards one pull node: answers GET .../desired with a

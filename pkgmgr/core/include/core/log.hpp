@@ -2,6 +2,7 @@
 
 #include <concepts>
 #include <initializer_list>
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -51,5 +52,7 @@ inline void error(std::string_view c, std::string_view m, std::initializer_list<
 
 /// The current time as RFC 3339 UTC with milliseconds: 2026-11-22T10:00:00.123Z.
 std::string nowRfc3339();
+/// A time in milliseconds since the Unix epoch as RFC 3339 UTC with milliseconds.
+std::string rfc3339(std::int64_t unix_ms);
 
 }  // namespace hoist::log
