@@ -900,21 +900,26 @@ void Engine::advanceForward(Active& a, std::int64_t now) {
         setDeploymentState(a, "done", "coordinator", "", now);
         return;
     }
+    dispatchWave(a, rank, false, now);
+}
+
+void Engine::dispatchWave(Active& a, int rank, bool revert, std::int64_t now) {
+    const std::string due = revert ? "revert_pending" : "staged";
+    auto under_way = revert ? isRevertInFlight : isForwardInFlight;
     std::int64_t limit = rank == 1 ? a.max_parallel : 1;
     std::int64_t in_flight = 0;
     // A restart offered to a pull node counts as in flight from the offer on.
     for (const auto& slot : a.slots)
         if (roleRank(slot.row.role) == rank &&
-            (isForwardInFlight(slot.row.state) ||
-             (slot.row.state == "staged" && slot.offered_ms > 0)))
+            (under_way(slot.row.state) || (slot.row.state == due && slot.offered_ms > 0)))
             ++in_flight;
-    for (auto& slot : a.slots) {
-        if (in_flight >= limit) break;
-        if (roleRank(slot.row.role) != rank || slot.row.state != "staged" || slot.busy ||
-            slot.offered_ms > 0)
+    for (size_t i = 0; i < a.slots.size() && in_flight < limit; ++i) {
+        auto& slot = a.slots[revert ? a.slots.size() - 1 - i : i];
+        if (roleRank(slot.row.role) != rank || slot.row.state != due || slot.busy ||
+            slot.offered_ms > 0 || slot.retry_at_ms > now)
             continue;
-        if (slot.retry_at_ms > now) continue;
-        dispatchRestart(a, slot, slot.row.target_generation, now);
+        dispatchRestart(a, slot, revert ? slot.row.from_generation : slot.row.target_generation,
+                        now);
         ++in_flight;
     }
 }
@@ -946,23 +951,7 @@ void Engine::advanceRevert(Active& a, std::int64_t now) {
         setDeploymentState(a, auto_revert ? "reverted" : "rolled_back", "coordinator", "", now);
         return;
     }
-    std::int64_t limit = rank == 1 ? a.max_parallel : 1;
-    std::int64_t in_flight = 0;
-    for (const auto& slot : a.slots)
-        if (roleRank(slot.row.role) == rank &&
-            (isRevertInFlight(slot.row.state) ||
-             (slot.row.state == "revert_pending" && slot.offered_ms > 0)))
-            ++in_flight;
-    for (auto it = a.slots.rbegin(); it != a.slots.rend(); ++it) {
-        auto& slot = *it;
-        if (in_flight >= limit) break;
-        if (roleRank(slot.row.role) != rank || slot.row.state != "revert_pending" || slot.busy ||
-            slot.offered_ms > 0)
-            continue;
-        if (slot.retry_at_ms > now) continue;
-        dispatchRestart(a, slot, slot.row.from_generation, now);
-        ++in_flight;
-    }
+    dispatchWave(a, rank, true, now);
 }
 
 void Engine::computeWaitingOn(Active& a, std::int64_t now) {

@@ -123,6 +123,10 @@ private:
     void tick(std::int64_t now);
     void advanceForward(Active& a, std::int64_t now);
     void advanceRevert(Active& a, std::int64_t now);
+    /// Restarts the due nodes of one role rank up to its limit (agents max_parallel, other
+    /// roles one at a time): staged nodes forward in order, or revert_pending nodes back to
+    /// their old generation, last first.
+    void dispatchWave(Active& a, int rank, bool revert, std::int64_t now);
     void dispatchStage(Active& a, Slot& slot);
     void dispatchRestart(Active& a, Slot& slot, std::int64_t generation, std::int64_t now);
     void dispatchPoll(Active& a, Slot& slot);
