@@ -111,16 +111,6 @@ Result<void> write(auto& impl, const char* sql, const Args&... args) {
     HOIST_ASSIGN(auto stmt, impl.db.prepare(sql));
     return stmt.bind(args...).run();
 }
-
-// Calls `read` with each row of `stmt`.
-template <class Read>
-Result<void> eachRow(sqlite::Statement& stmt, Read read) {
-    while (true) {
-        HOIST_ASSIGN(bool row, stmt.step());
-        if (!row) return ok();
-        read(stmt);
-    }
-}
 }  // namespace
 
 Result<void> State::Tx::putNode(const NodeRecord& n) {
@@ -183,9 +173,9 @@ Result<std::vector<NodeRecord>> State::nodes() {
     std::lock_guard lock(impl_->mutex);
     HOIST_ASSIGN(auto stmt,
                  impl_->db.prepare("SELECT id, role, address, release, generation, status, "
-                                "registered_ms, last_seen_ms, mode FROM nodes ORDER BY id"));
+                                   "registered_ms, last_seen_ms, mode FROM nodes ORDER BY id"));
     std::vector<NodeRecord> out;
-    HOIST_TRY(eachRow(stmt, [&](const sqlite::Statement& s) {
+    HOIST_TRY(stmt.each([&](const sqlite::Statement& s) {
         NodeRecord n;
         n.id = s.text(0);
         n.role = s.text(1);
@@ -203,11 +193,11 @@ Result<std::vector<NodeRecord>> State::nodes() {
 
 Result<std::vector<Hold>> State::holds() {
     std::lock_guard lock(impl_->mutex);
-    HOIST_ASSIGN(
-        auto stmt,
-        impl_->db.prepare("SELECT source, reason, by, since_ms FROM holds ORDER BY since_ms, source"));
+    HOIST_ASSIGN(auto stmt,
+                 impl_->db.prepare(
+                     "SELECT source, reason, by, since_ms FROM holds ORDER BY since_ms, source"));
     std::vector<Hold> out;
-    HOIST_TRY(eachRow(stmt, [&](const sqlite::Statement& s) {
+    HOIST_TRY(stmt.each([&](const sqlite::Statement& s) {
         out.push_back({s.text(0), s.text(1), s.text(2), s.integer(3)});
     }));
     return out;
@@ -249,7 +239,7 @@ Result<std::vector<Deployment>> State::deployments(int limit) {
     HOIST_ASSIGN(auto stmt, impl_->db.prepare(sql.c_str()));
     stmt.bind(static_cast<std::int64_t>(limit));
     std::vector<Deployment> out;
-    HOIST_TRY(eachRow(stmt, [&](const sqlite::Statement& s) { out.push_back(readDeployment(s)); }));
+    HOIST_TRY(stmt.each([&](const sqlite::Statement& s) { out.push_back(readDeployment(s)); }));
     return out;
 }
 
@@ -268,12 +258,12 @@ Result<std::vector<DeploymentNode>> State::deploymentNodes(std::string_view depl
     HOIST_ASSIGN(
         auto stmt,
         impl_->db.prepare("SELECT deployment, node, role, ord, state, node_state, from_release, "
-                       "from_generation, target_generation, last_seq, restarts, started_ms, "
-                       "finished_ms, message FROM deployment_nodes WHERE deployment = ? "
-                       "ORDER BY ord"));
+                          "from_generation, target_generation, last_seq, restarts, started_ms, "
+                          "finished_ms, message FROM deployment_nodes WHERE deployment = ? "
+                          "ORDER BY ord"));
     stmt.bind(deployment);
     std::vector<DeploymentNode> out;
-    HOIST_TRY(eachRow(stmt, [&](const sqlite::Statement& s) {
+    HOIST_TRY(stmt.each([&](const sqlite::Statement& s) {
         DeploymentNode n;
         n.deployment = s.text(0);
         n.node = s.text(1);
@@ -308,16 +298,17 @@ Result<std::vector<Event>> State::events(std::optional<std::string_view> deploym
     else
         stmt.bind(static_cast<std::int64_t>(limit));
     std::vector<Event> out;
-    HOIST_TRY(eachRow(stmt, [&](const sqlite::Statement& s) {
-        out.push_back({s.integer(0), s.integer(1), s.text(2), s.text(3), s.text(4), s.text(5),
-                       s.text(6)});
+    HOIST_TRY(stmt.each([&](const sqlite::Statement& s) {
+        out.push_back(
+            {s.integer(0), s.integer(1), s.text(2), s.text(3), s.text(4), s.text(5), s.text(6)});
     }));
     return out;
 }
 
 Result<std::int64_t> State::nextDeploymentNumber() {
     std::lock_guard lock(impl_->mutex);
-    HOIST_ASSIGN(auto stmt, impl_->db.prepare("SELECT COALESCE(MAX(number), 0) + 1 FROM deployments"));
+    HOIST_ASSIGN(auto stmt,
+                 impl_->db.prepare("SELECT COALESCE(MAX(number), 0) + 1 FROM deployments"));
     HOIST_ASSIGN(bool row, stmt.step());
     if (!row) return std::unexpected(impl_->db.error("read the next deployment number"));
     return stmt.integer(0);

@@ -115,7 +115,7 @@ struct StateStore::Impl {
 
 Result<std::unique_ptr<StateStore>> StateStore::open(const std::filesystem::path& file) {
     HOIST_ASSIGN(auto db, sqlite::Database::open(file, "state database " + file.string(),
-                                                  sqlite::Database::Sync::Full));
+                                                 sqlite::Database::Sync::Full));
     HOIST_TRY(db.migrate(kMigrations, "provisioner"));
     std::unique_ptr<StateStore> store(new StateStore());
     store->impl_ = std::make_unique<Impl>(std::move(db));
@@ -182,11 +182,8 @@ Result<std::vector<NodeRecord>> StateStore::nodes(bool include_terminated) {
     sql += " ORDER BY created_at, id";
     HOIST_ASSIGN(auto stmt, impl_->db.prepare(sql));
     std::vector<NodeRecord> out;
-    while (true) {
-        HOIST_ASSIGN(bool row, stmt.step());
-        if (!row) return out;
-        out.push_back(readNode(stmt));
-    }
+    HOIST_TRY(stmt.each([&](const sqlite::Statement& row) { out.push_back(readNode(row)); }));
+    return out;
 }
 
 }  // namespace hoist::provisioner

@@ -18,13 +18,17 @@ Statement& Statement::operator=(Statement&& other) noexcept {
     return *this;
 }
 
-Statement::~Statement() { sqlite3_finalize(stmt_); }
+Statement::~Statement() {
+    sqlite3_finalize(stmt_);
+}
 
 void Statement::bindOne(int index, std::string_view value) {
     sqlite3_bind_text(stmt_, index, value.data(), static_cast<int>(value.size()), SQLITE_TRANSIENT);
 }
 
-void Statement::bindInteger(int index, std::int64_t value) { sqlite3_bind_int64(stmt_, index, value); }
+void Statement::bindInteger(int index, std::int64_t value) {
+    sqlite3_bind_int64(stmt_, index, value);
+}
 
 Result<bool> Statement::step() {
     int rc = sqlite3_step(stmt_);
@@ -34,10 +38,7 @@ Result<bool> Statement::step() {
 }
 
 Result<void> Statement::run() {
-    while (true) {
-        HOIST_ASSIGN(bool row, step());
-        if (!row) return ok();
-    }
+    return each([](const Statement&) {});
 }
 
 std::string Statement::text(int column) const {
@@ -47,11 +48,15 @@ std::string Statement::text(int column) const {
                        static_cast<size_t>(sqlite3_column_bytes(stmt_, column)));
 }
 
-std::int64_t Statement::integer(int column) const { return sqlite3_column_int64(stmt_, column); }
+std::int64_t Statement::integer(int column) const {
+    return sqlite3_column_int64(stmt_, column);
+}
 
 // ---- Database
 
-void Database::Close::operator()(sqlite3* db) const { sqlite3_close_v2(db); }
+void Database::Close::operator()(sqlite3* db) const {
+    sqlite3_close_v2(db);
+}
 
 Database::Database(Database&& other) noexcept = default;
 Database& Database::operator=(Database&& other) noexcept = default;
@@ -76,15 +81,16 @@ Result<Database> Database::open(const std::filesystem::path& path, std::string n
 }
 
 Error Database::error(std::string_view what) const {
-    return Error{Errc::Io,
-                 detail::concat(name_, ": ", what, ": ",
-                                db_ ? sqlite3_errmsg(db_.get()) : "out of memory"),
-                 0};
+    return Error{
+        Errc::Io,
+        detail::concat(name_, ": ", what, ": ", db_ ? sqlite3_errmsg(db_.get()) : "out of memory"),
+        0};
 }
 
 Result<void> Database::exec(std::string_view sql, std::string_view what) {
     char* message = nullptr;
-    if (sqlite3_exec(db_.get(), std::string(sql).c_str(), nullptr, nullptr, &message) != SQLITE_OK) {
+    if (sqlite3_exec(db_.get(), std::string(sql).c_str(), nullptr, nullptr, &message) !=
+        SQLITE_OK) {
         std::string text = message != nullptr ? message : sqlite3_errmsg(db_.get());
         sqlite3_free(message);
         return fail(Errc::Io, name_, ": ", what, ": ", text);
@@ -109,7 +115,9 @@ int Database::userVersion() const {
     return version;
 }
 
-int Database::changes() const { return sqlite3_changes(db_.get()); }
+int Database::changes() const {
+    return sqlite3_changes(db_.get());
+}
 
 Result<void> Database::migrate(std::span<const char* const> migrations, std::string_view program) {
     const int latest = static_cast<int>(migrations.size());
@@ -119,10 +127,12 @@ Result<void> Database::migrate(std::span<const char* const> migrations, std::str
         return fail(Errc::Invalid, name_, " has schema version ", version, ", newer than this ",
                     program, " knows (", latest, "); use a newer ", program);
     for (int next = version; next < latest; ++next) {
-        auto applied = transaction([&]() -> Result<void> {
-            HOIST_TRY(exec(migrations[static_cast<size_t>(next)], "migration"));
-            return exec("PRAGMA user_version=" + std::to_string(next + 1), "migration");
-        }, true);
+        auto applied = transaction(
+            [&]() -> Result<void> {
+                HOIST_TRY(exec(migrations[static_cast<size_t>(next)], "migration"));
+                return exec("PRAGMA user_version=" + std::to_string(next + 1), "migration");
+            },
+            true);
         if (!applied)
             return std::unexpected(withContext(
                 applied.error(), detail::concat("migrating to schema version ", next + 1)));

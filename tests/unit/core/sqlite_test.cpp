@@ -40,8 +40,9 @@ TEST(Sqlite, MigratesStepByStepAndRefusesANewerFile) {
     }
     auto older = Database::open(tmp / "s.db", "state s.db");
     ASSERT_OK(older);
-    ASSERT_ERROR(older->migrate(std::span(kTwo, 1), "tester"), Errc::Invalid,
-                 "state s.db has schema version 2, newer than this tester knows (1); use a newer tester");
+    ASSERT_ERROR(
+        older->migrate(std::span(kTwo, 1), "tester"), Errc::Invalid,
+        "state s.db has schema version 2, newer than this tester knows (1); use a newer tester");
 }
 
 TEST(Sqlite, AFailedMigrationChangesNothing) {
@@ -69,9 +70,9 @@ TEST(Sqlite, ATransactionThatFailsIsRolledBack) {
     };
     ASSERT_OK(db->transaction([&]() -> Result<void> { return add("a"); }, true));
     ASSERT_ERROR(db->transaction([&]() -> Result<void> {
-                     HOIST_TRY(add("b"));
-                     return add("a");  // the primary key refuses it
-                 }),
+        HOIST_TRY(add("b"));
+        return add("a");  // the primary key refuses it
+    }),
                  Errc::Io, "state s.db: step: UNIQUE constraint failed: kv.k");
     auto n = count(*db);
     ASSERT_OK(n);

@@ -41,6 +41,15 @@ public:
     Result<bool> step();
     /// Steps to the end (a write).
     Result<void> run();
+    /// Steps through every row, calling `read(*this)` on each.
+    template <class Read>
+    Result<void> each(Read read) {
+        while (true) {
+            HOIST_ASSIGN(bool row, step());
+            if (!row) return ok();
+            read(static_cast<const Statement&>(*this));
+        }
+    }
     /// Columns of the current row; NULL reads as "" and 0.
     std::string text(int column) const;
     std::int64_t integer(int column) const;
