@@ -292,6 +292,9 @@ int Client::retryTokens() const {
     return retry_tokens_;
 }
 
+// Ends the error of a failure that the retry quota keeps from being retried.
+constexpr std::string_view kQuotaSpent = " (not retried: the retry quota is spent)";
+
 Result<std::string> Client::call(std::string_view action, const Params& params) {
     std::lock_guard lock(mutex_);
     last_attempts_ = 0;
@@ -338,8 +341,7 @@ Result<std::string> Client::call(std::string_view action, const Params& params) 
                 return fail(response.error().code, "ec2 ", action, ": ", why, " (after ", attempt,
                             attempt == 1 ? " attempt)" : " attempts)");
             if (retry_tokens_ < retry_cost)
-                return fail(response.error().code, "ec2 ", action, ": ", why,
-                            " (not retried: the retry quota is spent)");
+                return fail(response.error().code, "ec2 ", action, ": ", why, kQuotaSpent);
         } else if (response->ok()) {
             retry_tokens_ = std::min(options_.retry.quota,
                                      retry_tokens_ + (last_retry_cost > 0 ? last_retry_cost : 1));
@@ -351,18 +353,16 @@ Result<std::string> Client::call(std::string_view action, const Params& params) 
                                response->body.substr(0, 200), ""};
             }
             last_error_ = aws;
-            if (!isRetryable(*aws) || attempt >= max_attempts) {
+            bool last = !isRetryable(*aws) || attempt >= max_attempts;
+            if (last || retry_tokens_ < retry_cost) {
                 std::string request_id =
                     aws->request_id.empty() ? "" : " (request id " + aws->request_id + ")";
-                std::string attempts =
-                    attempt > 1 ? " after " + std::to_string(attempt) + " attempts" : "";
+                std::string ending = !last       ? std::string(kQuotaSpent)
+                                     : attempt > 1 ? " after " + std::to_string(attempt) + " attempts"
+                                                   : "";
                 return fail(errcOf(*aws), "ec2 ", action, ": ", aws->code, ": ", aws->message,
-                            request_id, attempts);
+                            request_id, ending);
             }
-            if (retry_tokens_ < retry_cost)
-                return fail(errcOf(*aws), "ec2 ", action, ": ", aws->code, ": ", aws->message,
-                            aws->request_id.empty() ? "" : " (request id " + aws->request_id + ")",
-                            " (not retried: the retry quota is spent)");
             why = aws->code;
         }
         retry_tokens_ -= retry_cost;
