@@ -135,6 +135,18 @@ struct FileMapping {
     ~FileMapping() { ::munmap(data, size); }
 };
 
+// Reads `size` bytes at `offset` into `out`, looping over short reads; false when the file
+// ends first or a read fails.
+bool readAt(int fd, char* out, size_t size, std::uint64_t offset) {
+    size_t got = 0;
+    while (got < size) {
+        auto n = ::pread(fd, out + got, size - got, static_cast<off_t>(offset + got));
+        if (n <= 0) return false;
+        got += static_cast<size_t>(n);
+    }
+    return true;
+}
+
 // Connections the kernel completes before accept(2) takes them (capped by somaxconn).
 constexpr int kListenBacklog = 4096;
 
@@ -294,14 +306,9 @@ struct Server::Impl {
         entry->inode = static_cast<std::uint64_t>(st.st_ino);
         entry->mtime_ns = static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
         entry->bytes.resize(static_cast<size_t>(file.size));
-        size_t got = 0;
-        while (got < entry->bytes.size()) {
-            auto n = ::pread(handle.fd, entry->bytes.data() + got, entry->bytes.size() - got,
-                             static_cast<off_t>(got));
-            if (n <= 0) break;
-            got += static_cast<size_t>(n);
-        }
-        if (got != entry->bytes.size() || static_cast<std::uint64_t>(st.st_size) != file.size) return nullptr;
+        if (static_cast<std::uint64_t>(st.st_size) != file.size ||
+            !readAt(handle.fd, entry->bytes.data(), entry->bytes.size(), 0))
+            return nullptr;
         if (entry->inode != file.inode || entry->mtime_ns != file.mtime_ns) return entry;
         std::unique_lock lock(file_cache_mutex);
         auto [it, inserted] = file_cache.try_emplace(file.path.native(), entry);
@@ -420,14 +427,7 @@ struct Server::Impl {
             // Small files go out as a body: fewer system calls than the content provider
             // (which also refuses a length of zero).
             std::string body(static_cast<size_t>(length), '\0');
-            size_t got = 0;
-            while (got < body.size()) {
-                auto n = ::pread(handle->fd, body.data() + got, body.size() - got,
-                                 static_cast<off_t>(first + got));
-                if (n <= 0) break;
-                got += static_cast<size_t>(n);
-            }
-            if (got != body.size()) {
+            if (!readAt(handle->fd, body.data(), body.size(), first)) {
                 res.status = 500;
                 res.set_content(errorBody("internal error"), "application/json");
                 return 0;
