@@ -1,6 +1,7 @@
 #include "testing.hpp"
 
 #include <csignal>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -26,6 +27,17 @@ std::string readFile(const fs::path& path) {
     std::stringstream buffer;
     buffer << in.rdbuf();
     return buffer.str();
+}
+
+Result<fs::path> sigv4Suite() {
+    if (const char* env = std::getenv("HOIST_SIGV4_SUITE"); env != nullptr && *env != '\0') {
+        if (!fs::is_directory(env))
+            return fail(Errc::NotFound, "HOIST_SIGV4_SUITE='", env, "' is not a folder");
+        return fs::path(env);
+    }
+    fs::path built = HOIST_SIGV4_SUITE_DEFAULT;
+    if (built.empty() || !fs::is_directory(built)) return fs::path();
+    return built;
 }
 
 bool waitFor(const std::function<bool()>& probe, std::chrono::milliseconds timeout,

@@ -36,6 +36,14 @@
             << "message: " << hoist_assert_err_.error().message;                        \
     } while (0)
 
+/// Declares `var`, the SigV4 suite's folder, or skips the test with kSigV4SuiteMissing when the
+/// suite is not here (an explicit HOIST_SIGV4_SUITE that names no folder fails instead).
+#define HOIST_REQUIRE_SIGV4_SUITE(var)                                              \
+    const auto var##_found_ = ::hoist::testing::sigv4Suite();                       \
+    ASSERT_TRUE(var##_found_.has_value()) << var##_found_.error().message;          \
+    if (var##_found_->empty()) GTEST_SKIP() << ::hoist::testing::kSigV4SuiteMissing; \
+    const std::filesystem::path var = *var##_found_
+
 namespace hoist::testing {
 
 namespace fs = std::filesystem;
@@ -54,6 +62,16 @@ private:
 /// Writes a file (creating parent folders) or fails the test.
 void writeFile(const fs::path& path, const std::string& content, fs::perms perms = fs::perms(0644));
 std::string readFile(const fs::path& path);
+
+/// The folder of AWS's SigV4 test suite: $HOIST_SIGV4_SUITE, else the build's HOIST_SIGV4_SUITE
+/// (a CMake cache variable, by default ../shared/aws-sigv4-testsuite when that exists). Empty
+/// when the suite is not here; an error when the environment names a folder that is not there.
+Result<fs::path> sigv4Suite();
+
+/// The one line a test prints when it is skipped for want of the SigV4 suite.
+inline constexpr const char* kSigV4SuiteMissing =
+    "AWS SigV4 test suite not found: set HOIST_SIGV4_SUITE (environment, or cmake "
+    "-DHOIST_SIGV4_SUITE=) to a copy of the AWS Signature Version 4 test suite";
 
 /// Calls `probe` until it returns true or `timeout` passes; true when it did.
 bool waitFor(const std::function<bool()>& probe, std::chrono::milliseconds timeout,
