@@ -1,5 +1,7 @@
 #include "api.hpp"
 
+#include "halt_body.hpp"
+
 #include <cctype>
 #include <charconv>
 
@@ -44,14 +46,6 @@ Result<std::int64_t> queryInt(const ServerRequest& request, std::string_view nam
     if (ec != std::errc() || end != text->data() + text->size() || value < 0)
         return fail(Errc::Invalid, "query parameter '", name, "' must be a non-negative integer");
     return value;
-}
-
-bool validSource(std::string_view source) {
-    if (source.empty() || source.size() > 64) return false;
-    for (char c : source)
-        if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.')
-            return false;
-    return true;
 }
 
 ServerReply reply(const Result<std::string>& result, int status = 200) {
@@ -240,23 +234,15 @@ void registerRoutes(http::Server& server, Engine& engine, const Tokens& tokens) 
     server.route("POST", "/v1/halt", [e, t](const ServerRequest& request) {
         auto who = caller(request, t, {"monitor", "admin"});
         if (!who) return ServerReply::error(who.error());
-        constexpr std::string_view ctx = "halt request";
-        auto doc = json::parseObject(request.body, ctx);
-        if (!doc) return ServerReply::error(doc.error());
-        if (auto bad = json::rejectUnknown(*doc, {"reason", "source"}, ctx); !bad)
-            return ServerReply::error(bad.error());
-        auto reason = json::getString(*doc, "reason", ctx);
-        auto source = json::optString(*doc, "source", ctx);
-        if (!reason) return ServerReply::error(reason.error());
-        if (!source) return ServerReply::error(source.error());
-        if (reason->empty())
-            return ServerReply::error(400, "halt request: field 'reason' is empty");
-        std::string name = source->value_or(*who);
-        if (!validSource(name))
-            return ServerReply::error(400,
-                                      "halt request: field 'source' must be 1-64 characters of "
-                                      "a-z, A-Z, 0-9, '.', '_' or '-'");
-        return reply(e->halt(name, *reason, *who), 201);
+        // Fail safe: whatever the token holder sends halts (halt_body.hpp).
+        HaltNotice notice = readHaltBody(request.body, *who);
+        std::string note = notice.kind;
+        if (!notice.warning.empty()) note += "; " + notice.warning;
+        if (!notice.kept_body.empty()) note += "; body: " + notice.kept_body;
+        if (notice.resolved) return reply(e->resolveHold(notice.source, *who, note));
+        return reply(e->halt(notice.source, notice.reason, *who,
+                             {notice.alerts_json, note, notice.warning}),
+                     201);
     });
 
     server.route("GET", "/v1/halt", [e, t](const ServerRequest& request) {
@@ -271,7 +257,7 @@ void registerRoutes(http::Server& server, Engine& engine, const Tokens& tokens) 
         return reply(e->clearHolds(std::nullopt, *who));
     });
 
-    server.route("DELETE", R"(/v1/halt/([^/]+))", [e, t](const ServerRequest& request) {
+    server.route("DELETE", R"(/v1/halt/(.+))", [e, t](const ServerRequest& request) {
         auto who = caller(request, t, {"admin"});
         if (!who) return ServerReply::error(who.error());
         return reply(e->clearHolds(request.matches.at(1), *who));

@@ -1727,47 +1727,91 @@ Result<std::string> Engine::planJson(const std::string& version, const std::stri
 // Holds.
 
 Result<std::string> Engine::halt(const std::string& source, const std::string& reason,
-                                 const std::string& by) {
+                                 const std::string& by, const HoldDetails& details) {
     std::lock_guard hold_lock(holds_mutex_);
     bool was_raised = gate_.raised();
     // Gate first, so workers stop at once; wait for sends already past it; then persist; the
     // reply goes out only after all three.
     gate_.raise(std::chrono::milliseconds(5000));
-    Hold hold{source, reason, by, nowMs()};
+    Hold hold{source, reason, by, nowMs(), details.alerts_json, 0};
     bool existed = false;
+    bool unchanged = false;
     {
         std::lock_guard lock(mutex_);
         for (const auto& h : holds_)
             if (h.source == source) {
                 existed = true;
                 hold.since_ms = h.since_ms;
+                unchanged = h.reason == reason && h.alerts_json == details.alerts_json &&
+                            h.resolved_ms == 0 && h.by == by;
             }
     }
-    auto written = state_.transaction(
-        [&](State::Tx& tx) -> Result<void> {
-            HOIST_TRY(tx.putHold(hold));
-            return tx.appendEvent({0, nowMs(), by, "halt", "", "", source + ": " + reason});
-        },
-        true);
-    if (!written) {
-        if (!was_raised) gate_.lower();
-        return std::unexpected(written.error());
-    }
-    {
+    if (!unchanged) {
+        std::string detail = source + ": " + reason;
+        if (!details.audit_note.empty()) detail += " [" + details.audit_note + "]";
+        auto written = state_.transaction(
+            [&](State::Tx& tx) -> Result<void> {
+                HOIST_TRY(tx.putHold(hold));
+                return tx.appendEvent({0, nowMs(), by, "halt", "", "", detail});
+            },
+            true);
+        if (!written) {
+            if (!was_raised) gate_.lower();
+            return std::unexpected(written.error());
+        }
         std::lock_guard lock(mutex_);
         std::erase_if(holds_, [&](const Hold& h) { return h.source == source; });
         holds_.push_back(hold);
         if (active_) computeWaitingOn(*active_, nowMs());
+        log::warn(kLog, "halt", {{"source", source}, {"reason", reason}, {"by", by}});
     }
-    log::warn(kLog, "halt", {{"source", source}, {"reason", reason}, {"by", by}});
     json::Writer w;
     w.beginObject()
         .field("source", hold.source)
         .field("reason", hold.reason)
         .field("by", hold.by)
         .field("since", formatTime(hold.since_ms))
-        .field("new", !existed)
-        .endObject();
+        .field("new", !existed);
+    if (!details.warning.empty()) w.field("warning", details.warning);
+    w.endObject();
+    return w.str();
+}
+
+Result<std::string> Engine::resolveHold(const std::string& source, const std::string& by,
+                                        const std::string& audit_note) {
+    std::lock_guard hold_lock(holds_mutex_);
+    std::optional<Hold> hold;
+    {
+        std::lock_guard lock(mutex_);
+        for (const auto& h : holds_)
+            if (h.source == source) hold = h;
+    }
+    auto now = nowMs();
+    if (hold && hold->resolved_ms == 0) hold->resolved_ms = now;
+    std::string detail = source + ": the monitor reports its alerts resolved" +
+                         (hold ? "; the hold stands until an admin clears it"
+                               : "; no hold of that source stands");
+    if (!audit_note.empty()) detail += " [" + audit_note + "]";
+    auto written = state_.transaction(
+        [&](State::Tx& tx) -> Result<void> {
+            if (hold) HOIST_TRY(tx.putHold(*hold));
+            return tx.appendEvent({0, now, by, "halt resolved", "", "", detail});
+        },
+        true);
+    if (!written) return std::unexpected(written.error());
+    if (hold) {
+        std::lock_guard lock(mutex_);
+        for (auto& h : holds_)
+            if (h.source == source) h.resolved_ms = hold->resolved_ms;
+    }
+    log::info(kLog, "halt resolved by monitor", {{"source", source}, {"by", by}});
+    json::Writer w;
+    w.beginObject().field("source", source).field("holds", hold.has_value());
+    if (hold) w.field("resolved", formatTime(hold->resolved_ms));
+    w.field("message", hold ? "the hold stands until an admin clears it (cluster resume --source " +
+                                  source + ")"
+                            : "no hold of that source stands");
+    w.endObject();
     return w.str();
 }
 
@@ -1830,6 +1874,9 @@ std::string Engine::holdsJson() {
             .field("reason", h.reason)
             .field("by", h.by)
             .field("since", formatTime(h.since_ms))
+            .field("resolved", formatTime(h.resolved_ms))
+            .key("alerts")
+            .raw(h.alerts_json)
             .endObject();
     w.endArray().endObject();
     return w.str();

@@ -55,6 +55,15 @@ struct StartRequest {
     std::string actor = "admin";
 };
 
+/// What a hold keeps beyond its source and reason, and what the audit log adds.
+struct HoldDetails {
+    std::string alerts_json = "[]";
+    /// Appended to the audit line (a warning about the body, the body kept).
+    std::string audit_note;
+    /// Added to the reply as "warning" when not empty.
+    std::string warning;
+};
+
 /// The rollout engine, the node registry and the halt holds. One thread runs the event loop
 /// (pings, task results and timers in, node actions out through a bounded WorkerPool); HTTP
 /// handlers call the public functions from any thread.
@@ -94,8 +103,14 @@ public:
     Result<std::string> eventsJson(int limit);
 
     // Holds
+    /// Puts (or renews) the hold `source`. Answered only once no node action can start. A
+    /// renewal that changes nothing (a monitor repeating itself) writes nothing.
     Result<std::string> halt(const std::string& source, const std::string& reason,
-                             const std::string& by);
+                             const std::string& by, const HoldDetails& details = {});
+    /// A monitor's "resolved" for `source`: recorded on the hold and in the audit log; the hold
+    /// stands until an admin clears it. Recorded in the audit log even when no such hold stands.
+    Result<std::string> resolveHold(const std::string& source, const std::string& by,
+                                    const std::string& audit_note);
     /// Clears one hold (source) or all; NotFound when that source holds nothing.
     Result<std::string> clearHolds(std::optional<std::string> source, const std::string& actor);
     std::string holdsJson();

@@ -82,6 +82,10 @@ process::Outcome run(const std::vector<std::string>& argv,
                      const std::vector<std::pair<std::string, std::string>>& env = {},
                      std::chrono::milliseconds timeout = std::chrono::seconds(120));
 
+/// A loopback port free at the time of the call, for peers that cannot report the port they
+/// bound (the caller starts them on it at once).
+int freeLoopbackPort();
+
 /// A started server process that wrote its port to a port file; stopped on destruction.
 class ServerProcess {
 public:
@@ -89,6 +93,10 @@ public:
     ServerProcess(const std::vector<std::string>& argv, const fs::path& port_file,
                   const fs::path& log_file,
                   const std::vector<std::pair<std::string, std::string>>& env = {});
+    /// Starts a peer that cannot write a port file (Alertmanager, Prometheus) on `port` and
+    /// waits until GET `ready_path` answers 200.
+    ServerProcess(const std::vector<std::string>& argv, int port, const std::string& ready_path,
+                  const fs::path& log_file);
     ~ServerProcess();
     ServerProcess(const ServerProcess&) = delete;
     ServerProcess& operator=(const ServerProcess&) = delete;

@@ -43,6 +43,11 @@ struct Hold {
     /// Who put it: "monitor" (halt token) or "admin".
     std::string by;
     std::int64_t since_ms = 0;
+    /// A monitor's firing alerts when it put the hold (a bounded JSON array).
+    std::string alerts_json = "[]";
+    /// When the monitor said its alerts resolved (0: not said). The hold stands until an admin
+    /// clears it; this tells the admin that clearing is safe as far as the monitor knows.
+    std::int64_t resolved_ms = 0;
 };
 
 /// One line of the append-only audit log.
@@ -125,7 +130,7 @@ public:
     State(const State&) = delete;
     State& operator=(const State&) = delete;
 
-    static constexpr int kSchemaVersion = 3;
+    static constexpr int kSchemaVersion = 4;
     int schemaVersion();
 
     /// The writes a transaction may make.

@@ -2,6 +2,8 @@
 // simulated nodes answering like `pkgmgr serve` and pinging like the restart helper.
 
 #include <csignal>
+#include <cstdio>
+#include <filesystem>
 #include <map>
 #include <set>
 #include <thread>
@@ -19,6 +21,7 @@ namespace {
 
 using testing::ServerProcess;
 using testing::TempFolder;
+namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
 struct Act {
@@ -434,6 +437,129 @@ TEST_F(Coordinator, AKillMidRolloutResumesWithEveryNodeRestartedExactlyOnce) {
     expectOrder(actions(), 3);
     auto nodes = parsed(call("GET", "/v1/nodes"));
     for (const auto& n : nodes["nodes"].GetArray()) EXPECT_STREQ(n["release"].GetString(), "2.0.0");
+}
+
+// The SLA monitor in practice: a real Alertmanager whose webhook receiver points at the halt
+// endpoint with the halt token, sending its own body, unchanged.
+TEST_F(Coordinator, AnAlertmanagerAlertHaltsARolloutAndItsResolveKeepsTheHold) {
+    if (!fs::exists(ALERTMANAGER_BIN))
+        GTEST_SKIP() << ALERTMANAGER_BIN << " is not installed (tools/setup-deps installs "
+                     << "prometheus-alertmanager)";
+    startCoordinator();
+    startFleet(1, 8, 400);
+    int am_port = testing::freeLoopbackPort();
+    std::string am_url = "http://127.0.0.1:" + std::to_string(am_port);
+    testing::writeFile(dir_ / "alertmanager.yml",
+                       "route:\n"
+                       "  receiver: hoist\n"
+                       "  group_by: [alertname]\n"
+                       "  group_wait: 1s\n"
+                       "  group_interval: 1s\n"
+                       "  repeat_interval: 1h\n"
+                       "receivers:\n"
+                       "  - name: hoist\n"
+                       "    webhook_configs:\n"
+                       "      - url: " + coordinator_->url() + "/v1/halt\n"
+                       "        send_resolved: true\n"
+                       "        http_config:\n"
+                       "          authorization:\n"
+                       "            type: Bearer\n"
+                       "            credentials_file: " + (dir_ / "halt.token").string() + "\n");
+    ServerProcess alertmanager(
+        {ALERTMANAGER_BIN, "--config.file=" + (dir_ / "alertmanager.yml").string(),
+         "--storage.path=" + (dir_ / "am").string(),
+         "--web.listen-address=127.0.0.1:" + std::to_string(am_port),
+         "--cluster.listen-address=", "--log.level=warn"},
+        am_port, "/-/ready", dir_ / "alertmanager.log");
+    ASSERT_TRUE(alertmanager.started());
+
+    auto id = start(R"({"version":"2.0.0","max_parallel":1})");
+    ASSERT_TRUE(testing::waitFor([&] { return restartCounts().size() >= 2; }, 20s));
+    auto postAlert = [&](const std::string& ends_at) {
+        http::Request request;
+        request.method = "POST";
+        request.url = am_url + "/api/v2/alerts";
+        request.headers.push_back({"Content-Type", "application/json"});
+        request.body = R"([{"labels":{"alertname":"HighErrorRate","severity":"page"},)"
+                       R"("annotations":{"summary":"error rate 7% on agents"},"endsAt":")" +
+                       ends_at + R"("}])";
+        auto r = client_.send(request);
+        ASSERT_TRUE(r && r->status == 200) << (r ? r->body : r.error().describe());
+    };
+    auto injected = nowUs();
+    postAlert("2099-01-01T00:00:00Z");
+    const std::string source = "alertmanager/hoist/HighErrorRate";
+    auto holdOf = [&]() -> json::Document {
+        auto holds = parsed(call("GET", "/v1/halt"));
+        json::Document out;
+        out.SetObject();
+        if (!holds.IsObject()) return out;
+        for (auto& h : holds["holds"].GetArray())
+            if (std::string(h["source"].GetString()) == source) out.CopyFrom(h, out.GetAllocator());
+        return out;
+    };
+    ASSERT_TRUE(testing::waitFor([&] { return holdOf().HasMember("source"); }, 30s))
+        << testing::readFile(dir_ / "alertmanager.log");
+    auto held = nowUs();
+    std::printf("alert -> hold latency: %.0f ms (group_wait 1s)\n", static_cast<double>(held - injected) / 1000.0);
+    auto hold = holdOf();
+    EXPECT_STREQ(hold["reason"].GetString(), "error rate 7% on agents");
+    EXPECT_STREQ(hold["by"].GetString(), "monitor");
+    ASSERT_EQ(hold["alerts"].Size(), 1u);
+    EXPECT_STREQ(hold["alerts"][0]["labels"]["severity"].GetString(), "page");
+    std::this_thread::sleep_for(1500ms);  // longer than a swap and a poll: anything would show
+    for (const auto& a : actions(held))
+        EXPECT_NE(a.kind, "restart") << a.node << " restarted after the hold stood";
+    auto d = parsed(call("GET", "/v1/deployments/" + id + "?nodes=0"));
+    EXPECT_EQ(std::string(d["waiting_on"].GetString()),
+              "hold: " + source + " (error rate 7% on agents)");
+
+    // Resolved: Alertmanager tells us, the hold stays and says so.
+    postAlert("2000-01-01T00:00:00Z");
+    ASSERT_TRUE(testing::waitFor(
+        [&] {
+            auto h = holdOf();
+            return h.HasMember("resolved") && std::string(h["resolved"].GetString()) != "";
+        },
+        30s))
+        << testing::readFile(dir_ / "alertmanager.log");
+    EXPECT_TRUE(parsed(call("GET", "/v1/halt"))["halted"].GetBool());
+    EXPECT_EQ(deploymentState(id), "rolling");
+    auto status = cluster({"status"}, "halt-secret");
+    EXPECT_NE(status.out.find("resolved by the monitor at"), std::string::npos) << status.out;
+    EXPECT_NE(status.out.find("cluster resume --source " + source), std::string::npos)
+        << status.out;
+    for (const auto& a : actions(held))
+        EXPECT_NE(a.kind, "restart") << a.node << " restarted after a resolve";
+
+    auto resume = cluster({"resume", "--source", source});
+    EXPECT_EQ(resume.exit_code, 0) << resume.err;
+    ASSERT_TRUE(waitState(id, "done", 40s)) << deploymentState(id);
+    auto counts = restartCounts();
+    EXPECT_EQ(counts.size(), 9u);
+    for (const auto& [node, n] : counts) EXPECT_EQ(n, 1) << node;
+}
+
+TEST_F(Coordinator, EveryBodyWithTheHaltTokenHaltsAndAWrongTokenChangesNothing) {
+    startCoordinator();
+    EXPECT_EQ(call("POST", "/v1/halt", "not json at all", "wrong-token").status, 401);
+    EXPECT_FALSE(parsed(call("GET", "/v1/halt"))["halted"].GetBool());
+    auto empty = call("POST", "/v1/halt", "", "halt-secret");
+    EXPECT_EQ(empty.status, 201) << empty.body;
+    auto garbage = call("POST", "/v1/halt", "disk full!", "halt-secret");
+    EXPECT_EQ(garbage.status, 201) << garbage.body;
+    EXPECT_NE(garbage.body.find("\"warning\":\"halt request: invalid JSON"), std::string::npos)
+        << garbage.body;
+    auto holds = parsed(call("GET", "/v1/halt"));
+    std::set<std::string> sources;
+    for (const auto& h : holds["holds"].GetArray()) sources.insert(h["source"].GetString());
+    EXPECT_EQ(sources, (std::set<std::string>{"monitor", "webhook"}));
+    auto events = parsed(call("GET", "/v1/events?limit=50"));
+    bool kept = false;
+    for (const auto& e : events["events"].GetArray())
+        if (std::string(e["detail"].GetString()).find("body: disk full!") != std::string::npos)
+            kept = true;
+    EXPECT_TRUE(kept);
 }
 
 }  // namespace
