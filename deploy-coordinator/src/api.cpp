@@ -137,8 +137,10 @@ ServerReply forward(Engine& engine, const std::string& method, const std::string
 
 }  // namespace
 
-void registerRoutes(http::Server& server, Engine& engine, const Tokens& tokens) {
+void registerRoutes(http::Server& server, Engine& engine, MonitorWatch& watch,
+                    const Tokens& tokens) {
     Engine* e = &engine;
+    MonitorWatch* mw = &watch;
     const Tokens t = tokens;
 
     auto nodeAuth = [t](const ServerRequest& request) -> Result<std::string> {
@@ -243,6 +245,28 @@ void registerRoutes(http::Server& server, Engine& engine, const Tokens& tokens) 
         return reply(e->halt(notice.source, notice.reason, *who,
                              {notice.alerts_json, note, notice.warning}),
                      201);
+    });
+
+    // The dead man's switch: any body (Alertmanager's Watchdog notification included) is a beat.
+    server.route(
+        "POST", R"(/v1/monitors/([^/]+)/heartbeat)", [mw, t](const ServerRequest& request) {
+            auto who = caller(request, t, {"monitor", "admin"});
+            if (!who) return ServerReply::error(who.error());
+            return reply(mw->beat(request.matches.at(1), request.queryParam("allowance"), *who));
+        });
+
+    server.route("GET", "/v1/monitors", [mw, t](const ServerRequest& request) {
+        if (auto who = caller(request, t, {"admin", "monitor"}); !who)
+            return ServerReply::error(who.error());
+        return ServerReply::json(200, mw->json());
+    });
+
+    server.route("DELETE", R"(/v1/monitors/([^/]+))", [mw, t](const ServerRequest& request) {
+        auto who = caller(request, t, {"admin"});
+        if (!who) return ServerReply::error(who.error());
+        if (auto forgot = mw->forget(request.matches.at(1), *who); !forgot)
+            return ServerReply::error(forgot.error());
+        return ServerReply::json(200, R"({"forgotten":true})");
     });
 
     server.route("GET", "/v1/halt", [e, t](const ServerRequest& request) {

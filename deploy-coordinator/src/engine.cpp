@@ -1317,6 +1317,11 @@ Result<std::string> Engine::currentRelease() {
     return best;
 }
 
+bool Engine::acting() {
+    std::lock_guard lock(mutex_);
+    return active_ != nullptr;
+}
+
 Result<void> Engine::requireNoHold(std::string_view what) {
     std::lock_guard lock(holds_mutex_);
     if (!gate_.raised()) return ok();

@@ -116,6 +116,8 @@ public:
     std::string holdsJson();
     /// Halted naming the holds, or ok.
     Result<void> requireNoHold(std::string_view what);
+    /// True while a deployment may act on nodes (the dead man's switch watches only then).
+    bool acting();
     /// The cluster's current release: the version of the newest deployment that finished
     /// (done), else the release most registered nodes report; empty when neither is known.
     /// New nodes bootstrap to it.

@@ -77,6 +77,11 @@ const char* const kMigrations[] = {
     ALTER TABLE holds ADD COLUMN alerts TEXT NOT NULL DEFAULT '[]';
     ALTER TABLE holds ADD COLUMN resolved_ms INTEGER NOT NULL DEFAULT 0;
     )sql",
+    // 5: the SLA monitors the dead man's switch watches.
+    R"sql(
+    CREATE TABLE monitors (
+        name TEXT PRIMARY KEY, allowance_ms INTEGER NOT NULL, last_beat_ms INTEGER NOT NULL);
+    )sql",
 };
 static_assert(std::size(kMigrations) == State::kSchemaVersion);
 
@@ -173,6 +178,29 @@ Result<void> State::Tx::appendEvent(Event e) {
                  "INSERT INTO events (time_ms, actor, action, deployment, node, detail) VALUES "
                  "(?, ?, ?, ?, ?, ?)",
                  e.time_ms, e.actor, e.action, e.deployment, e.node, e.detail);
+}
+
+Result<void> State::Tx::putMonitor(const MonitorRecord& m) {
+    return write(
+        *state_.impl_,
+        "INSERT OR REPLACE INTO monitors (name, allowance_ms, last_beat_ms) VALUES (?, ?, ?)",
+        m.name, m.allowance_ms, m.last_beat_ms);
+}
+
+Result<void> State::Tx::deleteMonitor(std::string_view name) {
+    return write(*state_.impl_, "DELETE FROM monitors WHERE name = ?", name);
+}
+
+Result<std::vector<MonitorRecord>> State::monitors() {
+    std::lock_guard lock(impl_->mutex);
+    HOIST_ASSIGN(
+        auto stmt,
+        impl_->db.prepare("SELECT name, allowance_ms, last_beat_ms FROM monitors ORDER BY name"));
+    std::vector<MonitorRecord> out;
+    HOIST_TRY(stmt.each([&](const sqlite::Statement& s) {
+        out.push_back({s.text(0), s.integer(1), s.integer(2)});
+    }));
+    return out;
 }
 
 Result<std::vector<NodeRecord>> State::nodes() {

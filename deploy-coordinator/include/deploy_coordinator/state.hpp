@@ -50,6 +50,13 @@ struct Hold {
     std::int64_t resolved_ms = 0;
 };
 
+/// An SLA monitor watched by the dead man's switch (MonitorWatch).
+struct MonitorRecord {
+    std::string name;
+    std::int64_t allowance_ms = 0;
+    std::int64_t last_beat_ms = 0;
+};
+
 /// One line of the append-only audit log.
 struct Event {
     std::int64_t id = 0;
@@ -130,7 +137,7 @@ public:
     State(const State&) = delete;
     State& operator=(const State&) = delete;
 
-    static constexpr int kSchemaVersion = 4;
+    static constexpr int kSchemaVersion = 5;
     int schemaVersion();
 
     /// The writes a transaction may make.
@@ -143,6 +150,8 @@ public:
         /// Removes one hold (source) or all (nullopt); returns how many went.
         Result<int> deleteHolds(std::optional<std::string_view> source);
         Result<void> appendEvent(Event event);
+        Result<void> putMonitor(const MonitorRecord& monitor);
+        Result<void> deleteMonitor(std::string_view name);
 
     private:
         friend class State;
@@ -156,6 +165,7 @@ public:
 
     Result<std::vector<NodeRecord>> nodes();
     Result<std::vector<Hold>> holds();
+    Result<std::vector<MonitorRecord>> monitors();
     /// Newest first.
     Result<std::vector<Deployment>> deployments(int limit = 100);
     Result<std::optional<Deployment>> deployment(std::string_view id);

@@ -562,5 +562,92 @@ TEST_F(Coordinator, EveryBodyWithTheHaltTokenHaltsAndAWrongTokenChangesNothing) 
     EXPECT_TRUE(kept);
 }
 
+// The dead man's switch with a real Alertmanager: its always-firing Watchdog alert is routed to
+// the heartbeat route; when Alertmanager dies mid-rollout, a hold follows within the allowance.
+TEST_F(Coordinator, ASilentWatchdogHoldsARolloutWithinItsAllowance) {
+    if (!fs::exists(ALERTMANAGER_BIN))
+        GTEST_SKIP() << ALERTMANAGER_BIN << " is not installed (tools/setup-deps installs "
+                     << "prometheus-alertmanager)";
+    startCoordinator();
+    startFleet(1, 8, 800);
+    int am_port = testing::freeLoopbackPort();
+    testing::writeFile(dir_ / "alertmanager.yml",
+                       "route:\n"
+                       "  receiver: watchdog\n"
+                       "  group_wait: 0s\n"
+                       "  group_interval: 1s\n"
+                       "  repeat_interval: 1s\n"
+                       "receivers:\n"
+                       "  - name: watchdog\n"
+                       "    webhook_configs:\n"
+                       "      - url: " +
+                           coordinator_->url() +
+                           "/v1/monitors/alertmanager/heartbeat?allowance=3s\n"
+                           "        http_config:\n"
+                           "          authorization:\n"
+                           "            type: Bearer\n"
+                           "            credentials_file: " +
+                           (dir_ / "halt.token").string() + "\n");
+    auto alertmanager = std::make_unique<ServerProcess>(
+        std::vector<std::string>{ALERTMANAGER_BIN,
+                                 "--config.file=" + (dir_ / "alertmanager.yml").string(),
+                                 "--storage.path=" + (dir_ / "am").string(),
+                                 "--web.listen-address=127.0.0.1:" + std::to_string(am_port),
+                                 "--cluster.listen-address=", "--log.level=warn"},
+        am_port, "/-/ready", dir_ / "alertmanager.log");
+    ASSERT_TRUE(alertmanager->started());
+    http::Request watchdog;
+    watchdog.method = "POST";
+    watchdog.url = "http://127.0.0.1:" + std::to_string(am_port) + "/api/v2/alerts";
+    watchdog.headers.push_back({"Content-Type", "application/json"});
+    watchdog.body = R"([{"labels":{"alertname":"Watchdog"},"endsAt":"2099-01-01T00:00:00Z"}])";
+    auto posted = client_.send(watchdog);
+    ASSERT_TRUE(posted && posted->status == 200);
+    auto lastBeat = [&]() -> std::string {
+        auto doc = parsed(call("GET", "/v1/monitors", "", "halt-secret"));
+        if (!doc.IsObject()) return "";
+        for (const auto& m : doc["monitors"].GetArray())
+            if (std::string(m["name"].GetString()) == "alertmanager")
+                return m["last_beat"].GetString();
+        return "";
+    };
+    ASSERT_TRUE(testing::waitFor([&] { return !lastBeat().empty(); }, 20s))
+        << testing::readFile(dir_ / "alertmanager.log");
+    auto first = lastBeat();
+    ASSERT_TRUE(testing::waitFor([&] { return lastBeat() != first; }, 20s))
+        << "Alertmanager repeats the Watchdog notification";
+
+    auto id = start(R"({"version":"2.0.0","max_parallel":1})");
+    ASSERT_TRUE(testing::waitFor([&] { return restartCounts().size() >= 1; }, 20s));
+    EXPECT_FALSE(parsed(call("GET", "/v1/halt"))["halted"].GetBool()) << "a beating monitor";
+    alertmanager->kill(SIGKILL);
+    auto killed = nowUs();
+    ASSERT_TRUE(testing::waitFor(
+        [&] {
+            auto holds = parsed(call("GET", "/v1/halt"));
+            for (const auto& h : holds["holds"].GetArray())
+                if (std::string(h["source"].GetString()) == "heartbeat/alertmanager") return true;
+            return false;
+        },
+        15s));
+    auto held = nowUs();
+    std::printf("Alertmanager killed -> heartbeat hold: %.1f s (allowance 3 s, beats every 1 s)\n",
+                static_cast<double>(held - killed) / 1e6);
+    EXPECT_LT(held - killed, 3'000'000 + 3'000'000)
+        << "the allowance and a beat interval, with slack";
+    std::this_thread::sleep_for(1500ms);
+    for (const auto& a : actions(held))
+        EXPECT_NE(a.kind, "restart") << a.node << " restarted after the heartbeat hold";
+    EXPECT_NE(deploymentState(id), "done");
+
+    // Going on without the monitor is the admin's call: forget it, then clear.
+    EXPECT_EQ(call("DELETE", "/v1/monitors/alertmanager", "", "halt-secret").status, 401);
+    EXPECT_EQ(call("DELETE", "/v1/monitors/alertmanager").status, 200);
+    auto resume = cluster({"resume"});
+    EXPECT_EQ(resume.exit_code, 0) << resume.err;
+    ASSERT_TRUE(waitState(id, "done", 60s)) << deploymentState(id);
+    for (const auto& [node, n] : restartCounts()) EXPECT_EQ(n, 1) << node;
+}
+
 }  // namespace
 }  // namespace hoist
