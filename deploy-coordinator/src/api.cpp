@@ -80,6 +80,12 @@ Result<StartRequest> parseStart(const std::string& body, const std::string& acto
     HOIST_ASSIGN(auto pd, json::optInt(doc, "progress_deadline_ms", ctx));
     r.max_failures = mf.value_or(r.max_failures);
     r.auto_revert = ar.value_or(false);
+    // Added to timestamps by the engine: bounded so it cannot overflow, and to what a soak
+    // of one wave can sensibly ask.
+    constexpr std::int64_t kMaxMinHealthyMs = 24 * 3600 * 1000;
+    if (mh && (*mh < 0 || *mh > kMaxMinHealthyMs))
+        return fail(Errc::Invalid, ctx, ": field 'min_healthy_ms' must be 0 to ", kMaxMinHealthyMs,
+                    " (24 h), not ", *mh);
     r.min_healthy_ms = mh.value_or(r.min_healthy_ms);
     r.node_deadline_ms = nd.value_or(r.node_deadline_ms);
     r.progress_deadline_ms = pd.value_or(r.progress_deadline_ms);

@@ -96,8 +96,15 @@ struct State::Impl {
 State::State() = default;
 State::~State() = default;
 
-Result<std::unique_ptr<State>> State::open(const std::filesystem::path& path) {
-    HOIST_ASSIGN(auto db, sqlite::Database::open(path, "state " + path.string()));
+Result<std::unique_ptr<State>> State::open(const std::filesystem::path& path, bool init) {
+    auto opened = sqlite::Database::open(
+        path, "state " + path.string(), sqlite::Database::Sync::Normal,
+        init ? sqlite::Database::Damaged::StartOver : sqlite::Database::Damaged::Refuse);
+    if (!opened && opened.error().code == Errc::Corrupt)
+        return fail(Errc::Corrupt, opened.error().message,
+                    " (or start deploy-coordinator with --init to begin an empty state; the "
+                    "damaged file is kept beside it)");
+    HOIST_ASSIGN(auto db, std::move(opened));
     HOIST_TRY(db.migrate(kMigrations, "coordinator"));
     std::unique_ptr<State> self(new State());
     self->impl_ = std::make_unique<Impl>(std::move(db));

@@ -63,7 +63,10 @@ struct Helper::Impl {
     Result<Journal> finish(Journal j, std::string_view state, std::string_view message);
     /// Updates node.json's release, moves the journal to run/last-txn.json.
     Result<Journal> close(Journal j);
-    Result<std::optional<Journal>> recoverLocked(bool start_service);
+    /// `set_aside_damaged`: a txn.json that cannot be read is moved aside and the current
+    /// generation brought up (recover); otherwise it is a Corrupt refusal (swap).
+    Result<std::optional<Journal>> recoverLocked(bool start_service, bool set_aside_damaged = false);
+    Result<std::optional<Journal>> recoverDamagedJournal(const Error& damage);
 };
 
 }  // namespace hoist::restart_helper

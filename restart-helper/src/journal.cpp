@@ -18,8 +18,11 @@ Result<std::optional<Journal>> loadFrom(const fs::path& path) {
         if (text.error().code == Errc::NotFound) return std::optional<Journal>();
         return std::unexpected(text.error());
     }
-    HOIST_ASSIGN(auto journal, Journal::parse(*text, path.string()));
-    return std::optional<Journal>(std::move(journal));
+    // A journal that does not parse is damaged (a truncated write, a bad disk): Corrupt, so
+    // that recover can tell it from a journal it cannot read at all.
+    auto journal = Journal::parse(*text, path.string());
+    if (!journal) return fail(Errc::Corrupt, journal.error().message);
+    return std::optional<Journal>(std::move(*journal));
 }
 
 }  // namespace

@@ -130,9 +130,12 @@ struct DeploymentNode {
 /// UPDATE and DELETE). Thread-safe: one connection behind a mutex.
 class State {
 public:
-    /// Opens (creating) the file and migrates it. Invalid when the file's schema is newer
-    /// than kSchemaVersion, Io when SQLite cannot open or write it.
-    static Result<std::unique_ptr<State>> open(const std::filesystem::path& path);
+    /// Opens (creating when absent) the file and migrates it. Invalid when the file's schema
+    /// is newer than kSchemaVersion, Io when SQLite cannot open or write it, Corrupt when the
+    /// file is empty or damaged (PRAGMA quick_check) unless `init`: then the damaged file is
+    /// moved aside (<file>.damaged-<n>) and an empty state begins.
+    static Result<std::unique_ptr<State>> open(const std::filesystem::path& path,
+                                               bool init = false);
     ~State();
     State(const State&) = delete;
     State& operator=(const State&) = delete;

@@ -38,13 +38,19 @@ public:
 
     /// Gives the ping the next seq and its time (when empty), and writes it durably.
     Result<StatusPing> enqueue(StatusPing ping, const std::string& url);
-    /// The queued pings, oldest (lowest seq) first.
+    /// The queued pings, oldest (lowest seq) first. A ping file that cannot be read (a
+    /// truncated write, a bad disk) is not among them: drain sets it aside.
     Result<std::vector<QueuedPing>> pending() const;
+    /// Ping files drain found unreadable and renamed to outbox/<seq>.json.damaged: kept for a
+    /// person to look at, never sent, reported by `restart-helper flush|status` and the
+    /// node's hoist_node_pings_damaged metric.
+    std::vector<fs::path> damaged() const;
 
     struct DrainResult {
         int delivered = 0;
         int dropped = 0;      ///< refused for good (4xx other than 408/429): logged, removed
         std::size_t left = 0; ///< still queued (the coordinator did not answer)
+        int damaged = 0;      ///< unreadable ping files set aside by this drain (damaged())
         std::string last_error;
     };
     /// Sends the queued pings in seq order, each once, stopping at the first one the
@@ -57,6 +63,9 @@ public:
 
 private:
     explicit Outbox(fs::path folder) : folder_(std::move(folder)) {}
+    /// The queued pings; unreadable files are logged and skipped, or with `set_aside`
+    /// renamed to <name>.damaged and counted there.
+    Result<std::vector<QueuedPing>> scan(int* set_aside) const;
     fs::path folder_;
 };
 

@@ -48,6 +48,30 @@ std::optional<std::string> readJson(const fs::path& path) {
     return json::toString(*parsed);
 }
 
+/// txn.json as the helper left it: absent, a JSON object, or damaged (unreadable or not JSON:
+/// a truncated write, a bad disk). A damaged journal blocks restarts until `recover`.
+struct JournalFile {
+    std::optional<std::string> json;
+    std::optional<std::string> damage;
+};
+
+JournalFile readJournal(const NodeLayout& layout) {
+    auto text = files::readFile(layout.txn(), 4u << 20);
+    if (!text) {
+        if (text.error().code == Errc::NotFound) return {};
+        return {std::nullopt, text.error().describe()};
+    }
+    auto parsed = json::parseObject(*text, layout.txn().string());
+    if (!parsed) return {std::nullopt, parsed.error().describe()};
+    return {json::toString(*parsed), std::nullopt};
+}
+
+std::string damageAdvice(const std::string& damage) {
+    return "the transaction journal is damaged (" + damage +
+           "); no restart until 'restart-helper recover' sets it aside and brings the current "
+           "generation up";
+}
+
 // "state" and "operation" of a journal, for GET /v1/node.
 std::pair<std::string, std::string> journalSummary(const std::string& journal_json) {
     auto doc = json::parseObject(journal_json, "txn.json");
@@ -98,6 +122,16 @@ struct NodeServer::Impl {
     bool stopping = false;
 
     Result<Store> store() const { return Store::open(layout); }
+    /// The store for a caller that holds the node lock: staging folders (store/.tmp-*) an
+    /// earlier, killed operation left are removed first, as the CLI's add and fetch do.
+    Result<Store> storeForChange() const {
+        HOIST_ASSIGN(auto s, store());
+        HOIST_ASSIGN(int removed, s.recover());
+        if (removed > 0)
+            log::info(kComponent, "removed leftovers of interrupted store operations",
+                      {{"count", removed}});
+        return s;
+    }
     Result<Generations> generations() const {
         HOIST_ASSIGN(auto g, Generations::open(layout));
         g.setLockWait(options.lock_wait);
@@ -162,6 +196,8 @@ void NodeServer::Impl::routes() {
     m.describe("hoist_node_service_running", "gauge", "1 while the service runs");
     m.describe("hoist_node_transaction_active", "gauge", "1 while the restart helper swaps");
     m.describe("hoist_node_pings_queued", "gauge", "status pings waiting in the outbox");
+    m.describe("hoist_node_pings_damaged", "gauge",
+               "unreadable status pings set aside in the outbox (outbox/*.damaged), never sent");
     m.describe("hoist_node_packages", "gauge", "packages in the store");
     m.describe("hoist_node_stages_total", "counter", "stage requests by result");
     m.describe("hoist_node_restarts_total", "counter", "restart helpers launched");
@@ -196,7 +232,7 @@ ServerReply NodeServer::Impl::getNode(const ServerRequest&) {
             }
         }
     }
-    auto txn = readJson(layout.txn());
+    auto txn = readJournal(layout);
     // The helper updates node.json's release after each swap.
     auto fresh = NodeConfig::load(layout);
     json::Writer w;
@@ -215,8 +251,10 @@ ServerReply NodeServer::Impl::getNode(const ServerRequest&) {
     w.field("detail", st.detail).endObject();
     w.field("healthy", healthy);
     w.key("transaction");
-    if (txn) {
-        auto [state, op] = journalSummary(*txn);
+    if (txn.damage) {
+        w.beginObject().field("damaged", damageAdvice(*txn.damage)).endObject();
+    } else if (txn.json) {
+        auto [state, op] = journalSummary(*txn.json);
         w.beginObject().field("operation", op).field("state", state).endObject();
     } else {
         w.null();
@@ -269,7 +307,7 @@ ServerReply NodeServer::Impl::putPackage(const ServerRequest& request) {
         return errorReply(Error{Errc::Invalid, "node.json names no repository to fetch from", 0});
     auto held = files::FileLock::acquire(layout.lock(), options.lock_wait, "fetch package");
     if (!held) return errorReply(held.error());
-    auto s = store();
+    auto s = storeForChange();
     if (!s) return errorReply(s.error());
     bool had = s->has(sha);
     auto fetched = fetchPackage(*s, config.repository, sha);
@@ -390,7 +428,7 @@ Result<Generation> NodeServer::Impl::stageSet(const std::optional<std::string>& 
         std::lock_guard change(change_mutex);
         HOIST_ASSIGN(auto held,
                      files::FileLock::acquire(layout.lock(), options.lock_wait, "stage"));
-        HOIST_ASSIGN(auto s, store());
+        HOIST_ASSIGN(auto s, storeForChange());
         FetchOptions fetch_options;
         fetch_options.parallel = options.fetch_parallel;
         HOIST_TRY(fetchPackages(s, config.repository, shas, fetch_options));
@@ -434,8 +472,10 @@ Result<std::string> NodeServer::Impl::launchHelper(long generation, const std::s
     if (helper.empty() || !fs::exists(helper))
         return fail(Errc::Internal, "the restart-helper binary was not found (pass --restart-helper)");
     // Another transaction: a journal on disk, or a helper we started that has not written one yet.
-    if (auto txn = readJson(layout.txn())) {
-        auto [state, op] = journalSummary(*txn);
+    auto txn = readJournal(layout);
+    if (txn.damage) return fail(Errc::Corrupt, damageAdvice(*txn.damage));
+    if (txn.json) {
+        auto [state, op] = journalSummary(*txn.json);
         return fail(Errc::Conflict, "a transaction is under way (operation ", op, ", state ", state, ")");
     }
     if (helperRunning()) return fail(Errc::Conflict, "a restart helper is still running");
@@ -530,8 +570,18 @@ ServerReply NodeServer::Impl::getTransaction(const ServerRequest& request) {
         return !wanted || journalSummary(journal).second == *wanted;
     };
     json::Writer w;
-    if (auto txn = readJson(layout.txn()); txn && matches(*txn)) {
-        w.beginObject().field("active", true).key("transaction").raw(*txn).endObject();
+    auto txn = readJournal(layout);
+    if (txn.damage) {
+        w.beginObject()
+            .field("active", true)
+            .key("transaction")
+            .null()
+            .field("damaged", damageAdvice(*txn.damage))
+            .endObject();
+        return ServerReply::json(200, w.str());
+    }
+    if (txn.json && matches(*txn.json)) {
+        w.beginObject().field("active", true).key("transaction").raw(*txn.json).endObject();
         return ServerReply::json(200, w.str());
     }
     auto last = readJson(lastTxnPath(layout));
@@ -561,6 +611,8 @@ void NodeServer::Impl::collectMetrics(metrics::Registry& registry) {
     registry.set("hoist_node_transaction_active", {}, fs::exists(layout.txn(), ec) ? 1.0 : 0.0);
     if (auto outbox = Outbox::open(layout)) {
         if (auto queued = outbox->pending()) registry.set("hoist_node_pings_queued", {}, static_cast<double>(queued->size()));
+        registry.set("hoist_node_pings_damaged", {},
+                     static_cast<double>(outbox->damaged().size()));
     }
     if (auto s = store()) {
         if (auto list = s->list()) registry.set("hoist_node_packages", {}, static_cast<double>(list->size()));
@@ -858,6 +910,16 @@ Result<std::unique_ptr<NodeServer>> NodeServer::create(NodeServerOptions options
         d.rules = std::move(r);
     }
     HOIST_ASSIGN(d.manager, makeServiceManager(d.layout, d.config));
+    // Leftovers of a serve killed mid-stage go now, unless another operation holds the node
+    // (then its staging folders are live; the next stage removes what is stale).
+    if (auto held = files::FileLock::acquire(d.layout.lock(), std::chrono::milliseconds(0),
+                                             "serve start");
+        held) {
+        HOIST_TRY(d.storeForChange());
+    } else {
+        log::info(kComponent, "the node is busy; stale store leftovers are removed at the next stage",
+                  {{"reason", held.error().describe()}});
+    }
     if (options.pull_interval.count() < 0)
         return fail(Errc::Invalid, "the pull interval must not be negative");
     if (options.pull_interval.count() > 0 && d.config.coordinator.empty())

@@ -16,6 +16,7 @@ namespace {
 
 constexpr std::string_view kComponent = "outbox";
 constexpr std::size_t kSeqDigits = 12;
+constexpr std::string_view kDamagedSuffix = ".damaged";
 
 std::string seqName(std::int64_t seq) {
     char buf[32];
@@ -90,7 +91,22 @@ Result<StatusPing> Outbox::enqueue(StatusPing ping, const std::string& url) {
     return ping;
 }
 
-Result<std::vector<QueuedPing>> Outbox::pending() const {
+Result<std::vector<QueuedPing>> Outbox::pending() const { return scan(nullptr); }
+
+std::vector<fs::path> Outbox::damaged() const {
+    std::vector<fs::path> out;
+    std::error_code ec;
+    for (fs::directory_iterator it(folder_, ec), end; !ec && it != end; it.increment(ec)) {
+        auto name = it->path().filename().string();
+        if (name.ends_with(kDamagedSuffix) &&
+            isPingFile(name.substr(0, name.size() - kDamagedSuffix.size())))
+            out.push_back(it->path());
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
+Result<std::vector<QueuedPing>> Outbox::scan(int* set_aside) const {
     std::vector<fs::path> names;
     std::error_code ec;
     for (fs::directory_iterator it(folder_, ec), end; !ec && it != end; it.increment(ec)) {
@@ -104,8 +120,16 @@ Result<std::vector<QueuedPing>> Outbox::pending() const {
         auto queued = readQueued(file);
         if (!queued) {
             if (queued.error().code == Errc::NotFound) continue;  // delivered meanwhile
-            log::warn(kComponent, "skipping an unreadable ping",
-                      {{"file", file.string()}, {"error", queued.error().describe()}});
+            if (set_aside == nullptr) {
+                log::warn(kComponent, "skipping an unreadable ping",
+                          {{"file", file.string()}, {"error", queued.error().describe()}});
+                continue;
+            }
+            auto aside = fs::path(file.string() + std::string(kDamagedSuffix));
+            HOIST_TRY(files::renameDurable(file, aside));
+            ++*set_aside;
+            log::error(kComponent, "a queued ping is unreadable; set aside, it will not be sent",
+                       {{"file", aside.string()}, {"error", queued.error().describe()}});
             continue;
         }
         out.push_back(std::move(*queued));
@@ -117,8 +141,8 @@ Result<Outbox::DrainResult> Outbox::drain(http::Client& client, const std::strin
                                           std::chrono::milliseconds request_timeout) {
     HOIST_ASSIGN(auto lock, files::FileLock::acquire(folder_ / ".drain.lock",
                                                      std::chrono::milliseconds(0), "outbox drain"));
-    HOIST_ASSIGN(auto queued, pending());
     DrainResult result;
+    HOIST_ASSIGN(auto queued, scan(&result.damaged));
     for (std::size_t i = 0; i < queued.size(); ++i) {
         const auto& q = queued[i];
         http::Request request;

@@ -79,7 +79,15 @@ struct HelperStatus {
     bool service_running = false;
     std::string service_detail;
     std::size_t pings_queued = 0;
+    /// Unreadable pings set aside (outbox/<seq>.json.damaged), never sent.
+    std::vector<fs::path> pings_damaged;
     std::string toJson() const;
+};
+
+/// What flush left behind.
+struct FlushResult {
+    std::size_t left = 0;                ///< still queued (the coordinator did not take them)
+    std::vector<fs::path> damaged;       ///< unreadable pings set aside, never sent
 };
 
 /// The restart helper: swaps the active set with the service stopped, checks health and rolls
@@ -105,8 +113,9 @@ public:
     /// already holds a node.
     Result<Journal> bootstrap(const BootstrapRequest& request);
     Result<HelperStatus> status();
-    /// Delivers queued pings now; returns how many are left.
-    Result<std::size_t> flush(std::chrono::milliseconds timeout);
+    /// Delivers queued pings now; says how many are left and which were set aside as
+    /// unreadable.
+    Result<FlushResult> flush(std::chrono::milliseconds timeout);
 
 private:
     struct Impl;

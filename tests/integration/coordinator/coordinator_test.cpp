@@ -292,6 +292,13 @@ TEST_F(Coordinator, RefusesBadReleasesAndBadCallersChangingNothing) {
     r = call("POST", "/v1/deployments", R"({"version":"2.0.0","max_paralel":2})");
     EXPECT_EQ(r.status, 400);
     EXPECT_NE(r.body.find("unknown field 'max_paralel'"), std::string::npos) << r.body;
+    r = call("POST", "/v1/deployments",
+             R"({"version":"2.0.0","min_healthy_ms":9223372036854775807})");
+    EXPECT_EQ(r.status, 400);
+    EXPECT_NE(r.body.find("field 'min_healthy_ms' must be 0 to 86400000 (24 h), not "
+                          "9223372036854775807"),
+              std::string::npos)
+        << r.body;
     // A tampered manifest fails its signature.
     auto path = dir_ / "repo" / "releases" / "2.0.0.json";
     auto text = testing::readFile(path);

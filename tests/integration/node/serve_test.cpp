@@ -253,6 +253,75 @@ TEST_F(ServeTest, TheSwapOutlivesTheEndpoint) {
     EXPECT_EQ(runningVersion(), "2.0.0");
 }
 
+/// The names in store/ that start with ".tmp-" (staging folders of unfinished adds).
+std::vector<std::string> storeLeftovers(const pkgmgr::NodeLayout& layout) {
+    std::vector<std::string> names;
+    std::error_code ec;
+    for (fs::directory_iterator it(layout.store(), ec), end; !ec && it != end; it.increment(ec))
+        if (it->path().filename().string().starts_with(".tmp-"))
+            names.push_back(it->path().filename().string());
+    return names;
+}
+
+// serve killed in the middle of a stage leaves a staging folder; the next serve removes it at
+// start, and a stage removes any that appear while it runs.
+TEST_F(ServeTest, StagingLeftoversOfAKilledServeAreRemoved) {
+    std::vector<std::string> argv = {PKGMGR_BIN, "--root", root_.string(), "serve", "--no-register",
+                                     "--port-file", (tmp_ / "crash.port").string(),
+                                     "--restart-helper", RESTART_HELPER_BIN};
+    {
+        ServerProcess crashing(argv, tmp_ / "crash.port", tmp_ / "crash.log",
+                               {{"HOIST_CRASH_AT", "store-add-before-rename"}});
+        ASSERT_TRUE(crashing.started());
+        (void)httpSend("POST", crashing.url() + "/v1/stage", "{\"release\":\"1.0.0\"}", token_);
+        auto outcome = crashing.child().wait(std::chrono::seconds(30));
+        ASSERT_TRUE(outcome.has_value()) << readFile(tmp_ / "crash.log");
+        ASSERT_EQ(outcome->exit_code, kCrashExitCode);
+    }
+    ASSERT_FALSE(storeLeftovers(layout_).empty()) << "the crash left no staging folder";
+
+    startServe({"--no-register"});
+    EXPECT_EQ(storeLeftovers(layout_), std::vector<std::string>{});
+
+    fs::create_directories(layout_.store() / ".tmp-killed-stage/share");
+    auto staged = post("/v1/stage", "{\"release\":\"1.0.0\"}");
+    ASSERT_TRUE(staged) << readFile(tmp_ / "serve.log");
+    ASSERT_EQ(staged->status, 200) << staged->body;
+    EXPECT_EQ(storeLeftovers(layout_), std::vector<std::string>{});
+}
+
+// A truncated journal: serve says so (GET /v1/transaction and /v1/node) and refuses restarts
+// until `restart-helper recover` has set it aside.
+TEST_F(ServeTest, ADamagedJournalIsReportedAndBlocksRestartsUntilRecover) {
+    startServe({"--no-register"});
+    runRelease1();
+    writeFile(layout_.txn(), "{\"operation\":\"op-1\",\"kind\":\"sw");
+
+    auto txn = body(httpGet(url_ + "/v1/transaction"));
+    EXPECT_TRUE(txn["active"].GetBool());
+    ASSERT_TRUE(txn.HasMember("damaged"));
+    EXPECT_NE(std::string(txn["damaged"].GetString()).find("the transaction journal is damaged"),
+              std::string::npos);
+    auto node = body(httpGet(url_ + "/v1/node"));
+    ASSERT_TRUE(node["transaction"].IsObject());
+    EXPECT_NE(std::string(node["transaction"]["damaged"].GetString()).find("restart-helper recover"),
+              std::string::npos);
+    auto restart = post("/v1/restart", "{\"generation\":1}");
+    ASSERT_TRUE(restart);
+    EXPECT_EQ(restart->status, 422) << restart->body;
+    EXPECT_NE(restart->body.find("the transaction journal is damaged"), std::string::npos)
+        << restart->body;
+
+    auto recovered = helper({"recover"});
+    EXPECT_EQ(recovered.exit_code, kExitHealthy) << recovered.out << recovered.err;
+    EXPECT_FALSE(fs::exists(layout_.txn()));
+    EXPECT_TRUE(serviceHealthy());
+    auto after = post("/v1/restart", "{\"generation\":1}");
+    ASSERT_TRUE(after);
+    ASSERT_EQ(after->status, 202) << after->body;
+    EXPECT_EQ(waitForOperation(body(after)["operation"].GetString()), "healthy");
+}
+
 TEST_F(ServeTest, PackagesCanBeFetchedListedAndDeleted) {
     startServe({"--no-register"});
     runRelease1();
