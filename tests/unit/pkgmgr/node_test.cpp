@@ -181,20 +181,32 @@ TEST(Outbox, APingFromANodeTheCoordinatorDoesNotKnowIsKeptUntilItRegisters) {
     EXPECT_TRUE(outbox->pending()->empty());
 }
 
-TEST(PingCourier, ParksWhileTheNodeIsNotRegisteredAndDeliversOnResume) {
+// A node with one ping queued for a coordinator that does not know it yet.
+class UnregisteredNode : public ::testing::Test {
+protected:
+    void SetUp() override {
+        coordinator.knowsTheNode(false);
+        url = Outbox::statusUrl(coordinator.url(), "n1");
+        ASSERT_OK(outbox);
+        ASSERT_OK(outbox->enqueue(ping("starting"), url));
+    }
+    // Starts the courier and waits for the coordinator's refusal to park it.
+    void parkCourier(PingCourier& courier) {
+        courier.start();
+        courier.notify();
+        ASSERT_TRUE(waitFor([&] { return courier.parked(); }, std::chrono::seconds(5)));
+    }
     TempFolder tmp;
-    auto layout = NodeLayout::at(tmp.path());
+    NodeLayout layout = NodeLayout::at(tmp.path());
     FakeCoordinator coordinator;
-    coordinator.knowsTheNode(false);
-    auto outbox = Outbox::open(layout);
-    ASSERT_OK(outbox);
-    auto url = Outbox::statusUrl(coordinator.url(), "n1");
-    ASSERT_OK(outbox->enqueue(ping("starting"), url));
+    std::string url;
+    Result<Outbox> outbox = Outbox::open(layout);
+};
+
+TEST_F(UnregisteredNode, TheCourierParksAndDeliversOnResume) {
     PingCourier courier(layout, [] { return std::string(); },
                         {.attempts = 0, .base = std::chrono::milliseconds(5), .cap = std::chrono::milliseconds(20)});
-    courier.start();
-    courier.notify();
-    ASSERT_TRUE(waitFor([&] { return courier.parked(); }, std::chrono::seconds(5)));
+    parkCourier(courier);
     // Parked: a new ping queues behind the refused one, and nothing is sent again (the
     // backoff would have retried about ten times in this while).
     ASSERT_OK(outbox->enqueue(ping("healthy"), url));
@@ -211,18 +223,9 @@ TEST(PingCourier, ParksWhileTheNodeIsNotRegisteredAndDeliversOnResume) {
     EXPECT_TRUE(outbox->pending()->empty());
 }
 
-TEST(PingCourier, StopDoesNotWaitForACoordinatorThatDoesNotKnowTheNode) {
-    TempFolder tmp;
-    auto layout = NodeLayout::at(tmp.path());
-    FakeCoordinator coordinator;
-    coordinator.knowsTheNode(false);
-    auto outbox = Outbox::open(layout);
-    ASSERT_OK(outbox);
-    ASSERT_OK(outbox->enqueue(ping("healthy"), Outbox::statusUrl(coordinator.url(), "n1")));
+TEST_F(UnregisteredNode, StoppingAParkedCourierDoesNotWaitForDelivery) {
     PingCourier courier(layout, [] { return std::string(); });
-    courier.start();
-    courier.notify();
-    ASSERT_TRUE(waitFor([&] { return courier.parked(); }, std::chrono::seconds(5)));
+    parkCourier(courier);
     auto before = std::chrono::steady_clock::now();
     EXPECT_EQ(courier.stop(std::chrono::seconds(30)), 1u);
     EXPECT_LT(std::chrono::steady_clock::now() - before, std::chrono::seconds(10));
