@@ -93,29 +93,14 @@ Result<StartRequest> parseStart(const std::string& body, const std::string& acto
 }
 
 Result<NodeRecord> parseRegistration(const std::string& body) {
-    constexpr std::string_view ctx = "registration";
-    HOIST_ASSIGN(auto doc, json::parseObject(body, ctx));
-    HOIST_TRY(json::rejectUnknown(
-        doc, {"node", "id", "role", "address", "release", "generation", "mode"}, ctx));
+    HOIST_ASSIGN(auto registration, pkgmgr::Registration::fromJson(body));
     NodeRecord n;
-    // pkgmgr serve names the node "id"; "node" is accepted as well.
-    HOIST_ASSIGN(auto id, json::optString(doc, "id", ctx));
-    if (id) {
-        n.id = *id;
-    } else {
-        HOIST_ASSIGN(n.id, json::getString(doc, "node", ctx));
-    }
-    HOIST_ASSIGN(n.role, json::getString(doc, "role", ctx));
-    HOIST_ASSIGN(n.address, json::getString(doc, "address", ctx));
-    HOIST_ASSIGN(auto release, json::optString(doc, "release", ctx));
-    HOIST_ASSIGN(auto generation, json::optInt(doc, "generation", ctx));
-    n.release = release.value_or("");
-    n.generation = generation.value_or(0);
-    HOIST_ASSIGN(auto mode, json::optString(doc, "mode", ctx));
-    n.mode = mode.value_or("push");
-    if (n.mode != "push" && n.mode != "pull")
-        return fail(Errc::Invalid, ctx, ": field 'mode' must be 'push' or 'pull', not '", n.mode,
-                    "'");
+    n.id = std::move(registration.id);
+    n.role = std::move(registration.role);
+    n.address = std::move(registration.address);
+    n.release = std::move(registration.release);
+    n.generation = registration.generation;
+    n.mode = std::move(registration.mode);
     return n;
 }
 
@@ -164,7 +149,7 @@ void registerRoutes(http::Server& server, Engine& engine, MonitorWatch& watch,
     server.route(
         "POST", R"(/v1/nodes/([^/]+)/status)", [e, nodeAuth](const ServerRequest& request) {
             if (auto who = nodeAuth(request); !who) return ServerReply::error(who.error());
-            auto ping = pkgmgr::StatusPing::parse(request.body);
+            auto ping = pkgmgr::StatusPing::fromJson(request.body);
             if (!ping) return ServerReply::error(ping.error());
             if (ping->node != request.matches.at(1))
                 return ServerReply::error(400, "status ping: field 'node' ('" + ping->node +

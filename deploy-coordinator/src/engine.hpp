@@ -19,7 +19,7 @@
 #include "deploy_coordinator/state.hpp"
 #include "holds.hpp"
 #include "pkgmgr/release.hpp"
-#include "pkgmgr/status.hpp"
+#include "pkgmgr/wire.hpp"
 #include "worker_pool.hpp"
 
 namespace hoist::deploy_coordinator {

@@ -122,6 +122,18 @@ Result<std::vector<std::string>> optStringArray(const Value& obj, std::string_vi
     return out;
 }
 
+Result<void> requireMembers(const Value& obj, std::initializer_list<std::string_view> required,
+                            std::string_view ctx) {
+    std::vector<std::string_view> absent;
+    for (auto key : required)
+        if (find(obj, key) == obj.MemberEnd()) absent.push_back(key);
+    if (absent.empty()) return ok();
+    if (absent.size() == 1) return missing(ctx, absent.front());
+    std::string names;
+    for (auto key : absent) names += detail::concat(names.empty() ? "" : ", ", "'", key, "'");
+    return fail(Errc::Invalid, ctx, ": fields ", names, " are required");
+}
+
 Result<void> rejectUnknown(const Value& obj, std::initializer_list<std::string_view> allowed,
                            std::string_view ctx) {
     for (const auto& member : obj.GetObject()) {

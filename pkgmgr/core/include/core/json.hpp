@@ -41,6 +41,10 @@ Result<const Value*> getArray(const Value& obj, std::string_view key, std::strin
 /// An array of strings (absent: empty).
 Result<std::vector<std::string>> optStringArray(const Value& obj, std::string_view key,
                                                 std::string_view ctx);
+/// Refuses an object that lacks any of `required`, naming every one missing:
+/// "status ping: field 'seq' is required", "GET /v1/node: fields 'id', 'healthy' are required".
+Result<void> requireMembers(const Value& obj, std::initializer_list<std::string_view> required,
+                            std::string_view ctx);
 /// Refuses members not in `allowed`: "node.json: unknown field 'rol' (did you mean 'role'?)".
 Result<void> rejectUnknown(const Value& obj, std::initializer_list<std::string_view> allowed,
                            std::string_view ctx);
