@@ -1221,7 +1221,7 @@ Result<std::pair<pkgmgr::Release, std::string>> Engine::fetchRelease(const std::
     if (signature) sig_view = *signature;
     HOIST_ASSIGN(auto release,
                  pkgmgr::loadVerifiedRelease(manifest.body, sig_view, options_.trusted_keys,
-                                             options_.allow_unsigned));
+                                             options_.allow_unsigned, "release " + version));
     if (release.version != version)
         return fail(Errc::Invalid, "releases/", version, ".json names version '", release.version,
                     "'");

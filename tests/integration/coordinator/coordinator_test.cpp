@@ -321,6 +321,49 @@ TEST_F(Coordinator, RefusesBadReleasesAndBadCallersChangingNothing) {
     EXPECT_TRUE(actions().empty());
 }
 
+TEST_F(Coordinator, HostileJsonIsRefusedClearlyAndTheServerLives) {
+    startCoordinator();
+    std::string objects;
+    for (int i = 0; i < 150'000; ++i) objects += "{\"a\":";
+    // Each of these killed the recursive parser (SIGSEGV) or was silently accepted.
+    struct Case {
+        std::string path, token, body, needle;
+    };
+    std::vector<Case> cases = {
+        {"/v1/halt", "halt-secret", std::string(200 * 1024, '['), "nested deeper than 128 levels"},
+        {"/v1/nodes/register", "node-secret", objects, "nested deeper than 128 levels"},
+        {"/v1/halt", "halt-secret", R"({"reason":"a","reason":"b"})", "duplicate key 'reason'"},
+        {"/v1/halt", "halt-secret", "{\"reason\":\"\xff\xfe\"}", "invalid UTF-8"},
+    };
+    for (const auto& c : cases) {
+        http::Request request;
+        request.method = "POST";
+        request.url = coordinator_->url() + c.path;
+        request.body = c.body;
+        request.headers = {http::bearer(c.token), {"Content-Type", "application/json"}};
+        auto sent = client_.send(request);
+        ASSERT_OK(sent);
+        const auto& r = *sent;
+        EXPECT_EQ(r.status, 400) << c.path << ": " << r.body.substr(0, 200);
+        EXPECT_NE(r.body.find(c.needle), std::string::npos) << r.body.substr(0, 200);
+        EXPECT_EQ(call("GET", "/healthz", "", "").status, 200);
+    }
+    EXPECT_EQ(parsed(call("GET", "/v1/halt"))["holds"].Size(), 0u);
+    // An unsigned nested manifest in the repository is refused before it is parsed; a signed
+    // one (a trusted key gone bad) is parsed within the limits.
+    testing::writeFile(dir_ / "repo" / "releases" / "6.0.0.json", std::string(300 * 1024, '['));
+    auto r = call("GET", "/v1/plan?version=6.0.0", "", "halt-secret");
+    EXPECT_EQ(r.status, 401) << r.body;
+    EXPECT_NE(r.body.find("release 6.0.0 is not signed"), std::string::npos) << r.body;
+    auto sig = pkgmgr::signRelease(std::string(300 * 1024, '['), private_pem_);
+    ASSERT_OK(sig);
+    testing::writeFile(dir_ / "repo" / "releases" / "6.0.0.json.sig", *sig);
+    r = call("GET", "/v1/plan?version=6.0.0", "", "halt-secret");
+    EXPECT_EQ(r.status, 400) << r.body;
+    EXPECT_NE(r.body.find("nested deeper than 128 levels"), std::string::npos) << r.body;
+    EXPECT_EQ(call("GET", "/healthz", "", "").status, 200);
+}
+
 TEST_F(Coordinator, StopsWhenTheFailureBudgetIsSpentLeavingTheRestUntouched) {
     startCoordinator();
     startFleet(1, 6, 200);
