@@ -133,8 +133,17 @@ int serve(const ServeOptions& o, std::ostream& err) {
 
     auto engine = Engine::create(**state, eo);
     if (!engine) return failWith(engine.error());
-    registerRoutes(**server, **engine, tokens);
+    Engine* engine_ptr = engine->get();
+    auto watch = MonitorWatch::create(
+        **state, {[engine_ptr] { return engine_ptr->acting(); },
+                  [engine_ptr](const std::string& source, const std::string& reason) {
+                      return engine_ptr->halt(source, reason, "coordinator");
+                  },
+                  nowMs});
+    if (!watch) return failWith(watch.error());
+    registerRoutes(**server, **engine, **watch, tokens);
     (*engine)->start();
+    (*watch)->start();
     if (!o.port_file.empty()) {
         if (auto written = (*server)->writePortFile(o.port_file); !written)
             return failWith(written.error());
@@ -146,6 +155,7 @@ int serve(const ServeOptions& o, std::ostream& err) {
     server_ptr = server->get();
     if (!stop_requested) (*server)->run();
     server_ptr = nullptr;
+    (*watch)->stop();
     (*engine)->stop();
     log::info("deploy-coordinator", "stopped");
     return 0;

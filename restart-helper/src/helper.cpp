@@ -10,6 +10,7 @@
 #include "core/log.hpp"
 #include "helper_impl.hpp"
 #include "pkgmgr/status.hpp"
+#include "pkgmgr/wire.hpp"
 
 namespace hoist::restart_helper {
 
@@ -128,6 +129,7 @@ void Helper::Impl::ping(const Journal& j) {
         log::warn(kComponent, "cannot queue a status ping", {{"error", queued.error().describe()}});
         return;
     }
+    if (!deliver_pings) return;
     if (!courier) {
         auto node_layout = layout;
         auto node_config = *config;

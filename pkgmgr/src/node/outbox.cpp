@@ -38,7 +38,7 @@ Result<QueuedPing> readQueued(const fs::path& file) {
     queued.file = file;
     HOIST_ASSIGN(queued.url, json::getString(doc, "url", ctx));
     HOIST_ASSIGN(const json::Value* ping, json::getObject(doc, "ping", ctx));
-    HOIST_ASSIGN(queued.ping, StatusPing::parse(json::toString(*ping)));
+    HOIST_ASSIGN(queued.ping, StatusPing::fromJson(json::toString(*ping)));
     return queued;
 }
 
@@ -162,6 +162,16 @@ Result<Outbox::DrainResult> Outbox::drain(http::Client& client, const std::strin
                        {{"seq", q.ping.seq}, {"error", result.last_error}});
             return result;
         }
+        if (isNotRegistered(response->status, response->body)) {
+            // Registration comes first: the ping is kept, and the ones after it wait behind it
+            // so that the coordinator still sees them in seq order.
+            result.unregistered = true;
+            result.last_error = "the coordinator does not know this node yet";
+            result.left = queued.size() - i;
+            log::debug(kComponent, "the coordinator does not know this node yet; keeping the ping",
+                       {{"seq", q.ping.seq}});
+            return result;
+        }
         if (response->ok()) {
             ++result.delivered;
             log::debug(kComponent, "delivered", {{"seq", q.ping.seq}, {"state", q.ping.state}});
@@ -203,6 +213,21 @@ void PingCourier::notify() {
     wake_.notify_all();
 }
 
+void PingCourier::resume() {
+    {
+        std::lock_guard lock(mutex_);
+        parked_ = false;
+        notified_ = true;
+        ++resumes_;
+    }
+    wake_.notify_all();
+}
+
+bool PingCourier::parked() {
+    std::lock_guard lock(mutex_);
+    return parked_;
+}
+
 std::size_t PingCourier::stop(std::chrono::milliseconds grace) {
     {
         std::lock_guard lock(mutex_);
@@ -221,14 +246,24 @@ void PingCourier::loop() {
     http::Client client;
     int failures = 0;
     while (true) {
+        std::uint64_t resumes = 0;
+        {
+            std::unique_lock lock(mutex_);
+            // Parked: sending again would be refused the same way until the node registers.
+            wake_.wait(lock, [this] { return !parked_ || stopping_; });
+            if (parked_) return;
+            resumes = resumes_;
+        }
         std::size_t left = 0;
         bool delivered_all = false;
+        bool unregistered = false;
         auto outbox = Outbox::open(layout_);
         if (outbox) {
             auto drained = outbox->drain(client, token_ ? token_() : std::string(), request_timeout_);
             if (drained) {
                 left = drained->left;
                 delivered_all = drained->left == 0;
+                unregistered = drained->unregistered;
             } else {
                 // Busy: another process drains; check again soon.
                 auto queued = outbox->pending();
@@ -239,6 +274,13 @@ void PingCourier::loop() {
         }
         std::unique_lock lock(mutex_);
         left_ = left;
+        if (unregistered) {
+            // A registration that finished while this drain ran: try again at once.
+            failures = 0;
+            if (resumes == resumes_) parked_ = true;
+            if (stopping_) return;
+            continue;
+        }
         if (delivered_all) failures = 0;
         else ++failures;
         auto now = std::chrono::steady_clock::now();

@@ -9,10 +9,16 @@
 #include <vector>
 
 #include "core/error.hpp"
+#include "pkgmgr/journal.hpp"
 #include "pkgmgr/layout.hpp"
-#include "restart_helper/journal.hpp"
 
 namespace hoist::restart_helper {
+
+namespace fs = std::filesystem;
+
+/// The journal lives beside the node layout: `pkgmgr serve` reads it too.
+using pkgmgr::Journal;
+using pkgmgr::JournalStep;
 
 /// Exit codes of `swap`, `recover` and `bootstrap` (errors before a transaction starts use
 /// hoist::exitCode: 2 invalid, 3 not found, 8 busy, ...; a crash point exits 86).

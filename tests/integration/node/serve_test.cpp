@@ -6,6 +6,7 @@
 #include "core/json.hpp"
 #include "node_fixture.hpp"
 #include "pkgmgr/node_config.hpp"
+#include "pkgmgr/outbox.hpp"
 #include "restart_helper/helper.hpp"
 
 namespace hoist::testing {
@@ -386,6 +387,59 @@ TEST_F(ServeTest, RegistersWithTheCoordinator) {
     EXPECT_STREQ((*doc)["role"].GetString(), "agent");
     EXPECT_EQ(std::string((*doc)["address"].GetString()), url_);
     EXPECT_EQ(coordinator.registrations().size(), 1u);
+}
+
+// Pings queued before the node is registered (a bootstrap queues its own) go out only once the
+// coordinator knows the node, even when the first registration attempts fail; none is refused
+// or dropped. When the coordinator later forgets the node, it registers again and delivers.
+TEST_F(ServeTest, RegistersBeforeAnyPingAndAgainWhenForgotten) {
+    RecordingCoordinator coordinator;
+    coordinator.refuseUnregistered();
+    coordinator.failRegistrations(2);
+    auto config = pkgmgr::NodeConfig::load(layout_);
+    ASSERT_OK(config);
+    config->coordinator = coordinator.url();
+    ASSERT_OK(config->save(layout_));
+    auto outbox = pkgmgr::Outbox::open(layout_);
+    ASSERT_OK(outbox);
+    auto url = pkgmgr::Outbox::statusUrl(coordinator.url(), "node-1");
+    for (auto state : {"bootstrapping", "starting", "checking", "healthy"}) {
+        pkgmgr::StatusPing ping;
+        ping.state = state;
+        ping.node = "node-1";
+        ASSERT_OK(outbox->enqueue(ping, url));
+    }
+    startServe();
+    auto accepted = [&] {
+        std::vector<RecordingCoordinator::Record> out;
+        for (const auto& r : coordinator.pings())
+            if (r.status == 200) out.push_back(r);
+        return out;
+    };
+    ASSERT_TRUE(waitFor([&] { return accepted().size() == 4; }, std::chrono::seconds(20)))
+        << readFile(tmp_ / "serve.log");
+    auto records = coordinator.records();
+    ASSERT_GE(records.size(), 7u);
+    for (size_t i = 0; i < 3; ++i) EXPECT_EQ(records[i].path, "/v1/nodes/register") << i;
+    EXPECT_EQ(records[2].status, 200);
+    for (const auto& r : coordinator.pings()) EXPECT_EQ(r.status, 200) << r.body;
+    auto pings = accepted();
+    for (size_t i = 0; i < pings.size(); ++i)
+        EXPECT_EQ(pkgmgr::StatusPing::fromJson(pings[i].body)->seq, static_cast<std::int64_t>(i + 1));
+    EXPECT_TRUE(outbox->pending()->empty());
+
+    // The coordinator loses its registry: the next ping is refused, kept, and delivered after
+    // serve has registered again.
+    coordinator.forget();
+    pkgmgr::StatusPing later;
+    later.state = "healthy";
+    later.node = "node-1";
+    ASSERT_OK(outbox->enqueue(later, url));
+    ASSERT_TRUE(waitFor([&] { return accepted().size() == 5; }, std::chrono::seconds(30)))
+        << readFile(tmp_ / "serve.log");
+    EXPECT_EQ(coordinator.registrations().size(), 4u);
+    EXPECT_EQ(pkgmgr::StatusPing::fromJson(accepted().back().body)->seq, 5);
+    EXPECT_TRUE(outbox->pending()->empty());
 }
 
 TEST_F(ServeTest, RefusesToStartWithoutAToken) {

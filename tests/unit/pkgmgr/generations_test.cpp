@@ -456,7 +456,8 @@ TEST_F(GenerationsTest, CliSignedReleases) {
     EXPECT_EQ(cli({"check", "--role", "master", "--release", file.string(), "--key", key + ".pub"},
                   &out, &err),
               exitCode(Errc::Unauthorized));
-    EXPECT_EQ(err, "pkgmgr: release 1.0.0 is not signed (use --allow-unsigned to accept it)\n");
+    EXPECT_EQ(err, "pkgmgr: release manifest " + file.string() +
+                       " is not signed (use --allow-unsigned to accept it)\n");
     EXPECT_EQ(cli({"check", "--role", "master", "--release", file.string(), "--allow-unsigned"},
                   &out, &err),
               0)
