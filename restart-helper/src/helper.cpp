@@ -44,6 +44,18 @@ std::string HelperStatus::toJson() const {
     return w.str();
 }
 
+namespace {
+
+/// A journal that does not parse, with the command that clears it.
+Result<std::optional<Journal>> adviseOnDamage(Result<std::optional<Journal>> loaded) {
+    if (loaded || loaded.error().code != Errc::Corrupt) return loaded;
+    return fail(Errc::Corrupt, loaded.error().describe(),
+                "; run 'restart-helper recover' to set it aside and bring the current "
+                "generation up");
+}
+
+}  // namespace
+
 // ---- Impl
 
 Helper::Impl::Impl(HelperOptions o) : options(std::move(o)), layout(options.layout) {
@@ -316,13 +328,9 @@ Result<std::optional<Journal>> Helper::Impl::recoverLocked(bool start_service,
     if (!repaired) return std::unexpected(repaired.error());
     for (const auto& action : repaired->actions) log::info(kComponent, "recover", {{"action", action}});
     auto loaded = Journal::load(layout);
-    if (!loaded && loaded.error().code == Errc::Corrupt) {
-        if (set_aside_damaged) return recoverDamagedJournal(loaded.error());
-        return fail(Errc::Corrupt, loaded.error().describe(),
-                    "; run 'restart-helper recover' to set it aside and bring the current "
-                    "generation up");
-    }
-    HOIST_ASSIGN(auto journal, std::move(loaded));
+    if (!loaded && loaded.error().code == Errc::Corrupt && set_aside_damaged)
+        return recoverDamagedJournal(loaded.error());
+    HOIST_ASSIGN(auto journal, adviseOnDamage(std::move(loaded)));
     HOIST_ASSIGN(auto cur, gens->current());
     if (!journal) {
         if (start_service && cur) {
@@ -425,7 +433,7 @@ Result<HelperStatus> Helper::status() {
     HOIST_TRY(d.loadNode());
     HelperStatus s;
     HOIST_ASSIGN(s.current, d.gens->current());
-    HOIST_ASSIGN(s.transaction, Journal::load(d.layout));
+    HOIST_ASSIGN(s.transaction, adviseOnDamage(Journal::load(d.layout)));
     HOIST_ASSIGN(s.last, Journal::loadLast(d.layout));
     HOIST_ASSIGN(auto st, d.manager->status());
     s.service_running = st.running;

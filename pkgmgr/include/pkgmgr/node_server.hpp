@@ -23,6 +23,9 @@ struct NodeServerOptions {
     std::filesystem::path layouts_dir;
     /// Packages fetched at once by stage.
     int fetch_parallel = 8;
+    /// How long a package fetch keeps retrying an unreachable or failing repository
+    /// (FetchOptions::retry_for).
+    std::chrono::milliseconds fetch_retry_for{std::chrono::minutes(5)};
     /// Generations (besides the current one) whose packages count as in use.
     int keep = 2;
     /// How long stage, delete and restart wait for the node lock before answering 409.

@@ -16,6 +16,7 @@ struct ServeOptions {
     std::string restart_helper;
     std::string layouts;
     int parallel = 8;
+    int fetch_retry_for_s = 300;
     int lock_wait_ms = 2000;
     bool no_register = false;
     int pull_interval_ms = 0;
@@ -37,6 +38,9 @@ int serve(Cli& cli, const ServeOptions& o) {
     options.restart_helper = o.restart_helper;
     options.layouts_dir = o.layouts;
     options.fetch_parallel = o.parallel;
+    if (o.fetch_retry_for_s < 0 || o.fetch_retry_for_s > 86400)
+        return cli.fail(Error{Errc::Invalid, "--fetch-retry-for must be 0 to 86400 seconds", 0});
+    options.fetch_retry_for = std::chrono::seconds(o.fetch_retry_for_s);
     options.lock_wait = std::chrono::milliseconds(o.lock_wait_ms);
     options.register_node = !o.no_register;
     options.pull_interval = std::chrono::milliseconds(o.pull_interval_ms);
@@ -67,6 +71,9 @@ void addNodeCommands(Cli& cli) {
                     "restart-helper binary (default: $HOIST_RESTART_HELPER, beside pkgmgr, or PATH)");
     sub->add_option("--layouts", o->layouts, "role rules folder (default: $HOIST_LAYOUTS or built in)");
     sub->add_option("--parallel", o->parallel, "packages stage fetches at once");
+    sub->add_option("--fetch-retry-for", o->fetch_retry_for_s,
+                    "seconds a package fetch keeps retrying an unreachable repository")
+        ->capture_default_str();
     sub->add_option("--lock-wait", o->lock_wait_ms, "milliseconds to wait for the node lock");
     sub->add_flag("--no-register", o->no_register, "do not announce this node to the coordinator");
     sub->add_option("--pull-interval-ms", o->pull_interval_ms,

@@ -265,7 +265,9 @@ ServerReply NodeServer::Impl::putPackage(const ServerRequest& request) {
     auto s = storeForChange();
     if (!s) return errorReply(s.error());
     bool had = s->has(sha);
-    auto fetched = fetchPackage(*s, config.repository, sha);
+    FetchOptions fetch_options;
+    fetch_options.retry_for = options.fetch_retry_for;
+    auto fetched = fetchPackage(*s, config.repository, sha, fetch_options);
     if (!fetched) return errorReply(fetched.error());
     if (id && fetched->ref.id != *id)
         return errorReply(Error{Errc::Corrupt,
@@ -361,6 +363,7 @@ Result<Generation> NodeServer::Impl::stageSet(const std::optional<std::string>& 
         HOIST_ASSIGN(auto s, storeForChange());
         FetchOptions fetch_options;
         fetch_options.parallel = options.fetch_parallel;
+        fetch_options.retry_for = options.fetch_retry_for;
         HOIST_TRY(fetchPackages(s, config.repository, shas, fetch_options));
         for (const auto& ref : refs) {
             HOIST_ASSIGN(auto stored, s.get(ref.sha256));
@@ -710,9 +713,10 @@ void NodeServer::Impl::pullStage(const std::string& deployment, const std::strin
 }
 
 void NodeServer::Impl::pullRestart(const std::string& deployment, long generation) {
-    // A swap under way reports its own steps.
-    std::error_code ec;
-    if (fs::exists(layout.txn(), ec) || helperRunning()) return;
+    // A swap under way reports its own steps. A damaged journal goes on to restartTo, whose
+    // refusal is reported, so the coordinator learns why this node does not move.
+    auto txn = readJournal(layout);
+    if ((txn.json && !txn.damage) || helperRunning()) return;
     long current = 0;
     if (auto gens = generations()) {
         if (auto c = gens->current(); c && *c) current = **c;

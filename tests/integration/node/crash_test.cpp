@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <csignal>
 #include <fstream>
+#include <random>
+#include <thread>
 
 #include "node_fixture.hpp"
 #include "restart_helper/helper.hpp"
@@ -165,6 +167,56 @@ TEST_F(NodeFixture, ACrashBetweenForkAndPidfileLeavesNoOrphan) {
     EXPECT_EQ(runningVersion(), "2.0.0");
     for (pid_t pid : processesMentioning(root_.string()))
         if (pid != servicePid()) ::kill(pid, SIGKILL);
+}
+
+// SIGKILL of the helper at random instants 0-40 ms after it journals "starting" (the fork and
+// the pidfile follow within a few ms): after recover, exactly one service runs, every time.
+TEST_F(NodeFixture, RandomKillsAroundTheStartNeverLeaveTwoServices) {
+    HealthSpec fast{.healthy_after_ms = 100, .deadline_ms = 3000};
+    ASSERT_EQ(helper({"swap", "--to", std::to_string(stageVersion("1.0.0", {}, fast))}).exit_code,
+              kExitHealthy);
+    ASSERT_EQ(stageVersion("2.0.0", {}, fast), 2);
+    std::random_device seed_source;
+    auto seed = seed_source();
+    std::mt19937 rng(seed);
+    std::uniform_int_distribution<int> delay_us(0, 40000);
+    int killed_after_starting = 0;
+    int left_two = 0;
+    for (int i = 0; i < 20; ++i) {
+        SCOPED_TRACE("kill " + std::to_string(i) + " (seed " + std::to_string(seed) + ")");
+        auto to = std::to_string(i % 2 == 0 ? 2 : 1);
+        process::Options options;
+        options.new_session = false;
+        auto swap = process::Child::start({RESTART_HELPER_BIN, "--root", root_.string(), "--ping-grace",
+                                           "0", "swap", "--to", to},
+                                          options);
+        ASSERT_OK(swap);
+        // Polled finely: the window after "starting" is a few milliseconds.
+        bool starting = false;
+        auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+        while (!starting && swap->running() && std::chrono::steady_clock::now() < deadline) {
+            auto text = files::readFile(layout_.txn());
+            starting = text && text->find("\"state\":\"starting\"") != std::string::npos;
+            if (!starting) std::this_thread::sleep_for(std::chrono::microseconds(200));
+        }
+        if (starting) {
+            ++killed_after_starting;
+            std::this_thread::sleep_for(std::chrono::microseconds(delay_us(rng)));
+        }
+        swap->signal(SIGKILL);
+        (void)swap->wait(std::chrono::seconds(10));
+        auto recovered = helper({"recover"});
+        EXPECT_TRUE(recovered.exit_code == 0 || recovered.exit_code == restart_helper::kExitRolledBack)
+            << recovered.out << recovered.err;
+        auto running = processesMentioning(root_.string());
+        if (running != std::vector<pid_t>{servicePid()}) {
+            ++left_two;
+            for (pid_t pid : running)
+                if (pid != servicePid()) ::kill(pid, SIGKILL);
+        }
+    }
+    EXPECT_EQ(left_two, 0) << left_two << " of 20 kills left a service nothing manages";
+    EXPECT_GT(killed_after_starting, 10);
 }
 
 TEST_F(NodeFixture, RecoverAtBootStartsTheService) {

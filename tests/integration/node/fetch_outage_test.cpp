@@ -33,6 +33,16 @@ fs::path noisyPackage(const fs::path& work, std::size_t noise_bytes) {
     return packed ? packed->file : fs::path();
 }
 
+/// noisyPackage, published in <tmp>/repo/packages/<sha256>; returns the sha256.
+std::string publishNoisyPackage(const fs::path& tmp, std::size_t noise_bytes) {
+    auto tarball = noisyPackage(tmp, noise_bytes);
+    if (tarball.empty()) return {};
+    auto sha = crypto::sha256Hex(readFile(tarball));
+    fs::create_directories(tmp / "repo/packages");
+    fs::copy_file(tarball, tmp / "repo/packages" / sha);
+    return sha;
+}
+
 std::unique_ptr<ServerProcess> startRepo(const fs::path& tmp, const std::string& listen,
                                          const std::string& name) {
     auto port_file = tmp / (name + ".port");
@@ -46,12 +56,8 @@ std::unique_ptr<ServerProcess> startRepo(const fs::path& tmp, const std::string&
 // same port: the fetch waits for it and resumes from the bytes it has, never from 0.
 TEST(FetchOutage, ResumesAfterTheRepositoryIsKilledAndRestarted) {
     TempFolder tmp;
-    auto tarball = noisyPackage(tmp.path(), 48u << 20);
-    ASSERT_FALSE(tarball.empty());
-    auto sha = crypto::sha256Hex(readFile(tarball));
-    fs::create_directories(tmp / "repo/packages");
-    fs::copy_file(tarball, tmp / "repo/packages" / sha);
-
+    auto sha = publishNoisyPackage(tmp.path(), 48u << 20);
+    ASSERT_FALSE(sha.empty());
     auto repo = startRepo(tmp.path(), "127.0.0.1:0", "first");
     ASSERT_TRUE(repo->started());
     int port = repo->port();
@@ -124,11 +130,8 @@ TEST(FetchOutage, AFullDiskRemovesThePartItWasWriting) {
     if (probe.exit_code != 0)
         GTEST_SKIP() << "cannot mount a small tmpfs here (unshare -rm + mount -t tmpfs failed: "
                      << strings::trim(probe.err) << "); the full-disk case is not exercised";
-    auto tarball = noisyPackage(tmp.path(), 12u << 20);
-    ASSERT_FALSE(tarball.empty());
-    auto sha = crypto::sha256Hex(readFile(tarball));
-    fs::create_directories(tmp / "repo/packages");
-    fs::copy_file(tarball, tmp / "repo/packages" / sha);
+    auto sha = publishNoisyPackage(tmp.path(), 12u << 20);
+    ASSERT_FALSE(sha.empty());
     auto repo = startRepo(tmp.path(), "127.0.0.1:0", "repo");
     ASSERT_TRUE(repo->started());
 

@@ -319,6 +319,14 @@ TEST_F(ServeTest, ADamagedJournalIsReportedAndBlocksRestartsUntilRecover) {
     EXPECT_NE(restart->body.find("the transaction journal is damaged"), std::string::npos)
         << restart->body;
 
+    // The helper refuses it too, naming the way out.
+    for (const auto& verb : std::vector<std::vector<std::string>>{{"status"}, {"swap", "--to", "1"}}) {
+        auto refused = helper(verb);
+        EXPECT_EQ(refused.exit_code, exitCode(Errc::Corrupt)) << verb[0] << ": " << refused.err;
+        EXPECT_NE(refused.err.find("run 'restart-helper recover' to set it aside"), std::string::npos)
+            << verb[0] << ": " << refused.err;
+    }
+
     auto recovered = helper({"recover"});
     EXPECT_EQ(recovered.exit_code, kExitHealthy) << recovered.out << recovered.err;
     EXPECT_FALSE(fs::exists(layout_.txn()));
