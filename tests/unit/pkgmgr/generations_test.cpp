@@ -382,6 +382,31 @@ TEST_F(GenerationsTest, CliVerbs) {
     EXPECT_EQ(out, "nothing to recover\n");
 }
 
+TEST_F(GenerationsTest, CheckReadsPartialVersionsAsSemverDoes) {
+    auto set = baseSet("1.11.2");
+    // node-semver: 1.11, =1.11, <=1.11 and 1 hold 1.11.2; >1.11 means >=1.12.0.
+    std::vector<std::pair<std::string, bool>> cases = {
+        {"1.11", true}, {"=1.11", true}, {"<=1.11", true}, {">1.11", false}, {"1", true}};
+    for (size_t i = 0; i < cases.size(); ++i) {
+        const auto& [range, holds] = cases[i];
+        auto spec = module("mod-" + std::to_string(i));
+        spec.extra = R"("compatible": {"mesos": ")" + range + R"("})";
+        auto mod = add(spec);
+        ASSERT_FALSE(mod.empty()) << range;
+        auto outcome = testing::run({PKGMGR_BIN, "--root", layout.root.string(), "check", "--role",
+                                     "master", set[0] + "," + set[1] + "," + mod});
+        if (holds) {
+            EXPECT_EQ(outcome.exit_code, 0) << range << ": " << outcome.err;
+        } else {
+            EXPECT_EQ(outcome.exit_code, exitCode(Errc::Invalid)) << range;
+            EXPECT_NE(outcome.err.find("is compatible only with 'mesos' >1.11 (>=1.12.0), but the "
+                                       "set holds 'mesos--1.11.2'"),
+                      std::string::npos)
+                << outcome.err;
+        }
+    }
+}
+
 TEST_F(GenerationsTest, CliSignedReleases) {
     auto set = baseSet();
     std::string manifest =
