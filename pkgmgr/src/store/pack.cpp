@@ -66,13 +66,15 @@ la_ssize_t writeCallback(archive* a, void* data, const void* buffer, size_t size
     return static_cast<la_ssize_t>(size);
 }
 
-/// A UTF-8 LC_CTYPE for the calling thread (uselocale) until destroyed.
+/// A UTF-8 LC_CTYPE for the calling thread (uselocale) until destroyed. Where the C library
+/// has no C.UTF-8 the thread keeps its locale: ASCII names still pack, others are refused by
+/// libarchive naming the path.
 class ThreadLocale {
 public:
-    static Result<ThreadLocale> utf8() {
+    static ThreadLocale utf8() {
         locale_t utf8 = ::newlocale(LC_CTYPE_MASK, "C.UTF-8", static_cast<locale_t>(nullptr));
         if (utf8 == static_cast<locale_t>(nullptr))
-            return failErrno(Errc::Internal, errno, "pack: the C.UTF-8 locale is not available");
+            return ThreadLocale(utf8, static_cast<locale_t>(nullptr));
         return ThreadLocale(utf8, ::uselocale(utf8));
     }
     ThreadLocale(ThreadLocale&& other) noexcept
@@ -249,7 +251,7 @@ Result<PackResult> packDirectory(const fs::path& dir, const fs::path& out) {
     // Names are UTF-8 (collect checked), and pax headers hold UTF-8: libarchive converts from
     // the locale's charset, which in the "C" locale a process starts in cannot hold 'café'.
     // This thread reads them as UTF-8 while it packs; the process locale is left alone.
-    HOIST_ASSIGN(auto utf8_names, ThreadLocale::utf8());
+    auto utf8_names = ThreadLocale::utf8();
     {
         ArchiveWrite a(archive_write_new());
         if (!a) return fail(Errc::Internal, "cannot allocate an archive writer");

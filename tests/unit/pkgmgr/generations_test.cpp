@@ -435,6 +435,19 @@ TEST_F(GenerationsTest, CliSignedReleases) {
         << err;
     EXPECT_EQ(out, "ok: the set of 2 package(s) is valid for role 'master' (release 1.0.0)\n");
 
+    // A pattern that is neither a glob nor a range is refused before anything is signed.
+    auto bad = tmp.path() / "bad.json";
+    std::string bad_manifest = manifest;
+    bad_manifest.replace(bad_manifest.find("[]"), 2, R"([">=r4"])");
+    writeFile(bad, bad_manifest);
+    EXPECT_EQ(cli({"release", "sign", "--key", key + ".key", bad.string()}, &out, &err),
+              exitCode(Errc::Invalid));
+    EXPECT_EQ(err,
+              "pkgmgr: release 1.0.0: upgrade_from pattern '>=r4' is neither a glob (version "
+              "characters and '*') nor a version range: version range '>=r4': '>=r4' is not a "
+              "comparator (use >=, <=, >, <, =, !=, ^ or ~ before a version)\n");
+    EXPECT_FALSE(fs::exists(bad.string() + ".sig"));
+
     ASSERT_EQ(cli({"release", "sign", "--key", key + ".key", file.string()}, &out, &err), 0) << err;
     EXPECT_TRUE(fs::exists(file.string() + ".sig"));
     EXPECT_EQ(cli({"release", "verify", "--key", key + ".pub", file.string()}, &out, &err), 0)
