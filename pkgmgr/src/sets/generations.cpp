@@ -351,8 +351,7 @@ Result<void> Generations::checkTransition(
         HOIST_ASSIGN(auto hist, history());
         if (std::find(hist.begin(), hist.end(), *target) != hist.end()) return ok();
     }
-    for (const auto& pattern : *upgrade_from)
-        if (globMatch(pattern, from.release)) return ok();
+    if (upgradeAllowed(*upgrade_from, from.release)) return ok();
     return fail(Errc::Conflict, "transition: release ", release,
                 " does not allow upgrading from release ", from.release, " (upgrade_from: ",
                 upgrade_from->empty() ? std::string("none") : strings::join(*upgrade_from, ", "),

@@ -11,6 +11,7 @@
 #include <map>
 #include <memory>
 
+#include "archive_probe.hpp"
 #include "archive_rules.hpp"
 #include "core/crypto.hpp"
 #include "unique_fd.hpp"
@@ -97,9 +98,10 @@ public:
 
 private:
     std::unexpected<Error> refuse(std::string_view raw, const Error& rule) const {
-        return std::unexpected(Error{rule.code,
-                                     detail::concat(what_, ": entry '", raw, "': ", rule.message),
-                                     rule.sys_errno});
+        return std::unexpected(
+            Error{rule.code,
+                  detail::concat(what_, ": entry '", rules::printable(raw), "': ", rule.message),
+                  rule.sys_errno});
     }
     template <class... Parts>
     std::unexpected<Error> refuse(std::string_view raw, Errc code, Parts&&... parts) const {
@@ -443,9 +445,10 @@ Result<Extracted> extractTarball(int tarball_fd, int dest_fd, const ExtractLimit
             return failErrno(Errc::Io, src.read_errno, what, ": cannot read the tarball");
         }
         if (extractor.count() == 0) {
+            std::string found = probe::describe(tarball_fd);
             return fail(Errc::Invalid, what,
                         ": not a package (a tar archive, uncompressed or zstd, xz or gzip): ",
-                        archiveMessage(a.get()));
+                        found.empty() ? archiveMessage(a.get()) : "found " + found);
         }
         return fail(Errc::Corrupt, what, ": the archive is damaged: ", archiveMessage(a.get()));
     };

@@ -435,6 +435,31 @@ TEST_F(GenerationsTest, CliVerbs) {
     EXPECT_EQ(out, "nothing to recover\n");
 }
 
+TEST_F(GenerationsTest, CheckReadsPartialVersionsAsSemverDoes) {
+    auto set = baseSet("1.11.2");
+    // node-semver: 1.11, =1.11, <=1.11 and 1 hold 1.11.2; >1.11 means >=1.12.0.
+    std::vector<std::pair<std::string, bool>> cases = {
+        {"1.11", true}, {"=1.11", true}, {"<=1.11", true}, {">1.11", false}, {"1", true}};
+    for (size_t i = 0; i < cases.size(); ++i) {
+        const auto& [range, holds] = cases[i];
+        auto spec = module("mod-" + std::to_string(i));
+        spec.extra = R"("compatible": {"mesos": ")" + range + R"("})";
+        auto mod = add(spec);
+        ASSERT_FALSE(mod.empty()) << range;
+        auto outcome = testing::run({PKGMGR_BIN, "--root", layout.root.string(), "check", "--role",
+                                     "master", set[0] + "," + set[1] + "," + mod});
+        if (holds) {
+            EXPECT_EQ(outcome.exit_code, 0) << range << ": " << outcome.err;
+        } else {
+            EXPECT_EQ(outcome.exit_code, exitCode(Errc::Invalid)) << range;
+            EXPECT_NE(outcome.err.find("is compatible only with 'mesos' >1.11 (>=1.12.0), but the "
+                                       "set holds 'mesos--1.11.2'"),
+                      std::string::npos)
+                << outcome.err;
+        }
+    }
+}
+
 TEST_F(GenerationsTest, CliSignedReleases) {
     auto set = baseSet();
     std::string manifest =
@@ -463,6 +488,19 @@ TEST_F(GenerationsTest, CliSignedReleases) {
               0)
         << err;
     EXPECT_EQ(out, "ok: the set of 2 package(s) is valid for role 'master' (release 1.0.0)\n");
+
+    // A pattern that is neither a glob nor a range is refused before anything is signed.
+    auto bad = tmp.path() / "bad.json";
+    std::string bad_manifest = manifest;
+    bad_manifest.replace(bad_manifest.find("[]"), 2, R"([">=r4"])");
+    writeFile(bad, bad_manifest);
+    EXPECT_EQ(cli({"release", "sign", "--key", key + ".key", bad.string()}, &out, &err),
+              exitCode(Errc::Invalid));
+    EXPECT_EQ(err,
+              "pkgmgr: release 1.0.0: upgrade_from pattern '>=r4' is neither a glob (version "
+              "characters and '*') nor a version range: version range '>=r4': '>=r4' is not a "
+              "comparator (use >=, <=, >, <, =, !=, ^ or ~ before a version)\n");
+    EXPECT_FALSE(fs::exists(bad.string() + ".sig"));
 
     ASSERT_EQ(cli({"release", "sign", "--key", key + ".key", file.string()}, &out, &err), 0) << err;
     EXPECT_TRUE(fs::exists(file.string() + ".sig"));
