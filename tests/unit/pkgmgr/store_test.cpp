@@ -287,8 +287,8 @@ protected:
         return ids;
     }
     StoredPackage addVersion(const std::string& version) {
-        auto added = store.add(
-            writeTarball(version + ".tar", store_testing::validPackage(Compression::Zstd, version)));
+        auto added = store.add(writeTarball(
+            version + ".tar", store_testing::validPackage(Compression::Zstd, version)));
         EXPECT_TRUE(added.has_value());
         return *added;
     }
@@ -344,7 +344,8 @@ TEST_F(StoreIndexTest, AStaleIndexIsRepairedFromTheStoreFolders) {
 
     auto fresh = *Store::open(layout);
     EXPECT_EQ(listedIds(fresh), (std::vector<std::string>{"demo--2.0", "demo--3.0"}));
-    ASSERT_ERROR(fresh.find("demo--1.0"), Errc::NotFound, "package 'demo--1.0' is not in the store");
+    ASSERT_ERROR(fresh.find("demo--1.0"), Errc::NotFound,
+                 "package 'demo--1.0' is not in the store");
     auto found = fresh.find("demo--3.0");
     ASSERT_OK(found);
     EXPECT_EQ(found->ref, c.ref);
@@ -369,9 +370,9 @@ TEST_F(StoreIndexTest, StaysCorrectAcrossCrashPoints) {
     auto a = addVersion("1.0");
     // Crash after the entry is renamed into place, before the index is written.
     auto tarball = writeTarball("2.tar", store_testing::validPackage(Compression::Zstd, "2.0"));
-    auto crashed = testing::run(
-        {PKGMGR_BIN, "--root", layout.root.string(), "add", tarball.string()},
-        {{"HOIST_CRASH_AT", "store-add-after-rename"}});
+    auto crashed =
+        testing::run({PKGMGR_BIN, "--root", layout.root.string(), "add", tarball.string()},
+                     {{"HOIST_CRASH_AT", "store-add-after-rename"}});
     EXPECT_EQ(crashed.exit_code, kCrashExitCode);
     auto fresh = *Store::open(layout);
     EXPECT_EQ(listedIds(fresh), (std::vector<std::string>{"demo--1.0", "demo--2.0"}));
@@ -380,9 +381,9 @@ TEST_F(StoreIndexTest, StaysCorrectAcrossCrashPoints) {
     EXPECT_NE(indexText().find(b->ref.sha256), std::string::npos);
 
     // Crash after the entry is renamed away, before the index is written.
-    auto removed = testing::run(
-        {PKGMGR_BIN, "--root", layout.root.string(), "remove", a.ref.sha256},
-        {{"HOIST_CRASH_AT", "store-remove-after-rename"}});
+    auto removed =
+        testing::run({PKGMGR_BIN, "--root", layout.root.string(), "remove", a.ref.sha256},
+                     {{"HOIST_CRASH_AT", "store-remove-after-rename"}});
     EXPECT_EQ(removed.exit_code, kCrashExitCode);
     auto after = *Store::open(layout);
     EXPECT_EQ(listedIds(after), (std::vector<std::string>{"demo--2.0"}));
