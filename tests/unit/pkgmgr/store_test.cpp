@@ -2,6 +2,8 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <map>
+
 #include "core/crypto.hpp"
 #include "core/files.hpp"
 #include "store_fixtures.hpp"
@@ -228,6 +230,37 @@ TEST_F(StoreTest, SparseAndEmptyFilesHashAsTheirContent) {
     auto report = store.verify(added->ref.sha256);
     ASSERT_OK(report);
     EXPECT_TRUE(report->ok());
+}
+
+// Small files are hashed and written by writer threads while the next entries are read;
+// large ones, sparse ones and pkginfo.json by the reading thread. Every recorded hash must
+// still be the hash of the bytes on disk, hardlinks included.
+TEST_F(StoreTest, FilesWrittenOnWriterThreadsRecordTheirHashes) {
+    ArchiveBuilder b;
+    b.pkginfo().dir("share").dir("lib");
+    std::map<std::string, std::string> contents;
+    for (int i = 0; i < 300; ++i) {
+        auto path = "share/f" + std::to_string(i);
+        contents[path] = std::string(static_cast<std::size_t>(i * 97), static_cast<char>('a' + i % 26));
+        b.file(path, contents[path]);
+    }
+    std::string big(9u << 20, 'x');
+    for (std::size_t i = 0; i < big.size(); i += 4096) big[i] = static_cast<char>(i / 4096);
+    contents["lib/big"] = big;
+    b.file("lib/big", big);
+    b.hardlink("share/again", "share/f7").hardlink("share/again2", "share/again");
+    contents["share/again"] = contents["share/again2"] = contents["share/f7"];
+    auto added = store.add(writeTarball("many.tar.zst", b.finish()));
+    ASSERT_OK(added);
+    auto report = store.verify(added->ref.sha256);
+    ASSERT_OK(report);
+    EXPECT_TRUE(report->ok()) << report->problems.front();
+    auto text = files::readFile(added->path / ".hoist/manifest.json", 1u << 30);
+    ASSERT_OK(text);
+    for (const auto& [path, content] : contents) {
+        EXPECT_EQ(testing::readFile(added->path / path), content) << path;
+        EXPECT_NE(text->find(crypto::sha256Hex(content)), std::string::npos) << path;
+    }
 }
 
 TEST_F(StoreTest, CrashBeforeRenameLeavesNoEntryAndRecoveryCleansUp) {
