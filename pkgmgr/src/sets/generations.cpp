@@ -14,6 +14,7 @@
 #include "core/json.hpp"
 #include "core/log.hpp"
 #include "core/strings.hpp"
+#include "merged_tree.hpp"
 
 namespace hoist::pkgmgr {
 
@@ -144,53 +145,13 @@ std::vector<std::string> sortedShas(const std::vector<PackageRef>& refs) {
 // ones take a 4 KiB block each).
 constexpr std::string_view kPackageLinks = ".p";
 
-// What the set puts into the well-known folders: for each folder the packages that hold it
-// (in set order), for each file or symlink the package that provides it. validateSet has
-// refused any path two packages provide, so each leaf has one owner.
-struct MergedTree {
-    std::map<std::string, std::vector<size_t>> folders;
-    std::map<std::string, size_t> leaves;
-};
-
-Result<MergedTree> mergeSet(const std::vector<StoredPackage>& set) {
-    MergedTree tree;
-    for (size_t index = 0; index < set.size(); ++index) {
-        const auto& pkg = set[index];
-        for (const auto& dir : kWellKnownDirs) {
-            std::error_code ec;
-            auto base = pkg.path / dir;
-            if (!fs::is_directory(fs::symlink_status(base, ec))) continue;
-            tree.folders[dir].push_back(index);
-            for (auto it = fs::recursive_directory_iterator(base, ec);
-                 !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
-                auto status = it->symlink_status(ec);
-                if (ec) break;
-                auto rel = dir + "/" + it->path().lexically_relative(base).string();
-                if (fs::is_directory(status))
-                    tree.folders[rel].push_back(index);
-                else
-                    tree.leaves.emplace(std::move(rel), index);
-            }
-            if (ec)
-                return failErrno(Errc::Io, ec.value(), "cannot read '", base.string(), "' of '",
-                                 pkg.info.id().str(), "'");
-        }
-    }
-    return tree;
-}
-
-std::string parentOf(const std::string& rel) {
-    auto slash = rel.rfind('/');
-    return slash == std::string::npos ? std::string() : rel.substr(0, slash);
-}
-
 // Builds the set's well-known folders in `gen`: a folder that only one package holds is one
 // link to that package's folder; a folder several packages share is a real folder holding
 // links to each file (and the single-owner folders) below it. Links are relative, so they
 // hold wherever the root is, and go through `.p/<index>`.
 Result<void> linkSet(const std::vector<StoredPackage>& set, const fs::path& gen,
                      const fs::path& root, std::vector<fs::path>& made, size_t& links) {
-    HOIST_ASSIGN(auto tree, mergeSet(set));
+    HOIST_ASSIGN(auto tree, mergeWellKnownFolders(set));
     auto aliases = gen / kPackageLinks;
     if (::mkdir(aliases.c_str(), 0755) != 0)
         return failErrno(Errc::Io, errno, "cannot create '", aliases.string(), "'");
@@ -201,7 +162,14 @@ Result<void> linkSet(const std::vector<StoredPackage>& set, const fs::path& gen,
         if (::symlink(target.c_str(), at.c_str()) != 0)
             return failErrno(Errc::Io, errno, "cannot link '", at.string(), "'");
     }
-    auto link = [&](const std::string& rel, size_t owner) -> Result<void> {
+    // Parents come before their children.
+    for (const auto& rel : tree.shared) {
+        auto at = gen / rel;
+        if (::mkdir(at.c_str(), 0755) != 0)
+            return failErrno(Errc::Io, errno, "cannot create '", at.string(), "'");
+        made.push_back(at);
+    }
+    for (const auto& [rel, owner] : tree.owned) {
         std::string target;
         for (char c : rel)
             if (c == '/') target += "../";
@@ -210,29 +178,6 @@ Result<void> linkSet(const std::vector<StoredPackage>& set, const fs::path& gen,
         if (::symlink(target.c_str(), at.c_str()) != 0)
             return failErrno(Errc::Io, errno, "cannot link '", at.string(), "'");
         ++links;
-        return ok();
-    };
-    // Parents sort before their children; `covered` holds the folders reached through a link.
-    std::set<std::string> covered;
-    for (const auto& [rel, owners] : tree.folders) {
-        auto parent = parentOf(rel);
-        if (!parent.empty() && covered.contains(parent)) {
-            covered.insert(rel);
-            continue;
-        }
-        if (owners.size() == 1) {
-            HOIST_TRY(link(rel, owners.front()));
-            covered.insert(rel);
-            continue;
-        }
-        auto at = gen / rel;
-        if (::mkdir(at.c_str(), 0755) != 0)
-            return failErrno(Errc::Io, errno, "cannot create '", at.string(), "'");
-        made.push_back(at);
-    }
-    for (const auto& [rel, owner] : tree.leaves) {
-        if (covered.contains(parentOf(rel))) continue;
-        HOIST_TRY(link(rel, owner));
     }
     return ok();
 }
