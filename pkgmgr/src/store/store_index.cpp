@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <functional>
 #include <set>
 
 #include "core/crypto.hpp"
@@ -195,10 +196,16 @@ void StoreIndex::writeLocked() {
     file_ok_ = true;
 }
 
+Result<void> StoreIndex::syncLocked(const std::function<bool()>& change) {
+    HOIST_ASSIGN(bool dirty, refreshLocked());
+    if (change && change()) dirty = true;
+    if (dirty) writeLocked();
+    return ok();
+}
+
 Result<std::vector<StoredPackage>> StoreIndex::all() {
     std::lock_guard lock(mutex_);
-    HOIST_ASSIGN(bool dirty, refreshLocked());
-    if (dirty) writeLocked();
+    HOIST_TRY(syncLocked({}));
     std::vector<StoredPackage> out;
     out.reserve(by_sha_.size());
     for (const auto& [sha, pkg] : by_sha_) out.push_back(pkg);
@@ -210,8 +217,7 @@ Result<std::vector<StoredPackage>> StoreIndex::all() {
 
 Result<std::vector<std::string>> StoreIndex::shasOf(const std::string& id) {
     std::lock_guard lock(mutex_);
-    HOIST_ASSIGN(bool dirty, refreshLocked());
-    if (dirty) writeLocked();
+    HOIST_TRY(syncLocked({}));
     std::vector<std::string> out;
     auto [first, last] = by_id_.equal_range(id);
     for (auto it = first; it != last; ++it) out.push_back(it->second);
@@ -221,34 +227,29 @@ Result<std::vector<std::string>> StoreIndex::shasOf(const std::string& id) {
 
 void StoreIndex::added(const StoredPackage& pkg) {
     std::lock_guard lock(mutex_);
-    auto dirty = refreshLocked();
-    if (!dirty) {
-        log::warn(kComponent, "cannot update the store index",
-                  {{"error", dirty.error().describe()}});
-        return;
-    }
-    if (!by_sha_.contains(pkg.ref.sha256)) {
+    auto synced = syncLocked([&] {
+        if (by_sha_.contains(pkg.ref.sha256)) return false;
         by_id_.emplace(pkg.ref.id, pkg.ref.sha256);
         by_sha_.emplace(pkg.ref.sha256, pkg);
-        *dirty = true;
-    }
-    if (*dirty) writeLocked();
+        return true;
+    });
+    if (!synced)
+        log::warn(kComponent, "cannot update the store index",
+                  {{"error", synced.error().describe()}});
 }
 
 void StoreIndex::removed(const std::string& sha256) {
     std::lock_guard lock(mutex_);
     // The entry is already renamed away: the folder listing drops it.
-    auto dirty = refreshLocked();
-    if (!dirty) {
-        log::warn(kComponent, "cannot update the store index",
-                  {{"error", dirty.error().describe()}});
-        return;
-    }
-    if (auto it = by_sha_.find(sha256); it != by_sha_.end()) {
+    auto synced = syncLocked([&] {
+        auto it = by_sha_.find(sha256);
+        if (it == by_sha_.end()) return false;
         eraseLocked(it);
-        *dirty = true;
-    }
-    if (*dirty) writeLocked();
+        return true;
+    });
+    if (!synced)
+        log::warn(kComponent, "cannot update the store index",
+                  {{"error", synced.error().describe()}});
 }
 
 }  // namespace hoist::pkgmgr

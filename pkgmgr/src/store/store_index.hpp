@@ -11,6 +11,7 @@
 // made); a bare store without it reads its entries once per process instead.
 
 #include <ctime>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <string>
@@ -50,6 +51,8 @@ private:
     /// unreadable).
     Result<bool> refreshLocked();
     Result<bool> reconcileLocked();
+    /// refreshLocked, then `change` (true when it changed the entries), then the write.
+    Result<void> syncLocked(const std::function<bool()>& change);
     void loadFileLocked();
     void writeLocked();
     std::map<std::string, StoredPackage>::iterator eraseLocked(
