@@ -26,13 +26,17 @@ bool sameTime(const timespec& a, const timespec& b) {
     return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec;
 }
 
-// A change made within the timestamp granularity of the last one we saw (a jiffy on ext4,
-// up to 2 s elsewhere) may leave the folder's mtime unchanged: until the mtime is older
-// than that, every lookup reads the folder again.
+// A change made within the timestamp granularity of the last one we saw may leave the
+// folder's mtime unchanged: until the mtime is older than that, every lookup reads the folder
+// again. Filesystems with nanosecond timestamps (ext4, xfs, btrfs) stamp from a clock that
+// ticks every jiffy (at most 10 ms); others may count whole seconds (or two, FAT).
 bool racy(const timespec& mtime) {
     timespec now{};
     ::clock_gettime(CLOCK_REALTIME, &now);
-    return now.tv_sec - mtime.tv_sec < 3;
+    auto age_ns = (static_cast<std::int64_t>(now.tv_sec) - mtime.tv_sec) * 1'000'000'000 +
+                  (now.tv_nsec - mtime.tv_nsec);
+    auto window_ns = mtime.tv_nsec != 0 ? std::int64_t{50'000'000} : std::int64_t{3'000'000'000};
+    return age_ns < window_ns;
 }
 
 // The sha256-named folders of the store (complete entries; .tmp-* are not).

@@ -2,7 +2,9 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <chrono>
 #include <map>
+#include <thread>
 
 #include "core/crypto.hpp"
 #include "core/files.hpp"
@@ -397,6 +399,13 @@ TEST_F(StoreIndexTest, AnotherStoreObjectSeesChangesMadeMeanwhile) {
     auto found = other.find("demo--2.0");
     ASSERT_OK(found);
     EXPECT_EQ(found->ref, b.ref);
+    // Once the store folder's mtime is older than its timestamps' granularity, `other` trusts
+    // it: a change must still show through the new mtime. (A wait past the window, not luck.)
+    std::this_thread::sleep_for(std::chrono::milliseconds(150));
+    EXPECT_EQ(listedIds(other), (std::vector<std::string>{"demo--2.0"}));
+    std::this_thread::sleep_for(std::chrono::milliseconds(150));
+    addVersion("3.0");
+    EXPECT_EQ(listedIds(other), (std::vector<std::string>{"demo--2.0", "demo--3.0"}));
 }
 
 TEST_F(StoreIndexTest, StaysCorrectAcrossCrashPoints) {
