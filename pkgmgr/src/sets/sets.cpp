@@ -11,6 +11,7 @@
 #include "core/json.hpp"
 #include "core/strings.hpp"
 #include "sets/embedded_roles.hpp"
+#include "sets/merged_tree.hpp"
 
 namespace hoist::pkgmgr {
 
@@ -128,47 +129,6 @@ std::string countRule(const KindCount& count) {
     return "between " + std::to_string(count.min) + " and " + std::to_string(count.max);
 }
 
-// Every path each package puts into the generation's well-known folders; "" for a folder.
-Result<void> collectPaths(const StoredPackage& pkg, size_t index,
-                          std::map<std::string, size_t>& leaves,
-                          std::map<std::string, size_t>& folders,
-                          std::vector<std::string>& problems,
-                          const std::vector<StoredPackage>& set) {
-    auto conflict = [&](size_t other, const std::string& rel) {
-        problems.push_back("packages '" + set[other].info.id().str() + "' and '" +
-                           pkg.info.id().str() + "' both provide '" + rel +
-                           "' (no two packages may put the same path into a well-known folder)");
-    };
-    for (const auto& dir : kWellKnownDirs) {
-        std::error_code ec;
-        auto base = pkg.path / dir;
-        auto status = std::filesystem::symlink_status(base, ec);
-        if (ec || !std::filesystem::is_directory(status)) continue;
-        for (auto it = std::filesystem::recursive_directory_iterator(base, ec);
-             !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
-            auto entry_status = it->symlink_status(ec);
-            if (ec) break;
-            std::string rel = dir + "/" + it->path().lexically_relative(base).string();
-            if (std::filesystem::is_directory(entry_status)) {
-                if (auto leaf = leaves.find(rel); leaf != leaves.end()) conflict(leaf->second, rel);
-                folders.emplace(rel, index);
-            } else {
-                if (auto leaf = leaves.find(rel); leaf != leaves.end()) {
-                    conflict(leaf->second, rel);
-                } else if (auto folder = folders.find(rel); folder != folders.end()) {
-                    conflict(folder->second, rel);
-                } else {
-                    leaves.emplace(rel, index);
-                }
-            }
-        }
-        if (ec)
-            return failErrno(Errc::Io, ec.value(), "set: cannot read '", base.string(), "' of '",
-                             pkg.info.id().str(), "'");
-    }
-    return ok();
-}
-
 }  // namespace
 
 Result<void> validateSet(const std::vector<StoredPackage>& set, const RoleRules& rules) {
@@ -252,10 +212,12 @@ Result<void> validateSet(const std::vector<StoredPackage>& set, const RoleRules&
         }
     }
 
-    // Paths in the well-known folders.
-    std::map<std::string, size_t> leaves, folders;
-    for (size_t i = 0; i < set.size(); ++i)
-        HOIST_TRY(collectPaths(set[i], i, leaves, folders, problems, set));
+    // Paths in the well-known folders (only the folders packages share can clash).
+    HOIST_ASSIGN(auto merged, mergeWellKnownFolders(set));
+    for (const auto& clash : merged.clashes)
+        problems.push_back("packages '" + set[clash.first].info.id().str() + "' and '" +
+                           set[clash.second].info.id().str() + "' both provide '" + clash.path +
+                           "' (no two packages may put the same path into a well-known folder)");
 
     if (problems.empty()) return ok();
     return fail(Errc::Invalid, "set: ", strings::join(problems, "; "));

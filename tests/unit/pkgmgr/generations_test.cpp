@@ -72,10 +72,22 @@ TEST_F(GenerationsTest, StageBuildsTheGeneration) {
     EXPECT_EQ(readFile(dir / "etc/mesos/master.conf"), "quorum=1 # 1.0.0");
     EXPECT_EQ(readFile(dir / "units/mesos.service"), "[Service]\n");
     EXPECT_EQ(readFile(dir / "lib/mesos/modules/mod-a/f2.so"), "mod-a1.0.02");
-    EXPECT_TRUE(fs::is_symlink(dir / "bin/mesos-master"));
-    EXPECT_EQ(fs::read_symlink(dir / "bin/mesos-master").string(),
-              "../../../store/" + set[0] + "/bin/mesos-master");
-    EXPECT_FALSE(fs::is_symlink(dir / "lib/mesos"));
+    // A folder only one package holds is one link to it (bin/: mesos; lib/mesos/: mod-a);
+    // a shared folder (lib/) is a real folder with a link per entry. Links go through
+    // .p/<index> (one link per package into the store), so every other target is short
+    // enough to live in the inode (under 60 bytes on ext4).
+    EXPECT_EQ(fs::read_symlink(dir / ".p/0").string(), "../../../store/" + set[0]);
+    EXPECT_EQ(fs::read_symlink(dir / "bin").string(), ".p/0/bin");
+    EXPECT_EQ(fs::canonical(dir / "bin/mesos-master"),
+              fs::canonical(layout.storeEntry(set[0]) / "bin/mesos-master"));
+    EXPECT_FALSE(fs::is_symlink(dir / "lib"));
+    EXPECT_EQ(fs::read_symlink(dir / "lib/libmesos.so").string(), "../.p/0/lib/libmesos.so");
+    EXPECT_EQ(fs::read_symlink(dir / "lib/mesos").string(), "../.p/2/lib/mesos");
+    for (const auto& e : fs::recursive_directory_iterator(dir)) {
+        if (e.is_symlink() && e.path().parent_path().filename() != ".p") {
+            EXPECT_LT(fs::read_symlink(e.path()).string().size(), 60u) << e.path();
+        }
+    }
     // The merged environment, expanded.
     EXPECT_EQ(readFile(dir / "environment"), "MESOS_HOME=" + layout.storeEntry(set[0]).string() +
                                                  "\nMESOS_WORK=" + layout.state().string() +
