@@ -10,6 +10,7 @@ set -uo pipefail
 src=$1
 build=$2
 cpack=$3
+here=$(cd "$(dirname "$0")" && pwd)
 
 missing=()
 for tool in "$cpack" dpkg-deb dpkg-shlibdeps lintian systemd-analyze man; do
@@ -27,6 +28,7 @@ trap 'rm -rf "$work"' EXIT
 root=$work/root
 passed=0
 failed=0
+skipped=()
 
 check() {  # description, then a command that must succeed
     local what=$1
@@ -199,5 +201,25 @@ verify_units() {
 }
 check "systemd-analyze verify accepts the four units" verify_units
 
+echo "== dpkg -i into a throwaway copy of this machine"
+if [ "$(id -u)" -ne 0 ]; then
+    skipped+=("dpkg -i (needs root for a mount namespace)")
+else
+    unshare -m --propagation private bash "$here/dpkg_install.sh" "$work/out" "$work/ns" \
+        >"$work/dpkg.log" 2>&1
+    rc=$?
+    cat "$work/dpkg.log"
+    passed=$((passed + $(grep -c '^ok:' "$work/dpkg.log")))
+    if [ $rc -eq 77 ]; then
+        skipped+=("dpkg -i (no mount namespace or overlay file system here)")
+    else
+        failed=$((failed + rc))
+    fi
+fi
+
 echo "passed: $passed, failed: $failed"
-[ "$failed" -eq 0 ]
+[ "$failed" -eq 0 ] || exit 1
+if [ ${#skipped[@]} -gt 0 ]; then
+    echo "SKIPPED: ${skipped[*]}"
+    exit 77
+fi
