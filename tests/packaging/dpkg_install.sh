@@ -4,12 +4,15 @@
 # of / whose writes go to a tmpfs and chroots into it, so the machine itself never changes and
 # everything is gone when the namespace ends. Checks the hoist user and folders the postinst
 # makes, a reinstall, a daemon started the way its unit starts it (as hoist, tokens in
-# /etc/hoist), and a purge.
-# Usage (as root): unshare -m --propagation private bash dpkg_install.sh DEB_DIR WORK_DIR
+# /etc/hoist), a local cluster's upgrade run by the installed binaries, and a purge.
+# Usage (as root):
+#   unshare -m --propagation private bash dpkg_install.sh DEB_DIR WORK_DIR SOURCE_DIR BUILD_DIR
 # Prints ok/FAILED lines; exit status: the number of failures (77: no overlay here).
 set -uo pipefail
 debs=$1
 ns=$2
+src=$3
+build=$4
 
 mkdir -p "$ns"
 mount -t tmpfs -o size=512m hoist-packages "$ns" || exit 77
@@ -19,6 +22,10 @@ root=$ns/root
 # The overlay holds the root file system alone: give the copy the kernel's file systems.
 mount --rbind /dev "$root/dev" && mount -t proc proc "$root/proc" || exit 77
 [ "$(findmnt -n -o FSTYPE "$root")" = overlay ] || exit 77
+# The source tree (tools/local-cluster) and the build folder (the stand-in service), as they are.
+for d in "$src" "$build"; do
+    mkdir -p "$root$d" && mount --bind "$d" "$root$d" || exit 77
+done
 mkdir -p "$root/tmp/hoist-debs"
 cp "$debs"/*.deb "$root/tmp/hoist-debs/"
 
@@ -26,6 +33,15 @@ inside() {  # a command in the copy, with a clean environment
     chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C.UTF-8 \
         DEBIAN_FRONTEND=noninteractive "$@"
 }
+
+# tools/local-cluster in the copy. Its `down` stops the processes naming its folder, which is
+# unique to this run; the exit trap makes sure nothing it started outlives the test.
+cluster_dir=/tmp/$(basename "$(dirname "$ns")")-cluster
+lc() {
+    inside HOIST_BIN_DIR=/usr/bin BUILD="$build" HOIST_CLUSTER_DIR="$cluster_dir" MASTERS=1 \
+        AGENTS=2 bash "$src/tools/local-cluster" "$@"
+}
+trap 'lc down >/dev/null 2>&1' EXIT
 
 failed=0
 check() {  # description, then a command that must succeed
@@ -99,6 +115,24 @@ coordinator_runs_as_hoist() {
 }
 check "deploy-coordinator runs as hoist (database in its state folder), cluster nodes answers" \
     coordinator_runs_as_hoist
+
+# tools/local-cluster on the installed binaries: repo-server, the coordinator, the provisioner's
+# local backend and three nodes that bootstrap themselves with restart-helper and pkgmgr serve,
+# then `cluster upgrade 2.0.0`.
+upgrade_from_installed() {
+    local log=$ns/local-cluster.log
+    if lc up >"$log" 2>&1 && lc upgrade 2.0.0 --max-parallel 2 >>"$log" 2>&1 &&
+        lc cluster --json nodes >"$ns/fleet.json" 2>>"$log" &&
+        [ "$(grep -c '"release": *"2.0.0"' "$ns/fleet.json")" -eq 3 ] &&
+        grep -q "installed binaries in /usr/bin" "$log"; then
+        return 0
+    fi
+    tail -n 30 "$log" | sed 's/^/  /'
+    sed 's/^/  /' "$ns/fleet.json" 2>/dev/null
+    return 1
+}
+check "local-cluster upgrades 1 master and 2 agents to 2.0.0 with the installed binaries" \
+    upgrade_from_installed
 
 gone() { ! inside test -e "$1"; }
 check "dpkg -P purges hoist-coordinator" quiet inside dpkg -P hoist-coordinator

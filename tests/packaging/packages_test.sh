@@ -205,7 +205,7 @@ echo "== dpkg -i into a throwaway copy of this machine"
 if [ "$(id -u)" -ne 0 ]; then
     skipped+=("dpkg -i (needs root for a mount namespace)")
 else
-    unshare -m --propagation private bash "$here/dpkg_install.sh" "$work/out" "$work/ns" \
+    unshare -m --propagation private bash "$here/dpkg_install.sh" "$work/out" "$work/ns" "$src" "$build" \
         >"$work/dpkg.log" 2>&1
     rc=$?
     cat "$work/dpkg.log"
