@@ -3,7 +3,7 @@
 # each package's exact file list, its dependencies (dpkg-shlibdeps' and adduser), conffiles and
 # maintainer scripts; every installed binary runs (--help) and has its man page; the bash
 # completion completes from the installed binaries; lintian passes on the packages and
-# `systemd-analyze verify` on the installed units.
+# `systemd-analyze verify` and `security` on the installed units.
 # Usage: packages_test.sh SOURCE_DIR BUILD_DIR CPACK
 # Exit 77 (skipped) with one line naming what is missing when a tool it needs is absent.
 set -uo pipefail
@@ -200,6 +200,21 @@ verify_units() {
     [ $rc -eq 0 ] && [ -z "$out" ]
 }
 check "systemd-analyze verify accepts the four units" verify_units
+
+# systemd's own score of each unit's sandbox (0 safest, 10 none), with a ceiling so that a
+# weakened unit fails: the hoist-user daemons 3.0, the node (root, starts services) 8.5.
+exposure_at_most() {  # unit ceiling*10
+    local out rc
+    out=$(systemd-analyze security --offline=true --no-pager --threshold="$2" \
+        "$root/lib/systemd/system/$1.service" 2>&1)
+    rc=$?
+    echo "  $(tail -n 1 <<<"$out")"
+    return $rc
+}
+for u in hoist-coordinator hoist-repo-server hoist-provisioner; do
+    check "$u's exposure is at most 3.0" exposure_at_most "$u" 30
+done
+check "hoist-node's exposure is at most 8.5" exposure_at_most hoist-node 85
 
 echo "== dpkg -i into a throwaway copy of this machine"
 if [ "$(id -u)" -ne 0 ]; then
