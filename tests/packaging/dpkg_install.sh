@@ -7,7 +7,8 @@
 # /etc/hoist), a local cluster's upgrade run by the installed binaries, and a purge.
 # Usage (as root):
 #   unshare -m --propagation private bash dpkg_install.sh DEB_DIR WORK_DIR SOURCE_DIR BUILD_DIR
-# Prints ok/FAILED lines; exit status: the number of failures (77: no overlay here).
+# Prints ok/FAILED lines; exit status: the number of failures (77: no overlay here, or the
+# machine has a hoist user already).
 set -uo pipefail
 debs=$1
 ns=$2
@@ -43,25 +44,16 @@ lc() {
 }
 trap 'lc down >/dev/null 2>&1' EXIT
 
-failed=0
-check() {  # description, then a command that must succeed
-    local what=$1
-    shift
-    if "$@"; then
-        echo "ok: $what"
-    else
-        failed=$((failed + 1))
-        echo "FAILED: $what"
-    fi
-}
+# shellcheck source=../helpers/check.sh
+. "$src/tests/helpers/check.sh"
 quiet() {  # a command whose output is shown only when it fails
     local out
     out=$("$@" 2>&1) || { echo "$out" | sed 's/^/  /'; return 1; }
 }
 
 if inside getent passwd hoist >/dev/null; then
-    echo "FAILED: this machine already has a hoist user; the postinst's is not tested"
-    exit 1
+    echo "this machine already has a hoist user: the postinst could not be tested"
+    exit 77
 fi
 check "dpkg -i installs the five packages" quiet inside sh -c 'dpkg -i /tmp/hoist-debs/*.deb'
 check "all five are installed" quiet inside dpkg-query -W -f='${Status}\n' hoist-node \

@@ -26,21 +26,10 @@ fi
 work=$(mktemp -d "${TMPDIR:-/tmp}/hoist-packages.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 root=$work/root
-passed=0
-failed=0
+# shellcheck source=../helpers/check.sh
+. "$src/tests/helpers/check.sh"
 skipped=()
 
-check() {  # description, then a command that must succeed
-    local what=$1
-    shift
-    if "$@"; then
-        passed=$((passed + 1))
-        echo "ok: $what"
-    else
-        failed=$((failed + 1))
-        echo "FAILED: $what"
-    fi
-}
 
 echo "== cpack (from $build)"
 if ! (cd "$work" && "$cpack" -G DEB --config "$build/CPackConfig.cmake" -B "$work/out" \
@@ -226,7 +215,7 @@ else
     cat "$work/dpkg.log"
     passed=$((passed + $(grep -c '^ok:' "$work/dpkg.log")))
     if [ $rc -eq 77 ]; then
-        skipped+=("dpkg -i (no mount namespace or overlay file system here)")
+        skipped+=("dpkg -i (no mount namespace or overlay file system, or a hoist user, here)")
     else
         failed=$((failed + rc))
     fi
