@@ -3,8 +3,9 @@
 # copy of this machine: run in a mount namespace of its own (unshare -m), it mounts an overlay
 # of / whose writes go to a tmpfs and chroots into it, so the machine itself never changes and
 # everything is gone when the namespace ends. Checks the hoist user and folders the postinst
-# makes, a reinstall, a daemon started the way its unit starts it (as hoist, tokens in
-# /etc/hoist), a local cluster's upgrade run by the installed binaries, and a purge.
+# makes, a reinstall, the coordinator and repo-server started the way their units start them
+# (as hoist, the default flags, tokens in /etc/hoist), a local cluster's upgrade run by the
+# installed binaries, and a purge.
 # Usage (as root):
 #   unshare -m --propagation private bash dpkg_install.sh DEB_DIR WORK_DIR SOURCE_DIR BUILD_DIR
 # Prints ok/FAILED lines; exit status: the number of failures (77: no overlay here, or the
@@ -79,34 +80,88 @@ check "pkgmgr --help runs from /usr/bin" quiet inside pkgmgr --help
 check "a reinstall runs the postinst again without error" \
     quiet inside sh -c 'dpkg -i /tmp/hoist-debs/hoist-coordinator_*.deb'
 
-# The coordinator as its unit runs it: the hoist user, the state in its state folder, the token
-# made as /etc/default/hoist-coordinator says.
-coordinator_runs_as_hoist() {
-    inside sh -c 'install -m 0640 -g hoist /dev/null /etc/hoist/admin.token &&
-                  head -c 32 /dev/urandom | base64 >/etc/hoist/admin.token' || return 1
-    inside setpriv --reuid=hoist --regid=hoist --init-groups --reset-env \
-        /usr/bin/deploy-coordinator --state /var/lib/hoist/coordinator/coordinator.db \
-        --listen 127.0.0.1:0 --port-file /var/lib/hoist/coordinator/port \
-        --admin-token-file /etc/hoist/admin.token >"$ns/coordinator.log" 2>&1 &
-    local pid=$! port="" i
+# A daemon as its unit starts it: ExecStart= with the unit's Environment= and its
+# /etc/default file, as User=, in WorkingDirectory= (without systemd's sandbox: no systemd
+# runs here). The default file's --listen gets port 0 and a port file, as tests need; EXTRA is
+# added to its flags. Sets unit_pid and unit_port.
+start_unit() {  # name default-listen extra-flags
+    local unit=/lib/systemd/system/$1.service workdir
+    workdir=$(inside sed -n 's/^WorkingDirectory=//p' "$unit")
+    inside sed -i "s|--listen $2|--listen 127.0.0.1:0 --port-file $workdir/port $3|" \
+        "/etc/default/$1" || return 1
+    inside sh -c '
+        unit=$1 defaults=$2
+        user=$(sed -n "s/^User=//p" "$unit")
+        cd "$(sed -n "s/^WorkingDirectory=//p" "$unit")" || exit 1
+        set -a
+        eval "$(sed -n "s/^Environment=//p" "$unit")"
+        . "$defaults"
+        set +a
+        eval "exec setpriv --reuid=$user --regid=$user --init-groups $(sed -n "s/^ExecStart=//p" "$unit")"
+    ' unit "$unit" "/etc/default/$1" >"$ns/$1.log" 2>&1 &
+    unit_pid=$!
+    unit_port=""
+    local i
     for i in $(seq 1 300); do
-        port=$(cat "$root/var/lib/hoist/coordinator/port" 2>/dev/null) && [ -n "$port" ] && break
-        kill -0 "$pid" 2>/dev/null || break
+        unit_port=$(cat "$root$workdir/port" 2>/dev/null) && [ -n "$unit_port" ] && return 0
+        kill -0 "$unit_pid" 2>/dev/null || break
         sleep 0.1
     done
+    sed 's/^/  /' "$ns/$1.log"
+    return 1
+}
+stop_unit() {
+    kill "$unit_pid" 2>/dev/null
+    wait "$unit_pid" 2>/dev/null
+}
+make_token() {  # file: as the default files say
+    inside sh -c "install -m 0640 -g hoist /dev/null $1 && head -c 32 /dev/urandom | base64 >$1"
+}
+
+# hoist-coordinator with its default flags: the three tokens it names, made as the file says.
+coordinator_unit_runs() {
+    local t
+    for t in admin node halt; do make_token "/etc/hoist/$t.token" || return 1; done
+    start_unit hoist-coordinator 127.0.0.1:7000 "" || return 1
     local ok=1
-    if [ -n "$port" ] && inside cluster --url "http://127.0.0.1:$port" \
-        --token-file /etc/hoist/admin.token --json nodes >"$ns/nodes.json" 2>&1 &&
+    if inside cluster --url "http://127.0.0.1:$unit_port" --token-file /etc/hoist/admin.token \
+        --json nodes >"$ns/nodes.json" 2>&1 &&
         [ "$(inside stat -c %U /var/lib/hoist/coordinator/coordinator.db)" = hoist ]; then
         ok=0
+    else
+        sed 's/^/  /' "$ns/hoist-coordinator.log" "$ns/nodes.json"
     fi
-    kill "$pid" 2>/dev/null
-    wait "$pid" 2>/dev/null
-    [ $ok -eq 0 ] || sed 's/^/  /' "$ns/coordinator.log" "$ns/nodes.json"
+    stop_unit
     return $ok
 }
-check "deploy-coordinator runs as hoist (database in its state folder), cluster nodes answers" \
-    coordinator_runs_as_hoist
+check "hoist-coordinator's command line and default flags run as hoist; cluster nodes answers" \
+    coordinator_unit_runs
+
+# hoist-repo-server with the upload token its default file suggests: a package published to it
+# is written under /var/lib/hoist/repo by the hoist user and served back.
+repo_unit_runs() {
+    make_token /etc/hoist/repo-upload.token || return 1
+    mkdir -p "$root/tmp/pkg"
+    echo '{"name": "hello", "version": "1.0.0", "kind": "module"}' >"$root/tmp/pkg/pkginfo.json"
+    quiet inside pkgmgr pack /tmp/pkg -o /tmp/hello--1.0.0.tar.zst || return 1
+    start_unit hoist-repo-server 127.0.0.1:8070 "--token-file /etc/hoist/repo-upload.token" ||
+        return 1
+    local ok=1 sha
+    sha=$(sha256sum "$root/tmp/hello--1.0.0.tar.zst" | cut -d' ' -f1)
+    if inside pkgmgr publish --repo "http://127.0.0.1:$unit_port" \
+        --token-file /etc/hoist/repo-upload.token /tmp/hello--1.0.0.tar.zst >"$ns/publish.log" 2>&1 &&
+        [ "$(inside stat -c %U "/var/lib/hoist/repo/packages/$sha")" = hoist ] &&
+        curl -sf --max-time 5 "http://127.0.0.1:$unit_port/packages/$sha" |
+        cmp -s - "$root/tmp/hello--1.0.0.tar.zst"; then
+        ok=0
+    else
+        sed 's/^/  /' "$ns/hoist-repo-server.log" "$ns/publish.log"
+    fi
+    stop_unit
+    return $ok
+}
+check "hoist-repo-server's command line runs as hoist; a published package is stored and served" \
+    repo_unit_runs
 
 # tools/local-cluster on the installed binaries: repo-server, the coordinator, the provisioner's
 # local backend and three nodes that bootstrap themselves with restart-helper and pkgmgr serve,
