@@ -37,13 +37,23 @@ inside() {  # a command in the copy, with a clean environment
 }
 
 # tools/local-cluster in the copy. Its `down` stops the processes naming its folder, which is
-# unique to this run; the exit trap makes sure nothing it started outlives the test.
+# unique to this run.
 cluster_dir=/tmp/$(basename "$(dirname "$ns")")-cluster
 lc() {
     inside HOIST_BIN_DIR=/usr/bin BUILD="$build" HOIST_CLUSTER_DIR="$cluster_dir" MASTERS=1 \
         AGENTS=2 bash "$src/tools/local-cluster" "$@"
 }
-trap 'lc down >/dev/null 2>&1' EXIT
+# At exit, every process whose root is the copy (the /opt/hoist node's endpoint and service,
+# whatever a failure left running) is one this test started: each is ended by its id.
+stop_copy_processes() {
+    lc down >/dev/null 2>&1
+    local p pids=()
+    for p in /proc/[0-9]*; do
+        [ "$(readlink "$p/root" 2>/dev/null)" = "$root" ] && pids+=("${p#/proc/}")
+    done
+    [ ${#pids[@]} -eq 0 ] || kill -KILL "${pids[@]}" 2>/dev/null
+}
+trap stop_copy_processes EXIT
 
 # shellcheck source=../helpers/check.sh
 . "$src/tests/helpers/check.sh"
@@ -80,30 +90,20 @@ check "pkgmgr --help runs from /usr/bin" quiet inside pkgmgr --help
 check "a reinstall runs the postinst again without error" \
     quiet inside sh -c 'dpkg -i /tmp/hoist-debs/hoist-coordinator_*.deb'
 
-# A daemon as its unit starts it: ExecStart= with the unit's Environment= and its
-# /etc/default file, as User=, in WorkingDirectory= (without systemd's sandbox: no systemd
-# runs here). The default file's --listen gets port 0 and a port file, as tests need; EXTRA is
-# added to its flags. Sets unit_pid and unit_port.
-start_unit() {  # name default-listen extra-flags
-    local unit=/lib/systemd/system/$1.service workdir
-    workdir=$(inside sed -n 's/^WorkingDirectory=//p' "$unit")
-    inside sed -i "s|--listen $2|--listen 127.0.0.1:0 --port-file $workdir/port $3|" \
-        "/etc/default/$1" || return 1
-    inside sh -c '
-        unit=$1 defaults=$2
-        user=$(sed -n "s/^User=//p" "$unit")
-        cd "$(sed -n "s/^WorkingDirectory=//p" "$unit")" || exit 1
-        set -a
-        eval "$(sed -n "s/^Environment=//p" "$unit")"
-        . "$defaults"
-        set +a
-        eval "exec setpriv --reuid=$user --regid=$user --init-groups $(sed -n "s/^ExecStart=//p" "$unit")"
-    ' unit "$unit" "/etc/default/$1" >"$ns/$1.log" 2>&1 &
+# A daemon as its unit starts it (run_unit.sh: the unit's environment, default file, user,
+# folder, ExecStartPre= and ExecStart=; systemd's sandbox aside, as no systemd runs here). EDIT
+# is a sed expression applied to the unit's /etc/default file first (tests listen on port 0
+# and write a port file). Sets unit_pid and unit_port.
+start_unit() {  # name port-file edit
+    inside sed -i "$3" "/etc/default/$1" || return 1
+    rm -f "$root$2"
+    inside bash "$src/tests/packaging/run_unit.sh" "/lib/systemd/system/$1.service" \
+        "/etc/default/$1" >"$ns/$1.log" 2>&1 &
     unit_pid=$!
     unit_port=""
     local i
-    for i in $(seq 1 300); do
-        unit_port=$(cat "$root$workdir/port" 2>/dev/null) && [ -n "$unit_port" ] && return 0
+    for i in $(seq 1 600); do
+        unit_port=$(cat "$root$2" 2>/dev/null) && [ -n "$unit_port" ] && return 0
         kill -0 "$unit_pid" 2>/dev/null || break
         sleep 0.1
     done
@@ -122,7 +122,9 @@ make_token() {  # file: as the default files say
 coordinator_unit_runs() {
     local t
     for t in admin node halt; do make_token "/etc/hoist/$t.token" || return 1; done
-    start_unit hoist-coordinator 127.0.0.1:7000 "" || return 1
+    start_unit hoist-coordinator /var/lib/hoist/coordinator/port \
+        "s|--listen 127.0.0.1:7000|--listen 127.0.0.1:0 --port-file /var/lib/hoist/coordinator/port|" ||
+        return 1
     local ok=1
     if inside cluster --url "http://127.0.0.1:$unit_port" --token-file /etc/hoist/admin.token \
         --json nodes >"$ns/nodes.json" 2>&1 &&
@@ -144,7 +146,8 @@ repo_unit_runs() {
     mkdir -p "$root/tmp/pkg"
     echo '{"name": "hello", "version": "1.0.0", "kind": "module"}' >"$root/tmp/pkg/pkginfo.json"
     quiet inside pkgmgr pack /tmp/pkg -o /tmp/hello--1.0.0.tar.zst || return 1
-    start_unit hoist-repo-server 127.0.0.1:8070 "--token-file /etc/hoist/repo-upload.token" ||
+    start_unit hoist-repo-server /var/lib/hoist/repo/port "s|--listen 127.0.0.1:8070|--listen \
+127.0.0.1:0 --port-file /var/lib/hoist/repo/port --token-file /etc/hoist/repo-upload.token|" ||
         return 1
     local ok=1 sha
     sha=$(sha256sum "$root/tmp/hello--1.0.0.tar.zst" | cut -d' ' -f1)
@@ -166,20 +169,54 @@ check "hoist-repo-server's command line runs as hoist; a published package is st
 # tools/local-cluster on the installed binaries: repo-server, the coordinator, the provisioner's
 # local backend and three nodes that bootstrap themselves with restart-helper and pkgmgr serve,
 # then `cluster upgrade 2.0.0`.
+cluster_up() {
+    local log=$ns/local-cluster.log
+    lc up >"$log" 2>&1 && grep -q "installed binaries in /usr/bin" "$log" && return 0
+    tail -n 30 "$log" | sed 's/^/  /'
+    return 1
+}
+# A fourth node the way a real machine runs one: bootstrapped into /opt/hoist from the local
+# cluster's repository with the fleet's node token in /etc/hoist (as the default file says),
+# then hoist-node.service's ExecStartPre (recover) and ExecStart (pkgmgr serve); it registers
+# with the coordinator and the upgrade below takes it to 2.0.0 with the others.
+lc_url() { echo "http://127.0.0.1:$(cat "$root$cluster_dir/ports/$1")"; }
+node_unit_joins() {
+    inside install -m 0600 "$cluster_dir/secrets/node.token" /etc/hoist/node.token || return 1
+    if ! inside restart-helper --root /opt/hoist bootstrap --repo "$(lc_url repo)" \
+        --release 1.0.0 --role agent --coordinator "$(lc_url coordinator)" --id packaged-node \
+        --trusted-key "$cluster_dir/secrets/release.pub" \
+        --coordinator-token-file /etc/hoist/node.token --listen 127.0.0.1:0 \
+        >"$ns/bootstrap.log" 2>&1; then
+        sed 's/^/  /' "$ns/bootstrap.log"
+        return 1
+    fi
+    start_unit hoist-node /opt/hoist/run/serve.port \
+        's|^HOIST_NODE_OPTS="|HOIST_NODE_OPTS="--port-file /opt/hoist/run/serve.port |' || return 1
+    local i
+    for i in $(seq 1 300); do
+        lc cluster --json nodes 2>/dev/null | grep -q '"packaged-node"' && return 0
+        sleep 0.1
+    done
+    echo "  packaged-node did not register"
+    sed 's/^/  /' "$ns/hoist-node.log"
+    return 1
+}
 upgrade_from_installed() {
     local log=$ns/local-cluster.log
-    if lc up >"$log" 2>&1 && lc upgrade 2.0.0 --max-parallel 2 >>"$log" 2>&1 &&
+    if lc upgrade 2.0.0 --max-parallel 2 >>"$log" 2>&1 &&
         lc cluster --json nodes >"$ns/fleet.json" 2>>"$log" &&
-        [ "$(grep -c '"release": *"2.0.0"' "$ns/fleet.json")" -eq 3 ] &&
-        grep -q "installed binaries in /usr/bin" "$log"; then
+        [ "$(grep -c '"release": *"2.0.0"' "$ns/fleet.json")" -eq 4 ]; then
         return 0
     fi
     tail -n 30 "$log" | sed 's/^/  /'
     sed 's/^/  /' "$ns/fleet.json" 2>/dev/null
     return 1
 }
-check "local-cluster upgrades 1 master and 2 agents to 2.0.0 with the installed binaries" \
-    upgrade_from_installed
+if check "local-cluster starts 1 master and 2 agents on 1.0.0 with the installed binaries" \
+    cluster_up; then
+    check "a node in /opt/hoist started as hoist-node.service starts it registers" node_unit_joins
+    check "cluster upgrade 2.0.0 takes the 4 nodes to 2.0.0" upgrade_from_installed
+fi
 
 gone() { ! inside test -e "$1"; }
 check "dpkg -P purges hoist-coordinator" quiet inside dpkg -P hoist-coordinator
