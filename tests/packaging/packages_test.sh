@@ -3,7 +3,8 @@
 # each package's exact file list, its dependencies (dpkg-shlibdeps' and adduser), conffiles and
 # maintainer scripts; every installed binary runs (--help) and has its man page; the bash
 # completion completes from the installed binaries; lintian passes on the packages and
-# `systemd-analyze verify` and `security` on the installed units.
+# `systemd-analyze verify` and `security` on the installed units. Then, as root,
+# dpkg_install.sh installs them for real in a throwaway copy of the machine.
 # Usage: packages_test.sh SOURCE_DIR BUILD_DIR CPACK
 # Exit 77 (skipped) with one line naming what is missing when a tool it needs is absent.
 set -uo pipefail
@@ -29,7 +30,6 @@ root=$work/root
 # shellcheck source=../helpers/check.sh
 . "$src/tests/helpers/check.sh"
 skipped=()
-
 
 echo "== cpack (from $build)"
 if ! (cd "$work" && "$cpack" -G DEB --config "$build/CPackConfig.cmake" -B "$work/out" \
