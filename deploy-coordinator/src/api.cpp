@@ -6,6 +6,7 @@
 #include "core/crypto.hpp"
 #include "core/json.hpp"
 #include "core/log.hpp"
+#include "node_messages.hpp"
 
 namespace hoist::deploy_coordinator {
 
@@ -90,33 +91,6 @@ Result<StartRequest> parseStart(const std::string& body, const std::string& acto
     r.node_deadline_ms = nd.value_or(r.node_deadline_ms);
     r.progress_deadline_ms = pd.value_or(r.progress_deadline_ms);
     return r;
-}
-
-Result<NodeRecord> parseRegistration(const std::string& body) {
-    constexpr std::string_view ctx = "registration";
-    HOIST_ASSIGN(auto doc, json::parseObject(body, ctx));
-    HOIST_TRY(json::rejectUnknown(
-        doc, {"node", "id", "role", "address", "release", "generation", "mode"}, ctx));
-    NodeRecord n;
-    // pkgmgr serve names the node "id"; "node" is accepted as well.
-    HOIST_ASSIGN(auto id, json::optString(doc, "id", ctx));
-    if (id) {
-        n.id = *id;
-    } else {
-        HOIST_ASSIGN(n.id, json::getString(doc, "node", ctx));
-    }
-    HOIST_ASSIGN(n.role, json::getString(doc, "role", ctx));
-    HOIST_ASSIGN(n.address, json::getString(doc, "address", ctx));
-    HOIST_ASSIGN(auto release, json::optString(doc, "release", ctx));
-    HOIST_ASSIGN(auto generation, json::optInt(doc, "generation", ctx));
-    n.release = release.value_or("");
-    n.generation = generation.value_or(0);
-    HOIST_ASSIGN(auto mode, json::optString(doc, "mode", ctx));
-    n.mode = mode.value_or("push");
-    if (n.mode != "push" && n.mode != "pull")
-        return fail(Errc::Invalid, ctx, ": field 'mode' must be 'push' or 'pull', not '", n.mode,
-                    "'");
-    return n;
 }
 
 /// Forwards a call to the provisioner and hands its reply back as it came.

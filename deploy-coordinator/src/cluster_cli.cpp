@@ -17,6 +17,7 @@
 #include "core/strings.hpp"
 #include "deploy_coordinator/cli.hpp"
 #include "deploy_coordinator/plan.hpp"
+#include "deploy_coordinator/states.hpp"
 #include "module_release.hpp"
 
 namespace hoist::deploy_coordinator {
@@ -110,13 +111,15 @@ std::string roleCounts(const json::Value& d) {
     return strings::join(parts, "  ");
 }
 
+/// Following stops here: the deployment ended, or waits for an admin (held). An unknown state
+/// (a newer coordinator) ends it too.
 bool finished(const std::string& state) {
-    return state == "done" || state == "failed" || state == "aborted" || state == "reverted" ||
-           state == "rolled_back" || state == "held";
+    auto s = parseDeploymentState(state);
+    return !s || isFinished(*s) || *s == DeploymentState::held;
 }
 
 int finishCode(const std::string& state) {
-    if (state == "done") return 0;
+    if (parseDeploymentState(state) == DeploymentState::done) return 0;
     return exitCode(Errc::Unhealthy);
 }
 
@@ -179,7 +182,8 @@ int follow(Api& api, const std::string& id, bool json_out, std::ostream& out, st
                     << "); it continues when an admin runs 'cluster resume'\n";
                 return exitCode(Errc::Halted);
             }
-            if (state != "done") err << "cluster: deployment " << id << " ended " << state << "\n";
+            if (finishCode(state) != 0)
+                err << "cluster: deployment " << id << " ended " << state << "\n";
             return finishCode(state);
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(tty ? 250 : 500));
@@ -434,6 +438,7 @@ int runClusterCli(const std::vector<std::string>& args, std::ostream& out, std::
             auto holds = api.call("GET", "/v1/halt");
             if (!holds) return failWith(holds.error());
             auto hd = json::parseObject(*holds, "halt");
+            bool cleared = false;
             bool halted = hd && member(*hd, "halted") != nullptr && (*hd)["halted"].IsBool() &&
                           (*hd)["halted"].GetBool();
             if (halted || !resume_source.empty()) {
@@ -442,24 +447,33 @@ int runClusterCli(const std::vector<std::string>& args, std::ostream& out, std::
                                                 : "/v1/halt/" + http::urlEncode(resume_source));
                 if (!r) return failWith(r.error());
                 out << "holds cleared\n";
+                cleared = true;
             }
+            auto nothing = [&](const std::string& why) {
+                if (cleared) return 0;
+                err << "cluster: nothing to resume: no hold stands, and " << why << "\n";
+                return exitCode(Errc::Conflict);
+            };
             Error e;
             std::string id = latestDeployment(api, e);
-            if (id.empty()) return 0;
+            if (id.empty()) return nothing("there is no deployment");
             auto d = api.call("GET", "/v1/deployments/" + id + "?nodes=0&events=0");
             if (!d) return failWith(d.error());
             auto doc = json::parseObject(*d, "deployment");
             if (!doc) return failWith(doc.error());
             std::string state = str(*doc, "state");
-            if (state == "paused" || state == "held") {
+            auto parsed = parseDeploymentState(state);
+            if (parsed == DeploymentState::paused || parsed == DeploymentState::held) {
                 std::string body;
                 if (resume_failures)
                     body = detail::concat("{\"max_failures\":", *resume_failures, "}");
                 auto r = api.call("POST", "/v1/deployments/" + id + "/resume", body);
                 if (!r) return failWith(r.error());
                 out << "resumed " << id << "\n";
-            } else if (state == "staging" || state == "rolling" || state == "reverting") {
+            } else if (parsed && isActive(*parsed)) {
                 out << id << " continues (" << state << ")\n";
+            } else {
+                return nothing("deployment " + id + " is " + state);
             }
             return 0;
         };

@@ -1,6 +1,15 @@
 #include "holds.hpp"
 
+#include "core/json.hpp"
+#include "core/log.hpp"
+#include "core/strings.hpp"
+#include "engine.hpp"
+
 namespace hoist::deploy_coordinator {
+
+namespace {
+constexpr std::string_view kLog = "deploy-coordinator";
+}  // namespace
 
 bool ActionGate::beginSend() {
     sending_.fetch_add(1);
@@ -22,6 +31,133 @@ void ActionGate::raise(std::chrono::milliseconds max_wait) {
     raised_.store(true);
     std::unique_lock lock(mutex_);
     idle_.wait_for(lock, max_wait, [this] { return sending_.load() == 0; });
+}
+
+Result<void> Engine::requireNoHold(std::string_view what) {
+    std::lock_guard lock(holds_mutex_);
+    if (!gate_.raised()) return ok();
+    return fail(Errc::Halted, what, " refused: halted by ", holdSummary(),
+                "; an admin must clear the hold (DELETE /v1/halt)");
+}
+
+std::string Engine::holdSummary() {
+    std::vector<std::string> parts;
+    for (const auto& h : holds_) parts.push_back(h.source + " (" + h.reason + ")");
+    return strings::join(parts, ", ");
+}
+
+Result<std::string> Engine::halt(const std::string& source, const std::string& reason,
+                                 const std::string& by) {
+    std::lock_guard hold_lock(holds_mutex_);
+    bool was_raised = gate_.raised();
+    // Gate first, so workers stop at once; wait for sends already past it; then persist; the
+    // reply goes out only after all three.
+    gate_.raise(std::chrono::milliseconds(5000));
+    Hold hold{source, reason, by, nowMs()};
+    bool existed = false;
+    {
+        std::lock_guard lock(mutex_);
+        for (const auto& h : holds_)
+            if (h.source == source) {
+                existed = true;
+                hold.since_ms = h.since_ms;
+            }
+    }
+    auto written = state_.transaction(
+        [&](State::Tx& tx) -> Result<void> {
+            HOIST_TRY(tx.putHold(hold));
+            return tx.appendEvent({0, nowMs(), by, "halt", "", "", source + ": " + reason});
+        },
+        true);
+    if (!written) {
+        if (!was_raised) gate_.lower();
+        return std::unexpected(written.error());
+    }
+    {
+        std::lock_guard lock(mutex_);
+        std::erase_if(holds_, [&](const Hold& h) { return h.source == source; });
+        holds_.push_back(hold);
+        if (active_) active_->computeWaitingOn(true, holdSummary());
+    }
+    log::warn(kLog, "halt", {{"source", source}, {"reason", reason}, {"by", by}});
+    json::Writer w;
+    w.beginObject()
+        .field("source", hold.source)
+        .field("reason", hold.reason)
+        .field("by", hold.by)
+        .field("since", formatTime(hold.since_ms))
+        .field("new", !existed)
+        .endObject();
+    return w.str();
+}
+
+Result<std::string> Engine::clearHolds(std::optional<std::string> source,
+                                       const std::string& actor) {
+    std::lock_guard hold_lock(holds_mutex_);
+    std::vector<Hold> current;
+    {
+        std::lock_guard lock(mutex_);
+        current = holds_;
+    }
+    std::vector<Hold> cleared;
+    for (const auto& h : current)
+        if (!source || h.source == *source) cleared.push_back(h);
+    if (source && cleared.empty())
+        return fail(Errc::NotFound, "no hold from source '", *source, "'");
+    auto now = nowMs();
+    auto written = state_.transaction(
+        [&](State::Tx& tx) -> Result<void> {
+            HOIST_TRY(
+                tx.deleteHolds(source ? std::optional<std::string_view>(*source) : std::nullopt));
+            for (const auto& h : cleared)
+                HOIST_TRY(tx.appendEvent(
+                    {0, now, actor, "halt cleared", "", "", h.source + ": " + h.reason}));
+            return ok();
+        },
+        true);
+    if (!written) return std::unexpected(written.error());
+    {
+        std::lock_guard lock(mutex_);
+        if (source)
+            std::erase_if(holds_, [&](const Hold& h) { return h.source == *source; });
+        else
+            holds_.clear();
+        if (holds_.empty()) gate_.lower();
+        if (active_) active_->last_progress_ms = now;
+        wake_ = true;
+    }
+    wake_cv_.notify_one();
+    log::info(kLog, "halt cleared",
+              {{"by", actor}, {"cleared", static_cast<std::int64_t>(cleared.size())}});
+    json::Writer w;
+    w.beginObject().key("cleared").beginArray();
+    for (const auto& h : cleared) w.value(h.source);
+    w.endArray().endObject();
+    return w.str();
+}
+
+std::string Engine::holdsJson() {
+    std::vector<Hold> list;
+    {
+        std::lock_guard lock(mutex_);
+        list = holds_;
+    }
+    json::Writer w;
+    w.beginObject().field("halted", !list.empty()).key("holds").beginArray();
+    for (const auto& h : list)
+        w.beginObject()
+            .field("source", h.source)
+            .field("reason", h.reason)
+            .field("by", h.by)
+            .field("since", formatTime(h.since_ms))
+            .endObject();
+    w.endArray().endObject();
+    return w.str();
+}
+
+Result<void> Engine::recordEvent(Event event) {
+    if (event.time_ms == 0) event.time_ms = nowMs();
+    return state_.transaction([&](State::Tx& tx) { return tx.appendEvent(event); });
 }
 
 }  // namespace hoist::deploy_coordinator

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/error.hpp"
+#include "deploy_coordinator/states.hpp"
 
 namespace hoist::deploy_coordinator {
 
@@ -64,9 +65,8 @@ struct Deployment {
     std::string version;
     /// "upgrade" (the only kind started through the API; rollbacks reuse the deployment).
     std::string kind = "upgrade";
-    /// staging, rolling, paused, held (failure budget spent), reverting, done, failed, aborted,
-    /// reverted, rolled_back.
-    std::string state = "staging";
+    /// states.hpp: the states and the transitions between them.
+    DeploymentState state = DeploymentState::staging;
     /// A count ("100") or a percentage of the agents ("10%").
     std::string max_parallel = "1";
     std::int64_t max_failures = 0;
@@ -94,10 +94,8 @@ struct DeploymentNode {
     std::string role;
     /// Order in the rollout (masters first).
     std::int64_t ord = 0;
-    /// pending, staging, staged, restarting (persisted before the restart is sent), restarted
-    /// (the node accepted it), settling (healthy, waiting min_healthy_ms), done, failed,
-    /// revert_pending, reverting, reverted, revert_failed, skipped (already on the version).
-    std::string state = "pending";
+    /// states.hpp: the steps and the transitions between them.
+    NodeStep state = NodeStep::pending;
     /// The last state a ping or poll reported ("checking", ...).
     std::string node_state;
     std::string from_release;

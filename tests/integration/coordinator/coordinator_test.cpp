@@ -258,9 +258,12 @@ TEST_F(Coordinator, RollsOutMastersFirstThenAgentsNeverMoreThanMaxParallel) {
     auto metrics = call("GET", "/metrics", "", "");
     EXPECT_NE(metrics.body.find("hoist_coordinator_node_actions_total 20"), std::string::npos)
         << metrics.body;
-    // Upgrading to the same version again skips every node.
-    auto again = start(R"({"version":"2.0.0"})");
-    ASSERT_TRUE(waitState(again, "done", 10s));
+    // Upgrading to the version every node runs is refused, creating no deployment.
+    auto again = call("POST", "/v1/deployments", R"({"version":"2.0.0"})");
+    EXPECT_EQ(again.status, 409) << again.body;
+    EXPECT_NE(again.body.find("nothing to do: every node already runs 2.0.0"), std::string::npos)
+        << again.body;
+    EXPECT_EQ(deploymentState("d-2"), "");
     EXPECT_EQ(restartCounts().size(), 10u);
 }
 

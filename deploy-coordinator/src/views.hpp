@@ -1,0 +1,13 @@
+#pragma once
+
+#include "core/json.hpp"
+#include "deploy_coordinator/state.hpp"
+
+namespace hoist::deploy_coordinator {
+
+/// One registry entry as GET /v1/nodes shows it.
+void writeNode(json::Writer& w, const NodeRecord& n);
+/// One audit event as GET /v1/events shows it.
+void writeEvent(json::Writer& w, const Event& e);
+
+}  // namespace hoist::deploy_coordinator
