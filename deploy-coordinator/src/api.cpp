@@ -60,13 +60,27 @@ ServerReply reply(const Result<std::string>& result, int status = 200) {
     return ServerReply::json(status, *result);
 }
 
-Result<StartRequest> parseStart(const std::string& body, const std::string& actor) {
-    constexpr std::string_view ctx = "deployment request";
+/// A deployment request; a rehearsal's (with `inject`) also takes "inject".
+Result<StartRequest> parseStart(const std::string& body, const std::string& actor,
+                                std::string* inject = nullptr) {
+    std::string_view ctx = inject ? "rehearsal request" : "deployment request";
     HOIST_ASSIGN(auto doc, json::parseObject(body, ctx));
-    HOIST_TRY(json::rejectUnknown(doc,
-                                  {"version", "max_parallel", "max_failures", "auto_revert",
-                                   "min_healthy_ms", "node_deadline_ms", "progress_deadline_ms"},
-                                  ctx));
+    if (inject)
+        HOIST_TRY(json::rejectUnknown(
+            doc,
+            {"version", "max_parallel", "max_failures", "auto_revert", "min_healthy_ms",
+             "node_deadline_ms", "progress_deadline_ms", "inject"},
+            ctx));
+    else
+        HOIST_TRY(
+            json::rejectUnknown(doc,
+                                {"version", "max_parallel", "max_failures", "auto_revert",
+                                 "min_healthy_ms", "node_deadline_ms", "progress_deadline_ms"},
+                                ctx));
+    if (inject) {
+        HOIST_ASSIGN(auto text, json::optString(doc, "inject", ctx));
+        *inject = text.value_or("");
+    }
     StartRequest r;
     r.actor = actor;
     HOIST_ASSIGN(r.version, json::getString(doc, "version", ctx));
@@ -171,6 +185,15 @@ void registerRoutes(http::Server& server, Engine& engine, const Tokens& tokens) 
         auto start = parseStart(request.body, *who);
         if (!start) return ServerReply::error(start.error());
         return reply(e->startDeployment(*start), 201);
+    });
+
+    server.route("POST", "/v1/rehearsals", [e, t](const ServerRequest& request) {
+        auto who = caller(request, t, {"admin", "monitor"});
+        if (!who) return ServerReply::error(who.error());
+        std::string inject;
+        auto start = parseStart(request.body, *who, &inject);
+        if (!start) return ServerReply::error(start.error());
+        return reply(e->rehearse(*start, inject));
     });
 
     server.route("GET", "/v1/deployments", [e, t](const ServerRequest& request) {

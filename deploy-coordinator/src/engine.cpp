@@ -2,9 +2,13 @@
 
 #include <algorithm>
 
+#include <map>
 #include "core/log.hpp"
 #include "core/strings.hpp"
+
 #include "deploy_coordinator/plan.hpp"
+#include "rehearsal.hpp"
+#include "views.hpp"
 
 namespace hoist::deploy_coordinator {
 
@@ -177,11 +181,19 @@ Result<void> Engine::flush(std::int64_t now, bool force_nodes) {
     bool nodes_due = force_nodes || now - last_node_flush_ms_ >= 1000;
     bool have_slots = active_ && std::any_of(active_->slots.begin(), active_->slots.end(),
                                              [](const Slot& s) { return s.dirty; });
+    bool have_lingering = std::any_of(lingering_.begin(), lingering_.end(), [](const auto& l) {
+        return std::any_of(l.second->slots.begin(), l.second->slots.end(),
+                           [](const Slot& s) { return s.dirty; });
+    });
+    have_slots = have_slots || have_lingering;
     // Registry rows a node's progress changed go in the same transaction as that progress.
     bool have_nodes = (nodes_due || have_slots) && !node_dirty_.empty();
     if (!have_slots && !have_nodes && pending_events_.empty() && !(active_ && active_->row_dirty))
         return ok();
     auto result = state_.transaction([&](State::Tx& tx) -> Result<void> {
+        for (const auto& [_, l] : lingering_)
+            for (const auto& s : l->slots)
+                if (s.dirty) HOIST_TRY(tx.putDeploymentNode(s.row));
         if (active_) {
             if (active_->row_dirty) {
                 active_->d.updated_ms = now;
@@ -199,10 +211,25 @@ Result<void> Engine::flush(std::int64_t now, bool force_nodes) {
         return ok();
     });
     if (!result) return result;
+    auto inFlight = [](const Rollout& r) {
+        return std::any_of(r.slots.begin(), r.slots.end(), [](const Slot& s) {
+            return isSwapping(s.row.state) || s.row.state == NodeStep::settling;
+        });
+    };
+    for (auto it = lingering_.begin(); it != lingering_.end();) {
+        for (auto& s : it->second->slots) s.dirty = false;
+        it = inFlight(*it->second) ? std::next(it) : lingering_.erase(it);
+    }
     if (active_) {
         active_->row_dirty = false;
         for (auto& s : active_->slots) s.dirty = false;
-        if (isFinished(active_->d.state)) active_.reset();
+        if (isFinished(active_->d.state)) {
+            if (inFlight(*active_)) {
+                auto id = active_->d.id;
+                lingering_[id] = std::move(active_);
+            }
+            active_.reset();
+        }
     }
     if (have_nodes) {
         node_dirty_.clear();
@@ -332,13 +359,19 @@ Result<void> Engine::onPing(const pkgmgr::StatusPing& ping) {
             rec.generation = ping.to_generation;
         }
         node_dirty_[ping.node] = true;
-        if (!active_ || ping.deployment.empty() || active_->d.id != ping.deployment) return ok();
-        Slot* slot = active_->find(ping.node);
+        Rollout* r = nullptr;
+        if (active_ && active_->d.id == ping.deployment) {
+            r = active_.get();
+        } else if (auto l = lingering_.find(ping.deployment); l != lingering_.end()) {
+            r = l->second.get();
+        }
+        if (r == nullptr || ping.deployment.empty()) return ok();
+        Slot* slot = r->find(ping.node);
         if (slot == nullptr) return ok();
         Output out;
         PingReport report{ping.seq, ping.state, ping.from_generation, ping.to_generation,
                           ping.message};
-        if (!active_->onPing(*slot, report, now, out)) {
+        if (!r->onPing(*slot, report, now, out)) {
             stale_pings_++;
             return ok();  // re-delivery
         }
@@ -349,7 +382,8 @@ Result<void> Engine::onPing(const pkgmgr::StatusPing& ping) {
     return ok();
 }
 
-Result<std::string> Engine::startDeployment(const StartRequest& request) {
+namespace {
+Result<void> validateStart(const StartRequest& request) {
     HOIST_TRY(validateMaxParallel(request.max_parallel));
     if (request.max_failures < 0) return fail(Errc::Invalid, "max_failures must not be negative");
     if (request.min_healthy_ms < 0 || request.node_deadline_ms < 0 ||
@@ -357,21 +391,13 @@ Result<std::string> Engine::startDeployment(const StartRequest& request) {
         return fail(
             Errc::Invalid,
             "min_healthy_ms, node_deadline_ms and progress_deadline_ms must not be negative");
-    HOIST_TRY(requireNoHold("starting a deployment"));
-    {
-        std::lock_guard lock(mutex_);
-        if (active_) return busyRefusal(active_->d);
-    }
-    HOIST_ASSIGN(auto fetched, fetchRelease(request.version));
-    auto& [release, manifest] = fetched;
-    HOIST_TRY(requireChange(release));
+    return ok();
+}
+}  // namespace
 
-    std::lock_guard hold_lock(holds_mutex_);
-    std::lock_guard lock(mutex_);
-    if (gate_.raised())
-        return fail(Errc::Halted, "starting a deployment refused: halted by ", holdSummary(),
-                    "; an admin must clear it first (cluster resume)");
-    if (active_) return busyRefusal(active_->d);
+Result<std::unique_ptr<Rollout>> Engine::buildRollout(const pkgmgr::Release& release,
+                                                      const StartRequest& request, std::int64_t now,
+                                                      std::vector<Wave>& waves) {
     std::vector<PlanNode> plan_nodes;
     std::vector<std::string> refused;
     std::int64_t agents = 0;
@@ -393,11 +419,7 @@ Result<std::string> Engine::startDeployment(const StartRequest& request) {
                     " may not upgrade these nodes (upgrade_from: ",
                     strings::join(release.upgrade_from, " "), "): ", strings::join(refused, "; "));
     }
-    HOIST_ASSIGN(auto number, state_.nextDeploymentNumber());
-    auto now = nowMs();
     auto a = std::make_unique<Rollout>();
-    a->d.id = "d-" + std::to_string(number);
-    a->d.number = number;
     a->d.version = release.version;
     a->d.max_parallel = request.max_parallel;
     a->d.max_failures = request.max_failures;
@@ -405,18 +427,17 @@ Result<std::string> Engine::startDeployment(const StartRequest& request) {
     a->d.min_healthy_ms = request.min_healthy_ms;
     a->d.node_deadline_ms = request.node_deadline_ms;
     a->d.progress_deadline_ms = request.progress_deadline_ms;
-    a->d.release_json = manifest;
     a->d.created_by = request.actor;
     a->d.created_ms = now;
     a->d.updated_ms = now;
-    a->max_parallel = *resolveMaxParallel(request.max_parallel, agents);
+    HOIST_ASSIGN(a->max_parallel, resolveMaxParallel(request.max_parallel, agents));
     a->last_progress_ms = now;
     std::int64_t ord = 0;
-    for (const auto& wave : planWaves(plan_nodes, a->max_parallel)) {
+    waves = planWaves(plan_nodes, a->max_parallel);
+    for (const auto& wave : waves) {
         for (const auto& id : wave.nodes) {
             const auto& n = nodes_.at(id);
             Slot slot;
-            slot.row.deployment = a->d.id;
             slot.row.node = id;
             slot.row.role = n.role;
             slot.row.ord = ord++;
@@ -430,6 +451,34 @@ Result<std::string> Engine::startDeployment(const StartRequest& request) {
         }
     }
     a->index();
+    return a;
+}
+
+Result<std::string> Engine::startDeployment(const StartRequest& request) {
+    HOIST_TRY(validateStart(request));
+    HOIST_TRY(requireNoHold("starting a deployment"));
+    {
+        std::lock_guard lock(mutex_);
+        if (active_) return busyRefusal(active_->d);
+    }
+    HOIST_ASSIGN(auto fetched, fetchRelease(request.version));
+    auto& [release, manifest] = fetched;
+    HOIST_TRY(requireChange(release));
+
+    std::lock_guard hold_lock(holds_mutex_);
+    std::lock_guard lock(mutex_);
+    if (gate_.raised())
+        return fail(Errc::Halted, "starting a deployment refused: halted by ", holdSummary(),
+                    "; an admin must clear it first (cluster resume)");
+    if (active_) return busyRefusal(active_->d);
+    auto now = nowMs();
+    std::vector<Wave> waves;
+    HOIST_ASSIGN(auto a, buildRollout(release, request, now, waves));
+    HOIST_ASSIGN(auto number, state_.nextDeploymentNumber());
+    a->d.id = "d-" + std::to_string(number);
+    a->d.number = number;
+    a->d.release_json = manifest;
+    for (auto& slot : a->slots) slot.row.deployment = a->d.id;
     a->computeWaitingOn(false, "");
     auto written = state_.transaction([&](State::Tx& tx) -> Result<void> {
         HOIST_TRY(tx.putDeployment(a->d));
@@ -453,6 +502,41 @@ Result<std::string> Engine::startDeployment(const StartRequest& request) {
     wake_ = true;
     wake_cv_.notify_one();
     return summary;
+}
+
+Result<std::string> Engine::rehearse(const StartRequest& request, const std::string& inject) {
+    HOIST_TRY(validateStart(request));
+    HOIST_ASSIGN(auto faults, parseFaults(inject));
+    HOIST_ASSIGN(auto fetched, fetchRelease(request.version));
+    auto& release = fetched.first;
+    HOIST_TRY(requireChange(release));
+    // Each node's last finished swap, newest deployment first.
+    std::map<std::string, SimNode> known;
+    HOIST_ASSIGN(auto past, state_.deployments(20));
+    for (const auto& d : past) {
+        HOIST_ASSIGN(auto rows, state_.deploymentNodes(d.id));
+        for (const auto& row : rows)
+            if (row.state == NodeStep::done && row.started_ms > 0 &&
+                row.finished_ms > row.started_ms && !known.contains(row.node))
+                known[row.node] = {row.finished_ms - row.started_ms, true};
+    }
+    std::vector<Wave> waves;
+    std::unique_ptr<Rollout> rollout;
+    std::vector<std::string> notes;
+    {
+        std::lock_guard lock(mutex_);
+        HOIST_ASSIGN(rollout, buildRollout(release, request, 0, waves));
+        if (active_) notes.push_back(busyRefusal(active_->d).error().message);
+        if (gate_.raised())
+            notes.push_back("halted by " + holdSummary() +
+                            ": the upgrade would be refused until an admin clears the hold "
+                            "(cluster resume)");
+    }
+    rollout->d.id = "rehearsal";
+    RehearsalSettings settings;
+    settings.rollout = this->settings();
+    auto result = deploy_coordinator::rehearse(std::move(*rollout), known, faults, waves, settings);
+    return rehearsalJson(result, request, settings, notes);
 }
 Result<std::string> Engine::command(const std::string& id, const std::string& verb,
                                     std::optional<std::int64_t> max_failures,

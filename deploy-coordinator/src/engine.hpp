@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -16,6 +17,7 @@
 #include "core/error.hpp"
 #include "core/http_client.hpp"
 #include "core/metrics.hpp"
+#include "deploy_coordinator/plan.hpp"
 #include "deploy_coordinator/state.hpp"
 #include "holds.hpp"
 #include "node_gateway.hpp"
@@ -89,6 +91,11 @@ public:
 
     // Deployments
     Result<std::string> startDeployment(const StartRequest& request);
+    /// POST /v1/rehearsals: what starting `request` would do, from the real rollout model run
+    /// against simulated nodes (faults injected as `inject` says, parseFaults) on a simulated
+    /// clock. Touches no node and persists nothing. Refused as startDeployment refuses a bad
+    /// request or a release that changes nothing; a hold or a running deployment is noted.
+    Result<std::string> rehearse(const StartRequest& request, const std::string& inject);
     Result<std::string> deploymentJson(const std::string& id, bool with_nodes, int events);
     Result<std::string> deploymentsJson(int limit);
     /// pause, resume, abort, rollback. Conflict when the state does not allow it.
@@ -138,6 +145,11 @@ private:
                                   bool with_nodes, int events);
     Result<std::pair<pkgmgr::Release, std::string>> fetchRelease(const std::string& version);
     std::string holdSummary();
+    /// The rollout `request` would start on the registry as it stands (no id yet). Under
+    /// mutex_. Invalid or Conflict as startDeployment refuses.
+    Result<std::unique_ptr<Rollout>> buildRollout(const pkgmgr::Release& release,
+                                                  const StartRequest& request, std::int64_t now,
+                                                  std::vector<Wave>& waves);
     /// Why `release` would change no node (every node already runs it, or the same package
     /// sets under another version); nullopt when some node changes.
     std::optional<std::string> nothingToDo(const pkgmgr::Release& release);
@@ -156,6 +168,9 @@ private:
     std::unordered_map<std::string, bool> node_checking_;
     std::vector<Hold> holds_;
     std::unique_ptr<Rollout> active_;
+    /// Deployments that ended (aborted, failed) while nodes were still swapping: their nodes'
+    /// reports are still recorded, though nothing more is sent. Dropped once none is in flight.
+    std::map<std::string, std::unique_ptr<Rollout>> lingering_;
     std::deque<std::function<void()>> inbox_;
     std::vector<std::function<void()>> outgoing_;
     std::vector<Event> pending_events_;

@@ -33,6 +33,11 @@ void Rollout::event(Output& out, std::string actor, std::string action, const st
         {0, now, std::move(actor), std::move(action), d.id, node, std::move(detail)});
 }
 
+std::string budgetText(std::int64_t failed, std::int64_t max_failures) {
+    return detail::concat(failed, failed == 1 ? " node" : " nodes",
+                          " failed, more than max_failures ", max_failures);
+}
+
 bool Rollout::step(Slot& slot, NodeEvent e) {
     auto to = next(slot.row.state, e);
     if (!to) return false;
@@ -232,7 +237,9 @@ void Rollout::applyReport(Slot& slot, const std::string& report, std::int64_t no
         } else {
             step(slot, NodeEvent::healthy);
             slot.healthy_since_ms = now;
-            if (d.min_healthy_ms <= 0) finishNode(slot, NodeEvent::settled, message, now, out);
+            // A deployment that has ended sends no probe: its healthy node is done.
+            if (d.min_healthy_ms <= 0 || isFinished(d.state))
+                finishNode(slot, NodeEvent::settled, message, now, out);
         }
     } else if (report == "rolled_back" || report == "failed") {
         finishNode(slot, NodeEvent::unhealthy,
@@ -424,8 +431,7 @@ bool Rollout::pullTimers(Slot& slot, std::int64_t now, bool held, const RolloutS
 void Rollout::advanceForward(std::int64_t now, bool held, Output& out) {
     std::int64_t failed = failedCount();
     if (failed > d.max_failures) {
-        d.message =
-            detail::concat(failed, " nodes failed, more than max_failures ", d.max_failures);
+        d.message = budgetText(failed, d.max_failures);
         if (d.auto_revert) {
             d.message = "auto-revert: " + d.message;
             setState(DeploymentEvent::budget_spent_auto, "coordinator", d.message, now, out);
@@ -511,7 +517,13 @@ void Rollout::computeWaitingOn(bool held, const std::string& hold_text) {
     } else if (d.state == DS::paused) {
         waiting = "paused by an admin";
     } else if (d.state == DS::held) {
-        waiting = "failure budget: " + d.message;
+        // The count as it stands now: swaps in flight when the budget ran out may fail later.
+        auto budget = budgetText(failedCount(), d.max_failures);
+        if (d.message != budget) {
+            d.message = budget;
+            row_dirty = true;
+        }
+        waiting = "failure budget: " + budget;
     } else if (d.state == DS::staging) {
         size_t staged = 0;
         for (const auto& s : slots)
@@ -571,8 +583,8 @@ Result<void> Rollout::command(const std::string& verb, std::optional<std::int64_
         std::int64_t failed = failedCount();
         std::int64_t budget = max_failures.value_or(d.max_failures);
         if (d.state == DS::held && failed > budget)
-            return fail(Errc::Conflict, "deployment ", d.id, " stays held: ", failed,
-                        " nodes failed, more than max_failures ", budget,
+            return fail(Errc::Conflict, "deployment ", d.id,
+                        " stays held: ", budgetText(failed, budget),
                         "; raise the budget (cluster resume --max-failures ", failed,
                         "), roll it back (cluster rollback ", d.id, ") or abort it (cluster abort ",
                         d.id, ")");
@@ -610,7 +622,7 @@ std::unexpected<Error> busyRefusal(const Deployment& d) {
         detail::concat("deployment ", d.id, " of ", d.version, " is ", toString(d.state));
     switch (d.state) {
         case DS::held:
-            return fail(Errc::Conflict, head, " (failure budget: ", d.message,
+            return fail(Errc::Conflict, head, " (failure budget: ", d.waiting_on,
                         "); it does not finish by waiting: raise the budget (cluster resume "
                         "--max-failures N), roll it back (cluster rollback ",
                         d.id, ") or abort it (cluster abort ", d.id, ")");

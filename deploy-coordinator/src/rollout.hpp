@@ -193,6 +193,9 @@ private:
     std::unordered_map<std::string, size_t> index_;
 };
 
+/// "3 nodes failed, more than max_failures 1".
+std::string budgetText(std::int64_t failed, std::int64_t max_failures);
+
 /// The refusal to start or roll back while `d` acts, naming the CLI verbs that end or move
 /// it on (a held deployment never finishes by waiting).
 std::unexpected<Error> busyRefusal(const Deployment& d);

@@ -156,7 +156,15 @@ Result<std::string> Engine::deploymentsJson(int limit) {
         HOIST_ASSIGN(auto text, deploymentJson(d.id, false, 0));
         w.raw(text);
     }
-    w.endArray().endObject();
+    w.endArray();
+    // The deployment that may act on nodes (reverting included), which need not be the newest:
+    // `cluster status` shows it first.
+    std::string acting;
+    {
+        std::lock_guard lock(mutex_);
+        if (active_) acting = active_->d.id;
+    }
+    w.field("acting", acting).endObject();
     return w.str();
 }
 
@@ -248,6 +256,70 @@ Result<std::string> Engine::planJson(const std::string& version, const std::stri
     for (const auto& id : skipped) w.value(id);
     w.endArray().key("refused").beginArray();
     for (const auto& id : refused) w.value(id);
+    w.endArray().endObject();
+    return w.str();
+}
+
+std::string rehearsalJson(const Rehearsal& r, const StartRequest& request,
+                          const RehearsalSettings& settings,
+                          const std::vector<std::string>& notes) {
+    auto optional = [](json::Writer& w, std::string_view key, std::optional<std::int64_t> v) {
+        w.key(key);
+        if (v)
+            w.value(*v);
+        else
+            w.null();
+    };
+    std::int64_t recorded = 0;
+    for (const auto& n : r.nodes)
+        if (n.swap_source == "recorded") ++recorded;
+    json::Writer w;
+    w.beginObject()
+        .field("version", request.version)
+        .field("max_parallel", request.max_parallel)
+        .field("max_failures", request.max_failures)
+        .field("auto_revert", request.auto_revert)
+        .field("outcome", toString(r.outcome))
+        .field("message", r.message)
+        .field("total_ms", r.total_ms)
+        .field("cut_short", r.cut_short);
+    optional(w, "budget_stop_ms", r.budget_stop_ms);
+    optional(w, "revert_start_ms", r.revert_start_ms);
+    w.key("assumptions")
+        .beginObject()
+        .field("default_swap_ms", settings.default_swap_ms)
+        .field("stage_ms", settings.stage_ms)
+        .field("recorded_swaps", recorded)
+        .endObject();
+    w.key("notes").beginArray();
+    for (const auto& n : notes) w.value(n);
+    w.endArray().key("waves").beginArray();
+    for (const auto& wave : r.waves) {
+        w.beginObject().field("role", wave.role).key("nodes").beginArray();
+        for (const auto& id : wave.nodes) w.value(id);
+        w.endArray();
+        optional(w, "start_ms", wave.start_ms >= 0 ? std::optional(wave.start_ms) : std::nullopt);
+        optional(w, "end_ms", wave.end_ms >= 0 ? std::optional(wave.end_ms) : std::nullopt);
+        w.endObject();
+    }
+    w.endArray().key("nodes").beginArray();
+    for (const auto& n : r.nodes) {
+        w.beginObject()
+            .field("node", n.node)
+            .field("role", n.role)
+            .field("wave", static_cast<std::int64_t>(n.wave))
+            .field("swap_ms", n.swap_ms)
+            .field("swap_source", n.swap_source)
+            .field("fault", n.fault)
+            .field("state", toString(n.step))
+            .field("message", n.message);
+        optional(w, "start_ms", n.start_ms >= 0 ? std::optional(n.start_ms) : std::nullopt);
+        optional(w, "end_ms", n.end_ms >= 0 ? std::optional(n.end_ms) : std::nullopt);
+        w.endObject();
+    }
+    w.endArray().key("timeline").beginArray();
+    for (const auto& m : r.timeline)
+        w.beginObject().field("at_ms", m.at_ms).field("what", m.what).endObject();
     w.endArray().endObject();
     return w.str();
 }

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <optional>
+#include <ostream>
 #include <span>
 #include <string_view>
 
@@ -83,6 +84,13 @@ std::string_view toString(NodeEvent event);
 /// nullopt for a string that names no state.
 std::optional<DeploymentState> parseDeploymentState(std::string_view text);
 std::optional<NodeStep> parseNodeStep(std::string_view text);
+
+inline std::ostream& operator<<(std::ostream& out, DeploymentState state) {
+    return out << toString(state);
+}
+inline std::ostream& operator<<(std::ostream& out, NodeStep step) {
+    return out << toString(step);
+}
 
 /// Every deployment state and node step, in declaration order.
 std::span<const DeploymentState> allDeploymentStates();

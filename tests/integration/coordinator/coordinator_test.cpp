@@ -439,5 +439,58 @@ TEST_F(Coordinator, AKillMidRolloutResumesWithEveryNodeRestartedExactlyOnce) {
     for (const auto& n : nodes["nodes"].GetArray()) EXPECT_STREQ(n["release"].GetString(), "2.0.0");
 }
 
+TEST_F(Coordinator, ARehearsalPredictsTheBudgetStopAndTouchesNothing) {
+    startCoordinator();
+    startFleet(3, 4, 200);
+    auto bad = cluster({"upgrade", "2.0.0", "--rehearse", "--inject", "master-1:explode"});
+    EXPECT_EQ(bad.exit_code, exitCode(Errc::Invalid)) << bad.out << bad.err;
+    EXPECT_NE(bad.err.find("unknown fault 'explode'"), std::string::npos) << bad.err;
+    auto text = cluster({"upgrade", "2.0.0", "--rehearse", "--inject", "master-1:health_fail"});
+    EXPECT_EQ(text.exit_code, 0) << text.err;
+    EXPECT_NE(text.out.find("wave 1  master  master-1"), std::string::npos) << text.out;
+    EXPECT_NE(text.out.find("master-1 fails (injected health_fail"), std::string::npos) << text.out;
+    EXPECT_NE(text.out.find("wave 2  master  master-2  not reached"), std::string::npos)
+        << text.out;
+    EXPECT_NE(text.out.find("the failure budget stops the rollout (held): 1 node failed, more "
+                            "than max_failures 0"),
+              std::string::npos)
+        << text.out;
+    EXPECT_NE(text.out.find("outcome: held"), std::string::npos) << text.out;
+    auto json_run = cluster({"--json", "upgrade", "2.0.0", "--rehearse", "--max-parallel", "2"});
+    ASSERT_EQ(json_run.exit_code, 0) << json_run.err;
+    auto doc = json::parse(json_run.out, "rehearsal");
+    ASSERT_OK(doc);
+    EXPECT_STREQ((*doc)["outcome"].GetString(), "done");
+    EXPECT_EQ((*doc)["waves"].Size(), 5u);  // 3 masters, agents 2 + 2
+    EXPECT_TRUE((*doc)["budget_stop_ms"].IsNull());
+    EXPECT_GT((*doc)["total_ms"].GetInt64(), 5 * 20000);
+    // Nothing was started, nothing was sent.
+    EXPECT_EQ(parsed(call("GET", "/v1/deployments"))["deployments"].Size(), 0u);
+    EXPECT_TRUE(actions().empty());
+}
+
+TEST_F(Coordinator, StatusShowsTheDeploymentActingNotTheNewest) {
+    startCoordinator();
+    startFleet(1, 2, 200);
+    ASSERT_TRUE(waitState(start(R"({"version":"2.0.0"})"), "done", 20s));
+    failNodes(R"({"nodes":["agent-1"]})");
+    auto d2 = start(R"({"version":"3.0.0"})");
+    ASSERT_TRUE(waitState(d2, "held", 20s)) << deploymentState(d2);
+    // d-1 is rolled back while d-2, the newest, is held: refused, naming what to do.
+    auto refused = call("POST", "/v1/deployments/d-1/rollback");
+    EXPECT_EQ(refused.status, 409);
+    EXPECT_NE(refused.body.find("cluster abort d-2"), std::string::npos) << refused.body;
+    auto status = cluster({"status"});
+    EXPECT_NE(status.out.find("d-2 3.0.0 held"), std::string::npos) << status.out;
+    EXPECT_EQ(cluster({"abort"}).exit_code, 0);
+    ASSERT_TRUE(waitState(d2, "aborted", 10s));
+    // Roll d-1 back: it acts while d-2 stays the newest, and status shows it.
+    ASSERT_EQ(call("POST", "/v1/deployments/d-1/rollback").status, 200);
+    status = cluster({"status"});
+    EXPECT_NE(status.out.find("d-1 2.0.0 "), std::string::npos) << status.out;
+    auto list = parsed(call("GET", "/v1/deployments"));
+    EXPECT_STREQ(list["deployments"][0]["id"].GetString(), "d-2");
+}
+
 }  // namespace
 }  // namespace hoist
