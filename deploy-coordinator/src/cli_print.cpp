@@ -67,6 +67,8 @@ std::string printPlan(const json::Value& plan) {
     if (const auto* halted = member(plan, "halted");
         halted != nullptr && halted->IsBool() && halted->GetBool())
         s << "note: a hold stands; the upgrade would be refused until an admin clears it\n";
+    if (auto nothing = str(plan, "nothing_to_do"); !nothing.empty())
+        s << "nothing to do: " << nothing << "; an upgrade would be refused\n";
     if (const auto* waves = member(plan, "waves"); waves != nullptr && waves->IsArray()) {
         int n = 0;
         for (const auto& w : waves->GetArray()) {

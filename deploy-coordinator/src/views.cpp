@@ -203,13 +203,16 @@ Result<std::string> Engine::planJson(const std::string& version, const std::stri
     std::sort(skipped.begin(), skipped.end(), naturalLess);
     std::sort(refused.begin(), refused.end(), naturalLess);
     HOIST_ASSIGN(auto limit, resolveMaxParallel(max_parallel, agents));
-    auto waves = planWaves(plan_nodes, limit);
+    // An upgrade that would change no node is refused; the plan says so and plans no wave.
+    auto nothing = nothingToDo(release);
+    auto waves = nothing ? std::vector<Wave>{} : planWaves(plan_nodes, limit);
     json::Writer w;
     w.beginObject()
         .field("version", release.version)
         .field("max_parallel", limit)
         .field("nodes", static_cast<std::int64_t>(plan_nodes.size()))
-        .field("halted", gate_.raised());
+        .field("halted", gate_.raised())
+        .field("nothing_to_do", nothing.value_or(""));
     w.key("waves").beginArray();
     for (const auto& wave : waves) {
         w.beginObject().field("role", wave.role).key("nodes").beginArray();

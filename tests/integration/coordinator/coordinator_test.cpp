@@ -264,6 +264,11 @@ TEST_F(Coordinator, RollsOutMastersFirstThenAgentsNeverMoreThanMaxParallel) {
     EXPECT_NE(again.body.find("nothing to do: every node already runs 2.0.0"), std::string::npos)
         << again.body;
     EXPECT_EQ(deploymentState("d-2"), "");
+    auto plan_again = cluster({"plan", "2.0.0"});
+    EXPECT_NE(plan_again.out.find("nothing to do: every node already runs 2.0.0"),
+              std::string::npos)
+        << plan_again.out;
+    EXPECT_EQ(plan_again.out.find("wave 1"), std::string::npos) << plan_again.out;
     EXPECT_EQ(restartCounts().size(), 10u);
 }
 
