@@ -140,9 +140,7 @@ void Engine::loop() {
             // Registry rows that only pings touched are written outside the lock, so a
             // large batch does not stall the pings arriving meanwhile.
             bool slots_dirty = pending_events_.size() > 0 || (active_ && active_->row_dirty);
-            if (active_ && !slots_dirty)
-                slots_dirty = std::any_of(active_->slots.begin(), active_->slots.end(),
-                                          [](const Slot& s) { return s.dirty; });
+            if (active_ && !slots_dirty) slots_dirty = active_->anyDirty();
             if (!slots_dirty && !node_dirty_.empty() && now - last_node_flush_ms_ >= 1000) {
                 std::vector<NodeRecord> rows;
                 rows.reserve(node_dirty_.size());
@@ -179,12 +177,9 @@ void Engine::loop() {
 
 Result<void> Engine::flush(std::int64_t now, bool force_nodes) {
     bool nodes_due = force_nodes || now - last_node_flush_ms_ >= 1000;
-    bool have_slots = active_ && std::any_of(active_->slots.begin(), active_->slots.end(),
-                                             [](const Slot& s) { return s.dirty; });
-    bool have_lingering = std::any_of(lingering_.begin(), lingering_.end(), [](const auto& l) {
-        return std::any_of(l.second->slots.begin(), l.second->slots.end(),
-                           [](const Slot& s) { return s.dirty; });
-    });
+    bool have_slots = active_ && active_->anyDirty();
+    bool have_lingering = std::any_of(lingering_.begin(), lingering_.end(),
+                                      [](const auto& l) { return l.second->anyDirty(); });
     have_slots = have_slots || have_lingering;
     // Registry rows a node's progress changed go in the same transaction as that progress.
     bool have_nodes = (nodes_due || have_slots) && !node_dirty_.empty();
@@ -192,15 +187,14 @@ Result<void> Engine::flush(std::int64_t now, bool force_nodes) {
         return ok();
     auto result = state_.transaction([&](State::Tx& tx) -> Result<void> {
         for (const auto& [_, l] : lingering_)
-            for (const auto& s : l->slots)
-                if (s.dirty) HOIST_TRY(tx.putDeploymentNode(s.row));
+            for (auto i : l->dirtySlots()) HOIST_TRY(tx.putDeploymentNode(l->slots[i].row));
         if (active_) {
             if (active_->row_dirty) {
                 active_->d.updated_ms = now;
                 HOIST_TRY(tx.putDeployment(active_->d));
             }
-            for (const auto& s : active_->slots)
-                if (s.dirty) HOIST_TRY(tx.putDeploymentNode(s.row));
+            for (auto i : active_->dirtySlots())
+                HOIST_TRY(tx.putDeploymentNode(active_->slots[i].row));
         }
         if (have_nodes)
             for (const auto& [id, _] : node_dirty_) {
@@ -211,20 +205,15 @@ Result<void> Engine::flush(std::int64_t now, bool force_nodes) {
         return ok();
     });
     if (!result) return result;
-    auto inFlight = [](const Rollout& r) {
-        return std::any_of(r.slots.begin(), r.slots.end(), [](const Slot& s) {
-            return isSwapping(s.row.state) || s.row.state == NodeStep::settling;
-        });
-    };
     for (auto it = lingering_.begin(); it != lingering_.end();) {
-        for (auto& s : it->second->slots) s.dirty = false;
-        it = inFlight(*it->second) ? std::next(it) : lingering_.erase(it);
+        it->second->clearDirty();
+        it = it->second->anyInFlight() ? std::next(it) : lingering_.erase(it);
     }
     if (active_) {
         active_->row_dirty = false;
-        for (auto& s : active_->slots) s.dirty = false;
+        active_->clearDirty();
         if (isFinished(active_->d.state)) {
-            if (inFlight(*active_)) {
+            if (active_->anyInFlight()) {
                 auto id = active_->d.id;
                 lingering_[id] = std::move(active_);
             }

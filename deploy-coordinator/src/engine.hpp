@@ -166,7 +166,6 @@ private:
     std::unordered_map<std::string, NodeRecord> nodes_;
     std::unordered_map<std::string, bool> node_dirty_;
     std::unordered_map<std::string, bool> node_checking_;
-    std::vector<Hold> holds_;
     std::unique_ptr<Rollout> active_;
     /// Deployments that ended (aborted, failed) while nodes were still swapping: their nodes'
     /// reports are still recorded, though nothing more is sent. Dropped once none is in flight.
@@ -177,7 +176,9 @@ private:
     std::int64_t last_node_flush_ms_ = 0;
     std::int64_t last_sweep_ms_ = 0;
 
-    std::mutex holds_mutex_;  // serialises halt and clear
+    std::mutex holds_mutex_;       // serialises halt and clear
+    std::mutex holds_data_mutex_;  // holds_ (taken after mutex_ when both are)
+    std::vector<Hold> holds_;
     std::unique_ptr<WorkerPool> pool_;
     std::unique_ptr<WorkerPool> check_pool_;
     std::unique_ptr<NodeGateway> gateway_;

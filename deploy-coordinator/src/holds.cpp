@@ -42,6 +42,7 @@ Result<void> Engine::requireNoHold(std::string_view what) {
 
 std::string Engine::holdSummary() {
     std::vector<std::string> parts;
+    std::lock_guard lock(holds_data_mutex_);
     for (const auto& h : holds_) parts.push_back(h.source + " (" + h.reason + ")");
     return strings::join(parts, ", ");
 }
@@ -56,7 +57,7 @@ Result<std::string> Engine::halt(const std::string& source, const std::string& r
     Hold hold{source, reason, by, nowMs()};
     bool existed = false;
     {
-        std::lock_guard lock(mutex_);
+        std::lock_guard lock(holds_data_mutex_);
         for (const auto& h : holds_)
             if (h.source == source) {
                 existed = true;
@@ -74,11 +75,13 @@ Result<std::string> Engine::halt(const std::string& source, const std::string& r
         return std::unexpected(written.error());
     }
     {
-        std::lock_guard lock(mutex_);
+        // Not the engine lock: a halt never waits behind the loop's work. The loop shows the
+        // hold in waiting_on on its next turn.
+        std::lock_guard lock(holds_data_mutex_);
         std::erase_if(holds_, [&](const Hold& h) { return h.source == source; });
         holds_.push_back(hold);
-        if (active_) active_->computeWaitingOn(true, holdSummary());
     }
+    wake_cv_.notify_one();
     log::warn(kLog, "halt", {{"source", source}, {"reason", reason}, {"by", by}});
     json::Writer w;
     w.beginObject()
@@ -96,7 +99,7 @@ Result<std::string> Engine::clearHolds(std::optional<std::string> source,
     std::lock_guard hold_lock(holds_mutex_);
     std::vector<Hold> current;
     {
-        std::lock_guard lock(mutex_);
+        std::lock_guard lock(holds_data_mutex_);
         current = holds_;
     }
     std::vector<Hold> cleared;
@@ -118,11 +121,14 @@ Result<std::string> Engine::clearHolds(std::optional<std::string> source,
     if (!written) return std::unexpected(written.error());
     {
         std::lock_guard lock(mutex_);
-        if (source)
-            std::erase_if(holds_, [&](const Hold& h) { return h.source == *source; });
-        else
-            holds_.clear();
-        if (holds_.empty()) gate_.lower();
+        {
+            std::lock_guard data_lock(holds_data_mutex_);
+            if (source)
+                std::erase_if(holds_, [&](const Hold& h) { return h.source == *source; });
+            else
+                holds_.clear();
+            if (holds_.empty()) gate_.lower();
+        }
         if (active_) active_->last_progress_ms = now;
         wake_ = true;
     }
@@ -139,7 +145,7 @@ Result<std::string> Engine::clearHolds(std::optional<std::string> source,
 std::string Engine::holdsJson() {
     std::vector<Hold> list;
     {
-        std::lock_guard lock(mutex_);
+        std::lock_guard lock(holds_data_mutex_);
         list = holds_;
     }
     json::Writer w;

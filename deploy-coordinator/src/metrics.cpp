@@ -26,6 +26,7 @@ void Engine::collectMetrics(metrics::Registry& r) {
         for (const auto& [_, n] : nodes_) by_status[n.status]++;
         if (active_)
             for (const auto& s : active_->slots) by_state[std::string(toString(s.row.state))]++;
+        std::lock_guard data_lock(holds_data_mutex_);
         holds = static_cast<double>(holds_.size());
     }
     for (const auto& [k, v] : by_status)

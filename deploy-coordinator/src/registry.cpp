@@ -96,11 +96,10 @@ Result<std::string> Engine::registerNode(NodeRecord node) {
                 // sent again (stage is idempotent).
                 slot->pull = pull;
                 slot->offered_ms = 0;
-                if (!pull && slot->row.state == NodeStep::staging) {
-                    slot->row.state =
-                        next(slot->row.state, NodeEvent::stage_lost).value_or(slot->row.state);
-                    active_->touch(*slot);
-                }
+                if (!pull && slot->row.state == NodeStep::staging)
+                    active_->step(*slot, NodeEvent::stage_lost);
+                // Its timers change with its mode.
+                active_->index();
             }
         }
     }

@@ -12,7 +12,19 @@ using DS = DeploymentState;
 
 void Rollout::index() {
     index_.clear();
-    for (size_t i = 0; i < slots.size(); ++i) index_.emplace(slots[i].row.node, i);
+    by_rank_ = {};
+    timed_.clear();
+    dirty_.clear();
+    for (size_t i = 0; i < slots.size(); ++i) {
+        auto& slot = slots[i];
+        index_.emplace(slot.row.node, i);
+        slot.rank = roleRank(slot.row.role);
+        by_rank_[static_cast<size_t>(slot.rank)][static_cast<size_t>(slot.row.state)]++;
+        watch(i);
+        if (slot.dirty) dirty_.push_back(i);
+    }
+    fwd_cursor_ = 0;
+    rev_cursor_ = slots.size();
 }
 
 Slot* Rollout::find(const std::string& node) {
@@ -20,11 +32,47 @@ Slot* Rollout::find(const std::string& node) {
     return it == index_.end() ? nullptr : &slots[it->second];
 }
 
+void Rollout::touch(Slot& slot) {
+    if (slot.dirty) return;
+    slot.dirty = true;
+    dirty_.push_back(static_cast<size_t>(&slot - slots.data()));
+}
+
+void Rollout::clearDirty() {
+    for (auto i : dirty_) slots[i].dirty = false;
+    dirty_.clear();
+}
+
+void Rollout::watch(size_t i) {
+    const auto& slot = slots[i];
+    if (slot.pull || isSwapping(slot.row.state) || slot.row.state == NS::settling)
+        timed_.insert(i);
+    else
+        timed_.erase(i);
+}
+
+std::int64_t Rollout::count(NodeStep step) const {
+    std::int64_t n = 0;
+    for (const auto& rank : by_rank_) n += rank[static_cast<size_t>(step)];
+    return n;
+}
+
+std::int64_t Rollout::countIn(int rank, bool (*pred)(NodeStep)) const {
+    std::int64_t n = 0;
+    for (auto step : allNodeSteps())
+        if (pred(step)) n += by_rank_[static_cast<size_t>(rank)][static_cast<size_t>(step)];
+    return n;
+}
+
+bool Rollout::anyInFlight() const {
+    for (int rank = 0; rank < 3; ++rank)
+        if (countIn(rank, [](NodeStep s) { return isSwapping(s) || s == NS::settling; }) > 0)
+            return true;
+    return false;
+}
+
 std::int64_t Rollout::failedCount() const {
-    std::int64_t failed = 0;
-    for (const auto& slot : slots)
-        if (slot.row.state == NS::failed) ++failed;
-    return failed;
+    return count(NS::failed);
 }
 
 void Rollout::event(Output& out, std::string actor, std::string action, const std::string& node,
@@ -41,7 +89,15 @@ std::string budgetText(std::int64_t failed, std::int64_t max_failures) {
 bool Rollout::step(Slot& slot, NodeEvent e) {
     auto to = next(slot.row.state, e);
     if (!to) return false;
+    auto& counts = by_rank_[static_cast<size_t>(slot.rank)];
+    counts[static_cast<size_t>(slot.row.state)]--;
+    counts[static_cast<size_t>(*to)]++;
     slot.row.state = *to;
+    auto i = static_cast<size_t>(&slot - slots.data());
+    watch(i);
+    // A slot due a restart again (a hold deferred it, the node was busy) is scanned again.
+    if (*to == NS::staged) fwd_cursor_ = std::min(fwd_cursor_, i);
+    if (*to == NS::revert_pending) rev_cursor_ = std::max(rev_cursor_, i + 1);
     touch(slot);
     return true;
 }
@@ -326,7 +382,11 @@ PullAnswer Rollout::onAsk(Slot& slot, std::optional<std::int64_t> generation, bo
 
 void Rollout::tick(std::int64_t now, bool held, const std::string& hold_text,
                    const RolloutSettings& settings, Output& out) {
-    for (auto& slot : slots) {
+    // Only the slots with timers (in flight, or pull): a sweep of the fleet would cost every
+    // tick what the fleet's size is.
+    std::vector<size_t> watched(timed_.begin(), timed_.end());
+    for (auto i : watched) {
+        auto& slot = slots[i];
         if (slot.busy) continue;
         if (slot.pull) {
             pullTimers(slot, now, held, settings, out);
@@ -442,20 +502,18 @@ void Rollout::advanceForward(std::int64_t now, bool held, Output& out) {
     }
     if (held) return;
     if (d.state == DS::staging) {
-        bool waiting = false;
-        for (auto& slot : slots) {
-            if (slot.row.state == NS::pending && !slot.busy) stage(slot, now, out);
-            if (slot.row.state == NS::pending || slot.row.state == NS::staging) waiting = true;
-        }
-        if (!waiting)
+        if (count(NS::pending) > 0)
+            for (auto& slot : slots)
+                if (slot.row.state == NS::pending && !slot.busy) stage(slot, now, out);
+        if (count(NS::pending) + count(NS::staging) == 0)
             setState(DeploymentEvent::all_staged, "coordinator", "every node staged", now, out);
         return;
     }
     // Rolling: the first role rank with unfinished nodes acts; masters (and other non-agent
     // roles) one at a time, agents up to max_parallel at once.
     int rank = 3;
-    for (const auto& slot : slots)
-        if (!isForwardTerminal(slot.row.state)) rank = std::min(rank, roleRank(slot.row.role));
+    for (int r = 2; r >= 0; --r)
+        if (countIn(r, [](NodeStep st) { return !isForwardTerminal(st); }) > 0) rank = r;
     if (rank == 3) {
         setState(DeploymentEvent::all_finished, "coordinator", "", now, out);
         return;
@@ -465,20 +523,39 @@ void Rollout::advanceForward(std::int64_t now, bool held, Output& out) {
 
 void Rollout::dispatchWave(int rank, bool revert, std::int64_t now, Output& out) {
     const NS due = revert ? NS::revert_pending : NS::staged;
-    auto under_way = revert ? isRevertInFlight : isForwardInFlight;
     std::int64_t limit = rank == 1 ? max_parallel : 1;
-    std::int64_t in_flight = 0;
+    std::int64_t in_flight = countIn(rank, revert ? isRevertInFlight : isForwardInFlight);
     // A restart offered to a pull node counts as in flight from the offer on.
-    for (const auto& slot : slots)
-        if (roleRank(slot.row.role) == rank &&
-            (under_way(slot.row.state) || (slot.row.state == due && slot.offered_ms > 0)))
+    for (auto i : timed_)
+        if (slots[i].rank == rank && slots[i].row.state == due && slots[i].offered_ms > 0)
             ++in_flight;
-    for (size_t i = 0; i < slots.size() && in_flight < limit; ++i) {
-        auto& slot = slots[revert ? slots.size() - 1 - i : i];
-        if (roleRank(slot.row.role) != rank || slot.row.state != due || slot.busy ||
-            slot.offered_ms > 0 || slot.retry_at_ms > now)
+    if (in_flight >= limit || by_rank_[static_cast<size_t>(rank)][static_cast<size_t>(due)] == 0)
+        return;
+    // Forward in rollout order, back in reverse; the cursor skips the slots already past.
+    bool moved = true;
+    if (!revert) {
+        for (size_t i = fwd_cursor_; i < slots.size() && in_flight < limit; ++i) {
+            auto& slot = slots[i];
+            bool passed = slot.row.state != due && slot.rank <= rank;
+            if (moved && passed) fwd_cursor_ = i + 1;
+            if (!passed) moved = false;
+            if (slot.rank != rank || slot.row.state != due || slot.busy || slot.offered_ms > 0 ||
+                slot.retry_at_ms > now)
+                continue;
+            restart(slot, slot.row.target_generation, now, out);
+            ++in_flight;
+        }
+        return;
+    }
+    for (size_t i = rev_cursor_; i > 0 && in_flight < limit; --i) {
+        auto& slot = slots[i - 1];
+        bool passed = slot.row.state != due && slot.rank >= rank;
+        if (moved && passed) rev_cursor_ = i - 1;
+        if (!passed) moved = false;
+        if (slot.rank != rank || slot.row.state != due || slot.busy || slot.offered_ms > 0 ||
+            slot.retry_at_ms > now)
             continue;
-        restart(slot, revert ? slot.row.from_generation : slot.row.target_generation, now, out);
+        restart(slot, slot.row.from_generation, now, out);
         ++in_flight;
     }
 }
@@ -486,20 +563,26 @@ void Rollout::dispatchWave(int rank, bool revert, std::int64_t now, Output& out)
 void Rollout::advanceRevert(std::int64_t now, bool held, Output& out) {
     // Forward swaps still running finish first; then every upgraded node goes back, agents
     // first (max_parallel at once), masters last, one at a time.
-    for (const auto& slot : slots)
-        if (isForwardInFlight(slot.row.state) || slot.row.state == NS::staging) return;
-    for (auto& slot : slots) {
-        if (slot.row.state == NS::done || slot.row.state == NS::pending ||
-            slot.row.state == NS::staged) {
-            step(slot, NodeEvent::revert_due);
-            slot.offered_ms = 0;
+    if (count(NS::staging) > 0) return;
+    for (int r = 0; r < 3; ++r)
+        if (countIn(r, isForwardInFlight) > 0) return;
+    if (count(NS::done) + count(NS::pending) + count(NS::staged) > 0) {
+        for (auto& slot : slots) {
+            if (slot.row.state == NS::done || slot.row.state == NS::pending ||
+                slot.row.state == NS::staged) {
+                step(slot, NodeEvent::revert_due);
+                slot.offered_ms = 0;
+            }
         }
+        rev_cursor_ = slots.size();
     }
     if (held) return;
     int rank = -1;
-    for (const auto& slot : slots)
-        if (slot.row.state == NS::revert_pending || isRevertInFlight(slot.row.state))
-            rank = std::max(rank, roleRank(slot.row.role));
+    for (int r = 0; r < 3; ++r)
+        if (countIn(r, [](NodeStep st) {
+                return st == NS::revert_pending || isRevertInFlight(st);
+            }) > 0)
+            rank = r;
     if (rank < 0) {
         bool auto_revert = d.message.starts_with("auto-revert");
         setState(
@@ -525,16 +608,16 @@ void Rollout::computeWaitingOn(bool held, const std::string& hold_text) {
         }
         waiting = "failure budget: " + budget;
     } else if (d.state == DS::staging) {
-        size_t staged = 0;
-        for (const auto& s : slots)
-            if (s.row.state != NS::pending && s.row.state != NS::staging) ++staged;
+        auto staged =
+            static_cast<std::int64_t>(slots.size()) - count(NS::pending) - count(NS::staging);
         waiting = detail::concat("staging: ", staged, " of ", slots.size(), " nodes staged");
     } else if (d.state == DS::rolling || d.state == DS::reverting) {
         std::vector<std::string> names;
         size_t count = 0;
         std::string sample_state;
-        for (const auto& s : slots)
-            if (isForwardInFlight(s.row.state) || isRevertInFlight(s.row.state)) {
+        for (auto i : timed_)
+            if (const auto& s = slots[i];
+                isForwardInFlight(s.row.state) || isRevertInFlight(s.row.state)) {
                 if (names.size() < 3) names.push_back(s.row.node);
                 if (sample_state.empty()) sample_state = s.row.node_state;
                 ++count;
@@ -549,8 +632,9 @@ void Rollout::computeWaitingOn(bool held, const std::string& hold_text) {
             waiting = "the next node";
         if (count == 0) {
             std::vector<std::string> offered;
-            for (const auto& s : slots)
-                if (s.offered_ms > 0 &&
+            for (auto i : timed_)
+                if (const auto& s = slots[i];
+                    s.offered_ms > 0 &&
                     (s.row.state == NS::staged || s.row.state == NS::revert_pending))
                     offered.push_back(s.row.node);
             if (offered.size() == 1)
@@ -592,9 +676,7 @@ Result<void> Rollout::command(const std::string& verb, std::optional<std::int64_
             d.max_failures = *max_failures;
             row_dirty = true;
         }
-        bool staging = false;
-        for (const auto& slot : slots)
-            if (slot.row.state == NS::pending || slot.row.state == NS::staging) staging = true;
+        bool staging = count(NS::pending) + count(NS::staging) > 0;
         last_progress_ms = now;
         setState(staging ? DeploymentEvent::resume_staging : DeploymentEvent::resume_rolling, actor,
                  max_failures ? detail::concat("max_failures ", *max_failures) : "", now, out);

@@ -1,7 +1,9 @@
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <optional>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -38,6 +40,8 @@ struct Slot {
     /// When the pull node last asked, and the generation it said it runs (-1: not said).
     std::int64_t last_pull_ms = 0;
     std::int64_t last_pull_generation = -1;
+    /// roleRank of the node's role (set by Rollout::index).
+    int rank = 0;
 };
 
 /// The settings the model reads besides the deployment's own.
@@ -137,10 +141,21 @@ public:
     std::int64_t last_progress_ms = 0;
     bool row_dirty = false;
 
-    /// Builds the index; call once the slots are in place.
+    /// Builds the index and the counts; call once the slots are in place, and again after
+    /// changing a slot's step by hand.
     void index();
     Slot* find(const std::string& node);
-    void touch(Slot& slot) { slot.dirty = true; }
+    void touch(Slot& slot);
+    /// The slots changed since clearDirty(), in the order they changed.
+    const std::vector<size_t>& dirtySlots() const { return dirty_; }
+    bool anyDirty() const { return !dirty_.empty(); }
+    void clearDirty();
+    /// Moves a slot by the table; false (nothing changed) when the table has no such move.
+    bool step(Slot& slot, NodeEvent event);
+    /// How many nodes are at `step`.
+    std::int64_t count(NodeStep step) const;
+    /// A node is in flight (swapping or settling).
+    bool anyInFlight() const;
 
     /// Timers and progress: deadlines, polls and probes due, pull offers, the next wave, the
     /// failure budget, the progress deadline and waiting_on. `held`: a hold stands (no new
@@ -173,7 +188,6 @@ public:
     std::int64_t failedCount() const;
 
 private:
-    bool step(Slot& slot, NodeEvent event);
     void finishNode(Slot& slot, NodeEvent event, const std::string& message, std::int64_t now,
                     Output& out);
     void setState(DeploymentEvent event, const std::string& actor, const std::string& detail,
@@ -191,6 +205,16 @@ private:
                std::string detail, std::int64_t now);
 
     std::unordered_map<std::string, size_t> index_;
+    // Kept as slots move, so that one event costs what it changed, not the fleet's size.
+    std::array<std::array<std::int64_t, 14>, 3> by_rank_{};  // rank, step
+    std::vector<size_t> dirty_;
+    /// Slots with timers to watch: swapping or settling ones, and every pull slot.
+    std::set<size_t> timed_;
+    /// No slot before fwd_cursor_ (after rev_cursor_) is due a forward (revert) restart.
+    size_t fwd_cursor_ = 0;
+    size_t rev_cursor_ = 0;
+    void watch(size_t i);
+    std::int64_t countIn(int rank, bool (*pred)(NodeStep)) const;
 };
 
 /// "3 nodes failed, more than max_failures 1".

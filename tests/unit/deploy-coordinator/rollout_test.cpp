@@ -187,6 +187,7 @@ TEST(RolloutModel, ResumeOfABudgetHeldDeploymentNeedsABudgetAboveTheFailures) {
     r.d.state = DS::held;
     r.slots[1].row.state = NS::failed;
     r.slots[2].row.state = NS::failed;
+    r.index();
     Output out;
     ASSERT_ERROR(r.command("resume", std::nullopt, "admin", 10, out), Errc::Conflict,
                  "deployment d-1 stays held: 2 nodes failed, more than max_failures 0; raise the "
@@ -213,6 +214,7 @@ TEST(RolloutModel, WaitingOnSaysTheBudgetOnceWithTheCurrentCount) {
         s.row.target_generation = 2;
         s.last_heard_ms = 100;
     }
+    r.index();
     Output out;
     r.onPing(r.slots[0], {1, "rolled_back", 1, 2, "health check failed"}, 100, out);
     r.tick(100, false, "", {}, out);
@@ -235,6 +237,7 @@ TEST(RolloutModel, ANodeReportAfterAbortIsRecorded) {
         s.row.state = NS::restarted;
         s.row.target_generation = 2;
     }
+    r.index();
     Output out;
     ASSERT_OK(r.command("abort", std::nullopt, "admin", 10, out));
     EXPECT_EQ(r.d.state, DS::aborted);
