@@ -234,6 +234,19 @@ void registerRoutes(http::Server& server, Engine& engine, const Tokens& tokens) 
                 e->command(request.matches.at(1), request.matches.at(2), max_failures, *who));
         });
 
+    server.route("POST", "/v1/rollbacks", [e, t](const ServerRequest& request) {
+        auto who = caller(request, t, {"admin"});
+        if (!who) return ServerReply::error(who.error());
+        constexpr std::string_view ctx = "rollback request";
+        auto doc = json::parseObject(request.body, ctx);
+        if (!doc) return ServerReply::error(doc.error());
+        if (auto bad = json::rejectUnknown(*doc, {"to"}, ctx); !bad)
+            return ServerReply::error(bad.error());
+        auto to = json::getString(*doc, "to", ctx);
+        if (!to) return ServerReply::error(to.error());
+        return reply(e->rollback(std::nullopt, *to, *who), 201);
+    });
+
     server.route("POST", "/v1/halt", [e, t](const ServerRequest& request) {
         auto who = caller(request, t, {"monitor", "admin"});
         if (!who) return ServerReply::error(who.error());

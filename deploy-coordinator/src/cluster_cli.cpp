@@ -6,6 +6,7 @@
 #include <functional>
 #include <iostream>
 #include <map>
+#include <set>
 #include <thread>
 
 #include <CLI/CLI.hpp>
@@ -168,9 +169,13 @@ std::string latestDeployment(Api& api, Error& error, bool changed = false) {
         return "";
     }
     if (changed) {
+        std::set<std::string> undone;
+        for (const auto& d : list->GetArray())
+            if (!str(d, "undoes").empty()) undone.insert(str(d, "undoes"));
         for (const auto& d : list->GetArray()) {
             auto state = parseDeploymentState(str(d, "state"));
-            if (state == DeploymentState::rolled_back || state == DeploymentState::reverted)
+            if (state == DeploymentState::rolled_back || state == DeploymentState::reverted ||
+                str(d, "kind") == "rollback" || undone.contains(str(d, "id")))
                 continue;
             const auto* counts = member(d, "counts");
             if (counts != nullptr && num(*counts, "done") > 0) return str(d, "id");
@@ -420,8 +425,13 @@ int runClusterCli(const std::vector<std::string>& args, std::ostream& out, std::
     });
 
     std::string verb_target;
+    std::string rollback_to;
     auto addVerb = [&](const std::string& verb, const std::string& help) {
         auto* sub = app.add_subcommand(verb, help);
+        if (verb == "rollback")
+            sub->add_option("--to", rollback_to,
+                            "go back to a named earlier release: the generations the newest "
+                            "deployment of it left");
         sub->add_option(
             "deployment", verb_target,
             verb == "rollback"
@@ -429,6 +439,16 @@ int runClusterCli(const std::vector<std::string>& args, std::ostream& out, std::
                 : "deployment id (default: the acting one, else the newest)");
         sub->callback([&, verb] {
             action = [&, verb] {
+                if (!rollback_to.empty()) {
+                    if (!verb_target.empty())
+                        return failWith(
+                            Error{Errc::Invalid, "give a deployment or --to VERSION, not both", 0});
+                    json::Writer w;
+                    w.beginObject().field("to", rollback_to).endObject();
+                    auto r = api.call("POST", "/v1/rollbacks", w.str());
+                    return printJsonOr(
+                        r, [&](const json::Value& d) { out << describeDeployment(d) << "\n"; });
+                }
                 if (verb_target.empty()) {
                     Error e;
                     verb_target = latestDeployment(api, e, verb == "rollback");

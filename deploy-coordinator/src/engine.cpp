@@ -533,13 +533,11 @@ Result<std::string> Engine::command(const std::string& id, const std::string& ve
     if (verb == "rollback") HOIST_TRY(requireNoHold("rollback"));
     std::unique_lock lock(mutex_);
     auto now = nowMs();
-    std::unique_ptr<Rollout> loaded;
     if (verb == "rollback" && (!active_ || active_->d.id != id)) {
-        if (active_) return busyRefusal(active_->d);
-        HOIST_ASSIGN(auto found, state_.deployment(id));
-        if (!found) return fail(Errc::NotFound, "deployment '", id, "' does not exist");
-        HOIST_ASSIGN(loaded, loadRollout(*found));
+        lock.unlock();
+        return rollback(id, std::nullopt, actor);
     }
+    std::unique_ptr<Rollout> loaded;
     Rollout* r = loaded ? loaded.get() : active_ && active_->d.id == id ? active_.get() : nullptr;
     if (r == nullptr) {
         lock.unlock();

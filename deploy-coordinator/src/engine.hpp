@@ -101,6 +101,12 @@ public:
     /// pause, resume, abort, rollback. Conflict when the state does not allow it.
     Result<std::string> command(const std::string& id, const std::string& verb,
                                 std::optional<std::int64_t> max_failures, const std::string& actor);
+    /// Rolls back deployment `id` (one that has ended), or, with `to`, goes back to the
+    /// generations the newest deployment that brought the fleet to that release left: a new
+    /// deployment of kind "rollback". NotFound, Conflict (already rolled back, another acting,
+    /// nothing to do) or Halted.
+    Result<std::string> rollback(const std::optional<std::string>& id,
+                                 const std::optional<std::string>& to, const std::string& actor);
     Result<std::string> planJson(const std::string& version, const std::string& max_parallel);
     Result<std::string> eventsJson(int limit);
 

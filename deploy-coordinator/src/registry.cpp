@@ -206,7 +206,9 @@ Result<void> Engine::markRemoved(const std::string& id, const std::string& actor
 Result<std::string> Engine::currentRelease() {
     HOIST_ASSIGN(auto deployments, state_.deployments(1000));
     for (const auto& d : deployments)  // newest first
-        if (d.state == DeploymentState::done) return d.version;
+        if (d.state == DeploymentState::done ||
+            (d.kind == "rollback" && d.state == DeploymentState::rolled_back))
+            return d.version;
     HOIST_ASSIGN(auto nodes, state_.nodes());
     std::map<std::string, int> counts;
     for (const auto& n : nodes)

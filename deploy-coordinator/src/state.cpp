@@ -71,6 +71,10 @@ const char* const kMigrations[] = {
     R"sql(
     ALTER TABLE nodes ADD COLUMN mode TEXT NOT NULL DEFAULT 'push';
     )sql",
+    // 4: a rollback is its own deployment, naming the one it undoes.
+    R"sql(
+    ALTER TABLE deployments ADD COLUMN undoes TEXT NOT NULL DEFAULT '';
+    )sql",
 };
 static_assert(std::size(kMigrations) == State::kSchemaVersion);
 
@@ -121,16 +125,16 @@ Result<void> State::Tx::putNode(const NodeRecord& n) {
 }
 
 Result<void> State::Tx::putDeployment(const Deployment& d) {
-    return write(*state_.impl_,
-                 "INSERT OR REPLACE INTO deployments (id, number, version, kind, state, "
-                 "max_parallel, max_failures, auto_revert, min_healthy_ms, node_deadline_ms, "
-                 "progress_deadline_ms, release_json, created_by, waiting_on, message, created_ms, "
-                 "updated_ms, finished_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-                 "?, ?)",
-                 d.id, d.number, d.version, d.kind, toString(d.state), d.max_parallel,
-                 d.max_failures, d.auto_revert, d.min_healthy_ms, d.node_deadline_ms,
-                 d.progress_deadline_ms, d.release_json, d.created_by, d.waiting_on, d.message,
-                 d.created_ms, d.updated_ms, d.finished_ms);
+    return write(
+        *state_.impl_,
+        "INSERT OR REPLACE INTO deployments (id, number, version, kind, state, "
+        "max_parallel, max_failures, auto_revert, min_healthy_ms, node_deadline_ms, "
+        "progress_deadline_ms, release_json, created_by, waiting_on, message, created_ms, "
+        "updated_ms, finished_ms, undoes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+        "?, ?, ?, ?, ?)",
+        d.id, d.number, d.version, d.kind, toString(d.state), d.max_parallel, d.max_failures,
+        d.auto_revert, d.min_healthy_ms, d.node_deadline_ms, d.progress_deadline_ms, d.release_json,
+        d.created_by, d.waiting_on, d.message, d.created_ms, d.updated_ms, d.finished_ms, d.undoes);
 }
 
 Result<void> State::Tx::putDeploymentNode(const DeploymentNode& n) {
@@ -206,7 +210,7 @@ namespace {
 constexpr const char* kDeploymentColumns =
     "SELECT id, number, version, kind, state, max_parallel, max_failures, auto_revert, "
     "min_healthy_ms, node_deadline_ms, progress_deadline_ms, release_json, created_by, "
-    "waiting_on, message, created_ms, updated_ms, finished_ms FROM deployments ";
+    "waiting_on, message, created_ms, updated_ms, finished_ms, undoes FROM deployments ";
 
 Result<Deployment> readDeployment(const sqlite::Statement& s) {
     Deployment d;
@@ -232,6 +236,7 @@ Result<Deployment> readDeployment(const sqlite::Statement& s) {
     d.created_ms = s.integer(15);
     d.updated_ms = s.integer(16);
     d.finished_ms = s.integer(17);
+    d.undoes = s.text(18);
     return d;
 }
 }  // namespace

@@ -96,9 +96,6 @@ constexpr Transition<DS, DE> kDeploymentTable[] = {
     {DS::rolling, DE::rollback, DS::reverting},
     {DS::paused, DE::rollback, DS::reverting},
     {DS::held, DE::rollback, DS::reverting},
-    {DS::done, DE::rollback, DS::reverting},
-    {DS::failed, DE::rollback, DS::reverting},
-    {DS::aborted, DE::rollback, DS::reverting},
     {DS::reverting, DE::revert_finished, DS::reverted},
     {DS::reverting, DE::rollback_finished, DS::rolled_back},
 };

@@ -78,6 +78,7 @@ std::string Engine::deploymentSummary(const Deployment& d, const std::vector<Dep
         .field("id", d.id)
         .field("version", d.version)
         .field("kind", d.kind)
+        .field("undoes", d.undoes)
         .field("state", toString(d.state))
         .field("waiting_on", d.waiting_on)
         .field("max_parallel", d.max_parallel)

@@ -63,8 +63,11 @@ struct Deployment {
     std::string id;
     std::int64_t number = 0;
     std::string version;
-    /// "upgrade" (the only kind started through the API; rollbacks reuse the deployment).
+    /// "upgrade", or "rollback": nodes back to the generations an earlier deployment left them
+    /// on (a rollback of a deployment that has ended is its own deployment).
     std::string kind = "upgrade";
+    /// rollback: the deployment it undoes ("" for a rollback to a named release).
+    std::string undoes;
     /// states.hpp: the states and the transitions between them.
     DeploymentState state = DeploymentState::staging;
     /// A count ("100") or a percentage of the agents ("10%").
@@ -123,7 +126,7 @@ public:
     State(const State&) = delete;
     State& operator=(const State&) = delete;
 
-    static constexpr int kSchemaVersion = 3;
+    static constexpr int kSchemaVersion = 4;
     int schemaVersion();
 
     /// The writes a transaction may make.

@@ -51,7 +51,7 @@ enum class DeploymentEvent {
     all_finished,       ///< every node done, failed or skipped
     progress_deadline,  ///< no node finished within progress_deadline_ms
     abort,              ///< admin
-    rollback,           ///< admin
+    rollback,           ///< admin, on a deployment still acting (one that ended gets its own)
     revert_finished,    ///< auto-revert: every node to go back is back (or failed to)
     rollback_finished,  ///< the same for an admin's rollback
 };

@@ -489,12 +489,45 @@ TEST_F(Coordinator, StatusShowsTheDeploymentActingNotTheNewest) {
     EXPECT_NE(status.out.find("d-2 3.0.0 held"), std::string::npos) << status.out;
     EXPECT_EQ(cluster({"abort"}).exit_code, 0);
     ASSERT_TRUE(waitState(d2, "aborted", 10s));
-    // Roll d-1 back: it acts while d-2 stays the newest, and status shows it.
+    // Roll d-1 back: the rollback acts, and status shows it (not the aborted d-2).
     ASSERT_EQ(call("POST", "/v1/deployments/d-1/rollback").status, 200);
     status = cluster({"status"});
-    EXPECT_NE(status.out.find("d-1 2.0.0 "), std::string::npos) << status.out;
+    EXPECT_NE(status.out.find("(rollback of d-1)"), std::string::npos) << status.out;
     auto list = parsed(call("GET", "/v1/deployments"));
-    EXPECT_STREQ(list["deployments"][0]["id"].GetString(), "d-2");
+    EXPECT_STREQ(list["deployments"][0]["id"].GetString(), "d-3");
+    EXPECT_EQ(deploymentState("d-2"), "aborted");
+}
+
+TEST_F(Coordinator, ARollbackIsItsOwnDeploymentAndTheUndoneOneKeepsItsOutcome) {
+    startCoordinator();
+    startFleet(1, 2, 200);
+    ASSERT_TRUE(waitState(start(R"({"version":"2.0.0"})"), "done", 20s));
+    auto rollback = cluster({"rollback"});
+    ASSERT_EQ(rollback.exit_code, 0) << rollback.err;
+    EXPECT_NE(rollback.out.find("d-2 1.0.0 reverting"), std::string::npos) << rollback.out;
+    ASSERT_TRUE(waitState("d-2", "rolled_back", 20s)) << deploymentState("d-2");
+    EXPECT_EQ(deploymentState("d-1"), "done");
+    auto d2 = parsed(call("GET", "/v1/deployments/d-2"));
+    EXPECT_STREQ(d2["kind"].GetString(), "rollback");
+    EXPECT_STREQ(d2["undoes"].GetString(), "d-1");
+    auto nodes = parsed(call("GET", "/v1/nodes"));
+    for (const auto& n : nodes["nodes"].GetArray()) EXPECT_STREQ(n["release"].GetString(), "1.0.0");
+    // Nothing is left to roll back: d-1 is undone and d-2 is a rollback.
+    auto again = cluster({"rollback"});
+    EXPECT_NE(again.exit_code, 0);
+    EXPECT_NE(again.err.find("no deployment changed any node"), std::string::npos) << again.err;
+    auto twice = call("POST", "/v1/deployments/d-1/rollback");
+    EXPECT_EQ(twice.status, 409);
+    EXPECT_NE(twice.body.find("already rolled back by d-2"), std::string::npos) << twice.body;
+    // Back to a named release: the generations d-1 left.
+    auto to = cluster({"rollback", "--to", "2.0.0"});
+    ASSERT_EQ(to.exit_code, 0) << to.err;
+    ASSERT_TRUE(waitState("d-3", "rolled_back", 20s)) << deploymentState("d-3");
+    nodes = parsed(call("GET", "/v1/nodes"));
+    for (const auto& n : nodes["nodes"].GetArray()) EXPECT_STREQ(n["release"].GetString(), "2.0.0");
+    auto history = cluster({"history"});
+    EXPECT_NE(history.out.find("d-1"), std::string::npos) << history.out;
+    EXPECT_NE(history.out.find("d-3"), std::string::npos) << history.out;
 }
 
 }  // namespace

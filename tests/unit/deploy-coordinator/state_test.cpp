@@ -118,7 +118,7 @@ TEST(State, RefusesAFileFromANewerCoordinatorAndLeavesItAlone) {
     auto path = dir / "state.db";
     execSql(path, "CREATE TABLE future (x); PRAGMA user_version = 99;");
     ASSERT_ERROR(State::open(path), Errc::Invalid,
-                 "has schema version 99, newer than this coordinator knows (3)");
+                 "has schema version 99, newer than this coordinator knows (4)");
     EXPECT_EQ(userVersion(path), 99);
 }
 
