@@ -8,6 +8,7 @@
 #include "core/crypto.hpp"
 #include "core/json.hpp"
 #include "core/log.hpp"
+#include "node_messages.hpp"
 
 namespace hoist::deploy_coordinator {
 
@@ -53,13 +54,27 @@ ServerReply reply(const Result<std::string>& result, int status = 200) {
     return ServerReply::json(status, *result);
 }
 
-Result<StartRequest> parseStart(const std::string& body, const std::string& actor) {
-    constexpr std::string_view ctx = "deployment request";
+/// A deployment request; a rehearsal's (with `inject`) also takes "inject".
+Result<StartRequest> parseStart(const std::string& body, const std::string& actor,
+                                std::string* inject = nullptr) {
+    std::string_view ctx = inject ? "rehearsal request" : "deployment request";
     HOIST_ASSIGN(auto doc, json::parseObject(body, ctx));
-    HOIST_TRY(json::rejectUnknown(doc,
-                                  {"version", "max_parallel", "max_failures", "auto_revert",
-                                   "min_healthy_ms", "node_deadline_ms", "progress_deadline_ms"},
-                                  ctx));
+    if (inject)
+        HOIST_TRY(json::rejectUnknown(
+            doc,
+            {"version", "max_parallel", "max_failures", "auto_revert", "min_healthy_ms",
+             "node_deadline_ms", "progress_deadline_ms", "inject"},
+            ctx));
+    else
+        HOIST_TRY(
+            json::rejectUnknown(doc,
+                                {"version", "max_parallel", "max_failures", "auto_revert",
+                                 "min_healthy_ms", "node_deadline_ms", "progress_deadline_ms"},
+                                ctx));
+    if (inject) {
+        HOIST_ASSIGN(auto text, json::optString(doc, "inject", ctx));
+        *inject = text.value_or("");
+    }
     StartRequest r;
     r.actor = actor;
     HOIST_ASSIGN(r.version, json::getString(doc, "version", ctx));
@@ -90,18 +105,6 @@ Result<StartRequest> parseStart(const std::string& body, const std::string& acto
     r.node_deadline_ms = nd.value_or(r.node_deadline_ms);
     r.progress_deadline_ms = pd.value_or(r.progress_deadline_ms);
     return r;
-}
-
-Result<NodeRecord> parseRegistration(const std::string& body) {
-    HOIST_ASSIGN(auto registration, pkgmgr::Registration::fromJson(body));
-    NodeRecord n;
-    n.id = std::move(registration.id);
-    n.role = std::move(registration.role);
-    n.address = std::move(registration.address);
-    n.release = std::move(registration.release);
-    n.generation = registration.generation;
-    n.mode = std::move(registration.mode);
-    return n;
 }
 
 /// Forwards a call to the provisioner and hands its reply back as it came.
@@ -186,6 +189,15 @@ void registerRoutes(http::Server& server, Engine& engine, MonitorWatch& watch,
         return reply(e->startDeployment(*start), 201);
     });
 
+    server.route("POST", "/v1/rehearsals", [e, t](const ServerRequest& request) {
+        auto who = caller(request, t, {"admin", "monitor"});
+        if (!who) return ServerReply::error(who.error());
+        std::string inject;
+        auto start = parseStart(request.body, *who, &inject);
+        if (!start) return ServerReply::error(start.error());
+        return reply(e->rehearse(*start, inject));
+    });
+
     server.route("GET", "/v1/deployments", [e, t](const ServerRequest& request) {
         if (auto who = caller(request, t, {"admin", "monitor"}); !who)
             return ServerReply::error(who.error());
@@ -223,6 +235,19 @@ void registerRoutes(http::Server& server, Engine& engine, MonitorWatch& watch,
             return reply(
                 e->command(request.matches.at(1), request.matches.at(2), max_failures, *who));
         });
+
+    server.route("POST", "/v1/rollbacks", [e, t](const ServerRequest& request) {
+        auto who = caller(request, t, {"admin"});
+        if (!who) return ServerReply::error(who.error());
+        constexpr std::string_view ctx = "rollback request";
+        auto doc = json::parseObject(request.body, ctx);
+        if (!doc) return ServerReply::error(doc.error());
+        if (auto bad = json::rejectUnknown(*doc, {"to"}, ctx); !bad)
+            return ServerReply::error(bad.error());
+        auto to = json::getString(*doc, "to", ctx);
+        if (!to) return ServerReply::error(to.error());
+        return reply(e->rollback(std::nullopt, *to, *who), 201);
+    });
 
     server.route("POST", "/v1/halt", [e, t](const ServerRequest& request) {
         auto who = caller(request, t, {"monitor", "admin"});

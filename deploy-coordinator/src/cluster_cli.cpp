@@ -6,10 +6,12 @@
 #include <functional>
 #include <iostream>
 #include <map>
+#include <set>
 #include <thread>
 
 #include <CLI/CLI.hpp>
 
+#include "cli_print.hpp"
 #include "core/crypto.hpp"
 #include "core/files.hpp"
 #include "core/http_client.hpp"
@@ -17,11 +19,14 @@
 #include "core/strings.hpp"
 #include "deploy_coordinator/cli.hpp"
 #include "deploy_coordinator/plan.hpp"
+#include "deploy_coordinator/states.hpp"
 #include "module_release.hpp"
 
 namespace hoist::deploy_coordinator {
 
 namespace {
+
+using namespace cli_print;
 
 struct ClusterOptions {
     std::string url;
@@ -79,60 +84,16 @@ private:
     http::Client client_;
 };
 
-std::string str(const json::Value& obj, const char* key) {
-    auto m = obj.FindMember(key);
-    return m != obj.MemberEnd() && m->value.IsString() ? m->value.GetString() : "";
-}
-std::int64_t num(const json::Value& obj, const char* key) {
-    auto m = obj.FindMember(key);
-    return m != obj.MemberEnd() && m->value.IsInt64() ? m->value.GetInt64() : 0;
-}
-const json::Value* member(const json::Value& obj, const char* key) {
-    auto m = obj.FindMember(key);
-    return m != obj.MemberEnd() ? &m->value : nullptr;
-}
-
-/// "master 3/3  agent 40/100" from a deployment's roles counts.
-std::string roleCounts(const json::Value& d) {
-    std::vector<std::string> parts;
-    if (const auto* roles = member(d, "roles"); roles != nullptr && roles->IsObject()) {
-        std::vector<std::pair<std::string, const json::Value*>> list;
-        for (auto it = roles->MemberBegin(); it != roles->MemberEnd(); ++it)
-            list.emplace_back(it->name.GetString(), &it->value);
-        std::sort(list.begin(), list.end(), [](const auto& x, const auto& y) {
-            return roleRank(x.first) != roleRank(y.first) ? roleRank(x.first) < roleRank(y.first)
-                                                          : x.first < y.first;
-        });
-        for (const auto& [role, c] : list)
-            parts.push_back(detail::concat(role, " ", num(*c, "done") + num(*c, "skipped"), "/",
-                                           num(*c, "total")));
-    }
-    return strings::join(parts, "  ");
-}
-
+/// Following stops here: the deployment ended, or waits for an admin (held). An unknown state
+/// (a newer coordinator) ends it too.
 bool finished(const std::string& state) {
-    return state == "done" || state == "failed" || state == "aborted" || state == "reverted" ||
-           state == "rolled_back" || state == "held";
+    auto s = parseDeploymentState(state);
+    return !s || isFinished(*s) || *s == DeploymentState::held;
 }
 
 int finishCode(const std::string& state) {
-    if (state == "done") return 0;
+    if (parseDeploymentState(state) == DeploymentState::done) return 0;
     return exitCode(Errc::Unhealthy);
-}
-
-std::string describeDeployment(const json::Value& d) {
-    const auto* counts = member(d, "counts");
-    std::string line = detail::concat(str(d, "id"), " ", str(d, "version"), " ", str(d, "state"),
-                                      ": ", roleCounts(d));
-    if (counts != nullptr) {
-        line += detail::concat("  failed ", num(*counts, "failed"), "  in flight ",
-                               num(*counts, "in_flight"));
-        if (num(*counts, "reverted") > 0)
-            line += detail::concat("  reverted ", num(*counts, "reverted"));
-    }
-    if (!str(d, "waiting_on").empty()) line += "; waiting on " + str(d, "waiting_on");
-    if (!str(d, "message").empty()) line += " (" + str(d, "message") + ")";
-    return line;
 }
 
 /// Follows a deployment until it finishes or a hold stops it; returns the exit code.
@@ -179,65 +140,18 @@ int follow(Api& api, const std::string& id, bool json_out, std::ostream& out, st
                     << "); it continues when an admin runs 'cluster resume'\n";
                 return exitCode(Errc::Halted);
             }
-            if (state != "done") err << "cluster: deployment " << id << " ended " << state << "\n";
+            if (finishCode(state) != 0)
+                err << "cluster: deployment " << id << " ended " << state << "\n";
             return finishCode(state);
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(tty ? 250 : 500));
     }
 }
 
-std::string printPlan(const json::Value& plan) {
-    std::ostringstream s;
-    s << "plan for " << str(plan, "version") << ": " << num(plan, "nodes") << " nodes, agents "
-      << num(plan, "max_parallel") << " at a time\n";
-    if (const auto* halted = member(plan, "halted");
-        halted != nullptr && halted->IsBool() && halted->GetBool())
-        s << "note: a hold stands; the upgrade would be refused until an admin clears it\n";
-    if (const auto* waves = member(plan, "waves"); waves != nullptr && waves->IsArray()) {
-        int n = 0;
-        for (const auto& w : waves->GetArray()) {
-            std::vector<std::string> ids;
-            const auto* nodes = member(w, "nodes");
-            size_t count = nodes != nullptr && nodes->IsArray() ? nodes->Size() : 0;
-            if (nodes != nullptr && nodes->IsArray())
-                for (const auto& id : nodes->GetArray()) {
-                    if (ids.size() == 5) {
-                        ids.push_back("...");
-                        break;
-                    }
-                    ids.push_back(id.GetString());
-                }
-            s << "wave " << ++n << " (" << str(w, "role") << ", " << count
-              << "): " << strings::join(ids, " ") << "\n";
-        }
-    }
-    if (const auto* roles = member(plan, "roles"); roles != nullptr && roles->IsObject()) {
-        for (auto it = roles->MemberBegin(); it != roles->MemberEnd(); ++it) {
-            const auto& r = it->value;
-            s << "role " << it->name.GetString() << " (from "
-              << (str(r, "from").empty() ? "?" : str(r, "from")) << "):";
-            for (const char* kind : {"add", "remove", "keep"}) {
-                const auto* list = member(r, kind);
-                if (list == nullptr || !list->IsArray()) continue;
-                const char* mark = kind[0] == 'a' ? " +" : kind[0] == 'r' ? " -" : " =";
-                for (const auto& id : list->GetArray()) s << mark << id.GetString();
-            }
-            s << "\n";
-        }
-    }
-    for (const char* kind : {"skipped", "refused"}) {
-        const auto* list = member(plan, kind);
-        if (list == nullptr || !list->IsArray() || list->Empty()) continue;
-        s << kind << " ("
-          << (kind[0] == 's' ? "already on the version" : "upgrade_from does not allow it") << "):";
-        for (const auto& id : list->GetArray()) s << " " << id.GetString();
-        s << "\n";
-    }
-    return s.str();
-}
-
-std::string latestDeployment(Api& api, Error& error) {
-    auto text = api.call("GET", "/v1/deployments?limit=1");
+/// The deployment acting on nodes, else the newest. With `changed`, the newest that changed
+/// nodes and was not undone (what `rollback` undoes) unless one is acting.
+std::string latestDeployment(Api& api, Error& error, bool changed = false) {
+    auto text = api.call("GET", changed ? "/v1/deployments?limit=100" : "/v1/deployments?limit=1");
     if (!text) {
         error = text.error();
         return "";
@@ -247,9 +161,29 @@ std::string latestDeployment(Api& api, Error& error) {
         error = doc.error();
         return "";
     }
+    // The deployment acting on nodes comes first: it is what an admin acts on.
+    if (auto acting = str(*doc, "acting"); !acting.empty()) return acting;
     const auto* list = member(*doc, "deployments");
     if (list == nullptr || !list->IsArray() || list->Empty()) {
         error = Error{Errc::NotFound, "no deployment yet", 0};
+        return "";
+    }
+    if (changed) {
+        std::set<std::string> undone;
+        for (const auto& d : list->GetArray())
+            if (!str(d, "undoes").empty()) undone.insert(str(d, "undoes"));
+        for (const auto& d : list->GetArray()) {
+            auto state = parseDeploymentState(str(d, "state"));
+            if (state == DeploymentState::rolled_back || state == DeploymentState::reverted ||
+                str(d, "kind") == "rollback" || undone.contains(str(d, "id")))
+                continue;
+            const auto* counts = member(d, "counts");
+            if (counts != nullptr && num(*counts, "done") > 0) return str(d, "id");
+        }
+        error = Error{Errc::NotFound,
+                      "no deployment changed any node (nothing to roll back; cluster history "
+                      "lists them)",
+                      0};
         return "";
     }
     return str((*list)[0], "id");
@@ -306,6 +240,14 @@ int runClusterCli(const std::vector<std::string>& args, std::ostream& out, std::
                       "revert upgraded nodes when the failure budget is spent");
     upgrade->add_flag("--dry-run", dry_run, "show the plan, touch nothing");
     upgrade->add_flag("--detach", detach, "start it and return");
+    bool rehearse = false;
+    std::string inject;
+    upgrade->add_flag(
+        "--rehearse", rehearse,
+        "predict the rollout on simulated nodes and a simulated clock; touch nothing");
+    upgrade->add_option("--inject", inject,
+                        "with --rehearse: faults, e.g. 'agent-3:health_fail,master-2:silent,"
+                        "agent-*:slow=30s' (also stage_fail)");
     upgrade->callback([&] {
         action = [&] {
             if (auto valid = validateMaxParallel(max_parallel); !valid)
@@ -315,14 +257,21 @@ int runClusterCli(const std::vector<std::string>& args, std::ostream& out, std::
                                              "&max_parallel=" + http::urlEncode(max_parallel));
                 return printJsonOr(r, [&](const json::Value& plan) { out << printPlan(plan); });
             }
+            if (!inject.empty() && !rehearse)
+                return failWith(Error{Errc::Invalid, "--inject goes with --rehearse", 0});
             json::Writer w;
             w.beginObject()
                 .field("version", version)
                 .field("max_parallel", max_parallel)
                 .field("max_failures", max_failures)
                 .field("auto_revert", auto_revert)
-                .field("min_healthy_ms", min_healthy_ms)
-                .endObject();
+                .field("min_healthy_ms", min_healthy_ms);
+            if (rehearse) w.field("inject", inject);
+            w.endObject();
+            if (rehearse) {
+                auto r = api.call("POST", "/v1/rehearsals", w.str());
+                return printJsonOr(r, [&](const json::Value& p) { out << printRehearsal(p); });
+            }
             auto started = api.call("POST", "/v1/deployments", w.str());
             if (!started) return failWith(started.error());
             auto doc = json::parseObject(*started, "deployment");
@@ -444,6 +393,7 @@ int runClusterCli(const std::vector<std::string>& args, std::ostream& out, std::
             auto holds = api.call("GET", "/v1/halt");
             if (!holds) return failWith(holds.error());
             auto hd = json::parseObject(*holds, "halt");
+            bool cleared = false;
             bool halted = hd && member(*hd, "halted") != nullptr && (*hd)["halted"].IsBool() &&
                           (*hd)["halted"].GetBool();
             if (halted || !resume_source.empty()) {
@@ -452,38 +402,66 @@ int runClusterCli(const std::vector<std::string>& args, std::ostream& out, std::
                                                 : "/v1/halt/" + http::urlEncode(resume_source));
                 if (!r) return failWith(r.error());
                 out << "holds cleared\n";
+                cleared = true;
             }
+            auto nothing = [&](const std::string& why) {
+                if (cleared) return 0;
+                err << "cluster: nothing to resume: no hold stands, and " << why << "\n";
+                return exitCode(Errc::Conflict);
+            };
             Error e;
             std::string id = latestDeployment(api, e);
-            if (id.empty()) return 0;
+            if (id.empty()) return nothing("there is no deployment");
             auto d = api.call("GET", "/v1/deployments/" + id + "?nodes=0&events=0");
             if (!d) return failWith(d.error());
             auto doc = json::parseObject(*d, "deployment");
             if (!doc) return failWith(doc.error());
             std::string state = str(*doc, "state");
-            if (state == "paused" || state == "held") {
+            auto parsed = parseDeploymentState(state);
+            if (parsed == DeploymentState::paused || parsed == DeploymentState::held) {
                 std::string body;
                 if (resume_failures)
                     body = detail::concat("{\"max_failures\":", *resume_failures, "}");
                 auto r = api.call("POST", "/v1/deployments/" + id + "/resume", body);
                 if (!r) return failWith(r.error());
                 out << "resumed " << id << "\n";
-            } else if (state == "staging" || state == "rolling" || state == "reverting") {
+            } else if (parsed && isActive(*parsed)) {
                 out << id << " continues (" << state << ")\n";
+            } else {
+                return nothing("deployment " + id + " is " + state);
             }
             return 0;
         };
     });
 
     std::string verb_target;
+    std::string rollback_to;
     auto addVerb = [&](const std::string& verb, const std::string& help) {
         auto* sub = app.add_subcommand(verb, help);
-        sub->add_option("deployment", verb_target, "deployment id (default: the latest)");
+        if (verb == "rollback")
+            sub->add_option("--to", rollback_to,
+                            "go back to a named earlier release: the generations the newest "
+                            "deployment of it left");
+        sub->add_option(
+            "deployment", verb_target,
+            verb == "rollback"
+                ? "deployment id (default: the acting one, else the newest that changed nodes)"
+                : "deployment id (default: the acting one, else the newest)");
         sub->callback([&, verb] {
             action = [&, verb] {
+                if (!rollback_to.empty()) {
+                    if (!verb_target.empty())
+                        return failWith(
+                            Error{Errc::Invalid, "give a deployment or --to VERSION, not both", 0});
+                    json::Writer w;
+                    w.beginObject().field("to", rollback_to).endObject();
+                    auto r = api.call("POST", "/v1/rollbacks", w.str());
+                    return printJsonOr(
+                        r, [&](const json::Value& d) { out << describeDeployment(d) << "\n"; });
+                }
                 if (verb_target.empty()) {
                     Error e;
-                    verb_target = latestDeployment(api, e);
+                    verb_target = latestDeployment(api, e, verb == "rollback");
                     if (verb_target.empty()) return failWith(e);
                 }
                 auto r = api.call("POST", "/v1/deployments/" + verb_target + "/" + verb);

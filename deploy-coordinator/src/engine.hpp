@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -16,10 +17,14 @@
 #include "core/error.hpp"
 #include "core/http_client.hpp"
 #include "core/metrics.hpp"
+#include "deploy_coordinator/plan.hpp"
 #include "deploy_coordinator/state.hpp"
 #include "holds.hpp"
+#include "node_gateway.hpp"
 #include "pkgmgr/release.hpp"
+#include "pkgmgr/status.hpp"
 #include "pkgmgr/wire.hpp"
+#include "rollout.hpp"
 #include "worker_pool.hpp"
 
 namespace hoist::deploy_coordinator {
@@ -69,7 +74,9 @@ struct HoldDetails {
 /// handlers call the public functions from any thread.
 class Engine {
 public:
-    static Result<std::unique_ptr<Engine>> create(State& state, EngineOptions options);
+    /// Without a gateway, nodes are reached over HTTP.
+    static Result<std::unique_ptr<Engine>> create(State& state, EngineOptions options,
+                                                  std::unique_ptr<NodeGateway> gateway = nullptr);
     ~Engine();
     Engine(const Engine&) = delete;
     Engine& operator=(const Engine&) = delete;
@@ -94,11 +101,22 @@ public:
 
     // Deployments
     Result<std::string> startDeployment(const StartRequest& request);
+    /// POST /v1/rehearsals: what starting `request` would do, from the real rollout model run
+    /// against simulated nodes (faults injected as `inject` says, parseFaults) on a simulated
+    /// clock. Touches no node and persists nothing. Refused as startDeployment refuses a bad
+    /// request or a release that changes nothing; a hold or a running deployment is noted.
+    Result<std::string> rehearse(const StartRequest& request, const std::string& inject);
     Result<std::string> deploymentJson(const std::string& id, bool with_nodes, int events);
     Result<std::string> deploymentsJson(int limit);
     /// pause, resume, abort, rollback. Conflict when the state does not allow it.
     Result<std::string> command(const std::string& id, const std::string& verb,
                                 std::optional<std::int64_t> max_failures, const std::string& actor);
+    /// Rolls back deployment `id` (one that has ended), or, with `to`, goes back to the
+    /// generations the newest deployment that brought the fleet to that release left: a new
+    /// deployment of kind "rollback". NotFound, Conflict (already rolled back, another acting,
+    /// nothing to do) or Halted.
+    Result<std::string> rollback(const std::optional<std::string>& id,
+                                 const std::optional<std::string>& to, const std::string& actor);
     Result<std::string> planJson(const std::string& version, const std::string& max_parallel);
     Result<std::string> eventsJson(int limit);
 
@@ -131,47 +149,35 @@ public:
     void setAdvertiseUrl(std::string url) { options_.advertise_url = std::move(url); }
 
 private:
-    struct Slot;
-    struct Active;
-
-    Engine(State& state, EngineOptions options);
+    Engine(State& state, EngineOptions options, std::unique_ptr<NodeGateway> gateway);
     Result<void> load();
+    Result<std::unique_ptr<Rollout>> loadRollout(const Deployment& d);
     void loop();
     void tick(std::int64_t now);
-    void advanceForward(Active& a, std::int64_t now);
-    void advanceRevert(Active& a, std::int64_t now);
-    /// Restarts the due nodes of one role rank up to its limit (agents max_parallel, other
-    /// roles one at a time): staged nodes forward in order, or revert_pending nodes back to
-    /// their old generation, last first.
-    void dispatchWave(Active& a, int rank, bool revert, std::int64_t now);
-    void dispatchStage(Active& a, Slot& slot);
-    void dispatchRestart(Active& a, Slot& slot, std::int64_t generation, std::int64_t now);
-    void dispatchPoll(Active& a, Slot& slot);
-    void dispatchProbe(Active& a, Slot& slot);
-    void applyNodeState(Active& a, Slot& slot, const std::string& node_state, std::int64_t now,
-                        const std::string& message);
-    /// A pull node's "staged" report (the stage it was handed is built).
-    void applyStaged(Active& a, Slot& slot, std::int64_t generation, std::int64_t from_generation,
-                     std::int64_t now);
-    /// The timers of a pull node's slot (offers, deadlines, settling); they replace the
-    /// polls and probes a push node gets. Always true (the slot is handled).
-    bool pullTimers(Active& a, Slot& slot, std::int64_t now, bool stage_due, bool restart_due,
-                    bool revert_due);
-    void finishNode(Active& a, Slot& slot, const std::string& state, const std::string& message,
-                    std::int64_t now);
-    void setDeploymentState(Active& a, const std::string& state, const std::string& actor,
-                            const std::string& detail, std::int64_t now);
-    void computeWaitingOn(Active& a, std::int64_t now);
+    /// Takes what the model produced: events to record, registry rows to update, node
+    /// actions to send once the state is committed. Under mutex_.
+    void apply(Output& out);
+    /// The worker task for one node action; its outcome goes back to the model on the loop.
+    std::function<void()> task(const NodeAction& action);
     void sweepNodes(std::int64_t now);
     void post(std::function<void()> deliver);
     void queueEvent(std::string actor, std::string action, std::string deployment, std::string node,
                     std::string detail);
     Result<void> flush(std::int64_t now, bool force_nodes);
+    RolloutSettings settings() const;
     std::string deploymentSummary(const Deployment& d, const std::vector<DeploymentNode>& nodes,
                                   bool with_nodes, int events);
     Result<std::pair<pkgmgr::Release, std::string>> fetchRelease(const std::string& version);
     std::string holdSummary();
-    Result<std::unique_ptr<Active>> loadActive(const Deployment& d);
+    /// The rollout `request` would start on the registry as it stands (no id yet). Under
+    /// mutex_. Invalid or Conflict as startDeployment refuses.
+    Result<std::unique_ptr<Rollout>> buildRollout(const pkgmgr::Release& release,
+                                                  const StartRequest& request, std::int64_t now,
+                                                  std::vector<Wave>& waves);
+    /// Why `release` would change no node (every node already runs it, or the same package
+    /// sets under another version); nullopt when some node changes.
+    std::optional<std::string> nothingToDo(const pkgmgr::Release& release);
+    Result<void> requireChange(const pkgmgr::Release& release);
 
     State& state_;
     EngineOptions options_;
@@ -184,17 +190,22 @@ private:
     std::unordered_map<std::string, NodeRecord> nodes_;
     std::unordered_map<std::string, bool> node_dirty_;
     std::unordered_map<std::string, bool> node_checking_;
-    std::vector<Hold> holds_;
-    std::unique_ptr<Active> active_;
+    std::unique_ptr<Rollout> active_;
+    /// Deployments that ended (aborted, failed) while nodes were still swapping: their nodes'
+    /// reports are still recorded, though nothing more is sent. Dropped once none is in flight.
+    std::map<std::string, std::unique_ptr<Rollout>> lingering_;
     std::deque<std::function<void()>> inbox_;
-    std::vector<std::function<void(http::Client&)>> outgoing_;
+    std::vector<std::function<void()>> outgoing_;
     std::vector<Event> pending_events_;
     std::int64_t last_node_flush_ms_ = 0;
     std::int64_t last_sweep_ms_ = 0;
 
-    std::mutex holds_mutex_;  // serialises halt and clear
+    std::mutex holds_mutex_;       // serialises halt and clear
+    std::mutex holds_data_mutex_;  // holds_ (taken after mutex_ when both are)
+    std::vector<Hold> holds_;
     std::unique_ptr<WorkerPool> pool_;
     std::unique_ptr<WorkerPool> check_pool_;
+    std::unique_ptr<NodeGateway> gateway_;
     std::thread thread_;
 
     // Counters for /metrics.

@@ -1,6 +1,15 @@
 #include "holds.hpp"
 
+#include "core/json.hpp"
+#include "core/log.hpp"
+#include "core/strings.hpp"
+#include "engine.hpp"
+
 namespace hoist::deploy_coordinator {
+
+namespace {
+constexpr std::string_view kLog = "deploy-coordinator";
+}  // namespace
 
 bool ActionGate::beginSend() {
     sending_.fetch_add(1);
@@ -22,6 +31,194 @@ void ActionGate::raise(std::chrono::milliseconds max_wait) {
     raised_.store(true);
     std::unique_lock lock(mutex_);
     idle_.wait_for(lock, max_wait, [this] { return sending_.load() == 0; });
+}
+
+bool Engine::acting() {
+    std::lock_guard lock(mutex_);
+    return active_ != nullptr;
+}
+
+Result<void> Engine::requireNoHold(std::string_view what) {
+    std::lock_guard lock(holds_mutex_);
+    if (!gate_.raised()) return ok();
+    return fail(Errc::Halted, what, " refused: halted by ", holdSummary(),
+                "; an admin must clear the hold (DELETE /v1/halt)");
+}
+
+std::string Engine::holdSummary() {
+    std::vector<std::string> parts;
+    std::lock_guard lock(holds_data_mutex_);
+    for (const auto& h : holds_) parts.push_back(h.source + " (" + h.reason + ")");
+    return strings::join(parts, ", ");
+}
+
+Result<std::string> Engine::halt(const std::string& source, const std::string& reason,
+                                 const std::string& by, const HoldDetails& details) {
+    std::lock_guard hold_lock(holds_mutex_);
+    bool was_raised = gate_.raised();
+    // Gate first, so workers stop at once; wait for sends already past it; then persist; the
+    // reply goes out only after all three.
+    gate_.raise(std::chrono::milliseconds(5000));
+    Hold hold{source, reason, by, nowMs(), details.alerts_json, 0};
+    bool existed = false;
+    bool unchanged = false;
+    {
+        std::lock_guard lock(holds_data_mutex_);
+        for (const auto& h : holds_)
+            if (h.source == source) {
+                existed = true;
+                hold.since_ms = h.since_ms;
+                unchanged = h.reason == reason && h.alerts_json == details.alerts_json &&
+                            h.resolved_ms == 0 && h.by == by;
+            }
+    }
+    // A monitor repeating itself (Alertmanager's repeat_interval) writes nothing.
+    if (!unchanged) {
+        std::string detail = source + ": " + reason;
+        if (!details.audit_note.empty()) detail += " [" + details.audit_note + "]";
+        auto written = state_.transaction(
+            [&](State::Tx& tx) -> Result<void> {
+                HOIST_TRY(tx.putHold(hold));
+                return tx.appendEvent({0, nowMs(), by, "halt", "", "", detail});
+            },
+            true);
+        if (!written) {
+            if (!was_raised) gate_.lower();
+            return std::unexpected(written.error());
+        }
+        {
+            // Not the engine lock: a halt never waits behind the loop's work. The loop shows
+            // the hold in waiting_on on its next turn.
+            std::lock_guard lock(holds_data_mutex_);
+            std::erase_if(holds_, [&](const Hold& h) { return h.source == source; });
+            holds_.push_back(hold);
+        }
+        wake_cv_.notify_one();
+        log::warn(kLog, "halt", {{"source", source}, {"reason", reason}, {"by", by}});
+    }
+    json::Writer w;
+    w.beginObject()
+        .field("source", hold.source)
+        .field("reason", hold.reason)
+        .field("by", hold.by)
+        .field("since", formatTime(hold.since_ms))
+        .field("new", !existed);
+    if (!details.warning.empty()) w.field("warning", details.warning);
+    w.endObject();
+    return w.str();
+}
+
+Result<std::string> Engine::resolveHold(const std::string& source, const std::string& by,
+                                        const std::string& audit_note) {
+    std::lock_guard hold_lock(holds_mutex_);
+    std::optional<Hold> hold;
+    {
+        std::lock_guard lock(holds_data_mutex_);
+        for (const auto& h : holds_)
+            if (h.source == source) hold = h;
+    }
+    auto now = nowMs();
+    if (hold && hold->resolved_ms == 0) hold->resolved_ms = now;
+    std::string detail = source + ": the monitor reports its alerts resolved" +
+                         (hold ? "; the hold stands until an admin clears it"
+                               : "; no hold of that source stands");
+    if (!audit_note.empty()) detail += " [" + audit_note + "]";
+    auto written = state_.transaction(
+        [&](State::Tx& tx) -> Result<void> {
+            if (hold) HOIST_TRY(tx.putHold(*hold));
+            return tx.appendEvent({0, now, by, "halt resolved", "", "", detail});
+        },
+        true);
+    if (!written) return std::unexpected(written.error());
+    if (hold) {
+        std::lock_guard lock(holds_data_mutex_);
+        for (auto& h : holds_)
+            if (h.source == source) h.resolved_ms = hold->resolved_ms;
+    }
+    log::info(kLog, "halt resolved by monitor", {{"source", source}, {"by", by}});
+    json::Writer w;
+    w.beginObject().field("source", source).field("holds", hold.has_value());
+    if (hold) w.field("resolved", formatTime(hold->resolved_ms));
+    w.field("message", hold ? "the hold stands until an admin clears it (cluster resume --source " +
+                                  source + ")"
+                            : "no hold of that source stands");
+    w.endObject();
+    return w.str();
+}
+
+Result<std::string> Engine::clearHolds(std::optional<std::string> source,
+                                       const std::string& actor) {
+    std::lock_guard hold_lock(holds_mutex_);
+    std::vector<Hold> current;
+    {
+        std::lock_guard lock(holds_data_mutex_);
+        current = holds_;
+    }
+    std::vector<Hold> cleared;
+    for (const auto& h : current)
+        if (!source || h.source == *source) cleared.push_back(h);
+    if (source && cleared.empty())
+        return fail(Errc::NotFound, "no hold from source '", *source, "'");
+    auto now = nowMs();
+    auto written = state_.transaction(
+        [&](State::Tx& tx) -> Result<void> {
+            HOIST_TRY(
+                tx.deleteHolds(source ? std::optional<std::string_view>(*source) : std::nullopt));
+            for (const auto& h : cleared)
+                HOIST_TRY(tx.appendEvent(
+                    {0, now, actor, "halt cleared", "", "", h.source + ": " + h.reason}));
+            return ok();
+        },
+        true);
+    if (!written) return std::unexpected(written.error());
+    {
+        std::lock_guard lock(mutex_);
+        {
+            std::lock_guard data_lock(holds_data_mutex_);
+            if (source)
+                std::erase_if(holds_, [&](const Hold& h) { return h.source == *source; });
+            else
+                holds_.clear();
+            if (holds_.empty()) gate_.lower();
+        }
+        if (active_) active_->last_progress_ms = now;
+        wake_ = true;
+    }
+    wake_cv_.notify_one();
+    log::info(kLog, "halt cleared",
+              {{"by", actor}, {"cleared", static_cast<std::int64_t>(cleared.size())}});
+    json::Writer w;
+    w.beginObject().key("cleared").beginArray();
+    for (const auto& h : cleared) w.value(h.source);
+    w.endArray().endObject();
+    return w.str();
+}
+
+std::string Engine::holdsJson() {
+    std::vector<Hold> list;
+    {
+        std::lock_guard lock(holds_data_mutex_);
+        list = holds_;
+    }
+    json::Writer w;
+    w.beginObject().field("halted", !list.empty()).key("holds").beginArray();
+    for (const auto& h : list)
+        w.beginObject()
+            .field("source", h.source)
+            .field("reason", h.reason)
+            .field("by", h.by)
+            .field("since", formatTime(h.since_ms))
+            .field("resolved", formatTime(h.resolved_ms))
+            .key("alerts")
+            .raw(h.alerts_json)
+            .endObject();
+    w.endArray().endObject();
+    return w.str();
+}
+
+Result<void> Engine::recordEvent(Event event) {
+    if (event.time_ms == 0) event.time_ms = nowMs();
+    return state_.transaction([&](State::Tx& tx) { return tx.appendEvent(event); });
 }
 
 }  // namespace hoist::deploy_coordinator

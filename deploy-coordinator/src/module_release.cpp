@@ -2,7 +2,10 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <map>
+#include <set>
 
+#include "config_gen/package.hpp"
 #include "core/crypto.hpp"
 #include "core/files.hpp"
 #include "core/http_client.hpp"
@@ -25,6 +28,45 @@ Result<http::Response> put(http::Client& client, const std::string& url, const s
         return fail(Errc::Network, "PUT ", url, ": HTTP ", response.status, " ",
                     response.body.substr(0, 200));
     return response;
+}
+
+/// The check `config-gen release` makes of what it adds, made of what stays: every package left
+/// in a changed role must still find each name it requires. The packages are read from the
+/// repository (their pkginfo.json); nothing is written there.
+Result<void> checkRequires(http::Client& client, const std::string& repo_url,
+                           const pkgmgr::Release& release, const std::vector<std::string>& roles) {
+    HOIST_ASSIGN(auto tmp, files::TempDir::createSystem("hoist-module-check-"));
+    std::map<std::string, std::vector<std::string>> requires_of;  // by package id
+    for (const auto& role : roles) {
+        const auto& refs = release.roles.at(role);
+        std::set<std::string> names;
+        for (const auto& ref : refs)
+            if (auto id = pkgmgr::PackageId::parse(ref.id)) names.insert(id->name);
+        for (const auto& ref : refs) {
+            auto known = requires_of.find(ref.id);
+            if (known == requires_of.end()) {
+                http::Request get;
+                get.url = http::joinUrl(repo_url, "packages/" + ref.sha256);
+                get.timeout = std::chrono::minutes(5);
+                HOIST_ASSIGN(auto body, client.send(get));
+                if (!body.ok())
+                    return fail(Errc::Network, "reading ", ref.id,
+                                " to check what it requires: HTTP ", body.status, " from ",
+                                get.url);
+                auto path = tmp.path() / (ref.id + ".tar.zst");
+                HOIST_TRY(files::writeFileAtomic(path, body.body));
+                HOIST_ASSIGN(auto pkg, config_gen::readPackage(path));
+                known = requires_of.emplace(ref.id, pkg.info.requires_names).first;
+                std::filesystem::remove(path);
+            }
+            for (const auto& required : known->second)
+                if (!names.contains(required))
+                    return fail(Errc::Invalid, "role ", role, ": package '", ref.id, "' requires '",
+                                required, "', which release ", release.version,
+                                " would not hold; nothing was published");
+        }
+    }
+    return ok();
 }
 
 /// "<id>" from "<dir>/<id>.tar.zst" (or .tar, .tar.gz, .tar.xz, .tgz).
@@ -79,6 +121,25 @@ Result<std::string> publishModuleRelease(const ModuleOptions& o, std::ostream& l
         auto size = std::filesystem::file_size(tarball, ec);
         if (ec) return failErrno(Errc::Io, ec.value(), "cannot stat ", tarball.string());
         pkgmgr::PackageRef ref{id, sha, static_cast<std::uint64_t>(size)};
+        size_t changed = 0;
+        for (const auto& role : roles) {
+            auto it = release.roles.find(role);
+            if (it == release.roles.end())
+                return fail(Errc::Invalid, "release ", o.base_version, " has no role '", role, "'");
+            auto& refs = it->second;
+            if (std::find(refs.begin(), refs.end(), ref) != refs.end()) continue;
+            std::erase_if(refs, [&](const pkgmgr::PackageRef& r) {
+                auto other = pkgmgr::PackageId::parse(r.id);
+                return other && other->name == pid.name;
+            });
+            refs.push_back(ref);
+            ++changed;
+        }
+        if (changed == 0)
+            return fail(Errc::Conflict, "nothing to do: release ", o.base_version,
+                        " already holds ", id, " in ",
+                        roles.size() == 1 ? "role " + roles[0] : "every chosen role",
+                        "; nothing was published");
         http::Request head;
         head.method = "HEAD";
         head.url = http::joinUrl(o.repo_url, "packages/" + sha);
@@ -90,17 +151,6 @@ Result<std::string> publishModuleRelease(const ModuleOptions& o, std::ostream& l
             if (!uploaded.ok())
                 return fail(Errc::Network, "uploading ", id, ": HTTP ", uploaded.status);
             log << "uploaded " << id << " (" << sha << ")\n";
-        }
-        for (const auto& role : roles) {
-            auto it = release.roles.find(role);
-            if (it == release.roles.end())
-                return fail(Errc::Invalid, "release ", o.base_version, " has no role '", role, "'");
-            auto& refs = it->second;
-            std::erase_if(refs, [&](const pkgmgr::PackageRef& r) {
-                auto other = pkgmgr::PackageId::parse(r.id);
-                return other && other->name == pid.name;
-            });
-            refs.push_back(ref);
         }
     } else {
         module_name = o.package;
@@ -116,8 +166,10 @@ Result<std::string> publishModuleRelease(const ModuleOptions& o, std::ostream& l
             });
         }
         if (removed == 0)
-            return fail(Errc::NotFound, "release ", o.base_version, " holds no package named '",
-                        module_name, "'");
+            return fail(Errc::Conflict, "nothing to do: release ", o.base_version,
+                        " holds no package named '", module_name, "' in ",
+                        roles.size() == 1 ? "role " + roles[0] : "the chosen roles",
+                        "; nothing was published");
     }
     std::string version = o.new_version;
     if (version.empty()) version = o.base_version + (o.install ? "+" : "+no-") + module_name;
@@ -127,6 +179,7 @@ Result<std::string> publishModuleRelease(const ModuleOptions& o, std::ostream& l
         if (std::find(from.begin(), from.end(), pattern) == from.end()) from.push_back(pattern);
     release.version = version;
     release.upgrade_from = from;
+    if (!o.install) HOIST_TRY(checkRequires(client, o.repo_url, release, roles));
     std::string bytes = release.toJson();
     HOIST_ASSIGN(auto signature, pkgmgr::signRelease(bytes, private_pem));
     std::string base = http::joinUrl(o.repo_url, "releases/" + version + ".json");

@@ -21,8 +21,7 @@ std::string formatTime(std::int64_t ms) {
 }
 
 bool Deployment::active() const {
-    return state == "staging" || state == "rolling" || state == "paused" || state == "held" ||
-           state == "reverting";
+    return isActive(state);
 }
 
 namespace {
@@ -82,6 +81,10 @@ const char* const kMigrations[] = {
     CREATE TABLE monitors (
         name TEXT PRIMARY KEY, allowance_ms INTEGER NOT NULL, last_beat_ms INTEGER NOT NULL);
     )sql",
+    // 6: a rollback is its own deployment, naming the one it undoes.
+    R"sql(
+    ALTER TABLE deployments ADD COLUMN undoes TEXT NOT NULL DEFAULT '';
+    )sql",
 };
 static_assert(std::size(kMigrations) == State::kSchemaVersion);
 
@@ -139,16 +142,16 @@ Result<void> State::Tx::putNode(const NodeRecord& n) {
 }
 
 Result<void> State::Tx::putDeployment(const Deployment& d) {
-    return write(*state_.impl_,
-                 "INSERT OR REPLACE INTO deployments (id, number, version, kind, state, "
-                 "max_parallel, max_failures, auto_revert, min_healthy_ms, node_deadline_ms, "
-                 "progress_deadline_ms, release_json, created_by, waiting_on, message, created_ms, "
-                 "updated_ms, finished_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-                 "?, ?)",
-                 d.id, d.number, d.version, d.kind, d.state, d.max_parallel, d.max_failures,
-                 d.auto_revert, d.min_healthy_ms, d.node_deadline_ms, d.progress_deadline_ms,
-                 d.release_json, d.created_by, d.waiting_on, d.message, d.created_ms, d.updated_ms,
-                 d.finished_ms);
+    return write(
+        *state_.impl_,
+        "INSERT OR REPLACE INTO deployments (id, number, version, kind, state, "
+        "max_parallel, max_failures, auto_revert, min_healthy_ms, node_deadline_ms, "
+        "progress_deadline_ms, release_json, created_by, waiting_on, message, created_ms, "
+        "updated_ms, finished_ms, undoes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+        "?, ?, ?, ?, ?)",
+        d.id, d.number, d.version, d.kind, toString(d.state), d.max_parallel, d.max_failures,
+        d.auto_revert, d.min_healthy_ms, d.node_deadline_ms, d.progress_deadline_ms, d.release_json,
+        d.created_by, d.waiting_on, d.message, d.created_ms, d.updated_ms, d.finished_ms, d.undoes);
 }
 
 Result<void> State::Tx::putDeploymentNode(const DeploymentNode& n) {
@@ -157,9 +160,9 @@ Result<void> State::Tx::putDeploymentNode(const DeploymentNode& n) {
                  "node_state, from_release, from_generation, target_generation, last_seq, "
                  "restarts, started_ms, finished_ms, message) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, "
                  "?, ?, ?, ?, ?)",
-                 n.deployment, n.node, n.role, n.ord, n.state, n.node_state, n.from_release,
-                 n.from_generation, n.target_generation, n.last_seq, n.restarts, n.started_ms,
-                 n.finished_ms, n.message);
+                 n.deployment, n.node, n.role, n.ord, toString(n.state), n.node_state,
+                 n.from_release, n.from_generation, n.target_generation, n.last_seq, n.restarts,
+                 n.started_ms, n.finished_ms, n.message);
 }
 
 Result<void> State::Tx::putHold(const Hold& h) {
@@ -249,15 +252,19 @@ namespace {
 constexpr const char* kDeploymentColumns =
     "SELECT id, number, version, kind, state, max_parallel, max_failures, auto_revert, "
     "min_healthy_ms, node_deadline_ms, progress_deadline_ms, release_json, created_by, "
-    "waiting_on, message, created_ms, updated_ms, finished_ms FROM deployments ";
+    "waiting_on, message, created_ms, updated_ms, finished_ms, undoes FROM deployments ";
 
-Deployment readDeployment(const sqlite::Statement& s) {
+Result<Deployment> readDeployment(const sqlite::Statement& s) {
     Deployment d;
     d.id = s.text(0);
     d.number = s.integer(1);
     d.version = s.text(2);
     d.kind = s.text(3);
-    d.state = s.text(4);
+    auto state = s.text(4);
+    auto parsed = parseDeploymentState(state);
+    if (!parsed)
+        return fail(Errc::Corrupt, "deployment ", d.id, " has the unknown state '", state, "'");
+    d.state = *parsed;
     d.max_parallel = s.text(5);
     d.max_failures = s.integer(6);
     d.auto_revert = s.integer(7) != 0;
@@ -271,6 +278,7 @@ Deployment readDeployment(const sqlite::Statement& s) {
     d.created_ms = s.integer(15);
     d.updated_ms = s.integer(16);
     d.finished_ms = s.integer(17);
+    d.undoes = s.text(18);
     return d;
 }
 }  // namespace
@@ -281,7 +289,15 @@ Result<std::vector<Deployment>> State::deployments(int limit) {
     HOIST_ASSIGN(auto stmt, impl_->db.prepare(sql.c_str()));
     stmt.bind(static_cast<std::int64_t>(limit));
     std::vector<Deployment> out;
-    HOIST_TRY(stmt.each([&](const sqlite::Statement& s) { out.push_back(readDeployment(s)); }));
+    std::optional<Error> bad;
+    HOIST_TRY(stmt.each([&](const sqlite::Statement& s) {
+        auto d = readDeployment(s);
+        if (d)
+            out.push_back(std::move(*d));
+        else if (!bad)
+            bad = d.error();
+    }));
+    if (bad) return std::unexpected(*bad);
     return out;
 }
 
@@ -292,7 +308,8 @@ Result<std::optional<Deployment>> State::deployment(std::string_view id) {
     stmt.bind(id);
     HOIST_ASSIGN(bool found, stmt.step());
     if (!found) return std::optional<Deployment>();
-    return std::optional<Deployment>(readDeployment(stmt));
+    HOIST_ASSIGN(auto d, readDeployment(stmt));
+    return std::optional<Deployment>(std::move(d));
 }
 
 Result<std::vector<DeploymentNode>> State::deploymentNodes(std::string_view deployment) {
@@ -305,13 +322,20 @@ Result<std::vector<DeploymentNode>> State::deploymentNodes(std::string_view depl
                           "ORDER BY ord"));
     stmt.bind(deployment);
     std::vector<DeploymentNode> out;
+    std::optional<Error> bad;
     HOIST_TRY(stmt.each([&](const sqlite::Statement& s) {
         DeploymentNode n;
         n.deployment = s.text(0);
         n.node = s.text(1);
         n.role = s.text(2);
         n.ord = s.integer(3);
-        n.state = s.text(4);
+        auto step = parseNodeStep(s.text(4));
+        if (!step && !bad)
+            bad = Error{Errc::Corrupt,
+                        detail::concat("node ", n.node, " of deployment ", n.deployment,
+                                       " has the unknown step '", s.text(4), "'"),
+                        0};
+        n.state = step.value_or(NodeStep::pending);
         n.node_state = s.text(5);
         n.from_release = s.text(6);
         n.from_generation = s.integer(7);
@@ -323,6 +347,7 @@ Result<std::vector<DeploymentNode>> State::deploymentNodes(std::string_view depl
         n.message = s.text(13);
         out.push_back(std::move(n));
     }));
+    if (bad) return std::unexpected(*bad);
     return out;
 }
 

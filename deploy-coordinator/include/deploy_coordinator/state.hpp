@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/error.hpp"
+#include "deploy_coordinator/states.hpp"
 
 namespace hoist::deploy_coordinator {
 
@@ -74,11 +75,13 @@ struct Deployment {
     std::string id;
     std::int64_t number = 0;
     std::string version;
-    /// "upgrade" (the only kind started through the API; rollbacks reuse the deployment).
+    /// "upgrade", or "rollback": nodes back to the generations an earlier deployment left them
+    /// on (a rollback of a deployment that has ended is its own deployment).
     std::string kind = "upgrade";
-    /// staging, rolling, paused, held (failure budget spent), reverting, done, failed, aborted,
-    /// reverted, rolled_back.
-    std::string state = "staging";
+    /// rollback: the deployment it undoes ("" for a rollback to a named release).
+    std::string undoes;
+    /// states.hpp: the states and the transitions between them.
+    DeploymentState state = DeploymentState::staging;
     /// A count ("100") or a percentage of the agents ("10%").
     std::string max_parallel = "1";
     std::int64_t max_failures = 0;
@@ -106,10 +109,8 @@ struct DeploymentNode {
     std::string role;
     /// Order in the rollout (masters first).
     std::int64_t ord = 0;
-    /// pending, staging, staged, restarting (persisted before the restart is sent), restarted
-    /// (the node accepted it), settling (healthy, waiting min_healthy_ms), done, failed,
-    /// revert_pending, reverting, reverted, revert_failed, skipped (already on the version).
-    std::string state = "pending";
+    /// states.hpp: the steps and the transitions between them.
+    NodeStep state = NodeStep::pending;
     /// The last state a ping or poll reported ("checking", ...).
     std::string node_state;
     std::string from_release;
@@ -140,7 +141,7 @@ public:
     State(const State&) = delete;
     State& operator=(const State&) = delete;
 
-    static constexpr int kSchemaVersion = 5;
+    static constexpr int kSchemaVersion = 6;
     int schemaVersion();
 
     /// The writes a transaction may make.

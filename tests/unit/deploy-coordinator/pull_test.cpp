@@ -109,7 +109,7 @@ protected:
     }
 
     /// Waits for the loop to commit what a ping changed.
-    bool committed(const std::string& node, const std::string& state) {
+    bool committed(const std::string& node, NodeStep state) {
         return testing::waitFor([&] { return row(node).state == state; }, 5s, 10ms);
     }
 
@@ -162,7 +162,7 @@ TEST_F(PullEngine, HandsOutCommittedActionsInOrderOnlyWithoutAHold) {
     auto stage = waitFor("master-1", "stage");
     EXPECT_EQ(stage.deployment, "d-1");
     EXPECT_EQ(stage.release, "2.0.0");
-    EXPECT_EQ(row("master-1").state, "staging");
+    EXPECT_EQ(row("master-1").state, NodeStep::staging);
     EXPECT_GT(row("master-1").started_ms, 0);
     EXPECT_EQ(ask(*engine_, "master-1").action, "stage");  // asking again: the same action
     EXPECT_EQ(events("master-1", "stage"), 1);
@@ -174,23 +174,23 @@ TEST_F(PullEngine, HandsOutCommittedActionsInOrderOnlyWithoutAHold) {
         EXPECT_EQ(held.action, "none") << node;
         EXPECT_TRUE(held.held) << node;
     }
-    EXPECT_EQ(row("agent-1").state, "pending");
+    EXPECT_EQ(row("agent-1").state, NodeStep::pending);
     ASSERT_OK(engine_->clearHolds(std::nullopt, "admin"));
     EXPECT_EQ(waitFor("agent-1", "stage").held, false);
     EXPECT_EQ(waitFor("agent-2", "stage").action, "stage");
     for (const char* node : {"master-1", "agent-1", "agent-2"}) ping(node, "staged");
-    EXPECT_TRUE(committed("agent-2", "staged"));
+    EXPECT_TRUE(committed("agent-2", NodeStep::staged));
     EXPECT_EQ(row("agent-2").target_generation, 2);
 
     // Rolling: the master first; agents get nothing while it is in flight.
     auto restart = waitFor("master-1", "restart");
     EXPECT_EQ(restart.generation, 2);
-    EXPECT_EQ(row("master-1").state, "restarting");
+    EXPECT_EQ(row("master-1").state, NodeStep::restarting);
     EXPECT_EQ(ask(*engine_, "agent-1").action, "none");
     EXPECT_EQ(ask(*engine_, "agent-2").action, "none");
     ping("master-1", "stopping");
     ping("master-1", "healthy");
-    EXPECT_TRUE(committed("master-1", "done"));
+    EXPECT_TRUE(committed("master-1", NodeStep::done));
     EXPECT_EQ(row("master-1").restarts, 1);
 
     // max_parallel 1: the restart offered to agent-1 counts before agent-1 takes it, so
@@ -208,7 +208,7 @@ TEST_F(PullEngine, HandsOutCommittedActionsInOrderOnlyWithoutAHold) {
         std::this_thread::sleep_for(20ms);
     }
     EXPECT_EQ(waitFor("agent-1", "restart").generation, 2);
-    EXPECT_EQ(row("agent-1").state, "restarting");
+    EXPECT_EQ(row("agent-1").state, NodeStep::restarting);
 
     // A coordinator restart: the restart handed out is answered again, not handed out anew.
     startEngine();
@@ -219,8 +219,9 @@ TEST_F(PullEngine, HandsOutCommittedActionsInOrderOnlyWithoutAHold) {
     ping("agent-1", "healthy");
     EXPECT_EQ(waitFor("agent-2", "restart").generation, 2);
     ping("agent-2", "healthy");
-    ASSERT_TRUE(testing::waitFor([&] { return state_->deployment("d-1")->value().state == "done"; },
-                                 5s, 10ms));
+    ASSERT_TRUE(testing::waitFor(
+        [&] { return state_->deployment("d-1")->value().state == DeploymentState::done; }, 5s,
+        10ms));
     for (const char* node : {"master-1", "agent-1", "agent-2"}) {
         EXPECT_EQ(row(node).restarts, 1) << node;
         EXPECT_EQ(events(node, "restart"), 1) << node;
@@ -238,7 +239,8 @@ TEST_F(PullEngine, APullNodeThatStopsAskingFailsAtTheNodeDeadline) {
     ping("agent-1", "staged");
     waitFor("agent-1", "restart");
     // It never reports again.
-    ASSERT_TRUE(testing::waitFor([&] { return row("agent-1").state == "failed"; }, 5s, 20ms));
+    ASSERT_TRUE(
+        testing::waitFor([&] { return row("agent-1").state == NodeStep::failed; }, 5s, 20ms));
     EXPECT_EQ(row("agent-1").message, "no healthy report within the node deadline (300 ms)");
 }
 
@@ -261,12 +263,13 @@ TEST_F(PullEngine, AnAutoRevertHandsOutTheRestartBackToTheOldGeneration) {
     auto back = waitFor("agent-1", "restart");
     EXPECT_EQ(back.generation, 1);
     EXPECT_EQ(back.release, "1.0.0");
-    EXPECT_EQ(row("agent-1").state, "reverting");
+    EXPECT_EQ(row("agent-1").state, NodeStep::reverting);
     EXPECT_EQ(ask(*engine_, "agent-2").action, "none");
     ping("agent-1", "healthy", 1);
     ASSERT_TRUE(testing::waitFor(
-        [&] { return state_->deployment("d-1")->value().state == "reverted"; }, 5s, 10ms));
-    EXPECT_EQ(row("agent-1").state, "reverted");
+        [&] { return state_->deployment("d-1")->value().state == DeploymentState::reverted; }, 5s,
+        10ms));
+    EXPECT_EQ(row("agent-1").state, NodeStep::reverted);
     EXPECT_EQ(row("agent-1").restarts, 2);
     EXPECT_EQ(events("agent-1", "revert"), 1);
 }

@@ -170,7 +170,7 @@ TEST(State, DeploymentsAndTheirNodesRoundTrip) {
     d.id = "d-1";
     d.number = 1;
     d.version = "2.0.0";
-    d.state = "rolling";
+    d.state = DeploymentState::rolling;
     d.max_parallel = "10%";
     d.max_failures = 2;
     d.auto_revert = true;
@@ -180,7 +180,7 @@ TEST(State, DeploymentsAndTheirNodesRoundTrip) {
     n.deployment = "d-1";
     n.node = "agent-1";
     n.role = "agent";
-    n.state = "restarting";
+    n.state = NodeStep::restarting;
     n.target_generation = 5;
     n.restarts = 1;
     {
@@ -203,7 +203,7 @@ TEST(State, DeploymentsAndTheirNodesRoundTrip) {
     auto nodes = (*state)->deploymentNodes("d-1");
     ASSERT_OK(nodes);
     ASSERT_EQ(nodes->size(), 1u);
-    EXPECT_EQ((*nodes)[0].state, "restarting");
+    EXPECT_EQ((*nodes)[0].state, NodeStep::restarting);
     EXPECT_EQ((*nodes)[0].target_generation, 5);
     EXPECT_EQ(*(*state)->nextDeploymentNumber(), 2);
     auto missing = (*state)->deployment("d-9");

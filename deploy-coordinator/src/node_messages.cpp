@@ -1,0 +1,62 @@
+#include "node_messages.hpp"
+
+#include "core/json.hpp"
+#include "pkgmgr/wire.hpp"
+
+namespace hoist::deploy_coordinator {
+
+Result<NodeRecord> parseRegistration(std::string_view body) {
+    HOIST_ASSIGN(auto registration, pkgmgr::Registration::fromJson(body));
+    NodeRecord n;
+    n.id = std::move(registration.id);
+    n.role = std::move(registration.role);
+    n.address = std::move(registration.address);
+    n.release = std::move(registration.release);
+    n.generation = registration.generation;
+    n.mode = std::move(registration.mode);
+    return n;
+}
+
+Result<NodeView> parseNodeView(std::string_view body) {
+    HOIST_ASSIGN(auto view, pkgmgr::NodeView::fromJson(body));
+    NodeView out;
+    out.generation = view.generation;
+    out.release = std::move(view.release);
+    out.healthy = view.healthy;
+    return out;
+}
+
+TransactionView parseTransaction(const http::Response& response) {
+    if (response.status != 200) return {};
+    auto view = pkgmgr::TransactionView::fromJson(response.body);
+    if (!view || !view->active) return {};
+    return {view->underWay(), view->step()};
+}
+
+std::string stageRequest(std::string_view release) {
+    return pkgmgr::StageRequest{std::string(release), std::nullopt}.toJson();
+}
+
+std::int64_t parseStageReply(std::string_view body) {
+    auto reply = pkgmgr::StageReply::fromJson(body);
+    return reply ? reply->generation : 0;
+}
+
+std::string restartRequest(std::int64_t generation, std::string_view deployment,
+                           std::string_view report_to) {
+    return pkgmgr::RestartRequest{generation, std::string(deployment), std::string(report_to)}
+        .toJson();
+}
+
+std::string errorText(const Result<http::Response>& r) {
+    if (!r) return r.error().describe();
+    std::string body = r->body.substr(0, 200);
+    auto doc = json::parseObject(r->body, "reply");
+    if (doc) {
+        auto m = doc->FindMember("error");
+        if (m != doc->MemberEnd() && m->value.IsString()) body = m->value.GetString();
+    }
+    return detail::concat("HTTP ", r->status, ": ", body);
+}
+
+}  // namespace hoist::deploy_coordinator

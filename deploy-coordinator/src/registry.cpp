@@ -1,0 +1,226 @@
+#include "engine.hpp"
+
+#include <algorithm>
+#include <map>
+
+#include "core/json.hpp"
+#include "core/log.hpp"
+#include "deploy_coordinator/plan.hpp"
+#include "pkgmgr/wire.hpp"
+#include "views.hpp"
+
+namespace hoist::deploy_coordinator {
+
+namespace {
+constexpr std::string_view kLog = "deploy-coordinator";
+}  // namespace
+
+void Engine::sweepNodes(std::int64_t now) {
+    size_t started = 0;
+    for (auto& [id, rec] : nodes_) {
+        if (rec.status == "removed" || node_checking_.count(id) != 0) continue;
+        if (now - rec.last_seen_ms < options_.down_after.count()) continue;
+        if (rec.mode == "pull") {
+            // Never called: a pull node that stopped asking is down until it asks again.
+            if (rec.status == "up") {
+                rec.status = "down";
+                queueEvent("coordinator", "node down", "", id, "stopped asking");
+                log::warn(kLog, "node down", {{"node", id}});
+                node_dirty_[id] = true;
+            }
+            continue;
+        }
+        if (started++ >= 256) break;
+        node_checking_[id] = true;
+        std::string node = id;
+        std::string address = rec.address;
+        check_pool_->post([this, node, address](http::Client&) {
+            bool up = gateway_->answers(address);
+            post([this, node, up] {
+                node_checking_.erase(node);
+                auto it = nodes_.find(node);
+                if (it == nodes_.end()) return;
+                auto& r = it->second;
+                auto t = nowMs();
+                if (up) {
+                    r.last_seen_ms = t;
+                    if (r.status == "down") {
+                        r.status = "up";
+                        queueEvent("coordinator", "node up", "", node, "answered a poll");
+                    }
+                } else if (r.status == "up") {
+                    r.status = "down";
+                    queueEvent("coordinator", "node down", "", node, "stopped answering");
+                    log::warn(kLog, "node down", {{"node", node}});
+                }
+                node_dirty_[node] = true;
+            });
+        });
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+Result<std::string> Engine::registerNode(NodeRecord node) {
+    HOIST_TRY(pkgmgr::validateName(node.id));
+    if (node.role.empty())
+        return fail(Errc::Invalid, "registration of '", node.id, "': field 'role' is empty");
+    if (!node.address.starts_with("http://") && !node.address.starts_with("https://"))
+        return fail(Errc::Invalid, "registration of '", node.id, "': address '", node.address,
+                    "' must be an http:// or https:// URL");
+    std::lock_guard lock(mutex_);
+    auto now = nowMs();
+    auto it = nodes_.find(node.id);
+    bool changed = it == nodes_.end() || it->second.address != node.address ||
+                   it->second.role != node.role || it->second.status != "up" ||
+                   it->second.mode != node.mode;
+    node.registered_ms = it == nodes_.end() ? now : it->second.registered_ms;
+    node.last_seen_ms = now;
+    node.status = "up";
+    if (it != nodes_.end() && node.release.empty()) node.release = it->second.release;
+    auto written = state_.transaction([&](State::Tx& tx) -> Result<void> {
+        HOIST_TRY(tx.putNode(node));
+        if (changed)
+            HOIST_TRY(tx.appendEvent({0, now, "node:" + node.id, "register", "", node.id,
+                                      node.role + " at " + node.address + " release " +
+                                          node.release + (node.mode == "pull" ? " (pull)" : "")}));
+        return ok();
+    });
+    if (!written) return std::unexpected(written.error());
+    nodes_[node.id] = node;
+    node_dirty_[node.id] = true;  // rewritten by the next flush, after any older snapshot
+    if (active_) {
+        if (Slot* slot = active_->find(node.id)) {
+            bool pull = node.mode == "pull";
+            if (slot->pull != pull) {
+                // The next action goes the new way; a stage handed out to a pull node is
+                // sent again (stage is idempotent).
+                slot->pull = pull;
+                slot->offered_ms = 0;
+                if (!pull && slot->row.state == NodeStep::staging)
+                    active_->step(*slot, NodeEvent::stage_lost);
+                // Its timers change with its mode.
+                active_->index();
+            }
+        }
+    }
+    json::Writer w;
+    writeNode(w, node);
+    return w.str();
+}
+
+Result<std::string> Engine::desired(const std::string& id, std::optional<std::int64_t> generation) {
+    PullAnswer answer;
+    std::string deployment;
+    bool held = false;
+    {
+        std::lock_guard lock(mutex_);
+        auto it = nodes_.find(id);
+        if (it == nodes_.end()) return std::unexpected(pkgmgr::notRegistered(id));
+        auto& rec = it->second;
+        if (rec.mode != "pull")
+            return fail(Errc::Conflict, "node '", id,
+                        "' is registered in push mode: the coordinator sends it its actions "
+                        "(register with \"mode\": \"pull\" to ask for them)");
+        auto now = nowMs();
+        // Asking is a sign of life, as a ping is.
+        rec.last_seen_ms = now;
+        if (rec.status == "down") {
+            rec.status = "up";
+            queueEvent("node:" + id, "node up", "", id, "asked for its desired state");
+        }
+        node_dirty_[id] = true;
+        Slot* slot = active_ && rec.status != "removed" ? active_->find(id) : nullptr;
+        if (slot != nullptr) {
+            // The same gate as a push action, passed under the engine lock: once a halt has
+            // been answered, nothing is handed out, not even again.
+            bool may_send = gate_.beginSend();
+            Output out;
+            answer = active_->onAsk(*slot, generation, !may_send, now, out);
+            deployment = active_->d.id;
+            if (!out.events.empty()) actions_sent_++;
+            apply(out);
+            // Persist before acting: the reply leaves only once the state saying the action
+            // started is committed. (flush may end the deployment: slot is not used after.)
+            if (answer.kind != PullAnswer::Kind::none &&
+                (slot->dirty || !pending_events_.empty())) {
+                auto flushed = flush(now, false);
+                if (!flushed) {
+                    if (may_send) gate_.endSend();
+                    return std::unexpected(flushed.error());
+                }
+            }
+            if (may_send) gate_.endSend();
+            held = !may_send;
+            if (answer.kind != PullAnswer::Kind::none) wake_ = true;
+        }
+        held = held || gate_.raised();
+    }
+    if (answer.kind != PullAnswer::Kind::none) wake_cv_.notify_one();
+    pkgmgr::DesiredState reply;
+    reply.action = answer.kind == PullAnswer::Kind::stage     ? "stage"
+                   : answer.kind == PullAnswer::Kind::restart ? "restart"
+                                                              : "none";
+    reply.deployment = answer.kind == PullAnswer::Kind::none ? "" : deployment;
+    reply.release = answer.release;
+    reply.generation = answer.generation;
+    reply.held = held;
+    return reply.toJson();
+}
+
+std::string Engine::nodesJson() {
+    std::vector<NodeRecord> list;
+    {
+        std::lock_guard lock(mutex_);
+        for (const auto& [_, n] : nodes_) list.push_back(n);
+    }
+    std::sort(list.begin(), list.end(), [](const NodeRecord& x, const NodeRecord& y) {
+        if (roleRank(x.role) != roleRank(y.role)) return roleRank(x.role) < roleRank(y.role);
+        return naturalLess(x.id, y.id);
+    });
+    json::Writer w;
+    w.beginObject().key("nodes").beginArray();
+    for (const auto& n : list) writeNode(w, n);
+    w.endArray().endObject();
+    return w.str();
+}
+
+Result<NodeRecord> Engine::node(const std::string& id) {
+    std::lock_guard lock(mutex_);
+    auto it = nodes_.find(id);
+    if (it == nodes_.end()) return fail(Errc::NotFound, "node '", id, "' is not registered");
+    return it->second;
+}
+
+Result<void> Engine::markRemoved(const std::string& id, const std::string& actor) {
+    std::lock_guard lock(mutex_);
+    auto it = nodes_.find(id);
+    if (it == nodes_.end()) return ok();
+    it->second.status = "removed";
+    queueEvent(actor, "node removed", "", id, "decommissioned through the provisioner");
+    node_dirty_[id] = true;
+    return flush(nowMs(), true);
+}
+
+Result<std::string> Engine::currentRelease() {
+    HOIST_ASSIGN(auto deployments, state_.deployments(1000));
+    for (const auto& d : deployments)  // newest first
+        if (d.state == DeploymentState::done ||
+            (d.kind == "rollback" && d.state == DeploymentState::rolled_back))
+            return d.version;
+    HOIST_ASSIGN(auto nodes, state_.nodes());
+    std::map<std::string, int> counts;
+    for (const auto& n : nodes)
+        if (!n.release.empty()) ++counts[n.release];
+    std::string best;
+    int best_count = 0;
+    for (const auto& [release, count] : counts) {
+        if (count > best_count) {
+            best = release;
+            best_count = count;
+        }
+    }
+    return best;
+}
+
+}  // namespace hoist::deploy_coordinator

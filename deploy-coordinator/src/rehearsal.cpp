@@ -1,0 +1,279 @@
+#include "rehearsal.hpp"
+
+#include <charconv>
+#include <functional>
+
+#include "core/strings.hpp"
+#include "pkgmgr/release.hpp"
+
+namespace hoist::deploy_coordinator {
+
+namespace {
+
+Result<std::int64_t> parseDuration(std::string_view text, std::string_view item) {
+    std::int64_t value = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    std::string_view unit(end, static_cast<size_t>(text.data() + text.size() - end));
+    std::int64_t scale = unit == "ms" ? 1 : unit == "s" ? 1000 : unit == "m" ? 60000 : 0;
+    if (ec != std::errc() || scale == 0 || value <= 0)
+        return fail(Errc::Invalid, "inject '", item, "': '", text,
+                    "' is not a duration such as 500ms, 30s or 2m");
+    return value * scale;
+}
+
+// One simulated node: what it runs and what it does wrong.
+struct SimState {
+    std::int64_t generation = 1;
+    bool swapping = false;
+    std::int64_t seq = 0;
+    std::int64_t swap_ms = 0;
+    const Fault* fault = nullptr;
+
+    bool is(FaultKind kind) const { return fault != nullptr && fault->kind == kind; }
+};
+
+const Fault* faultFor(const std::vector<Fault>& faults, const std::string& node) {
+    for (const auto& f : faults)
+        if (pkgmgr::globMatch(f.pattern, node)) return &f;
+    return nullptr;
+}
+
+}  // namespace
+
+std::string_view toString(FaultKind kind) {
+    switch (kind) {
+        case FaultKind::health_fail:
+            return "health_fail";
+        case FaultKind::silent:
+            return "silent";
+        case FaultKind::slow:
+            return "slow";
+        case FaultKind::stage_fail:
+            return "stage_fail";
+    }
+    return "unknown";
+}
+
+Result<std::vector<Fault>> parseFaults(std::string_view text) {
+    std::vector<Fault> faults;
+    for (const auto& raw : strings::split(text, ',')) {
+        std::string_view item = strings::trim(raw);
+        if (item.empty()) continue;
+        auto colon = item.find(':');
+        if (colon == std::string_view::npos || colon == 0)
+            return fail(Errc::Invalid, "inject '", item,
+                        "': expected NODE:FAULT, such as agent-3:health_fail or agent-*:slow=30s");
+        Fault f;
+        f.pattern = std::string(item.substr(0, colon));
+        std::string_view what = item.substr(colon + 1);
+        auto eq = what.find('=');
+        std::string_view name = what.substr(0, eq);
+        if (name == "health_fail") {
+            f.kind = FaultKind::health_fail;
+        } else if (name == "silent") {
+            f.kind = FaultKind::silent;
+        } else if (name == "stage_fail") {
+            f.kind = FaultKind::stage_fail;
+        } else if (name == "slow") {
+            f.kind = FaultKind::slow;
+            if (eq == std::string_view::npos)
+                return fail(Errc::Invalid, "inject '", item,
+                            "': slow needs a time, as in slow=30s");
+            HOIST_ASSIGN(f.ms, parseDuration(what.substr(eq + 1), item));
+        } else {
+            return fail(Errc::Invalid, "inject '", item, "': unknown fault '", name,
+                        "' (health_fail, silent, slow=TIME, stage_fail)");
+        }
+        if (f.kind != FaultKind::slow && eq != std::string_view::npos)
+            return fail(Errc::Invalid, "inject '", item, "': ", name, " takes no value");
+        faults.push_back(std::move(f));
+    }
+    return faults;
+}
+
+Rehearsal rehearse(Rollout r, const std::map<std::string, SimNode>& nodes,
+                   const std::vector<Fault>& faults, const std::vector<Wave>& waves,
+                   const RehearsalSettings& settings) {
+    Rehearsal result;
+    std::map<std::string, SimState> sim;
+    std::map<std::string, size_t> line_of;
+    std::map<std::string, int> wave_of;
+    for (size_t w = 0; w < waves.size(); ++w) {
+        result.waves.push_back({waves[w].role, waves[w].nodes, -1, -1});
+        for (const auto& id : waves[w].nodes) wave_of[id] = static_cast<int>(w) + 1;
+    }
+    for (auto& slot : r.slots) {
+        slot.pull = false;
+        auto& s = sim[slot.row.node];
+        s.generation = slot.row.from_generation;
+        s.fault = faultFor(faults, slot.row.node);
+        auto known = nodes.find(slot.row.node);
+        bool recorded = known != nodes.end() && known->second.recorded;
+        s.swap_ms = recorded ? known->second.swap_ms : settings.default_swap_ms;
+        Rehearsal::NodeLine line;
+        line.node = slot.row.node;
+        line.role = slot.row.role;
+        line.wave = slot.row.state == NodeStep::skipped ? 0 : wave_of[slot.row.node];
+        line.swap_source = recorded ? "recorded" : "default";
+        if (s.is(FaultKind::slow)) {
+            s.swap_ms = s.fault->ms;
+            line.swap_source = "injected";
+        }
+        line.swap_ms = s.swap_ms;
+        if (s.fault) line.fault = std::string(toString(s.fault->kind));
+        line.step = slot.row.state;
+        line_of[line.node] = result.nodes.size();
+        result.nodes.push_back(std::move(line));
+    }
+
+    // Events at a time run in the order they were scheduled.
+    std::multimap<std::int64_t, std::function<void(std::int64_t, Output&)>> queue;
+    auto at = [&](std::int64_t when, const std::string& node, auto hear) {
+        queue.emplace(when, [&r, node, hear](std::int64_t now, Output& out) {
+            if (Slot* slot = r.find(node)) hear(r, *slot, now, out);
+        });
+    };
+    auto note = [&](std::int64_t now, std::string what) {
+        result.timeline.push_back({now, std::move(what)});
+    };
+
+    auto take = [&](Output& out, std::int64_t now) {
+        for (const auto& e : out.events) {
+            auto it = line_of.find(e.node);
+            if (it != line_of.end()) {
+                auto& line = result.nodes[it->second];
+                if ((e.action == "restart" || e.action == "revert") && line.start_ms < 0)
+                    line.start_ms = now;
+                if (e.action.starts_with("node ")) {
+                    if (line.end_ms < 0) {
+                        line.end_ms = now;
+                        line.message = e.detail;
+                    }
+                    note(now, e.node + " " + e.action.substr(5) +
+                                  (e.detail.empty() ? "" : ": " + e.detail));
+                }
+            } else if (e.action.starts_with("deployment ")) {
+                note(now, e.action + (e.detail.empty() ? "" : ": " + e.detail));
+            }
+        }
+        if (out.state_changed) {
+            if (r.d.state == DeploymentState::held) result.budget_stop_ms = now;
+            if (r.d.state == DeploymentState::reverting && !result.revert_start_ms) {
+                result.revert_start_ms = now;
+                if (r.d.message.starts_with("auto-revert")) result.budget_stop_ms = now;
+            }
+        }
+        for (const auto& action : out.actions) {
+            auto& node = sim[action.node];
+            std::int64_t reply = now + settings.reply_ms;
+            switch (action.kind) {
+                case NodeAction::Kind::stage:
+                    at(now + settings.stage_ms, action.node,
+                       [&node](Rollout& ro, Slot& slot, std::int64_t t, Output& o) {
+                           if (node.is(FaultKind::stage_fail))
+                               ro.onStage(slot,
+                                          {StageOutcome::Kind::failed, 0, "injected stage_fail"}, t,
+                                          o);
+                           else
+                               ro.onStage(slot,
+                                          {StageOutcome::Kind::staged, node.generation + 1, ""}, t,
+                                          o);
+                       });
+                    break;
+                case NodeAction::Kind::restart: {
+                    std::int64_t to = action.generation;
+                    if (node.is(FaultKind::silent)) {
+                        at(reply, action.node,
+                           [](Rollout& ro, Slot& slot, std::int64_t t, Output& o) {
+                               ro.onRestart(slot, {RestartOutcome::Kind::lost, "no answer"}, t, o);
+                           });
+                        break;
+                    }
+                    node.swapping = true;
+                    at(reply, action.node, [](Rollout& ro, Slot& slot, std::int64_t t, Output& o) {
+                        ro.onRestart(slot, {RestartOutcome::Kind::accepted, ""}, t, o);
+                    });
+                    at(now + node.swap_ms, action.node,
+                       [&node, to](Rollout& ro, Slot& slot, std::int64_t t, Output& o) {
+                           node.swapping = false;
+                           bool forward = to == slot.row.target_generation;
+                           bool fails = forward && node.is(FaultKind::health_fail);
+                           if (!fails) node.generation = to;
+                           PingReport ping{++node.seq, fails ? "rolled_back" : "healthy",
+                                           slot.row.from_generation, to,
+                                           fails ? "injected health_fail: the new generation "
+                                                   "never turned healthy"
+                                                 : ""};
+                           ro.onPing(slot, ping, t, o);
+                       });
+                    break;
+                }
+                case NodeAction::Kind::poll:
+                    at(reply, action.node,
+                       [&node](Rollout& ro, Slot& slot, std::int64_t t, Output& o) {
+                           PollOutcome p;
+                           p.reachable = !node.is(FaultKind::silent);
+                           p.under_way = node.swapping;
+                           p.view = {node.generation, "", true};
+                           ro.onPoll(slot, p, t, o);
+                       });
+                    break;
+                case NodeAction::Kind::probe:
+                    at(reply, action.node,
+                       [&node](Rollout& ro, Slot& slot, std::int64_t t, Output& o) {
+                           std::optional<NodeView> view;
+                           if (!node.is(FaultKind::silent))
+                               view = NodeView{node.generation, "", true};
+                           ro.onProbe(slot, view, t, o);
+                       });
+                    break;
+            }
+        }
+        out = Output{};
+    };
+
+    std::int64_t now = 0;
+    std::int64_t last_tick = 0;
+    Output out;
+    r.last_progress_ms = 0;
+    r.tick(now, false, "", settings.rollout, out);
+    take(out, now);
+    auto stopped = [&] { return isFinished(r.d.state) || r.d.state == DeploymentState::held; };
+    while (!stopped()) {
+        std::int64_t next_tick = last_tick + 1000;
+        now = queue.empty() ? next_tick : std::min(queue.begin()->first, next_tick);
+        if (now > settings.limit_ms) {
+            result.cut_short = true;
+            break;
+        }
+        while (!queue.empty() && queue.begin()->first <= now) {
+            auto hear = std::move(queue.begin()->second);
+            queue.erase(queue.begin());
+            hear(now, out);
+            take(out, now);
+        }
+        // The engine ticks every few milliseconds: a state change acts at once.
+        for (int again = 0; again < 4; ++again) {
+            r.tick(now, false, "", settings.rollout, out);
+            bool changed = out.state_changed;
+            take(out, now);
+            if (!changed) break;
+        }
+        last_tick = now;
+    }
+    result.outcome = r.d.state;
+    result.message = r.d.message;
+    result.total_ms = now;
+    for (auto& line : result.nodes) {
+        if (Slot* slot = r.find(line.node)) line.step = slot->row.state;
+        if (line.wave > 0) {
+            auto& wave = result.waves[static_cast<size_t>(line.wave - 1)];
+            if (line.start_ms >= 0 && (wave.start_ms < 0 || line.start_ms < wave.start_ms))
+                wave.start_ms = line.start_ms;
+            if (line.end_ms >= 0) wave.end_ms = std::max(wave.end_ms, line.end_ms);
+        }
+    }
+    return result;
+}
+
+}  // namespace hoist::deploy_coordinator

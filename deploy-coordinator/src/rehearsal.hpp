@@ -1,0 +1,101 @@
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/error.hpp"
+#include "deploy_coordinator/plan.hpp"
+#include "rollout.hpp"
+
+namespace hoist::deploy_coordinator {
+
+/// What a simulated node does wrong.
+enum class FaultKind {
+    health_fail,  ///< the new generation never turns healthy: the helper rolls back
+    silent,       ///< the node stops answering once its restart is sent
+    slow,         ///< the swap takes `ms` (instead of the node's usual time)
+    stage_fail,   ///< staging the release fails
+};
+
+/// One injected fault: the nodes it applies to ('*' glob over the id) and what they do.
+struct Fault {
+    std::string pattern;
+    FaultKind kind = FaultKind::health_fail;
+    std::int64_t ms = 0;  ///< slow only
+};
+
+/// Parses "agent-3:health_fail,master-2:silent,agent-*:slow=30s" (durations: 500ms, 30s, 2m).
+/// Invalid naming the item that is wrong; an empty text is no fault.
+Result<std::vector<Fault>> parseFaults(std::string_view text);
+std::string_view toString(FaultKind kind);
+
+/// What the simulation assumes of one node.
+struct SimNode {
+    /// How long its swap (restart to healthy) takes.
+    std::int64_t swap_ms = 0;
+    /// swap_ms comes from the node's last finished swap (else from the stated default).
+    bool recorded = false;
+};
+
+struct RehearsalSettings {
+    /// A swap's duration for a node with no recorded one.
+    std::int64_t default_swap_ms = 20000;
+    /// How long staging takes on each node.
+    std::int64_t stage_ms = 5000;
+    /// How long a node takes to answer a request.
+    std::int64_t reply_ms = 50;
+    RolloutSettings rollout;
+    /// The simulation stops here whatever happens.
+    std::int64_t limit_ms = 7LL * 24 * 3600 * 1000;
+};
+
+/// The predicted course of a rollout. Times are milliseconds from its start.
+struct Rehearsal {
+    struct NodeLine {
+        std::string node;
+        std::string role;
+        int wave = 0;  ///< 1-based; 0 for a skipped node
+        std::int64_t swap_ms = 0;
+        std::string swap_source;     ///< "recorded", "default" or "injected"
+        std::string fault;           ///< "" or the fault's name
+        std::int64_t start_ms = -1;  ///< restart sent; -1: never
+        std::int64_t end_ms = -1;    ///< finished; -1: never
+        NodeStep step = NodeStep::pending;
+        std::string message;
+    };
+    struct WaveLine {
+        std::string role;
+        std::vector<std::string> nodes;
+        std::int64_t start_ms = -1;
+        std::int64_t end_ms = -1;
+    };
+    struct Moment {
+        std::int64_t at_ms = 0;
+        std::string what;
+    };
+    std::vector<NodeLine> nodes;
+    std::vector<WaveLine> waves;
+    std::vector<Moment> timeline;
+    DeploymentState outcome = DeploymentState::staging;
+    std::string message;
+    std::int64_t total_ms = 0;
+    /// When the failure budget stopped the rollout (held) or auto-revert began.
+    std::optional<std::int64_t> budget_stop_ms;
+    std::optional<std::int64_t> revert_start_ms;
+    /// The limit was reached before the rollout ended.
+    bool cut_short = false;
+};
+
+/// Runs `rollout` (a fresh deployment: nodes pending or skipped) against simulated nodes on a
+/// simulated clock, through the same model the engine runs. Pure: touches no node, no file,
+/// no clock. Every node is treated as a push node (a pull node takes its actions in the same
+/// order and limits). `nodes` gives each node's swap time; `waves` the plan (for the report).
+Rehearsal rehearse(Rollout rollout, const std::map<std::string, SimNode>& nodes,
+                   const std::vector<Fault>& faults, const std::vector<Wave>& waves,
+                   const RehearsalSettings& settings);
+
+}  // namespace hoist::deploy_coordinator

@@ -1,0 +1,723 @@
+#include "rollout.hpp"
+
+#include <algorithm>
+
+#include "core/strings.hpp"
+#include "deploy_coordinator/plan.hpp"
+
+namespace hoist::deploy_coordinator {
+
+using NS = NodeStep;
+using DS = DeploymentState;
+
+void Rollout::index() {
+    index_.clear();
+    by_rank_ = {};
+    timed_.clear();
+    dirty_.clear();
+    for (size_t i = 0; i < slots.size(); ++i) {
+        auto& slot = slots[i];
+        index_.emplace(slot.row.node, i);
+        slot.rank = roleRank(slot.row.role);
+        by_rank_[static_cast<size_t>(slot.rank)][static_cast<size_t>(slot.row.state)]++;
+        watch(i);
+        if (slot.dirty) dirty_.push_back(i);
+    }
+    fwd_cursor_ = 0;
+    rev_cursor_ = slots.size();
+}
+
+Slot* Rollout::find(const std::string& node) {
+    auto it = index_.find(node);
+    return it == index_.end() ? nullptr : &slots[it->second];
+}
+
+void Rollout::touch(Slot& slot) {
+    if (slot.dirty) return;
+    slot.dirty = true;
+    dirty_.push_back(static_cast<size_t>(&slot - slots.data()));
+}
+
+void Rollout::clearDirty() {
+    for (auto i : dirty_) slots[i].dirty = false;
+    dirty_.clear();
+}
+
+void Rollout::watch(size_t i) {
+    const auto& slot = slots[i];
+    if (slot.pull || isSwapping(slot.row.state) || slot.row.state == NS::settling)
+        timed_.insert(i);
+    else
+        timed_.erase(i);
+}
+
+std::int64_t Rollout::count(NodeStep step) const {
+    std::int64_t n = 0;
+    for (const auto& rank : by_rank_) n += rank[static_cast<size_t>(step)];
+    return n;
+}
+
+std::int64_t Rollout::countIn(int rank, bool (*pred)(NodeStep)) const {
+    std::int64_t n = 0;
+    for (auto step : allNodeSteps())
+        if (pred(step)) n += by_rank_[static_cast<size_t>(rank)][static_cast<size_t>(step)];
+    return n;
+}
+
+bool Rollout::anyInFlight() const {
+    for (int rank = 0; rank < 3; ++rank)
+        if (countIn(rank, [](NodeStep s) { return isSwapping(s) || s == NS::settling; }) > 0)
+            return true;
+    return false;
+}
+
+std::int64_t Rollout::failedCount() const {
+    return count(NS::failed);
+}
+
+void Rollout::event(Output& out, std::string actor, std::string action, const std::string& node,
+                    std::string detail, std::int64_t now) {
+    out.events.push_back(
+        {0, now, std::move(actor), std::move(action), d.id, node, std::move(detail)});
+}
+
+std::string budgetText(std::int64_t failed, std::int64_t max_failures) {
+    return detail::concat(failed, failed == 1 ? " node" : " nodes",
+                          " failed, more than max_failures ", max_failures);
+}
+
+bool Rollout::step(Slot& slot, NodeEvent e) {
+    auto to = next(slot.row.state, e);
+    if (!to) return false;
+    auto& counts = by_rank_[static_cast<size_t>(slot.rank)];
+    counts[static_cast<size_t>(slot.row.state)]--;
+    counts[static_cast<size_t>(*to)]++;
+    slot.row.state = *to;
+    auto i = static_cast<size_t>(&slot - slots.data());
+    watch(i);
+    // A slot due a restart again (a hold deferred it, the node was busy) is scanned again.
+    if (*to == NS::staged) fwd_cursor_ = std::min(fwd_cursor_, i);
+    if (*to == NS::revert_pending) rev_cursor_ = std::max(rev_cursor_, i + 1);
+    touch(slot);
+    return true;
+}
+
+void Rollout::finishNode(Slot& slot, NodeEvent e, const std::string& message, std::int64_t now,
+                         Output& out) {
+    if (!step(slot, e)) return;
+    slot.row.finished_ms = now;
+    if (!message.empty()) slot.row.message = message;
+    last_progress_ms = now;
+    auto state = slot.row.state;
+    event(out, "coordinator", "node " + std::string(toString(state)), slot.row.node, message, now);
+    if (state == NS::done)
+        out.registry.push_back({slot.row.node, d.version, slot.row.target_generation});
+    else if (state == NS::reverted)
+        out.registry.push_back({slot.row.node, slot.row.from_release, slot.row.from_generation});
+}
+
+void Rollout::setState(DeploymentEvent e, const std::string& actor, const std::string& detail,
+                       std::int64_t now, Output& out) {
+    auto to = next(d.state, e);
+    if (!to) return;
+    d.state = *to;
+    row_dirty = true;
+    out.state_changed = true;
+    if (isFinished(*to)) d.finished_ms = now;
+    event(out, actor, "deployment " + std::string(toString(*to)), "", detail, now);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Actions. A push node gets a request (the slot is busy until its outcome comes back); a pull
+// node gets an offer, handed out when it next asks.
+
+void Rollout::stage(Slot& slot, std::int64_t now, Output& out) {
+    if (slot.pull) {
+        if (slot.offered_ms == 0) slot.offered_ms = now;
+        return;
+    }
+    if (!step(slot, NodeEvent::stage_sent)) return;
+    slot.busy = true;
+    out.actions.push_back({NodeAction::Kind::stage, slot.row.node, 0});
+}
+
+void Rollout::restart(Slot& slot, std::int64_t generation, std::int64_t now, Output& out) {
+    if (slot.pull) {
+        // Offered, not sent: it counts toward max_parallel until the node takes it.
+        if (slot.offered_ms == 0) slot.offered_ms = now;
+        return;
+    }
+    // A restart persisted as started but never confirmed is sent again after a poll showed
+    // the node never got it; it is already in its started step.
+    if (!isRestartUnconfirmed(slot.row.state) && !step(slot, NodeEvent::restart_sent)) return;
+    slot.busy = true;
+    slot.row.started_ms = now;
+    slot.last_heard_ms = now;
+    touch(slot);
+    bool revert = slot.row.state == NS::reverting;
+    event(out, "coordinator", revert ? "revert" : "restart", slot.row.node,
+          detail::concat("to generation ", generation), now);
+    out.actions.push_back({NodeAction::Kind::restart, slot.row.node, generation});
+}
+
+// ---------------------------------------------------------------------------------------------
+// Outcomes and reports.
+
+void Rollout::onStage(Slot& slot, const StageOutcome& outcome, std::int64_t now, Output& out) {
+    slot.busy = false;
+    if (slot.row.state != NS::staging) return;
+    switch (outcome.kind) {
+        case StageOutcome::Kind::deferred:
+            step(slot, NodeEvent::stage_deferred);
+            return;
+        case StageOutcome::Kind::failed:
+            finishNode(slot, NodeEvent::stage_failed, "staging failed: " + outcome.message, now,
+                       out);
+            return;
+        case StageOutcome::Kind::staged:
+            if (outcome.generation <= 0) {
+                finishNode(slot, NodeEvent::stage_failed, "the stage reply names no generation",
+                           now, out);
+                return;
+            }
+            slot.row.target_generation = outcome.generation;
+            slot.row.node_state = "staged";
+            step(slot, NodeEvent::staged);
+            last_progress_ms = now;
+            return;
+    }
+}
+
+void Rollout::onRestart(Slot& slot, const RestartOutcome& outcome, std::int64_t now, Output& out) {
+    slot.busy = false;
+    switch (outcome.kind) {
+        case RestartOutcome::Kind::deferred:
+            if (step(slot, NodeEvent::restart_deferred))
+                event(out, "coordinator", "deferred by hold", slot.row.node, "", now);
+            return;
+        case RestartOutcome::Kind::accepted:
+            if (isRestartUnconfirmed(slot.row.state)) {
+                slot.row.restarts += 1;
+                step(slot, NodeEvent::restart_accepted);
+            }
+            slot.last_heard_ms = now;
+            return;
+        case RestartOutcome::Kind::busy:
+            // Another transaction runs on the node; try again shortly, a few times.
+            if (++slot.busy_retries <= 10 && step(slot, NodeEvent::restart_busy)) {
+                slot.retry_at_ms = now + 1000;
+                return;
+            }
+            break;
+        case RestartOutcome::Kind::lost:
+            // Unknown whether it arrived: the poll asks the node before anything is resent.
+            slot.last_heard_ms = 0;
+            slot.row.message = "restart request failed: " + outcome.message;
+            touch(slot);
+            return;
+        case RestartOutcome::Kind::refused:
+            break;
+    }
+    finishNode(slot, NodeEvent::restart_refused, "restart refused: " + outcome.message, now, out);
+}
+
+void Rollout::onPoll(Slot& slot, const PollOutcome& outcome, std::int64_t now, Output& out) {
+    slot.busy = false;
+    if (!outcome.reachable) {
+        slot.last_heard_ms = now;  // poll again after poll_after; deadlines still run
+        return;
+    }
+    auto s = slot.row.state;
+    if (!isSwapping(s)) return;
+    bool revert = isRevertInFlight(s);
+    std::int64_t want = revert ? slot.row.from_generation : slot.row.target_generation;
+    if (outcome.under_way) {
+        if (isRestartUnconfirmed(s)) {
+            slot.row.restarts += 1;
+            step(slot, NodeEvent::restart_accepted);
+        }
+        slot.row.node_state = outcome.step.empty() ? "swapping" : outcome.step;
+        slot.last_heard_ms = now;
+        touch(slot);
+        return;
+    }
+    if (outcome.view.generation == want && want > 0) {
+        // The restart arrived before we stopped: count it, never send it again.
+        if (isRestartUnconfirmed(s)) slot.row.restarts += 1;
+        applyReport(
+            slot, outcome.view.healthy ? "healthy" : "failed", now,
+            outcome.view.healthy ? "seen healthy by poll" : "unhealthy on the new generation", out);
+        return;
+    }
+    if (isRestartUnconfirmed(s)) {
+        // The node never got it: send it now (it is still persisted as started).
+        restart(slot, want, now, out);
+        return;
+    }
+    applyReport(slot, "rolled_back", now,
+                detail::concat("node is on generation ", outcome.view.generation,
+                               " with no swap under way"),
+                out);
+}
+
+void Rollout::onProbe(Slot& slot, const std::optional<NodeView>& view, std::int64_t now,
+                      Output& out) {
+    slot.busy = false;
+    if (slot.row.state != NS::settling) return;
+    if (view && view->healthy && view->generation == slot.row.target_generation)
+        finishNode(slot, NodeEvent::settled, "", now, out);
+    else
+        finishNode(slot, NodeEvent::unhealthy,
+                   view ? "unhealthy before min_healthy_ms passed"
+                        : "unreachable before min_healthy_ms passed",
+                   now, out);
+}
+
+void Rollout::applyReport(Slot& slot, const std::string& report, std::int64_t now,
+                          const std::string& message, Output& out) {
+    slot.row.node_state = report;
+    slot.last_heard_ms = now;
+    touch(slot);
+    auto s = slot.row.state;
+    if (!isSwapping(s)) return;
+    bool revert = isRevertInFlight(s);
+    if (isRestartUnconfirmed(s)) {
+        // A pull node took its restart when the first report of it arrives (a push node
+        // when it answered 202).
+        if (slot.pull) slot.row.restarts += 1;
+        step(slot, NodeEvent::restart_accepted);
+    }
+    if (report == "healthy") {
+        if (revert) {
+            finishNode(slot, NodeEvent::healthy, message, now, out);
+        } else {
+            step(slot, NodeEvent::healthy);
+            slot.healthy_since_ms = now;
+            // A deployment that has ended sends no probe: its healthy node is done.
+            if (d.min_healthy_ms <= 0 || isFinished(d.state))
+                finishNode(slot, NodeEvent::settled, message, now, out);
+        }
+    } else if (report == "rolled_back" || report == "failed") {
+        finishNode(slot, NodeEvent::unhealthy,
+                   message.empty() ? "the restart helper reported " + report : message, now, out);
+    }
+}
+
+bool Rollout::onPing(Slot& slot, const PingReport& ping, std::int64_t now, Output& out) {
+    if (ping.seq <= slot.row.last_seq) return false;
+    slot.row.last_seq = ping.seq;
+    touch(slot);
+    if (ping.state == "staged" || ping.state == "staging") {
+        // A pull node reports the stage it was handed; push nodes answer the request.
+        if (slot.pull && slot.row.state == NS::staging && ping.state == "staged") {
+            if (ping.to_generation <= 0) {
+                finishNode(slot, NodeEvent::stage_failed, "the staged report names no generation",
+                           now, out);
+                return true;
+            }
+            slot.row.target_generation = ping.to_generation;
+            if (ping.from_generation > 0) slot.row.from_generation = ping.from_generation;
+            slot.row.node_state = "staged";
+            step(slot, NodeEvent::staged);
+            slot.offered_ms = 0;
+            slot.last_heard_ms = now;
+            last_progress_ms = now;
+        }
+    } else if (slot.pull && slot.row.state == NS::staging && ping.state == "failed") {
+        finishNode(slot, NodeEvent::stage_failed, "staging failed: " + ping.message, now, out);
+    } else {
+        applyReport(slot, ping.state, now, ping.message, out);
+    }
+    return true;
+}
+
+PullAnswer Rollout::onAsk(Slot& slot, std::optional<std::int64_t> generation, bool held,
+                          std::int64_t now, Output& out) {
+    slot.last_pull_ms = now;
+    slot.last_pull_generation = generation.value_or(-1);
+    slot.last_heard_ms = std::max(slot.last_heard_ms, now);
+    PullAnswer answer;
+    if (!isActive(d.state) || held) return answer;
+    auto s = slot.row.state;
+    // Handed out before: the same action again. New: only what was offered, while the
+    // deployment may act.
+    bool again_stage = s == NS::staging;
+    bool again_restart = s == NS::restarting || s == NS::restarted;
+    bool again_revert = isRevertInFlight(s);
+    bool offered = slot.offered_ms > 0;
+    bool new_stage = s == NS::pending && offered && d.state == DS::staging;
+    bool new_restart = s == NS::staged && offered && d.state == DS::rolling;
+    bool new_revert = s == NS::revert_pending && offered && d.state == DS::reverting;
+    if (!(again_stage || again_restart || again_revert || new_stage || new_restart || new_revert))
+        return answer;
+    if (new_stage) {
+        step(slot, NodeEvent::stage_sent);
+        slot.row.started_ms = now;
+        slot.offered_ms = 0;
+        event(out, "coordinator", "stage", slot.row.node,
+              "release " + d.version + ", handed out on request", now);
+    } else if (new_restart || new_revert) {
+        std::int64_t to = new_revert ? slot.row.from_generation : slot.row.target_generation;
+        step(slot, NodeEvent::restart_sent);
+        slot.row.started_ms = now;
+        slot.last_heard_ms = now;
+        slot.offered_ms = 0;
+        event(out, "coordinator", new_revert ? "revert" : "restart", slot.row.node,
+              detail::concat("to generation ", to, ", handed out on request"), now);
+    }
+    answer.release = d.version;
+    if (new_stage || again_stage) {
+        answer.kind = PullAnswer::Kind::stage;
+    } else {
+        answer.kind = PullAnswer::Kind::restart;
+        bool revert = new_revert || again_revert;
+        answer.generation = revert ? slot.row.from_generation : slot.row.target_generation;
+        if (revert) answer.release = slot.row.from_release;
+    }
+    return answer;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Timers and progress.
+
+void Rollout::tick(std::int64_t now, bool held, const std::string& hold_text,
+                   const RolloutSettings& settings, Output& out) {
+    // Only the slots with timers (in flight, or pull): a sweep of the fleet would cost every
+    // tick what the fleet's size is.
+    std::vector<size_t> watched(timed_.begin(), timed_.end());
+    for (auto i : watched) {
+        auto& slot = slots[i];
+        if (slot.busy) continue;
+        if (slot.pull) {
+            pullTimers(slot, now, held, settings, out);
+            continue;
+        }
+        auto s = slot.row.state;
+        bool swapping = isSwapping(s);
+        if ((swapping || s == NS::settling) && d.node_deadline_ms > 0 &&
+            now - slot.row.started_ms > d.node_deadline_ms) {
+            finishNode(slot, NodeEvent::deadline,
+                       detail::concat("no healthy report within the node deadline (",
+                                      d.node_deadline_ms, " ms)"),
+                       now, out);
+            continue;
+        }
+        if (swapping && now - slot.last_heard_ms >= settings.poll_after_ms) {
+            // A restart persisted but maybe never sent is only resent after the poll, and
+            // never while a hold stands.
+            if (isRestartUnconfirmed(s) && held) continue;
+            slot.busy = true;
+            out.actions.push_back({NodeAction::Kind::poll, slot.row.node, 0});
+            continue;
+        }
+        if (s == NS::settling && now - slot.healthy_since_ms >= d.min_healthy_ms) {
+            slot.busy = true;
+            out.actions.push_back({NodeAction::Kind::probe, slot.row.node, 0});
+        }
+    }
+    if (d.state == DS::staging || d.state == DS::rolling)
+        advanceForward(now, held, out);
+    else if (d.state == DS::reverting)
+        advanceRevert(now, held, out);
+    if (isActive(d.state) && d.progress_deadline_ms > 0 && !held && d.state != DS::paused &&
+        d.state != DS::held && now - last_progress_ms > d.progress_deadline_ms) {
+        d.message = detail::concat("no node finished within the progress deadline (",
+                                   d.progress_deadline_ms, " ms)");
+        setState(DeploymentEvent::progress_deadline, "coordinator", d.message, now, out);
+    }
+    if (isActive(d.state) && held) last_progress_ms = now;
+    computeWaitingOn(held, hold_text);
+}
+
+bool Rollout::pullTimers(Slot& slot, std::int64_t now, bool held, const RolloutSettings& settings,
+                         Output& out) {
+    auto s = slot.row.state;
+    bool stage_due = d.state == DS::staging && !held;
+    if (slot.offered_ms > 0) {
+        bool offerable = s == NS::pending || s == NS::staged || s == NS::revert_pending;
+        bool takeable = !held && ((s == NS::pending && d.state == DS::staging) ||
+                                  (s == NS::staged && d.state == DS::rolling) ||
+                                  (s == NS::revert_pending && d.state == DS::reverting));
+        std::int64_t limit = s == NS::pending ? settings.stage_timeout_ms : d.node_deadline_ms;
+        if (!offerable) {
+            slot.offered_ms = 0;
+        } else if (!takeable) {
+            slot.offered_ms = now;  // an offer nobody may take (a hold, a pause) does not age
+        } else if (limit > 0 && now - slot.offered_ms > limit) {
+            // A pull node that stops asking fails like a push node that stops answering.
+            bool stage = s == NS::pending;
+            slot.offered_ms = 0;
+            finishNode(slot, NodeEvent::deadline,
+                       detail::concat("the pull node did not ask for its ",
+                                      stage ? "stage" : "restart", " within ", limit, " ms"),
+                       now, out);
+            return true;
+        }
+    }
+    if (s == NS::staging && stage_due && settings.stage_timeout_ms > 0 &&
+        now - slot.row.started_ms > settings.stage_timeout_ms) {
+        finishNode(slot, NodeEvent::stage_failed,
+                   detail::concat("no staged report within the stage timeout (",
+                                  settings.stage_timeout_ms, " ms)"),
+                   now, out);
+        return true;
+    }
+    if ((isSwapping(s) || s == NS::settling) && d.node_deadline_ms > 0 &&
+        now - slot.row.started_ms > d.node_deadline_ms) {
+        finishNode(slot, NodeEvent::deadline,
+                   detail::concat("no healthy report within the node deadline (",
+                                  d.node_deadline_ms, " ms)"),
+                   now, out);
+        return true;
+    }
+    // No poll and no probe: a pull node is never called. Lost pings are made up for by its
+    // next ask (it reports where it stands), and the asks after min_healthy_ms, from the
+    // target generation, stand in for the health probe.
+    if (s == NS::settling && now - slot.healthy_since_ms >= d.min_healthy_ms &&
+        slot.last_pull_ms >= slot.healthy_since_ms + d.min_healthy_ms) {
+        if (slot.last_pull_generation < 0 ||
+            slot.last_pull_generation == slot.row.target_generation)
+            finishNode(slot, NodeEvent::settled, "", now, out);
+        else
+            finishNode(
+                slot, NodeEvent::unhealthy,
+                detail::concat("the node runs generation ", slot.last_pull_generation, ", not ",
+                               slot.row.target_generation, ", before min_healthy_ms passed"),
+                now, out);
+    }
+    return true;
+}
+
+void Rollout::advanceForward(std::int64_t now, bool held, Output& out) {
+    std::int64_t failed = failedCount();
+    if (failed > d.max_failures) {
+        d.message = budgetText(failed, d.max_failures);
+        if (d.auto_revert) {
+            d.message = "auto-revert: " + d.message;
+            setState(DeploymentEvent::budget_spent_auto, "coordinator", d.message, now, out);
+        } else {
+            setState(DeploymentEvent::budget_spent, "coordinator", d.message, now, out);
+        }
+        return;
+    }
+    if (held) return;
+    if (d.state == DS::staging) {
+        if (count(NS::pending) > 0)
+            for (auto& slot : slots)
+                if (slot.row.state == NS::pending && !slot.busy) stage(slot, now, out);
+        if (count(NS::pending) + count(NS::staging) == 0)
+            setState(DeploymentEvent::all_staged, "coordinator", "every node staged", now, out);
+        return;
+    }
+    // Rolling: the first role rank with unfinished nodes acts; masters (and other non-agent
+    // roles) one at a time, agents up to max_parallel at once.
+    int rank = 3;
+    for (int r = 2; r >= 0; --r)
+        if (countIn(r, [](NodeStep st) { return !isForwardTerminal(st); }) > 0) rank = r;
+    if (rank == 3) {
+        setState(DeploymentEvent::all_finished, "coordinator", "", now, out);
+        return;
+    }
+    dispatchWave(rank, false, now, out);
+}
+
+void Rollout::dispatchWave(int rank, bool revert, std::int64_t now, Output& out) {
+    const NS due = revert ? NS::revert_pending : NS::staged;
+    std::int64_t limit = rank == 1 ? max_parallel : 1;
+    std::int64_t in_flight = countIn(rank, revert ? isRevertInFlight : isForwardInFlight);
+    // A restart offered to a pull node counts as in flight from the offer on.
+    for (auto i : timed_)
+        if (slots[i].rank == rank && slots[i].row.state == due && slots[i].offered_ms > 0)
+            ++in_flight;
+    if (in_flight >= limit || by_rank_[static_cast<size_t>(rank)][static_cast<size_t>(due)] == 0)
+        return;
+    // Forward in rollout order, back in reverse; the cursor skips the slots already past.
+    bool moved = true;
+    if (!revert) {
+        for (size_t i = fwd_cursor_; i < slots.size() && in_flight < limit; ++i) {
+            auto& slot = slots[i];
+            bool passed = slot.row.state != due && slot.rank <= rank;
+            if (moved && passed) fwd_cursor_ = i + 1;
+            if (!passed) moved = false;
+            if (slot.rank != rank || slot.row.state != due || slot.busy || slot.offered_ms > 0 ||
+                slot.retry_at_ms > now)
+                continue;
+            restart(slot, slot.row.target_generation, now, out);
+            ++in_flight;
+        }
+        return;
+    }
+    for (size_t i = rev_cursor_; i > 0 && in_flight < limit; --i) {
+        auto& slot = slots[i - 1];
+        bool passed = slot.row.state != due && slot.rank >= rank;
+        if (moved && passed) rev_cursor_ = i - 1;
+        if (!passed) moved = false;
+        if (slot.rank != rank || slot.row.state != due || slot.busy || slot.offered_ms > 0 ||
+            slot.retry_at_ms > now)
+            continue;
+        restart(slot, slot.row.from_generation, now, out);
+        ++in_flight;
+    }
+}
+
+void Rollout::advanceRevert(std::int64_t now, bool held, Output& out) {
+    // Forward swaps still running finish first; then every upgraded node goes back, agents
+    // first (max_parallel at once), masters last, one at a time.
+    if (count(NS::staging) > 0) return;
+    for (int r = 0; r < 3; ++r)
+        if (countIn(r, isForwardInFlight) > 0) return;
+    if (count(NS::done) + count(NS::pending) + count(NS::staged) > 0) {
+        for (auto& slot : slots) {
+            if (slot.row.state == NS::done || slot.row.state == NS::pending ||
+                slot.row.state == NS::staged) {
+                step(slot, NodeEvent::revert_due);
+                slot.offered_ms = 0;
+            }
+        }
+        rev_cursor_ = slots.size();
+    }
+    if (held) return;
+    int rank = -1;
+    for (int r = 0; r < 3; ++r)
+        if (countIn(r, [](NodeStep st) {
+                return st == NS::revert_pending || isRevertInFlight(st);
+            }) > 0)
+            rank = r;
+    if (rank < 0) {
+        bool auto_revert = d.message.starts_with("auto-revert");
+        setState(
+            auto_revert ? DeploymentEvent::revert_finished : DeploymentEvent::rollback_finished,
+            "coordinator", "", now, out);
+        return;
+    }
+    dispatchWave(rank, true, now, out);
+}
+
+void Rollout::computeWaitingOn(bool held, const std::string& hold_text) {
+    std::string waiting;
+    if (held && isActive(d.state)) {
+        waiting = "hold: " + hold_text;
+    } else if (d.state == DS::paused) {
+        waiting = "paused by an admin";
+    } else if (d.state == DS::held) {
+        // The count as it stands now: swaps in flight when the budget ran out may fail later.
+        auto budget = budgetText(failedCount(), d.max_failures);
+        if (d.message != budget) {
+            d.message = budget;
+            row_dirty = true;
+        }
+        waiting = "failure budget: " + budget;
+    } else if (d.state == DS::staging) {
+        auto staged =
+            static_cast<std::int64_t>(slots.size()) - count(NS::pending) - count(NS::staging);
+        waiting = detail::concat("staging: ", staged, " of ", slots.size(), " nodes staged");
+    } else if (d.state == DS::rolling || d.state == DS::reverting) {
+        std::vector<std::string> names;
+        size_t count = 0;
+        std::string sample_state;
+        for (auto i : timed_)
+            if (const auto& s = slots[i];
+                isForwardInFlight(s.row.state) || isRevertInFlight(s.row.state)) {
+                if (names.size() < 3) names.push_back(s.row.node);
+                if (sample_state.empty()) sample_state = s.row.node_state;
+                ++count;
+            }
+        if (count == 1)
+            waiting =
+                "health of " + names[0] + (sample_state.empty() ? "" : " (" + sample_state + ")");
+        else if (count > 1)
+            waiting = detail::concat("health of ", count, " nodes (", strings::join(names, ", "),
+                                     count > names.size() ? ", ..." : "", ")");
+        else
+            waiting = "the next node";
+        if (count == 0) {
+            std::vector<std::string> offered;
+            for (auto i : timed_)
+                if (const auto& s = slots[i];
+                    s.offered_ms > 0 &&
+                    (s.row.state == NS::staged || s.row.state == NS::revert_pending))
+                    offered.push_back(s.row.node);
+            if (offered.size() == 1)
+                waiting = "pull node " + offered[0] + " to ask for its restart";
+            else if (!offered.empty())
+                waiting = detail::concat(offered.size(), " pull nodes to ask for their restarts");
+        }
+    }
+    if (waiting != d.waiting_on) {
+        d.waiting_on = waiting;
+        row_dirty = true;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Admin commands.
+
+Result<void> Rollout::command(const std::string& verb, std::optional<std::int64_t> max_failures,
+                              const std::string& actor, std::int64_t now, Output& out) {
+    auto state = std::string(toString(d.state));
+    if (verb == "pause") {
+        if (d.state != DS::staging && d.state != DS::rolling)
+            return fail(Errc::Conflict, "deployment ", d.id, " is ", state,
+                        "; only a staging or rolling deployment pauses");
+        setState(DeploymentEvent::pause, actor, "", now, out);
+    } else if (verb == "resume") {
+        if (d.state != DS::paused && d.state != DS::held)
+            return fail(Errc::Conflict, "nothing to resume: deployment ", d.id, " is ", state,
+                        " (only a paused or held deployment resumes)");
+        std::int64_t failed = failedCount();
+        std::int64_t budget = max_failures.value_or(d.max_failures);
+        if (d.state == DS::held && failed > budget)
+            return fail(Errc::Conflict, "deployment ", d.id,
+                        " stays held: ", budgetText(failed, budget),
+                        "; raise the budget (cluster resume --max-failures ", failed,
+                        "), roll it back (cluster rollback ", d.id, ") or abort it (cluster abort ",
+                        d.id, ")");
+        if (max_failures) {
+            d.max_failures = *max_failures;
+            row_dirty = true;
+        }
+        bool staging = count(NS::pending) + count(NS::staging) > 0;
+        last_progress_ms = now;
+        setState(staging ? DeploymentEvent::resume_staging : DeploymentEvent::resume_rolling, actor,
+                 max_failures ? detail::concat("max_failures ", *max_failures) : "", now, out);
+    } else if (verb == "abort") {
+        if (!next(d.state, DeploymentEvent::abort))
+            return fail(Errc::Conflict, "deployment ", d.id, " is ", state,
+                        "; only a running deployment aborts");
+        d.message = "aborted by " + actor;
+        setState(DeploymentEvent::abort, actor, "", now, out);
+    } else if (verb == "rollback") {
+        if (!next(d.state, DeploymentEvent::rollback))
+            return fail(Errc::Conflict, "deployment ", d.id, " is already ", state);
+        d.message = "rollback requested by " + actor;
+        d.finished_ms = 0;
+        setState(DeploymentEvent::rollback, actor, "", now, out);
+    } else {
+        return fail(Errc::Invalid, "unknown deployment action '", verb,
+                    "' (pause, resume, abort, rollback)");
+    }
+    return ok();
+}
+
+std::unexpected<Error> busyRefusal(const Deployment& d) {
+    std::string head =
+        detail::concat("deployment ", d.id, " of ", d.version, " is ", toString(d.state));
+    switch (d.state) {
+        case DS::held:
+            return fail(Errc::Conflict, head, " (failure budget: ", d.waiting_on,
+                        "); it does not finish by waiting: raise the budget (cluster resume "
+                        "--max-failures N), roll it back (cluster rollback ",
+                        d.id, ") or abort it (cluster abort ", d.id, ")");
+        case DS::paused:
+            return fail(Errc::Conflict, head,
+                        "; it does not finish by waiting: resume it (cluster resume) or abort it "
+                        "(cluster abort ",
+                        d.id, ")");
+        default:
+            return fail(Errc::Conflict, head,
+                        "; wait for it to finish (cluster status) or abort it (cluster abort ",
+                        d.id, ")");
+    }
+}
+
+}  // namespace hoist::deploy_coordinator

@@ -1,0 +1,128 @@
+// The engine against an in-memory NodeGateway: a whole rollout with no network, each restart
+// committed before it is sent, masters before agents.
+
+#include <mutex>
+
+#include <gtest/gtest.h>
+
+#include "core/crypto.hpp"
+#include "deploy_coordinator/state.hpp"
+#include "engine.hpp"
+#include "pkgmgr/release.hpp"
+#include "testing.hpp"
+
+namespace hoist::deploy_coordinator {
+namespace {
+
+using hoist::testing::TempFolder;
+using namespace std::chrono_literals;
+
+/// Nodes that stage, take restarts and answer polls from memory. It checks, as each restart
+/// arrives, that the state file already says the node is restarting.
+class FakeGateway final : public NodeGateway {
+public:
+    explicit FakeGateway(State& state) : state_(state) {}
+
+    StageOutcome stage(const std::string& address, const std::string&) override {
+        std::lock_guard lock(mutex_);
+        log_.push_back("stage " + address);
+        return {StageOutcome::Kind::staged, 2, ""};
+    }
+    RestartOutcome restart(const std::string& address, std::int64_t generation,
+                           const std::string& deployment, const std::string&) override {
+        std::string node = address.substr(address.rfind('/') + 1);
+        bool committed = false;
+        if (auto rows = state_.deploymentNodes(deployment))
+            for (const auto& row : *rows)
+                if (row.node == node) committed = row.state == NodeStep::restarting;
+        std::lock_guard lock(mutex_);
+        log_.push_back("restart " + node);
+        if (!committed) uncommitted_.push_back(node);
+        generation_[address] = generation;
+        return {RestartOutcome::Kind::accepted, ""};
+    }
+    PollOutcome poll(const std::string& address) override {
+        std::lock_guard lock(mutex_);
+        PollOutcome p;
+        p.reachable = true;
+        p.view = {generation_[address], "2.0.0", true};
+        return p;
+    }
+    std::optional<NodeView> probe(const std::string& address) override {
+        std::lock_guard lock(mutex_);
+        return NodeView{generation_[address], "2.0.0", true};
+    }
+    bool answers(const std::string&) override { return true; }
+
+    std::vector<std::string> log() {
+        std::lock_guard lock(mutex_);
+        return log_;
+    }
+    std::vector<std::string> uncommitted() {
+        std::lock_guard lock(mutex_);
+        return uncommitted_;
+    }
+
+private:
+    State& state_;
+    std::mutex mutex_;
+    std::vector<std::string> log_;
+    std::vector<std::string> uncommitted_;
+    std::map<std::string, std::int64_t> generation_;
+};
+
+TEST(EngineWithFakeGateway, RollsOutCommittingEachRestartBeforeItIsSent) {
+    TempFolder dir;
+    for (const auto& [version, from] :
+         std::vector<std::pair<std::string, std::string>>{{"1.0.0", ""}, {"2.0.0", "1.*"}}) {
+        pkgmgr::Release release;
+        release.version = version;
+        if (!from.empty()) release.upgrade_from = {from};
+        for (const char* role : {"master", "agent"})
+            release.roles[role] = {{"mesos--" + version, crypto::sha256Hex(version), 10}};
+        testing::writeFile(dir / "repo/releases" / (version + ".json"), release.toJson());
+    }
+    auto state = State::open(dir / "state.db");
+    ASSERT_OK(state);
+    auto gateway = std::make_unique<FakeGateway>(**state);
+    auto* fake = gateway.get();
+    EngineOptions options;
+    options.repo_url = "file://" + (dir / "repo").string();
+    options.allow_unsigned = true;
+    options.poll_after = 20ms;  // no pings here: polls tell the engine the nodes are healthy
+    auto engine = Engine::create(**state, options, std::move(gateway));
+    ASSERT_OK(engine);
+    (*engine)->start();
+    for (const char* id : {"agent-2", "master-1", "agent-1"}) {
+        NodeRecord n;
+        n.id = id;
+        n.role = std::string(id).starts_with("master") ? "master" : "agent";
+        n.address = std::string("http://fake/") + id;
+        n.release = "1.0.0";
+        n.generation = 1;
+        ASSERT_OK((*engine)->registerNode(n));
+    }
+    StartRequest request;
+    request.version = "2.0.0";
+    request.max_parallel = "1";
+    ASSERT_OK((*engine)->startDeployment(request));
+    ASSERT_TRUE(testing::waitFor(
+        [&] {
+            auto d = (*state)->deployment("d-1");
+            return d && *d && (*d)->state == DeploymentState::done;
+        },
+        10s, 10ms));
+    std::vector<std::string> restarts;
+    for (const auto& line : fake->log())
+        if (line.starts_with("restart ")) restarts.push_back(line.substr(8));
+    EXPECT_EQ(restarts, (std::vector<std::string>{"master-1", "agent-1", "agent-2"}));
+    EXPECT_TRUE(fake->uncommitted().empty());
+    auto nodes = (*state)->nodes();
+    ASSERT_OK(nodes);
+    (*engine)->stop();
+    nodes = (*state)->nodes();
+    for (const auto& n : *nodes) EXPECT_EQ(n.release, "2.0.0") << n.id;
+}
+
+}  // namespace
+}  // namespace hoist::deploy_coordinator

@@ -1,0 +1,273 @@
+// The rollout model on simulated nodes and a simulated clock (the rehearsal's fleet), driven by
+// the same fault names `cluster upgrade --rehearse --inject` takes. No sleeps, no I/O.
+
+#include <gtest/gtest.h>
+
+#include "rehearsal.hpp"
+#include "rollout.hpp"
+#include "testing.hpp"
+
+namespace hoist::deploy_coordinator {
+namespace {
+
+using NS = NodeStep;
+using DS = DeploymentState;
+
+struct Fleet {
+    Rollout rollout;
+    std::vector<Wave> waves;
+};
+
+// masters master-1..m, agents agent-1..a, all on generation 1 of 1.0.0, upgrading to 2.0.0.
+Fleet fleet(int masters, int agents, std::int64_t max_parallel, std::int64_t max_failures,
+            bool auto_revert = false) {
+    std::vector<PlanNode> nodes;
+    for (int i = 1; i <= masters; ++i) nodes.push_back({"master-" + std::to_string(i), "master"});
+    for (int i = 1; i <= agents; ++i) nodes.push_back({"agent-" + std::to_string(i), "agent"});
+    Fleet f;
+    f.waves = planWaves(nodes, max_parallel);
+    auto& r = f.rollout;
+    r.d.id = "d-1";
+    r.d.version = "2.0.0";
+    r.d.max_failures = max_failures;
+    r.d.auto_revert = auto_revert;
+    r.d.node_deadline_ms = 120000;
+    r.d.progress_deadline_ms = 0;
+    r.max_parallel = max_parallel;
+    std::int64_t ord = 0;
+    for (const auto& wave : f.waves)
+        for (const auto& id : wave.nodes) {
+            Slot slot;
+            slot.row.node = id;
+            slot.row.role = id.starts_with("master") ? "master" : "agent";
+            slot.row.ord = ord++;
+            slot.row.from_release = "1.0.0";
+            slot.row.from_generation = 1;
+            r.slots.push_back(slot);
+        }
+    r.index();
+    return f;
+}
+
+Rehearsal run(Fleet f, const std::string& inject = "",
+              const std::map<std::string, SimNode>& known = {}) {
+    auto faults = parseFaults(inject);
+    EXPECT_TRUE(faults.has_value()) << faults.error().describe();
+    RehearsalSettings settings;
+    settings.default_swap_ms = 20000;
+    settings.stage_ms = 5000;
+    return rehearse(std::move(f.rollout), known, faults.value_or(std::vector<Fault>{}), f.waves,
+                    settings);
+}
+
+const Rehearsal::NodeLine& line(const Rehearsal& r, const std::string& node) {
+    for (const auto& n : r.nodes)
+        if (n.node == node) return n;
+    static Rehearsal::NodeLine none;
+    ADD_FAILURE() << "no node " << node;
+    return none;
+}
+
+TEST(RolloutModel, MastersGoOneAtATimeThenAgentsAtMostMaxParallel) {
+    auto r = run(fleet(3, 5, 2, 0));
+    EXPECT_EQ(r.outcome, DS::done);
+    ASSERT_EQ(r.waves.size(), 6u);  // 3 masters, agents 2+2+1
+    // Staging takes 5 s everywhere; then each wave waits for the one before.
+    EXPECT_EQ(r.waves[0].start_ms, 5000);
+    for (size_t i = 1; i < r.waves.size(); ++i) {
+        SCOPED_TRACE(i);
+        EXPECT_GE(r.waves[i].start_ms, r.waves[i - 1].end_ms);
+        EXPECT_LT(r.waves[i].start_ms - r.waves[i - 1].end_ms, 1000);
+    }
+    for (const auto& n : r.nodes) EXPECT_EQ(n.step, NS::done) << n.node;
+    // At most 2 agents in flight at any instant.
+    for (const auto& a : r.nodes) {
+        int overlapping = 0;
+        for (const auto& b : r.nodes)
+            if (a.role == "agent" && b.role == "agent" && b.start_ms <= a.start_ms &&
+                a.start_ms < b.end_ms)
+                ++overlapping;
+        EXPECT_LE(overlapping, 2) << a.node;
+    }
+    // 5 s of staging, 5 waves of 20 s (and a little for the replies).
+    EXPECT_GE(r.total_ms, 5000 + 6 * 20000);
+    EXPECT_LT(r.total_ms, 5000 + 6 * 21000);
+    EXPECT_FALSE(r.budget_stop_ms.has_value());
+}
+
+TEST(RolloutModel, AFailingFirstMasterSpendsTheBudgetAndNothingElseRestarts) {
+    auto r = run(fleet(3, 4, 2, 0), "master-1:health_fail");
+    EXPECT_EQ(r.outcome, DS::held);
+    ASSERT_TRUE(r.budget_stop_ms.has_value());
+    EXPECT_EQ(line(r, "master-1").step, NS::failed);
+    EXPECT_NE(line(r, "master-1").message.find("injected health_fail"), std::string::npos);
+    EXPECT_EQ(*r.budget_stop_ms, line(r, "master-1").end_ms);
+    for (const char* n : {"master-2", "master-3", "agent-1", "agent-4"}) {
+        EXPECT_EQ(line(r, n).start_ms, -1) << n;
+        EXPECT_EQ(line(r, n).step, NS::staged) << n;
+    }
+    EXPECT_EQ(r.waves[1].start_ms, -1);
+    EXPECT_EQ(r.message, "1 node failed, more than max_failures 0");
+}
+
+TEST(RolloutModel, ABudgetOfOneLetsOneFailureThroughAndStopsAtTheSecond) {
+    auto r = run(fleet(1, 6, 2, 1), "agent-2:health_fail,agent-5:stage_fail,agent-6:health_fail");
+    // agent-5 fails staging (1, within the budget); agent-2 is the second failure.
+    EXPECT_EQ(r.outcome, DS::held);
+    EXPECT_EQ(line(r, "agent-5").step, NS::failed);
+    EXPECT_EQ(line(r, "agent-5").message, "staging failed: injected stage_fail");
+    EXPECT_EQ(line(r, "agent-2").step, NS::failed);
+    EXPECT_EQ(*r.budget_stop_ms, line(r, "agent-2").end_ms);
+    EXPECT_EQ(line(r, "agent-6").start_ms, -1);
+}
+
+TEST(RolloutModel, ASilentNodeFailsAtTheNodeDeadline) {
+    auto r = run(fleet(1, 2, 1, 0), "agent-1:silent");
+    EXPECT_EQ(r.outcome, DS::held);
+    const auto& a = line(r, "agent-1");
+    EXPECT_EQ(a.step, NS::failed);
+    EXPECT_NE(a.message.find("node deadline (120000 ms)"), std::string::npos) << a.message;
+    EXPECT_GE(a.end_ms - a.start_ms, 120000);
+    EXPECT_LE(a.end_ms - a.start_ms, 122000);
+}
+
+TEST(RolloutModel, SlowNodesAndRecordedSwapTimesSetThePrediction) {
+    auto r = run(fleet(1, 2, 2, 0), "agent-*:slow=45s",
+                 {{"master-1", {7000, true}}, {"agent-1", {9000, true}}});
+    EXPECT_EQ(r.outcome, DS::done);
+    EXPECT_EQ(line(r, "master-1").swap_source, "recorded");
+    EXPECT_EQ(line(r, "master-1").end_ms - line(r, "master-1").start_ms, 7000);
+    // The injected time wins over the recorded one.
+    EXPECT_EQ(line(r, "agent-1").swap_source, "injected");
+    EXPECT_EQ(line(r, "agent-1").end_ms - line(r, "agent-1").start_ms, 45000);
+    EXPECT_EQ(line(r, "agent-2").swap_ms, 45000);
+}
+
+TEST(RolloutModel, AutoRevertPutsTheUpgradedNodesBackAgentsFirst) {
+    auto r = run(fleet(2, 3, 1, 0, true), "agent-2:health_fail");
+    EXPECT_EQ(r.outcome, DS::reverted);
+    ASSERT_TRUE(r.revert_start_ms.has_value());
+    EXPECT_EQ(r.budget_stop_ms, r.revert_start_ms);
+    EXPECT_EQ(line(r, "agent-2").step, NS::failed);
+    for (const char* n : {"master-1", "master-2", "agent-1"})
+        EXPECT_EQ(line(r, n).step, NS::reverted) << n;
+    EXPECT_EQ(line(r, "agent-3").step, NS::skipped);
+    // The timeline has agent-1 back before the masters.
+    std::vector<std::string> back;
+    for (const auto& m : r.timeline)
+        if (m.what.ends_with(" reverted") && !m.what.starts_with("deployment"))
+            back.push_back(m.what);
+    ASSERT_EQ(back.size(), 3u);
+    EXPECT_EQ(back[0], "agent-1 reverted");
+    EXPECT_EQ(back[1], "master-2 reverted");
+    EXPECT_EQ(back[2], "master-1 reverted");
+}
+
+TEST(RolloutModel, FaultsAreParsedOrRefusedNamingTheItem) {
+    auto f = parseFaults("agent-3:health_fail, master-2:silent,agent-*:slow=30s,x:slow=500ms");
+    ASSERT_OK(f);
+    ASSERT_EQ(f->size(), 4u);
+    EXPECT_EQ((*f)[1].pattern, "master-2");
+    EXPECT_EQ((*f)[2].kind, FaultKind::slow);
+    EXPECT_EQ((*f)[2].ms, 30000);
+    EXPECT_EQ((*f)[3].ms, 500);
+    ASSERT_OK(parseFaults(""));
+    ASSERT_ERROR(parseFaults("agent-3"), Errc::Invalid, "inject 'agent-3': expected NODE:FAULT");
+    ASSERT_ERROR(parseFaults("agent-3:explode"), Errc::Invalid, "unknown fault 'explode'");
+    ASSERT_ERROR(parseFaults("agent-3:slow"), Errc::Invalid, "slow needs a time");
+    ASSERT_ERROR(parseFaults("agent-3:slow=fast"), Errc::Invalid, "is not a duration");
+    ASSERT_ERROR(parseFaults("agent-3:silent=1s"), Errc::Invalid, "silent takes no value");
+}
+
+// Bugs users hit, each fixed in the model.
+
+TEST(RolloutModel, ResumeOfABudgetHeldDeploymentNeedsABudgetAboveTheFailures) {
+    auto f = fleet(1, 3, 1, 0);
+    auto r = std::move(f.rollout);
+    r.d.state = DS::held;
+    r.slots[1].row.state = NS::failed;
+    r.slots[2].row.state = NS::failed;
+    r.index();
+    Output out;
+    ASSERT_ERROR(r.command("resume", std::nullopt, "admin", 10, out), Errc::Conflict,
+                 "deployment d-1 stays held: 2 nodes failed, more than max_failures 0; raise the "
+                 "budget (cluster resume --max-failures 2)");
+    ASSERT_ERROR(r.command("resume", 1, "admin", 10, out), Errc::Conflict,
+                 "2 nodes failed, more than max_failures 1");
+    EXPECT_EQ(r.d.state, DS::held);
+    EXPECT_EQ(r.d.max_failures, 0);
+    EXPECT_TRUE(out.events.empty());
+    ASSERT_OK(r.command("resume", 2, "admin", 10, out));
+    EXPECT_EQ(r.d.state, DS::staging);  // master-1 and agent-3 still to stage
+    EXPECT_EQ(r.d.max_failures, 2);
+    r.d.state = DS::rolling;
+    ASSERT_ERROR(r.command("resume", std::nullopt, "admin", 10, out), Errc::Conflict,
+                 "nothing to resume: deployment d-1 is rolling");
+}
+
+TEST(RolloutModel, WaitingOnSaysTheBudgetOnceWithTheCurrentCount) {
+    auto f = fleet(0, 4, 4, 0);
+    auto& r = f.rollout;
+    r.d.state = DS::rolling;
+    for (auto& s : r.slots) {
+        s.row.state = NS::restarted;
+        s.row.target_generation = 2;
+        s.last_heard_ms = 100;
+    }
+    r.index();
+    Output out;
+    r.onPing(r.slots[0], {1, "rolled_back", 1, 2, "health check failed"}, 100, out);
+    r.tick(100, false, "", {}, out);
+    EXPECT_EQ(r.d.state, DS::held);
+    EXPECT_EQ(r.d.waiting_on, "failure budget: 1 node failed, more than max_failures 0");
+    // The swaps in flight when the budget ran out fail afterwards: the numbers follow.
+    for (int i = 1; i < 4; ++i)
+        r.onPing(r.slots[static_cast<size_t>(i)], {1, "failed", 1, 2, ""}, 200, out);
+    r.tick(200, false, "", {}, out);
+    EXPECT_EQ(r.d.waiting_on, "failure budget: 4 nodes failed, more than max_failures 0");
+    EXPECT_EQ(r.d.message, "4 nodes failed, more than max_failures 0");
+}
+
+TEST(RolloutModel, ANodeReportAfterAbortIsRecorded) {
+    auto f = fleet(0, 2, 2, 0);
+    auto& r = f.rollout;
+    r.d.state = DS::rolling;
+    r.d.min_healthy_ms = 5000;
+    for (auto& s : r.slots) {
+        s.row.state = NS::restarted;
+        s.row.target_generation = 2;
+    }
+    r.index();
+    Output out;
+    ASSERT_OK(r.command("abort", std::nullopt, "admin", 10, out));
+    EXPECT_EQ(r.d.state, DS::aborted);
+    r.onPing(r.slots[0], {1, "rolled_back", 1, 2, ""}, 2000, out);
+    r.onPing(r.slots[1], {1, "healthy", 1, 2, ""}, 2000, out);
+    EXPECT_EQ(r.slots[0].row.state, NS::failed);
+    // No probe follows an ended deployment: healthy is done.
+    EXPECT_EQ(r.slots[1].row.state, NS::done);
+    EXPECT_TRUE(r.slots[0].dirty);
+}
+
+TEST(RolloutModel, RefusalsNameTheCliVerbs) {
+    Deployment d;
+    d.id = "d-4";
+    d.version = "2.0.1";
+    d.state = DS::held;
+    d.waiting_on = "failure budget: 1 node failed, more than max_failures 0";
+    auto held = busyRefusal(d).error().message;
+    EXPECT_NE(held.find("cluster resume --max-failures N"), std::string::npos) << held;
+    EXPECT_NE(held.find("cluster rollback d-4"), std::string::npos);
+    EXPECT_NE(held.find("cluster abort d-4"), std::string::npos);
+    EXPECT_EQ(held.find("wait for it"), std::string::npos);
+    d.state = DS::paused;
+    auto paused = busyRefusal(d).error().message;
+    EXPECT_NE(paused.find("resume it (cluster resume)"), std::string::npos) << paused;
+    EXPECT_EQ(paused.find("/v1/"), std::string::npos);
+    d.state = DS::rolling;
+    EXPECT_NE(busyRefusal(d).error().message.find("wait for it to finish (cluster status)"),
+              std::string::npos);
+}
+
+}  // namespace
+}  // namespace hoist::deploy_coordinator

@@ -1,0 +1,346 @@
+// The deployment states and node steps: their string forms, the transition tables, the rollout
+// model taking every transition of the tables, and the README listing the same tables.
+
+#include <fstream>
+#include <functional>
+#include <regex>
+#include <set>
+#include <sstream>
+
+#include <gtest/gtest.h>
+
+#include "deploy_coordinator/states.hpp"
+#include "rollout.hpp"
+
+namespace hoist::deploy_coordinator {
+namespace {
+
+using NS = NodeStep;
+using NE = NodeEvent;
+using DS = DeploymentState;
+using DE = DeploymentEvent;
+
+TEST(States, StringFormsAreUniqueAndRoundTrip) {
+    std::set<std::string_view> names;
+    for (auto s : allDeploymentStates()) {
+        EXPECT_EQ(parseDeploymentState(toString(s)), s);
+        EXPECT_TRUE(names.insert(toString(s)).second) << toString(s);
+    }
+    names.clear();
+    for (auto s : allNodeSteps()) {
+        EXPECT_EQ(parseNodeStep(toString(s)), s);
+        EXPECT_TRUE(names.insert(toString(s)).second) << toString(s);
+    }
+    EXPECT_EQ(allDeploymentStates().size(), 10u);
+    EXPECT_EQ(allNodeSteps().size(), 14u);
+    // The forms stored in state files of earlier versions.
+    EXPECT_EQ(parseNodeStep("revert_sent"), NS::revert_sent);
+    EXPECT_EQ(parseDeploymentState("rolled_back"), DS::rolled_back);
+    EXPECT_FALSE(parseDeploymentState("Rolling").has_value());
+    EXPECT_FALSE(parseNodeStep("").has_value());
+}
+
+TEST(States, TablesAreFunctionsWithNoTransitionOutOfAnEnd) {
+    std::set<std::pair<int, int>> seen;
+    for (const auto& t : deploymentTransitions()) {
+        EXPECT_TRUE(seen.insert({static_cast<int>(t.from), static_cast<int>(t.event)}).second)
+            << toString(t.from) << " " << toString(t.event) << " twice";
+        EXPECT_NE(t.from, t.to) << toString(t.from);
+        // Nothing leaves an end state (a rollback of an ended deployment is a new one).
+        EXPECT_FALSE(isFinished(t.from)) << toString(t.from);
+    }
+    seen.clear();
+    for (const auto& t : nodeTransitions()) {
+        EXPECT_TRUE(seen.insert({static_cast<int>(t.from), static_cast<int>(t.event)}).second)
+            << toString(t.from) << " " << toString(t.event) << " twice";
+        EXPECT_NE(t.from, t.to);
+    }
+    for (auto s : {NS::failed, NS::skipped, NS::reverted, NS::revert_failed})
+        for (auto e : allNodeEvents()) EXPECT_FALSE(next(s, e).has_value()) << toString(s);
+    // Every step but the first is reachable.
+    for (auto s : allNodeSteps()) {
+        if (s == NS::pending) continue;
+        bool reached = false;
+        for (const auto& t : nodeTransitions()) reached = reached || t.to == s;
+        EXPECT_TRUE(reached || s == NS::skipped) << toString(s);
+    }
+}
+
+// A one-agent rollout with the node in `from`, for driving the model by hand.
+struct Bench {
+    Rollout r;
+    Output out;
+    RolloutSettings settings{3000, 5000};
+
+    Bench(DS state, NS from, bool pull) {
+        r.d.id = "d-1";
+        r.d.version = "2.0.0";
+        r.d.state = state;
+        r.d.node_deadline_ms = 1000;
+        r.d.min_healthy_ms = 100;
+        r.d.progress_deadline_ms = 0;
+        Slot slot;
+        slot.row.node = "agent-1";
+        slot.row.role = "agent";
+        slot.row.state = from;
+        slot.row.from_release = "1.0.0";
+        slot.row.from_generation = 1;
+        slot.row.target_generation = 2;
+        slot.pull = pull;
+        slot.last_heard_ms = 0;
+        r.slots.push_back(slot);
+        r.index();
+    }
+    Slot& slot() { return r.slots[0]; }
+    void tick(std::int64_t now, bool held = false) { r.tick(now, held, "", settings, out); }
+};
+
+using Fire = std::function<void(Bench&)>;
+
+Fire tickAt(std::int64_t now, bool held = false) {
+    return [now, held](Bench& b) { b.tick(now, held); };
+}
+Fire stage(StageOutcome::Kind kind) {
+    return [kind](Bench& b) { b.r.onStage(b.slot(), {kind, 2, "boom"}, 10, b.out); };
+}
+Fire restart(RestartOutcome::Kind kind) {
+    return [kind](Bench& b) { b.r.onRestart(b.slot(), {kind, "boom"}, 10, b.out); };
+}
+Fire report(const char* state) {
+    return [state](Bench& b) { b.r.onPing(b.slot(), {1, state, 1, 2, ""}, 10, b.out); };
+}
+Fire probe(bool healthy) {
+    return [healthy](Bench& b) {
+        std::optional<NodeView> view;
+        if (healthy) view = NodeView{2, "2.0.0", true};
+        b.r.onProbe(b.slot(), view, 500, b.out);
+    };
+}
+Fire offeredTickAt(std::int64_t now) {
+    return [now](Bench& b) {
+        b.slot().offered_ms = 1;
+        b.tick(now);
+    };
+}
+Fire reload() {  // what the engine does with a push stage under way when it restarts
+    return [](Bench& b) {
+        auto to = next(b.slot().row.state, NE::stage_lost);
+        if (to) b.slot().row.state = *to;
+    };
+}
+
+struct NodeCase {
+    NS from;
+    NE event;
+    DS deployment;
+    bool pull;
+    Fire fire;
+};
+
+// Each row of the node table, with the input that makes the model take it.
+const std::vector<NodeCase>& nodeCases() {
+    static const std::vector<NodeCase> cases = {
+        {NS::pending, NE::stage_sent, DS::staging, false, tickAt(10)},
+        {NS::pending, NE::deadline, DS::staging, true, offeredTickAt(100000)},
+        {NS::pending, NE::revert_due, DS::reverting, false, tickAt(10, true)},
+        {NS::staging, NE::stage_deferred, DS::staging, false, stage(StageOutcome::Kind::deferred)},
+        {NS::staging, NE::stage_lost, DS::staging, false, reload()},
+        {NS::staging, NE::staged, DS::staging, false, stage(StageOutcome::Kind::staged)},
+        {NS::staging, NE::stage_failed, DS::staging, false, stage(StageOutcome::Kind::failed)},
+        {NS::staged, NE::restart_sent, DS::rolling, false, tickAt(10)},
+        {NS::staged, NE::deadline, DS::rolling, true, offeredTickAt(100000)},
+        {NS::staged, NE::revert_due, DS::reverting, false, tickAt(10, true)},
+        {NS::restarting, NE::restart_deferred, DS::rolling, false,
+         restart(RestartOutcome::Kind::deferred)},
+        {NS::restarting, NE::restart_busy, DS::rolling, false, restart(RestartOutcome::Kind::busy)},
+        {NS::restarting, NE::restart_accepted, DS::rolling, false,
+         restart(RestartOutcome::Kind::accepted)},
+        {NS::restarting, NE::restart_refused, DS::rolling, false,
+         restart(RestartOutcome::Kind::refused)},
+        {NS::restarting, NE::deadline, DS::rolling, false, tickAt(100000)},
+        {NS::restarted, NE::healthy, DS::rolling, false, report("healthy")},
+        {NS::restarted, NE::unhealthy, DS::rolling, false, report("rolled_back")},
+        {NS::restarted, NE::deadline, DS::rolling, false, tickAt(100000)},
+        {NS::settling, NE::settled, DS::rolling, false, probe(true)},
+        {NS::settling, NE::unhealthy, DS::rolling, false, probe(false)},
+        {NS::settling, NE::deadline, DS::rolling, false, tickAt(100000)},
+        {NS::done, NE::revert_due, DS::reverting, false, tickAt(10, true)},
+        {NS::revert_pending, NE::restart_sent, DS::reverting, false, tickAt(10)},
+        {NS::revert_pending, NE::deadline, DS::reverting, true, offeredTickAt(100000)},
+        {NS::reverting, NE::restart_deferred, DS::reverting, false,
+         restart(RestartOutcome::Kind::deferred)},
+        {NS::reverting, NE::restart_busy, DS::reverting, false,
+         restart(RestartOutcome::Kind::busy)},
+        {NS::reverting, NE::restart_accepted, DS::reverting, false,
+         restart(RestartOutcome::Kind::accepted)},
+        {NS::reverting, NE::restart_refused, DS::reverting, false,
+         restart(RestartOutcome::Kind::refused)},
+        {NS::reverting, NE::deadline, DS::reverting, false, tickAt(100000)},
+        {NS::revert_sent, NE::healthy, DS::reverting, false, report("healthy")},
+        {NS::revert_sent, NE::unhealthy, DS::reverting, false, report("failed")},
+        {NS::revert_sent, NE::deadline, DS::reverting, false, tickAt(100000)},
+    };
+    return cases;
+}
+
+TEST(States, TheModelTakesEveryNodeTransition) {
+    std::set<std::pair<NS, NE>> covered;
+    for (const auto& c : nodeCases()) {
+        SCOPED_TRACE(std::string(toString(c.from)) + " --" + std::string(toString(c.event)) +
+                     "-->");
+        auto to = next(c.from, c.event);
+        ASSERT_TRUE(to.has_value()) << "not in the table";
+        Bench b(c.deployment, c.from, c.pull);
+        c.fire(b);
+        EXPECT_EQ(toString(b.slot().row.state), toString(*to));
+        covered.insert({c.from, c.event});
+    }
+    for (const auto& t : nodeTransitions())
+        EXPECT_TRUE(covered.contains({t.from, t.event}))
+            << "no case for " << toString(t.from) << " --" << toString(t.event) << "-->";
+}
+
+// A two-agent rollout in deployment state `from`: agent-1 in `a`, agent-2 in `b`.
+struct DeploymentCase {
+    DS from;
+    DE event;
+    NS a;
+    NS b;
+    bool auto_revert;
+    std::function<void(Rollout&, Output&)> fire;
+};
+
+std::function<void(Rollout&, Output&)> command(const char* verb) {
+    return [verb](Rollout& r, Output& out) {
+        auto done = r.command(verb, std::nullopt, "admin", 10, out);
+        EXPECT_TRUE(done.has_value()) << done.error().describe();
+    };
+}
+std::function<void(Rollout&, Output&)> tickFor(std::int64_t now) {
+    return [now](Rollout& r, Output& out) { r.tick(now, false, "", {3000, 600000}, out); };
+}
+std::function<void(Rollout&, Output&)> progressDeadline() {
+    return [](Rollout& r, Output& out) {
+        r.d.progress_deadline_ms = 1000;
+        r.tick(5000, false, "", {3000, 600000}, out);
+    };
+}
+
+TEST(States, TheModelTakesEveryDeploymentTransition) {
+    const std::vector<DeploymentCase> cases = {
+        {DS::staging, DE::all_staged, NS::staged, NS::staged, false, tickFor(10)},
+        {DS::staging, DE::pause, NS::staging, NS::staged, false, command("pause")},
+        {DS::rolling, DE::pause, NS::restarted, NS::staged, false, command("pause")},
+        {DS::paused, DE::resume_staging, NS::staging, NS::staged, false, command("resume")},
+        {DS::paused, DE::resume_rolling, NS::staged, NS::staged, false, command("resume")},
+        {DS::held, DE::resume_staging, NS::pending, NS::staged, false,
+         [](Rollout& r, Output& out) { ASSERT_TRUE(r.command("resume", 1, "admin", 10, out)); }},
+        {DS::held, DE::resume_rolling, NS::failed, NS::staged, false,
+         [](Rollout& r, Output& out) { ASSERT_TRUE(r.command("resume", 1, "admin", 10, out)); }},
+        {DS::staging, DE::budget_spent, NS::failed, NS::staging, false, tickFor(10)},
+        {DS::rolling, DE::budget_spent, NS::failed, NS::staged, false, tickFor(10)},
+        {DS::staging, DE::budget_spent_auto, NS::failed, NS::staging, true, tickFor(10)},
+        {DS::rolling, DE::budget_spent_auto, NS::failed, NS::staged, true, tickFor(10)},
+        {DS::rolling, DE::all_finished, NS::done, NS::skipped, false, tickFor(10)},
+        {DS::staging, DE::progress_deadline, NS::staging, NS::staging, false, progressDeadline()},
+        {DS::rolling, DE::progress_deadline, NS::restarted, NS::staged, false, progressDeadline()},
+        {DS::reverting, DE::progress_deadline, NS::revert_sent, NS::done, false,
+         progressDeadline()},
+        {DS::staging, DE::abort, NS::staging, NS::staged, false, command("abort")},
+        {DS::rolling, DE::abort, NS::restarted, NS::staged, false, command("abort")},
+        {DS::paused, DE::abort, NS::staged, NS::staged, false, command("abort")},
+        {DS::held, DE::abort, NS::failed, NS::staged, false, command("abort")},
+        {DS::reverting, DE::abort, NS::revert_sent, NS::done, false, command("abort")},
+        {DS::staging, DE::rollback, NS::staging, NS::staged, false, command("rollback")},
+        {DS::rolling, DE::rollback, NS::restarted, NS::staged, false, command("rollback")},
+        {DS::paused, DE::rollback, NS::done, NS::staged, false, command("rollback")},
+        {DS::held, DE::rollback, NS::failed, NS::done, false, command("rollback")},
+        {DS::reverting, DE::revert_finished, NS::reverted, NS::skipped, true,
+         [](Rollout& r, Output& out) {
+             r.d.message = "auto-revert: 1 nodes failed";
+             tickFor(10)(r, out);
+         }},
+        {DS::reverting, DE::rollback_finished, NS::reverted, NS::revert_failed, false, tickFor(10)},
+    };
+    std::set<std::pair<DS, DE>> covered;
+    for (const auto& c : cases) {
+        SCOPED_TRACE(std::string(toString(c.from)) + " --" + std::string(toString(c.event)) +
+                     "-->");
+        auto to = next(c.from, c.event);
+        ASSERT_TRUE(to.has_value()) << "not in the table";
+        Rollout r;
+        r.d.id = "d-1";
+        r.d.version = "2.0.0";
+        r.d.state = c.from;
+        r.d.auto_revert = c.auto_revert;
+        r.d.progress_deadline_ms = 0;
+        for (auto [name, step] : {std::pair{"agent-1", c.a}, std::pair{"agent-2", c.b}}) {
+            Slot slot;
+            slot.row.node = name;
+            slot.row.role = "agent";
+            slot.row.state = step;
+            slot.row.from_generation = 1;
+            slot.row.target_generation = 2;
+            slot.last_heard_ms = 5000;  // no poll due
+            slot.row.started_ms = 5000;
+            r.slots.push_back(slot);
+        }
+        r.index();
+        Output out;
+        c.fire(r, out);
+        EXPECT_EQ(toString(r.d.state), toString(*to));
+        covered.insert({c.from, c.event});
+    }
+    for (const auto& t : deploymentTransitions())
+        EXPECT_TRUE(covered.contains({t.from, t.event}))
+            << "no case for " << toString(t.from) << " --" << toString(t.event) << "-->";
+}
+
+TEST(States, NoCommandOutsideTheTableChangesAnything) {
+    for (auto from : allDeploymentStates())
+        for (const char* verb : {"pause", "resume", "abort", "rollback"}) {
+            Rollout r;
+            r.d.id = "d-1";
+            r.d.state = from;
+            Output out;
+            auto done = r.command(verb, std::nullopt, "admin", 10, out);
+            if (!done) {
+                EXPECT_EQ(r.d.state, from) << verb << " " << toString(from);
+                EXPECT_TRUE(out.events.empty());
+            }
+        }
+}
+
+// The README's tables (rows "| `from` | `event` | `to` |" under the two headings) list
+// exactly the code's.
+std::set<std::string> readmeRows(const std::string& heading) {
+    std::ifstream in(std::string(HOIST_SOURCE_DIR) + "/deploy-coordinator/README.md");
+    EXPECT_TRUE(in.good());
+    std::set<std::string> rows;
+    std::string line;
+    bool inside = false;
+    std::regex row(R"(^\| `(\w+)` \| `(\w+)` \| `(\w+)` \|)");
+    while (std::getline(in, line)) {
+        if (line.starts_with("#")) inside = line == heading;
+        std::smatch m;
+        if (inside && std::regex_search(line, m, row))
+            rows.insert(m[1].str() + " " + m[2].str() + " " + m[3].str());
+    }
+    return rows;
+}
+
+TEST(States, TheReadmeListsTheTables) {
+    std::set<std::string> want;
+    for (const auto& t : deploymentTransitions())
+        want.insert(std::string(toString(t.from)) + " " + std::string(toString(t.event)) + " " +
+                    std::string(toString(t.to)));
+    EXPECT_EQ(readmeRows("### Deployment transitions"), want);
+    want.clear();
+    for (const auto& t : nodeTransitions())
+        want.insert(std::string(toString(t.from)) + " " + std::string(toString(t.event)) + " " +
+                    std::string(toString(t.to)));
+    EXPECT_EQ(readmeRows("### Node transitions"), want);
+}
+
+}  // namespace
+}  // namespace hoist::deploy_coordinator
