@@ -189,7 +189,7 @@ Result<pkgmgr::Release> loadBase(const std::string& text, const std::string& pat
                     ".sig), and --base-key asks for a signature");
     }
     const std::string sig(strings::trim(*signature));
-    return pkgmgr::loadVerifiedRelease(text, sig, pems, false);
+    return pkgmgr::loadVerifiedRelease(text, sig, pems, false, "base release");
 }
 
 void addReleaseCommand(Cli& cli) {

@@ -13,6 +13,19 @@ namespace {
 /// Variables config-gen sets itself, which the "environment" option may not override.
 const std::vector<std::string> kReservedEnv = {"MESOS_MODULES"};
 
+/// Variables that change which code runs or who the process is: the dynamic loader's, the
+/// program search path, the shell's start-up hooks, and the node's own (HOIST_*, which the
+/// restart helper sets). A config package may not set them for the service.
+bool controlsTheProcess(std::string_view key) {
+    static const std::vector<std::string_view> kExact = {
+        "PATH", "HOME", "USER", "LOGNAME", "SHELL", "IFS", "ENV", "BASH_ENV", "PYTHONPATH",
+        "PYTHONHOME", "PERL5LIB", "PERL5OPT", "RUBYLIB", "RUBYOPT", "NODE_OPTIONS",
+        "JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS", "GCONV_PATH", "MALLOC_CONF", "TMPDIR"};
+    if (std::find(kExact.begin(), kExact.end(), key) != kExact.end()) return true;
+    return key.starts_with("LD_") || key.starts_with("HOIST_") || key.starts_with("GLIBC_") ||
+           key.starts_with("MALLOC_") || key.starts_with("BASH_FUNC_");
+}
+
 }  // namespace
 
 Result<ResolvedConfig> resolveOptions(const Schema& schema, std::string_view role,
@@ -89,6 +102,12 @@ Result<ResolvedConfig> resolveOptions(const Schema& schema, std::string_view rol
             if (std::find(kReservedEnv.begin(), kReservedEnv.end(), key) != kReservedEnv.end()) {
                 problems.push_back("option '" + spec->name + "' key '" + key +
                                    "' is set by config-gen itself (from --module)");
+                continue;
+            }
+            if (controlsTheProcess(key)) {
+                problems.push_back("option '" + spec->name + "' key '" + key +
+                                   "' may not be set: it controls the loader, the search path "
+                                   "or the service's identity (LD_*, PATH, HOME, HOIST_*, ...)");
                 continue;
             }
             for (const auto& other : schema.options()) {

@@ -1,5 +1,7 @@
 #include "api.hpp"
 
+#include "halt_body.hpp"
+
 #include <cctype>
 #include <charconv>
 
@@ -46,14 +48,6 @@ Result<std::int64_t> queryInt(const ServerRequest& request, std::string_view nam
     return value;
 }
 
-bool validSource(std::string_view source) {
-    if (source.empty() || source.size() > 64) return false;
-    for (char c : source)
-        if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.')
-            return false;
-    return true;
-}
-
 ServerReply reply(const Result<std::string>& result, int status = 200) {
     if (!result) return ServerReply::error(result.error());
     return ServerReply::json(status, *result);
@@ -86,6 +80,12 @@ Result<StartRequest> parseStart(const std::string& body, const std::string& acto
     HOIST_ASSIGN(auto pd, json::optInt(doc, "progress_deadline_ms", ctx));
     r.max_failures = mf.value_or(r.max_failures);
     r.auto_revert = ar.value_or(false);
+    // Added to timestamps by the engine: bounded so it cannot overflow, and to what a soak
+    // of one wave can sensibly ask.
+    constexpr std::int64_t kMaxMinHealthyMs = 24 * 3600 * 1000;
+    if (mh && (*mh < 0 || *mh > kMaxMinHealthyMs))
+        return fail(Errc::Invalid, ctx, ": field 'min_healthy_ms' must be 0 to ", kMaxMinHealthyMs,
+                    " (24 h), not ", *mh);
     r.min_healthy_ms = mh.value_or(r.min_healthy_ms);
     r.node_deadline_ms = nd.value_or(r.node_deadline_ms);
     r.progress_deadline_ms = pd.value_or(r.progress_deadline_ms);
@@ -93,29 +93,14 @@ Result<StartRequest> parseStart(const std::string& body, const std::string& acto
 }
 
 Result<NodeRecord> parseRegistration(const std::string& body) {
-    constexpr std::string_view ctx = "registration";
-    HOIST_ASSIGN(auto doc, json::parseObject(body, ctx));
-    HOIST_TRY(json::rejectUnknown(
-        doc, {"node", "id", "role", "address", "release", "generation", "mode"}, ctx));
+    HOIST_ASSIGN(auto registration, pkgmgr::Registration::fromJson(body));
     NodeRecord n;
-    // pkgmgr serve names the node "id"; "node" is accepted as well.
-    HOIST_ASSIGN(auto id, json::optString(doc, "id", ctx));
-    if (id) {
-        n.id = *id;
-    } else {
-        HOIST_ASSIGN(n.id, json::getString(doc, "node", ctx));
-    }
-    HOIST_ASSIGN(n.role, json::getString(doc, "role", ctx));
-    HOIST_ASSIGN(n.address, json::getString(doc, "address", ctx));
-    HOIST_ASSIGN(auto release, json::optString(doc, "release", ctx));
-    HOIST_ASSIGN(auto generation, json::optInt(doc, "generation", ctx));
-    n.release = release.value_or("");
-    n.generation = generation.value_or(0);
-    HOIST_ASSIGN(auto mode, json::optString(doc, "mode", ctx));
-    n.mode = mode.value_or("push");
-    if (n.mode != "push" && n.mode != "pull")
-        return fail(Errc::Invalid, ctx, ": field 'mode' must be 'push' or 'pull', not '", n.mode,
-                    "'");
+    n.id = std::move(registration.id);
+    n.role = std::move(registration.role);
+    n.address = std::move(registration.address);
+    n.release = std::move(registration.release);
+    n.generation = registration.generation;
+    n.mode = std::move(registration.mode);
     return n;
 }
 
@@ -143,8 +128,10 @@ ServerReply forward(Engine& engine, const std::string& method, const std::string
 
 }  // namespace
 
-void registerRoutes(http::Server& server, Engine& engine, const Tokens& tokens) {
+void registerRoutes(http::Server& server, Engine& engine, MonitorWatch& watch,
+                    const Tokens& tokens) {
     Engine* e = &engine;
+    MonitorWatch* mw = &watch;
     const Tokens t = tokens;
 
     auto nodeAuth = [t](const ServerRequest& request) -> Result<std::string> {
@@ -162,7 +149,7 @@ void registerRoutes(http::Server& server, Engine& engine, const Tokens& tokens) 
     server.route(
         "POST", R"(/v1/nodes/([^/]+)/status)", [e, nodeAuth](const ServerRequest& request) {
             if (auto who = nodeAuth(request); !who) return ServerReply::error(who.error());
-            auto ping = pkgmgr::StatusPing::parse(request.body);
+            auto ping = pkgmgr::StatusPing::fromJson(request.body);
             if (!ping) return ServerReply::error(ping.error());
             if (ping->node != request.matches.at(1))
                 return ServerReply::error(400, "status ping: field 'node' ('" + ping->node +
@@ -240,23 +227,37 @@ void registerRoutes(http::Server& server, Engine& engine, const Tokens& tokens) 
     server.route("POST", "/v1/halt", [e, t](const ServerRequest& request) {
         auto who = caller(request, t, {"monitor", "admin"});
         if (!who) return ServerReply::error(who.error());
-        constexpr std::string_view ctx = "halt request";
-        auto doc = json::parseObject(request.body, ctx);
-        if (!doc) return ServerReply::error(doc.error());
-        if (auto bad = json::rejectUnknown(*doc, {"reason", "source"}, ctx); !bad)
-            return ServerReply::error(bad.error());
-        auto reason = json::getString(*doc, "reason", ctx);
-        auto source = json::optString(*doc, "source", ctx);
-        if (!reason) return ServerReply::error(reason.error());
-        if (!source) return ServerReply::error(source.error());
-        if (reason->empty())
-            return ServerReply::error(400, "halt request: field 'reason' is empty");
-        std::string name = source->value_or(*who);
-        if (!validSource(name))
-            return ServerReply::error(400,
-                                      "halt request: field 'source' must be 1-64 characters of "
-                                      "a-z, A-Z, 0-9, '.', '_' or '-'");
-        return reply(e->halt(name, *reason, *who), 201);
+        // Fail safe: whatever the token holder sends halts (halt_body.hpp).
+        HaltNotice notice = readHaltBody(request.body, *who);
+        std::string note = notice.kind;
+        if (!notice.warning.empty()) note += "; " + notice.warning;
+        if (!notice.kept_body.empty()) note += "; body: " + notice.kept_body;
+        if (notice.resolved) return reply(e->resolveHold(notice.source, *who, note));
+        return reply(e->halt(notice.source, notice.reason, *who,
+                             {notice.alerts_json, note, notice.warning}),
+                     201);
+    });
+
+    // The dead man's switch: any body (Alertmanager's Watchdog notification included) is a beat.
+    server.route(
+        "POST", R"(/v1/monitors/([^/]+)/heartbeat)", [mw, t](const ServerRequest& request) {
+            auto who = caller(request, t, {"monitor", "admin"});
+            if (!who) return ServerReply::error(who.error());
+            return reply(mw->beat(request.matches.at(1), request.queryParam("allowance"), *who));
+        });
+
+    server.route("GET", "/v1/monitors", [mw, t](const ServerRequest& request) {
+        if (auto who = caller(request, t, {"admin", "monitor"}); !who)
+            return ServerReply::error(who.error());
+        return ServerReply::json(200, mw->json());
+    });
+
+    server.route("DELETE", R"(/v1/monitors/([^/]+))", [mw, t](const ServerRequest& request) {
+        auto who = caller(request, t, {"admin"});
+        if (!who) return ServerReply::error(who.error());
+        if (auto forgot = mw->forget(request.matches.at(1), *who); !forgot)
+            return ServerReply::error(forgot.error());
+        return ServerReply::json(200, R"({"forgotten":true})");
     });
 
     server.route("GET", "/v1/halt", [e, t](const ServerRequest& request) {
@@ -271,7 +272,7 @@ void registerRoutes(http::Server& server, Engine& engine, const Tokens& tokens) 
         return reply(e->clearHolds(std::nullopt, *who));
     });
 
-    server.route("DELETE", R"(/v1/halt/([^/]+))", [e, t](const ServerRequest& request) {
+    server.route("DELETE", R"(/v1/halt/(.+))", [e, t](const ServerRequest& request) {
         auto who = caller(request, t, {"admin"});
         if (!who) return ServerReply::error(who.error());
         return reply(e->clearHolds(request.matches.at(1), *who));

@@ -4,6 +4,7 @@
 
 #include "core/http_server.hpp"
 #include "engine.hpp"
+#include "monitor_watch.hpp"
 
 namespace hoist::deploy_coordinator {
 
@@ -15,6 +16,7 @@ struct Tokens {
 };
 
 /// Registers the coordinator's /v1 routes (README.md lists them) on the server.
-void registerRoutes(http::Server& server, Engine& engine, const Tokens& tokens);
+void registerRoutes(http::Server& server, Engine& engine, MonitorWatch& watch,
+                    const Tokens& tokens);
 
 }  // namespace hoist::deploy_coordinator

@@ -17,6 +17,7 @@ namespace {
 
 struct ServeOptions {
     std::string state = "coordinator.db";
+    bool init = false;
     std::string listen = "127.0.0.1:7000";
     std::string port_file;
     std::string advertise_url;
@@ -109,7 +110,7 @@ int serve(const ServeOptions& o, std::ostream& err) {
 
     auto listen = parseListen(o.listen);
     if (!listen) return failWith(listen.error());
-    auto state = State::open(o.state);
+    auto state = State::open(o.state, o.init);
     if (!state) return failWith(state.error());
 
     http::ServerOptions so;
@@ -132,8 +133,17 @@ int serve(const ServeOptions& o, std::ostream& err) {
 
     auto engine = Engine::create(**state, eo);
     if (!engine) return failWith(engine.error());
-    registerRoutes(**server, **engine, tokens);
+    Engine* engine_ptr = engine->get();
+    auto watch = MonitorWatch::create(
+        **state, {[engine_ptr] { return engine_ptr->acting(); },
+                  [engine_ptr](const std::string& source, const std::string& reason) {
+                      return engine_ptr->halt(source, reason, "coordinator");
+                  },
+                  nowMs});
+    if (!watch) return failWith(watch.error());
+    registerRoutes(**server, **engine, **watch, tokens);
     (*engine)->start();
+    (*watch)->start();
     if (!o.port_file.empty()) {
         if (auto written = (*server)->writePortFile(o.port_file); !written)
             return failWith(written.error());
@@ -145,6 +155,7 @@ int serve(const ServeOptions& o, std::ostream& err) {
     server_ptr = server->get();
     if (!stop_requested) (*server)->run();
     server_ptr = nullptr;
+    (*watch)->stop();
     (*engine)->stop();
     log::info("deploy-coordinator", "stopped");
     return 0;
@@ -156,6 +167,9 @@ int runCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
     ServeOptions o;
     CLI::App app{"deploy-coordinator: rolling deploys across the fleet, status pings, halt holds"};
     app.add_option("--state", o.state, "SQLite state file (created when absent)");
+    app.add_flag("--init", o.init,
+                 "begin an empty state when the state file is empty or damaged (it is moved "
+                 "aside, not deleted); without it such a file is refused");
     app.add_option("--listen", o.listen, "HOST:PORT to serve on (port 0: any free port)");
     app.add_option("--port-file", o.port_file, "write the bound port here");
     app.add_option("--advertise-url", o.advertise_url,

@@ -369,9 +369,17 @@ int runClusterCli(const std::vector<std::string>& args, std::ostream& out, std::
             if (hd) {
                 if (const auto* list = member(*hd, "holds"); list != nullptr && list->IsArray()) {
                     if (list->Empty()) out << "no holds\n";
-                    for (const auto& h : list->GetArray())
+                    for (const auto& h : list->GetArray()) {
                         out << "HALTED by " << str(h, "source") << " since " << str(h, "since")
                             << ": " << str(h, "reason") << "\n";
+                        if (const auto* alerts = member(h, "alerts");
+                            alerts != nullptr && alerts->IsArray() && !alerts->Empty())
+                            out << "  " << alerts->Size() << " alert(s) firing when it was put\n";
+                        if (auto resolved = str(h, "resolved"); !resolved.empty())
+                            out << "  resolved by the monitor at " << resolved
+                                << ": clear it with `cluster resume --source " << str(h, "source")
+                                << "`\n";
+                    }
                 }
             }
             if (deployment.empty()) {
@@ -418,6 +426,8 @@ int runClusterCli(const std::vector<std::string>& args, std::ostream& out, std::
             return printJsonOr(r, [&](const json::Value& h) {
                 out << "halted: hold '" << str(h, "source") << "' since " << str(h, "since")
                     << "\n";
+                if (auto warning = str(h, "warning"); !warning.empty())
+                    err << "cluster: warning: " << warning << "\n";
             });
         };
     });

@@ -27,60 +27,14 @@ bool isDeploymentFinished(const std::string& s) {
     return s == "done" || s == "failed" || s == "aborted" || s == "reverted" || s == "rolled_back";
 }
 
-/// What GET /v1/node says (fields this coordinator reads; others ignored).
-struct NodeView {
-    std::int64_t generation = 0;
-    std::string release;
-    bool healthy = false;
-};
+using pkgmgr::NodeView;
 
-Result<NodeView> parseNodeView(const std::string& body) {
-    HOIST_ASSIGN(auto doc, json::parseObject(body, "GET /v1/node"));
-    NodeView view;
-    for (const char* key : {"generation", "current_generation"}) {
-        auto member = doc.FindMember(key);
-        if (member != doc.MemberEnd() && member->value.IsInt64()) {
-            view.generation = member->value.GetInt64();
-            break;
-        }
-    }
-    auto release = doc.FindMember("release");
-    if (release != doc.MemberEnd() && release->value.IsString())
-        view.release = release->value.GetString();
-    auto healthy = doc.FindMember("healthy");
-    if (healthy != doc.MemberEnd() && healthy->value.IsBool())
-        view.healthy = healthy->value.GetBool();
-    return view;
-}
-
-/// A swap is under way when GET /v1/transaction answers 200 with a non-empty journal.
+/// Whether a swap is under way (GET /v1/transaction, pkgmgr::TransactionView), and its step.
 std::pair<bool, std::string> transactionView(const http::Response& response) {
     if (response.status != 200) return {false, ""};
-    auto doc = json::parse(response.body, "GET /v1/transaction");
-    if (!doc || !doc->IsObject()) return {false, ""};
-    // pkgmgr serve says {"active": bool, "transaction": <journal or null>}; the journal of
-    // the last, finished swap comes with active false.
-    auto active = doc->FindMember("active");
-    if (active != doc->MemberEnd() && active->value.IsBool() && !active->value.GetBool())
-        return {false, ""};
-    const json::Value* journal = &*doc;
-    auto inner = doc->FindMember("transaction");
-    if (inner != doc->MemberEnd()) journal = &inner->value;
-    if (!journal->IsObject() || journal->MemberCount() == 0) {
-        bool starting =
-            active != doc->MemberEnd() && active->value.IsBool() && active->value.GetBool();
-        return {starting, starting ? "starting" : ""};
-    }
-    std::string step;
-    for (const char* key : {"state", "step"}) {
-        auto m = journal->FindMember(key);
-        if (m != journal->MemberEnd() && m->value.IsString()) {
-            step = m->value.GetString();
-            break;
-        }
-    }
-    if (step == "healthy" || step == "rolled_back" || step == "failed") return {false, step};
-    return {true, step};
+    auto view = pkgmgr::TransactionView::fromJson(response.body);
+    if (!view || !view->active) return {false, ""};
+    return {view->underWay(), view->step()};
 }
 
 std::string errorText(const Result<http::Response>& r) {
@@ -393,14 +347,12 @@ void Engine::dispatchStage(Active& owner, Slot& target) {
         // already sent, but none is sent once a hold stands.
         bool deferred = gate_.raised();
         if (!deferred) {
-            json::Writer body;
-            body.beginObject().field("release", version).endObject();
             http::Request request;
             request.method = "POST";
             request.url = http::joinUrl(address, "/v1/stage");
             request.headers = headers;
             request.headers.push_back({"Content-Type", "application/json"});
-            request.body = body.str();
+            request.body = pkgmgr::StageRequest{version, std::nullopt}.toJson();
             request.timeout = options_.stage_timeout;
             staged =
                 client.send(request, {3, std::chrono::milliseconds(200), std::chrono::seconds(2)});
@@ -424,15 +376,12 @@ void Engine::dispatchStage(Active& owner, Slot& target) {
                 finishNode(a, *slot, "failed", "staging failed: " + errorText(staged), now);
                 return;
             }
-            std::int64_t generation = 0;
-            if (auto doc = json::parseObject(staged->body, "stage reply")) {
-                auto m = doc->FindMember("generation");
-                if (m != doc->MemberEnd() && m->value.IsInt64()) generation = m->value.GetInt64();
-            }
-            if (generation <= 0) {
-                finishNode(a, *slot, "failed", "the stage reply names no generation", now);
+            auto reply = pkgmgr::StageReply::fromJson(staged->body);
+            if (!reply) {
+                finishNode(a, *slot, "failed", "staging failed: " + reply.error().describe(), now);
                 return;
             }
+            std::int64_t generation = reply->generation;
             slot->row.target_generation = generation;
             if (view) {
                 slot->row.from_generation = view->generation;
@@ -472,19 +421,13 @@ void Engine::dispatchRestart(Active& owner, Slot& target, std::int64_t generatio
         // The hold check sits right before the send: nothing leaves once a halt is answered.
         bool deferred = !gate_.beginSend();
         if (!deferred) {
-            json::Writer body;
-            body.beginObject()
-                .field("generation", generation)
-                .field("deployment", dep)
-                .field("report_to", report_to)
-                .endObject();
             http::Request request;
             request.method = "POST";
             request.url = http::joinUrl(address, "/v1/restart");
             if (!options_.node_token.empty())
                 request.headers.push_back(http::bearer(options_.node_token));
             request.headers.push_back({"Content-Type", "application/json"});
-            request.body = body.str();
+            request.body = pkgmgr::RestartRequest{generation, dep, report_to}.toJson();
             request.timeout = std::chrono::seconds(30);
             reply = client.send(request);
             gate_.endSend();
@@ -554,7 +497,7 @@ void Engine::dispatchPoll(Active& owner, Slot& target) {
         auto view_reply = client.send(get);
         std::optional<NodeView> view;
         if (view_reply && view_reply->ok())
-            if (auto v = parseNodeView(view_reply->body)) view = *v;
+            if (auto v = NodeView::fromJson(view_reply->body)) view = *v;
         std::pair<bool, std::string> under_way{false, ""};
         bool reachable = txn.has_value() && view.has_value();
         if (txn) under_way = transactionView(*txn);
@@ -618,7 +561,7 @@ void Engine::dispatchProbe(Active& owner, Slot& target) {
         auto reply = client.send(get, {3, std::chrono::milliseconds(100), std::chrono::seconds(1)});
         std::optional<NodeView> view;
         if (reply && reply->ok())
-            if (auto v = parseNodeView(reply->body)) view = *v;
+            if (auto v = NodeView::fromJson(reply->body)) view = *v;
         post([this, dep, node, view] {
             if (!active_ || active_->d.id != dep) return;
             auto& a = *active_;
@@ -710,8 +653,7 @@ Result<void> Engine::onPing(const pkgmgr::StatusPing& ping) {
         std::lock_guard lock(mutex_);
         auto now = nowMs();
         auto it = nodes_.find(ping.node);
-        if (it == nodes_.end())
-            return fail(Errc::NotFound, "node '", ping.node, "' is not registered");
+        if (it == nodes_.end()) return std::unexpected(pkgmgr::notRegistered(ping.node));
         auto& rec = it->second;
         rec.last_seen_ms = now;
         if (rec.status == "down") {
@@ -1110,17 +1052,12 @@ Result<std::string> Engine::registerNode(NodeRecord node) {
 }
 
 Result<std::string> Engine::desired(const std::string& id, std::optional<std::int64_t> generation) {
-    struct Answer {
-        std::string action = "none";
-        std::string deployment;
-        std::string release;
-        std::int64_t generation = 0;
-    } answer;
+    pkgmgr::DesiredState answer;
     bool held = false;
     {
         std::lock_guard lock(mutex_);
         auto it = nodes_.find(id);
-        if (it == nodes_.end()) return fail(Errc::NotFound, "node '", id, "' is not registered");
+        if (it == nodes_.end()) return std::unexpected(pkgmgr::notRegistered(id));
         auto& rec = it->second;
         if (rec.mode != "pull")
             return fail(Errc::Conflict, "node '", id,
@@ -1207,15 +1144,8 @@ Result<std::string> Engine::desired(const std::string& id, std::optional<std::in
         held = held || gate_.raised();
     }
     if (answer.action != "none") wake_cv_.notify_one();
-    json::Writer w;
-    w.beginObject()
-        .field("action", answer.action)
-        .field("deployment", answer.deployment)
-        .field("release", answer.release)
-        .field("generation", answer.generation)
-        .field("held", held)
-        .endObject();
-    return w.str();
+    answer.held = held;
+    return answer.toJson();
 }
 
 std::string Engine::nodesJson() {
@@ -1291,7 +1221,7 @@ Result<std::pair<pkgmgr::Release, std::string>> Engine::fetchRelease(const std::
     if (signature) sig_view = *signature;
     HOIST_ASSIGN(auto release,
                  pkgmgr::loadVerifiedRelease(manifest.body, sig_view, options_.trusted_keys,
-                                             options_.allow_unsigned));
+                                             options_.allow_unsigned, "release " + version));
     if (release.version != version)
         return fail(Errc::Invalid, "releases/", version, ".json names version '", release.version,
                     "'");
@@ -1315,6 +1245,11 @@ Result<std::string> Engine::currentRelease() {
         }
     }
     return best;
+}
+
+bool Engine::acting() {
+    std::lock_guard lock(mutex_);
+    return active_ != nullptr;
 }
 
 Result<void> Engine::requireNoHold(std::string_view what) {
@@ -1727,47 +1662,91 @@ Result<std::string> Engine::planJson(const std::string& version, const std::stri
 // Holds.
 
 Result<std::string> Engine::halt(const std::string& source, const std::string& reason,
-                                 const std::string& by) {
+                                 const std::string& by, const HoldDetails& details) {
     std::lock_guard hold_lock(holds_mutex_);
     bool was_raised = gate_.raised();
     // Gate first, so workers stop at once; wait for sends already past it; then persist; the
     // reply goes out only after all three.
     gate_.raise(std::chrono::milliseconds(5000));
-    Hold hold{source, reason, by, nowMs()};
+    Hold hold{source, reason, by, nowMs(), details.alerts_json, 0};
     bool existed = false;
+    bool unchanged = false;
     {
         std::lock_guard lock(mutex_);
         for (const auto& h : holds_)
             if (h.source == source) {
                 existed = true;
                 hold.since_ms = h.since_ms;
+                unchanged = h.reason == reason && h.alerts_json == details.alerts_json &&
+                            h.resolved_ms == 0 && h.by == by;
             }
     }
-    auto written = state_.transaction(
-        [&](State::Tx& tx) -> Result<void> {
-            HOIST_TRY(tx.putHold(hold));
-            return tx.appendEvent({0, nowMs(), by, "halt", "", "", source + ": " + reason});
-        },
-        true);
-    if (!written) {
-        if (!was_raised) gate_.lower();
-        return std::unexpected(written.error());
-    }
-    {
+    if (!unchanged) {
+        std::string detail = source + ": " + reason;
+        if (!details.audit_note.empty()) detail += " [" + details.audit_note + "]";
+        auto written = state_.transaction(
+            [&](State::Tx& tx) -> Result<void> {
+                HOIST_TRY(tx.putHold(hold));
+                return tx.appendEvent({0, nowMs(), by, "halt", "", "", detail});
+            },
+            true);
+        if (!written) {
+            if (!was_raised) gate_.lower();
+            return std::unexpected(written.error());
+        }
         std::lock_guard lock(mutex_);
         std::erase_if(holds_, [&](const Hold& h) { return h.source == source; });
         holds_.push_back(hold);
         if (active_) computeWaitingOn(*active_, nowMs());
+        log::warn(kLog, "halt", {{"source", source}, {"reason", reason}, {"by", by}});
     }
-    log::warn(kLog, "halt", {{"source", source}, {"reason", reason}, {"by", by}});
     json::Writer w;
     w.beginObject()
         .field("source", hold.source)
         .field("reason", hold.reason)
         .field("by", hold.by)
         .field("since", formatTime(hold.since_ms))
-        .field("new", !existed)
-        .endObject();
+        .field("new", !existed);
+    if (!details.warning.empty()) w.field("warning", details.warning);
+    w.endObject();
+    return w.str();
+}
+
+Result<std::string> Engine::resolveHold(const std::string& source, const std::string& by,
+                                        const std::string& audit_note) {
+    std::lock_guard hold_lock(holds_mutex_);
+    std::optional<Hold> hold;
+    {
+        std::lock_guard lock(mutex_);
+        for (const auto& h : holds_)
+            if (h.source == source) hold = h;
+    }
+    auto now = nowMs();
+    if (hold && hold->resolved_ms == 0) hold->resolved_ms = now;
+    std::string detail = source + ": the monitor reports its alerts resolved" +
+                         (hold ? "; the hold stands until an admin clears it"
+                               : "; no hold of that source stands");
+    if (!audit_note.empty()) detail += " [" + audit_note + "]";
+    auto written = state_.transaction(
+        [&](State::Tx& tx) -> Result<void> {
+            if (hold) HOIST_TRY(tx.putHold(*hold));
+            return tx.appendEvent({0, now, by, "halt resolved", "", "", detail});
+        },
+        true);
+    if (!written) return std::unexpected(written.error());
+    if (hold) {
+        std::lock_guard lock(mutex_);
+        for (auto& h : holds_)
+            if (h.source == source) h.resolved_ms = hold->resolved_ms;
+    }
+    log::info(kLog, "halt resolved by monitor", {{"source", source}, {"by", by}});
+    json::Writer w;
+    w.beginObject().field("source", source).field("holds", hold.has_value());
+    if (hold) w.field("resolved", formatTime(hold->resolved_ms));
+    w.field("message", hold ? "the hold stands until an admin clears it (cluster resume --source " +
+                                  source + ")"
+                            : "no hold of that source stands");
+    w.endObject();
     return w.str();
 }
 
@@ -1830,6 +1809,9 @@ std::string Engine::holdsJson() {
             .field("reason", h.reason)
             .field("by", h.by)
             .field("since", formatTime(h.since_ms))
+            .field("resolved", formatTime(h.resolved_ms))
+            .key("alerts")
+            .raw(h.alerts_json)
             .endObject();
     w.endArray().endObject();
     return w.str();

@@ -19,7 +19,7 @@
 #include "deploy_coordinator/state.hpp"
 #include "holds.hpp"
 #include "pkgmgr/release.hpp"
-#include "pkgmgr/status.hpp"
+#include "pkgmgr/wire.hpp"
 #include "worker_pool.hpp"
 
 namespace hoist::deploy_coordinator {
@@ -53,6 +53,15 @@ struct StartRequest {
     std::int64_t node_deadline_ms = 600000;
     std::int64_t progress_deadline_ms = 1800000;
     std::string actor = "admin";
+};
+
+/// What a hold keeps beyond its source and reason, and what the audit log adds.
+struct HoldDetails {
+    std::string alerts_json = "[]";
+    /// Appended to the audit line (a warning about the body, the body kept).
+    std::string audit_note;
+    /// Added to the reply as "warning" when not empty.
+    std::string warning;
 };
 
 /// The rollout engine, the node registry and the halt holds. One thread runs the event loop
@@ -94,13 +103,21 @@ public:
     Result<std::string> eventsJson(int limit);
 
     // Holds
+    /// Puts (or renews) the hold `source`. Answered only once no node action can start. A
+    /// renewal that changes nothing (a monitor repeating itself) writes nothing.
     Result<std::string> halt(const std::string& source, const std::string& reason,
-                             const std::string& by);
+                             const std::string& by, const HoldDetails& details = {});
+    /// A monitor's "resolved" for `source`: recorded on the hold and in the audit log; the hold
+    /// stands until an admin clears it. Recorded in the audit log even when no such hold stands.
+    Result<std::string> resolveHold(const std::string& source, const std::string& by,
+                                    const std::string& audit_note);
     /// Clears one hold (source) or all; NotFound when that source holds nothing.
     Result<std::string> clearHolds(std::optional<std::string> source, const std::string& actor);
     std::string holdsJson();
     /// Halted naming the holds, or ok.
     Result<void> requireNoHold(std::string_view what);
+    /// True while a deployment may act on nodes (the dead man's switch watches only then).
+    bool acting();
     /// The cluster's current release: the version of the newest deployment that finished
     /// (done), else the release most registered nodes report; empty when neither is known.
     /// New nodes bootstrap to it.

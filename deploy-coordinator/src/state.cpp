@@ -72,6 +72,16 @@ const char* const kMigrations[] = {
     R"sql(
     ALTER TABLE nodes ADD COLUMN mode TEXT NOT NULL DEFAULT 'push';
     )sql",
+    // 4: a monitor's alerts on its hold, and when the monitor said they resolved.
+    R"sql(
+    ALTER TABLE holds ADD COLUMN alerts TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE holds ADD COLUMN resolved_ms INTEGER NOT NULL DEFAULT 0;
+    )sql",
+    // 5: the SLA monitors the dead man's switch watches.
+    R"sql(
+    CREATE TABLE monitors (
+        name TEXT PRIMARY KEY, allowance_ms INTEGER NOT NULL, last_beat_ms INTEGER NOT NULL);
+    )sql",
 };
 static_assert(std::size(kMigrations) == State::kSchemaVersion);
 
@@ -86,8 +96,15 @@ struct State::Impl {
 State::State() = default;
 State::~State() = default;
 
-Result<std::unique_ptr<State>> State::open(const std::filesystem::path& path) {
-    HOIST_ASSIGN(auto db, sqlite::Database::open(path, "state " + path.string()));
+Result<std::unique_ptr<State>> State::open(const std::filesystem::path& path, bool init) {
+    auto opened = sqlite::Database::open(
+        path, "state " + path.string(), sqlite::Database::Sync::Normal,
+        init ? sqlite::Database::Damaged::StartOver : sqlite::Database::Damaged::Refuse);
+    if (!opened && opened.error().code == Errc::Corrupt)
+        return fail(Errc::Corrupt, opened.error().message,
+                    " (or start deploy-coordinator with --init to begin an empty state; the "
+                    "damaged file is kept beside it)");
+    HOIST_ASSIGN(auto db, std::move(opened));
     HOIST_TRY(db.migrate(kMigrations, "coordinator"));
     std::unique_ptr<State> self(new State());
     self->impl_ = std::make_unique<Impl>(std::move(db));
@@ -147,8 +164,9 @@ Result<void> State::Tx::putDeploymentNode(const DeploymentNode& n) {
 
 Result<void> State::Tx::putHold(const Hold& h) {
     return write(*state_.impl_,
-                 "INSERT OR REPLACE INTO holds (source, reason, by, since_ms) VALUES (?, ?, ?, ?)",
-                 h.source, h.reason, h.by, h.since_ms);
+                 "INSERT OR REPLACE INTO holds (source, reason, by, since_ms, alerts, resolved_ms) "
+                 "VALUES (?, ?, ?, ?, ?, ?)",
+                 h.source, h.reason, h.by, h.since_ms, h.alerts_json, h.resolved_ms);
 }
 
 Result<int> State::Tx::deleteHolds(std::optional<std::string_view> source) {
@@ -167,6 +185,29 @@ Result<void> State::Tx::appendEvent(Event e) {
                  "INSERT INTO events (time_ms, actor, action, deployment, node, detail) VALUES "
                  "(?, ?, ?, ?, ?, ?)",
                  e.time_ms, e.actor, e.action, e.deployment, e.node, e.detail);
+}
+
+Result<void> State::Tx::putMonitor(const MonitorRecord& m) {
+    return write(
+        *state_.impl_,
+        "INSERT OR REPLACE INTO monitors (name, allowance_ms, last_beat_ms) VALUES (?, ?, ?)",
+        m.name, m.allowance_ms, m.last_beat_ms);
+}
+
+Result<void> State::Tx::deleteMonitor(std::string_view name) {
+    return write(*state_.impl_, "DELETE FROM monitors WHERE name = ?", name);
+}
+
+Result<std::vector<MonitorRecord>> State::monitors() {
+    std::lock_guard lock(impl_->mutex);
+    HOIST_ASSIGN(
+        auto stmt,
+        impl_->db.prepare("SELECT name, allowance_ms, last_beat_ms FROM monitors ORDER BY name"));
+    std::vector<MonitorRecord> out;
+    HOIST_TRY(stmt.each([&](const sqlite::Statement& s) {
+        out.push_back({s.text(0), s.integer(1), s.integer(2)});
+    }));
+    return out;
 }
 
 Result<std::vector<NodeRecord>> State::nodes() {
@@ -195,10 +236,11 @@ Result<std::vector<Hold>> State::holds() {
     std::lock_guard lock(impl_->mutex);
     HOIST_ASSIGN(auto stmt,
                  impl_->db.prepare(
-                     "SELECT source, reason, by, since_ms FROM holds ORDER BY since_ms, source"));
+                     "SELECT source, reason, by, since_ms, alerts, resolved_ms FROM holds "
+                     "ORDER BY since_ms, source"));
     std::vector<Hold> out;
     HOIST_TRY(stmt.each([&](const sqlite::Statement& s) {
-        out.push_back({s.text(0), s.text(1), s.text(2), s.integer(3)});
+        out.push_back({s.text(0), s.text(1), s.text(2), s.integer(3), s.text(4), s.integer(5)});
     }));
     return out;
 }

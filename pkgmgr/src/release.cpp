@@ -154,25 +154,26 @@ Result<std::string> signRelease(std::string_view manifest_bytes, std::string_vie
 Result<Release> loadVerifiedRelease(std::string_view manifest_bytes,
                                     std::optional<std::string_view> signature_b64,
                                     const std::vector<std::string>& trusted_public_pems,
-                                    bool allow_unsigned) {
-    HOIST_ASSIGN(auto release, Release::parse(manifest_bytes));
+                                    bool allow_unsigned, std::string_view what) {
+    // The signature covers the bytes: check it before any parser sees them.
     if (!signature_b64 || signature_b64->empty()) {
         if (!allow_unsigned)
-            return fail(Errc::Unauthorized, "release ", release.version,
-                        " is not signed (use --allow-unsigned to accept it)");
+            return fail(Errc::Unauthorized, what, " is not signed (use --allow-unsigned to accept it)");
+        HOIST_ASSIGN(auto release, Release::parse(manifest_bytes));
         log::warn("pkgmgr", "accepting an unsigned release", {{"version", release.version}});
         return release;
     }
     auto verified = verifyReleaseSignature(manifest_bytes, *signature_b64, trusted_public_pems);
     if (!verified) {
         if (allow_unsigned && verified.error().code == Errc::Unauthorized) {
+            HOIST_ASSIGN(auto release, Release::parse(manifest_bytes));
             log::warn("pkgmgr", "no trusted key; accepting the release unverified",
                       {{"version", release.version}});
             return release;
         }
-        return std::unexpected(withContext(verified.error(), "release " + release.version));
+        return std::unexpected(withContext(verified.error(), what));
     }
-    return release;
+    return Release::parse(manifest_bytes);
 }
 
 }  // namespace hoist::pkgmgr

@@ -6,6 +6,7 @@
 #include "core/crypto.hpp"
 #include "core/log.hpp"
 #include "core/strings.hpp"
+#include "pkgmgr/package.hpp"
 
 namespace hoist::provisioner {
 
@@ -84,6 +85,10 @@ Result<AddResult> Service::add(const AddRequest& request) {
     if (release.empty())
         return fail(Errc::Invalid,
                     "field 'release' is required (the provisioner has no --release default)");
+    // The release names a file in the repository (releases/<release>.json) and goes into the
+    // new node's bootstrap: a release version, never a path.
+    if (auto valid = pkgmgr::validateVersion(release); !valid)
+        return std::unexpected(withContext(valid.error(), "field 'release'"));
     std::string key =
         request.idempotency_key.empty() ? "auto-" + crypto::randomHex(12) : request.idempotency_key;
     if (!validKey(key))

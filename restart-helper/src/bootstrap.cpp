@@ -102,6 +102,8 @@ Result<Journal> Helper::bootstrap(const BootstrapRequest& request) {
     // node.json goes first so that `recover` can finish an interrupted bootstrap.
     HOIST_TRY(config.save(layout));
 
+    // Not registered yet: the pings are delivered by `pkgmgr serve`, which registers first.
+    d.deliver_pings = false;
     Journal j;
     j.operation = "op-" + crypto::randomHex(8);
     j.kind = "bootstrap";

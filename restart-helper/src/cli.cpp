@@ -152,6 +152,9 @@ int runCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
                 out << "last transaction: " << s->last->operation << " " << s->last->state
                     << (s->last->message.empty() ? "" : " (" + s->last->message + ")") << "\n";
             out << "pings queued: " << s->pings_queued << "\n";
+            if (!s->pings_damaged.empty())
+                out << "pings damaged (set aside, never sent): " << s->pings_damaged.size()
+                    << "\n";
             return 0;
         };
     });
@@ -160,14 +163,30 @@ int runCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
     flush->add_option("--timeout", o.flush_timeout_ms, "milliseconds to keep trying");
     flush->callback([&] {
         action = [&](Helper& h) {
-            auto left = h.flush(std::chrono::milliseconds(o.flush_timeout_ms));
-            if (!left) {
-                err << "restart-helper: " << left.error().describe() << "\n";
-                return exitCode(left.error().code);
+            auto flushed = h.flush(std::chrono::milliseconds(o.flush_timeout_ms));
+            if (!flushed) {
+                err << "restart-helper: " << flushed.error().describe() << "\n";
+                return exitCode(flushed.error().code);
             }
-            if (o.json) out << "{\"left\":" << *left << "}\n";
-            else out << *left << " pings left\n";
-            return *left == 0 ? 0 : exitCode(Errc::Network);
+            if (o.json) {
+                json::Writer w;
+                w.beginObject().field("left", static_cast<std::uint64_t>(flushed->left));
+                w.key("damaged").beginArray();
+                for (const auto& file : flushed->damaged) w.value(file.string());
+                w.endArray().endObject();
+                out << w.str() << "\n";
+            } else {
+                out << flushed->left << " pings left\n";
+            }
+            if (!flushed->damaged.empty()) {
+                err << "restart-helper: " << flushed->damaged.size()
+                    << " queued ping(s) were unreadable and set aside, never sent:";
+                for (const auto& file : flushed->damaged) err << " " << file.string();
+                err << "\n(the coordinator may have missed those steps: check 'cluster status'; "
+                       "delete the files once looked at)\n";
+                return exitCode(Errc::Corrupt);
+            }
+            return flushed->left == 0 ? 0 : exitCode(Errc::Network);
         };
     });
 

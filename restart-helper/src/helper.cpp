@@ -10,6 +10,7 @@
 #include "core/log.hpp"
 #include "helper_impl.hpp"
 #include "pkgmgr/status.hpp"
+#include "pkgmgr/wire.hpp"
 
 namespace hoist::restart_helper {
 
@@ -36,6 +37,9 @@ std::string HelperStatus::toJson() const {
     else w.null();
     w.key("service").beginObject().field("running", service_running).field("detail", service_detail).endObject();
     w.field("pings_queued", static_cast<std::uint64_t>(pings_queued));
+    w.key("pings_damaged").beginArray();
+    for (const auto& file : pings_damaged) w.value(file.string());
+    w.endArray();
     w.endObject();
     return w.str();
 }
@@ -113,6 +117,7 @@ void Helper::Impl::ping(const Journal& j) {
         log::warn(kComponent, "cannot queue a status ping", {{"error", queued.error().describe()}});
         return;
     }
+    if (!deliver_pings) return;
     if (!courier) {
         auto node_layout = layout;
         auto node_config = *config;
@@ -283,11 +288,41 @@ Result<Journal> Helper::Impl::runSwap(Journal j) {
     return finish(std::move(j), "healthy", "");
 }
 
-Result<std::optional<Journal>> Helper::Impl::recoverLocked(bool start_service) {
+Result<std::optional<Journal>> Helper::Impl::recoverDamagedJournal(const Error& damage) {
+    // What the interrupted transaction was is lost: keep the bytes for a person, and bring the
+    // current generation up (started unless it runs, checked) as a transaction of its own.
+    auto aside = layout.run() / ("txn.json.damaged-" + crypto::randomHex(4));
+    HOIST_TRY(files::makeDirs(layout.run()));
+    HOIST_TRY(files::renameDurable(layout.txn(), aside));
+    log::warn(kComponent, "the journal is damaged; it was set aside and the current generation is "
+                          "brought up",
+              {{"error", damage.describe()}, {"kept_as", aside.string()}});
+    HOIST_ASSIGN(auto cur, gens->current());
+    if (!cur) return std::optional<Journal>();
+    Journal j;
+    j.operation = "op-" + crypto::randomHex(8);
+    j.kind = "swap";
+    j.from_generation = *cur;
+    j.to_generation = *cur;
+    j.recovered = true;
+    if (auto gen = gens->load(*cur)) j.release = gen->release;
+    HOIST_ASSIGN(auto done, forward(std::move(j)));
+    return std::optional<Journal>(std::move(done));
+}
+
+Result<std::optional<Journal>> Helper::Impl::recoverLocked(bool start_service,
+                                                           bool set_aside_damaged) {
     auto repaired = gens->recover();
     if (!repaired) return std::unexpected(repaired.error());
     for (const auto& action : repaired->actions) log::info(kComponent, "recover", {{"action", action}});
-    HOIST_ASSIGN(auto journal, Journal::load(layout));
+    auto loaded = Journal::load(layout);
+    if (!loaded && loaded.error().code == Errc::Corrupt) {
+        if (set_aside_damaged) return recoverDamagedJournal(loaded.error());
+        return fail(Errc::Corrupt, loaded.error().describe(),
+                    "; run 'restart-helper recover' to set it aside and bring the current "
+                    "generation up");
+    }
+    HOIST_ASSIGN(auto journal, std::move(loaded));
     HOIST_ASSIGN(auto cur, gens->current());
     if (!journal) {
         if (start_service && cur) {
@@ -360,6 +395,8 @@ Result<Journal> Helper::swap(const SwapRequest& request) {
     HOIST_TRY(d.lockNode());
     HOIST_TRY(d.recoverLocked(false));
     HOIST_ASSIGN(auto target, d.gens->load(request.to));
+    // A damaged package is refused while the old service still runs.
+    HOIST_TRY(d.gens->requireIntact(target.packages));
     HOIST_ASSIGN(auto cur, d.gens->current());
     Journal j;
     j.operation = request.operation.empty() ? "op-" + crypto::randomHex(8) : request.operation;
@@ -378,7 +415,7 @@ Result<std::optional<Journal>> Helper::recover(bool start_service) {
     auto& d = *impl_;
     HOIST_TRY(d.loadNode());
     HOIST_TRY(d.lockNode());
-    auto done = d.recoverLocked(start_service);
+    auto done = d.recoverLocked(start_service, true);
     d.stopCourier();
     return done;
 }
@@ -396,10 +433,11 @@ Result<HelperStatus> Helper::status() {
     HOIST_ASSIGN(auto outbox, pkgmgr::Outbox::open(d.layout));
     HOIST_ASSIGN(auto queued, outbox.pending());
     s.pings_queued = queued.size();
+    s.pings_damaged = outbox.damaged();
     return s;
 }
 
-Result<std::size_t> Helper::flush(std::chrono::milliseconds timeout) {
+Result<FlushResult> Helper::flush(std::chrono::milliseconds timeout) {
     auto& d = *impl_;
     HOIST_TRY(d.loadNode());
     HOIST_ASSIGN(auto outbox, pkgmgr::Outbox::open(d.layout));
@@ -414,10 +452,10 @@ Result<std::size_t> Helper::flush(std::chrono::milliseconds timeout) {
         std::size_t left = 1;
         if (drained) left = drained->left;
         else if (drained.error().code != Errc::Busy) return std::unexpected(drained.error());
-        if (left == 0) return std::size_t{0};
+        if (left == 0) return FlushResult{0, outbox.damaged()};
         if (std::chrono::steady_clock::now() >= deadline) {
             HOIST_ASSIGN(auto queued, outbox.pending());
-            return queued.size();
+            return FlushResult{queued.size(), outbox.damaged()};
         }
         std::this_thread::sleep_for(backoffDelay(backoff, attempt++));
     }

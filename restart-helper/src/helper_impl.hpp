@@ -30,6 +30,10 @@ struct Helper::Impl {
     std::unique_ptr<pkgmgr::ServiceManager> manager;
     std::unique_ptr<pkgmgr::PingCourier> courier;
     std::optional<files::FileLock> node_lock;
+    /// Off during bootstrap: the node registers with the coordinator when `pkgmgr serve` first
+    /// starts, and the coordinator refuses a ping from a node it does not know. Until then the
+    /// pings wait in the outbox, and serve delivers them once registered.
+    bool deliver_pings = true;
 
     explicit Impl(HelperOptions o);
     ~Impl();
@@ -42,7 +46,8 @@ struct Helper::Impl {
     /// <root>/lock for the whole transaction; generation switches then reuse it.
     Result<void> lockNode();
 
-    /// Queues a status ping of the journal's state (when there is a coordinator to tell).
+    /// Queues a status ping of the journal's state (when there is a coordinator to tell) and,
+    /// when deliver_pings, has the courier deliver it.
     void ping(const Journal& j);
     /// Gives the courier ping_grace to deliver, then stops it.
     void stopCourier();
@@ -63,7 +68,10 @@ struct Helper::Impl {
     Result<Journal> finish(Journal j, std::string_view state, std::string_view message);
     /// Updates node.json's release, moves the journal to run/last-txn.json.
     Result<Journal> close(Journal j);
-    Result<std::optional<Journal>> recoverLocked(bool start_service);
+    /// `set_aside_damaged`: a txn.json that cannot be read is moved aside and the current
+    /// generation brought up (recover); otherwise it is a Corrupt refusal (swap).
+    Result<std::optional<Journal>> recoverLocked(bool start_service, bool set_aside_damaged = false);
+    Result<std::optional<Journal>> recoverDamagedJournal(const Error& damage);
 };
 
 }  // namespace hoist::restart_helper

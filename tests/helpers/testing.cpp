@@ -1,9 +1,17 @@
 #include "testing.hpp"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <csignal>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <thread>
+
+#include "core/http_client.hpp"
 
 namespace hoist::testing {
 
@@ -26,6 +34,17 @@ std::string readFile(const fs::path& path) {
     std::stringstream buffer;
     buffer << in.rdbuf();
     return buffer.str();
+}
+
+Result<fs::path> sigv4Suite() {
+    if (const char* env = std::getenv("HOIST_SIGV4_SUITE"); env != nullptr && *env != '\0') {
+        if (!fs::is_directory(env))
+            return fail(Errc::NotFound, "HOIST_SIGV4_SUITE='", env, "' is not a folder");
+        return fs::path(env);
+    }
+    fs::path built = HOIST_SIGV4_SUITE_DEFAULT;
+    if (built.empty() || !fs::is_directory(built)) return fs::path();
+    return built;
 }
 
 bool waitFor(const std::function<bool()>& probe, std::chrono::milliseconds timeout,
@@ -79,6 +98,47 @@ ServerProcess::ServerProcess(const std::vector<std::string>& argv, const fs::pat
     }, std::chrono::seconds(30));
     if (!up || port_ == 0)
         ADD_FAILURE() << argv.at(0) << " did not write its port file; log:\n" << readFile(log_file);
+}
+
+ServerProcess::ServerProcess(const std::vector<std::string>& argv, int port,
+                             const std::string& ready_path, const fs::path& log_file) {
+    process::Options options;
+    options.stdout_file = log_file;
+    options.stderr_file = log_file;
+    auto child = process::Child::start(argv, options);
+    if (!child) {
+        ADD_FAILURE() << "cannot start " << argv.at(0) << ": " << child.error().describe();
+        return;
+    }
+    child_.emplace(std::move(*child));
+    http::Client client;
+    http::Request ready;
+    ready.url = "http://127.0.0.1:" + std::to_string(port) + ready_path;
+    ready.timeout = std::chrono::seconds(2);
+    bool up = waitFor([&] {
+        auto r = client.send(ready);
+        return (r && r->status == 200) || !child_->running();
+    }, std::chrono::seconds(60), std::chrono::milliseconds(100));
+    if (up && child_->running())
+        port_ = port;
+    else
+        ADD_FAILURE() << argv.at(0) << " did not answer " << ready_path << " on port " << port
+                      << "; log:\n" << readFile(log_file);
+}
+
+int freeLoopbackPort() {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof addr;
+    int port = 0;
+    if (fd >= 0 && ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+        ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0)
+        port = ntohs(addr.sin_port);
+    if (fd >= 0) ::close(fd);
+    EXPECT_GT(port, 0) << "no free loopback port";
+    return port;
 }
 
 ServerProcess::~ServerProcess() { stop(); }

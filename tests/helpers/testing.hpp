@@ -36,6 +36,14 @@
             << "message: " << hoist_assert_err_.error().message;                        \
     } while (0)
 
+/// Declares `var`, the SigV4 suite's folder, or skips the test with kSigV4SuiteMissing when the
+/// suite is not here (an explicit HOIST_SIGV4_SUITE that names no folder fails instead).
+#define HOIST_REQUIRE_SIGV4_SUITE(var)                                              \
+    const auto var##_found_ = ::hoist::testing::sigv4Suite();                       \
+    ASSERT_TRUE(var##_found_.has_value()) << var##_found_.error().message;          \
+    if (var##_found_->empty()) GTEST_SKIP() << ::hoist::testing::kSigV4SuiteMissing; \
+    const std::filesystem::path var = *var##_found_
+
 namespace hoist::testing {
 
 namespace fs = std::filesystem;
@@ -55,6 +63,16 @@ private:
 void writeFile(const fs::path& path, const std::string& content, fs::perms perms = fs::perms(0644));
 std::string readFile(const fs::path& path);
 
+/// The folder of AWS's SigV4 test suite: $HOIST_SIGV4_SUITE, else the build's HOIST_SIGV4_SUITE
+/// (a CMake cache variable, by default ../shared/aws-sigv4-testsuite when that exists). Empty
+/// when the suite is not here; an error when the environment names a folder that is not there.
+Result<fs::path> sigv4Suite();
+
+/// The one line a test prints when it is skipped for want of the SigV4 suite.
+inline constexpr const char* kSigV4SuiteMissing =
+    "AWS SigV4 test suite not found: set HOIST_SIGV4_SUITE (environment, or cmake "
+    "-DHOIST_SIGV4_SUITE=) to a copy of the AWS Signature Version 4 test suite";
+
 /// Calls `probe` until it returns true or `timeout` passes; true when it did.
 bool waitFor(const std::function<bool()>& probe, std::chrono::milliseconds timeout,
              std::chrono::milliseconds step = std::chrono::milliseconds(20));
@@ -64,6 +82,10 @@ process::Outcome run(const std::vector<std::string>& argv,
                      const std::vector<std::pair<std::string, std::string>>& env = {},
                      std::chrono::milliseconds timeout = std::chrono::seconds(120));
 
+/// A loopback port free at the time of the call, for peers that cannot report the port they
+/// bound (the caller starts them on it at once).
+int freeLoopbackPort();
+
 /// A started server process that wrote its port to a port file; stopped on destruction.
 class ServerProcess {
 public:
@@ -71,6 +93,10 @@ public:
     ServerProcess(const std::vector<std::string>& argv, const fs::path& port_file,
                   const fs::path& log_file,
                   const std::vector<std::pair<std::string, std::string>>& env = {});
+    /// Starts a peer that cannot write a port file (Alertmanager, Prometheus) on `port` and
+    /// waits until GET `ready_path` answers 200.
+    ServerProcess(const std::vector<std::string>& argv, int port, const std::string& ready_path,
+                  const fs::path& log_file);
     ~ServerProcess();
     ServerProcess(const ServerProcess&) = delete;
     ServerProcess& operator=(const ServerProcess&) = delete;

@@ -8,7 +8,8 @@ target_link_libraries(coordinator_integration_tests
 target_compile_definitions(coordinator_integration_tests PRIVATE
     COORDINATOR_BIN="$<TARGET_FILE:deploy-coordinator>"
     CLUSTER_BIN="$<TARGET_FILE:cluster>"
-    FAKE_FLEET_BIN="$<TARGET_FILE:fake-fleet>")
+    FAKE_FLEET_BIN="$<TARGET_FILE:fake-fleet>"
+    ALERTMANAGER_BIN="/usr/bin/prometheus-alertmanager")
 add_dependencies(coordinator_integration_tests deploy-coordinator cluster fake-fleet)
 gtest_discover_tests(coordinator_integration_tests PROPERTIES LABELS integration DISCOVERY_TIMEOUT 60)
 

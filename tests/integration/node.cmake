@@ -7,6 +7,7 @@ add_executable(node_integration_tests
     ${CMAKE_CURRENT_LIST_DIR}/node/pings_test.cpp
     ${CMAKE_CURRENT_LIST_DIR}/node/bootstrap_test.cpp
     ${CMAKE_CURRENT_LIST_DIR}/node/serve_test.cpp
+    ${CMAKE_CURRENT_LIST_DIR}/node/fetch_outage_test.cpp
 )
 target_link_libraries(node_integration_tests
     PRIVATE hoist_restart_helper hoist_pkgmgr hoist_testing GTest::gtest_main hoist_warnings)

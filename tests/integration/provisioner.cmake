@@ -8,8 +8,7 @@ target_link_libraries(provisioner_integration_tests
     PRIVATE hoist_provisioner hoist_testing GTest::gtest_main hoist_warnings)
 target_compile_definitions(provisioner_integration_tests PRIVATE
     HOIST_PROVISIONER="$<TARGET_FILE:provisioner>"
-    HOIST_FAKE_EC2="$<TARGET_FILE:fake-ec2>"
-    HOIST_SIGV4_SUITE="${PROJECT_SOURCE_DIR}/../shared/aws-sigv4-testsuite")
+    HOIST_FAKE_EC2="$<TARGET_FILE:fake-ec2>")
 add_dependencies(provisioner_integration_tests provisioner fake-ec2)
 gtest_discover_tests(provisioner_integration_tests PROPERTIES LABELS integration DISCOVERY_TIMEOUT 60)
 

@@ -43,6 +43,18 @@ struct Hold {
     /// Who put it: "monitor" (halt token) or "admin".
     std::string by;
     std::int64_t since_ms = 0;
+    /// A monitor's firing alerts when it put the hold (a bounded JSON array).
+    std::string alerts_json = "[]";
+    /// When the monitor said its alerts resolved (0: not said). The hold stands until an admin
+    /// clears it; this tells the admin that clearing is safe as far as the monitor knows.
+    std::int64_t resolved_ms = 0;
+};
+
+/// An SLA monitor watched by the dead man's switch (MonitorWatch).
+struct MonitorRecord {
+    std::string name;
+    std::int64_t allowance_ms = 0;
+    std::int64_t last_beat_ms = 0;
 };
 
 /// One line of the append-only audit log.
@@ -118,14 +130,17 @@ struct DeploymentNode {
 /// UPDATE and DELETE). Thread-safe: one connection behind a mutex.
 class State {
 public:
-    /// Opens (creating) the file and migrates it. Invalid when the file's schema is newer
-    /// than kSchemaVersion, Io when SQLite cannot open or write it.
-    static Result<std::unique_ptr<State>> open(const std::filesystem::path& path);
+    /// Opens (creating when absent) the file and migrates it. Invalid when the file's schema
+    /// is newer than kSchemaVersion, Io when SQLite cannot open or write it, Corrupt when the
+    /// file is empty or damaged (PRAGMA quick_check) unless `init`: then the damaged file is
+    /// moved aside (<file>.damaged-<n>) and an empty state begins.
+    static Result<std::unique_ptr<State>> open(const std::filesystem::path& path,
+                                               bool init = false);
     ~State();
     State(const State&) = delete;
     State& operator=(const State&) = delete;
 
-    static constexpr int kSchemaVersion = 3;
+    static constexpr int kSchemaVersion = 5;
     int schemaVersion();
 
     /// The writes a transaction may make.
@@ -138,6 +153,8 @@ public:
         /// Removes one hold (source) or all (nullopt); returns how many went.
         Result<int> deleteHolds(std::optional<std::string_view> source);
         Result<void> appendEvent(Event event);
+        Result<void> putMonitor(const MonitorRecord& monitor);
+        Result<void> deleteMonitor(std::string_view name);
 
     private:
         friend class State;
@@ -151,6 +168,7 @@ public:
 
     Result<std::vector<NodeRecord>> nodes();
     Result<std::vector<Hold>> holds();
+    Result<std::vector<MonitorRecord>> monitors();
     /// Newest first.
     Result<std::vector<Deployment>> deployments(int limit = 100);
     Result<std::optional<Deployment>> deployment(std::string_view id);

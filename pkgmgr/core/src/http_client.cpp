@@ -249,12 +249,21 @@ Result<StreamResult> Client::stream(const StreamRequest& request) {
         curl_easy_setopt(curl, CURLOPT_RESUME_FROM_LARGE, static_cast<curl_off_t>(request.offset));
     CURLcode code = curl_easy_perform(curl);
     if (state.failed) return std::unexpected(std::move(state.error));
+    if (code == CURLE_RANGE_ERROR && request.offset > 0) {
+        // libcurl stops at the headers of a 200 without Content-Range to a resumed request.
+        result.status = 200;
+        result.range_ignored = true;
+        return result;
+    }
     if (code != CURLE_OK) return transportError(code, impl_->errbuf, request.url, "");
     curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &result.status);
     bool is_file = request.url.starts_with("file:");
     if (is_file) result.status = request.offset > 0 ? 206 : 200;
     curl_off_t length = -1;
     curl_easy_getinfo(curl, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &length);
+    // For a file, libcurl reports the whole file's size, not what follows the offset.
+    auto offset = static_cast<curl_off_t>(request.offset);
+    if (is_file && length >= 0) length = length >= offset ? length - offset : 0;
     if (length >= 0) result.content_length = static_cast<std::uint64_t>(length);
     return result;
 }

@@ -1,6 +1,11 @@
 #include "core/json.hpp"
 
+#include <unordered_set>
+
+#include <rapidjson/encodedstream.h>
 #include <rapidjson/error/en.h>
+#include <rapidjson/memorystream.h>
+#include <rapidjson/reader.h>
 #include <rapidjson/prettywriter.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
@@ -24,12 +29,95 @@ std::unexpected<Error> missing(std::string_view ctx, std::string_view key) {
 }
 }  // namespace
 
+namespace {
+// Forwards RapidJSON's SAX events to the document being built, refusing nesting deeper than
+// kMaxDepth and a key repeated within one object. The iterative parser keeps its own stack
+// on the heap, so depth is bounded here and not by the thread's stack.
+class LimitedHandler {
+public:
+    explicit LimitedHandler(Document& doc) : doc_(doc) {}
+
+    enum class Refusal { None, TooDeep, DuplicateKey };
+    Refusal refusal() const { return refusal_; }
+    const std::string& duplicate() const { return duplicate_; }
+
+    bool Null() { return doc_.Null(); }
+    bool Bool(bool b) { return doc_.Bool(b); }
+    bool Int(int i) { return doc_.Int(i); }
+    bool Uint(unsigned u) { return doc_.Uint(u); }
+    bool Int64(std::int64_t i) { return doc_.Int64(i); }
+    bool Uint64(std::uint64_t u) { return doc_.Uint64(u); }
+    bool Double(double d) { return doc_.Double(d); }
+    bool RawNumber(const char* s, rapidjson::SizeType n, bool copy) { return doc_.RawNumber(s, n, copy); }
+    bool String(const char* s, rapidjson::SizeType n, bool copy) { return doc_.String(s, n, copy); }
+    bool StartObject() {
+        if (!enter()) return false;
+        keys_.emplace_back();
+        return doc_.StartObject();
+    }
+    bool Key(const char* s, rapidjson::SizeType n, bool copy) {
+        auto& seen = keys_.back();
+        if (!seen.emplace(s, n).second) {
+            refusal_ = Refusal::DuplicateKey;
+            duplicate_.assign(s, n);
+            return false;
+        }
+        return doc_.Key(s, n, copy);
+    }
+    bool EndObject(rapidjson::SizeType members) {
+        --depth_;
+        keys_.pop_back();
+        return doc_.EndObject(members);
+    }
+    bool StartArray() { return enter() && doc_.StartArray(); }
+    bool EndArray(rapidjson::SizeType elements) {
+        --depth_;
+        return doc_.EndArray(elements);
+    }
+
+private:
+    bool enter() {
+        if (++depth_ > kMaxDepth) {
+            refusal_ = Refusal::TooDeep;
+            return false;
+        }
+        return true;
+    }
+
+    Document& doc_;
+    std::size_t depth_ = 0;
+    std::vector<std::unordered_set<std::string>> keys_;
+    Refusal refusal_ = Refusal::None;
+    std::string duplicate_;
+};
+
+constexpr unsigned kParseFlags =
+    rapidjson::kParseIterativeFlag | rapidjson::kParseValidateEncodingFlag;
+}  // namespace
+
 Result<Document> parse(std::string_view text, std::string_view what) {
     Document doc;
-    doc.Parse(text.data(), text.size());
-    if (doc.HasParseError()) {
-        return fail(Errc::Invalid, what, ": invalid JSON at offset ", doc.GetErrorOffset(), ": ",
-                    rapidjson::GetParseError_En(doc.GetParseError()));
+    LimitedHandler handler(doc);
+    rapidjson::ParseResult result;
+    auto generate = [&](Document&) {
+        rapidjson::MemoryStream stream(text.data(), text.size());
+        rapidjson::EncodedInputStream<rapidjson::UTF8<>, rapidjson::MemoryStream> input(stream);
+        rapidjson::Reader reader;
+        result = reader.Parse<kParseFlags>(input, handler);
+        return !result.IsError();
+    };
+    doc.Populate(generate);
+    if (handler.refusal() == LimitedHandler::Refusal::TooDeep)
+        return fail(Errc::Invalid, what, ": JSON nested deeper than ", kMaxDepth, " levels (at offset ",
+                    result.Offset(), ")");
+    if (handler.refusal() == LimitedHandler::Refusal::DuplicateKey)
+        return fail(Errc::Invalid, what, ": duplicate key '", handler.duplicate(), "' at offset ",
+                    result.Offset());
+    if (result.IsError()) {
+        if (result.Code() == rapidjson::kParseErrorStringInvalidEncoding)
+            return fail(Errc::Invalid, what, ": invalid UTF-8 in a string at offset ", result.Offset());
+        return fail(Errc::Invalid, what, ": invalid JSON at offset ", result.Offset(), ": ",
+                    rapidjson::GetParseError_En(result.Code()));
     }
     return doc;
 }
@@ -122,6 +210,18 @@ Result<std::vector<std::string>> optStringArray(const Value& obj, std::string_vi
     return out;
 }
 
+Result<void> requireMembers(const Value& obj, std::initializer_list<std::string_view> required,
+                            std::string_view ctx) {
+    std::vector<std::string_view> absent;
+    for (auto key : required)
+        if (find(obj, key) == obj.MemberEnd()) absent.push_back(key);
+    if (absent.empty()) return ok();
+    if (absent.size() == 1) return missing(ctx, absent.front());
+    std::string names;
+    for (auto key : absent) names += detail::concat(names.empty() ? "" : ", ", "'", key, "'");
+    return fail(Errc::Invalid, ctx, ": fields ", names, " are required");
+}
+
 Result<void> rejectUnknown(const Value& obj, std::initializer_list<std::string_view> allowed,
                            std::string_view ctx) {
     for (const auto& member : obj.GetObject()) {
@@ -145,13 +245,12 @@ std::string toString(const Value& value) {
 }
 
 std::string pretty(std::string_view json_text) {
-    Document doc;
-    doc.Parse(json_text.data(), json_text.size());
-    if (doc.HasParseError()) return std::string(json_text);
+    auto doc = parse(json_text, "json");
+    if (!doc) return std::string(json_text);
     rapidjson::StringBuffer buffer;
     rapidjson::PrettyWriter<rapidjson::StringBuffer> w(buffer);
     w.SetIndent(' ', 2);
-    doc.Accept(w);
+    doc->Accept(w);
     return {buffer.GetString(), buffer.GetSize()};
 }
 

@@ -23,8 +23,9 @@ namespace {
 // Runs in the child between fork and exec.
 struct SessionHandler : bp::extend::handler {
     bool enabled = true;
+    const char* lock_path = nullptr;
     template <class Executor>
-    void on_exec_setup(Executor&) const {
+    void on_exec_setup(Executor& exec) const {
         if (enabled) ::setsid();
         // A parent that waits for signals in a thread (http::SignalWaiter) has SIGTERM and
         // SIGINT blocked; the mask survives exec, and a child must not start deaf to them.
@@ -34,6 +35,19 @@ struct SessionHandler : bp::extend::handler {
         // Nothing but stdin, stdout and stderr crosses exec: an inherited socket (a listening
         // port, a keep-alive connection) would otherwise live as long as the child does.
         closeOnExecAbove2();
+        // Opened after the sweep above, without O_CLOEXEC: the lock lives as long as the
+        // program this child becomes. Only async-signal-safe calls between fork and exec.
+        if (lock_path != nullptr) {
+            int fd = ::open(lock_path, O_RDWR | O_CREAT, 0644);
+            struct flock lock {};
+            lock.l_type = F_WRLCK;
+            lock.l_whence = SEEK_SET;
+            if (fd < 0 || ::fcntl(fd, F_SETLK, &lock) != 0) {
+                exec.set_error(std::error_code(errno, std::system_category()),
+                               "cannot take the lock on the service lock file");
+                ::_exit(EXIT_FAILURE);
+            }
+        }
     }
 
     static void closeOnExecAbove2() {
@@ -106,6 +120,8 @@ Result<void> startImpl(const std::vector<std::string>& argv, const Options& opti
     std::error_code ec;
     SessionHandler handler;
     handler.enabled = options.new_session;
+    std::string lock_str = options.hold_lock.string();
+    if (!lock_str.empty()) handler.lock_path = lock_str.c_str();
     EnvBlock env_block(options);
     EnvHandler env_handler;
     env_handler.envp = env_block.pointers.data();
@@ -243,6 +259,18 @@ Result<Outcome> run(const std::vector<std::string>& argv, const Options& options
         if (text) outcome.err = std::move(*text);
     }
     return outcome;
+}
+
+pid_t lockHolder(const std::filesystem::path& lock_file) {
+    int fd = ::open(lock_file.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    struct flock probe {};
+    probe.l_type = F_WRLCK;
+    probe.l_whence = SEEK_SET;
+    pid_t holder = 0;
+    if (::fcntl(fd, F_GETLK, &probe) == 0 && probe.l_type != F_UNLCK) holder = probe.l_pid;
+    ::close(fd);
+    return holder;
 }
 
 bool alive(pid_t pid) {

@@ -2,6 +2,11 @@
 
 #include <sqlite3.h>
 
+#include <cerrno>
+#include <cstdio>
+
+#include "core/log.hpp"
+
 namespace hoist::sqlite {
 
 // ---- Statement
@@ -62,10 +67,44 @@ Database::Database(Database&& other) noexcept = default;
 Database& Database::operator=(Database&& other) noexcept = default;
 Database::~Database() = default;
 
-Result<Database> Database::open(const std::filesystem::path& path, std::string name, Sync sync) {
+namespace {
+
+bool damagedCode(int rc) {
+    rc &= 0xff;  // the primary code of an extended one
+    return rc == SQLITE_CORRUPT || rc == SQLITE_NOTADB;
+}
+
+// The file and its WAL and shared-memory companions move to "<file>.damaged-<n>[-wal|-shm]":
+// kept for a person, and out of the way of the new database (an old WAL beside a new file
+// could otherwise be replayed into it).
+Result<std::filesystem::path> setAside(const std::filesystem::path& path) {
+    std::error_code ec;
+    std::filesystem::path aside;
+    for (int n = 1;; ++n) {
+        aside = path.string() + ".damaged-" + std::to_string(n);
+        if (!std::filesystem::exists(aside, ec)) break;
+    }
+    for (const char* suffix : {"-wal", "-shm", ""}) {
+        std::filesystem::path from = path.string() + suffix;
+        if (!std::filesystem::exists(from, ec)) continue;
+        if (::rename(from.c_str(), (aside.string() + suffix).c_str()) != 0)
+            return failErrno(Errc::Io, errno, "cannot move ", from.string(), " aside");
+    }
+    return aside;
+}
+
+}  // namespace
+
+Result<Database> Database::openChecked(const std::filesystem::path& path, std::string name,
+                                       Sync sync) {
     Database self;
     self.name_ = std::move(name);
     self.sync_ = sync;
+    // A file that exists but is empty held a database once (a new one is created with its
+    // schema at once): opening it would start over silently.
+    std::error_code ec;
+    if (auto size = std::filesystem::file_size(path, ec); !ec && size == 0)
+        return fail(Errc::Corrupt, self.name_, ": the file is empty (0 bytes)");
     sqlite3* raw = nullptr;
     int rc = sqlite3_open_v2(path.c_str(), &raw,
                              SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
@@ -73,11 +112,43 @@ Result<Database> Database::open(const std::filesystem::path& path, std::string n
     self.db_.reset(raw);
     if (rc != SQLITE_OK) return std::unexpected(self.error("cannot open"));
     sqlite3_busy_timeout(raw, 5000);
-    HOIST_TRY(self.exec("PRAGMA journal_mode=WAL", "cannot switch to WAL"));
+    auto damaged = [&self](const Error& e) -> Error {
+        if (!damagedCode(sqlite3_extended_errcode(self.db_.get()))) return e;
+        return Error{Errc::Corrupt, e.message, 0};
+    };
+    if (auto wal = self.exec("PRAGMA journal_mode=WAL", "cannot switch to WAL"); !wal)
+        return std::unexpected(damaged(wal.error()));
+    // quick_check reads every page (not the index contents): O(size), a few ms for a state
+    // database, and the difference between noticing damage now or losing a hold later.
+    HOIST_ASSIGN(auto check, self.prepare("PRAGMA quick_check(3)"));
+    std::string problems;
+    while (true) {
+        auto row = check.step();
+        if (!row) return std::unexpected(damaged(row.error()));
+        if (!*row) break;
+        auto line = check.text(0);
+        if (line != "ok") problems += (problems.empty() ? "" : "; ") + line;
+    }
+    if (!problems.empty())
+        return fail(Errc::Corrupt, self.name_, ": PRAGMA quick_check found damage: ", problems);
     HOIST_TRY(self.exec(sync == Sync::Full ? "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON"
                                            : "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON",
                         "pragmas"));
     return self;
+}
+
+Result<Database> Database::open(const std::filesystem::path& path, std::string name, Sync sync,
+                                Damaged on_damaged) {
+    auto opened = openChecked(path, name, sync);
+    if (opened || opened.error().code != Errc::Corrupt) return opened;
+    if (on_damaged == Damaged::Refuse)
+        return fail(Errc::Corrupt, opened.error().message,
+                    "; refusing to use it (what it held would be lost without a word): restore "
+                    "it from a backup, or move it aside to begin with an empty one");
+    HOIST_ASSIGN(auto aside, setAside(path));
+    log::warn("sqlite", "the damaged database was moved aside; starting with an empty one",
+              {{"database", name}, {"damage", opened.error().message}, {"kept_as", aside.string()}});
+    return openChecked(path, std::move(name), sync);
 }
 
 Error Database::error(std::string_view what) const {

@@ -22,8 +22,14 @@ struct FetchProgress {
 struct FetchOptions {
     /// Packages fetched at once.
     int parallel = 8;
-    http::RetryPolicy retry{.attempts = 5, .base = std::chrono::milliseconds(200),
-                            .cap = std::chrono::milliseconds(5000)};
+    /// Transient failures (refused or dropped connections, timeouts, 408, 429, 5xx) are
+    /// retried until this long has passed without a byte arriving; the .part file is kept
+    /// throughout (and after giving up), so each retry resumes where the last one stopped.
+    std::chrono::milliseconds retry_for{std::chrono::minutes(5)};
+    /// The pause between retries: exponential from `base`, capped at `cap`, full jitter.
+    /// (`attempts` is not used: retry_for bounds the retries.)
+    http::RetryPolicy retry{.attempts = 0, .base = std::chrono::milliseconds(200),
+                            .cap = std::chrono::milliseconds(10000)};
     std::chrono::milliseconds connect_timeout{5000};
     std::chrono::seconds low_speed_time{30};
     ExtractLimits limits;
@@ -32,10 +38,12 @@ struct FetchOptions {
 };
 
 /// Fetches `<repo>/packages/<sha256>` into downloads/<sha256>.part (resuming a partial file
-/// with an HTTP Range request, retrying transient failures), verifying the hash as it
-/// streams, then adds it to the store. Already in the store: returns it without a request.
-/// A hash mismatch deletes the bytes: Corrupt, "package <sha>: the repository sent bytes
-/// whose sha256 is <other>".
+/// with an HTTP Range request, retrying transient failures for options.retry_for), verifying
+/// the hash as it streams, then adds it to the store. Already in the store: returns it
+/// without a request. The part restarts from byte 0 only when the server ignored the Range
+/// (200 without Content-Range). A hash mismatch deletes the bytes: Corrupt, "package <sha>:
+/// the repository sent bytes whose sha256 is <other>"; so do a 404 (NotFound) and a full
+/// disk (ENOSPC or EDQUOT while writing the part).
 Result<StoredPackage> fetchPackage(Store& store, const std::string& repo_url,
                                    const std::string& sha256, const FetchOptions& options = {});
 

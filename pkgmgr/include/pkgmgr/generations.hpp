@@ -64,6 +64,10 @@ public:
     Result<std::vector<StoredPackage>> check(const std::vector<std::string>& sha256s,
                                              const RoleRules& rules) const;
     Result<std::vector<StoredPackage>> check(const Release& release, const RoleRules& rules) const;
+    /// Re-hashes each package against its manifest (Store::requireIntact): Corrupt, naming
+    /// the package and the files that changed, when any differs. stage() does this before it
+    /// builds or reuses a generation; the restart helper before it stops the service to swap.
+    Result<void> requireIntact(const std::vector<PackageRef>& packages) const;
     /// Switches `current` to generations/<N> with rename(2) of a new symlink, fsyncs, and
     /// records N in the activation history. NotFound for an unknown N. Conflict when N comes
     /// from a release whose upgrade_from does not match the current generation's release
@@ -103,6 +107,7 @@ private:
                              const std::string& release,
                              const std::optional<std::vector<std::string>>& upgrade_from);
     Result<void> switchTo(long number, std::string_view step_prefix);
+    Result<void> requireIntact(const std::vector<StoredPackage>& set) const;
     Result<void> checkTransition(const std::string& release,
                                  const std::optional<std::vector<std::string>>& upgrade_from,
                                  std::optional<long> target) const;

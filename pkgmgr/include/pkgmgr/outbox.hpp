@@ -4,6 +4,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <mutex>
 #include <string>
@@ -13,7 +14,7 @@
 #include "core/error.hpp"
 #include "core/http_client.hpp"
 #include "pkgmgr/layout.hpp"
-#include "pkgmgr/status.hpp"
+#include "pkgmgr/wire.hpp"
 
 namespace hoist::pkgmgr {
 
@@ -26,7 +27,9 @@ struct QueuedPing {
 
 /// Status pings not yet delivered (DESIGN.md "Status ping"): one file per ping,
 /// outbox/<seq, 12 digits>.json = {"url", "ping"}, written atomically before the first
-/// attempt and deleted once the coordinator answered 2xx. `seq` grows by one per ping for the
+/// attempt and deleted once the coordinator answered 2xx. A ping the coordinator refuses
+/// because it does not know the node yet (pkgmgr::isNotRegistered) stays, with every ping
+/// after it, until the node has registered. `seq` grows by one per ping for the
 /// node's whole life (outbox/.seq), so the coordinator can drop a re-delivered ping.
 /// Safe to use from several processes: enqueue and drain each hold a flock of their own.
 class Outbox {
@@ -38,17 +41,25 @@ public:
 
     /// Gives the ping the next seq and its time (when empty), and writes it durably.
     Result<StatusPing> enqueue(StatusPing ping, const std::string& url);
-    /// The queued pings, oldest (lowest seq) first.
+    /// The queued pings, oldest (lowest seq) first. A ping file that cannot be read (a
+    /// truncated write, a bad disk) is not among them: drain sets it aside.
     Result<std::vector<QueuedPing>> pending() const;
+    /// Ping files drain found unreadable and renamed to outbox/<seq>.json.damaged: kept for a
+    /// person to look at, never sent, reported by `restart-helper flush|status` and the
+    /// node's hoist_node_pings_damaged metric.
+    std::vector<fs::path> damaged() const;
 
     struct DrainResult {
         int delivered = 0;
         int dropped = 0;      ///< refused for good (4xx other than 408/429): logged, removed
-        std::size_t left = 0; ///< still queued (the coordinator did not answer)
+        std::size_t left = 0; ///< still queued (the coordinator did not take them)
+        int damaged = 0;      ///< unreadable ping files set aside by this drain (damaged())
+        /// The coordinator does not know this node: the pings stay until it registers.
+        bool unregistered = false;
         std::string last_error;
     };
     /// Sends the queued pings in seq order, each once, stopping at the first one the
-    /// coordinator did not take (transport failure, 408, 429, 5xx). Busy when another
+    /// coordinator did not take (transport failure, 408, 429, 5xx, "not registered"). Busy when another
     /// process drains right now. `token` (may be empty) goes in a bearer header.
     Result<DrainResult> drain(http::Client& client, const std::string& token,
                               std::chrono::milliseconds request_timeout);
@@ -57,11 +68,16 @@ public:
 
 private:
     explicit Outbox(fs::path folder) : folder_(std::move(folder)) {}
+    /// The queued pings; unreadable files are logged and skipped, or with `set_aside`
+    /// renamed to <name>.damaged and counted there.
+    Result<std::vector<QueuedPing>> scan(int* set_aside) const;
     fs::path folder_;
 };
 
 /// Drains an outbox from a thread of its own: at once when notified, then again with
-/// exponential backoff and full jitter while pings stay queued. Used by the restart helper
+/// exponential backoff and full jitter while pings stay queued. When the coordinator answers
+/// that the node is not registered, the courier parks: it sends nothing more until resume()
+/// (called once the node has registered), and stop() no longer waits for delivery. Used by the restart helper
 /// (during a swap) and by `pkgmgr serve` (all the time). Thread-safe.
 class PingCourier {
 public:
@@ -77,8 +93,12 @@ public:
 
     /// Starts the thread (idempotent).
     void start();
-    /// Asks for a drain now.
+    /// Asks for a drain now (ignored while parked).
     void notify();
+    /// Ends a park (the node has just registered) and drains at once.
+    void resume();
+    /// Whether the coordinator said this node is not registered, and no resume() came since.
+    bool parked();
     /// Tries to empty the outbox for up to `grace`, then stops the thread. What is left
     /// stays in the outbox for the next courier. Returns the number of pings left.
     std::size_t stop(std::chrono::milliseconds grace);
@@ -94,6 +114,8 @@ private:
     std::condition_variable wake_;
     bool notified_ = false;
     bool stopping_ = false;
+    bool parked_ = false;
+    std::uint64_t resumes_ = 0;  ///< resume() calls: a park answered before it does not stand
     std::chrono::steady_clock::time_point stop_deadline_{};
     std::size_t left_ = 0;
     std::thread thread_;

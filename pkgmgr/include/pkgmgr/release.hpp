@@ -55,12 +55,13 @@ Result<void> verifyReleaseSignature(std::string_view manifest_bytes, std::string
 /// base64 Ed25519 signature of the exact bytes, with a PEM private key.
 Result<std::string> signRelease(std::string_view manifest_bytes, std::string_view private_pem);
 
-/// Parses a manifest and checks its signature: with allow_unsigned an empty signature is
-/// accepted (and logged); otherwise a missing one is Unauthorized: "release 2.0.0 is not
-/// signed (use --allow-unsigned to accept it)".
+/// Checks a manifest's signature over its bytes, then parses it: unsigned or forged bytes
+/// are never parsed unless accepted. With allow_unsigned an empty signature is accepted (and
+/// logged); otherwise a missing one is Unauthorized: "release 2.0.0 is not signed (use
+/// --allow-unsigned to accept it)", where `what` ("release 2.0.0") names the manifest.
 Result<Release> loadVerifiedRelease(std::string_view manifest_bytes,
                                     std::optional<std::string_view> signature_b64,
                                     const std::vector<std::string>& trusted_public_pems,
-                                    bool allow_unsigned);
+                                    bool allow_unsigned, std::string_view what = "release manifest");
 
 }  // namespace hoist::pkgmgr

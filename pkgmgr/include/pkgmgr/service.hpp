@@ -30,6 +30,9 @@ struct ServicePaths {
     fs::path portfile;  ///< run/service.port: written by the service once it listens
     fs::path logfile;   ///< run/service.log: the service's stdout and stderr (appended)
     fs::path envfile;   ///< run/service.env: KEY=VALUE lines, for a systemd unit's EnvironmentFile=
+    /// run/service.lock: the service (process manager) holds a POSIX lock on it from before
+    /// its exec, so a start whose pidfile was never written is still found (and stopped).
+    fs::path lockfile;
 
     static ServicePaths of(const NodeLayout& layout);
 };
@@ -75,7 +78,10 @@ public:
 
 /// `process`: the service runs in a session of its own (so it outlives the endpoint and the
 /// helper), recorded in run/service.pid with its start time (a reused pid is never signalled);
-/// stop sends SIGTERM to its process group, then SIGKILL after the timeout.
+/// stop sends SIGTERM to its process group, then SIGKILL after the timeout. The service holds
+/// a lock on run/service.lock from before its exec: a process whose start was never recorded
+/// (the starter died between fork and pidfile) is reported by status() and stopped by stop()
+/// and start(), so there is never a second service.
 std::unique_ptr<ServiceManager> makeProcessManager(const NodeLayout& layout);
 /// `systemd`: `systemctl start|stop|is-active <unit>` (systemctl looked up on PATH). start
 /// also writes run/service.env for the unit's EnvironmentFile=.

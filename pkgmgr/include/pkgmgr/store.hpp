@@ -64,6 +64,9 @@ public:
     Result<void> remove(const std::string& sha256);
     /// Re-hashes every file against the manifest recorded at add time.
     Result<VerifyReport> verify(const std::string& sha256) const;
+    /// verify() as a gate before a package is used (staging, a swap): Corrupt naming the
+    /// package and the first files that changed when anything did.
+    Result<void> requireIntact(const std::string& sha256) const;
     /// Removes leftover store/.tmp-* folders; returns how many.
     Result<int> recover();
 

@@ -18,12 +18,14 @@
 #include "core/strings.hpp"
 #include "pkgmgr/fetch.hpp"
 #include "pkgmgr/generations.hpp"
+#include "pkgmgr/journal.hpp"
 #include "pkgmgr/node_config.hpp"
 #include "pkgmgr/outbox.hpp"
 #include "pkgmgr/repository.hpp"
 #include "pkgmgr/service.hpp"
 #include "pkgmgr/sets.hpp"
 #include "pkgmgr/store.hpp"
+#include "pkgmgr/wire.hpp"
 
 namespace hoist::pkgmgr {
 
@@ -37,24 +39,10 @@ using http::ServerRequest;
 
 ServerReply errorReply(const Error& error) { return ServerReply::error(error); }
 
-// The journal files the restart helper writes (restart-helper/include/restart_helper/journal.hpp).
-fs::path lastTxnPath(const NodeLayout& layout) { return layout.run() / "last-txn.json"; }
-
-std::optional<std::string> readJson(const fs::path& path) {
-    auto text = files::readFile(path, 4u << 20);
-    if (!text) return std::nullopt;
-    auto parsed = json::parseObject(*text, path.string());
-    if (!parsed) return std::nullopt;
-    return json::toString(*parsed);
-}
-
-// "state" and "operation" of a journal, for GET /v1/node.
-std::pair<std::string, std::string> journalSummary(const std::string& journal_json) {
-    auto doc = json::parseObject(journal_json, "txn.json");
-    if (!doc) return {};
-    auto state = json::optString(*doc, "state", "txn.json");
-    auto op = json::optString(*doc, "operation", "txn.json");
-    return {state && *state ? **state : "", op && *op ? **op : ""};
+std::string damageAdvice(const Error& damage) {
+    return "the transaction journal is damaged (" + damage.describe() +
+           "); no restart until 'restart-helper recover' sets it aside and brings the current "
+           "generation up";
 }
 
 fs::path findHelper(const fs::path& configured) {
@@ -96,8 +84,20 @@ struct NodeServer::Impl {
     std::mutex bg_mutex;
     std::condition_variable bg_wake;
     bool stopping = false;
+    // Registration has been answered (or is not wanted): pings and pull asks may go out.
+    bool registration_done = false;
 
     Result<Store> store() const { return Store::open(layout); }
+    /// The store for a caller that holds the node lock: staging folders (store/.tmp-*) an
+    /// earlier, killed operation left are removed first, as the CLI's add and fetch do.
+    Result<Store> storeForChange() const {
+        HOIST_ASSIGN(auto s, store());
+        HOIST_ASSIGN(int removed, s.recover());
+        if (removed > 0)
+            log::info(kComponent, "removed leftovers of interrupted store operations",
+                      {{"count", removed}});
+        return s;
+    }
     Result<Generations> generations() const {
         HOIST_ASSIGN(auto g, Generations::open(layout));
         g.setLockWait(options.lock_wait);
@@ -162,6 +162,8 @@ void NodeServer::Impl::routes() {
     m.describe("hoist_node_service_running", "gauge", "1 while the service runs");
     m.describe("hoist_node_transaction_active", "gauge", "1 while the restart helper swaps");
     m.describe("hoist_node_pings_queued", "gauge", "status pings waiting in the outbox");
+    m.describe("hoist_node_pings_damaged", "gauge",
+               "unreadable status pings set aside in the outbox (outbox/*.damaged), never sent");
     m.describe("hoist_node_packages", "gauge", "packages in the store");
     m.describe("hoist_node_stages_total", "counter", "stage requests by result");
     m.describe("hoist_node_restarts_total", "counter", "restart helpers launched");
@@ -196,33 +198,24 @@ ServerReply NodeServer::Impl::getNode(const ServerRequest&) {
             }
         }
     }
-    auto txn = readJson(layout.txn());
+    // A journal that does not read is reported as damaged: restarts wait for recover.
+    auto txn = Journal::load(layout);
     // The helper updates node.json's release after each swap.
     auto fresh = NodeConfig::load(layout);
-    json::Writer w;
-    w.beginObject()
-        .field("id", config.id)
-        .field("role", config.role)
-        .field("address", address())
-        .field("release", fresh ? fresh->release : config.release);
-    w.key("generation");
-    if (*cur) w.value(static_cast<std::int64_t>(**cur));
-    else w.null();
-    w.key("service").beginObject().field("manager", std::string(manager->name())).field("running", st.running);
-    w.key("pid");
-    if (st.pid > 0) w.value(static_cast<std::int64_t>(st.pid));
-    else w.null();
-    w.field("detail", st.detail).endObject();
-    w.field("healthy", healthy);
-    w.key("transaction");
-    if (txn) {
-        auto [state, op] = journalSummary(*txn);
-        w.beginObject().field("operation", op).field("state", state).endObject();
-    } else {
-        w.null();
-    }
-    w.endObject();
-    return ServerReply::json(200, w.str());
+    NodeView view;
+    view.id = config.id;
+    view.role = config.role;
+    view.address = address();
+    view.release = fresh ? fresh->release : config.release;
+    view.generation = cur->value_or(0);
+    view.service = {std::string(manager->name()), st.running, static_cast<std::int64_t>(st.pid),
+                    st.detail};
+    view.healthy = healthy;
+    if (!txn)
+        view.transaction = TransactionSummary{"", "", damageAdvice(txn.error())};
+    else if (*txn)
+        view.transaction = TransactionSummary{(*txn)->operation, (*txn)->state, ""};
+    return ServerReply::json(200, view.toJson());
 }
 
 ServerReply NodeServer::Impl::getPackages(const ServerRequest&) {
@@ -269,7 +262,7 @@ ServerReply NodeServer::Impl::putPackage(const ServerRequest& request) {
         return errorReply(Error{Errc::Invalid, "node.json names no repository to fetch from", 0});
     auto held = files::FileLock::acquire(layout.lock(), options.lock_wait, "fetch package");
     if (!held) return errorReply(held.error());
-    auto s = store();
+    auto s = storeForChange();
     if (!s) return errorReply(s.error());
     bool had = s->has(sha);
     auto fetched = fetchPackage(*s, config.repository, sha);
@@ -333,37 +326,12 @@ ServerReply NodeServer::Impl::postStage(const ServerRequest& request) {
         server->metrics().add("hoist_node_stages_total", "result=\"refused\"");
         return errorReply(withContext(e, "stage"));
     };
-    constexpr std::string_view ctx = "request body";
-    auto doc = json::parseObject(request.body, ctx);
-    if (!doc) return refuse(doc.error());
-    if (auto unknown = json::rejectUnknown(*doc, {"release", "packages"}, ctx); !unknown)
-        return refuse(unknown.error());
-    auto version = json::optString(*doc, "release", ctx);
-    if (!version) return refuse(version.error());
-    auto packages = json::optArray(*doc, "packages", ctx);
-    if (!packages) return refuse(packages.error());
-    if (version->has_value() == (*packages != nullptr))
-        return refuse(Error{Errc::Invalid, "give exactly one of 'release' or 'packages'", 0});
-    std::vector<PackageRef> refs;
-    if (*packages != nullptr) {
-        for (const auto& item : (*packages)->GetArray()) {
-            auto ref = PackageRef::fromJson(item, "request body: packages");
-            if (!ref) return refuse(ref.error());
-            refs.push_back(*ref);
-        }
-        if (refs.empty()) return refuse(Error{Errc::Invalid, "'packages' is empty", 0});
-    }
-    auto staged = stageSet(*version, std::move(refs));
+    auto body = StageRequest::fromJson(request.body);
+    if (!body) return refuse(body.error());
+    auto staged = stageSet(body->release, body->packages.value_or(std::vector<PackageRef>{}));
     if (!staged) return errorReply(withContext(staged.error(), "stage"));
-    json::Writer w;
-    w.beginObject()
-        .field("generation", static_cast<std::int64_t>(staged->number))
-        .field("release", staged->release)
-        .key("packages")
-        .beginArray();
-    for (const auto& ref : staged->packages) writeRef(w, ref);
-    w.endArray().endObject();
-    return ServerReply::json(200, w.str());
+    StageReply reply{staged->number, staged->release, staged->packages};
+    return ServerReply::json(200, reply.toJson());
 }
 
 // What POST /v1/stage does once its body is read; a pull node's stage runs it too.
@@ -390,7 +358,7 @@ Result<Generation> NodeServer::Impl::stageSet(const std::optional<std::string>& 
         std::lock_guard change(change_mutex);
         HOIST_ASSIGN(auto held,
                      files::FileLock::acquire(layout.lock(), options.lock_wait, "stage"));
-        HOIST_ASSIGN(auto s, store());
+        HOIST_ASSIGN(auto s, storeForChange());
         FetchOptions fetch_options;
         fetch_options.parallel = options.fetch_parallel;
         HOIST_TRY(fetchPackages(s, config.repository, shas, fetch_options));
@@ -434,10 +402,11 @@ Result<std::string> NodeServer::Impl::launchHelper(long generation, const std::s
     if (helper.empty() || !fs::exists(helper))
         return fail(Errc::Internal, "the restart-helper binary was not found (pass --restart-helper)");
     // Another transaction: a journal on disk, or a helper we started that has not written one yet.
-    if (auto txn = readJson(layout.txn())) {
-        auto [state, op] = journalSummary(*txn);
-        return fail(Errc::Conflict, "a transaction is under way (operation ", op, ", state ", state, ")");
-    }
+    auto txn = Journal::load(layout);
+    if (!txn) return fail(Errc::Corrupt, damageAdvice(txn.error()));
+    if (*txn)
+        return fail(Errc::Conflict, "a transaction is under way (operation ", (*txn)->operation,
+                    ", state ", (*txn)->state, ")");
     if (helperRunning()) return fail(Errc::Conflict, "a restart helper is still running");
     auto op = "op-" + crypto::randomHex(8);
     std::vector<std::string> argv = {helper.string(), "--root", layout.root.string()};
@@ -466,23 +435,11 @@ Result<std::string> NodeServer::Impl::launchHelper(long generation, const std::s
 
 ServerReply NodeServer::Impl::postRestart(const ServerRequest& request) {
     if (auto auth = authorize(request); !auth) return errorReply(auth.error());
-    constexpr std::string_view ctx = "request body";
-    auto doc = json::parseObject(request.body, ctx);
-    if (!doc) return errorReply(doc.error());
-    if (auto unknown = json::rejectUnknown(*doc, {"generation", "deployment", "report_to"}, ctx); !unknown)
-        return errorReply(unknown.error());
-    auto generation = json::getInt(*doc, "generation", ctx);
-    if (!generation) return errorReply(generation.error());
-    auto deployment = json::optString(*doc, "deployment", ctx);
-    if (!deployment) return errorReply(deployment.error());
-    auto report_to = json::optString(*doc, "report_to", ctx);
-    if (!report_to) return errorReply(report_to.error());
-    auto op = restartTo(static_cast<long>(*generation), deployment->value_or(""),
-                        report_to->value_or(""));
+    auto body = RestartRequest::fromJson(request.body);
+    if (!body) return errorReply(body.error());
+    auto op = restartTo(static_cast<long>(body->generation), body->deployment, body->report_to);
     if (!op) return errorReply(op.error());
-    json::Writer w;
-    w.beginObject().field("operation", *op).field("generation", *generation).endObject();
-    return ServerReply::json(202, w.str());
+    return ServerReply::json(202, RestartReply{*op, body->generation}.toJson());
 }
 
 // What POST /v1/restart does once its body is read; a pull node's restart runs it too.
@@ -496,56 +453,40 @@ Result<std::string> NodeServer::Impl::restartTo(long generation, const std::stri
 
 ServerReply NodeServer::Impl::postRollback(const ServerRequest& request) {
     if (auto auth = authorize(request); !auth) return errorReply(auth.error());
-    constexpr std::string_view ctx = "request body";
-    std::string deployment;
-    std::string report_to;
-    if (!strings::trim(request.body).empty()) {
-        auto doc = json::parseObject(request.body, ctx);
-        if (!doc) return errorReply(doc.error());
-        if (auto unknown = json::rejectUnknown(*doc, {"deployment", "report_to"}, ctx); !unknown)
-            return errorReply(unknown.error());
-        auto d = json::optString(*doc, "deployment", ctx);
-        if (!d) return errorReply(d.error());
-        auto r = json::optString(*doc, "report_to", ctx);
-        if (!r) return errorReply(r.error());
-        deployment = d->value_or("");
-        report_to = r->value_or("");
-    }
+    auto body = RollbackRequest::fromJson(request.body);
+    if (!body) return errorReply(body.error());
     std::lock_guard change(change_mutex);
     auto gens = generations();
     if (!gens) return errorReply(gens.error());
     auto prev = gens->previous();
     if (!prev) return errorReply(prev.error());
     if (!*prev) return errorReply(Error{Errc::NotFound, "rollback: no previous generation to go back to", 0});
-    auto op = launchHelper(**prev, deployment, report_to);
+    auto op = launchHelper(**prev, body->deployment, body->report_to);
     if (!op) return errorReply(op.error());
-    json::Writer w;
-    w.beginObject().field("operation", *op).field("generation", static_cast<std::int64_t>(**prev)).endObject();
-    return ServerReply::json(202, w.str());
+    return ServerReply::json(202, RestartReply{*op, **prev}.toJson());
 }
 
 ServerReply NodeServer::Impl::getTransaction(const ServerRequest& request) {
     auto wanted = request.queryParam("operation");
-    auto matches = [&wanted](const std::string& journal) {
-        return !wanted || journalSummary(journal).second == *wanted;
+    auto matches = [&wanted](const std::optional<Journal>& journal) {
+        return journal && (!wanted || journal->operation == *wanted);
     };
-    json::Writer w;
-    if (auto txn = readJson(layout.txn()); txn && matches(*txn)) {
-        w.beginObject().field("active", true).key("transaction").raw(*txn).endObject();
-        return ServerReply::json(200, w.str());
+    auto txn = Journal::load(layout);
+    if (!txn) {
+        TransactionView damaged{true, {}};
+        damaged.damaged = damageAdvice(txn.error());
+        return ServerReply::json(200, damaged.toJson());
     }
-    auto last = readJson(lastTxnPath(layout));
-    if (last && matches(*last)) {
-        w.beginObject().field("active", false).key("transaction").raw(*last).endObject();
-        return ServerReply::json(200, w.str());
-    }
+    if (matches(*txn)) return ServerReply::json(200, TransactionView{true, *txn}.toJson());
+    auto last = Journal::loadLast(layout);
+    if (!last) return errorReply(last.error());
+    if (matches(*last)) return ServerReply::json(200, TransactionView{false, *last}.toJson());
     if (wanted) {
         // Launched but not journaled yet: the helper is still starting.
-        if (helperRunning())
-            return ServerReply::json(200, "{\"active\":true,\"transaction\":null}");
+        if (helperRunning()) return ServerReply::json(200, TransactionView{true, {}}.toJson());
         return errorReply(Error{Errc::NotFound, "no transaction with operation id '" + *wanted + "'", 0});
     }
-    return ServerReply::json(200, "{\"active\":false,\"transaction\":null}");
+    return ServerReply::json(200, TransactionView{}.toJson());
 }
 
 void NodeServer::Impl::collectMetrics(metrics::Registry& registry) {
@@ -561,6 +502,8 @@ void NodeServer::Impl::collectMetrics(metrics::Registry& registry) {
     registry.set("hoist_node_transaction_active", {}, fs::exists(layout.txn(), ec) ? 1.0 : 0.0);
     if (auto outbox = Outbox::open(layout)) {
         if (auto queued = outbox->pending()) registry.set("hoist_node_pings_queued", {}, static_cast<double>(queued->size()));
+        registry.set("hoist_node_pings_damaged", {},
+                     static_cast<double>(outbox->damaged().size()));
     }
     if (auto s = store()) {
         if (auto list = s->list()) registry.set("hoist_node_packages", {}, static_cast<double>(list->size()));
@@ -577,10 +520,14 @@ std::string NodeServer::Impl::address() const {
     return "http://" + h + ":" + std::to_string(port);
 }
 
-// Registers with the coordinator (retrying with backoff until it answers) and reaps the
+// Registers with the coordinator (retrying with backoff until it answers) before any status
+// ping or pull ask goes out: the coordinator refuses both from a node it does not know. When
+// it later answers a ping that way (its state was lost), registers again. Also reaps the
 // helpers we launched.
 void NodeServer::Impl::backgroundLoop() {
+    // Done: accepted, refused for good, or not wanted.
     bool registered = !options.register_node || config.coordinator.empty();
+    bool accepted = false;
     int attempt = 0;
     http::RetryPolicy backoff{.attempts = 0, .base = std::chrono::milliseconds(200),
                               .cap = std::chrono::milliseconds(10000)};
@@ -588,28 +535,29 @@ void NodeServer::Impl::backgroundLoop() {
     while (true) {
         (void)helperRunning();
         auto wait = std::chrono::milliseconds(1000);
+        if (accepted && courier->parked()) {
+            log::info(kComponent, "the coordinator no longer knows this node; registering again",
+                      {{"coordinator", config.coordinator}});
+            registered = accepted = false;
+            attempt = 0;
+        }
         if (!registered) {
-            auto gens = generations();
             std::optional<long> cur;
-            if (gens) {
+            if (auto gens = generations()) {
                 if (auto c = gens->current()) cur = *c;
             }
             auto fresh = NodeConfig::load(layout);
-            json::Writer w;
-            w.beginObject()
-                .field("id", config.id)
-                .field("role", config.role)
-                .field("address", address())
-                .field("release", fresh ? fresh->release : config.release)
-                .field("generation", static_cast<std::int64_t>(cur.value_or(0)));
-            // Only a pull node says its mode: push is the default, and older coordinators
-            // refuse fields they do not know.
-            if (options.pull_interval.count() > 0) w.field("mode", "pull");
-            w.endObject();
+            Registration registration;
+            registration.id = config.id;
+            registration.role = config.role;
+            registration.address = address();
+            registration.release = fresh ? fresh->release : config.release;
+            registration.generation = cur.value_or(0);
+            if (options.pull_interval.count() > 0) registration.mode = "pull";
             http::Request req;
             req.method = "POST";
             req.url = http::joinUrl(config.coordinator, "/v1/nodes/register");
-            req.body = w.str();
+            req.body = registration.toJson();
             req.headers.push_back({"Content-Type", "application/json"});
             auto coordinator_token = config.coordinatorToken(layout);
             if (coordinator_token && !coordinator_token->empty())
@@ -617,7 +565,8 @@ void NodeServer::Impl::backgroundLoop() {
             req.timeout = std::chrono::seconds(5);
             auto response = client.send(req);
             if (response && response->ok()) {
-                registered = true;
+                registered = accepted = true;
+                courier->resume();
                 log::info(kComponent, "registered with the coordinator", {{"coordinator", config.coordinator}});
             } else if (response && !http::isTransient(response)) {
                 registered = true;  // refused for good: retrying would not change the answer
@@ -632,6 +581,11 @@ void NodeServer::Impl::backgroundLoop() {
             }
         }
         std::unique_lock lock(bg_mutex);
+        if (registered && !registration_done) {
+            registration_done = true;
+            courier->start();
+            bg_wake.notify_all();
+        }
         if (bg_wake.wait_for(lock, wait, [this] { return stopping; })) return;
     }
 }
@@ -642,6 +596,11 @@ void NodeServer::Impl::backgroundLoop() {
 // the same result as one: an action already done, or under way, is reported, not repeated.
 void NodeServer::Impl::pullLoop() {
     http::Client client;
+    {
+        std::unique_lock lock(bg_mutex);
+        bg_wake.wait(lock, [this] { return stopping || registration_done; });
+        if (stopping) return;
+    }
     while (true) {
         pullOnce(client);
         std::unique_lock lock(bg_mutex);
@@ -655,9 +614,7 @@ void NodeServer::Impl::pullOnce(http::Client& client) {
         if (auto c = gens->current()) current = *c;
     }
     http::Request req;
-    req.url = http::joinUrl(config.coordinator,
-                            "/v1/nodes/" + http::urlEncode(config.id) +
-                                "/desired?generation=" + std::to_string(current.value_or(0)));
+    req.url = http::joinUrl(config.coordinator, desiredPath(config.id, current.value_or(0)));
     if (auto bearer = config.coordinatorToken(layout); bearer && !bearer->empty())
         req.headers.push_back(http::bearer(*bearer));
     // One short connection per ask: a keep-alive connection would hold one of the
@@ -680,33 +637,16 @@ void NodeServer::Impl::pullOnce(http::Client& client) {
         return;
     }
     last_pull_error.clear();
-    constexpr std::string_view ctx = "desired state";
-    auto doc = json::parseObject(response->body, ctx);
-    if (!doc) {
-        log::warn(kComponent, "the coordinator's answer does not parse",
-                  {{"error", doc.error().describe()}});
-        return;
-    }
-    auto action = json::optString(*doc, "action", ctx);
-    auto deployment = json::optString(*doc, "deployment", ctx);
-    auto release = json::optString(*doc, "release", ctx);
-    auto generation = json::optInt(*doc, "generation", ctx);
-    for (const auto* field : {&action, &deployment, &release})
-        if (!*field) {
-            log::warn(kComponent, "the coordinator's answer is not understood",
-                      {{"error", field->error().describe()}});
-            return;
-        }
-    if (!generation) {
+    auto desired = DesiredState::fromJson(response->body);
+    if (!desired) {
         log::warn(kComponent, "the coordinator's answer is not understood",
-                  {{"error", generation.error().describe()}});
+                  {{"error", desired.error().describe()}});
         return;
     }
-    auto what = action->value_or("none");
-    if (what == "stage" && release->has_value())
-        pullStage(deployment->value_or(""), **release);
-    else if (what == "restart" && generation->value_or(0) > 0)
-        pullRestart(deployment->value_or(""), static_cast<long>(**generation));
+    if (desired->action == "stage" && !desired->release.empty())
+        pullStage(desired->deployment, desired->release);
+    else if (desired->action == "restart" && desired->generation > 0)
+        pullRestart(desired->deployment, static_cast<long>(desired->generation));
 }
 
 void NodeServer::Impl::report(StatusPing ping) {
@@ -790,23 +730,16 @@ void NodeServer::Impl::pullRestart(const std::string& deployment, long generatio
         return;
     }
     // This very restart ran and ended on the old set: report that, do not try it again.
-    if (auto last = readJson(lastTxnPath(layout))) {
-        auto doc = json::parseObject(*last, "last-txn.json");
-        if (doc) {
-            auto d = json::optString(*doc, "deployment", "last-txn.json");
-            auto to = json::optInt(*doc, "to_generation", "last-txn.json");
-            auto state = json::optString(*doc, "state", "last-txn.json");
-            auto from = json::optInt(*doc, "from_generation", "last-txn.json");
-            if (d && to && state && from && d->value_or("") == deployment &&
-                to->value_or(0) == generation &&
-                (state->value_or("") == "rolled_back" || state->value_or("") == "failed")) {
-                ping.state = **state;
-                ping.from_generation = from->value_or(0);
-                ping.message =
-                    "the restart to generation " + std::to_string(generation) + " ended " + **state;
-                report(std::move(ping));
-                return;
-            }
+    if (auto last = Journal::loadLast(layout); last && *last) {
+        const Journal& j = **last;
+        if (j.deployment == deployment && j.to_generation == generation &&
+            (j.state == "rolled_back" || j.state == "failed")) {
+            ping.state = j.state;
+            ping.from_generation = j.from_generation;
+            ping.message =
+                "the restart to generation " + std::to_string(generation) + " ended " + j.state;
+            report(std::move(ping));
+            return;
         }
     }
     auto op = restartTo(generation, deployment, config.coordinator);
@@ -858,6 +791,16 @@ Result<std::unique_ptr<NodeServer>> NodeServer::create(NodeServerOptions options
         d.rules = std::move(r);
     }
     HOIST_ASSIGN(d.manager, makeServiceManager(d.layout, d.config));
+    // Leftovers of a serve killed mid-stage go now, unless another operation holds the node
+    // (then its staging folders are live; the next stage removes what is stale).
+    if (auto held = files::FileLock::acquire(d.layout.lock(), std::chrono::milliseconds(0),
+                                             "serve start");
+        held) {
+        HOIST_TRY(d.storeForChange());
+    } else {
+        log::info(kComponent, "the node is busy; stale store leftovers are removed at the next stage",
+                  {{"reason", held.error().describe()}});
+    }
     if (options.pull_interval.count() < 0)
         return fail(Errc::Invalid, "the pull interval must not be negative");
     if (options.pull_interval.count() > 0 && d.config.coordinator.empty())
@@ -910,7 +853,7 @@ void NodeServer::run() {
         auto token = config.coordinatorToken(layout);
         return token ? *token : std::string();
     });
-    d.courier->start();
+    // Started by the background loop once the node is registered.
     d.background = std::thread([&d] { d.backgroundLoop(); });
     if (d.options.pull_interval.count() > 0) d.puller = std::thread([&d] { d.pullLoop(); });
     log::info(kComponent, "serving", {{"address", d.address()}, {"node", d.config.id}});

@@ -16,6 +16,7 @@ namespace {
 
 constexpr std::string_view kComponent = "outbox";
 constexpr std::size_t kSeqDigits = 12;
+constexpr std::string_view kDamagedSuffix = ".damaged";
 
 std::string seqName(std::int64_t seq) {
     char buf[32];
@@ -37,7 +38,7 @@ Result<QueuedPing> readQueued(const fs::path& file) {
     queued.file = file;
     HOIST_ASSIGN(queued.url, json::getString(doc, "url", ctx));
     HOIST_ASSIGN(const json::Value* ping, json::getObject(doc, "ping", ctx));
-    HOIST_ASSIGN(queued.ping, StatusPing::parse(json::toString(*ping)));
+    HOIST_ASSIGN(queued.ping, StatusPing::fromJson(json::toString(*ping)));
     return queued;
 }
 
@@ -90,7 +91,22 @@ Result<StatusPing> Outbox::enqueue(StatusPing ping, const std::string& url) {
     return ping;
 }
 
-Result<std::vector<QueuedPing>> Outbox::pending() const {
+Result<std::vector<QueuedPing>> Outbox::pending() const { return scan(nullptr); }
+
+std::vector<fs::path> Outbox::damaged() const {
+    std::vector<fs::path> out;
+    std::error_code ec;
+    for (fs::directory_iterator it(folder_, ec), end; !ec && it != end; it.increment(ec)) {
+        auto name = it->path().filename().string();
+        if (name.ends_with(kDamagedSuffix) &&
+            isPingFile(name.substr(0, name.size() - kDamagedSuffix.size())))
+            out.push_back(it->path());
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
+Result<std::vector<QueuedPing>> Outbox::scan(int* set_aside) const {
     std::vector<fs::path> names;
     std::error_code ec;
     for (fs::directory_iterator it(folder_, ec), end; !ec && it != end; it.increment(ec)) {
@@ -104,8 +120,16 @@ Result<std::vector<QueuedPing>> Outbox::pending() const {
         auto queued = readQueued(file);
         if (!queued) {
             if (queued.error().code == Errc::NotFound) continue;  // delivered meanwhile
-            log::warn(kComponent, "skipping an unreadable ping",
-                      {{"file", file.string()}, {"error", queued.error().describe()}});
+            if (set_aside == nullptr) {
+                log::warn(kComponent, "skipping an unreadable ping",
+                          {{"file", file.string()}, {"error", queued.error().describe()}});
+                continue;
+            }
+            auto aside = fs::path(file.string() + std::string(kDamagedSuffix));
+            HOIST_TRY(files::renameDurable(file, aside));
+            ++*set_aside;
+            log::error(kComponent, "a queued ping is unreadable; set aside, it will not be sent",
+                       {{"file", aside.string()}, {"error", queued.error().describe()}});
             continue;
         }
         out.push_back(std::move(*queued));
@@ -117,8 +141,8 @@ Result<Outbox::DrainResult> Outbox::drain(http::Client& client, const std::strin
                                           std::chrono::milliseconds request_timeout) {
     HOIST_ASSIGN(auto lock, files::FileLock::acquire(folder_ / ".drain.lock",
                                                      std::chrono::milliseconds(0), "outbox drain"));
-    HOIST_ASSIGN(auto queued, pending());
     DrainResult result;
+    HOIST_ASSIGN(auto queued, scan(&result.damaged));
     for (std::size_t i = 0; i < queued.size(); ++i) {
         const auto& q = queued[i];
         http::Request request;
@@ -136,6 +160,16 @@ Result<Outbox::DrainResult> Outbox::drain(http::Client& client, const std::strin
             result.left = queued.size() - i;
             log::debug(kComponent, "coordinator did not take the ping",
                        {{"seq", q.ping.seq}, {"error", result.last_error}});
+            return result;
+        }
+        if (isNotRegistered(response->status, response->body)) {
+            // Registration comes first: the ping is kept, and the ones after it wait behind it
+            // so that the coordinator still sees them in seq order.
+            result.unregistered = true;
+            result.last_error = "the coordinator does not know this node yet";
+            result.left = queued.size() - i;
+            log::debug(kComponent, "the coordinator does not know this node yet; keeping the ping",
+                       {{"seq", q.ping.seq}});
             return result;
         }
         if (response->ok()) {
@@ -179,6 +213,21 @@ void PingCourier::notify() {
     wake_.notify_all();
 }
 
+void PingCourier::resume() {
+    {
+        std::lock_guard lock(mutex_);
+        parked_ = false;
+        notified_ = true;
+        ++resumes_;
+    }
+    wake_.notify_all();
+}
+
+bool PingCourier::parked() {
+    std::lock_guard lock(mutex_);
+    return parked_;
+}
+
 std::size_t PingCourier::stop(std::chrono::milliseconds grace) {
     {
         std::lock_guard lock(mutex_);
@@ -197,14 +246,24 @@ void PingCourier::loop() {
     http::Client client;
     int failures = 0;
     while (true) {
+        std::uint64_t resumes = 0;
+        {
+            std::unique_lock lock(mutex_);
+            // Parked: sending again would be refused the same way until the node registers.
+            wake_.wait(lock, [this] { return !parked_ || stopping_; });
+            if (parked_) return;
+            resumes = resumes_;
+        }
         std::size_t left = 0;
         bool delivered_all = false;
+        bool unregistered = false;
         auto outbox = Outbox::open(layout_);
         if (outbox) {
             auto drained = outbox->drain(client, token_ ? token_() : std::string(), request_timeout_);
             if (drained) {
                 left = drained->left;
                 delivered_all = drained->left == 0;
+                unregistered = drained->unregistered;
             } else {
                 // Busy: another process drains; check again soon.
                 auto queued = outbox->pending();
@@ -215,6 +274,13 @@ void PingCourier::loop() {
         }
         std::unique_lock lock(mutex_);
         left_ = left;
+        if (unregistered) {
+            // A registration that finished while this drain ran: try again at once.
+            failures = 0;
+            if (resumes == resumes_) parked_ = true;
+            if (stopping_) return;
+            continue;
+        }
         if (delivered_all) failures = 0;
         else ++failures;
         auto now = std::chrono::steady_clock::now();

@@ -96,13 +96,19 @@ public:
         // nobody (or somebody else) listens on.
         std::error_code ec;
         fs::remove(paths_.portfile, ec);
+        // A process of an earlier start that died before its pidfile was written.
+        HOIST_TRY(stopUnrecorded(std::chrono::milliseconds(launch.spec.stop_timeout_ms)));
         process::Options options;
         options.env = launch.env;
         options.cwd = launch.cwd;
         options.stdout_file = paths_.logfile;
         options.stderr_file = paths_.logfile;
         options.new_session = true;
+        // Held by the service from before its exec: the record of this start that exists
+        // even when we die before the pidfile below is written.
+        options.hold_lock = paths_.lockfile;
         HOIST_ASSIGN(auto child, process::Child::start(launch.argv, options));
+        crashPoint("service.forked");
         PidFile p{child.pid(), processStartTime(child.pid()), launch.generation};
         json::Writer w;
         w.beginObject()
@@ -144,6 +150,7 @@ public:
             ::kill(-pid, SIGKILL);
         }
         reap();
+        HOIST_TRY(stopUnrecorded(timeout));
         child_.reset();
         std::error_code ec;
         fs::remove(paths_.portfile, ec);
@@ -166,18 +173,53 @@ public:
             }
         }
         HOIST_ASSIGN(auto pidfile, readPidFile(paths_.pidfile));
-        if (!pidfile) {
-            if (s.detail.empty()) s.detail = "not started";
+        if (pidfile) {
+            s.pid = pidfile->pid;
+            s.generation = pidfile->generation;
+            s.running = sameProcessAlive(*pidfile);
+            if (s.running) return s;
+        }
+        if (pid_t holder = process::lockHolder(paths_.lockfile); holder > 0) {
+            // Not ours to manage (nothing records it), and not to be left running either.
+            s.detail = detail::concat("a service process no pidfile records (pid ", holder,
+                                      ", from a start that was interrupted) still runs; "
+                                      "'restart-helper recover' stops it");
             return s;
         }
-        s.pid = pidfile->pid;
-        s.generation = pidfile->generation;
-        s.running = sameProcessAlive(*pidfile);
-        if (!s.running && s.detail.empty()) s.detail = "exited";
+        if (s.detail.empty()) s.detail = pidfile ? "exited" : "not started";
         return s;
     }
 
 private:
+    /// Stops the process holding run/service.lock: one whose start was never recorded (the
+    /// starter died between the fork and the pidfile). Its session goes with it.
+    Result<void> stopUnrecorded(std::chrono::milliseconds timeout) {
+        pid_t holder = process::lockHolder(paths_.lockfile);
+        if (holder <= 0) return ok();
+        log::warn(kComponent, "stopping a service process no pidfile records",
+                  {{"pid", static_cast<std::int64_t>(holder)}});
+        auto gone = [&](std::chrono::milliseconds wait) {
+            auto deadline = Clock::now() + wait;
+            while (process::lockHolder(paths_.lockfile) == holder) {
+                reap();
+                if (Clock::now() >= deadline) return false;
+                std::this_thread::sleep_for(std::chrono::milliseconds(1));
+            }
+            return true;
+        };
+        ::kill(-holder, SIGTERM);
+        ::kill(holder, SIGTERM);
+        if (!gone(timeout)) {
+            ::kill(-holder, SIGKILL);
+            ::kill(holder, SIGKILL);
+            if (!gone(std::chrono::seconds(10)))
+                return fail(Errc::Timeout, "the unrecorded service process (pid ", holder,
+                            ") still runs after SIGKILL");
+        }
+        ::kill(-holder, SIGKILL);
+        return ok();
+    }
+
     bool waitGone(const PidFile& p, std::chrono::milliseconds timeout) {
         auto deadline = Clock::now() + timeout;
         std::chrono::microseconds pause{250};
@@ -261,7 +303,8 @@ private:
 
 ServicePaths ServicePaths::of(const NodeLayout& layout) {
     auto run = layout.run();
-    return {run / "service.pid", run / "service.port", run / "service.log", run / "service.env"};
+    return {run / "service.pid", run / "service.port", run / "service.log", run / "service.env",
+            run / "service.lock"};
 }
 
 std::string expandVars(std::string_view text, const std::map<std::string, std::string>& vars) {

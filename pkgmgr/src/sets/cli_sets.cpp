@@ -84,7 +84,8 @@ Result<Release> readRelease(const SetOptions& o, const NodeLayout& layout) {
     }
     std::optional<std::string_view> sig_view;
     if (signature) sig_view = *signature;
-    return loadVerifiedRelease(bytes, sig_view, pems, allow_unsigned);
+    return loadVerifiedRelease(bytes, sig_view, pems, allow_unsigned,
+                               "release manifest " + o.release_file);
 }
 
 // SET arguments: sha256s or ids, each argument possibly comma-separated.
@@ -341,7 +342,7 @@ int runVerify(Cli& cli, const KeyOptions& o) {
     if (sig) signature = std::string(strings::trim(*sig));
     std::optional<std::string_view> view;
     if (signature) view = *signature;
-    auto release = loadVerifiedRelease(*bytes, view, pems, false);
+    auto release = loadVerifiedRelease(*bytes, view, pems, false, "release manifest " + o.file);
     if (!release) return cli.fail(release.error());
     cli.out << "ok: release " << release->version << " is signed by a trusted key\n";
     return 0;

@@ -358,11 +358,28 @@ Result<void> Generations::checkTransition(
                 "; current generation ", *cur, ")");
 }
 
+Result<void> Generations::requireIntact(const std::vector<PackageRef>& packages) const {
+    // Bytes whose hash differs from the manifest are never used: each package is re-hashed.
+    auto start = std::chrono::steady_clock::now();
+    HOIST_ASSIGN(auto store, Store::open(layout_));
+    for (const auto& ref : packages) HOIST_TRY(store.requireIntact(ref.sha256));
+    log::info(kComponent, "packages verified",
+              {{"packages", packages.size()}, {"elapsed_us", microsSince(start)}});
+    return ok();
+}
+
+Result<void> Generations::requireIntact(const std::vector<StoredPackage>& set) const {
+    std::vector<PackageRef> refs;
+    for (const auto& pkg : set) refs.push_back(pkg.ref);
+    return requireIntact(refs);
+}
+
 Result<Generation> Generations::stage(const std::vector<std::string>& sha256s,
                                       const RoleRules& rules, const std::string& release) {
     HOIST_ASSIGN(auto held, lock("stage"));
     crashPoint("stage.locked");
     HOIST_ASSIGN(auto set, check(sha256s, rules));
+    HOIST_TRY(requireIntact(set));
     return build(set, rules, release, std::nullopt);
 }
 
@@ -370,6 +387,7 @@ Result<Generation> Generations::stage(const Release& release, const RoleRules& r
     HOIST_ASSIGN(auto held, lock("stage"));
     crashPoint("stage.locked");
     HOIST_ASSIGN(auto set, check(release, rules));
+    HOIST_TRY(requireIntact(set));
     return build(set, rules, release.version, release.upgrade_from);
 }
 
@@ -619,7 +637,10 @@ Result<RecoverReport> Generations::recover() {
         return ok();
     };
     HOIST_TRY(removeLeftovers(layout_.generations(), ".tmp-"));
-    HOIST_TRY(removeLeftovers(layout_.root, ".tmp-current-"));
+    // Temporary files of atomic writes (.tmp-current-*, .tmp-txn.json-*, .tmp-node.json-*,
+    // run/.tmp-service.pid-*) that a killed process never renamed into place.
+    HOIST_TRY(removeLeftovers(layout_.root, ".tmp-"));
+    HOIST_TRY(removeLeftovers(layout_.run(), ".tmp-"));
     HOIST_ASSIGN(auto store, Store::open(layout_));
     HOIST_ASSIGN(int store_leftovers, store.recover());
     if (store_leftovers > 0)

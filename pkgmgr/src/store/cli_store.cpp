@@ -24,6 +24,8 @@ struct StoreOptions {
     std::string output;
     std::string repo;
     int parallel = 8;
+    /// Seconds transient failures are retried for (FetchOptions::retry_for).
+    int retry_for_s = 300;
     bool json = false;
     ExtractLimits limits;
 };
@@ -112,6 +114,8 @@ int runFetch(Cli& cli, const StoreOptions& o) {
         }
     }
     if (o.parallel < 1) return cli.fail(Error{Errc::Invalid, "--parallel must be 1 or more", 0});
+    if (o.retry_for_s < 0 || o.retry_for_s > 86400)
+        return cli.fail(Error{Errc::Invalid, "--retry-for must be 0 to 86400 seconds", 0});
     auto layout = cli.layout();
     auto lock = lockNode(layout, "fetch");
     if (!lock) return cli.fail(lock.error());
@@ -120,6 +124,7 @@ int runFetch(Cli& cli, const StoreOptions& o) {
     if (auto r = store->recover(); !r) return cli.fail(r.error());
     FetchOptions options;
     options.parallel = o.parallel;
+    options.retry_for = std::chrono::seconds(o.retry_for_s);
     options.limits = o.limits;
     auto fetched = fetchPackages(*store, o.repo, o.args, options);
     if (!fetched) return cli.fail(fetched.error());
@@ -286,6 +291,10 @@ void addStoreCommands(Cli& cli) {
     fetch->add_option("--repo", o->repo, "repository URL (http, https or file)")->required();
     fetch->add_option("sha256", o->args, "package sha256s")->required();
     fetch->add_option("--parallel", o->parallel, "packages fetched at once")->capture_default_str();
+    fetch->add_option("--retry-for", o->retry_for_s,
+                      "seconds to keep retrying a repository that is unreachable or failing "
+                      "(the partial download is kept and resumed)")
+        ->capture_default_str();
     fetch->add_flag("--json", o->json, "print the package references as JSON");
     addLimitOptions(fetch, *o);
     verb(fetch, runFetch);

@@ -398,10 +398,37 @@ Result<Extracted> Extractor::finish(Source& src) {
     return out;
 }
 
+/// The entry-count limit, checked before anything is written: a first pass over the headers
+/// only (libarchive skips the contents: a seek for a plain tar, decompression without
+/// writing or hashing for a compressed one). Leaves the descriptor at offset 0. Problems it
+/// cannot judge (a damaged archive) are left to the real pass, which names them.
+Result<void> checkEntryCount(int tarball_fd, const ExtractLimits& limits, std::string_view what) {
+    ArchiveRead a(archive_read_new());
+    if (!a) return fail(Errc::Internal, "cannot allocate an archive reader");
+    archive_read_support_filter_gzip(a.get());
+    archive_read_support_filter_xz(a.get());
+    archive_read_support_filter_zstd(a.get());
+    archive_read_support_format_tar(a.get());
+    std::uint64_t count = 0;
+    // archive_read_open_fd leaves the descriptor open.
+    if (archive_read_open_fd(a.get(), tarball_fd, kReadBuffer) == ARCHIVE_OK) {
+        archive_entry* e = nullptr;
+        while (archive_read_next_header(a.get(), &e) == ARCHIVE_OK) {
+            if (++count > limits.max_entries)
+                return fail(Errc::Invalid, what, ": the archive holds more than ",
+                            limits.max_entries, " entries (the limit)");
+        }
+    }
+    if (::lseek(tarball_fd, 0, SEEK_SET) != 0)
+        return failErrno(Errc::Io, errno, what, ": cannot rewind the tarball");
+    return ok();
+}
+
 }  // namespace
 
 Result<Extracted> extractTarball(int tarball_fd, int dest_fd, const ExtractLimits& limits,
                                  std::string_view what) {
+    HOIST_TRY(checkEntryCount(tarball_fd, limits, what));
     ArchiveRead a(archive_read_new());
     if (!a) return fail(Errc::Internal, "cannot allocate an archive reader");
     archive_read_support_filter_gzip(a.get());

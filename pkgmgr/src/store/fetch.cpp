@@ -27,8 +27,14 @@ bool transientStatus(long status) {
            status == 504;
 }
 
+using Clock = std::chrono::steady_clock;
+
 bool transientError(const Error& error) {
     return error.code == Errc::Network || error.code == Errc::Timeout;
+}
+
+bool diskFull(const Error& error) {
+    return error.sys_errno == ENOSPC || error.sys_errno == EDQUOT;
 }
 
 /// A partial download: the bytes in downloads/<sha256>.part and their running hash.
@@ -111,8 +117,11 @@ Result<StoredPackage> fetchWith(http::Client& client, Store& store, const std::s
 
     FetchProgress progress{.sha256 = sha256, .bytes = part.size(), .total = 0, .done = false};
     std::uint64_t last_report = 0;
-    bool complete = false;
-    for (int attempt = 0;; ++attempt) {
+    // The retry budget runs from the last attempt that brought bytes: a long download over a
+    // flaky link keeps going, an outage longer than retry_for ends it.
+    auto give_up_at = Clock::now() + options.retry_for;
+    int failures = 0;
+    while (true) {
         std::uint64_t start = part.size();
         http::StreamRequest request{
             .url = url,
@@ -133,12 +142,26 @@ Result<StoredPackage> fetchWith(http::Client& client, Store& store, const std::s
         auto result = client.stream(request);
         std::optional<Error> retryable;
         if (!result) {
+            if (diskFull(result.error())) {
+                // What it wrote would keep the disk full for every later operation.
+                part.discard();
+                return std::unexpected(withContext(
+                    result.error(), detail::concat("fetching package ", sha256,
+                                                   " (the partial download was removed)")));
+            }
             if (!transientError(result.error())) return std::unexpected(result.error());
             retryable = result.error();
+        } else if (result->range_ignored) {
+            // The server sends whole files only: start over from the first byte, at once.
+            log::warn("fetch", "the repository ignored the Range request; starting over",
+                      {{"sha256", sha256}, {"offset", start}});
+            HOIST_TRY(part.restart());
+            continue;
         } else if (result->status == 416 && start > 0) {
             // The part already holds every byte; the hash below decides.
-            complete = true;
+            break;
         } else if (result->status == 404) {
+            part.discard();
             return fail(Errc::NotFound, "package ", sha256, " is not in the repository ", repo_url);
         } else if (result->status < 200 || result->status >= 300) {
             auto code =
@@ -154,22 +177,30 @@ Result<StoredPackage> fetchWith(http::Client& client, Store& store, const std::s
                 Error{Errc::Network,
                       detail::concat("fetching package ", sha256, ": the transfer ended early"), 0};
         } else {
-            complete = true;
+            break;
         }
-        if (complete) break;
-        if (attempt + 1 >= options.retry.attempts) {
-            return std::unexpected(
-                withContext(*retryable, detail::concat("fetching package ", sha256)));
+        auto now = Clock::now();
+        if (part.size() > start) {
+            failures = 0;
+            give_up_at = now + options.retry_for;
         }
-        // A resumed request that brought nothing (a server without Range support, say)
-        // starts again from the first byte.
-        if (start > 0 && part.size() == start) HOIST_TRY(part.restart());
+        if (now >= give_up_at) {
+            return std::unexpected(withContext(
+                *retryable,
+                detail::concat("fetching package ", sha256, " (gave up after retrying for ",
+                               std::chrono::duration_cast<std::chrono::seconds>(options.retry_for)
+                                   .count(),
+                               " s; the ", part.size(), " bytes received are kept in ",
+                               part_path.filename().string(), " and the next fetch resumes)")));
+        }
         log::warn("fetch", "retrying",
                   {{"sha256", sha256},
-                   {"attempt", attempt + 1},
+                   {"attempt", failures + 1},
                    {"offset", part.size()},
                    {"error", retryable->describe()}});
-        std::this_thread::sleep_for(http::backoffDelay(options.retry, attempt));
+        auto pause = std::min<Clock::duration>(http::backoffDelay(options.retry, failures++),
+                                               give_up_at - now);
+        std::this_thread::sleep_for(pause);
     }
 
     auto got = part.finishHex();

@@ -349,6 +349,20 @@ Result<VerifyReport> Store::verify(const std::string& sha256) const {
     return report;
 }
 
+Result<void> Store::requireIntact(const std::string& sha256) const {
+    HOIST_ASSIGN(auto report, verify(sha256));
+    if (report.ok()) return ok();
+    constexpr std::size_t kNamed = 3;
+    std::string named;
+    for (std::size_t i = 0; i < report.problems.size() && i < kNamed; ++i)
+        named += (i == 0 ? "" : "; ") + report.problems[i];
+    if (report.problems.size() > kNamed)
+        named += detail::concat("; and ", report.problems.size() - kNamed, " more");
+    return fail(Errc::Corrupt, "package ", report.id, " (", sha256,
+                ") differs from what was added, so it is not used: ", named,
+                " (see 'pkgmgr verify ", sha256, "')");
+}
+
 Result<int> Store::recover() {
     int removed = 0;
     std::error_code ec;

@@ -9,10 +9,16 @@
 #include <vector>
 
 #include "core/error.hpp"
+#include "pkgmgr/journal.hpp"
 #include "pkgmgr/layout.hpp"
-#include "restart_helper/journal.hpp"
 
 namespace hoist::restart_helper {
+
+namespace fs = std::filesystem;
+
+/// The journal lives beside the node layout: `pkgmgr serve` reads it too.
+using pkgmgr::Journal;
+using pkgmgr::JournalStep;
 
 /// Exit codes of `swap`, `recover` and `bootstrap` (errors before a transaction starts use
 /// hoist::exitCode: 2 invalid, 3 not found, 8 busy, ...; a crash point exits 86).
@@ -79,7 +85,15 @@ struct HelperStatus {
     bool service_running = false;
     std::string service_detail;
     std::size_t pings_queued = 0;
+    /// Unreadable pings set aside (outbox/<seq>.json.damaged), never sent.
+    std::vector<fs::path> pings_damaged;
     std::string toJson() const;
+};
+
+/// What flush left behind.
+struct FlushResult {
+    std::size_t left = 0;                ///< still queued (the coordinator did not take them)
+    std::vector<fs::path> damaged;       ///< unreadable pings set aside, never sent
 };
 
 /// The restart helper: swaps the active set with the service stopped, checks health and rolls
@@ -105,8 +119,9 @@ public:
     /// already holds a node.
     Result<Journal> bootstrap(const BootstrapRequest& request);
     Result<HelperStatus> status();
-    /// Delivers queued pings now; returns how many are left.
-    Result<std::size_t> flush(std::chrono::milliseconds timeout);
+    /// Delivers queued pings now; says how many are left and which were set aside as
+    /// unreadable.
+    Result<FlushResult> flush(std::chrono::milliseconds timeout);
 
 private:
     struct Impl;

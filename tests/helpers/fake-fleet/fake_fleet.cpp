@@ -2,7 +2,9 @@
 // benchmark. Each node answers like `pkgmgr serve` under http://HOST:PORT/n/<node>
 // (GET /v1/node, POST /v1/stage, POST /v1/restart, GET /v1/transaction) and, after --swap-ms,
 // POSTs the status pings checking -> healthy (or rolling_back -> rolled_back when told to
-// fail) to the report_to URL, retrying until they are delivered, as the outbox would.
+// fail) to the report_to URL, retrying until they are delivered, as the outbox would. Every
+// message is built and read with the node's own wire types (pkgmgr/wire.hpp), so the fleet
+// says exactly what a real node says.
 //
 // Control routes: GET /fleet/actions (every stage/restart/finish with microsecond times),
 // POST /fleet/fail {"nodes": [...], "release": "V"} (swaps of those nodes, or to release V,
@@ -36,6 +38,7 @@
 #include "core/json.hpp"
 #include "core/log.hpp"
 #include "core/strings.hpp"
+#include "pkgmgr/wire.hpp"
 
 using namespace hoist;
 
@@ -66,6 +69,7 @@ struct SimNode {
     std::string txn_state;
     std::int64_t txn_to = 0;
     std::string txn_deployment;
+    std::string txn_operation;
     std::string report_to;
     std::int64_t seq = 0;
 };
@@ -98,6 +102,9 @@ public:
         order_.push_back(id);
     }
     const std::vector<std::string>& order() const { return order_; }
+    /// Where the coordinator reaches a node (set once the server is bound).
+    std::string base;
+    std::string address(const std::string& id) const { return base + "/n/" + id; }
 
     void start(size_t ping_threads) {
         scheduler_ = std::thread([this] { schedule(); });
@@ -124,16 +131,16 @@ public:
         auto it = nodes_.find(id);
         if (it == nodes_.end()) return http::ServerReply::error(404, "no such node");
         auto& n = it->second;
-        json::Writer w;
-        w.beginObject()
-            .field("node", n.id)
-            .field("role", n.role)
-            .field("release", n.releases[n.generation])
-            .field("generation", n.generation)
-            .field("service", n.in_txn ? "restarting" : "running")
-            .field("healthy", n.healthy && !n.in_txn)
-            .endObject();
-        return http::ServerReply::json(200, w.str());
+        pkgmgr::NodeView view;
+        view.id = n.id;
+        view.role = n.role;
+        view.address = address(n.id);
+        view.release = n.releases[n.generation];
+        view.generation = n.generation;
+        view.service = {"fake", !n.in_txn, 0, ""};
+        view.healthy = n.healthy && !n.in_txn;
+        if (n.in_txn) view.transaction = pkgmgr::TransactionSummary{n.txn_operation, n.txn_state};
+        return http::ServerReply::json(200, view.toJson());
     }
 
     http::ServerReply transaction(const std::string& id) {
@@ -141,25 +148,28 @@ public:
         auto it = nodes_.find(id);
         if (it == nodes_.end()) return http::ServerReply::error(404, "no such node");
         auto& n = it->second;
-        if (!n.in_txn) return http::ServerReply::error(404, "no transaction under way");
-        json::Writer w;
-        w.beginObject()
-            .key("transaction")
-            .beginObject()
-            .field("state", n.txn_state)
-            .field("from_generation", n.generation)
-            .field("to_generation", n.txn_to)
-            .field("deployment", n.txn_deployment)
-            .endObject()
-            .endObject();
-        return http::ServerReply::json(200, w.str());
+        pkgmgr::TransactionView view;
+        if (n.in_txn) {
+            pkgmgr::Journal j;
+            j.operation = n.txn_operation;
+            j.deployment = n.txn_deployment;
+            j.report_to = n.report_to;
+            j.release = n.releases[n.txn_to];
+            j.from_generation = static_cast<long>(n.generation);
+            j.to_generation = static_cast<long>(n.txn_to);
+            j.state = n.txn_state;
+            view.active = true;
+            view.transaction = std::move(j);
+        }
+        return http::ServerReply::json(200, view.toJson());
     }
 
     http::ServerReply stage(const std::string& id, const std::string& body) {
-        auto doc = json::parseObject(body, "stage request");
-        if (!doc) return http::ServerReply::error(doc.error());
-        auto release = json::getString(*doc, "release", "stage request");
-        if (!release) return http::ServerReply::error(release.error());
+        auto request = pkgmgr::StageRequest::fromJson(body);
+        if (!request) return http::ServerReply::error(request.error());
+        if (!request->release)
+            return http::ServerReply::error(400, "the fake fleet stages releases only");
+        const auto& release = request->release;
         if (stage_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(stage_ms));
         std::lock_guard lock(mutex_);
         auto it = nodes_.find(id);
@@ -173,37 +183,34 @@ public:
             n.releases[generation] = *release;
         }
         actions_.push_back({id, n.role, "stage", "", generation, nowUs()});
-        return http::ServerReply::json(200, "{\"generation\":" + std::to_string(generation) + "}");
+        return http::ServerReply::json(200, pkgmgr::StageReply{generation, *release, {}}.toJson());
     }
 
     http::ServerReply restart(const std::string& id, const std::string& body) {
-        auto doc = json::parseObject(body, "restart request");
-        if (!doc) return http::ServerReply::error(doc.error());
-        auto generation = json::getInt(*doc, "generation", "restart request");
-        auto deployment = json::optString(*doc, "deployment", "restart request");
-        auto report_to = json::optString(*doc, "report_to", "restart request");
-        if (!generation) return http::ServerReply::error(generation.error());
-        if (!deployment) return http::ServerReply::error(deployment.error());
-        if (!report_to) return http::ServerReply::error(report_to.error());
+        auto request = pkgmgr::RestartRequest::fromJson(body);
+        if (!request) return http::ServerReply::error(request.error());
         auto now = nowUs();
+        auto operation = "op-" + std::to_string(now);
         {
             std::lock_guard lock(mutex_);
             auto it = nodes_.find(id);
             if (it == nodes_.end()) return http::ServerReply::error(404, "no such node");
             auto& n = it->second;
             if (n.in_txn) return http::ServerReply::error(409, "another transaction is under way");
-            if (!n.releases.contains(*generation))
+            if (!n.releases.contains(request->generation))
                 return http::ServerReply::error(400, "generation not staged");
             n.in_txn = true;
             n.txn_state = "stopping";
-            n.txn_to = *generation;
-            n.txn_deployment = deployment->value_or("");
-            n.report_to = report_to->value_or("");
-            actions_.push_back({id, n.role, "restart", n.txn_deployment, *generation, now});
+            n.txn_to = request->generation;
+            n.txn_deployment = request->deployment;
+            n.txn_operation = operation;
+            n.report_to = request->report_to;
+            actions_.push_back({id, n.role, "restart", n.txn_deployment, request->generation, now});
             timers_.push({now + swap_ms * 500, id, 0});
         }
         timer_cv_.notify_one();
-        return http::ServerReply::json(202, "{\"operation\":\"op-" + std::to_string(now) + "\"}");
+        return http::ServerReply::json(202,
+                                       pkgmgr::RestartReply{operation, request->generation}.toJson());
     }
 
     http::ServerReply setFailing(const std::string& body) {
@@ -258,19 +265,17 @@ private:
     // Pings for a node, built under the mutex.
     void queuePing(SimNode& n, const std::string& state, std::int64_t from, std::int64_t to) {
         if (n.report_to.empty()) return;
-        json::Writer w;
-        w.beginObject()
-            .field("node", n.id)
-            .field("deployment", n.txn_deployment)
-            .field("seq", ++n.seq)
-            .field("state", state)
-            .field("from_generation", from)
-            .field("to_generation", to)
-            .field("release", n.releases[to])
-            .field("message", "")
-            .field("time", log::nowRfc3339())
-            .endObject();
-        pings_.push_back({http::joinUrl(n.report_to, "/v1/nodes/" + n.id + "/status"), w.str(), 0});
+        pkgmgr::StatusPing ping;
+        ping.node = n.id;
+        ping.deployment = n.txn_deployment;
+        ping.seq = ++n.seq;
+        ping.state = state;
+        ping.from_generation = from;
+        ping.to_generation = to;
+        ping.release = n.releases[to];
+        ping.time = log::nowRfc3339();
+        pings_.push_back({http::joinUrl(n.report_to, "/v1/nodes/" + n.id + "/status"),
+                          ping.toJson(), 0});
     }
 
     void schedule() {
@@ -469,11 +474,12 @@ int serveFleet(int argc, char** argv) {
     }
     http::Server* server_ptr = &srv;
     http::SignalWaiter waiter([server_ptr] { server_ptr->stop(); });
+    std::string base = "http://" + listen_host + ":" + std::to_string(*port);
+    fleet.base = base;
     fleet.start(ping_threads);
     std::thread runner([&] { srv.run(); });
 
     // Register every node, in parallel, retrying until the coordinator answers.
-    std::string base = "http://" + listen_host + ":" + std::to_string(*port);
     std::atomic<size_t> next{0};
     std::atomic<bool> failed{false};
     std::vector<std::thread> registrars;
@@ -484,18 +490,16 @@ int serveFleet(int argc, char** argv) {
                 size_t i = next.fetch_add(1);
                 if (i >= fleet.order().size()) return;
                 const auto& id = fleet.order()[i];
-                json::Writer w;
-                w.beginObject()
-                    .field("node", id)
-                    .field("role", id.starts_with("master") ? "master" : "agent")
-                    .field("address", base + "/n/" + id)
-                    .field("release", release)
-                    .field("generation", 1)
-                    .endObject();
+                pkgmgr::Registration registration;
+                registration.id = id;
+                registration.role = id.starts_with("master") ? "master" : "agent";
+                registration.address = fleet.address(id);
+                registration.release = release;
+                registration.generation = 1;
                 http::Request request;
                 request.method = "POST";
                 request.url = http::joinUrl(coordinator, "/v1/nodes/register");
-                request.body = w.str();
+                request.body = registration.toJson();
                 request.headers.push_back({"Content-Type", "application/json"});
                 if (!fleet.token.empty()) request.headers.push_back(http::bearer(fleet.token));
                 auto reply = client.send(

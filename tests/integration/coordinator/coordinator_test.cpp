@@ -2,6 +2,8 @@
 // simulated nodes answering like `pkgmgr serve` and pinging like the restart helper.
 
 #include <csignal>
+#include <cstdio>
+#include <filesystem>
 #include <map>
 #include <set>
 #include <thread>
@@ -19,6 +21,7 @@ namespace {
 
 using testing::ServerProcess;
 using testing::TempFolder;
+namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
 struct Act {
@@ -289,6 +292,13 @@ TEST_F(Coordinator, RefusesBadReleasesAndBadCallersChangingNothing) {
     r = call("POST", "/v1/deployments", R"({"version":"2.0.0","max_paralel":2})");
     EXPECT_EQ(r.status, 400);
     EXPECT_NE(r.body.find("unknown field 'max_paralel'"), std::string::npos) << r.body;
+    r = call("POST", "/v1/deployments",
+             R"({"version":"2.0.0","min_healthy_ms":9223372036854775807})");
+    EXPECT_EQ(r.status, 400);
+    EXPECT_NE(r.body.find("field 'min_healthy_ms' must be 0 to 86400000 (24 h), not "
+                          "9223372036854775807"),
+              std::string::npos)
+        << r.body;
     // A tampered manifest fails its signature.
     auto path = dir_ / "repo" / "releases" / "2.0.0.json";
     auto text = testing::readFile(path);
@@ -309,6 +319,49 @@ TEST_F(Coordinator, RefusesBadReleasesAndBadCallersChangingNothing) {
     auto deployments = parsed(call("GET", "/v1/deployments"));
     EXPECT_EQ(deployments["deployments"].Size(), 0u);
     EXPECT_TRUE(actions().empty());
+}
+
+TEST_F(Coordinator, HostileJsonIsRefusedClearlyAndTheServerLives) {
+    startCoordinator();
+    std::string objects;
+    for (int i = 0; i < 150'000; ++i) objects += "{\"a\":";
+    // Each of these killed the recursive parser (SIGSEGV) or was silently accepted.
+    struct Case {
+        std::string path, token, body, needle;
+    };
+    std::vector<Case> cases = {
+        {"/v1/halt", "halt-secret", std::string(200 * 1024, '['), "nested deeper than 128 levels"},
+        {"/v1/nodes/register", "node-secret", objects, "nested deeper than 128 levels"},
+        {"/v1/halt", "halt-secret", R"({"reason":"a","reason":"b"})", "duplicate key 'reason'"},
+        {"/v1/halt", "halt-secret", "{\"reason\":\"\xff\xfe\"}", "invalid UTF-8"},
+    };
+    for (const auto& c : cases) {
+        http::Request request;
+        request.method = "POST";
+        request.url = coordinator_->url() + c.path;
+        request.body = c.body;
+        request.headers = {http::bearer(c.token), {"Content-Type", "application/json"}};
+        auto sent = client_.send(request);
+        ASSERT_OK(sent);
+        const auto& r = *sent;
+        EXPECT_EQ(r.status, 400) << c.path << ": " << r.body.substr(0, 200);
+        EXPECT_NE(r.body.find(c.needle), std::string::npos) << r.body.substr(0, 200);
+        EXPECT_EQ(call("GET", "/healthz", "", "").status, 200);
+    }
+    EXPECT_EQ(parsed(call("GET", "/v1/halt"))["holds"].Size(), 0u);
+    // An unsigned nested manifest in the repository is refused before it is parsed; a signed
+    // one (a trusted key gone bad) is parsed within the limits.
+    testing::writeFile(dir_ / "repo" / "releases" / "6.0.0.json", std::string(300 * 1024, '['));
+    auto r = call("GET", "/v1/plan?version=6.0.0", "", "halt-secret");
+    EXPECT_EQ(r.status, 401) << r.body;
+    EXPECT_NE(r.body.find("release 6.0.0 is not signed"), std::string::npos) << r.body;
+    auto sig = pkgmgr::signRelease(std::string(300 * 1024, '['), private_pem_);
+    ASSERT_OK(sig);
+    testing::writeFile(dir_ / "repo" / "releases" / "6.0.0.json.sig", *sig);
+    r = call("GET", "/v1/plan?version=6.0.0", "", "halt-secret");
+    EXPECT_EQ(r.status, 400) << r.body;
+    EXPECT_NE(r.body.find("nested deeper than 128 levels"), std::string::npos) << r.body;
+    EXPECT_EQ(call("GET", "/healthz", "", "").status, 200);
 }
 
 TEST_F(Coordinator, StopsWhenTheFailureBudgetIsSpentLeavingTheRestUntouched) {
@@ -434,6 +487,216 @@ TEST_F(Coordinator, AKillMidRolloutResumesWithEveryNodeRestartedExactlyOnce) {
     expectOrder(actions(), 3);
     auto nodes = parsed(call("GET", "/v1/nodes"));
     for (const auto& n : nodes["nodes"].GetArray()) EXPECT_STREQ(n["release"].GetString(), "2.0.0");
+}
+
+// The SLA monitor in practice: a real Alertmanager whose webhook receiver points at the halt
+// endpoint with the halt token, sending its own body, unchanged.
+TEST_F(Coordinator, AnAlertmanagerAlertHaltsARolloutAndItsResolveKeepsTheHold) {
+    if (!fs::exists(ALERTMANAGER_BIN))
+        GTEST_SKIP() << ALERTMANAGER_BIN << " is not installed (tools/setup-deps installs "
+                     << "prometheus-alertmanager)";
+    startCoordinator();
+    startFleet(1, 8, 400);
+    int am_port = testing::freeLoopbackPort();
+    std::string am_url = "http://127.0.0.1:" + std::to_string(am_port);
+    testing::writeFile(dir_ / "alertmanager.yml",
+                       "route:\n"
+                       "  receiver: hoist\n"
+                       "  group_by: [alertname]\n"
+                       "  group_wait: 1s\n"
+                       "  group_interval: 1s\n"
+                       "  repeat_interval: 1h\n"
+                       "receivers:\n"
+                       "  - name: hoist\n"
+                       "    webhook_configs:\n"
+                       "      - url: " + coordinator_->url() + "/v1/halt\n"
+                       "        send_resolved: true\n"
+                       "        http_config:\n"
+                       "          authorization:\n"
+                       "            type: Bearer\n"
+                       "            credentials_file: " + (dir_ / "halt.token").string() + "\n");
+    ServerProcess alertmanager(
+        {ALERTMANAGER_BIN, "--config.file=" + (dir_ / "alertmanager.yml").string(),
+         "--storage.path=" + (dir_ / "am").string(),
+         "--web.listen-address=127.0.0.1:" + std::to_string(am_port),
+         "--cluster.listen-address=", "--log.level=warn"},
+        am_port, "/-/ready", dir_ / "alertmanager.log");
+    ASSERT_TRUE(alertmanager.started());
+
+    auto id = start(R"({"version":"2.0.0","max_parallel":1})");
+    ASSERT_TRUE(testing::waitFor([&] { return restartCounts().size() >= 2; }, 20s));
+    auto postAlert = [&](const std::string& ends_at) {
+        http::Request request;
+        request.method = "POST";
+        request.url = am_url + "/api/v2/alerts";
+        request.headers.push_back({"Content-Type", "application/json"});
+        request.body = R"([{"labels":{"alertname":"HighErrorRate","severity":"page"},)"
+                       R"("annotations":{"summary":"error rate 7% on agents"},"endsAt":")" +
+                       ends_at + R"("}])";
+        auto r = client_.send(request);
+        ASSERT_TRUE(r && r->status == 200) << (r ? r->body : r.error().describe());
+    };
+    auto injected = nowUs();
+    postAlert("2099-01-01T00:00:00Z");
+    const std::string source = "alertmanager/hoist/HighErrorRate";
+    auto holdOf = [&]() -> json::Document {
+        auto holds = parsed(call("GET", "/v1/halt"));
+        json::Document out;
+        out.SetObject();
+        if (!holds.IsObject()) return out;
+        for (auto& h : holds["holds"].GetArray())
+            if (std::string(h["source"].GetString()) == source) out.CopyFrom(h, out.GetAllocator());
+        return out;
+    };
+    ASSERT_TRUE(testing::waitFor([&] { return holdOf().HasMember("source"); }, 30s))
+        << testing::readFile(dir_ / "alertmanager.log");
+    auto held = nowUs();
+    std::printf("alert -> hold latency: %.0f ms (group_wait 1s)\n", static_cast<double>(held - injected) / 1000.0);
+    auto hold = holdOf();
+    EXPECT_STREQ(hold["reason"].GetString(), "error rate 7% on agents");
+    EXPECT_STREQ(hold["by"].GetString(), "monitor");
+    ASSERT_EQ(hold["alerts"].Size(), 1u);
+    EXPECT_STREQ(hold["alerts"][0]["labels"]["severity"].GetString(), "page");
+    std::this_thread::sleep_for(1500ms);  // longer than a swap and a poll: anything would show
+    for (const auto& a : actions(held))
+        EXPECT_NE(a.kind, "restart") << a.node << " restarted after the hold stood";
+    auto d = parsed(call("GET", "/v1/deployments/" + id + "?nodes=0"));
+    EXPECT_EQ(std::string(d["waiting_on"].GetString()),
+              "hold: " + source + " (error rate 7% on agents)");
+
+    // Resolved: Alertmanager tells us, the hold stays and says so.
+    postAlert("2000-01-01T00:00:00Z");
+    ASSERT_TRUE(testing::waitFor(
+        [&] {
+            auto h = holdOf();
+            return h.HasMember("resolved") && std::string(h["resolved"].GetString()) != "";
+        },
+        30s))
+        << testing::readFile(dir_ / "alertmanager.log");
+    EXPECT_TRUE(parsed(call("GET", "/v1/halt"))["halted"].GetBool());
+    EXPECT_EQ(deploymentState(id), "rolling");
+    auto status = cluster({"status"}, "halt-secret");
+    EXPECT_NE(status.out.find("resolved by the monitor at"), std::string::npos) << status.out;
+    EXPECT_NE(status.out.find("cluster resume --source " + source), std::string::npos)
+        << status.out;
+    for (const auto& a : actions(held))
+        EXPECT_NE(a.kind, "restart") << a.node << " restarted after a resolve";
+
+    auto resume = cluster({"resume", "--source", source});
+    EXPECT_EQ(resume.exit_code, 0) << resume.err;
+    ASSERT_TRUE(waitState(id, "done", 40s)) << deploymentState(id);
+    auto counts = restartCounts();
+    EXPECT_EQ(counts.size(), 9u);
+    for (const auto& [node, n] : counts) EXPECT_EQ(n, 1) << node;
+}
+
+TEST_F(Coordinator, EveryBodyWithTheHaltTokenHaltsAndAWrongTokenChangesNothing) {
+    startCoordinator();
+    EXPECT_EQ(call("POST", "/v1/halt", "not json at all", "wrong-token").status, 401);
+    EXPECT_FALSE(parsed(call("GET", "/v1/halt"))["halted"].GetBool());
+    auto empty = call("POST", "/v1/halt", "", "halt-secret");
+    EXPECT_EQ(empty.status, 201) << empty.body;
+    auto garbage = call("POST", "/v1/halt", "disk full!", "halt-secret");
+    EXPECT_EQ(garbage.status, 201) << garbage.body;
+    EXPECT_NE(garbage.body.find("\"warning\":\"halt request: invalid JSON"), std::string::npos)
+        << garbage.body;
+    auto holds = parsed(call("GET", "/v1/halt"));
+    std::set<std::string> sources;
+    for (const auto& h : holds["holds"].GetArray()) sources.insert(h["source"].GetString());
+    EXPECT_EQ(sources, (std::set<std::string>{"monitor", "webhook"}));
+    auto events = parsed(call("GET", "/v1/events?limit=50"));
+    bool kept = false;
+    for (const auto& e : events["events"].GetArray())
+        if (std::string(e["detail"].GetString()).find("body: disk full!") != std::string::npos)
+            kept = true;
+    EXPECT_TRUE(kept);
+}
+
+// The dead man's switch with a real Alertmanager: its always-firing Watchdog alert is routed to
+// the heartbeat route; when Alertmanager dies mid-rollout, a hold follows within the allowance.
+TEST_F(Coordinator, ASilentWatchdogHoldsARolloutWithinItsAllowance) {
+    if (!fs::exists(ALERTMANAGER_BIN))
+        GTEST_SKIP() << ALERTMANAGER_BIN << " is not installed (tools/setup-deps installs "
+                     << "prometheus-alertmanager)";
+    startCoordinator();
+    startFleet(1, 8, 800);
+    int am_port = testing::freeLoopbackPort();
+    testing::writeFile(dir_ / "alertmanager.yml",
+                       "route:\n"
+                       "  receiver: watchdog\n"
+                       "  group_wait: 0s\n"
+                       "  group_interval: 1s\n"
+                       "  repeat_interval: 1s\n"
+                       "receivers:\n"
+                       "  - name: watchdog\n"
+                       "    webhook_configs:\n"
+                       "      - url: " +
+                           coordinator_->url() +
+                           "/v1/monitors/alertmanager/heartbeat?allowance=3s\n"
+                           "        http_config:\n"
+                           "          authorization:\n"
+                           "            type: Bearer\n"
+                           "            credentials_file: " +
+                           (dir_ / "halt.token").string() + "\n");
+    auto alertmanager = std::make_unique<ServerProcess>(
+        std::vector<std::string>{ALERTMANAGER_BIN,
+                                 "--config.file=" + (dir_ / "alertmanager.yml").string(),
+                                 "--storage.path=" + (dir_ / "am").string(),
+                                 "--web.listen-address=127.0.0.1:" + std::to_string(am_port),
+                                 "--cluster.listen-address=", "--log.level=warn"},
+        am_port, "/-/ready", dir_ / "alertmanager.log");
+    ASSERT_TRUE(alertmanager->started());
+    http::Request watchdog;
+    watchdog.method = "POST";
+    watchdog.url = "http://127.0.0.1:" + std::to_string(am_port) + "/api/v2/alerts";
+    watchdog.headers.push_back({"Content-Type", "application/json"});
+    watchdog.body = R"([{"labels":{"alertname":"Watchdog"},"endsAt":"2099-01-01T00:00:00Z"}])";
+    auto posted = client_.send(watchdog);
+    ASSERT_TRUE(posted && posted->status == 200);
+    auto lastBeat = [&]() -> std::string {
+        auto doc = parsed(call("GET", "/v1/monitors", "", "halt-secret"));
+        if (!doc.IsObject()) return "";
+        for (const auto& m : doc["monitors"].GetArray())
+            if (std::string(m["name"].GetString()) == "alertmanager")
+                return m["last_beat"].GetString();
+        return "";
+    };
+    ASSERT_TRUE(testing::waitFor([&] { return !lastBeat().empty(); }, 20s))
+        << testing::readFile(dir_ / "alertmanager.log");
+    auto first = lastBeat();
+    ASSERT_TRUE(testing::waitFor([&] { return lastBeat() != first; }, 20s))
+        << "Alertmanager repeats the Watchdog notification";
+
+    auto id = start(R"({"version":"2.0.0","max_parallel":1})");
+    ASSERT_TRUE(testing::waitFor([&] { return restartCounts().size() >= 1; }, 20s));
+    EXPECT_FALSE(parsed(call("GET", "/v1/halt"))["halted"].GetBool()) << "a beating monitor";
+    alertmanager->kill(SIGKILL);
+    auto killed = nowUs();
+    ASSERT_TRUE(testing::waitFor(
+        [&] {
+            auto holds = parsed(call("GET", "/v1/halt"));
+            for (const auto& h : holds["holds"].GetArray())
+                if (std::string(h["source"].GetString()) == "heartbeat/alertmanager") return true;
+            return false;
+        },
+        15s));
+    auto held = nowUs();
+    std::printf("Alertmanager killed -> heartbeat hold: %.1f s (allowance 3 s, beats every 1 s)\n",
+                static_cast<double>(held - killed) / 1e6);
+    EXPECT_LT(held - killed, 3'000'000 + 3'000'000)
+        << "the allowance and a beat interval, with slack";
+    std::this_thread::sleep_for(1500ms);
+    for (const auto& a : actions(held))
+        EXPECT_NE(a.kind, "restart") << a.node << " restarted after the heartbeat hold";
+    EXPECT_NE(deploymentState(id), "done");
+
+    // Going on without the monitor is the admin's call: forget it, then clear.
+    EXPECT_EQ(call("DELETE", "/v1/monitors/alertmanager", "", "halt-secret").status, 401);
+    EXPECT_EQ(call("DELETE", "/v1/monitors/alertmanager").status, 200);
+    auto resume = cluster({"resume"});
+    EXPECT_EQ(resume.exit_code, 0) << resume.err;
+    ASSERT_TRUE(waitState(id, "done", 60s)) << deploymentState(id);
+    for (const auto& [node, n] : restartCounts()) EXPECT_EQ(n, 1) << node;
 }
 
 }  // namespace

@@ -16,7 +16,7 @@
 #include "pkgmgr/node_config.hpp"
 #include "pkgmgr/release.hpp"
 #include "pkgmgr/service.hpp"
-#include "pkgmgr/status.hpp"
+#include "pkgmgr/wire.hpp"
 #include "restart_helper/helper.hpp"
 
 namespace hoist::testing {
@@ -384,7 +384,7 @@ public:
         server_->route("POST", "/v1/nodes/([^/]+)/status",
                        [this, reply](const http::ServerRequest& r) {
                            std::lock_guard lock(mutex_);
-                           if (auto ping = pkgmgr::StatusPing::parse(r.body))
+                           if (auto ping = pkgmgr::StatusPing::fromJson(r.body))
                                pings_.push_back(*ping);
                            return reply("{}");
                        });

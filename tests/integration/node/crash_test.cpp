@@ -2,6 +2,8 @@
 // and find the node on the old or the new generation with the service healthy.
 
 #include <algorithm>
+#include <csignal>
+#include <fstream>
 
 #include "node_fixture.hpp"
 #include "restart_helper/helper.hpp"
@@ -119,6 +121,50 @@ TEST_F(NodeFixture, FailedIsClosedByRecover) {
     EXPECT_EQ(recovered.exit_code, restart_helper::kExitFailed) << recovered.err;
     EXPECT_EQ(lastState(), "failed");
     EXPECT_FALSE(fs::exists(layout_.txn()));
+}
+
+/// Every live process whose command line mentions `needle` (the node root).
+std::vector<pid_t> processesMentioning(const std::string& needle) {
+    std::vector<pid_t> found;
+    std::error_code ec;
+    for (fs::directory_iterator it("/proc", ec), end; !ec && it != end; it.increment(ec)) {
+        auto name = it->path().filename().string();
+        if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+        std::ifstream in(it->path() / "cmdline", std::ios::binary);
+        std::string cmdline((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        auto pid = static_cast<pid_t>(std::stol(name));
+        if (cmdline.find(needle) != std::string::npos && process::alive(pid)) found.push_back(pid);
+    }
+    return found;
+}
+
+// The helper dies after forking the service and before its pidfile is written: recover must
+// stop that unrecorded service before it starts one, never leave two running.
+TEST_F(NodeFixture, ACrashBetweenForkAndPidfileLeavesNoOrphan) {
+    HealthSpec fast{.healthy_after_ms = 150, .deadline_ms = 3000};
+    ASSERT_EQ(helper({"swap", "--to", std::to_string(stageVersion("1.0.0", {}, fast))}).exit_code,
+              kExitHealthy);
+    ASSERT_EQ(stageVersion("2.0.0", {}, fast), 2);
+    auto crashed = helper({"swap", "--to", "2"}, {{"HOIST_CRASH_AT", "service.forked"}});
+    ASSERT_EQ(crashed.exit_code, kCrashExitCode) << crashed.err;
+    auto orphans = processesMentioning(root_.string());
+    ASSERT_EQ(orphans.size(), 1u) << "the started service runs, with no pidfile";
+    EXPECT_EQ(servicePid(), 0);
+
+    auto status = helper({"status"});
+    EXPECT_NE(status.out.find("a service process no pidfile records (pid " +
+                              std::to_string(orphans[0])),
+              std::string::npos)
+        << status.out;
+
+    auto recovered = helper({"recover"});
+    EXPECT_EQ(recovered.exit_code, kExitHealthy) << recovered.out << recovered.err;
+    EXPECT_FALSE(process::alive(orphans[0])) << "the unrecorded service still runs";
+    auto running = processesMentioning(root_.string());
+    EXPECT_EQ(running, std::vector<pid_t>{servicePid()});
+    EXPECT_EQ(runningVersion(), "2.0.0");
+    for (pid_t pid : processesMentioning(root_.string()))
+        if (pid != servicePid()) ::kill(pid, SIGKILL);
 }
 
 TEST_F(NodeFixture, RecoverAtBootStartsTheService) {

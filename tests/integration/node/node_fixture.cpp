@@ -14,6 +14,7 @@
 #include "pkgmgr/service.hpp"
 #include "pkgmgr/sets.hpp"
 #include "pkgmgr/store.hpp"
+#include "pkgmgr/wire.hpp"
 
 namespace hoist::testing {
 
@@ -274,8 +275,20 @@ bool RecordingCoordinator::start() {
     server_ = std::move(*created);
     auto record = [this](const http::ServerRequest& request) {
         std::lock_guard lock(mutex_);
-        records_.push_back({request.path, request.body, request.header("Authorization").value_or("")});
         auto reply = http::ServerReply::json(200, "{}");
+        if (request.path == "/v1/nodes/register") {
+            auto registration = pkgmgr::Registration::fromJson(request.body);
+            if (failing_registrations_ > 0) {
+                --failing_registrations_;
+                reply = http::ServerReply::error(503, "starting up");
+            } else if (registration) {
+                registered_.insert(registration->id);
+            }
+        } else if (refuse_unregistered_ && !registered_.contains(request.matches.at(1))) {
+            reply = http::ServerReply::error(pkgmgr::notRegistered(request.matches.at(1)));
+        }
+        records_.push_back({request.path, request.body,
+                            request.header("Authorization").value_or(""), reply.status});
         // No keep-alive: stop() must not wait for an idle client connection to time out.
         reply.headers.push_back({"Connection", "close"});
         return reply;
@@ -292,6 +305,21 @@ bool RecordingCoordinator::start() {
     // Listening once the run loop started: probe it.
     waitFor([this] { return httpGet(url() + "/healthz").has_value(); }, std::chrono::seconds(5));
     return true;
+}
+
+void RecordingCoordinator::refuseUnregistered() {
+    std::lock_guard lock(mutex_);
+    refuse_unregistered_ = true;
+}
+
+void RecordingCoordinator::failRegistrations(int count) {
+    std::lock_guard lock(mutex_);
+    failing_registrations_ = count;
+}
+
+void RecordingCoordinator::forget() {
+    std::lock_guard lock(mutex_);
+    registered_.clear();
 }
 
 void RecordingCoordinator::stop() {

@@ -8,6 +8,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -94,8 +95,9 @@ protected:
     int package_counter_ = 0;
 };
 
-/// Stands in for the coordinator: records status pings and registrations; `down` answers
-/// 503; it can be stopped and restarted on the same port (a coordinator that is unreachable).
+/// Stands in for the coordinator: records status pings and registrations; it can be stopped and
+/// restarted on the same port (a coordinator that is unreachable). With refuseUnregistered()
+/// it refuses a ping from a node it has no registration of, as the real one does.
 class RecordingCoordinator {
 public:
     explicit RecordingCoordinator(int port = 0);
@@ -111,7 +113,15 @@ public:
         std::string path;
         std::string body;
         std::string authorization;
+        long status = 200;
     };
+    /// Answers a ping from a node not registered (since the last forget()) with the real
+    /// coordinator's 404.
+    void refuseUnregistered();
+    /// Answers the next `count` registrations 503.
+    void failRegistrations(int count);
+    /// Drops every registration (a coordinator that lost its state).
+    void forget();
     std::vector<Record> records();
     std::vector<Record> pings();
     std::vector<Record> registrations();
@@ -122,6 +132,9 @@ private:
     std::thread thread_;
     std::mutex mutex_;
     std::vector<Record> records_;
+    bool refuse_unregistered_ = false;
+    int failing_registrations_ = 0;
+    std::set<std::string> registered_;
 };
 
 /// GET with a short timeout.

@@ -123,6 +123,40 @@ TEST_F(PingTest, KeptWhileTheCoordinatorIsUnreachableThenDeliveredOnce) {
     EXPECT_EQ(coordinator.pings().size(), pings.size());
 }
 
+// A queued ping cut short (a bad disk, a truncated copy) is not skipped forever without a
+// word: flush sets it aside, names it and fails; status and the other pings go on.
+TEST_F(PingTest, ATruncatedQueuedPingIsSetAsideAndReported) {
+    RecordingCoordinator coordinator;
+    int port = coordinator.port();
+    coordinator.stop();
+    startOld();
+    auto swap = helper({"--ping-grace", "100", "swap", "--to",
+                        std::to_string(stageVersion("2.0.0")), "--deployment", "d-3",
+                        "--report-to", coordinator.url()});
+    ASSERT_EQ(swap.exit_code, kExitHealthy) << swap.err;
+    ASSERT_EQ(queued(), kHealthySwap.size());
+    auto first = layout_.outbox() / "000000000001.json";
+    auto text = readFile(first);
+    writeFile(first, text.substr(0, text.size() / 2));
+
+    ASSERT_TRUE(coordinator.start());
+    ASSERT_EQ(coordinator.port(), port);
+    auto flushed = helper({"flush"});
+    EXPECT_EQ(flushed.exit_code, exitCode(Errc::Corrupt)) << flushed.out << flushed.err;
+    EXPECT_EQ(flushed.out, "0 pings left\n");
+    EXPECT_NE(flushed.err.find("1 queued ping(s) were unreadable and set aside, never sent: " +
+                               first.string() + ".damaged"),
+              std::string::npos)
+        << flushed.err;
+    EXPECT_FALSE(fs::exists(first));
+    EXPECT_TRUE(fs::exists(first.string() + ".damaged"));
+    EXPECT_EQ(states(parsePings(coordinator.pings())),
+              std::vector<std::string>(kHealthySwap.begin() + 1, kHealthySwap.end()));
+    auto status = helper({"status"});
+    EXPECT_NE(status.out.find("pings damaged (set aside, never sent): 1"), std::string::npos)
+        << status.out;
+}
+
 TEST_F(PingTest, ServeDeliversWhatTheHelperLeftBehind) {
     RecordingCoordinator coordinator;
     coordinator.stop();

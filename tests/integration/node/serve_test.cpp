@@ -6,6 +6,7 @@
 #include "core/json.hpp"
 #include "node_fixture.hpp"
 #include "pkgmgr/node_config.hpp"
+#include "pkgmgr/outbox.hpp"
 #include "restart_helper/helper.hpp"
 
 namespace hoist::testing {
@@ -253,6 +254,75 @@ TEST_F(ServeTest, TheSwapOutlivesTheEndpoint) {
     EXPECT_EQ(runningVersion(), "2.0.0");
 }
 
+/// The names in store/ that start with ".tmp-" (staging folders of unfinished adds).
+std::vector<std::string> storeLeftovers(const pkgmgr::NodeLayout& layout) {
+    std::vector<std::string> names;
+    std::error_code ec;
+    for (fs::directory_iterator it(layout.store(), ec), end; !ec && it != end; it.increment(ec))
+        if (it->path().filename().string().starts_with(".tmp-"))
+            names.push_back(it->path().filename().string());
+    return names;
+}
+
+// serve killed in the middle of a stage leaves a staging folder; the next serve removes it at
+// start, and a stage removes any that appear while it runs.
+TEST_F(ServeTest, StagingLeftoversOfAKilledServeAreRemoved) {
+    std::vector<std::string> argv = {PKGMGR_BIN, "--root", root_.string(), "serve", "--no-register",
+                                     "--port-file", (tmp_ / "crash.port").string(),
+                                     "--restart-helper", RESTART_HELPER_BIN};
+    {
+        ServerProcess crashing(argv, tmp_ / "crash.port", tmp_ / "crash.log",
+                               {{"HOIST_CRASH_AT", "store-add-before-rename"}});
+        ASSERT_TRUE(crashing.started());
+        (void)httpSend("POST", crashing.url() + "/v1/stage", "{\"release\":\"1.0.0\"}", token_);
+        auto outcome = crashing.child().wait(std::chrono::seconds(30));
+        ASSERT_TRUE(outcome.has_value()) << readFile(tmp_ / "crash.log");
+        ASSERT_EQ(outcome->exit_code, kCrashExitCode);
+    }
+    ASSERT_FALSE(storeLeftovers(layout_).empty()) << "the crash left no staging folder";
+
+    startServe({"--no-register"});
+    EXPECT_EQ(storeLeftovers(layout_), std::vector<std::string>{});
+
+    fs::create_directories(layout_.store() / ".tmp-killed-stage/share");
+    auto staged = post("/v1/stage", "{\"release\":\"1.0.0\"}");
+    ASSERT_TRUE(staged) << readFile(tmp_ / "serve.log");
+    ASSERT_EQ(staged->status, 200) << staged->body;
+    EXPECT_EQ(storeLeftovers(layout_), std::vector<std::string>{});
+}
+
+// A truncated journal: serve says so (GET /v1/transaction and /v1/node) and refuses restarts
+// until `restart-helper recover` has set it aside.
+TEST_F(ServeTest, ADamagedJournalIsReportedAndBlocksRestartsUntilRecover) {
+    startServe({"--no-register"});
+    runRelease1();
+    writeFile(layout_.txn(), "{\"operation\":\"op-1\",\"kind\":\"sw");
+
+    auto txn = body(httpGet(url_ + "/v1/transaction"));
+    EXPECT_TRUE(txn["active"].GetBool());
+    ASSERT_TRUE(txn.HasMember("damaged"));
+    EXPECT_NE(std::string(txn["damaged"].GetString()).find("the transaction journal is damaged"),
+              std::string::npos);
+    auto node = body(httpGet(url_ + "/v1/node"));
+    ASSERT_TRUE(node["transaction"].IsObject());
+    EXPECT_NE(std::string(node["transaction"]["damaged"].GetString()).find("restart-helper recover"),
+              std::string::npos);
+    auto restart = post("/v1/restart", "{\"generation\":1}");
+    ASSERT_TRUE(restart);
+    EXPECT_EQ(restart->status, 422) << restart->body;
+    EXPECT_NE(restart->body.find("the transaction journal is damaged"), std::string::npos)
+        << restart->body;
+
+    auto recovered = helper({"recover"});
+    EXPECT_EQ(recovered.exit_code, kExitHealthy) << recovered.out << recovered.err;
+    EXPECT_FALSE(fs::exists(layout_.txn()));
+    EXPECT_TRUE(serviceHealthy());
+    auto after = post("/v1/restart", "{\"generation\":1}");
+    ASSERT_TRUE(after);
+    ASSERT_EQ(after->status, 202) << after->body;
+    EXPECT_EQ(waitForOperation(body(after)["operation"].GetString()), "healthy");
+}
+
 TEST_F(ServeTest, PackagesCanBeFetchedListedAndDeleted) {
     startServe({"--no-register"});
     runRelease1();
@@ -309,6 +379,59 @@ TEST_F(ServeTest, RegistersWithTheCoordinator) {
     EXPECT_STREQ((*doc)["role"].GetString(), "agent");
     EXPECT_EQ(std::string((*doc)["address"].GetString()), url_);
     EXPECT_EQ(coordinator.registrations().size(), 1u);
+}
+
+// Pings queued before the node is registered (a bootstrap queues its own) go out only once the
+// coordinator knows the node, even when the first registration attempts fail; none is refused
+// or dropped. When the coordinator later forgets the node, it registers again and delivers.
+TEST_F(ServeTest, RegistersBeforeAnyPingAndAgainWhenForgotten) {
+    RecordingCoordinator coordinator;
+    coordinator.refuseUnregistered();
+    coordinator.failRegistrations(2);
+    auto config = pkgmgr::NodeConfig::load(layout_);
+    ASSERT_OK(config);
+    config->coordinator = coordinator.url();
+    ASSERT_OK(config->save(layout_));
+    auto outbox = pkgmgr::Outbox::open(layout_);
+    ASSERT_OK(outbox);
+    auto url = pkgmgr::Outbox::statusUrl(coordinator.url(), "node-1");
+    for (auto state : {"bootstrapping", "starting", "checking", "healthy"}) {
+        pkgmgr::StatusPing ping;
+        ping.state = state;
+        ping.node = "node-1";
+        ASSERT_OK(outbox->enqueue(ping, url));
+    }
+    startServe();
+    auto accepted = [&] {
+        std::vector<RecordingCoordinator::Record> out;
+        for (const auto& r : coordinator.pings())
+            if (r.status == 200) out.push_back(r);
+        return out;
+    };
+    ASSERT_TRUE(waitFor([&] { return accepted().size() == 4; }, std::chrono::seconds(20)))
+        << readFile(tmp_ / "serve.log");
+    auto records = coordinator.records();
+    ASSERT_GE(records.size(), 7u);
+    for (size_t i = 0; i < 3; ++i) EXPECT_EQ(records[i].path, "/v1/nodes/register") << i;
+    EXPECT_EQ(records[2].status, 200);
+    for (const auto& r : coordinator.pings()) EXPECT_EQ(r.status, 200) << r.body;
+    auto pings = accepted();
+    for (size_t i = 0; i < pings.size(); ++i)
+        EXPECT_EQ(pkgmgr::StatusPing::fromJson(pings[i].body)->seq, static_cast<std::int64_t>(i + 1));
+    EXPECT_TRUE(outbox->pending()->empty());
+
+    // The coordinator loses its registry: the next ping is refused, kept, and delivered after
+    // serve has registered again.
+    coordinator.forget();
+    pkgmgr::StatusPing later;
+    later.state = "healthy";
+    later.node = "node-1";
+    ASSERT_OK(outbox->enqueue(later, url));
+    ASSERT_TRUE(waitFor([&] { return accepted().size() == 5; }, std::chrono::seconds(30)))
+        << readFile(tmp_ / "serve.log");
+    EXPECT_EQ(coordinator.registrations().size(), 4u);
+    EXPECT_EQ(pkgmgr::StatusPing::fromJson(accepted().back().body)->seq, 5);
+    EXPECT_TRUE(outbox->pending()->empty());
 }
 
 TEST_F(ServeTest, RefusesToStartWithoutAToken) {

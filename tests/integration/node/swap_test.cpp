@@ -1,6 +1,7 @@
 // restart-helper swap: healthy swaps and every way a new generation can fail to come up.
 
 #include "core/process.hpp"
+#include "pkgmgr/generations.hpp"
 #include "node_fixture.hpp"
 #include "restart_helper/helper.hpp"
 
@@ -47,6 +48,35 @@ TEST_F(SwapTest, FirstActivationStartsTheService) {
     EXPECT_NE(swap.out.find("\"state\":\"healthy\""), std::string::npos) << swap.out;
     EXPECT_EQ(currentGeneration(), gen);
     EXPECT_EQ(runningVersion(), "1.0.0");
+}
+
+// One flipped byte in a stored file of the new generation: the swap is refused before the
+// old service stops, naming the file.
+TEST_F(SwapTest, APackageWithAFlippedByteIsRefusedAndTheOldServiceKeepsRunning) {
+    startOld();
+    auto next = stageVersion("2.0.0");
+    auto gen = pkgmgr::Generations::open(layout_);
+    ASSERT_OK(gen);
+    auto loaded = gen->load(next);
+    ASSERT_OK(loaded);
+    std::string mesos_sha;
+    for (const auto& ref : loaded->packages)
+        if (ref.id == "mesos--2.0.0") mesos_sha = ref.sha256;
+    ASSERT_FALSE(mesos_sha.empty());
+    auto file = layout_.storeEntry(mesos_sha) / "share/version";
+    fs::permissions(file, fs::perms::owner_write, fs::perm_options::add);
+    writeFile(file, "2.0.1\n");  // same size, one byte differs
+
+    auto swap = helper({"swap", "--to", std::to_string(next)});
+    EXPECT_EQ(swap.exit_code, exitCode(Errc::Corrupt)) << swap.out << swap.err;
+    EXPECT_NE(swap.err.find("package mesos--2.0.0 (" + mesos_sha +
+                            ") differs from what was added, so it is not used: share/version: "
+                            "content changed"),
+              std::string::npos)
+        << swap.err;
+    EXPECT_EQ(currentGeneration(), old_);
+    EXPECT_EQ(runningVersion(), "1.0.0");
+    EXPECT_EQ(servicePid(), old_pid_);
 }
 
 TEST_F(SwapTest, HealthySwapRunsTheNewVersion) {

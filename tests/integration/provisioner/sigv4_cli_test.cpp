@@ -26,7 +26,8 @@ process::Outcome sigv4Cli(const std::string& raw, std::vector<std::string> extra
 }
 
 TEST(ProvisionerSigV4Cli, PrintsCanonicalRequestStringToSignAndAuthorization) {
-    fs::path dir = fs::path(HOIST_SIGV4_SUITE) / "post-x-www-form-urlencoded";
+    HOIST_REQUIRE_SIGV4_SUITE(suite);
+    fs::path dir = suite / "post-x-www-form-urlencoded";
     auto outcome = sigv4Cli(readFile(dir / "post-x-www-form-urlencoded.req"));
     ASSERT_EQ(outcome.exit_code, 0) << outcome.err;
     EXPECT_EQ(outcome.out,
@@ -37,7 +38,8 @@ TEST(ProvisionerSigV4Cli, PrintsCanonicalRequestStringToSignAndAuthorization) {
 }
 
 TEST(ProvisionerSigV4Cli, SessionTokenAndJson) {
-    fs::path dir = fs::path(HOIST_SIGV4_SUITE) / "get-vanilla-with-session-token";
+    HOIST_REQUIRE_SIGV4_SUITE(suite);
+    fs::path dir = suite / "get-vanilla-with-session-token";
     auto outcome =
         sigv4Cli(readFile(dir / "get-vanilla-with-session-token.req"),
                  {"--session-token",
@@ -53,7 +55,8 @@ TEST(ProvisionerSigV4Cli, SessionTokenAndJson) {
 
 TEST(ProvisionerSigV4Cli, SignedHeadersReSignsARequestAsSent) {
     // A request as sent holds headers that were not signed (Authorization, User-Agent).
-    fs::path dir = fs::path(HOIST_SIGV4_SUITE) / "get-vanilla";
+    HOIST_REQUIRE_SIGV4_SUITE(suite);
+    fs::path dir = suite / "get-vanilla";
     std::string sent = readFile(dir / "get-vanilla.sreq") + "\nUser-Agent: Boto3/1.34\n";
     auto all = sigv4Cli(sent, {"--json"});
     ASSERT_EQ(all.exit_code, 0) << all.err;

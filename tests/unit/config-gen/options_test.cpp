@@ -118,6 +118,15 @@ const std::vector<BadCase> kBadCases = {
      "option 'environment' key 'MESOS_PORT' would set option 'port'; set 'port' instead"},
     {"EnvReserved", "master", R"({"environment": {"MESOS_MODULES": "{}"}})",
      "option 'environment' key 'MESOS_MODULES' is set by config-gen itself (from --module)"},
+    {"EnvLdPreload", "master", R"({"environment": {"LD_PRELOAD": "/tmp/evil.so"}})",
+     "option 'environment' key 'LD_PRELOAD' may not be set: it controls the loader, the search "
+     "path or the service's identity (LD_*, PATH, HOME, HOIST_*, ...)"},
+    {"EnvPath", "master", R"({"environment": {"PATH": "/tmp/evil:/usr/bin"}})",
+     "option 'environment' key 'PATH' may not be set: it controls the loader, the search "
+     "path or the service's identity (LD_*, PATH, HOME, HOIST_*, ...)"},
+    {"EnvHoistRoot", "master", R"({"environment": {"HOIST_ROOT": "/"}})",
+     "option 'environment' key 'HOIST_ROOT' may not be set: it controls the loader, the search "
+     "path or the service's identity (LD_*, PATH, HOME, HOIST_*, ...)"},
     {"EnvNotObject", "master", R"({"environment": "A=1"})",
      "option 'environment' must be an object (got a string)"},
     {"NotAnObject", "master", R"([1, 2])", "must be a JSON object"},

@@ -13,6 +13,36 @@ TEST(Json, ParseErrorsNameTheInput) {
     ASSERT_ERROR(parse("{} {}", "x"), Errc::Invalid, "invalid JSON");
 }
 
+TEST(Json, DeepNestingIsRefusedNotACrash) {
+    // 200 KB of '[' overflowed the recursive parser's stack (SIGSEGV).
+    ASSERT_ERROR(parse(std::string(200 * 1024, '['), "body"), Errc::Invalid,
+                 "body: JSON nested deeper than 128 levels");
+    std::string objects;
+    for (int i = 0; i < 150'000; ++i) objects += "{\"a\":";
+    ASSERT_ERROR(parse(objects, "body"), Errc::Invalid, "body: JSON nested deeper than 128 levels");
+    // The limit itself is allowed.
+    std::string deepest = std::string(kMaxDepth, '[') + std::string(kMaxDepth, ']');
+    EXPECT_OK(parse(deepest, "body"));
+    ASSERT_ERROR(parse("[" + deepest + "]", "body"), Errc::Invalid, "nested deeper");
+}
+
+TEST(Json, DuplicateKeysAreRefused) {
+    ASSERT_ERROR(parse(R"({"version": "1.0.0", "version": "9.9.9"})", "release"), Errc::Invalid,
+                 "release: duplicate key 'version'");
+    ASSERT_ERROR(parse(R"({"a": {"b": 1, "b": 2}})", "x"), Errc::Invalid, "duplicate key 'b'");
+    // The same key in sibling objects is fine.
+    EXPECT_OK(parse(R"({"a": {"b": 1}, "c": {"b": 2}, "d": [{"b": 1}, {"b": 2}]})", "x"));
+}
+
+TEST(Json, InvalidUtf8IsRefused) {
+    ASSERT_ERROR(parse("{\"name\": \"a\xff\xfe\"}", "node.json"), Errc::Invalid,
+                 "node.json: invalid UTF-8 in a string at offset");
+    ASSERT_ERROR(parse("[\"\xc3\"]", "x"), Errc::Invalid, "invalid UTF-8");
+    auto ok = parse("{\"name\": \"caf\xc3\xa9\"}", "x");
+    ASSERT_OK(ok);
+    EXPECT_EQ(toString(*ok), "{\"name\":\"caf\xc3\xa9\"}");
+}
+
 TEST(Json, TypedAccessorsNameFieldAndRule) {
     auto doc = parseObject(R"({"name": "mesos", "count": "3", "tags": ["a", 1]})", "pkginfo.json");
     ASSERT_OK(doc);

@@ -45,6 +45,64 @@ TEST(Sqlite, MigratesStepByStepAndRefusesANewerFile) {
         "state s.db has schema version 2, newer than this tester knows (1); use a newer tester");
 }
 
+/// A database of `rows` rows of 1 KiB, closed and checkpointed (everything in the main file).
+void fill(const std::filesystem::path& path, int rows) {
+    auto db = Database::open(path, "state s.db");
+    ASSERT_OK(db);
+    ASSERT_OK(db->migrate(std::span(kTwo, 1), "tester"));
+    ASSERT_OK(db->transaction([&]() -> Result<void> {
+        for (int i = 0; i < rows; ++i) {
+            HOIST_ASSIGN(auto insert, db->prepare("INSERT INTO kv (k, v) VALUES (?1, ?2)"));
+            HOIST_TRY(insert.bind(std::to_string(i) + std::string(1000, 'x'), i).run());
+        }
+        return ok();
+    }));
+    ASSERT_OK(db->exec("PRAGMA wal_checkpoint(TRUNCATE)", "checkpoint"));
+}
+
+TEST(Sqlite, AnEmptyFileIsRefusedNotStartedOver) {
+    testing::TempFolder tmp;
+    testing::writeFile(tmp / "s.db", "");
+    ASSERT_ERROR(Database::open(tmp / "s.db", "state s.db"), Errc::Corrupt,
+                 "state s.db: the file is empty (0 bytes); refusing to use it");
+    EXPECT_EQ(std::filesystem::file_size(tmp / "s.db"), 0u) << "the refusal changed the file";
+}
+
+TEST(Sqlite, PageDamageIsFoundAtOpen) {
+    testing::TempFolder tmp;
+    auto path = tmp / "s.db";
+    fill(path, 200);
+    // Garbage over a page in the middle of the table's b-tree.
+    auto bytes = testing::readFile(path);
+    ASSERT_GT(bytes.size(), 40u * 4096u);
+    for (std::size_t i = 20 * 4096; i < 20 * 4096 + 4096; ++i) bytes[i] = static_cast<char>(0xA5);
+    testing::writeFile(path, bytes);
+    ASSERT_ERROR(Database::open(path, "state s.db"), Errc::Corrupt, "state s.db");
+    auto refused = Database::open(path, "state s.db");
+    ASSERT_FALSE(refused);
+    EXPECT_NE(refused.error().message.find("refusing to use it"), std::string::npos)
+        << refused.error().message;
+    EXPECT_EQ(testing::readFile(path), bytes) << "the refusal changed the file";
+}
+
+TEST(Sqlite, StartOverMovesTheDamagedFileAsideAndBeginsEmpty) {
+    testing::TempFolder tmp;
+    auto path = tmp / "s.db";
+    testing::writeFile(path, "");
+    auto db = Database::open(path, "state s.db", Database::Sync::Normal,
+                             Database::Damaged::StartOver);
+    ASSERT_OK(db);
+    EXPECT_EQ(db->userVersion(), 0);
+    EXPECT_TRUE(std::filesystem::exists(tmp / "s.db.damaged-1"));
+    EXPECT_EQ(std::filesystem::file_size(tmp / "s.db.damaged-1"), 0u);
+    // A sound file is opened as it is, StartOver or not.
+    ASSERT_OK(db->migrate(std::span(kTwo, 1), "tester"));
+    db = Database::open(path, "state s.db", Database::Sync::Normal, Database::Damaged::StartOver);
+    ASSERT_OK(db);
+    EXPECT_EQ(db->userVersion(), 1);
+    EXPECT_FALSE(std::filesystem::exists(tmp / "s.db.damaged-2"));
+}
+
 TEST(Sqlite, AFailedMigrationChangesNothing) {
     testing::TempFolder tmp;
     const char* const broken[] = {kTwo[0], "ALTER TABLE kv ADD COLUMN x; NOT SQL"};

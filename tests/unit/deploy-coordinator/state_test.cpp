@@ -33,6 +33,24 @@ void execSql(const std::filesystem::path& path, const char* sql) {
     ASSERT_EQ(rc, SQLITE_OK) << text;
 }
 
+// A state file truncated to 0 bytes held holds and the node registry: it is refused, not
+// silently started over, unless --init asks for an empty state.
+TEST(State, AnEmptyFileIsRefusedUnlessInit) {
+    TempFolder dir;
+    auto path = dir / "state.db";
+    hoist::testing::writeFile(path, "");
+    auto refused = State::open(path);
+    ASSERT_FALSE(refused);
+    EXPECT_EQ(refused.error().code, Errc::Corrupt);
+    EXPECT_NE(refused.error().message.find("the file is empty (0 bytes)"), std::string::npos)
+        << refused.error().message;
+    EXPECT_NE(refused.error().message.find("--init"), std::string::npos) << refused.error().message;
+    auto started = State::open(path, true);
+    ASSERT_OK(started);
+    EXPECT_EQ((*started)->schemaVersion(), State::kSchemaVersion);
+    EXPECT_TRUE(std::filesystem::exists(dir / "state.db.damaged-1"));
+}
+
 TEST(State, CreatesTheLatestSchemaInWalMode) {
     TempFolder dir;
     auto path = dir / "state.db";
@@ -118,7 +136,8 @@ TEST(State, RefusesAFileFromANewerCoordinatorAndLeavesItAlone) {
     auto path = dir / "state.db";
     execSql(path, "CREATE TABLE future (x); PRAGMA user_version = 99;");
     ASSERT_ERROR(State::open(path), Errc::Invalid,
-                 "has schema version 99, newer than this coordinator knows (3)");
+                 "has schema version 99, newer than this coordinator knows (" +
+                     std::to_string(State::kSchemaVersion) + ")");
     EXPECT_EQ(userVersion(path), 99);
 }
 

@@ -8,6 +8,7 @@
 #include "core/files.hpp"
 #include "core/json.hpp"
 #include "pkgmgr/cli.hpp"
+#include "pkgmgr/release.hpp"
 #include "store_fixtures.hpp"
 
 namespace hoist::pkgmgr {
@@ -59,6 +60,53 @@ TEST(PkgmgrCli, BinaryHelp) {
     auto r = testing::run({PKGMGR_BIN, "--help"});
     EXPECT_EQ(r.exit_code, 0);
     EXPECT_NE(r.out.find("verify"), std::string::npos);
+}
+
+// Hostile manifests through the real binary: each of these exited 139 (a stack overflow in
+// the recursive parser) or was read with the first of two keys.
+TEST(PkgmgrCli, HostileManifestsAreRefusedClearly) {
+    testing::TempFolder tmp;
+    auto keys = crypto::ed25519Generate();
+    ASSERT_OK(keys);
+    testing::writeFile(tmp.path() / "release.pub", keys->public_pem);
+    testing::writeFile(tmp.path() / "release.key", keys->private_pem);
+    std::string objects;
+    for (int i = 0; i < 150'000; ++i) objects += "{\"a\":";
+    struct Case {
+        std::string name, bytes, needle;
+    };
+    std::vector<Case> cases = {
+        {"brackets.json", std::string(200 * 1024, '['), "nested deeper than 128 levels"},
+        {"objects.json", objects, "nested deeper than 128 levels"},
+        {"dup.json", R"({"version": "1.0.0", "version": "6.6.6", "roles": {}})", "duplicate key 'version'"},
+        {"utf8.json", "{\"version\": \"1.0.0\xff\", \"roles\": {}}", "invalid UTF-8"},
+    };
+    for (const auto& c : cases) {
+        auto file = (tmp.path() / c.name).string();
+        testing::writeFile(file, c.bytes);
+        // Unsigned: refused before any parsing.
+        auto unsigned_verify = testing::run({PKGMGR_BIN, "release", "verify", "--key",
+                                             (tmp.path() / "release.pub").string(), file});
+        EXPECT_EQ(unsigned_verify.exit_code, exitCode(Errc::Unauthorized)) << c.name << unsigned_verify.err;
+        EXPECT_NE(unsigned_verify.err.find("is not signed"), std::string::npos) << unsigned_verify.err;
+        // Signing refuses to sign what it cannot read.
+        auto sign = testing::run({PKGMGR_BIN, "release", "sign", "--key",
+                                  (tmp.path() / "release.key").string(), file});
+        EXPECT_EQ(sign.exit_code, exitCode(Errc::Invalid)) << c.name << sign.err;
+        EXPECT_NE(sign.err.find(c.needle), std::string::npos) << sign.err;
+        // Signed by a trusted key: the signature holds, the parser refuses it within its limits.
+        auto sig = signRelease(c.bytes, keys->private_pem);
+        ASSERT_OK(sig);
+        testing::writeFile(file + ".sig", *sig);
+        auto verify = testing::run({PKGMGR_BIN, "release", "verify", "--key",
+                                    (tmp.path() / "release.pub").string(), file});
+        EXPECT_EQ(verify.exit_code, exitCode(Errc::Invalid)) << c.name << verify.err;
+        EXPECT_NE(verify.err.find(c.needle), std::string::npos) << verify.err;
+        auto check = testing::run({PKGMGR_BIN, "--root", (tmp.path() / "root").string(), "check",
+                                   "--role", "master", "--release", file, "--allow-unsigned"});
+        EXPECT_EQ(check.exit_code, exitCode(Errc::Invalid)) << c.name << check.err;
+        EXPECT_NE(check.err.find(c.needle), std::string::npos) << check.err;
+    }
 }
 
 TEST_F(StoreCli, PackAddListInfoVerifyRemove) {

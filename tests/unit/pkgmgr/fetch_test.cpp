@@ -85,6 +85,7 @@ protected:
         o.retry = {.attempts = 4,
                    .base = std::chrono::milliseconds(1),
                    .cap = std::chrono::milliseconds(20)};
+        o.retry_for = std::chrono::seconds(3);
         return o;
     }
     bool downloadsEmpty() const { return fs::is_empty(layout.downloads()); }
@@ -193,7 +194,7 @@ TEST_F(FetchTest, MissingPackageIsNotFound) {
     std::string sha(64, 'c');
     auto got = fetchPackage(store, repo.url(), sha, quick());
     ASSERT_ERROR(got, Errc::NotFound, "package " + sha + " is not in the repository " + repo.url());
-    EXPECT_TRUE(downloadsEmpty() || fs::exists(layout.downloads() / (sha + ".part")));
+    EXPECT_TRUE(downloadsEmpty());  // a 404 leaves no .part
     ASSERT_ERROR(fetchPackage(store, repo.url(), "nope", quick()), Errc::Invalid,
                  "'nope' is not a sha256 (64 lowercase hex digits)");
 }
@@ -205,6 +206,23 @@ TEST_F(FetchTest, FileRepositories) {
     auto got = fetchPackage(store, "file://" + (tmp / "filerepo").string(), sha, quick());
     ASSERT_OK(got);
     EXPECT_EQ(got->ref.id, "big--7.0");
+}
+
+// What a killed fetch or stage leaves (part of the bytes, or all of them before the add) is
+// resumed from a file repository too.
+TEST_F(FetchTest, FileRepositoriesResumeAPartialOrCompletePart) {
+    auto bytes = bigPackage("7.1", 64 * 1024);
+    auto sha = crypto::sha256Hex(bytes);
+    testing::writeFile(tmp / "filerepo/packages" / sha, bytes);
+    auto repo = "file://" + (tmp / "filerepo").string();
+    testing::writeFile(layout.downloads() / (sha + ".part"), bytes.substr(0, bytes.size() / 3));
+    auto got = fetchPackage(store, repo, sha, quick());
+    ASSERT_OK(got);
+    ASSERT_OK(store.remove(sha));
+    testing::writeFile(layout.downloads() / (sha + ".part"), bytes);
+    got = fetchPackage(store, repo, sha, quick());
+    ASSERT_OK(got);
+    EXPECT_TRUE(downloadsEmpty());
 }
 
 TEST_F(FetchTest, ManyInParallel) {

@@ -2,7 +2,10 @@
 // and the set and release CLI verbs.
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <algorithm>
 #include <sstream>
 #include <thread>
 
@@ -116,6 +119,36 @@ TEST_F(GenerationsTest, StageRefusalChangesNothing) {
     EXPECT_TRUE(listing(layout.generations()).empty());
 }
 
+/// Flips one byte of a stored file (the store keeps files read-only, as a disk fault ignores).
+void flipByte(const fs::path& file, std::size_t at) {
+    ::chmod(file.c_str(), 0644);
+    auto bytes = readFile(file);
+    ASSERT_LT(at, bytes.size());
+    bytes[at] = static_cast<char>(bytes[at] ^ 0x01);
+    writeFile(file, bytes);
+    ::chmod(file.c_str(), 0444);
+}
+
+TEST_F(GenerationsTest, StageRefusesAPackageWithAFlippedByte) {
+    auto set = baseSet();
+    flipByte(layout.storeEntry(set[0]) / "lib/libmesos.so", 3);
+    ASSERT_ERROR(gens->stage(set, rules, ""), Errc::Corrupt,
+                 "package mesos--1.11.0 (" + set[0] +
+                     ") differs from what was added, so it is not used: lib/libmesos.so: content "
+                     "changed (see 'pkgmgr verify " + set[0] + "')");
+    EXPECT_TRUE(listing(layout.generations()).empty());
+
+    // An already staged set is refused too, rather than handed back.
+    auto clean = baseSet("1.12.0");
+    ASSERT_OK(gens->stage(clean, rules, ""));
+    flipByte(layout.storeEntry(clean[0]) / "bin/mesos-master", 0);
+    auto again = gens->stage(clean, rules, "");
+    ASSERT_FALSE(again);
+    EXPECT_EQ(again.error().code, Errc::Corrupt);
+    EXPECT_NE(again.error().message.find("bin/mesos-master: content changed"), std::string::npos)
+        << again.error().message;
+}
+
 TEST_F(GenerationsTest, ActivateRollbackAndHistory) {
     auto g1 = gens->stage(baseSet("1.11.0"), rules, "");
     auto g2 = gens->stage(baseSet("1.11.1"), rules, "");
@@ -212,6 +245,26 @@ TEST_F(GenerationsTest, RecoverRemovesLeftoversAndRepairsCurrent) {
     report = gens->recover();
     ASSERT_OK(report);
     EXPECT_TRUE(report->actions.empty());
+}
+
+// A helper killed inside an atomic write leaves its temporary file at the root (or in run/);
+// recover removes them and nothing else.
+TEST_F(GenerationsTest, RecoverRemovesTemporaryFilesOfKilledWrites) {
+    writeFile(layout.root / ".tmp-txn.json-0a1b2c", "{\"operation\":");
+    writeFile(layout.root / ".tmp-node.json-3d4e5f", "{");
+    writeFile(layout.run() / ".tmp-service.pid-777777", "");
+    writeFile(layout.root / "keep.me", "x");
+    auto report = gens->recover();
+    ASSERT_OK(report);
+    std::sort(report->actions.begin(), report->actions.end());
+    EXPECT_EQ(report->actions,
+              (std::vector<std::string>{"removed .tmp-node.json-3d4e5f", "removed .tmp-txn.json-0a1b2c",
+                                        "removed run/.tmp-service.pid-777777"}))
+        << strings::join(report->actions, ", ");
+    EXPECT_FALSE(fs::exists(layout.root / ".tmp-txn.json-0a1b2c"));
+    EXPECT_FALSE(fs::exists(layout.root / ".tmp-node.json-3d4e5f"));
+    EXPECT_FALSE(fs::exists(layout.run() / ".tmp-service.pid-777777"));
+    EXPECT_TRUE(fs::exists(layout.root / "keep.me"));
 }
 
 TEST_F(GenerationsTest, MutationsNeedTheLock) {
@@ -428,7 +481,8 @@ TEST_F(GenerationsTest, CliSignedReleases) {
     EXPECT_EQ(cli({"check", "--role", "master", "--release", file.string(), "--key", key + ".pub"},
                   &out, &err),
               exitCode(Errc::Unauthorized));
-    EXPECT_EQ(err, "pkgmgr: release 1.0.0 is not signed (use --allow-unsigned to accept it)\n");
+    EXPECT_EQ(err, "pkgmgr: release manifest " + file.string() +
+                       " is not signed (use --allow-unsigned to accept it)\n");
     EXPECT_EQ(cli({"check", "--role", "master", "--release", file.string(), "--allow-unsigned"},
                   &out, &err),
               0)

@@ -167,6 +167,18 @@ std::vector<HostileCase> corpus() {
                  .finish();
          },
          Errc::Invalid, "the archive holds more than 4 entries (the limit)", few_entries},
+        // The count is known before any entry is judged or written: a refused entry early in
+        // an archive that is too long is never reached.
+        {"too_many_entries_counted_first",
+         [] {
+             return pkg()
+                 .dir("bin")
+                 .file("../evil", "x")
+                 .file("bin/2", "2")
+                 .file("bin/3", "3")
+                 .finish();
+         },
+         Errc::Invalid, "the archive holds more than 4 entries (the limit)", few_entries},
         {"too_many_bytes",
          [] { return pkg().dir("share").file("share/big", std::string(2000, 'z')).finish(); },
          Errc::Invalid,

@@ -1,1 +1,1 @@
-target_sources(pkgmgr_unit_tests PRIVATE release_test.cpp node_config_test.cpp status_test.cpp)
+target_sources(pkgmgr_unit_tests PRIVATE release_test.cpp node_config_test.cpp wire_test.cpp journal_test.cpp)

@@ -25,7 +25,8 @@ TEST(ExpandVars, ReplacesKnownNamesAndKeepsOthers) {
     EXPECT_EQ(expandVars("$PKG", vars), "$PKG");
 }
 
-// A coordinator in this process: answers `status` (settable) and records ping seqs.
+// A coordinator in this process: answers `status` (settable), or refuses the node as not
+// registered, and records the pings it took and how many it was sent.
 class FakeCoordinator {
 public:
     FakeCoordinator() {
@@ -33,8 +34,10 @@ public:
         server_ = std::move(*created);
         server_->route("POST", "/v1/nodes/([^/]+)/status", [this](const http::ServerRequest& r) {
             std::lock_guard lock(mutex_);
-            if (status_ == 200) bodies_.push_back(r.body);
-            auto reply = http::ServerReply::json(status_, "{}");
+            ++sent_;
+            auto reply = registered_ ? http::ServerReply::json(status_, "{}")
+                                     : http::ServerReply::error(notRegistered(r.matches.at(1)));
+            if (registered_ && status_ == 200) bodies_.push_back(r.body);
             reply.headers.push_back({"Connection", "close"});
             return reply;
         });
@@ -54,6 +57,14 @@ public:
         std::lock_guard lock(mutex_);
         status_ = status;
     }
+    void knowsTheNode(bool registered) {
+        std::lock_guard lock(mutex_);
+        registered_ = registered;
+    }
+    int sent() {
+        std::lock_guard lock(mutex_);
+        return sent_;
+    }
     std::vector<std::string> bodies() {
         std::lock_guard lock(mutex_);
         return bodies_;
@@ -65,6 +76,8 @@ private:
     int port_ = 0;
     std::mutex mutex_;
     int status_ = 200;
+    bool registered_ = true;
+    int sent_ = 0;
     std::vector<std::string> bodies_;
 };
 
@@ -139,6 +152,84 @@ TEST(Outbox, APingRefusedForGoodIsDropped) {
     ASSERT_OK(drained);
     EXPECT_EQ(drained->dropped, 1);
     EXPECT_TRUE(outbox->pending()->empty());
+}
+
+TEST(Outbox, APingFromANodeTheCoordinatorDoesNotKnowIsKeptUntilItRegisters) {
+    TempFolder tmp;
+    FakeCoordinator coordinator;
+    auto outbox = Outbox::open(NodeLayout::at(tmp.path()));
+    ASSERT_OK(outbox);
+    auto url = Outbox::statusUrl(coordinator.url(), "n1");
+    for (auto state : {"bootstrapping", "healthy"}) ASSERT_OK(outbox->enqueue(ping(state), url));
+    coordinator.knowsTheNode(false);
+    http::Client client;
+    auto refused = outbox->drain(client, "", std::chrono::seconds(2));
+    ASSERT_OK(refused);
+    EXPECT_TRUE(refused->unregistered);
+    EXPECT_EQ(refused->dropped, 0);
+    EXPECT_EQ(refused->left, 2u);
+    EXPECT_EQ(coordinator.sent(), 1) << "the pings behind the refused one were sent too";
+    EXPECT_EQ(outbox->pending()->size(), 2u);
+
+    coordinator.knowsTheNode(true);
+    auto delivered = outbox->drain(client, "", std::chrono::seconds(2));
+    ASSERT_OK(delivered);
+    EXPECT_EQ(delivered->delivered, 2);
+    auto bodies = coordinator.bodies();
+    ASSERT_EQ(bodies.size(), 2u);
+    EXPECT_NE(bodies[0].find("\"state\":\"bootstrapping\""), std::string::npos) << bodies[0];
+    EXPECT_TRUE(outbox->pending()->empty());
+}
+
+// A node with one ping queued for a coordinator that does not know it yet.
+class UnregisteredNode : public ::testing::Test {
+protected:
+    void SetUp() override {
+        coordinator.knowsTheNode(false);
+        url = Outbox::statusUrl(coordinator.url(), "n1");
+        ASSERT_OK(outbox);
+        ASSERT_OK(outbox->enqueue(ping("starting"), url));
+    }
+    // Starts the courier and waits for the coordinator's refusal to park it.
+    void parkCourier(PingCourier& courier) {
+        courier.start();
+        courier.notify();
+        ASSERT_TRUE(waitFor([&] { return courier.parked(); }, std::chrono::seconds(5)));
+    }
+    TempFolder tmp;
+    NodeLayout layout = NodeLayout::at(tmp.path());
+    FakeCoordinator coordinator;
+    std::string url;
+    Result<Outbox> outbox = Outbox::open(layout);
+};
+
+TEST_F(UnregisteredNode, TheCourierParksAndDeliversOnResume) {
+    PingCourier courier(layout, [] { return std::string(); },
+                        {.attempts = 0, .base = std::chrono::milliseconds(5), .cap = std::chrono::milliseconds(20)});
+    parkCourier(courier);
+    // Parked: a new ping queues behind the refused one, and nothing is sent again (the
+    // backoff would have retried about ten times in this while).
+    ASSERT_OK(outbox->enqueue(ping("healthy"), url));
+    courier.notify();
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    EXPECT_EQ(coordinator.sent(), 1);
+    EXPECT_EQ(outbox->pending()->size(), 2u);
+
+    coordinator.knowsTheNode(true);
+    courier.resume();
+    EXPECT_TRUE(waitFor([&] { return coordinator.bodies().size() == 2; }, std::chrono::seconds(5)));
+    EXPECT_FALSE(courier.parked());
+    EXPECT_EQ(courier.stop(std::chrono::seconds(1)), 0u);
+    EXPECT_TRUE(outbox->pending()->empty());
+}
+
+TEST_F(UnregisteredNode, StoppingAParkedCourierDoesNotWaitForDelivery) {
+    PingCourier courier(layout, [] { return std::string(); });
+    parkCourier(courier);
+    auto before = std::chrono::steady_clock::now();
+    EXPECT_EQ(courier.stop(std::chrono::seconds(30)), 1u);
+    EXPECT_LT(std::chrono::steady_clock::now() - before, std::chrono::seconds(10));
+    EXPECT_EQ(outbox->pending()->size(), 1u);
 }
 
 TEST(Outbox, OnlyOneDrainerAtATime) {

@@ -122,7 +122,7 @@ TEST(Release, UnsignedRefusedUnlessAllowed) {
     auto keys = crypto::ed25519Generate();
     ASSERT_OK(keys);
     auto text = manifest();
-    ASSERT_ERROR(loadVerifiedRelease(text, std::nullopt, {keys->public_pem}, false),
+    ASSERT_ERROR(loadVerifiedRelease(text, std::nullopt, {keys->public_pem}, false, "release 2.0.0"),
                  Errc::Unauthorized, "release 2.0.0 is not signed (use --allow-unsigned to accept it)");
     EXPECT_OK(loadVerifiedRelease(text, std::nullopt, {keys->public_pem}, true));
     auto other = crypto::ed25519Generate();
@@ -130,7 +130,7 @@ TEST(Release, UnsignedRefusedUnlessAllowed) {
     auto wrong = signRelease(text, other->private_pem);
     ASSERT_OK(wrong);
     // A bad signature is refused even with allow_unsigned: it is not unsigned, it is forged.
-    ASSERT_ERROR(loadVerifiedRelease(text, *wrong, {keys->public_pem}, true), Errc::Corrupt,
+    ASSERT_ERROR(loadVerifiedRelease(text, *wrong, {keys->public_pem}, true, "release 2.0.0"), Errc::Corrupt,
                  "release 2.0.0: the release signature does not verify");
 }
 

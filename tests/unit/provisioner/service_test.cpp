@@ -103,6 +103,9 @@ TEST_F(ServiceTest, RefusesBadRequestsAndChangesNothing) {
                  "count must be between 1 and 20, got 21");
     ASSERT_ERROR(service_->add({"agent", 1, "bad key!", ""}), Errc::Invalid,
                  "idempotency key 'bad key!' must be 1 to 128 characters");
+    ASSERT_ERROR(service_->add({"agent", 1, "k", "../../../etc/passwd"}), Errc::Invalid,
+                 "field 'release': version '../../../etc/passwd' may hold only A-Z, a-z, 0-9 and "
+                 "'.', '_', '+', '~', '-'");
     EXPECT_TRUE(backend_.launches.empty());
     auto nodes = store_->nodes(true);
     ASSERT_OK(nodes);

@@ -18,9 +18,9 @@ constexpr const char* kSuiteToken =
     "6e86291e8372ff2a2260956d9b8aae1d763fbf315fa00fa31553b73ebf194267";
 
 // Every folder of the suite that holds a case (<name>/<name>.req), at any depth.
-std::vector<fs::path> suiteCases() {
+std::vector<fs::path> suiteCases(const fs::path& suite) {
     std::vector<fs::path> out;
-    for (const auto& entry : fs::recursive_directory_iterator(HOIST_SIGV4_SUITE)) {
+    for (const auto& entry : fs::recursive_directory_iterator(suite)) {
         if (!entry.is_directory()) continue;
         fs::path dir = entry.path();
         if (fs::exists(dir / (dir.filename().string() + ".req"))) out.push_back(dir);
@@ -30,9 +30,10 @@ std::vector<fs::path> suiteCases() {
 }
 
 TEST(SigV4Suite, EveryCaseMatchesCanonicalRequestStringToSignAndAuthorization) {
-    auto cases = suiteCases();
+    HOIST_REQUIRE_SIGV4_SUITE(suite);
+    auto cases = suiteCases(suite);
     // The README says 34 cases; a smaller count means the suite moved or was trimmed.
-    ASSERT_EQ(cases.size(), 34u) << "suite at " << HOIST_SIGV4_SUITE;
+    ASSERT_EQ(cases.size(), 34u) << "suite at " << suite;
     std::set<std::string> passed;
     for (const auto& dir : cases) {
         std::string name = dir.filename().string();
@@ -95,20 +96,16 @@ TEST(SigV4, HeaderWhitespaceBotocoreRuleFoldsUnicodeSpaces) {
 }
 
 TEST(SigV4, WhitespaceRuleDecidesTheSignature) {
-    auto base = parseRawRequest(readFile(fs::path(HOIST_SIGV4_SUITE) / "get-header-value-trim" /
-                                         "get-header-value-trim.req"));
-    ASSERT_OK(base);
-    auto with = [&](std::string_view value) {
-        Request r = *base;
-        for (auto& [name, v] : r.headers)
-            if (name == "My-Header2") v = std::string(value);
-        return r;
+    auto with = [](std::string_view value) {
+        return Request{"GET",
+                       "/",
+                       {{"Host", "example.amazonaws.com"},
+                        {"My-Header", std::string(value)},
+                        {"X-Amz-Date", kSuiteScope.time}},
+                       ""};
     };
     auto plain = sign(with("\"a b c\""), kSuiteCreds, kSuiteScope);
     ASSERT_OK(plain);
-    // The suite's own case: runs of spaces fold.
-    EXPECT_EQ(plain->authorization, readFile(fs::path(HOIST_SIGV4_SUITE) / "get-header-value-trim" /
-                                             "get-header-value-trim.authz"));
     for (auto space : {kVt, kFf}) {
         for (auto rule : {Whitespace::Aws, Whitespace::Botocore}) {
             auto folded = sign(with(joined({"\"a", space, "b  c\""})), kSuiteCreds, kSuiteScope,
@@ -129,33 +126,50 @@ TEST(SigV4, WhitespaceRuleDecidesTheSignature) {
 }
 
 TEST(SigV4, SignedHeadersSignsOnlyTheNamedOnes) {
-    // The suite's .sreq is the request as sent: it holds the Authorization header, which was
-    // not signed. Naming the signed headers gives back the suite's signature.
-    fs::path dir = fs::path(HOIST_SIGV4_SUITE) / "get-vanilla";
-    auto sent = parseRawRequest(readFile(dir / "get-vanilla.sreq"));
-    ASSERT_OK(sent);
-    sent->headers.emplace_back("User-Agent", "Boto3/1.34 Python/3.11");
-    sent->headers.emplace_back("Content-Length", "0");
-    auto all = sign(*sent, kSuiteCreds, kSuiteScope);
+    Request bare{
+        "GET", "/", {{"Host", "example.amazonaws.com"}, {"X-Amz-Date", kSuiteScope.time}}, ""};
+    Request sent = bare;
+    sent.headers.emplace_back("User-Agent", "Boto3/1.34 Python/3.11");
+    sent.headers.emplace_back("Content-Length", "0");
+    auto expected = sign(bare, kSuiteCreds, kSuiteScope);
+    auto all = sign(sent, kSuiteCreds, kSuiteScope);
+    ASSERT_OK(expected);
     ASSERT_OK(all);
-    EXPECT_NE(all->authorization, readFile(dir / "get-vanilla.authz"));
+    EXPECT_NE(all->signature, expected->signature);
     auto names = parseSignedHeaders("host;X-Amz-Date");
     ASSERT_OK(names);
     EXPECT_EQ(*names, (std::vector<std::string>{"host", "x-amz-date"}));
-    auto only = sign(*sent, kSuiteCreds, kSuiteScope, {.signed_headers = *names});
+    auto only = sign(sent, kSuiteCreds, kSuiteScope, {.signed_headers = *names});
     ASSERT_OK(only);
     EXPECT_EQ(only->signed_headers, "host;x-amz-date");
-    EXPECT_EQ(only->canonical_request, readFile(dir / "get-vanilla.creq"));
-    EXPECT_EQ(only->authorization, readFile(dir / "get-vanilla.authz"));
+    EXPECT_EQ(only->canonical_request, expected->canonical_request);
+    EXPECT_EQ(only->signature, expected->signature);
 
-    ASSERT_ERROR(sign(*sent, kSuiteCreds, kSuiteScope, {.signed_headers = {"x-amz-date"}}),
+    ASSERT_ERROR(sign(sent, kSuiteCreds, kSuiteScope, {.signed_headers = {"x-amz-date"}}),
                  Errc::Invalid, "sigv4: the signed headers must include host");
     ASSERT_ERROR(
-        sign(*sent, kSuiteCreds, kSuiteScope, {.signed_headers = {"host", "x-amz-content-sha256"}}),
+        sign(sent, kSuiteCreds, kSuiteScope, {.signed_headers = {"host", "x-amz-content-sha256"}}),
         Errc::Invalid,
         "sigv4: signed header 'x-amz-content-sha256' is not in the request (it holds "
-        "host, x-amz-date, authorization, user-agent, content-length)");
+        "host, x-amz-date, user-agent, content-length)");
     ASSERT_ERROR(parseSignedHeaders("host;;x-amz-date"), Errc::Invalid, "a name is empty");
+}
+
+TEST(SigV4Suite, SignedHeadersReSignsTheRequestAsSent) {
+    HOIST_REQUIRE_SIGV4_SUITE(suite);
+    // The suite's .sreq is the request as sent: it holds the Authorization header, which was
+    // not signed. Naming the signed headers gives back the suite's signature.
+    fs::path dir = suite / "get-vanilla";
+    auto sent = parseRawRequest(readFile(dir / "get-vanilla.sreq"));
+    ASSERT_OK(sent);
+    sent->headers.emplace_back("User-Agent", "Boto3/1.34 Python/3.11");
+    auto all = sign(*sent, kSuiteCreds, kSuiteScope);
+    ASSERT_OK(all);
+    EXPECT_NE(all->authorization, readFile(dir / "get-vanilla.authz"));
+    auto only = sign(*sent, kSuiteCreds, kSuiteScope, {.signed_headers = {"host", "x-amz-date"}});
+    ASSERT_OK(only);
+    EXPECT_EQ(only->canonical_request, readFile(dir / "get-vanilla.creq"));
+    EXPECT_EQ(only->authorization, readFile(dir / "get-vanilla.authz"));
 }
 
 TEST(SigV4, QueryPlusIsALiteralPlusUnlessToldOtherwise) {
@@ -178,6 +192,61 @@ TEST(SigV4, QueryPlusIsALiteralPlusUnlessToldOtherwise) {
     ASSERT_OK(encoded);
     EXPECT_EQ(spaced->signature, encoded->signature);
     EXPECT_NE(literal->signature, encoded->signature);
+}
+
+// hoist's own vectors, so that signing is tested where the suite is absent. The first is the
+// worked example of AWS's documentation ("Create a signed AWS API request": IAM ListUsers); the
+// second, a POST with a session token, was computed apart from hoist with Python's hashlib and
+// hmac following the documented steps.
+TEST(SigV4, SignsTheDocumentedGetExample) {
+    Request r{"GET",
+              "/?Action=ListUsers&Version=2010-05-08",
+              {{"Host", "iam.amazonaws.com"},
+               {"Content-Type", "application/x-www-form-urlencoded; charset=utf-8"},
+               {"X-Amz-Date", "20150830T123600Z"}},
+              ""};
+    auto sig = sign(r, kSuiteCreds, {"us-east-1", "iam", "20150830T123600Z"});
+    ASSERT_OK(sig);
+    EXPECT_EQ(sig->canonical_request,
+              "GET\n/\nAction=ListUsers&Version=2010-05-08\n"
+              "content-type:application/x-www-form-urlencoded; charset=utf-8\n"
+              "host:iam.amazonaws.com\nx-amz-date:20150830T123600Z\n\n"
+              "content-type;host;x-amz-date\n"
+              "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    EXPECT_EQ(sig->string_to_sign,
+              "AWS4-HMAC-SHA256\n20150830T123600Z\n20150830/us-east-1/iam/aws4_request\n"
+              "f536975d06c0309214f805bb90ccff089219ecd68b2577efef23edd43b7e1a59");
+    EXPECT_EQ(sig->authorization,
+              "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/iam/aws4_request, "
+              "SignedHeaders=content-type;host;x-amz-date, "
+              "Signature=5d672d79c15b13162d9279b0855cfba6789a8edb4c82c400e06b5924a6f2b5d7");
+}
+
+TEST(SigV4, SignsAPostWithABodyAndASessionToken) {
+    Request r{"POST",
+              "/",
+              {{"Host", "ec2.eu-central-1.amazonaws.com"},
+               {"Content-Type", "application/x-www-form-urlencoded; charset=utf-8"}},
+              "Action=DescribeInstances&Version=2016-11-15"};
+    Credentials creds = kSuiteCreds;
+    creds.session_token = "hoist-session-token";
+    Scope scope{"eu-central-1", "ec2", "20261201T073000Z"};
+    prepare(r, creds, scope);
+    auto sig = sign(r, creds, scope);
+    ASSERT_OK(sig);
+    EXPECT_EQ(sig->canonical_request,
+              "POST\n/\n\ncontent-type:application/x-www-form-urlencoded; charset=utf-8\n"
+              "host:ec2.eu-central-1.amazonaws.com\nx-amz-date:20261201T073000Z\n"
+              "x-amz-security-token:hoist-session-token\n\n"
+              "content-type;host;x-amz-date;x-amz-security-token\n"
+              "6171eb09865e32b0602af0f7957e26573a51f53caaedff02ff88883cb0275885");
+    EXPECT_EQ(sig->string_to_sign,
+              "AWS4-HMAC-SHA256\n20261201T073000Z\n20261201/eu-central-1/ec2/aws4_request\n"
+              "06f78a08bedb219c5552eb2a1961d84b4fb6f43da4abb77ccc065c632520d658");
+    EXPECT_EQ(sig->authorization,
+              "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261201/eu-central-1/ec2/aws4_request, "
+              "SignedHeaders=content-type;host;x-amz-date;x-amz-security-token, "
+              "Signature=9f6fe3fe9065543f30583a01bd36a8a9d4c481f30b9b17b1670e4fb95281ab7d");
 }
 
 TEST(SigV4, SigningKeyMatchesAwsDocumentationExample) {

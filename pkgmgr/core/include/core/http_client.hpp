@@ -74,6 +74,9 @@ struct StreamResult {
     std::optional<std::uint64_t> content_length;
     /// The first bytes of a non-2xx body, for error messages.
     std::string error_body;
+    /// A request with an offset was answered 200 without Content-Range: the server ignored
+    /// the Range and would send the whole content from byte 0 (none of it was delivered).
+    bool range_ignored = false;
 };
 
 /// A libcurl easy handle, reused across calls (keep-alive). Not thread-safe: one per thread.

@@ -17,8 +17,13 @@ namespace hoist::json {
 using Document = rapidjson::Document;
 using Value = rapidjson::Value;
 
+/// Nesting deeper than this (objects and arrays) is refused.
+inline constexpr std::size_t kMaxDepth = 128;
+
 /// Parses text; `what` names the input in errors ("pkginfo.json: invalid JSON at offset 12:
-/// missing a comma"). Fails with Invalid.
+/// missing a comma"). Fails with Invalid. The parser is iterative (no recursion on the
+/// thread's stack) and refuses nesting deeper than kMaxDepth, a key repeated in one object
+/// and invalid UTF-8. Every JSON input goes through here.
 Result<Document> parse(std::string_view text, std::string_view what);
 /// Parses and requires the root to be an object.
 Result<Document> parseObject(std::string_view text, std::string_view what);
@@ -41,6 +46,10 @@ Result<const Value*> getArray(const Value& obj, std::string_view key, std::strin
 /// An array of strings (absent: empty).
 Result<std::vector<std::string>> optStringArray(const Value& obj, std::string_view key,
                                                 std::string_view ctx);
+/// Refuses an object that lacks any of `required`, naming every one missing:
+/// "status ping: field 'seq' is required", "GET /v1/node: fields 'id', 'healthy' are required".
+Result<void> requireMembers(const Value& obj, std::initializer_list<std::string_view> required,
+                            std::string_view ctx);
 /// Refuses members not in `allowed`: "node.json: unknown field 'rol' (did you mean 'role'?)".
 Result<void> rejectUnknown(const Value& obj, std::initializer_list<std::string_view> allowed,
                            std::string_view ctx);

@@ -29,6 +29,11 @@ struct Options {
     std::chrono::milliseconds timeout{0};
     /// Start in a session of its own (setsid), so it outlives us and our signals.
     bool new_session = true;
+    /// When set, the child takes a POSIX record lock (fcntl F_SETLK) on this file before it
+    /// execs, through a descriptor it keeps: while the program runs, lockHolder() names it,
+    /// even if whoever started it died before writing its pid down. start() fails when the
+    /// lock is already held.
+    std::filesystem::path hold_lock;
 };
 
 struct Outcome {
@@ -70,6 +75,9 @@ private:
     Outcome outcome_;
 };
 
+/// The pid of the process holding a POSIX record lock on `lock_file` (Options::hold_lock);
+/// 0 when nobody does or the file is absent.
+pid_t lockHolder(const std::filesystem::path& lock_file);
 /// True while a process with this pid exists (and is not a zombie we could see).
 bool alive(pid_t pid);
 /// Resolves a program name through PATH; empty when not found.

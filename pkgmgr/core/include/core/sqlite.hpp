@@ -75,10 +75,16 @@ public:
     /// commit is on disk when it returns).
     enum class Sync { Normal, Full };
 
-    /// Opens (creating) the file in WAL mode with foreign keys on and a 5 s busy timeout.
-    /// `name` starts every error message ("state /var/lib/hoist/coordinator.db").
+    /// What open does with a damaged file: Refuse (Corrupt), or StartOver (the file and its
+    /// -wal/-shm move to "<file>.damaged-<n>" and an empty database is created).
+    enum class Damaged { Refuse, StartOver };
+
+    /// Opens (creating when absent) the file in WAL mode with foreign keys on and a 5 s busy
+    /// timeout. `name` starts every error message ("state /var/lib/hoist/coordinator.db").
+    /// A file that exists but is empty (0 bytes), is not a database, or fails
+    /// `PRAGMA quick_check` is damaged: see Damaged.
     static Result<Database> open(const std::filesystem::path& path, std::string name,
-                                 Sync sync = Sync::Normal);
+                                 Sync sync = Sync::Normal, Damaged on_damaged = Damaged::Refuse);
     Database(Database&& other) noexcept;
     Database& operator=(Database&& other) noexcept;
     ~Database();
@@ -101,6 +107,8 @@ public:
 
 private:
     Database() = default;
+    static Result<Database> openChecked(const std::filesystem::path& path, std::string name,
+                                        Sync sync);
     struct Close {
         void operator()(sqlite3* db) const;
     };

@@ -1,14 +1,13 @@
-#include "restart_helper/journal.hpp"
+#include "pkgmgr/journal.hpp"
 
-#include <cerrno>
 #include <unistd.h>
+#include <cerrno>
 
 #include "core/files.hpp"
-#include "core/json.hpp"
 #include "core/log.hpp"
 #include "pkgmgr/status.hpp"
 
-namespace hoist::restart_helper {
+namespace hoist::pkgmgr {
 
 namespace {
 
@@ -18,20 +17,28 @@ Result<std::optional<Journal>> loadFrom(const fs::path& path) {
         if (text.error().code == Errc::NotFound) return std::optional<Journal>();
         return std::unexpected(text.error());
     }
-    HOIST_ASSIGN(auto journal, Journal::parse(*text, path.string()));
-    return std::optional<Journal>(std::move(journal));
+    // A journal that does not parse is damaged (a truncated write, a bad disk): Corrupt, so
+    // that recover can tell it from a journal it cannot read at all.
+    auto journal = Journal::fromJson(*text, path.string());
+    if (!journal) return fail(Errc::Corrupt, journal.error().message);
+    return std::optional<Journal>(std::move(*journal));
 }
 
 }  // namespace
 
-fs::path lastJournalPath(const pkgmgr::NodeLayout& layout) { return layout.run() / "last-txn.json"; }
+fs::path lastJournalPath(const NodeLayout& layout) {
+    return layout.run() / "last-txn.json";
+}
 
-Result<Journal> Journal::parse(std::string_view text, std::string_view ctx) {
+Result<Journal> Journal::fromJson(std::string_view text, std::string_view ctx) {
     HOIST_ASSIGN(auto doc, json::parseObject(text, ctx));
-    HOIST_TRY(json::rejectUnknown(doc, {"operation", "kind", "deployment", "report_to", "release",
-                                        "from_generation", "to_generation", "state", "message",
-                                        "started", "updated", "pid", "recovered", "steps"},
-                                  ctx));
+    return fromJson(doc, ctx);
+}
+
+Result<Journal> Journal::fromJson(const json::Value& doc, std::string_view ctx) {
+    if (!doc.IsObject()) return fail(Errc::Invalid, ctx, ": must be a JSON object");
+    HOIST_TRY(json::requireMembers(
+        doc, {"operation", "kind", "from_generation", "to_generation", "state"}, ctx));
     Journal j;
     HOIST_ASSIGN(j.operation, json::getString(doc, "operation", ctx));
     HOIST_ASSIGN(j.kind, json::getString(doc, "kind", ctx));
@@ -48,7 +55,7 @@ Result<Journal> Journal::parse(std::string_view text, std::string_view ctx) {
     j.from_generation = static_cast<long>(from);
     j.to_generation = static_cast<long>(to);
     HOIST_ASSIGN(j.state, json::getString(doc, "state", ctx));
-    if (!pkgmgr::isKnownState(j.state))
+    if (!isKnownState(j.state))
         return fail(Errc::Corrupt, ctx, ": field 'state' has the unknown value '", j.state, "'");
     HOIST_ASSIGN(auto message, json::optString(doc, "message", ctx));
     j.message = message.value_or("");
@@ -75,8 +82,7 @@ Result<Journal> Journal::parse(std::string_view text, std::string_view ctx) {
     return j;
 }
 
-std::string Journal::toJson() const {
-    json::Writer w;
+void Journal::write(json::Writer& w) const {
     w.beginObject()
         .field("operation", operation)
         .field("kind", kind)
@@ -93,20 +99,29 @@ std::string Journal::toJson() const {
         .field("recovered", recovered);
     w.key("steps").beginArray();
     for (const auto& s : steps)
-        w.beginObject().field("state", s.state).field("time", s.time).field("message", s.message).endObject();
+        w.beginObject()
+            .field("state", s.state)
+            .field("time", s.time)
+            .field("message", s.message)
+            .endObject();
     w.endArray().endObject();
+}
+
+std::string Journal::toJson() const {
+    json::Writer w;
+    write(w);
     return w.str();
 }
 
-Result<std::optional<Journal>> Journal::load(const pkgmgr::NodeLayout& layout) {
+Result<std::optional<Journal>> Journal::load(const NodeLayout& layout) {
     return loadFrom(layout.txn());
 }
 
-Result<std::optional<Journal>> Journal::loadLast(const pkgmgr::NodeLayout& layout) {
+Result<std::optional<Journal>> Journal::loadLast(const NodeLayout& layout) {
     return loadFrom(lastJournalPath(layout));
 }
 
-Result<void> Journal::enter(const pkgmgr::NodeLayout& layout, std::string_view new_state,
+Result<void> Journal::enter(const NodeLayout& layout, std::string_view new_state,
                             std::string_view new_message) {
     state = std::string(new_state);
     message = std::string(new_message);
@@ -117,7 +132,7 @@ Result<void> Journal::enter(const pkgmgr::NodeLayout& layout, std::string_view n
     return files::writeFileAtomic(layout.txn(), toJson() + "\n");
 }
 
-Result<void> Journal::close(const pkgmgr::NodeLayout& layout) const {
+Result<void> Journal::close(const NodeLayout& layout) const {
     HOIST_TRY(files::makeDirs(layout.run()));
     HOIST_TRY(files::writeFileAtomic(lastJournalPath(layout), toJson() + "\n"));
     if (::unlink(layout.txn().c_str()) != 0 && errno != ENOENT)
@@ -125,4 +140,4 @@ Result<void> Journal::close(const pkgmgr::NodeLayout& layout) const {
     return files::fsyncPath(layout.root);
 }
 
-}  // namespace hoist::restart_helper
+}  // namespace hoist::pkgmgr

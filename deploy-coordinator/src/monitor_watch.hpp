@@ -1,0 +1,78 @@
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "core/error.hpp"
+#include "deploy_coordinator/state.hpp"
+
+namespace hoist::deploy_coordinator {
+
+/// The dead man's switch. An SLA monitor proves it is alive by beating (for Alertmanager,
+/// its always-firing Watchdog alert routed to the heartbeat route); while a deployment acts, a
+/// monitor silent for longer than its allowance puts a hold, "heartbeat/<name>", because a
+/// rollout nobody watches should not go on. Monitors are rows in the state file, so a restart
+/// of the coordinator forgets none. Thread-safe; check() runs on its own thread once started.
+class MonitorWatch {
+public:
+    struct Hooks {
+        /// True while a deployment may act on nodes.
+        std::function<bool()> acting;
+        /// Puts the hold (Engine::halt); a repeat with the same words writes nothing.
+        std::function<Result<std::string>(const std::string& source, const std::string& reason)>
+            halt;
+        std::function<std::int64_t()> now_ms;
+    };
+
+    static constexpr std::int64_t kMinAllowanceMs = 1000;
+    static constexpr std::int64_t kMaxAllowanceMs = 24LL * 3600 * 1000;
+    static constexpr std::size_t kMaxMonitors = 64;
+
+    static Result<std::unique_ptr<MonitorWatch>> create(State& state, Hooks hooks);
+    ~MonitorWatch();
+    MonitorWatch(const MonitorWatch&) = delete;
+    MonitorWatch& operator=(const MonitorWatch&) = delete;
+
+    /// A beat from monitor `name`. `allowance` ("90s", "5m", "1h", "1500ms") is required at the
+    /// first beat and may change it later. Invalid for a bad name or allowance, Busy past
+    /// kMaxMonitors. Returns the monitor as JSON.
+    Result<std::string> beat(const std::string& name, std::optional<std::string> allowance,
+                             const std::string& by);
+    /// Stops watching `name` (admin; audited). NotFound when it is not watched.
+    Result<void> forget(const std::string& name, const std::string& by);
+    /// {"monitors":[{"name","allowance_ms","last_beat","silent"}]}
+    std::string json();
+    /// Holds for every monitor silent past its allowance while a deployment acts.
+    void check();
+
+    void start();
+    void stop();
+
+private:
+    struct Monitor {
+        std::int64_t allowance_ms = 0;
+        std::int64_t last_beat_ms = 0;
+        /// The later of the last beat and this process's start: beats sent while the
+        /// coordinator was down were lost, so each monitor gets one allowance after a restart.
+        std::int64_t heard_ms = 0;
+    };
+    MonitorWatch(State& state, Hooks hooks) : state_(state), hooks_(std::move(hooks)) {}
+
+    State& state_;
+    Hooks hooks_;
+    std::mutex mutex_;
+    std::map<std::string, Monitor> monitors_;
+    std::condition_variable wake_;
+    bool stopping_ = false;
+    std::thread thread_;
+};
+
+/// "90s", "5m", "1h", "1500ms" or a bare number of milliseconds, within the watch's bounds.
+Result<std::int64_t> parseAllowance(std::string_view text);
+
+}  // namespace hoist::deploy_coordinator
