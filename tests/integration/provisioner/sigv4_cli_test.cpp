@@ -54,8 +54,8 @@ TEST(ProvisionerSigV4Cli, SessionTokenAndJson) {
 }
 
 TEST(ProvisionerSigV4Cli, SignedHeadersReSignsARequestAsSent) {
-    HOIST_REQUIRE_SIGV4_SUITE(suite);
     // A request as sent holds headers that were not signed (Authorization, User-Agent).
+    HOIST_REQUIRE_SIGV4_SUITE(suite);
     fs::path dir = suite / "get-vanilla";
     std::string sent = readFile(dir / "get-vanilla.sreq") + "\nUser-Agent: Boto3/1.34\n";
     auto all = sigv4Cli(sent, {"--json"});
