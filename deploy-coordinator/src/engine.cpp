@@ -16,7 +16,7 @@ namespace {
 constexpr std::string_view kLog = "deploy-coordinator";
 }  // namespace
 
-Engine::Engine(State& state, EngineOptions options, std::unique_ptr<NodeGateway> gateway)
+Engine::Engine(StateStore& state, EngineOptions options, std::unique_ptr<NodeGateway> gateway)
     : state_(state), options_(std::move(options)), gateway_(std::move(gateway)) {
     if (!gateway_) gateway_ = makeHttpGateway(options_.node_token, options_.stage_timeout);
 }
@@ -25,7 +25,7 @@ Engine::~Engine() {
     stop();
 }
 
-Result<std::unique_ptr<Engine>> Engine::create(State& state, EngineOptions options,
+Result<std::unique_ptr<Engine>> Engine::create(StateStore& state, EngineOptions options,
                                                std::unique_ptr<NodeGateway> gateway) {
     std::unique_ptr<Engine> engine(new Engine(state, std::move(options), std::move(gateway)));
     HOIST_TRY(engine->load());
@@ -33,6 +33,7 @@ Result<std::unique_ptr<Engine>> Engine::create(State& state, EngineOptions optio
 }
 
 Result<void> Engine::load() {
+    HOIST_ASSIGN(term_, state_.term());
     HOIST_ASSIGN(auto nodes, state_.nodes());
     auto now = nowMs();
     for (auto& n : nodes) {
@@ -150,10 +151,9 @@ void Engine::loop() {
                 last_node_flush_ms_ = now;
                 to_send.swap(outgoing_);
                 lock.unlock();
-                auto written = state_.transaction([&](State::Tx& tx) -> Result<void> {
-                    for (const auto& row : rows) HOIST_TRY(tx.putNode(row));
-                    return ok();
-                });
+                StepWrite write;
+                write.registry = std::move(rows);
+                auto written = state_.commit(write, term_);
                 if (!written)
                     log::error(kLog, "cannot write the registry",
                                {{"error", written.error().describe()}});
@@ -185,25 +185,23 @@ Result<void> Engine::flush(std::int64_t now, bool force_nodes) {
     bool have_nodes = (nodes_due || have_slots) && !node_dirty_.empty();
     if (!have_slots && !have_nodes && pending_events_.empty() && !(active_ && active_->row_dirty))
         return ok();
-    auto result = state_.transaction([&](State::Tx& tx) -> Result<void> {
-        for (const auto& [_, l] : lingering_)
-            for (auto i : l->dirtySlots()) HOIST_TRY(tx.putDeploymentNode(l->slots[i].row));
-        if (active_) {
-            if (active_->row_dirty) {
-                active_->d.updated_ms = now;
-                HOIST_TRY(tx.putDeployment(active_->d));
-            }
-            for (auto i : active_->dirtySlots())
-                HOIST_TRY(tx.putDeploymentNode(active_->slots[i].row));
+    // One step, one conditional write: the deployment, the nodes it changed, the registry
+    // rows their progress changed, and the audit events.
+    StepWrite write;
+    for (const auto& [_, l] : lingering_)
+        for (auto i : l->dirtySlots()) write.nodes.push_back(l->slots[i].row);
+    if (active_) {
+        if (active_->row_dirty) {
+            active_->d.updated_ms = now;
+            write.deployment = active_->d;
         }
-        if (have_nodes)
-            for (const auto& [id, _] : node_dirty_) {
-                auto it = nodes_.find(id);
-                if (it != nodes_.end()) HOIST_TRY(tx.putNode(it->second));
-            }
-        for (const auto& e : pending_events_) HOIST_TRY(tx.appendEvent(e));
-        return ok();
-    });
+        for (auto i : active_->dirtySlots()) write.nodes.push_back(active_->slots[i].row);
+    }
+    if (have_nodes)
+        for (const auto& [id, _] : node_dirty_)
+            if (auto it = nodes_.find(id); it != nodes_.end()) write.registry.push_back(it->second);
+    write.events = pending_events_;
+    auto result = state_.commit(write, term_);
     if (!result) return result;
     for (auto it = lingering_.begin(); it != lingering_.end();) {
         it->second->clearDirty();
@@ -468,16 +466,15 @@ Result<std::string> Engine::startDeployment(const StartRequest& request) {
     a->d.release_json = manifest;
     for (auto& slot : a->slots) slot.row.deployment = a->d.id;
     a->computeWaitingOn(false, "");
-    auto written = state_.transaction([&](State::Tx& tx) -> Result<void> {
-        HOIST_TRY(tx.putDeployment(a->d));
-        for (const auto& s : a->slots) HOIST_TRY(tx.putDeploymentNode(s.row));
-        HOIST_TRY(tx.appendEvent(
-            {0, now, request.actor, "deployment start", a->d.id, "",
-             detail::concat("version ", a->d.version, " on ", a->slots.size(),
-                            " nodes, max_parallel ", a->d.max_parallel, ", max_failures ",
-                            a->d.max_failures, a->d.auto_revert ? ", auto-revert" : "")}));
-        return ok();
-    });
+    StepWrite write;
+    write.deployment = a->d;
+    for (const auto& s : a->slots) write.nodes.push_back(s.row);
+    write.events.push_back(
+        {0, now, request.actor, "deployment start", a->d.id, "",
+         detail::concat("version ", a->d.version, " on ", a->slots.size(), " nodes, max_parallel ",
+                        a->d.max_parallel, ", max_failures ", a->d.max_failures,
+                        a->d.auto_revert ? ", auto-revert" : "")});
+    auto written = state_.commit(write, term_);
     if (!written) return std::unexpected(written.error());
     log::info(kLog, "deployment started",
               {{"deployment", a->d.id},

@@ -75,7 +75,7 @@ struct HoldDetails {
 class Engine {
 public:
     /// Without a gateway, nodes are reached over HTTP.
-    static Result<std::unique_ptr<Engine>> create(State& state, EngineOptions options,
+    static Result<std::unique_ptr<Engine>> create(StateStore& state, EngineOptions options,
                                                   std::unique_ptr<NodeGateway> gateway = nullptr);
     ~Engine();
     Engine(const Engine&) = delete;
@@ -149,7 +149,7 @@ public:
     void setAdvertiseUrl(std::string url) { options_.advertise_url = std::move(url); }
 
 private:
-    Engine(State& state, EngineOptions options, std::unique_ptr<NodeGateway> gateway);
+    Engine(StateStore& state, EngineOptions options, std::unique_ptr<NodeGateway> gateway);
     Result<void> load();
     Result<std::unique_ptr<Rollout>> loadRollout(const Deployment& d);
     void loop();
@@ -179,7 +179,9 @@ private:
     std::optional<std::string> nothingToDo(const pkgmgr::Release& release);
     Result<void> requireChange(const pkgmgr::Release& release);
 
-    State& state_;
+    StateStore& state_;
+    /// The leadership term every write is conditional on (StateStore::commit).
+    std::int64_t term_ = 0;
     EngineOptions options_;
     ActionGate gate_;
 

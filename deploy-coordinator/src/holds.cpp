@@ -76,12 +76,10 @@ Result<std::string> Engine::halt(const std::string& source, const std::string& r
     if (!unchanged) {
         std::string detail = source + ": " + reason;
         if (!details.audit_note.empty()) detail += " [" + details.audit_note + "]";
-        auto written = state_.transaction(
-            [&](State::Tx& tx) -> Result<void> {
-                HOIST_TRY(tx.putHold(hold));
-                return tx.appendEvent({0, nowMs(), by, "halt", "", "", detail});
-            },
-            true);
+        StepWrite write;
+        write.put_holds.push_back(hold);
+        write.events.push_back({0, nowMs(), by, "halt", "", "", detail});
+        auto written = state_.commit(write, term_, true);
         if (!written) {
             if (!was_raised) gate_.lower();
             return std::unexpected(written.error());
@@ -123,12 +121,10 @@ Result<std::string> Engine::resolveHold(const std::string& source, const std::st
                          (hold ? "; the hold stands until an admin clears it"
                                : "; no hold of that source stands");
     if (!audit_note.empty()) detail += " [" + audit_note + "]";
-    auto written = state_.transaction(
-        [&](State::Tx& tx) -> Result<void> {
-            if (hold) HOIST_TRY(tx.putHold(*hold));
-            return tx.appendEvent({0, now, by, "halt resolved", "", "", detail});
-        },
-        true);
+    StepWrite write;
+    if (hold) write.put_holds.push_back(*hold);
+    write.events.push_back({0, now, by, "halt resolved", "", "", detail});
+    auto written = state_.commit(write, term_, true);
     if (!written) return std::unexpected(written.error());
     if (hold) {
         std::lock_guard lock(holds_data_mutex_);
@@ -160,16 +156,14 @@ Result<std::string> Engine::clearHolds(std::optional<std::string> source,
     if (source && cleared.empty())
         return fail(Errc::NotFound, "no hold from source '", *source, "'");
     auto now = nowMs();
-    auto written = state_.transaction(
-        [&](State::Tx& tx) -> Result<void> {
-            HOIST_TRY(
-                tx.deleteHolds(source ? std::optional<std::string_view>(*source) : std::nullopt));
-            for (const auto& h : cleared)
-                HOIST_TRY(tx.appendEvent(
-                    {0, now, actor, "halt cleared", "", "", h.source + ": " + h.reason}));
-            return ok();
-        },
-        true);
+    StepWrite write;
+    if (source)
+        write.delete_holds.push_back(*source);
+    else
+        write.clear_holds = true;
+    for (const auto& h : cleared)
+        write.events.push_back({0, now, actor, "halt cleared", "", "", h.source + ": " + h.reason});
+    auto written = state_.commit(write, term_, true);
     if (!written) return std::unexpected(written.error());
     {
         std::lock_guard lock(mutex_);
@@ -218,7 +212,9 @@ std::string Engine::holdsJson() {
 
 Result<void> Engine::recordEvent(Event event) {
     if (event.time_ms == 0) event.time_ms = nowMs();
-    return state_.transaction([&](State::Tx& tx) { return tx.appendEvent(event); });
+    StepWrite write;
+    write.events.push_back(std::move(event));
+    return state_.commit(write, term_);
 }
 
 }  // namespace hoist::deploy_coordinator

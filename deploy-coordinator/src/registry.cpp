@@ -78,14 +78,13 @@ Result<std::string> Engine::registerNode(NodeRecord node) {
     node.last_seen_ms = now;
     node.status = "up";
     if (it != nodes_.end() && node.release.empty()) node.release = it->second.release;
-    auto written = state_.transaction([&](State::Tx& tx) -> Result<void> {
-        HOIST_TRY(tx.putNode(node));
-        if (changed)
-            HOIST_TRY(tx.appendEvent({0, now, "node:" + node.id, "register", "", node.id,
-                                      node.role + " at " + node.address + " release " +
-                                          node.release + (node.mode == "pull" ? " (pull)" : "")}));
-        return ok();
-    });
+    StepWrite write;
+    write.registry.push_back(node);
+    if (changed)
+        write.events.push_back({0, now, "node:" + node.id, "register", "", node.id,
+                                node.role + " at " + node.address + " release " + node.release +
+                                    (node.mode == "pull" ? " (pull)" : "")});
+    auto written = state_.commit(write, term_);
     if (!written) return std::unexpected(written.error());
     nodes_[node.id] = node;
     node_dirty_[node.id] = true;  // rewritten by the next flush, after any older snapshot

@@ -102,15 +102,13 @@ Result<std::string> Engine::rollback(const std::optional<std::string>& id,
     r->last_progress_ms = now;
     r->index();
     r->computeWaitingOn(false, "");
-    auto written = state_.transaction([&](State::Tx& tx) -> Result<void> {
-        HOIST_TRY(tx.putDeployment(d));
-        for (const auto& s : r->slots) HOIST_TRY(tx.putDeploymentNode(s.row));
-        HOIST_TRY(
-            tx.appendEvent({0, now, actor, "deployment start", d.id, "",
+    StepWrite write;
+    write.deployment = d;
+    for (const auto& s : r->slots) write.nodes.push_back(s.row);
+    write.events.push_back({0, now, actor, "deployment start", d.id, "",
                             detail::concat(d.message, ": ", r->count(NodeStep::revert_pending),
-                                           " nodes back to ", d.version)}));
-        return ok();
-    });
+                                           " nodes back to ", d.version)});
+    auto written = state_.commit(write, term_);
     if (!written) return std::unexpected(written.error());
     log::info("deploy-coordinator", "rollback started",
               {{"deployment", d.id}, {"undoes", d.undoes}, {"version", d.version}});

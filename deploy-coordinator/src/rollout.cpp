@@ -531,31 +531,22 @@ void Rollout::dispatchWave(int rank, bool revert, std::int64_t now, Output& out)
             ++in_flight;
     if (in_flight >= limit || by_rank_[static_cast<size_t>(rank)][static_cast<size_t>(due)] == 0)
         return;
-    // Forward in rollout order, back in reverse; the cursor skips the slots already past.
+    // Forward in rollout order, back in reverse; the cursor skips the slots already past
+    // (rev_cursor_ counts from the end: slots at or after it are past).
+    size_t& cursor = revert ? rev_cursor_ : fwd_cursor_;
+    size_t start = cursor;
+    size_t count = revert ? start : slots.size() - start;
     bool moved = true;
-    if (!revert) {
-        for (size_t i = fwd_cursor_; i < slots.size() && in_flight < limit; ++i) {
-            auto& slot = slots[i];
-            bool passed = slot.row.state != due && slot.rank <= rank;
-            if (moved && passed) fwd_cursor_ = i + 1;
-            if (!passed) moved = false;
-            if (slot.rank != rank || slot.row.state != due || slot.busy || slot.offered_ms > 0 ||
-                slot.retry_at_ms > now)
-                continue;
-            restart(slot, slot.row.target_generation, now, out);
-            ++in_flight;
-        }
-        return;
-    }
-    for (size_t i = rev_cursor_; i > 0 && in_flight < limit; --i) {
-        auto& slot = slots[i - 1];
-        bool passed = slot.row.state != due && slot.rank >= rank;
-        if (moved && passed) rev_cursor_ = i - 1;
+    for (size_t k = 0; k < count && in_flight < limit; ++k) {
+        size_t i = revert ? start - 1 - k : start + k;
+        auto& slot = slots[i];
+        bool passed = slot.row.state != due && (revert ? slot.rank >= rank : slot.rank <= rank);
+        if (moved && passed) cursor = revert ? i : i + 1;
         if (!passed) moved = false;
         if (slot.rank != rank || slot.row.state != due || slot.busy || slot.offered_ms > 0 ||
             slot.retry_at_ms > now)
             continue;
-        restart(slot, slot.row.from_generation, now, out);
+        restart(slot, revert ? slot.row.from_generation : slot.row.target_generation, now, out);
         ++in_flight;
     }
 }

@@ -81,9 +81,12 @@ const char* const kMigrations[] = {
     CREATE TABLE monitors (
         name TEXT PRIMARY KEY, allowance_ms INTEGER NOT NULL, last_beat_ms INTEGER NOT NULL);
     )sql",
-    // 6: a rollback is its own deployment, naming the one it undoes.
+    // 6: a rollback is its own deployment, naming the one it undoes; the leadership term every
+    // write is conditional on.
     R"sql(
     ALTER TABLE deployments ADD COLUMN undoes TEXT NOT NULL DEFAULT '';
+    CREATE TABLE leadership (id INTEGER PRIMARY KEY CHECK (id = 0), term INTEGER NOT NULL);
+    INSERT INTO leadership (id, term) VALUES (0, 0);
     )sql",
 };
 static_assert(std::size(kMigrations) == State::kSchemaVersion);
@@ -117,6 +120,56 @@ Result<std::unique_ptr<State>> State::open(const std::filesystem::path& path, bo
 int State::schemaVersion() {
     std::lock_guard lock(impl_->mutex);
     return impl_->db.userVersion();
+}
+
+bool StepWrite::empty() const {
+    return !deployment && nodes.empty() && registry.empty() && put_holds.empty() &&
+           delete_holds.empty() && !clear_holds && events.empty();
+}
+
+namespace {
+Result<std::int64_t> readTerm(sqlite::Database& db) {
+    HOIST_ASSIGN(auto stmt, db.prepare("SELECT term FROM leadership WHERE id = 0"));
+    HOIST_ASSIGN(bool found, stmt.step());
+    if (!found) return fail(Errc::Corrupt, "the state file has no leadership row");
+    return stmt.integer(0);
+}
+}  // namespace
+
+Result<void> State::commit(const StepWrite& w, std::int64_t term, bool durable) {
+    if (w.empty()) return ok();
+    return transaction(
+        [&](Tx& tx) -> Result<void> {
+            HOIST_ASSIGN(auto current, readTerm(impl_->db));
+            if (current != term)
+                return fail(Errc::Conflict, "write refused: the state's leadership term is ",
+                            current, ", this coordinator writes as term ", term);
+            if (w.deployment) HOIST_TRY(tx.putDeployment(*w.deployment));
+            for (const auto& n : w.nodes) HOIST_TRY(tx.putDeploymentNode(n));
+            for (const auto& n : w.registry) HOIST_TRY(tx.putNode(n));
+            if (w.clear_holds) HOIST_TRY(tx.deleteHolds(std::nullopt));
+            for (const auto& source : w.delete_holds)
+                HOIST_TRY(tx.deleteHolds(std::string_view(source)));
+            for (const auto& h : w.put_holds) HOIST_TRY(tx.putHold(h));
+            for (const auto& e : w.events) HOIST_TRY(tx.appendEvent(e));
+            return ok();
+        },
+        durable);
+}
+
+Result<std::int64_t> State::term() {
+    std::lock_guard lock(impl_->mutex);
+    return readTerm(impl_->db);
+}
+
+Result<void> State::claim(std::int64_t term) {
+    return transaction([&](Tx&) -> Result<void> {
+        HOIST_ASSIGN(auto current, readTerm(impl_->db));
+        if (current > term)
+            return fail(Errc::Conflict, "term ", term, " is behind the state's term ", current);
+        HOIST_ASSIGN(auto stmt, impl_->db.prepare("UPDATE leadership SET term = ? WHERE id = 0"));
+        return stmt.bind(term).run();
+    });
 }
 
 Result<void> State::transaction(const std::function<Result<void>(Tx&)>& body, bool durable) {

@@ -125,11 +125,53 @@ struct DeploymentNode {
     std::string message;
 };
 
+/// One step's changes, written together or not at all.
+struct StepWrite {
+    std::optional<Deployment> deployment;
+    std::vector<DeploymentNode> nodes;
+    std::vector<NodeRecord> registry;
+    std::vector<Hold> put_holds;
+    /// Sources of holds to remove; with clear_holds, every hold goes.
+    std::vector<std::string> delete_holds;
+    bool clear_holds = false;
+    std::vector<Event> events;
+
+    bool empty() const;
+};
+
+/// Where the coordinator keeps its state. Every change goes out as one conditional write:
+/// commit() applies a StepWrite only while the store's leadership term is still the writer's,
+/// so that a replicated store can refuse the writes of a coordinator that is no longer the
+/// leader. State (SQLite) implements it today. Implementations are thread-safe.
+class StateStore {
+public:
+    virtual ~StateStore() = default;
+    /// Applies `write` atomically while the store's term is `term`; Conflict naming both terms
+    /// otherwise, writing nothing. With durable, the write is on disk before this returns.
+    virtual Result<void> commit(const StepWrite& write, std::int64_t term,
+                                bool durable = false) = 0;
+    /// The current leadership term (0 until one is claimed).
+    virtual Result<std::int64_t> term() = 0;
+    /// Makes `term` current; Conflict when the store's term is already higher.
+    virtual Result<void> claim(std::int64_t term) = 0;
+
+    virtual Result<std::vector<NodeRecord>> nodes() = 0;
+    virtual Result<std::vector<Hold>> holds() = 0;
+    /// Newest first.
+    virtual Result<std::vector<Deployment>> deployments(int limit = 100) = 0;
+    virtual Result<std::optional<Deployment>> deployment(std::string_view id) = 0;
+    virtual Result<std::vector<DeploymentNode>> deploymentNodes(std::string_view deployment) = 0;
+    /// The newest `limit` events, oldest first; only one deployment's when given.
+    virtual Result<std::vector<Event>> events(std::optional<std::string_view> deployment,
+                                              int limit = 100) = 0;
+    virtual Result<std::int64_t> nextDeploymentNumber() = 0;
+};
+
 /// The coordinator's state in one SQLite file (WAL). Schema versions live in PRAGMA
 /// user_version and are migrated forward on open; a newer file than this build knows is
 /// refused. Every write runs inside transaction(); events are append-only (triggers refuse
 /// UPDATE and DELETE). Thread-safe: one connection behind a mutex.
-class State {
+class State final : public StateStore {
 public:
     /// Opens (creating when absent) the file and migrates it. Invalid when the file's schema
     /// is newer than kSchemaVersion, Io when SQLite cannot open or write it, Corrupt when the
@@ -167,16 +209,21 @@ public:
     /// the commit is fsynced (synchronous=FULL) before this returns.
     Result<void> transaction(const std::function<Result<void>(Tx&)>& body, bool durable = false);
 
-    Result<std::vector<NodeRecord>> nodes();
-    Result<std::vector<Hold>> holds();
+    /// One transaction; the term is checked inside it against the leadership row.
+    Result<void> commit(const StepWrite& write, std::int64_t term, bool durable = false) override;
+    Result<std::int64_t> term() override;
+    Result<void> claim(std::int64_t term) override;
+
+    Result<std::vector<NodeRecord>> nodes() override;
+    Result<std::vector<Hold>> holds() override;
+    /// The dead man's switch's monitors (not rollout state: written outside commit()).
     Result<std::vector<MonitorRecord>> monitors();
-    /// Newest first.
-    Result<std::vector<Deployment>> deployments(int limit = 100);
-    Result<std::optional<Deployment>> deployment(std::string_view id);
-    Result<std::vector<DeploymentNode>> deploymentNodes(std::string_view deployment);
-    /// The newest `limit` events, oldest first; only one deployment's when given.
-    Result<std::vector<Event>> events(std::optional<std::string_view> deployment, int limit = 100);
-    Result<std::int64_t> nextDeploymentNumber();
+    Result<std::vector<Deployment>> deployments(int limit = 100) override;
+    Result<std::optional<Deployment>> deployment(std::string_view id) override;
+    Result<std::vector<DeploymentNode>> deploymentNodes(std::string_view deployment) override;
+    Result<std::vector<Event>> events(std::optional<std::string_view> deployment,
+                                      int limit = 100) override;
+    Result<std::int64_t> nextDeploymentNumber() override;
 
 private:
     State();

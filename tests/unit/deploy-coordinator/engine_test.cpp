@@ -9,6 +9,7 @@
 #include "deploy_coordinator/state.hpp"
 #include "engine.hpp"
 #include "pkgmgr/release.hpp"
+#include "releases.hpp"
 #include "testing.hpp"
 
 namespace hoist::deploy_coordinator {
@@ -73,15 +74,7 @@ private:
 
 TEST(EngineWithFakeGateway, RollsOutCommittingEachRestartBeforeItIsSent) {
     TempFolder dir;
-    for (const auto& [version, from] :
-         std::vector<std::pair<std::string, std::string>>{{"1.0.0", ""}, {"2.0.0", "1.*"}}) {
-        pkgmgr::Release release;
-        release.version = version;
-        if (!from.empty()) release.upgrade_from = {from};
-        for (const char* role : {"master", "agent"})
-            release.roles[role] = {{"mesos--" + version, crypto::sha256Hex(version), 10}};
-        testing::writeFile(dir / "repo/releases" / (version + ".json"), release.toJson());
-    }
+    writeReleases(dir / "repo");
     auto state = State::open(dir / "state.db");
     ASSERT_OK(state);
     auto gateway = std::make_unique<FakeGateway>(**state);

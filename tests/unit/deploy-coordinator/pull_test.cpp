@@ -10,6 +10,7 @@
 #include "deploy_coordinator/state.hpp"
 #include "engine.hpp"
 #include "pkgmgr/release.hpp"
+#include "releases.hpp"
 #include "testing.hpp"
 
 namespace hoist::deploy_coordinator {
@@ -41,15 +42,7 @@ Desired ask(Engine& engine, const std::string& node, std::int64_t generation = 1
 class PullEngine : public ::testing::Test {
 protected:
     void SetUp() override {
-        for (const auto& [version, from] :
-             std::vector<std::pair<std::string, std::string>>{{"1.0.0", ""}, {"2.0.0", "1.*"}}) {
-            pkgmgr::Release release;
-            release.version = version;
-            if (!from.empty()) release.upgrade_from = {from};
-            for (const char* role : {"master", "agent"})
-                release.roles[role] = {{"mesos--" + version, crypto::sha256Hex(version), 10}};
-            testing::writeFile(dir_ / "repo/releases" / (version + ".json"), release.toJson());
-        }
+        writeReleases(dir_ / "repo");
         auto state = State::open(dir_ / "state.db");
         ASSERT_OK(state);
         state_ = std::move(*state);

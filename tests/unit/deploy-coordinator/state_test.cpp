@@ -244,5 +244,33 @@ TEST(State, FormatsTimesAsRfc3339) {
     EXPECT_EQ(formatTime(1700000000123), "2023-11-14T22:13:20.123Z");
 }
 
+TEST(State, AWriteIsConditionalOnTheLeadershipTerm) {
+    TempFolder dir;
+    auto state = State::open(dir / "state.db");
+    ASSERT_OK(state);
+    auto& store = static_cast<StateStore&>(**state);
+    EXPECT_EQ(store.term().value_or(-1), 0);
+    StepWrite write;
+    Deployment d;
+    d.id = "d-1";
+    d.number = 1;
+    d.version = "2.0.0";
+    write.deployment = d;
+    write.events.push_back({0, 0, "admin", "deployment start", "d-1", "", ""});
+    ASSERT_OK(store.commit(write, 0));
+    // A new leader claims term 1: the old one's writes are refused and change nothing.
+    ASSERT_OK(store.claim(1));
+    d.state = DeploymentState::aborted;
+    write.deployment = d;
+    ASSERT_ERROR(store.commit(write, 0), Errc::Conflict,
+                 "write refused: the state's leadership term is 1, this coordinator writes as "
+                 "term 0");
+    EXPECT_EQ(store.deployment("d-1")->value().state, DeploymentState::staging);
+    EXPECT_EQ(store.events(std::nullopt, 10)->size(), 1u);
+    ASSERT_OK(store.commit(write, 1));
+    EXPECT_EQ(store.deployment("d-1")->value().state, DeploymentState::aborted);
+    ASSERT_ERROR(store.claim(0), Errc::Conflict, "term 0 is behind the state's term 1");
+}
+
 }  // namespace
 }  // namespace hoist::deploy_coordinator
