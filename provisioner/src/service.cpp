@@ -213,6 +213,8 @@ Result<NodeRecord> Service::remove(const std::string& id) {
 
 void Service::addRoutes(http::Server& server, std::string token) {
     const std::string id_pattern = "/v1/nodes/([A-Za-z0-9._-]+)";
+    // Every route with a body needs the token: checked before the body is read.
+    server.beforeBody([token](const http::ServerRequest& req) { return http::requireBearer(req, token); });
     server.route("POST", "/v1/nodes", [this, token](const http::ServerRequest& req) {
         if (auto auth = http::requireBearer(req, token); !auth)
             return http::ServerReply::error(auth.error());

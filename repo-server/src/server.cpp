@@ -202,6 +202,20 @@ public:
         return accepted(kind, path, *stored);
     }
 
+    /// Uploads need the token before their body is read (Server::beforeBody).
+    Result<void> authorizeUpload(const ServerRequest& request) {
+        auto allowed = authorize(request);
+        if (!allowed) {
+            const char* kind = request.path.ends_with(".sig")           ? "signature"
+                               : request.path.starts_with("/releases/") ? "release"
+                                                                        : "package";
+            count(kind, "refused");
+            log::warn(kComponent, "upload refused",
+                      {{"kind", kind}, {"path", request.path}, {"error", allowed.error().describe()}});
+        }
+        return allowed;
+    }
+
     void collect(metrics::Registry& m) const {
         m.set("hoist_repo_packages", {}, static_cast<double>(repo_->packageCount()));
         m.set("hoist_repo_releases", {}, static_cast<double>(repo_->releaseCount()));
@@ -307,6 +321,7 @@ Result<std::unique_ptr<http::Server>> makeServer(const Options& options,
     server->route(
         "PUT", R"(/releases/(.*?)\.json(\.sig)?)",
         [routes](const ServerRequest& r) { return routes->putRelease(r); }, true);
+    server->beforeBody([routes](const ServerRequest& r) { return routes->authorizeUpload(r); });
     server->onMetrics([routes](metrics::Registry& m) { routes->collect(m); });
     return server;
 }

@@ -3,24 +3,36 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
-#include <deque>
 #include <cctype>
 #include <csignal>
+#include <deque>
 #include <fcntl.h>
-#include <fstream>
+#include <future>
+#include <limits>
+#include <list>
+#include <map>
 #include <mutex>
 #include <pthread.h>
-#include <map>
 #include <regex>
 #include <shared_mutex>
 #include <sys/mman.h>
-#include <sys/socket.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <thread>
+#include <type_traits>
 #include <unistd.h>
 #include <unordered_map>
 
-#include <httplib.h>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 
 #include "core/crypto.hpp"
 #include "core/files.hpp"
@@ -42,18 +54,6 @@ std::string errorBody(std::string_view message) {
     json::Writer w;
     w.beginObject().field("error", message).endObject();
     return w.str();
-}
-
-ServerRequest toRequest(const httplib::Request& req) {
-    ServerRequest out;
-    out.method = req.method;
-    out.path = req.path;
-    for (const auto& m : req.matches) out.matches.emplace_back(m.str());
-    out.headers.reserve(req.headers.size());
-    for (const auto& [name, value] : req.headers) out.headers.push_back({name, value});
-    for (const auto& [name, value] : req.params) out.query.emplace_back(name, value);
-    out.remote_addr = req.remote_addr;
-    return out;
 }
 
 // One byte range of a file, as RFC 9110 section 14 describes: "bytes=first-last",
@@ -117,7 +117,7 @@ std::optional<std::string> replyHeader(const ServerReply& reply, std::string_vie
 // Files up to this size are read into the reply body instead of streamed.
 constexpr std::uint64_t kSmallFileBytes = 64 * 1024;
 
-// An open file shared by the content provider's calls; closed when httplib drops it.
+// An open file a reply reads from; closed when the last chunk is sent.
 struct FileHandle {
     int fd = -1;
     ~FileHandle() {
@@ -169,7 +169,7 @@ struct RouteStats {
         : route(std::move(route_name)), method(std::move(method_name)) {}
     std::string route;
     std::string method;
-    // [0] counts the route's own method, [1] HEAD (httplib answers HEAD with GET routes);
+    // [0] counts the route's own method, [1] HEAD (GET routes answer HEAD too);
     // indexed by status - kFirstStatus.
     std::array<std::array<std::atomic<std::uint64_t>, kLastStatus - kFirstStatus + 1>, 2> requests{};
     std::atomic<std::uint64_t> bytes{0};
@@ -212,16 +212,203 @@ ServerReply ServerReply::error(int status, std::string_view message) {
     return json(status, errorBody(message));
 }
 
+// The engine: Boost.Beast on Boost.Asio. A few I/O threads run every connection's reads and
+// writes as asynchronous operations with deadlines; handlers run on a bounded worker pool, so
+// a slow handler or a slow peer never holds what another request needs. A connection waiting
+// for a request costs a socket and a small buffer, no thread.
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+namespace asio = boost::asio;
+namespace ssl = boost::asio::ssl;
+using tcp = boost::asio::ip::tcp;
+
+namespace {
+
+// Bytes of a response body, borrowed from memory some owner keeps alive (a string, a cached
+// file, a mapping) or read from an open file in chunks.
+struct Outgoing {
+    bhttp::response_header<> header;
+    std::shared_ptr<const void> owner;
+    const char* data = nullptr;
+    std::uint64_t length = 0;
+    std::shared_ptr<FileHandle> file;
+    std::uint64_t file_offset = 0;
+};
+
+std::shared_ptr<Outgoing> outgoing(int status, std::string body, std::string_view content_type) {
+    auto out = std::make_shared<Outgoing>();
+    out->header.result(static_cast<unsigned>(status));
+    out->header.set(bhttp::field::content_type, beast::string_view(content_type.data(), content_type.size()));
+    auto owned = std::make_shared<std::string>(std::move(body));
+    out->data = owned->data();
+    out->length = owned->size();
+    out->owner = std::move(owned);
+    return out;
+}
+
+std::shared_ptr<Outgoing> errorOutgoing(int status, std::string_view message) {
+    return outgoing(status, errorBody(message), "application/json");
+}
+
+int hexValue(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+// %XX escapes (and, in a query, '+' for a space); a malformed escape stays as it is.
+std::string percentDecode(std::string_view text, bool plus_is_space) {
+    std::string out;
+    out.reserve(text.size());
+    for (size_t i = 0; i < text.size(); ++i) {
+        char c = text[i];
+        if (c == '%' && i + 2 < text.size() + 0 && hexValue(text[i + 1]) >= 0 && hexValue(text[i + 2]) >= 0) {
+            out.push_back(static_cast<char>(hexValue(text[i + 1]) * 16 + hexValue(text[i + 2])));
+            i += 2;
+        } else if (c == '+' && plus_is_space) {
+            out.push_back(' ');
+        } else {
+            out.push_back(c);
+        }
+    }
+    return out;
+}
+
+void splitTarget(std::string_view target, ServerRequest& request) {
+    auto question = target.find('?');
+    request.path = percentDecode(target.substr(0, question), false);
+    if (question == std::string_view::npos) return;
+    auto query = target.substr(question + 1);
+    while (!query.empty()) {
+        auto amp = query.find('&');
+        auto pair = query.substr(0, amp);
+        query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
+        if (pair.empty()) continue;
+        auto eq = pair.find('=');
+        request.query.emplace_back(percentDecode(pair.substr(0, eq), true),
+                                   eq == std::string_view::npos ? std::string{}
+                                                                : percentDecode(pair.substr(eq + 1), true));
+    }
+}
+
+struct Route {
+    std::string method;
+    std::regex pattern;
+    std::string name;
+    Handler handler;
+    bool streaming = false;
+    RouteStats* stats = nullptr;
+};
+
+// One chunk of a streamed request body, handed from the I/O side to a worker.
+struct BodyChunk {
+    bool ok = false;
+    bool done = false;
+    std::string data;
+};
+
+class SessionBase;
+
+// Every open connection, oldest first, to cap them in total and per peer. When a cap is
+// reached, the oldest connection of the peer (or of all) that is waiting for a request is
+// closed to make room; when none waits, the new connection is closed.
+class ConnectionTable {
+public:
+    using Entry = std::list<SessionBase*>::iterator;
+
+    bool admit(SessionBase* session, const std::string& peer,
+               std::size_t max_total, std::size_t max_per_peer, Entry& entry);
+    void remove(Entry entry, SessionBase& session);
+    void closeAll();
+    std::size_t open() {
+        std::lock_guard lock(mutex_);
+        return total_;
+    }
+
+    std::atomic<std::uint64_t> evicted{0};
+    std::atomic<std::uint64_t> refused{0};
+
+private:
+    bool evictOldestIdle(const std::string* peer);
+
+    std::mutex mutex_;
+    // Raw pointers: a session removes itself (under the lock) first thing in its destructor,
+    // so one found here under the lock is alive (its destructor may be waiting for the lock;
+    // closeSoon then posts a close that finds nothing to close).
+    std::list<SessionBase*> sessions_;
+    std::unordered_map<std::string, std::size_t> per_peer_;
+    std::size_t total_ = 0;
+};
+
+class SessionBase {
+public:
+    virtual ~SessionBase() = default;
+    /// Closes the connection from any thread.
+    virtual void closeSoon() = 0;
+    std::string peer;
+    std::atomic<bool> busy{false};
+    // Set under the table's lock once the connection no longer counts against a cap.
+    bool released = false;
+};
+
+bool ConnectionTable::evictOldestIdle(const std::string* peer) {
+    for (auto* session : sessions_) {
+        if (session->released || session->busy.load()) continue;
+        if (peer != nullptr && session->peer != *peer) continue;
+        session->released = true;
+        --total_;
+        --per_peer_[session->peer];
+        session->closeSoon();
+        evicted.fetch_add(1, std::memory_order_relaxed);
+        return true;
+    }
+    return false;
+}
+
+bool ConnectionTable::admit(SessionBase* session, const std::string& peer,
+                            std::size_t max_total, std::size_t max_per_peer, Entry& entry) {
+    std::lock_guard lock(mutex_);
+    if (per_peer_[peer] >= max_per_peer && !evictOldestIdle(&peer)) {
+        refused.fetch_add(1, std::memory_order_relaxed);
+        return false;
+    }
+    if (total_ >= max_total && !evictOldestIdle(nullptr)) {
+        refused.fetch_add(1, std::memory_order_relaxed);
+        return false;
+    }
+    ++total_;
+    ++per_peer_[peer];
+    entry = sessions_.insert(sessions_.end(), session);
+    return true;
+}
+
+void ConnectionTable::remove(Entry entry, SessionBase& session) {
+    std::lock_guard lock(mutex_);
+    sessions_.erase(entry);
+    if (session.released) return;
+    --total_;
+    if (--per_peer_[session.peer] == 0) per_peer_.erase(session.peer);
+}
+
+void ConnectionTable::closeAll() {
+    std::lock_guard lock(mutex_);
+    for (auto* session : sessions_) session->closeSoon();
+}
+
+}  // namespace
+
 struct Server::Impl {
     ServerOptions options;
-    std::unique_ptr<httplib::Server> server;
     metrics::Registry registry;
     std::vector<std::function<void(metrics::Registry&)>> collectors;
     std::mutex collectors_mutex;
     int port = 0;
-    int listen_fd = -1;
-    /// (method, pattern) of routes registered with streaming_body.
-    std::vector<std::pair<std::string, std::regex>> streaming_routes;
+    std::vector<Route> routes;
+    std::optional<ssl::context> tls;
+    std::function<Result<void>(const ServerRequest&)> before_body;
+    std::atomic<bool> stopping{false};
+    ConnectionTable connections;
 
     std::mutex route_stats_mutex;
     std::deque<RouteStats> route_stats;
@@ -274,6 +461,11 @@ struct Server::Impl {
                          static_cast<double>(stats.bytes.load(std::memory_order_relaxed)));
             if (errors > 0) registry.set("hoist_http_errors_total", route, static_cast<double>(errors));
         }
+        registry.set("hoist_http_connections", "", static_cast<double>(connections.open()));
+        registry.set("hoist_http_connections_evicted_total", "",
+                     static_cast<double>(connections.evicted.load(std::memory_order_relaxed)));
+        registry.set("hoist_http_connections_refused_total", "",
+                     static_cast<double>(connections.refused.load(std::memory_order_relaxed)));
     }
 
     // Small immutable files, by path; an entry counts only while the inode, modification
@@ -330,9 +522,8 @@ struct Server::Impl {
     }
 
     // Immutable files are sent straight from the page cache through a mapping: one copy
-    // fewer than pread into a buffer (httplib offers no sendfile). Concurrent downloads of
-    // one file (a fleet fetching the same package) share the mapping, so its pages are
-    // faulted in and unmapped once.
+    // fewer than pread into a buffer. Concurrent downloads of one file (a fleet fetching the
+    // same package) share the mapping, so its pages are faulted in and unmapped once.
     std::mutex mappings_mutex;
     std::map<std::pair<dev_t, ino_t>, std::weak_ptr<FileMapping>> mappings;
 
@@ -354,115 +545,537 @@ struct Server::Impl {
         return mapping;
     }
 
-    // Returns the body bytes the reply sends (for metrics).
-    std::uint64_t apply(const ServerReply& reply, const httplib::Request& req,
-                        httplib::Response& res) {
-        // Byte ranges are ours to apply (httplib's own handling answers unsatisfiable
-        // ranges with a wrong length and would slice JSON bodies): forget the ranges it
-        // parsed. `req` is a non-const object inside httplib, handed to us as const.
-        const_cast<httplib::Request&>(req).ranges.clear();
-        res.status = reply.status;
-        for (const auto& h : reply.headers) res.set_header(h.name, h.value);
-        if (reply.file) return applyFile(reply, req, res);
-        if (!reply.body.empty() || (reply.status != 204 && reply.status != 304))
-            res.set_content(reply.body, reply.content_type);
-        return reply.body.size();
+    // Turns a handler's reply into what the connection writes.
+    std::shared_ptr<Outgoing> prepare(ServerReply& reply, const ServerRequest& request) {
+        if (reply.file) return prepareFile(reply, request);
+        auto out = std::make_shared<Outgoing>();
+        out->header.result(static_cast<unsigned>(reply.status));
+        for (const auto& h : reply.headers) out->header.set(h.name, h.value);
+        if (!reply.body.empty() || (reply.status != 204 && reply.status != 304)) {
+            out->header.set(bhttp::field::content_type, reply.content_type);
+            auto owned = std::make_shared<std::string>(std::move(reply.body));
+            out->data = owned->data();
+            out->length = owned->size();
+            out->owner = std::move(owned);
+        }
+        return out;
     }
 
-    std::uint64_t applyFile(const ServerReply& reply, const httplib::Request& req,
-                            httplib::Response& res) {
-        const std::uint64_t size = reply.file->size;
+    std::shared_ptr<Outgoing> internalError(const FileBody& file, std::string_view what) {
+        log::error(options.component, what, {{"path", file.path.string()}, {"errno", errno}});
+        return errorOutgoing(500, "internal error");
+    }
+
+    std::shared_ptr<Outgoing> prepareFile(const ServerReply& reply, const ServerRequest& request) {
+        const FileBody& file = *reply.file;
+        const std::uint64_t size = file.size;
         std::uint64_t first = 0;
         std::uint64_t length = size;
-        if (!res.has_header("Accept-Ranges")) res.set_header("Accept-Ranges", "bytes");
-        auto range_header = req.get_header_value("Range");
+        auto out = std::make_shared<Outgoing>();
+        out->header.result(static_cast<unsigned>(reply.status));
+        for (const auto& h : reply.headers) out->header.set(h.name, h.value);
+        if (!replyHeader(reply, "Accept-Ranges")) out->header.set(bhttp::field::accept_ranges, "bytes");
+        auto range_header = request.header("Range").value_or("");
         bool use_range = reply.status == 200 && !range_header.empty();
-        if (use_range && req.has_header("If-Range")) {
-            // Only an entity tag is compared; a date (or no ETag of ours) sends it whole.
-            auto etag = replyHeader(reply, "ETag");
-            use_range = etag && *etag == req.get_header_value("If-Range");
+        if (use_range) {
+            if (auto if_range = request.header("If-Range")) {
+                // Only an entity tag is compared; a date (or no ETag of ours) sends it whole.
+                auto etag = replyHeader(reply, "ETag");
+                use_range = etag && *etag == *if_range;
+            }
         }
         if (use_range) {
             auto range = parseByteRange(range_header, size);
             if (range.kind == ByteRange::Kind::Unsatisfiable) {
-                res.status = 416;
-                res.set_header("Content-Range", "bytes */" + std::to_string(size));
-                auto body = errorBody("range not satisfiable: '" + range_header + "' for " +
-                                      std::to_string(size) + " bytes");
-                res.set_content(body, "application/json");
-                return body.size();
+                auto refused = errorOutgoing(416, "range not satisfiable: '" + range_header + "' for " +
+                                                      std::to_string(size) + " bytes");
+                refused->header.set(bhttp::field::content_range, "bytes */" + std::to_string(size));
+                return refused;
             }
             if (range.kind == ByteRange::Kind::Part) {
                 first = range.first;
                 length = range.length;
-                res.status = 206;
-                res.set_header("Content-Range", "bytes " + std::to_string(first) + "-" +
-                                                    std::to_string(first + length - 1) + "/" +
-                                                    std::to_string(size));
+                out->header.result(bhttp::status::partial_content);
+                out->header.set(bhttp::field::content_range,
+                                "bytes " + std::to_string(first) + "-" + std::to_string(first + length - 1) +
+                                    "/" + std::to_string(size));
             }
         }
-        if (cacheable(*reply.file)) {
-            auto cached = cachedFile(*reply.file);
-            if (!cached) cached = loadFile(*reply.file);
-            if (!cached) {
-                log::error(options.component, "cannot read a file to send",
-                           {{"path", reply.file->path.string()}, {"errno", errno}});
-                res.status = 500;
-                res.set_content(errorBody("internal error"), "application/json");
-                return 0;
-            }
-            res.set_content(cached->bytes.data() + first, static_cast<size_t>(length), reply.content_type);
-            return req.method == "HEAD" ? 0 : length;
+        out->header.set(bhttp::field::content_type, reply.content_type);
+        out->length = length;
+        if (request.method == "HEAD") return out;
+        if (cacheable(file)) {
+            auto cached = cachedFile(file);
+            if (!cached) cached = loadFile(file);
+            if (!cached) return internalError(file, "cannot read a file to send");
+            out->data = cached->bytes.data() + first;
+            out->owner = std::move(cached);
+            return out;
         }
         auto handle = std::make_shared<FileHandle>();
-        handle->fd = ::open(reply.file->path.c_str(), O_RDONLY | O_CLOEXEC);
-        if (handle->fd < 0) {
-            log::error(options.component, "cannot open a file to send",
-                       {{"path", reply.file->path.string()}, {"errno", errno}});
-            res.status = 500;
-            res.set_content(errorBody("internal error"), "application/json");
-            return 0;
-        }
+        handle->fd = ::open(file.path.c_str(), O_RDONLY | O_CLOEXEC);
+        if (handle->fd < 0) return internalError(file, "cannot open a file to send");
         if (length <= kSmallFileBytes) {
-            // Small files go out as a body: fewer system calls than the content provider
-            // (which also refuses a length of zero).
-            std::string body(static_cast<size_t>(length), '\0');
-            if (!readAt(handle->fd, body.data(), body.size(), first)) {
-                res.status = 500;
-                res.set_content(errorBody("internal error"), "application/json");
-                return 0;
-            }
-            res.set_content(body, reply.content_type);
-            return req.method == "HEAD" ? 0 : length;
+            auto body = std::make_shared<std::string>(static_cast<size_t>(length), '\0');
+            if (!readAt(handle->fd, body->data(), body->size(), first))
+                return internalError(file, "cannot read a file to send");
+            out->data = body->data();
+            out->owner = std::move(body);
+            return out;
         }
-        if (reply.file->immutable && req.method != "HEAD") {
+        if (file.immutable) {
             if (auto mapping = mapFile(handle->fd, size)) {
-                res.set_content_provider(
-                    static_cast<size_t>(length), reply.content_type,
-                    [mapping, first](size_t offset, size_t want, httplib::DataSink& sink) {
-                        size_t chunk = std::min<size_t>(want, 4u << 20);
-                        return sink.write(static_cast<const char*>(mapping->data) + first + offset,
-                                          chunk);
-                    });
-                return length;
+                out->data = static_cast<const char*>(mapping->data) + first;
+                out->owner = std::move(mapping);
+                return out;
             }
         }
-        res.set_content_provider(
-            static_cast<size_t>(length), reply.content_type,
-            [handle, first](size_t offset, size_t want, httplib::DataSink& sink) {
-                thread_local std::vector<char> buffer(1u << 20);
-                size_t chunk = std::min(want, buffer.size());
-                auto got = ::pread(handle->fd, buffer.data(), chunk,
-                                   static_cast<off_t>(first + offset));
-                if (got <= 0) return false;
-                return sink.write(buffer.data(), static_cast<size_t>(got));
-            });
-        return req.method == "HEAD" ? 0 : length;
+        out->file = std::move(handle);
+        out->file_offset = first;
+        return out;
     }
+
+    // The route for a method and path; sets `allowed` when the path has routes, none for
+    // this method (a 405).
+    const Route* findRoute(const std::string& method, const std::string& path, std::smatch& match,
+                           std::string& allowed) const {
+        const std::string& want = method == "HEAD" ? std::string("GET") : method;
+        for (const auto& route : routes) {
+            if (route.method == want && std::regex_match(path, match, route.pattern)) return &route;
+        }
+        std::smatch ignored;
+        for (const auto& route : routes) {
+            if (!std::regex_match(path, ignored, route.pattern)) continue;
+            if (allowed.find(route.method) != std::string::npos) continue;
+            if (!allowed.empty()) allowed += ", ";
+            allowed += route.method;
+            if (route.method == "GET") allowed += ", HEAD";
+        }
+        return nullptr;
+    }
+
+    std::uint64_t bodyLimit(const Route* route) const {
+        if (route != nullptr && route->streaming)
+            return std::max(options.payload_limit, options.streaming_payload_limit);
+        return options.payload_limit;
+    }
+
+    // Runs the handler (on a worker) and returns what to write.
+    std::shared_ptr<Outgoing> call(const Route& route, const ServerRequest& request) {
+        ServerReply reply;
+        try {
+            reply = route.handler(request);
+        } catch (const std::exception& e) {
+            log::error(options.component, "handler threw", {{"route", route.name}, {"what", e.what()}});
+            reply = ServerReply::error(500, "internal error");
+        }
+        auto out = prepare(reply, request);
+        record(*route.stats, request.method, static_cast<int>(out->header.result_int()),
+               request.method == "HEAD" ? 0 : out->length);
+        return out;
+    }
+
+    void accessLog(const ServerRequest& request, unsigned status, std::uint64_t bytes) const {
+        if (!options.access_log) return;
+        log::info(options.component, "request",
+                  {{"method", request.method}, {"path", request.path}, {"status", static_cast<int>(status)},
+                   {"bytes", static_cast<std::int64_t>(bytes)}, {"remote", request.remote_addr}});
+    }
+
+    std::size_t maxConnections() const {
+        return std::max<std::size_t>(1, options.max_connections);
+    }
+
+    // Declared last: destroyed first, with the connections it still holds, while everything
+    // they use is still alive.
+    std::optional<asio::thread_pool> workers;
+    asio::io_context io;
+    std::optional<tcp::acceptor> acceptor;
+    std::optional<asio::steady_timer> accept_retry;
+    std::optional<asio::executor_work_guard<asio::io_context::executor_type>> keep_running;
 };
 
+namespace {
+
+template <class Stream>
+class Session : public SessionBase, public std::enable_shared_from_this<Session<Stream>> {
+public:
+    template <class... Args>
+    Session(Server::Impl& impl, Args&&... args) : impl_(impl), stream_(std::forward<Args>(args)...) {}
+
+    ~Session() override {
+        if (registered_) impl_.connections.remove(entry_, *this);
+    }
+
+    void setEntry(ConnectionTable::Entry entry) {
+        entry_ = entry;
+        registered_ = true;
+    }
+    /// A connection over a cap: closed as it goes, never counted.
+    void dropUnregistered() { registered_ = false; }
+
+    void start() {
+        lowest().expires_after(impl_.options.header_timeout);
+        if constexpr (kTls) {
+            stream_.async_handshake(ssl::stream_base::server, [self = this->shared_from_this()](beast::error_code ec) {
+                if (ec) return self->shutdown();
+                self->readHeader();
+            });
+        } else {
+            readHeader();
+        }
+    }
+
+    void closeSoon() override {
+        // Only a weak reference: the table calls this under its lock, where the last
+        // reference must never be dropped (the destructor takes that lock).
+        asio::post(stream_.get_executor(), [weak = this->weak_from_this()] {
+            if (auto self = weak.lock()) self->shutdown();
+        });
+    }
+
+private:
+    static constexpr bool kTls = !std::is_same_v<Stream, beast::tcp_stream>;
+
+    beast::tcp_stream& lowest() { return beast::get_lowest_layer(stream_); }
+
+    // A keep-alive connection between requests: the first byte within the idle timeout,
+    // then the whole header within the header deadline.
+    void waitForRequest() {
+        busy = false;
+        if (impl_.stopping) return shutdown();
+        if (buffer_.size() > 0) {
+            lowest().expires_after(impl_.options.header_timeout);
+            return readHeader();
+        }
+        lowest().expires_after(impl_.options.idle_timeout);
+        stream_.async_read_some(buffer_.prepare(4096), [self = this->shared_from_this()](
+                                                           beast::error_code ec, std::size_t n) {
+            if (ec) return self->shutdown();
+            self->buffer_.commit(n);
+            self->lowest().expires_after(self->impl_.options.header_timeout);
+            self->readHeader();
+        });
+    }
+
+    void readHeader() {
+        header_parser_.emplace();
+        header_parser_->header_limit(static_cast<std::uint32_t>(impl_.options.max_header_bytes));
+        header_parser_->body_limit(std::numeric_limits<std::uint64_t>::max());
+        bhttp::async_read_header(stream_, buffer_, *header_parser_,
+                                 [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
+                                     self->onHeader(ec);
+                                 });
+    }
+
+    void onHeader(beast::error_code ec) {
+        busy = true;
+        body_unread_ = true;  // unknown until the header says otherwise
+        if (ec == bhttp::error::header_limit)
+            return refuse(431, "request header exceeds the limit of " +
+                                   std::to_string(impl_.options.max_header_bytes) + " bytes");
+        if (ec == beast::error::timeout || ec == bhttp::error::end_of_stream || ec == asio::error::eof ||
+            ec == asio::error::operation_aborted || ec == asio::error::connection_reset)
+            return shutdown();
+        if (ec) return refuse(400, std::string("malformed request: ") + ec.message());
+        const auto& message = header_parser_->get();
+        request_ = std::make_shared<ServerRequest>();
+        auto& request = *request_;
+        request.method = std::string(message.method_string());
+        splitTarget(std::string_view(message.target().data(), message.target().size()), request);
+        request.remote_addr = peer;
+        std::size_t count = 0;
+        for (const auto& field : message) {
+            if (++count > impl_.options.max_headers)
+                return refuse(431, "request has more than " + std::to_string(impl_.options.max_headers) +
+                                       " header fields");
+            request.headers.push_back({std::string(field.name_string()), std::string(field.value())});
+        }
+        keep_alive_ = message.keep_alive();
+        std::smatch match;
+        std::string allowed;
+        route_ = impl_.findRoute(request.method, request.path, match, allowed);
+        bool has_body = header_parser_->chunked() ||
+                        header_parser_->content_length().value_or(0) > 0;
+        body_unread_ = has_body;
+        // The size limit first: an oversized body is refused by size on any path.
+        const std::uint64_t limit = impl_.bodyLimit(route_);
+        if (auto declared = header_parser_->content_length(); declared && *declared > limit)
+            return refuse(413, "request body of " + std::to_string(*declared) +
+                                   " bytes exceeds the limit of " + std::to_string(limit) + " bytes");
+        if (route_ == nullptr) {
+            // Answered without reading a body it may have: the connection closes after.
+            if (has_body) keep_alive_ = false;
+            if (!allowed.empty()) {
+                auto out = errorOutgoing(405, "method " + request.method + " is not allowed on " +
+                                                  request.path + " (allowed: " + allowed + ")");
+                out->header.set(bhttp::field::allow, allowed);
+                return write(out);
+            }
+            return write(errorOutgoing(404, "no such route"));
+        }
+        for (const auto& m : match) request.matches.emplace_back(m.str());
+        if (!has_body) return dispatch();
+        if (impl_.before_body) {
+            if (auto allowed_body = impl_.before_body(request); !allowed_body)
+                return refuse(httpStatus(allowed_body.error().code), allowed_body.error().describe());
+        }
+        continueIfExpected([self = this->shared_from_this(), limit] {
+            if (self->route_->streaming) {
+                self->body_parser_.emplace(std::move(*self->header_parser_));
+                self->body_parser_->body_limit(limit);
+                return self->dispatch();
+            }
+            self->string_parser_.emplace(std::move(*self->header_parser_));
+            self->string_parser_->body_limit(limit);
+            self->lowest().expires_after(self->impl_.options.read_timeout);
+            bhttp::async_read(self->stream_, self->buffer_, *self->string_parser_,
+                              [self, limit](beast::error_code read_ec, std::size_t) {
+                                  if (read_ec == bhttp::error::body_limit)
+                                      return self->refuse(413, "request body exceeds the limit of " +
+                                                                   std::to_string(limit) + " bytes");
+                                  if (read_ec) return self->shutdown();
+                                  self->body_unread_ = false;
+                                  self->request_->body = std::move(self->string_parser_->get().body());
+                                  self->string_parser_.reset();
+                                  self->dispatch();
+                              });
+        });
+    }
+
+    // "Expect: 100-continue": the client waits for a go-ahead before sending the body.
+    template <class Next>
+    void continueIfExpected(Next next) {
+        auto expect = header_parser_->get()[bhttp::field::expect];
+        if (!beast::iequals(expect, "100-continue")) return next();
+        static const std::string kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+        lowest().expires_after(impl_.options.write_timeout);
+        asio::async_write(stream_, asio::buffer(kContinue),
+                          [self = this->shared_from_this(), next](beast::error_code ec, std::size_t) {
+                              if (ec) return self->shutdown();
+                              next();
+                          });
+    }
+
+    // Runs the handler on a worker; the reply comes back to this connection's strand.
+    void dispatch() {
+        lowest().expires_never();
+        auto& request = *request_;
+        if (route_->streaming) {
+            std::weak_ptr<Session> weak = this->shared_from_this();
+            request.read_body = [weak, &impl = impl_](const BodySink& sink) {
+                for (;;) {
+                    auto self = weak.lock();
+                    if (!self) return false;
+                    auto chunk = self->pullChunk();
+                    if (!chunk.ok) return false;
+                    if (!chunk.data.empty() && !sink(chunk.data)) return false;
+                    if (chunk.done) return true;
+                    if (impl.stopping) return false;
+                }
+            };
+        } else {
+            request.read_body = [request_ptr = request_.get()](const BodySink& sink) {
+                return sink(std::string_view(request_ptr->body));
+            };
+        }
+        asio::post(*impl_.workers, [self = this->shared_from_this()] {
+            auto out = self->impl_.call(*self->route_, *self->request_);
+            asio::post(self->stream_.get_executor(), [self, out] { self->write(out); });
+        });
+    }
+
+    // Called on a worker: reads the next piece of a streamed body on the I/O side and waits.
+    BodyChunk pullChunk() {
+        auto promise = std::make_shared<std::promise<BodyChunk>>();
+        auto future = promise->get_future();
+        asio::post(stream_.get_executor(), [self = this->shared_from_this(), promise] { self->readChunk(promise); });
+        while (future.wait_for(std::chrono::milliseconds(200)) != std::future_status::ready) {
+            if (impl_.stopping) return {};
+        }
+        return future.get();
+    }
+
+    void readChunk(const std::shared_ptr<std::promise<BodyChunk>>& promise) {
+        if (body_parser_->is_done()) {
+            body_unread_ = false;
+            return promise->set_value({true, true, {}});
+        }
+        chunk_buffer_.resize(256 * 1024);
+        body_parser_->get().body().data = chunk_buffer_.data();
+        body_parser_->get().body().size = chunk_buffer_.size();
+        lowest().expires_after(impl_.options.read_timeout);
+        bhttp::async_read_some(stream_, buffer_, *body_parser_,
+                               [self = this->shared_from_this(), promise](beast::error_code ec, std::size_t) {
+                                   if (ec == bhttp::error::need_buffer) ec = {};
+                                   if (ec == bhttp::error::body_limit) self->body_too_large_ = true;
+                                   if (ec) {
+                                       self->keep_alive_ = false;
+                                       return promise->set_value({});
+                                   }
+                                   auto got = self->chunk_buffer_.size() - self->body_parser_->get().body().size;
+                                   if (self->body_parser_->is_done()) self->body_unread_ = false;
+                                   promise->set_value({true, self->body_parser_->is_done(),
+                                                       std::string(self->chunk_buffer_.data(), got)});
+                               });
+    }
+
+    // Answers without reading the body, then closes.
+    void refuse(int status, const std::string& message) {
+        keep_alive_ = false;
+        if (!request_) {
+            request_ = std::make_shared<ServerRequest>();
+            request_->remote_addr = peer;
+        }
+        auto out = errorOutgoing(status, message);
+        write(out);
+    }
+
+    void write(std::shared_ptr<Outgoing> out) {
+        if (body_too_large_) {
+            out = errorOutgoing(413, "request body exceeds the limit of " +
+                                         std::to_string(impl_.bodyLimit(route_)) + " bytes");
+        }
+        // A body the handler left unread cannot be skipped safely: close after the reply.
+        if (body_parser_ && !body_parser_->is_done()) keep_alive_ = false;
+        if (impl_.stopping) keep_alive_ = false;
+        out_ = std::move(out);
+        response_.emplace();
+        response_->base() = out_->header;
+        response_->keep_alive(keep_alive_);
+        if (!keep_alive_) response_->set(bhttp::field::connection, "close");
+        auto status = out_->header.result_int();
+        if (status >= 200 && status != 204 && status != 304) response_->content_length(out_->length);
+        response_->body().data = nullptr;
+        response_->body().size = 0;
+        response_->body().more = false;
+        remaining_ = request_->method == "HEAD" ? 0 : out_->length;
+        if (remaining_ > 0 && out_->data != nullptr) {
+            response_->body().data = const_cast<char*>(out_->data);
+            response_->body().size = static_cast<std::size_t>(remaining_);
+            remaining_ = 0;
+        }
+        serializer_.emplace(*response_);
+        if (remaining_ == 0 && !(out_->file && out_->length > 0 && request_->method != "HEAD"))
+            return writeSome();
+        writeFileChunk();
+    }
+
+    void writeFileChunk() {
+        if (remaining_ == 0) {
+            response_->body().data = nullptr;
+            response_->body().size = 0;
+            response_->body().more = false;
+            return writeSome();
+        }
+        chunk_buffer_.resize(1u << 20);
+        auto want = static_cast<std::size_t>(std::min<std::uint64_t>(remaining_, chunk_buffer_.size()));
+        auto got = ::pread(out_->file->fd, chunk_buffer_.data(), want,
+                           static_cast<off_t>(out_->file_offset + (out_->length - remaining_)));
+        if (got <= 0) return shutdown();
+        remaining_ -= static_cast<std::uint64_t>(got);
+        response_->body().data = chunk_buffer_.data();
+        response_->body().size = static_cast<std::size_t>(got);
+        response_->body().more = remaining_ > 0;
+        writeSome();
+    }
+
+    void writeSome() {
+        lowest().expires_after(impl_.options.write_timeout);
+        bhttp::async_write(stream_, *serializer_,
+                           [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
+                               if (ec == bhttp::error::need_buffer) return self->writeFileChunk();
+                               if (ec) return self->shutdown();
+                               if (!self->serializer_->is_done()) return self->writeFileChunk();
+                               self->finish();
+                           });
+    }
+
+    void finish() {
+        auto status = out_->header.result_int();
+        impl_.accessLog(*request_, status, request_->method == "HEAD" ? 0 : out_->length);
+        serializer_.reset();
+        response_.reset();
+        out_.reset();
+        body_parser_.reset();
+        string_parser_.reset();
+        header_parser_.reset();
+        request_.reset();
+        route_ = nullptr;
+        body_too_large_ = false;
+        if (!keep_alive_ && body_unread_) return linger();
+        if (!keep_alive_) return shutdown();
+        waitForRequest();
+    }
+
+    // Closing with unread input would reset the connection, and the peer (still sending)
+    // could lose the answer: stop sending, discard a bounded amount of what still comes,
+    // then close.
+    void linger() {
+        beast::error_code ec;
+        lowest().socket().shutdown(tcp::socket::shutdown_send, ec);
+        lowest().expires_after(std::chrono::seconds(1));
+        chunk_buffer_.resize(64 * 1024);
+        drain();
+    }
+
+    void drain() {
+        lowest().async_read_some(asio::buffer(chunk_buffer_), [self = this->shared_from_this()](
+                                                                 beast::error_code ec, std::size_t n) {
+            self->lingered_ += n;
+            if (ec || self->lingered_ > (8u << 20)) return self->shutdown();
+            self->drain();
+        });
+    }
+
+    void shutdown() {
+        if (closed_) return;
+        closed_ = true;
+        beast::error_code ec;
+        lowest().socket().shutdown(tcp::socket::shutdown_both, ec);
+        lowest().close();
+    }
+
+    Server::Impl& impl_;
+    Stream stream_;
+    ConnectionTable::Entry entry_{};
+    bool registered_ = false;
+    beast::flat_buffer buffer_{16 * 1024};
+    std::optional<bhttp::request_parser<bhttp::empty_body>> header_parser_;
+    std::optional<bhttp::request_parser<bhttp::string_body>> string_parser_;
+    std::optional<bhttp::request_parser<bhttp::buffer_body>> body_parser_;
+    std::shared_ptr<ServerRequest> request_;
+    const Route* route_ = nullptr;
+    bool keep_alive_ = true;
+    bool body_too_large_ = false;
+    bool body_unread_ = false;
+    bool closed_ = false;
+    std::uint64_t lingered_ = 0;
+    std::vector<char> chunk_buffer_;
+    std::shared_ptr<Outgoing> out_;
+    std::optional<bhttp::response<bhttp::buffer_body>> response_;
+    std::optional<bhttp::response_serializer<bhttp::buffer_body>> serializer_;
+    std::uint64_t remaining_ = 0;
+};
+
+}  // namespace
+
+namespace {
+// Raises the soft limit of open files to the hard one: each connection is a descriptor.
+void raiseOpenFileLimit() {
+    rlimit limit{};
+    if (::getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= limit.rlim_max) return;
+    limit.rlim_cur = limit.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &limit);
+}
+}  // namespace
+
 Server::Server() : impl_(std::make_unique<Impl>()) {}
-Server::~Server() = default;
+Server::~Server() {
+    stop();
+    impl_->io.stop();
+    if (impl_->workers) impl_->workers->join();
+}
 
 Result<std::unique_ptr<Server>> Server::create(ServerOptions options) {
     std::unique_ptr<Server> self(new Server());
@@ -470,76 +1083,26 @@ Result<std::unique_ptr<Server>> Server::create(ServerOptions options) {
     if (!options.tls_cert.empty() || !options.tls_key.empty()) {
         if (options.tls_cert.empty() || options.tls_key.empty())
             return fail(Errc::Invalid, "TLS needs both a certificate and a key");
-        auto tls = std::make_unique<httplib::SSLServer>(options.tls_cert.c_str(), options.tls_key.c_str());
-        if (!tls->is_valid())
+        impl.tls.emplace(ssl::context::tls_server);
+        impl.tls->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                              ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
+        beast::error_code ec;
+        impl.tls->use_certificate_chain_file(options.tls_cert, ec);
+        if (!ec) impl.tls->use_private_key_file(options.tls_key, ssl::context::pem, ec);
+        if (ec)
             return fail(Errc::Invalid, "cannot load the TLS certificate '", options.tls_cert,
-                        "' or key '", options.tls_key, "'");
-        impl.server = std::move(tls);
-    } else {
-        impl.server = std::make_unique<httplib::Server>();
+                        "' or key '", options.tls_key, "': ", ec.message());
     }
     impl.options = std::move(options);
-    auto& srv = *impl.server;
-    srv.new_task_queue = [threads = impl.options.threads] { return new httplib::ThreadPool(threads); };
-    srv.set_payload_max_length(std::max(impl.options.payload_limit, impl.options.streaming_payload_limit));
-    if (impl.options.streaming_payload_limit > impl.options.payload_limit) {
-        // httplib has one limit; bodies above payload_limit may only go to streaming routes.
-        srv.set_pre_routing_handler([raw_impl = &impl](const httplib::Request& req,
-                                                       httplib::Response& res) {
-            auto declared = req.get_header_value("Content-Length");
-            std::uint64_t length = 0;
-            if (declared.empty() || !parseDigits(declared, length) ||
-                length <= raw_impl->options.payload_limit)
-                return httplib::Server::HandlerResponse::Unhandled;
-            for (const auto& [method, pattern] : raw_impl->streaming_routes)
-                if (method == req.method && std::regex_match(req.path, pattern))
-                    return httplib::Server::HandlerResponse::Unhandled;
-            res.status = 413;
-            res.set_header("Connection", "close");
-            res.set_content(errorBody("request body of " + declared + " bytes exceeds the limit of " +
-                                      std::to_string(raw_impl->options.payload_limit) + " bytes"),
-                            "application/json");
-            return httplib::Server::HandlerResponse::Handled;
-        });
-    }
-    // httplib's own options add SO_REUSEPORT, which lets a second server bind a port already
-    // served and take half its connections; plain SO_REUSEADDR only allows a quick restart.
-    srv.set_socket_options([raw_impl = &impl](int sock) {
-        int yes = 1;
-        ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
-        raw_impl->listen_fd = sock;
-    });
-    srv.set_read_timeout(impl.options.read_timeout);
-    srv.set_write_timeout(impl.options.write_timeout);
-    srv.set_keep_alive_max_count(1000);
-    // httplib writes headers and body separately; with Nagle on, the body waits for the
-    // peer's delayed ACK (40 ms per keep-alive request).
-    srv.set_tcp_nodelay(true);
-    srv.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
-        res.status = 500;
-        res.set_content(errorBody("internal error"), "application/json");
-    });
-    srv.set_error_handler([](const httplib::Request&, httplib::Response& res) {
-        if (res.body.empty()) {
-            res.set_content(errorBody(res.status == 404 ? std::string("no such route")
-                                                         : "HTTP " + std::to_string(res.status)),
-                            "application/json");
-        }
-    });
-    if (impl.options.access_log) {
-        srv.set_logger([component = impl.options.component](const httplib::Request& req,
-                                                             const httplib::Response& res) {
-            log::info(component, "request",
-                      {{"method", req.method}, {"path", req.path}, {"status", res.status},
-                       {"bytes", static_cast<std::int64_t>(req.method == "HEAD" ? 0
-                                                           : res.body.empty() ? res.content_length_
-                                                                              : res.body.size())},
-                       {"remote", req.remote_addr}});
-        });
-    }
+    impl.workers.emplace(std::max<std::size_t>(1, impl.options.threads));
     impl.registry.describe("hoist_http_requests_total", "counter", "HTTP requests by route, method and status");
     impl.registry.describe("hoist_http_response_bytes_total", "counter", "HTTP response body bytes by route");
     impl.registry.describe("hoist_http_errors_total", "counter", "HTTP 5xx responses by route");
+    impl.registry.describe("hoist_http_connections", "gauge", "open HTTP connections");
+    impl.registry.describe("hoist_http_connections_evicted_total", "counter",
+                           "idle connections closed to admit a new one over a connection cap");
+    impl.registry.describe("hoist_http_connections_refused_total", "counter",
+                           "new connections closed over a connection cap");
     auto* raw = self.get();
     self->route("GET", "/healthz", [](const ServerRequest&) {
         return ServerReply::json(200, "{\"status\":\"ok\"}");
@@ -557,52 +1120,18 @@ Result<std::unique_ptr<Server>> Server::create(ServerOptions options) {
 
 void Server::route(std::string_view method, const std::string& pattern, Handler handler,
                    bool streaming_body) {
-    auto* impl = impl_.get();
-    auto shared = std::make_shared<Handler>(std::move(handler));
-    std::string route_name = pattern;
-    std::string method_name(method);
-    RouteStats* stats = &impl->addRouteStats(route_name, method_name);
-    auto call = [impl, shared, route_name, stats](const httplib::Request& req, httplib::Response& res,
-                                           const httplib::ContentReader* reader) {
-        ServerRequest request = toRequest(req);
-        if (reader != nullptr) {
-            request.read_body = [reader](const BodySink& sink) {
-                return (*reader)([&sink](const char* data, size_t len) {
-                    return sink(std::string_view(data, len));
-                });
-            };
-        } else {
-            request.body = req.body;
-            request.read_body = [&req](const BodySink& sink) {
-                return sink(std::string_view(req.body));
-            };
-        }
-        ServerReply reply;
-        try {
-            reply = (*shared)(request);
-        } catch (const std::exception& e) {
-            log::error(impl->options.component, "handler threw", {{"route", route_name}, {"what", e.what()}});
-            reply = ServerReply::error(500, "internal error");
-        }
-        auto bytes = impl->apply(reply, req, res);
-        impl->record(*stats, req.method, res.status, bytes);
-    };
-    auto& srv = *impl_->server;
-    if (streaming_body && (method == "PUT" || method == "POST")) {
-        impl_->streaming_routes.emplace_back(method_name, std::regex(pattern));
-        auto h = [call](const httplib::Request& req, httplib::Response& res,
-                        const httplib::ContentReader& reader) { call(req, res, &reader); };
-        if (method == "PUT") srv.Put(pattern, h);
-        else srv.Post(pattern, h);
-        return;
-    }
-    auto h = [call](const httplib::Request& req, httplib::Response& res) { call(req, res, nullptr); };
-    if (method == "GET") srv.Get(pattern, h);
-    else if (method == "POST") srv.Post(pattern, h);
-    else if (method == "PUT") srv.Put(pattern, h);
-    else if (method == "DELETE") srv.Delete(pattern, h);
-    else if (method == "PATCH") srv.Patch(pattern, h);
-    else if (method == "OPTIONS") srv.Options(pattern, h);
+    Route route;
+    route.method = std::string(method);
+    route.pattern = std::regex(pattern);
+    route.name = pattern;
+    route.handler = std::move(handler);
+    route.streaming = streaming_body && (method == "PUT" || method == "POST");
+    route.stats = &impl_->addRouteStats(pattern, route.method);
+    impl_->routes.push_back(std::move(route));
+}
+
+void Server::beforeBody(std::function<Result<void>(const ServerRequest&)> check) {
+    impl_->before_body = std::move(check);
 }
 
 void Server::onMetrics(std::function<void(metrics::Registry&)> collector) {
@@ -613,22 +1142,30 @@ void Server::onMetrics(std::function<void(metrics::Registry&)> collector) {
 metrics::Registry& Server::metrics() { return impl_->registry; }
 
 Result<int> Server::bind() {
-    auto& srv = *impl_->server;
-    int port = impl_->options.port;
-    if (port == 0) {
-        port = srv.bind_to_any_port(impl_->options.host);
-        if (port < 0) return fail(Errc::Io, "cannot listen on ", impl_->options.host, " (any port)");
-    } else if (!srv.bind_to_port(impl_->options.host, port)) {
-        return fail(Errc::Io, "cannot listen on ", impl_->options.host, ":", port,
+    auto& impl = *impl_;
+    beast::error_code ec;
+    auto address = asio::ip::make_address(impl.options.host, ec);
+    if (ec) return fail(Errc::Invalid, "cannot listen on '", impl.options.host, "': not an IP address");
+    tcp::endpoint endpoint(address, static_cast<std::uint16_t>(impl.options.port));
+    impl.acceptor.emplace(impl.io);
+    auto& acceptor = *impl.acceptor;
+    auto refuse = [&]() -> Result<int> {
+        impl.acceptor.reset();
+        if (impl.options.port == 0) return fail(Errc::Io, "cannot listen on ", impl.options.host, " (any port)");
+        return fail(Errc::Io, "cannot listen on ", impl.options.host, ":", impl.options.port,
                     " (in use, or not an address of this machine)");
-    }
-    // httplib listens with a backlog of 5: a burst of new connections (a fleet's pings, a
-    // coordinator's workers) overflows it, and each dropped SYN costs its client a one-second
-    // retransmission. Listening again on the bound socket raises the backlog.
-    if (impl_->listen_fd >= 0 && ::listen(impl_->listen_fd, kListenBacklog) != 0)
-        log::warn(impl_->options.component, "cannot raise the listen backlog", {{"errno", errno}});
-    impl_->port = port;
-    return port;
+    };
+    if (acceptor.open(endpoint.protocol(), ec)) return refuse();
+    // SO_REUSEADDR allows a quick restart; SO_REUSEPORT (not set) would let a second server
+    // bind a port already served and take half its connections.
+    acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+    if (acceptor.bind(endpoint, ec)) return refuse();
+    // A burst of new connections (a fleet's pings, a coordinator's workers) waits in the
+    // kernel's queue instead of costing each dropped SYN a one-second retransmission.
+    if (acceptor.listen(kListenBacklog, ec)) return refuse();
+    raiseOpenFileLimit();
+    impl.port = acceptor.local_endpoint().port();
+    return impl.port;
 }
 
 int Server::port() const { return impl_->port; }
@@ -637,9 +1174,77 @@ Result<void> Server::writePortFile(const std::filesystem::path& path) const {
     return files::writeFileAtomic(path, std::to_string(impl_->port) + "\n");
 }
 
-void Server::run() { impl_->server->listen_after_bind(); }
+namespace {
+void acceptNext(Server::Impl& impl);
 
-void Server::stop() { impl_->server->stop(); }
+void startSession(Server::Impl& impl, tcp::socket socket) {
+    beast::error_code ec;
+    socket.set_option(tcp::no_delay(true), ec);
+    auto remote = socket.remote_endpoint(ec);
+    if (ec) return;
+    std::string peer = remote.address().to_string();
+    auto admit = [&](auto session) {
+        session->peer = peer;
+        ConnectionTable::Entry entry;
+        if (!impl.connections.admit(session.get(), peer, impl.maxConnections(),
+                                    std::max<std::size_t>(1, impl.options.max_connections_per_peer), entry)) {
+            session->dropUnregistered();
+            return;
+        }
+        session->setEntry(entry);
+        session->start();
+    };
+    if (impl.tls) {
+        admit(std::make_shared<Session<beast::ssl_stream<beast::tcp_stream>>>(impl, std::move(socket), *impl.tls));
+    } else {
+        admit(std::make_shared<Session<beast::tcp_stream>>(impl, std::move(socket)));
+    }
+}
+
+void acceptNext(Server::Impl& impl) {
+    impl.acceptor->async_accept(asio::make_strand(impl.io), [&impl](beast::error_code ec, tcp::socket socket) {
+        if (ec == asio::error::operation_aborted || impl.stopping) return;
+        if (ec) {
+            // Out of descriptors (or another transient failure): pause instead of spinning.
+            log::warn(impl.options.component, "cannot accept a connection", {{"error", ec.message()}});
+            impl.accept_retry.emplace(impl.io, std::chrono::milliseconds(50));
+            impl.accept_retry->async_wait([&impl](beast::error_code) {
+                if (!impl.stopping) acceptNext(impl);
+            });
+            return;
+        }
+        startSession(impl, std::move(socket));
+        acceptNext(impl);
+    });
+}
+}  // namespace
+
+void Server::run() {
+    auto& impl = *impl_;
+    if (!impl.acceptor || impl.stopping) return;
+    impl.keep_running.emplace(impl.io.get_executor());
+    acceptNext(impl);
+    std::size_t io_threads = impl.options.io_threads;
+    if (io_threads == 0) io_threads = std::clamp<std::size_t>(std::thread::hardware_concurrency(), 1, 4);
+    std::vector<std::thread> threads;
+    for (std::size_t i = 1; i < io_threads; ++i) threads.emplace_back([&impl] { impl.io.run(); });
+    impl.io.run();
+    for (auto& t : threads) t.join();
+}
+
+void Server::stop() {
+    auto& impl = *impl_;
+    if (impl.stopping.exchange(true)) return;
+    asio::post(impl.io, [&impl] {
+        beast::error_code ec;
+        if (impl.acceptor) impl.acceptor->close(ec);
+        if (impl.accept_retry) impl.accept_retry->cancel();
+        impl.connections.closeAll();
+        impl.keep_running.reset();
+        // In-flight replies are dropped: run() returns now, not when the last peer is done.
+        impl.io.stop();
+    });
+}
 
 Result<void> requireBearer(const ServerRequest& request, std::string_view token) {
     auto header = request.header("Authorization");

@@ -1,5 +1,6 @@
 #include "core/json.hpp"
 
+#include <algorithm>
 #include <unordered_set>
 
 #include <rapidjson/encodedstream.h>
@@ -254,6 +255,47 @@ std::string pretty(std::string_view json_text) {
     return {buffer.GetString(), buffer.GetSize()};
 }
 
+namespace {
+// A byte stream over a string_view, as RapidJSON's encoders read one.
+struct ViewStream {
+    using Ch = char;
+    const char* at;
+    const char* end;
+    Ch Peek() const { return at == end ? '\0' : *at; }
+    Ch Take() { return at == end ? '\0' : *at++; }
+};
+
+// Discards what the validator copies.
+struct NullStream {
+    using Ch = char;
+    void Put(Ch) {}
+};
+
+// `text` when it is valid UTF-8; otherwise a copy in `scratch` with each byte that does not
+// decode replaced by U+FFFD: output JSON stays valid whatever bytes a caller echoes (a path,
+// a query parameter, a file name).
+std::string_view validUtf8(std::string_view text, std::string& scratch) {
+    bool ascii = std::all_of(text.begin(), text.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; });
+    if (ascii) return text;
+    scratch.clear();
+    ViewStream in{text.data(), text.data() + text.size()};
+    NullStream out;
+    bool changed = false;
+    while (in.at != in.end) {
+        const char* start = in.at;
+        if (rapidjson::UTF8<>::Validate(in, out)) {
+            scratch.append(start, in.at);
+            continue;
+        }
+        // U+FFFD for the first byte of what does not decode; go on after it.
+        scratch.append("\xEF\xBF\xBD");
+        in.at = start + 1;
+        changed = true;
+    }
+    return changed ? std::string_view(scratch) : text;
+}
+}  // namespace
+
 struct Writer::Impl {
     rapidjson::StringBuffer buffer;
     rapidjson::Writer<rapidjson::StringBuffer> writer{buffer};
@@ -279,10 +321,14 @@ Writer& Writer::endArray() {
     return *this;
 }
 Writer& Writer::key(std::string_view k) {
+    std::string scratch;
+    k = validUtf8(k, scratch);
     impl_->writer.Key(k.data(), static_cast<rapidjson::SizeType>(k.size()), true);
     return *this;
 }
 Writer& Writer::value(std::string_view v) {
+    std::string scratch;
+    v = validUtf8(v, scratch);
     impl_->writer.String(v.data(), static_cast<rapidjson::SizeType>(v.size()), true);
     return *this;
 }

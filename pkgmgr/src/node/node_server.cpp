@@ -146,6 +146,8 @@ struct NodeServer::Impl {
 
 void NodeServer::Impl::routes() {
     auto& s = *server;
+    // Every route with a body needs the token: checked before the body is read.
+    s.beforeBody([this](const ServerRequest& r) { return authorize(r); });
     s.route("GET", "/v1/node", [this](const ServerRequest& r) { return getNode(r); });
     s.route("GET", "/v1/packages", [this](const ServerRequest& r) { return getPackages(r); });
     s.route("PUT", "/v1/packages/" + std::string(kSha), [this](const ServerRequest& r) { return putPackage(r); });

@@ -37,7 +37,7 @@ const std::vector<BadCase> kBadCases = {
     {"RequiredMissing", "agent", R"({})", "option 'master' is required for the agent role"},
     {"RequiredWith", "master", R"({"zk": "zk://10.0.0.1:2181/mesos"})",
      "option 'quorum' is required when 'zk' is set"},
-    {"GivenTwice", "master", R"({"port": 5050, "port": 5051})", "option 'port' is given twice"},
+    {"GivenTwice", "master", R"({"port": 5050, "port": 5051})", "duplicate key 'port' at offset 21"},
     {"NullValue", "master", R"({"port": null})",
      "option 'port' must not be null (leave it out to use the default)"},
     {"IntOutOfRange", "master", R"({"port": 70000})",

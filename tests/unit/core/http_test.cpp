@@ -2,6 +2,9 @@
 #include <arpa/inet.h>
 #include <cstdio>
 #include <fcntl.h>
+#include <fstream>
+#include <memory>
+#include <vector>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -234,6 +237,309 @@ TEST(Server, QueuesABurstOfConnections) {
     }
     for (auto& p : fds) ::close(p.fd);
     EXPECT_EQ(connected, kConnections);
+}
+
+// ---- Hostile peers: each of these starved or swelled the thread-per-connection engine.
+
+// A raw loopback connection for requests the client library would not send.
+class RawConnection {
+public:
+    explicit RawConnection(int port, const char* source = nullptr) {
+        fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (source != nullptr) {
+            sockaddr_in local{};
+            local.sin_family = AF_INET;
+            ::inet_pton(AF_INET, source, &local.sin_addr);
+            ::bind(fd_, reinterpret_cast<const sockaddr*>(&local), sizeof local);
+        }
+        sockaddr_in address{};
+        address.sin_family = AF_INET;
+        address.sin_port = htons(static_cast<std::uint16_t>(port));
+        address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        connected_ = ::connect(fd_, reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0;
+    }
+    ~RawConnection() {
+        if (fd_ >= 0) ::close(fd_);
+    }
+    RawConnection(const RawConnection&) = delete;
+    RawConnection& operator=(const RawConnection&) = delete;
+
+    bool connected() const { return connected_; }
+    int fd() const { return fd_; }
+    bool send(std::string_view bytes) {
+        while (!bytes.empty()) {
+            auto n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+            if (n <= 0) return false;
+            bytes.remove_prefix(static_cast<size_t>(n));
+        }
+        return true;
+    }
+    /// Reads until the peer closes or `timeout` passes.
+    std::string readAll(std::chrono::milliseconds timeout) {
+        std::string out;
+        auto deadline = std::chrono::steady_clock::now() + timeout;
+        for (;;) {
+            auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+            if (left.count() <= 0) return out;
+            pollfd p{fd_, POLLIN, 0};
+            if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) return out;
+            char buffer[4096];
+            auto n = ::recv(fd_, buffer, sizeof buffer, 0);
+            if (n <= 0) return out;
+            out.append(buffer, static_cast<size_t>(n));
+        }
+    }
+    /// True when the server has closed its end (a read sees EOF or a reset), waiting up to
+    /// `timeout`.
+    bool closedByServer(std::chrono::milliseconds timeout) {
+        pollfd p{fd_, POLLIN, 0};
+        if (::poll(&p, 1, static_cast<int>(timeout.count())) <= 0) return false;
+        char byte = 0;
+        return ::recv(fd_, &byte, 1, MSG_DONTWAIT | MSG_PEEK) <= 0;
+    }
+
+private:
+    int fd_ = -1;
+    bool connected_ = false;
+};
+
+// Peak resident memory of this process, in bytes.
+std::uint64_t peakRss() {
+    std::ifstream status("/proc/self/status");
+    std::string line;
+    while (std::getline(status, line))
+        if (line.starts_with("VmHWM:")) return std::stoull(line.substr(6)) * 1024;
+    return 0;
+}
+
+class HostileFixture : public ::testing::Test {
+protected:
+    void start(ServerOptions options) {
+        options.component = "test";
+        options.access_log = false;
+        auto created = Server::create(options);
+        ASSERT_OK(created);
+        server_ = std::move(*created);
+        server_->route("POST", "/v1/halt", [](const ServerRequest& r) {
+            return ServerReply::json(201, "{\"bytes\":" + std::to_string(r.body.size()) + "}");
+        });
+        server_->route("DELETE", "/v1/halt", [](const ServerRequest&) { return ServerReply::json(200, "{}"); });
+        server_->route("PUT", "/upload", [](const ServerRequest& r) {
+            size_t total = 0;
+            bool complete = r.read_body([&](std::string_view chunk) {
+                total += chunk.size();
+                return true;
+            });
+            if (!complete) return ServerReply::error(400, "incomplete");
+            return ServerReply::json(200, "{\"bytes\":" + std::to_string(total) + "}");
+        }, true);
+        if (before_body_) server_->beforeBody(before_body_);
+        auto port = server_->bind();
+        ASSERT_OK(port);
+        port_ = *port;
+        base_ = "http://127.0.0.1:" + std::to_string(*port);
+        thread_ = std::thread([this] { server_->run(); });
+    }
+    void TearDown() override {
+        if (server_) server_->stop();
+        if (thread_.joinable()) thread_.join();
+    }
+    // GET /healthz on a new connection; the status, or 0 when no answer came in time.
+    int healthz(std::chrono::milliseconds timeout = std::chrono::milliseconds(5000)) {
+        Client client;
+        auto r = client.send({.url = base_ + "/healthz", .timeout = timeout});
+        return r ? static_cast<int>(r->status) : 0;
+    }
+
+    std::unique_ptr<Server> server_;
+    std::function<Result<void>(const ServerRequest&)> before_body_;
+    std::thread thread_;
+    std::string base_;
+    int port_ = 0;
+};
+
+TEST_F(HostileFixture, AChunkedGigabyteIsAnswered413QuicklyInBoundedMemory) {
+    start({});
+    RawConnection c(port_);
+    ASSERT_TRUE(c.connected());
+    auto before = peakRss();
+    ASSERT_TRUE(c.send("POST /v1/halt HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"));
+    std::atomic<std::uint64_t> sent{0};
+    std::thread sender([&] {
+        std::string chunk = "10000\r\n" + std::string(0x10000, '[') + "\r\n";
+        while (sent < (1ull << 30) && c.send(chunk)) sent += 0x10000;
+    });
+    auto started = std::chrono::steady_clock::now();
+    auto reply = c.readAll(std::chrono::seconds(20));
+    auto took = std::chrono::steady_clock::now() - started;
+    ::shutdown(c.fd(), SHUT_RDWR);
+    sender.join();
+    EXPECT_TRUE(reply.starts_with("HTTP/1.1 413")) << reply.substr(0, 200);
+    EXPECT_NE(reply.find("request body exceeds the limit of 1048576 bytes"), std::string::npos) << reply;
+    EXPECT_LT(sent.load(), 256ull << 20) << "the server kept reading the body";
+    EXPECT_LT(took, std::chrono::seconds(5));
+    EXPECT_LT(peakRss() - before, 64ull << 20);
+    EXPECT_EQ(healthz(), 200);
+}
+
+TEST_F(HostileFixture, ADeclaredOversizedBodyIsRefusedBeforeItIsSent) {
+    start({});
+    RawConnection c(port_);
+    ASSERT_TRUE(c.connected());
+    ASSERT_TRUE(c.send("POST /v1/halt HTTP/1.1\r\nHost: x\r\nContent-Length: 1073741824\r\n\r\n"));
+    auto reply = c.readAll(std::chrono::seconds(5));
+    EXPECT_TRUE(reply.starts_with("HTTP/1.1 413")) << reply;
+    EXPECT_NE(reply.find("request body of 1073741824 bytes exceeds the limit of 1048576 bytes"),
+              std::string::npos) << reply;
+    // A streaming route's own limit applies to its chunked bodies too.
+    RawConnection s(port_);
+    ASSERT_TRUE(s.send("PUT /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"));
+    std::string chunk = "100000\r\n" + std::string(0x100000, 'x') + "\r\n";
+    for (int i = 0; i < 3; ++i) s.send(chunk);
+    reply = s.readAll(std::chrono::seconds(5));
+    EXPECT_TRUE(reply.starts_with("HTTP/1.1 413")) << reply.substr(0, 200);
+}
+
+TEST_F(HostileFixture, ACallerWithoutATokenCannotMakeTheServerReadABody) {
+    before_body_ = [](const ServerRequest& r) { return requireBearer(r, "s3cret"); };
+    start({});
+    RawConnection c(port_);
+    ASSERT_TRUE(c.send("POST /v1/halt HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n"));
+    auto reply = c.readAll(std::chrono::seconds(5));
+    EXPECT_TRUE(reply.starts_with("HTTP/1.1 401")) << reply;
+    EXPECT_NE(reply.find("missing bearer token"), std::string::npos) << reply;
+    Client client;
+    auto right = client.send({.method = "POST", .url = base_ + "/v1/halt", .headers = {bearer("s3cret")},
+                              .body = std::string(1000, 'x')});
+    ASSERT_OK(right);
+    EXPECT_EQ(right->status, 201);
+    EXPECT_EQ(right->body, "{\"bytes\":1000}");
+}
+
+TEST_F(HostileFixture, AWrongMethodGets405WithAllow) {
+    start({});
+    Client client;
+    auto r = client.send({.method = "GET", .url = base_ + "/v1/halt"});
+    ASSERT_OK(r);
+    EXPECT_EQ(r->status, 405);
+    EXPECT_NE(r->body.find("method GET is not allowed on /v1/halt (allowed: POST, DELETE)"), std::string::npos)
+        << r->body;
+    EXPECT_EQ(r->header("Allow").value_or(""), "POST, DELETE");
+    auto missing = client.send({.url = base_ + "/nope"});
+    ASSERT_OK(missing);
+    EXPECT_EQ(missing->status, 404);
+}
+
+TEST_F(HostileFixture, OversizedHeadersAre431) {
+    start({});
+    RawConnection big(port_);
+    ASSERT_TRUE(big.send("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(20000, 'a') + "\r\n\r\n"));
+    EXPECT_TRUE(big.readAll(std::chrono::seconds(5)).starts_with("HTTP/1.1 431"));
+    RawConnection many(port_);
+    std::string request = "GET /healthz HTTP/1.1\r\nHost: x\r\n";
+    for (int i = 0; i < 150; ++i) request += "X-" + std::to_string(i) + ": y\r\n";
+    ASSERT_TRUE(many.send(request + "\r\n"));
+    auto reply = many.readAll(std::chrono::seconds(5));
+    EXPECT_TRUE(reply.starts_with("HTTP/1.1 431")) << reply;
+    EXPECT_NE(reply.find("more than 100 header fields"), std::string::npos) << reply;
+}
+
+TEST_F(HostileFixture, IdleConnectionsDoNotStarveOthers) {
+    ServerOptions options;
+    options.threads = 2;
+    options.max_connections_per_peer = 100000;
+    start(options);
+    // Far more than workers: a thread-per-connection engine answers nothing now.
+    constexpr int kIdle = 4000;
+    std::vector<std::unique_ptr<RawConnection>> idle;
+    for (int i = 0; i < kIdle; ++i) {
+        idle.push_back(std::make_unique<RawConnection>(port_));
+        ASSERT_TRUE(idle.back()->connected()) << i;
+    }
+    // A request half sent on some of them, too.
+    for (int i = 0; i < kIdle; i += 10) idle[static_cast<size_t>(i)]->send("GET /healthz HTTP/1.1\r\nHo");
+    for (int i = 0; i < 20; ++i) EXPECT_EQ(healthz(std::chrono::milliseconds(2000)), 200);
+    Client client;
+    auto halt = client.send({.method = "POST", .url = base_ + "/v1/halt", .body = "{}",
+                             .timeout = std::chrono::milliseconds(2000)});
+    ASSERT_OK(halt);
+    EXPECT_EQ(halt->status, 201);
+    // They are held, not dropped.
+    int closed = 0;
+    for (int i = 1; i < kIdle; i += 10) closed += idle[static_cast<size_t>(i)]->closedByServer(std::chrono::milliseconds(0));
+    EXPECT_EQ(closed, 0);
+}
+
+TEST_F(HostileFixture, SlowHeadersAreClosedAtTheDeadline) {
+    ServerOptions options;
+    options.threads = 2;
+    options.header_timeout = std::chrono::milliseconds(800);
+    start(options);
+    constexpr int kSlow = 50;
+    std::vector<std::unique_ptr<RawConnection>> slow;
+    for (int i = 0; i < kSlow; ++i) {
+        slow.push_back(std::make_unique<RawConnection>(port_));
+        ASSERT_TRUE(slow.back()->send("GET /healthz HTTP/1.1\r\n"));
+    }
+    auto started = std::chrono::steady_clock::now();
+    // Trickle a byte every 100 ms: each read is quick, the header never completes.
+    int closed = 0;
+    std::vector<bool> done(kSlow, false);
+    while (closed < kSlow && std::chrono::steady_clock::now() - started < std::chrono::seconds(6)) {
+        for (int i = 0; i < kSlow; ++i) {
+            auto index = static_cast<size_t>(i);
+            if (done[index]) continue;
+            if (slow[index]->closedByServer(std::chrono::milliseconds(0)) || !slow[index]->send("X")) {
+                done[index] = true;
+                ++closed;
+            }
+        }
+        EXPECT_EQ(healthz(std::chrono::milliseconds(2000)), 200);
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    auto took = std::chrono::steady_clock::now() - started;
+    EXPECT_EQ(closed, kSlow);
+    EXPECT_GE(took, std::chrono::milliseconds(700));
+    EXPECT_LT(took, std::chrono::seconds(4));
+}
+
+TEST_F(HostileFixture, ConnectionsPerPeerAreCappedOldestIdleFirst) {
+    ServerOptions options;
+    options.max_connections_per_peer = 8;
+    start(options);
+    std::vector<std::unique_ptr<RawConnection>> held;
+    for (int i = 0; i < 20; ++i) {
+        held.push_back(std::make_unique<RawConnection>(port_));
+        ASSERT_TRUE(held.back()->connected());
+    }
+    // The peer's newest request still gets through, at the cost of its oldest idle ones.
+    EXPECT_EQ(healthz(), 200);
+    int closed = 0;
+    ASSERT_TRUE(testing::waitFor(
+        [&] {
+            closed = 0;
+            for (auto& c : held) closed += c->closedByServer(std::chrono::milliseconds(0));
+            return closed >= 13;
+        },
+        std::chrono::seconds(5)));
+    EXPECT_EQ(closed, 13);
+    // The oldest went first.
+    for (int i = 0; i < 12; ++i) EXPECT_TRUE(held[static_cast<size_t>(i)]->closedByServer(std::chrono::milliseconds(0))) << i;
+    for (int i = 13; i < 20; ++i) EXPECT_FALSE(held[static_cast<size_t>(i)]->closedByServer(std::chrono::milliseconds(0))) << i;
+}
+
+TEST_F(HostileFixture, KeepAliveConnectionsIdleTooLongAreClosed) {
+    ServerOptions options;
+    options.idle_timeout = std::chrono::milliseconds(500);
+    start(options);
+    RawConnection c(port_);
+    ASSERT_TRUE(c.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"));
+    auto started = std::chrono::steady_clock::now();
+    auto reply = c.readAll(std::chrono::seconds(4));
+    EXPECT_TRUE(reply.starts_with("HTTP/1.1 200")) << reply;
+    auto took = std::chrono::steady_clock::now() - started;
+    EXPECT_GE(took, std::chrono::milliseconds(400));
+    EXPECT_LT(took, std::chrono::seconds(3));
 }
 
 TEST(Client, TransportErrorsAreErrors) {

@@ -43,6 +43,15 @@ TEST(Json, InvalidUtf8IsRefused) {
     EXPECT_EQ(toString(*ok), "{\"name\":\"caf\xc3\xa9\"}");
 }
 
+TEST(Json, WriterOutputStaysValidUtf8) {
+    // An echoed path or query parameter with stray bytes used to make the reply invalid JSON.
+    Writer w;
+    w.beginObject().field("error", "no deployment 'a\xff\xc3'").field("caf\xc3\xa9", "ok").endObject();
+    auto text = w.str();
+    EXPECT_EQ(text, "{\"error\":\"no deployment 'a\xEF\xBF\xBD\xEF\xBF\xBD'\",\"caf\xc3\xa9\":\"ok\"}");
+    EXPECT_OK(parse(text, "reply"));
+}
+
 TEST(Json, TypedAccessorsNameFieldAndRule) {
     auto doc = parseObject(R"({"name": "mesos", "count": "3", "tags": ["a", 1]})", "pkginfo.json");
     ASSERT_OK(doc);

@@ -87,11 +87,35 @@ struct ServerOptions {
     std::chrono::seconds read_timeout{30};
     std::chrono::seconds write_timeout{30};
     bool access_log = true;
+    /// Threads that run the connections' reads and writes (0: one per core, at most 4).
+    /// Handlers run on the `threads` workers, never on these.
+    std::size_t io_threads = 0;
+    /// The request line and header fields together, in bytes (431 above it).
+    std::size_t max_header_bytes = 16 * 1024;
+    /// Header fields in one request (431 above it).
+    std::size_t max_headers = 100;
+    /// A new connection sends its whole request header within this, and a keep-alive
+    /// connection within this of its first byte; otherwise it is closed.
+    std::chrono::milliseconds header_timeout{10'000};
+    /// A keep-alive connection that sends nothing for this long is closed.
+    std::chrono::milliseconds idle_timeout{60'000};
+    /// Open connections, in all and from one peer address. Over a cap, the oldest
+    /// connection waiting for a request (of that peer, or of all) is closed to make room;
+    /// when every one is busy, the new connection is closed.
+    std::size_t max_connections = 16384;
+    std::size_t max_connections_per_peer = 4096;
 };
 
-/// An HTTP(S) server (cpp-httplib behind this type): routes by method and regex, one error
-/// shape, an access log line per request, request metrics, GET /healthz and GET /metrics
-/// built in, and exceptions turned into 500s. Routes are registered before run().
+/// An HTTP(S) server (Boost.Beast on Boost.Asio behind this type): routes by method and
+/// regex (404 for no route, 405 with Allow for a wrong method), one error shape, an access log
+/// line per request, request metrics, GET /healthz and GET /metrics built in, and exceptions
+/// turned into 500s. Routes are registered before run().
+///
+/// Event-driven: a few I/O threads hold every connection (a waiting connection costs no
+/// thread); handlers run on a pool of `threads` workers. Limits are enforced before the
+/// work: header size, count and deadline, keep-alive idle time, connection caps, and body
+/// limits on declared, chunked and streamed bodies alike (413 naming the limit, before a
+/// byte of an oversized declared body is read).
 class Server {
 public:
     static Result<std::unique_ptr<Server>> create(ServerOptions options);
@@ -103,6 +127,12 @@ public:
     /// handler reads the body itself through ServerRequest::read_body (payload_limit applies).
     void route(std::string_view method, const std::string& pattern, Handler handler,
                bool streaming_body = false);
+    /// A check on a request's method, path, matches and headers, run when the header is read
+    /// and before its body is read (cheap and non-blocking: a token comparison). An error is
+    /// answered at once with its status and the body is never read: callers that cannot
+    /// present a credential cannot make the server read a megabyte. Handlers keep their own
+    /// checks. Applies to requests that have a body.
+    void beforeBody(std::function<Result<void>(const ServerRequest&)> check);
     /// Called before each GET /metrics render, to refresh gauges.
     void onMetrics(std::function<void(metrics::Registry&)> collector);
     metrics::Registry& metrics();
@@ -117,9 +147,11 @@ public:
     /// Thread-safe; run() returns soon after.
     void stop();
 
+    /// The engine (opaque outside http_server.cpp).
+    struct Impl;
+
 private:
     Server();
-    struct Impl;
     std::unique_ptr<Impl> impl_;
 };
 
