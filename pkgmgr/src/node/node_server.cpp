@@ -715,8 +715,8 @@ void NodeServer::Impl::pullStage(const std::string& deployment, const std::strin
 void NodeServer::Impl::pullRestart(const std::string& deployment, long generation) {
     // A swap under way reports its own steps. A damaged journal goes on to restartTo, whose
     // refusal is reported, so the coordinator learns why this node does not move.
-    auto txn = readJournal(layout);
-    if ((txn.json && !txn.damage) || helperRunning()) return;
+    auto txn = Journal::load(layout);
+    if ((txn && *txn) || helperRunning()) return;
     long current = 0;
     if (auto gens = generations()) {
         if (auto c = gens->current(); c && *c) current = **c;
