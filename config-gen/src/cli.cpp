@@ -216,8 +216,8 @@ void addReleaseCommand(Cli& cli) {
                     "package name to remove from every role (repeatable)");
     cmd->add_option("--role", args->roles, "restrict the changes to this role (repeatable)");
     cmd->add_option("--upgrade-from", args->upgrade_from,
-                    "version glob the release may upgrade from (repeatable; default: the base's "
-                    "family, e.g. 1.*, plus the base's own)");
+                    "version glob (1.*) or semver range (>=1.2 <2) the release may upgrade "
+                    "from (repeatable; default: the base's family, e.g. 1.*, plus the base's own)");
     cmd->add_option("--sign-key", args->sign_key, "Ed25519 private key (PEM) to sign with")
         ->required();
     cmd->add_option("-o,--output", args->out_dir,

@@ -7,6 +7,7 @@
 
 #include "core/files.hpp"
 #include "core/strings.hpp"
+#include "pkgmgr/release.hpp"
 #include "pkgmgr/sets.hpp"
 
 namespace hoist::config_gen {
@@ -33,6 +34,9 @@ std::string versionFamily(const std::string& version) {
 
 Result<ComposedRelease> composeRelease(const pkgmgr::Release& base, const ReleaseChanges& changes) {
     HOIST_TRY(pkgmgr::validateVersion(changes.version));
+    for (const auto& pattern : changes.upgrade_from)
+        if (auto valid = pkgmgr::validateUpgradePattern(pattern); !valid)
+            return fail(Errc::Invalid, "--upgrade-from: ", valid.error().message);
     if (pkgmgr::compareVersions(changes.version, base.version) <= 0) {
         return fail(Errc::Invalid, "release version '", changes.version,
                     "' must be newer than the base's version '", base.version, "'");

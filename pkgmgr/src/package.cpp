@@ -4,6 +4,7 @@
 
 #include "core/crypto.hpp"
 #include "core/strings.hpp"
+#include "pkgmgr/semver.hpp"
 
 namespace hoist::pkgmgr {
 
@@ -278,6 +279,11 @@ Result<PkgInfo> PkgInfo::parse(std::string_view text) {
         if (strings::trim(range).empty()) {
             return fail(Errc::Invalid, kCtx, ": field 'compatible': the range for '", name,
                         "' must not be empty");
+        }
+        // Checked here, so pack, add and config-gen refuse what check would refuse later.
+        if (auto r = validateRange(range); !r) {
+            return fail(Errc::Invalid, kCtx, ": field 'compatible': the range for '", name,
+                        "': ", r.error().message);
         }
     }
 

@@ -1,10 +1,13 @@
 #include "pkgmgr/release.hpp"
 
+#include <algorithm>
+#include <cctype>
 #include <set>
 
 #include "core/crypto.hpp"
 #include "core/json.hpp"
 #include "core/log.hpp"
+#include "pkgmgr/semver.hpp"
 
 namespace hoist::pkgmgr {
 
@@ -48,7 +51,8 @@ Result<Release> Release::parse(std::string_view text) {
     HOIST_TRY(json::rejectUnknown(doc, {"version", "upgrade_from", "roles", "created", "notes"}, ctx));
     HOIST_ASSIGN(release.upgrade_from, json::optStringArray(doc, "upgrade_from", ctx));
     for (const auto& pattern : release.upgrade_from)
-        if (pattern.empty()) return fail(Errc::Invalid, ctx, ": an upgrade_from pattern is empty");
+        if (auto valid = validateUpgradePattern(pattern); !valid)
+            return std::unexpected(withContext(valid.error(), ctx));
     HOIST_ASSIGN(const json::Value* roles, json::getObject(doc, "roles", ctx));
     if (roles->MemberCount() == 0) return fail(Errc::Invalid, ctx, ": field 'roles' names no role");
     for (const auto& member : roles->GetObject()) {
@@ -88,9 +92,36 @@ std::string Release::toJson() const {
 }
 
 bool Release::allowsUpgradeFrom(std::string_view from_version) const {
-    for (const auto& pattern : upgrade_from)
-        if (globMatch(pattern, from_version)) return true;
-    return false;
+    return upgradeAllowed(upgrade_from, from_version);
+}
+
+namespace {
+// A glob is written with version characters and '*' only; anything else must be a range.
+bool isGlob(std::string_view pattern) {
+    return std::all_of(pattern.begin(), pattern.end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '+' ||
+               c == '~' || c == '-' || c == '*';
+    });
+}
+}  // namespace
+
+Result<void> validateUpgradePattern(std::string_view pattern) {
+    if (pattern.empty()) return fail(Errc::Invalid, "an upgrade_from pattern is empty");
+    if (isGlob(pattern)) return ok();
+    if (auto range = validateRange(pattern); !range)
+        return fail(Errc::Invalid, "upgrade_from pattern '", pattern,
+                    "' is neither a glob (version characters and '*') nor a version range: ",
+                    range.error().message);
+    return ok();
+}
+
+bool upgradeAllowed(const std::vector<std::string>& patterns, std::string_view from_version) {
+    return std::any_of(patterns.begin(), patterns.end(), [&](const std::string& pattern) {
+        if (isGlob(pattern) && globMatch(pattern, from_version)) return true;
+        // A version that is not semver is in no range; a glob can still name it.
+        auto in = versionSatisfies(from_version, pattern);
+        return in && *in;
+    });
 }
 
 Result<std::vector<PackageRef>> Release::packagesFor(std::string_view role) const {

@@ -43,6 +43,16 @@ Result<json::Document> parseBody(std::string_view text, std::string_view ctx) {
     return json::parseObject(text, ctx);
 }
 
+// The optional "deployment" and "report_to" of a restart or rollback.
+Result<void> readReportTarget(const json::Value& doc, std::string_view ctx, std::string& deployment,
+                              std::string& report_to) {
+    HOIST_ASSIGN(auto d, json::optString(doc, "deployment", ctx));
+    HOIST_ASSIGN(auto r, json::optString(doc, "report_to", ctx));
+    deployment = d.value_or("");
+    report_to = r.value_or("");
+    return ok();
+}
+
 }  // namespace
 
 // ---- status ping
@@ -302,10 +312,7 @@ Result<RestartRequest> RestartRequest::fromJson(std::string_view text) {
     HOIST_TRY(json::rejectUnknown(doc, {"generation", "deployment", "report_to"}, ctx));
     RestartRequest r;
     HOIST_ASSIGN(r.generation, json::getInt(doc, "generation", ctx));
-    HOIST_ASSIGN(auto deployment, json::optString(doc, "deployment", ctx));
-    HOIST_ASSIGN(auto report_to, json::optString(doc, "report_to", ctx));
-    r.deployment = deployment.value_or("");
-    r.report_to = report_to.value_or("");
+    HOIST_TRY(readReportTarget(doc, ctx, r.deployment, r.report_to));
     return r;
 }
 
@@ -324,10 +331,7 @@ Result<RollbackRequest> RollbackRequest::fromJson(std::string_view text) {
     HOIST_ASSIGN(auto doc, parseBody(text, ctx));
     HOIST_TRY(json::rejectUnknown(doc, {"deployment", "report_to"}, ctx));
     RollbackRequest r;
-    HOIST_ASSIGN(auto deployment, json::optString(doc, "deployment", ctx));
-    HOIST_ASSIGN(auto report_to, json::optString(doc, "report_to", ctx));
-    r.deployment = deployment.value_or("");
-    r.report_to = report_to.value_or("");
+    HOIST_TRY(readReportTarget(doc, ctx, r.deployment, r.report_to));
     return r;
 }
 

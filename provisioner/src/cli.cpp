@@ -41,6 +41,9 @@ struct SigV4Args {
     std::string region;
     std::string service;
     std::string time;
+    std::string signed_headers;
+    std::string whitespace = "aws";
+    bool query_plus_is_space = false;
     bool json = false;
 };
 
@@ -58,9 +61,28 @@ void addSigV4(Cli& cli) {
     cmd->add_option("--service", args->service, "service, e.g. ec2")->required();
     cmd->add_option("--time", args->time,
                     "signing time, YYYYMMDDTHHMMSSZ (default: X-Amz-Date of the request, or now)");
+    cmd->add_option("--signed-headers", args->signed_headers,
+                    "sign only these headers, as in SignedHeaders= (host;x-amz-date); default: "
+                    "every header of the request");
+    cmd->add_option("--header-whitespace", args->whitespace,
+                    "what folds as whitespace in header values: aws (space, \\t, \\n, \\v, "
+                    "\\f, \\r; AWS's SDKs) or botocore (also Unicode spaces such as U+00A0)")
+        ->check(CLI::IsMember({"aws", "botocore"}));
+    cmd->add_flag("--query-plus-is-space", args->query_plus_is_space,
+                  "read '+' in the query as a space (captures from clients that form-encode "
+                  "queries, such as botocore); AWS reads it as a plus");
     cmd->add_flag("--json", args->json, "print one JSON object");
     cmd->callback([&cli, args] {
         cli.action = [&cli, args]() -> int {
+            sigv4::SignOptions options;
+            options.whitespace = args->whitespace == "botocore" ? sigv4::Whitespace::Botocore
+                                                                : sigv4::Whitespace::Aws;
+            options.query_plus_is_space = args->query_plus_is_space;
+            if (!args->signed_headers.empty()) {
+                auto names = sigv4::parseSignedHeaders(args->signed_headers);
+                if (!names) return cli.failWith(names.error());
+                options.signed_headers = std::move(*names);
+            }
             std::string raw(std::istreambuf_iterator<char>(std::cin), {});
             auto request = sigv4::parseRawRequest(raw);
             if (!request) return cli.failWith(request.error());
@@ -73,7 +95,7 @@ void addSigV4(Cli& cli) {
             sigv4::Credentials creds{args->access_key, args->secret_key, args->session_token};
             sigv4::Scope scope{args->region, args->service, time};
             sigv4::prepare(*request, creds, scope);
-            auto sig = sigv4::sign(*request, creds, scope);
+            auto sig = sigv4::sign(*request, creds, scope, options);
             if (!sig) return cli.failWith(sig.error());
             if (args->json) {
                 json::Writer w;

@@ -5,6 +5,8 @@
 #include <ctime>
 #include <map>
 
+#include <rapidjson/encodings.h>
+
 #include "core/crypto.hpp"
 #include "core/http_client.hpp"
 #include "core/strings.hpp"
@@ -26,10 +28,14 @@ int hexValue(char c) {
     return -1;
 }
 
-// SigV4 decodes only %XX; '+' is a literal plus, not a space.
-std::string percentDecode(std::string_view text) {
+// SigV4 decodes only %XX; '+' is a literal plus unless the client meant a space by it.
+std::string percentDecode(std::string_view text, bool plus_is_space) {
     std::string out;
     for (size_t i = 0; i < text.size(); ++i) {
+        if (plus_is_space && text[i] == '+') {
+            out += ' ';
+            continue;
+        }
         if (text[i] == '%' && i + 2 < text.size()) {
             int hi = hexValue(text[i + 1]);
             int lo = hexValue(text[i + 2]);
@@ -44,20 +50,26 @@ std::string percentDecode(std::string_view text) {
     return out;
 }
 
-// Trims the ends and collapses every run of spaces or tabs to one space, quotes included.
-std::string canonicalHeaderValue(std::string_view value) {
-    std::string out;
-    bool pending_space = false;
-    for (char c : value) {
-        if (isSpace(c) || c == '\r' || c == '\n') {
-            pending_space = !out.empty();
-            continue;
-        }
-        if (pending_space) out += ' ';
-        pending_space = false;
-        out += c;
-    }
-    return out;
+// A stream of bytes for RapidJSON's UTF-8 decoder, which reads one code point from it.
+struct Bytes {
+    using Ch = char;
+    std::string_view text;
+    size_t at = 0;
+    char Peek() const { return at < text.size() ? text[at] : '\0'; }
+    char Take() { return at < text.size() ? text[at++] : '\0'; }
+    size_t Tell() const { return at; }
+};
+
+bool isAwsSpace(unsigned codepoint) {
+    return codepoint == ' ' || (codepoint >= '\t' && codepoint <= '\r');
+}
+
+// Python's str.isspace(), which str.split() uses.
+bool isPythonSpace(unsigned codepoint) {
+    return isAwsSpace(codepoint) || (codepoint >= 0x1c && codepoint <= 0x1f) || codepoint == 0x85 ||
+           codepoint == 0xa0 || codepoint == 0x1680 ||
+           (codepoint >= 0x2000 && codepoint <= 0x200a) || codepoint == 0x2028 ||
+           codepoint == 0x2029 || codepoint == 0x202f || codepoint == 0x205f || codepoint == 0x3000;
 }
 
 bool validTime(std::string_view t) {
@@ -73,6 +85,45 @@ bool hasHeader(const Request& request, std::string_view name) {
 }
 
 }  // namespace
+
+std::string canonicalHeaderValue(std::string_view value, Whitespace rule) {
+    std::string out;
+    bool pending_space = false;
+    for (size_t pos = 0; pos < value.size();) {
+        unsigned codepoint = static_cast<unsigned char>(value[pos]);
+        size_t length = 1;
+        if (rule == Whitespace::Botocore && codepoint >= 0x80) {
+            Bytes bytes{value.substr(pos)};
+            // A byte that does not start UTF-8 stands for itself and is not whitespace.
+            if (rapidjson::UTF8<char>::Decode(bytes, &codepoint) && bytes.at > 0)
+                length = bytes.at;
+            else
+                codepoint = 0xfffd;
+        }
+        bool space = rule == Whitespace::Aws ? isAwsSpace(codepoint) : isPythonSpace(codepoint);
+        if (space) {
+            pending_space = !out.empty();
+        } else {
+            if (pending_space) out += ' ';
+            pending_space = false;
+            out.append(value.substr(pos, length));
+        }
+        pos += length;
+    }
+    return out;
+}
+
+Result<std::vector<std::string>> parseSignedHeaders(std::string_view list) {
+    std::vector<std::string> names;
+    for (const auto& name : strings::split(list, ';')) {
+        std::string lower = strings::toLower(strings::trim(name));
+        if (lower.empty())
+            return fail(Errc::Invalid, "signed headers '", list,
+                        "': a name is empty (write them as host;x-amz-date)");
+        names.push_back(std::move(lower));
+    }
+    return names;
+}
 
 Result<Request> parseRawRequest(std::string_view text) {
     Request request;
@@ -144,15 +195,15 @@ std::string canonicalUri(std::string_view path) {
     return out;
 }
 
-std::string canonicalQuery(std::string_view query) {
+std::string canonicalQuery(std::string_view query, bool plus_is_space) {
     std::vector<std::pair<std::string, std::string>> pairs;
     for (const auto& part : strings::split(query, '&')) {
         if (part.empty()) continue;
         size_t eq = part.find('=');
         std::string name = part.substr(0, eq);
         std::string value = eq == std::string::npos ? "" : part.substr(eq + 1);
-        pairs.emplace_back(http::urlEncode(percentDecode(name)),
-                           http::urlEncode(percentDecode(value)));
+        pairs.emplace_back(http::urlEncode(percentDecode(name, plus_is_space)),
+                           http::urlEncode(percentDecode(value, plus_is_space)));
     }
     std::sort(pairs.begin(), pairs.end());
     std::string out;
@@ -179,7 +230,8 @@ void prepare(Request& request, const Credentials& credentials, const Scope& scop
         request.headers.emplace_back("X-Amz-Security-Token", credentials.session_token);
 }
 
-Result<Signature> sign(const Request& request, const Credentials& credentials, const Scope& scope) {
+Result<Signature> sign(const Request& request, const Credentials& credentials, const Scope& scope,
+                       const SignOptions& options) {
     if (!validTime(scope.time))
         return fail(Errc::Invalid, "sigv4: time '", scope.time,
                     "' must be ISO 8601 basic UTC like 20150830T123600Z");
@@ -190,14 +242,26 @@ Result<Signature> sign(const Request& request, const Credentials& credentials, c
     if (!hasHeader(request, "host"))
         return fail(Errc::Invalid, "sigv4: the request has no Host header");
 
+    const auto& only = options.signed_headers;
+    if (!only.empty() && std::find(only.begin(), only.end(), "host") == only.end())
+        return fail(Errc::Invalid, "sigv4: the signed headers must include host (SigV4 signs it)");
     std::map<std::string, std::string> headers;
     std::string payload_hash;
     for (const auto& [name, value] : request.headers) {
         std::string lower = strings::toLower(strings::trim(name));
-        std::string canonical = canonicalHeaderValue(value);
+        std::string canonical = canonicalHeaderValue(value, options.whitespace);
+        if (lower == "x-amz-content-sha256") payload_hash = canonical;
+        if (!only.empty() && std::find(only.begin(), only.end(), lower) == only.end()) continue;
         auto [it, inserted] = headers.emplace(lower, canonical);
         if (!inserted) it->second += "," + canonical;
-        if (lower == "x-amz-content-sha256") payload_hash = canonical;
+    }
+    for (const auto& name : only) {
+        if (headers.contains(name)) continue;
+        std::vector<std::string> held;
+        for (const auto& header : request.headers)
+            held.push_back(strings::toLower(strings::trim(header.first)));
+        return fail(Errc::Invalid, "sigv4: signed header '", name,
+                    "' is not in the request (it holds ", strings::join(held, ", "), ")");
     }
     if (payload_hash.empty()) payload_hash = crypto::sha256Hex(request.body);
 
@@ -214,8 +278,8 @@ Result<Signature> sign(const Request& request, const Credentials& credentials, c
         sig.signed_headers += name;
     }
     sig.canonical_request = request.method + "\n" + canonicalUri(path) + "\n" +
-                            canonicalQuery(query) + "\n" + canonical_headers + "\n" +
-                            sig.signed_headers + "\n" + payload_hash;
+                            canonicalQuery(query, options.query_plus_is_space) + "\n" +
+                            canonical_headers + "\n" + sig.signed_headers + "\n" + payload_hash;
 
     std::string date = scope.time.substr(0, 8);
     std::string credential_scope =

@@ -12,8 +12,8 @@ export BUILD=$2
 work=$(mktemp -d "${TMPDIR:-/tmp}/hoist-e2e.XXXXXX")
 export HOIST_CLUSTER_DIR=$work/cluster
 lc=$src/tools/local-cluster
-passed=0
-failed=0
+# shellcheck source=../helpers/check.sh
+. "$src/tests/helpers/check.sh"
 
 cleanup() {
     "$lc" down >/dev/null 2>&1
@@ -21,17 +21,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-check() {  # description, then a command that must succeed
-    local what=$1
-    shift
-    if "$@"; then
-        passed=$((passed + 1))
-        echo "ok: $what"
-    else
-        failed=$((failed + 1))
-        echo "FAILED: $what"
-    fi
-}
 
 status_json() { "$lc" cluster --json status 2>/dev/null; }
 # The first "key": value in the status JSON (the deployment's own fields come first).

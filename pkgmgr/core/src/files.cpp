@@ -45,14 +45,16 @@ Result<void> fsyncPath(const fs::path& path) {
     return ok();
 }
 
-Result<void> writeFileAtomic(const fs::path& path, std::string_view data, mode_t mode) {
+Result<void> writeFileAtomic(const fs::path& path, std::string_view data, mode_t mode,
+                             Durability durability) {
+    bool sync = durability == Durability::Synced;
     auto tmp = tempSibling(path);
     int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
     if (fd < 0) return failErrno(Errc::Io, errno, "cannot create '", tmp.string(), "'");
     auto written = writeAll(fd, data, tmp);
     if (written && ::fchmod(fd, mode) != 0)
         written = failErrno(Errc::Io, errno, "cannot set the mode of '", tmp.string(), "'");
-    if (written && ::fsync(fd) != 0)
+    if (written && sync && ::fsync(fd) != 0)
         written = failErrno(Errc::Io, errno, "cannot sync '", tmp.string(), "'");
     ::close(fd);
     if (!written) {
@@ -64,7 +66,7 @@ Result<void> writeFileAtomic(const fs::path& path, std::string_view data, mode_t
         ::unlink(tmp.c_str());
         return failErrno(Errc::Io, err, "cannot rename into '", path.string(), "'");
     }
-    return fsyncPath(parentOf(path));
+    return sync ? fsyncPath(parentOf(path)) : ok();
 }
 
 Result<std::string> readFile(const fs::path& path, size_t max_bytes) {

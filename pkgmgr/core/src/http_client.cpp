@@ -6,18 +6,70 @@
 #include <cstdio>
 #include <mutex>
 #include <random>
+#include <string>
 #include <thread>
 
 #include <curl/curl.h>
+#include <dlfcn.h>
 
 namespace hoist::http {
 
 namespace {
+
+// libcurl is loaded on first use, not when a process starts: it and the two dozen libraries it
+// needs cost milliseconds of dynamic loading and initialisers in every run of every binary,
+// most of which never make a request (`pkgmgr active`, `pkgmgr stage`).
+struct CurlApi {
+    decltype(&::curl_global_init) global_init = nullptr;
+    decltype(&::curl_easy_init) easy_init = nullptr;
+    decltype(&::curl_easy_cleanup) easy_cleanup = nullptr;
+    decltype(&::curl_easy_reset) easy_reset = nullptr;
+    decltype(&::curl_easy_setopt) easy_setopt = nullptr;
+    decltype(&::curl_easy_getinfo) easy_getinfo = nullptr;
+    decltype(&::curl_easy_perform) easy_perform = nullptr;
+    decltype(&::curl_easy_strerror) easy_strerror = nullptr;
+    decltype(&::curl_slist_append) slist_append = nullptr;
+    decltype(&::curl_slist_free_all) slist_free_all = nullptr;
+    std::string error;  ///< why loading failed; empty when every function was found
+};
+
+const CurlApi& libcurl() {
+    static const CurlApi api = [] {
+        CurlApi c;
+        constexpr const char* kLibrary = "libcurl.so.4";
+        void* lib = ::dlopen(kLibrary, RTLD_NOW | RTLD_LOCAL);
+        if (lib == nullptr) {
+            const char* why = ::dlerror();
+            c.error = std::string("cannot load ") + kLibrary + ": " + (why ? why : "unknown error");
+            return c;
+        }
+        auto find = [&](auto& fn, const char* name) {
+            fn = reinterpret_cast<std::remove_reference_t<decltype(fn)>>(::dlsym(lib, name));
+            if (fn == nullptr && c.error.empty())
+                c.error = std::string(kLibrary) + " has no function " + name;
+        };
+        find(c.global_init, "curl_global_init");
+        find(c.easy_init, "curl_easy_init");
+        find(c.easy_cleanup, "curl_easy_cleanup");
+        find(c.easy_reset, "curl_easy_reset");
+        find(c.easy_setopt, "curl_easy_setopt");
+        find(c.easy_getinfo, "curl_easy_getinfo");
+        find(c.easy_perform, "curl_easy_perform");
+        find(c.easy_strerror, "curl_easy_strerror");
+        find(c.slist_append, "curl_slist_append");
+        find(c.slist_free_all, "curl_slist_free_all");
+        if (!c.error.empty()) c.global_init = nullptr;
+        if (c.global_init != nullptr) c.global_init(CURL_GLOBAL_DEFAULT);
+        return c;
+    }();
+    return api;
+}
+
 struct EasyDeleter {
-    void operator()(CURL* curl) const noexcept { curl_easy_cleanup(curl); }
+    void operator()(CURL* curl) const noexcept { libcurl().easy_cleanup(curl); }
 };
 struct SlistDeleter {
-    void operator()(curl_slist* list) const noexcept { curl_slist_free_all(list); }
+    void operator()(curl_slist* list) const noexcept { libcurl().slist_free_all(list); }
 };
 struct FileDeleter {
     void operator()(FILE* file) const noexcept { std::fclose(file); }
@@ -26,14 +78,8 @@ using EasyPtr = std::unique_ptr<CURL, EasyDeleter>;
 using SlistPtr = std::unique_ptr<curl_slist, SlistDeleter>;
 using FilePtr = std::unique_ptr<FILE, FileDeleter>;
 
-void globalInit() {
-    static std::once_flag once;
-    std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-}
-
 bool equalsNoCase(std::string_view a, std::string_view b) {
-    return a.size() == b.size() &&
-           std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
                return std::tolower(static_cast<unsigned char>(x)) ==
                       std::tolower(static_cast<unsigned char>(y));
            });
@@ -41,9 +87,10 @@ bool equalsNoCase(std::string_view a, std::string_view b) {
 
 SlistPtr makeHeaders(const std::vector<Header>& headers) {
     curl_slist* list = nullptr;
-    for (const auto& h : headers) list = curl_slist_append(list, (h.name + ": " + h.value).c_str());
+    for (const auto& h : headers)
+        list = libcurl().slist_append(list, (h.name + ": " + h.value).c_str());
     // libcurl adds "Expect: 100-continue" to large bodies; it only costs a round trip here.
-    list = curl_slist_append(list, "Expect:");
+    list = libcurl().slist_append(list, "Expect:");
     return SlistPtr(list);
 }
 
@@ -60,7 +107,7 @@ std::string redact(std::string_view url) {
 std::unexpected<Error> transportError(CURLcode code, const char* errbuf, std::string_view url,
                                       std::string_view stored) {
     if (!stored.empty()) return fail(Errc::Internal, stored);
-    std::string detail = errbuf[0] != '\0' ? errbuf : curl_easy_strerror(code);
+    std::string detail = errbuf[0] != '\0' ? errbuf : libcurl().easy_strerror(code);
     Errc kind = Errc::Network;
     if (code == CURLE_OPERATION_TIMEDOUT) kind = Errc::Timeout;
     if (code == CURLE_UNSUPPORTED_PROTOCOL || code == CURLE_URL_MALFORMAT) kind = Errc::Invalid;
@@ -83,8 +130,10 @@ size_t onHeader(char* data, size_t size, size_t count, void* user) noexcept {
     auto colon = line.find(':');
     if (colon != std::string_view::npos) {
         auto value = line.substr(colon + 1);
-        while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
-        while (!value.empty() && (value.back() == '\r' || value.back() == '\n')) value.remove_suffix(1);
+        while (!value.empty() && (value.front() == ' ' || value.front() == '\t'))
+            value.remove_prefix(1);
+        while (!value.empty() && (value.back() == '\r' || value.back() == '\n'))
+            value.remove_suffix(1);
         try {
             out->push_back({std::string(line.substr(0, colon)), std::string(value)});
         } catch (...) {
@@ -119,7 +168,7 @@ size_t onStream(char* data, size_t size, size_t count, void* user) noexcept {
     size_t n = size * count;
     if (!state->status_known) {
         long status = 0;
-        curl_easy_getinfo(state->curl, CURLINFO_RESPONSE_CODE, &status);
+        libcurl().easy_getinfo(state->curl, CURLINFO_RESPONSE_CODE, &status);
         state->result->status = status;
         // file:// has no status: its bytes are the content itself.
         state->success = status == 0 || (status >= 200 && status < 300);
@@ -147,21 +196,24 @@ size_t onStream(char* data, size_t size, size_t count, void* user) noexcept {
 
 void applyCommon(CURL* curl, std::string_view url, char* errbuf,
                  std::chrono::milliseconds connect_timeout, std::chrono::milliseconds timeout) {
-    curl_easy_reset(curl);
+    libcurl().easy_reset(curl);
     std::string url_copy(url);
-    curl_easy_setopt(curl, CURLOPT_URL, url_copy.c_str());
-    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
-    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(connect_timeout.count()));
-    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout.count()));
-    curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https,file");
-    curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(curl, CURLOPT_TCP_KEEPALIVE, 1L);
+    libcurl().easy_setopt(curl, CURLOPT_URL, url_copy.c_str());
+    libcurl().easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+    libcurl().easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
+    libcurl().easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS,
+                          static_cast<long>(connect_timeout.count()));
+    libcurl().easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout.count()));
+    libcurl().easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https,file");
+    libcurl().easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
+    libcurl().easy_setopt(curl, CURLOPT_TCP_KEEPALIVE, 1L);
     errbuf[0] = '\0';
 }
 }  // namespace
 
-Header bearer(std::string_view token) { return {"Authorization", "Bearer " + std::string(token)}; }
+Header bearer(std::string_view token) {
+    return {"Authorization", "Bearer " + std::string(token)};
+}
 
 std::optional<std::string> Response::header(std::string_view name) const {
     for (const auto& h : headers)
@@ -178,9 +230,15 @@ std::chrono::milliseconds backoffDelay(const RetryPolicy& policy, int attempt) {
 }
 
 bool isTransient(const Result<Response>& result) {
-    if (!result) return result.error().code == Errc::Network || result.error().code == Errc::Timeout;
+    if (!result)
+        return result.error().code == Errc::Network || result.error().code == Errc::Timeout;
     long s = result->status;
     return s == 408 || s == 429 || s == 500 || s == 502 || s == 503 || s == 504;
+}
+
+std::unexpected<Error> noHandle() {
+    if (!libcurl().error.empty()) return fail(Errc::Internal, libcurl().error);
+    return fail(Errc::Internal, "cannot create a libcurl handle");
 }
 
 struct Client::Impl {
@@ -189,34 +247,33 @@ struct Client::Impl {
 };
 
 Client::Client() : impl_(std::make_unique<Impl>()) {
-    globalInit();
-    impl_->curl.reset(curl_easy_init());
+    if (libcurl().error.empty()) impl_->curl.reset(libcurl().easy_init());
 }
 
 Client::~Client() = default;
 
 Result<Response> Client::send(const Request& request) {
     CURL* curl = impl_->curl.get();
-    if (curl == nullptr) return fail(Errc::Internal, "cannot create a libcurl handle");
+    if (curl == nullptr) return noHandle();
     applyCommon(curl, request.url, impl_->errbuf, request.connect_timeout, request.timeout);
     Response response;
     auto headers = makeHeaders(request.headers);
-    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers.get());
-    curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, onHeader);
-    curl_easy_setopt(curl, CURLOPT_HEADERDATA, &response.headers);
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, onBody);
-    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &response.body);
+    libcurl().easy_setopt(curl, CURLOPT_HTTPHEADER, headers.get());
+    libcurl().easy_setopt(curl, CURLOPT_HEADERFUNCTION, onHeader);
+    libcurl().easy_setopt(curl, CURLOPT_HEADERDATA, &response.headers);
+    libcurl().easy_setopt(curl, CURLOPT_WRITEFUNCTION, onBody);
+    libcurl().easy_setopt(curl, CURLOPT_WRITEDATA, &response.body);
     if (request.method == "HEAD") {
-        curl_easy_setopt(curl, CURLOPT_NOBODY, 1L);
+        libcurl().easy_setopt(curl, CURLOPT_NOBODY, 1L);
     } else if (request.method != "GET" || !request.body.empty()) {
-        curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, request.method.c_str());
-        curl_easy_setopt(curl, CURLOPT_POSTFIELDS, request.body.data());
-        curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE,
-                         static_cast<curl_off_t>(request.body.size()));
+        libcurl().easy_setopt(curl, CURLOPT_CUSTOMREQUEST, request.method.c_str());
+        libcurl().easy_setopt(curl, CURLOPT_POSTFIELDS, request.body.data());
+        libcurl().easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE,
+                              static_cast<curl_off_t>(request.body.size()));
     }
-    CURLcode code = curl_easy_perform(curl);
+    CURLcode code = libcurl().easy_perform(curl);
     if (code != CURLE_OK) return transportError(code, impl_->errbuf, request.url, "");
-    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &response.status);
+    libcurl().easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &response.status);
     if (response.status == 0) response.status = 200;  // file://
     return response;
 }
@@ -231,23 +288,25 @@ Result<Response> Client::send(const Request& request, const RetryPolicy& policy)
 
 Result<StreamResult> Client::stream(const StreamRequest& request) {
     CURL* curl = impl_->curl.get();
-    if (curl == nullptr) return fail(Errc::Internal, "cannot create a libcurl handle");
+    if (curl == nullptr) return noHandle();
     applyCommon(curl, request.url, impl_->errbuf, request.connect_timeout, request.timeout);
     StreamResult result;
     std::vector<Header> response_headers;
     StreamState state{curl, &request, &result, {}, false, false, false};
     auto headers = makeHeaders(request.headers);
-    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers.get());
-    curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, onHeader);
-    curl_easy_setopt(curl, CURLOPT_HEADERDATA, &response_headers);
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, onStream);
-    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &state);
-    curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
-    curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, static_cast<long>(request.low_speed_time.count()));
-    curl_easy_setopt(curl, CURLOPT_BUFFERSIZE, 512L * 1024L);
+    libcurl().easy_setopt(curl, CURLOPT_HTTPHEADER, headers.get());
+    libcurl().easy_setopt(curl, CURLOPT_HEADERFUNCTION, onHeader);
+    libcurl().easy_setopt(curl, CURLOPT_HEADERDATA, &response_headers);
+    libcurl().easy_setopt(curl, CURLOPT_WRITEFUNCTION, onStream);
+    libcurl().easy_setopt(curl, CURLOPT_WRITEDATA, &state);
+    libcurl().easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    libcurl().easy_setopt(curl, CURLOPT_LOW_SPEED_TIME,
+                          static_cast<long>(request.low_speed_time.count()));
+    libcurl().easy_setopt(curl, CURLOPT_BUFFERSIZE, 512L * 1024L);
     if (request.offset > 0)
-        curl_easy_setopt(curl, CURLOPT_RESUME_FROM_LARGE, static_cast<curl_off_t>(request.offset));
-    CURLcode code = curl_easy_perform(curl);
+        libcurl().easy_setopt(curl, CURLOPT_RESUME_FROM_LARGE,
+                              static_cast<curl_off_t>(request.offset));
+    CURLcode code = libcurl().easy_perform(curl);
     if (state.failed) return std::unexpected(std::move(state.error));
     if (code == CURLE_RANGE_ERROR && request.offset > 0) {
         // libcurl stops at the headers of a 200 without Content-Range to a resumed request.
@@ -256,11 +315,11 @@ Result<StreamResult> Client::stream(const StreamRequest& request) {
         return result;
     }
     if (code != CURLE_OK) return transportError(code, impl_->errbuf, request.url, "");
-    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &result.status);
+    libcurl().easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &result.status);
     bool is_file = request.url.starts_with("file:");
     if (is_file) result.status = request.offset > 0 ? 206 : 200;
     curl_off_t length = -1;
-    curl_easy_getinfo(curl, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &length);
+    libcurl().easy_getinfo(curl, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &length);
     // For a file, libcurl reports the whole file's size, not what follows the offset.
     auto offset = static_cast<curl_off_t>(request.offset);
     if (is_file && length >= 0) length = length >= offset ? length - offset : 0;
@@ -274,7 +333,7 @@ Result<Response> Client::sendFile(const std::string& method, const std::string& 
                                   std::chrono::milliseconds connect_timeout,
                                   std::chrono::milliseconds timeout) {
     CURL* curl = impl_->curl.get();
-    if (curl == nullptr) return fail(Errc::Internal, "cannot create a libcurl handle");
+    if (curl == nullptr) return noHandle();
     FilePtr in(std::fopen(file.c_str(), "rb"));
     if (!in) return failErrno(Errc::Io, errno, "cannot open '", file.string(), "'");
     std::error_code ec;
@@ -283,18 +342,18 @@ Result<Response> Client::sendFile(const std::string& method, const std::string& 
     applyCommon(curl, url, impl_->errbuf, connect_timeout, timeout);
     Response response;
     auto list = makeHeaders(headers);
-    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, list.get());
-    curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, onHeader);
-    curl_easy_setopt(curl, CURLOPT_HEADERDATA, &response.headers);
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, onBody);
-    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &response.body);
-    curl_easy_setopt(curl, CURLOPT_UPLOAD, 1L);
-    curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method.c_str());
-    curl_easy_setopt(curl, CURLOPT_READDATA, in.get());
-    curl_easy_setopt(curl, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(size));
-    CURLcode code = curl_easy_perform(curl);
+    libcurl().easy_setopt(curl, CURLOPT_HTTPHEADER, list.get());
+    libcurl().easy_setopt(curl, CURLOPT_HEADERFUNCTION, onHeader);
+    libcurl().easy_setopt(curl, CURLOPT_HEADERDATA, &response.headers);
+    libcurl().easy_setopt(curl, CURLOPT_WRITEFUNCTION, onBody);
+    libcurl().easy_setopt(curl, CURLOPT_WRITEDATA, &response.body);
+    libcurl().easy_setopt(curl, CURLOPT_UPLOAD, 1L);
+    libcurl().easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method.c_str());
+    libcurl().easy_setopt(curl, CURLOPT_READDATA, in.get());
+    libcurl().easy_setopt(curl, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(size));
+    CURLcode code = libcurl().easy_perform(curl);
     if (code != CURLE_OK) return transportError(code, impl_->errbuf, url, "");
-    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &response.status);
+    libcurl().easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &response.status);
     return response;
 }
 

@@ -4,6 +4,9 @@
 #include <cctype>
 #include <cstdio>
 
+#include <rapidjson/encodings.h>
+#include <rapidjson/memorystream.h>
+
 namespace hoist::strings {
 
 std::vector<std::string> split(std::string_view text, char sep) {
@@ -81,6 +84,16 @@ std::string humanBytes(double bytes) {
     char buf[32];
     std::snprintf(buf, sizeof buf, unit == 0 ? "%.0f %s" : "%.1f %s", bytes, units[unit]);
     return buf;
+}
+
+bool isUtf8(std::string_view text) {
+    struct Discard {
+        void Put(char) {}
+    } sink;
+    rapidjson::MemoryStream in(text.data(), text.size());
+    while (in.Tell() < text.size())
+        if (!rapidjson::UTF8<char>::Validate(in, sink)) return false;
+    return true;
 }
 
 }  // namespace hoist::strings

@@ -17,7 +17,8 @@ namespace hoist::pkgmgr {
 ///  "roles": {"master": {"packages": [<ref>...]}, "agent": {"packages": [<ref>...]}}}
 struct Release {
     std::string version;
-    /// Glob patterns ('*' matches any run of characters) over versions this one may replace.
+    /// The versions this one may replace: each entry a glob ('*' matches any run of
+    /// characters, "1.*") or a semver range (">=1.0", "^1.0", "1.x"); see upgradeAllowed.
     std::vector<std::string> upgrade_from;
     /// role -> package references, in file order.
     std::map<std::string, std::vector<PackageRef>> roles;
@@ -35,6 +36,16 @@ struct Release {
 
 /// '*' glob over a whole string.
 bool globMatch(std::string_view pattern, std::string_view text);
+
+/// Invalid when an upgrade_from entry is empty, or is neither a glob (only version characters
+/// and '*') nor a range validateRange accepts; the message names both rules.
+Result<void> validateUpgradePattern(std::string_view pattern);
+
+/// True when an entry of `patterns` allows `from_version`: a glob entry that matches the whole
+/// version (today's meaning, kept: "1.*" takes 1.9.3 and 1.0.0-rc1, not 10.0.0), or a range
+/// entry that the version satisfies (">=1.0 <3", "^1.0", "1.x"). A version that is not semver
+/// is in no range.
+bool upgradeAllowed(const std::vector<std::string>& patterns, std::string_view from_version);
 
 /// Verifies `<version>.json.sig` (base64 Ed25519 over the exact manifest bytes) against any
 /// of the trusted public keys (PEM). Corrupt when no key verifies it, Invalid when the

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/error.hpp"
+#include "pkgmgr/semver.hpp"
 #include "pkgmgr/store.hpp"
 
 namespace hoist::pkgmgr {
@@ -30,12 +31,6 @@ struct RoleRules {
     /// Reads <layouts_dir>/roles/<role>.json, or the embedded copy when layouts_dir is empty.
     static Result<RoleRules> load(std::string_view role, const std::filesystem::path& layouts_dir = {});
 };
-
-/// Semantic versions: MAJOR.MINOR.PATCH[-pre][+build]; missing parts count as 0.
-int compareVersions(std::string_view a, std::string_view b);
-/// Ranges: space-separated comparators that must all hold (">=1.10.0 <1.12.0", "=2.0.0",
-/// "2.0.0"); Invalid when the range cannot be parsed.
-Result<bool> versionSatisfies(std::string_view version, std::string_view range);
 
 /// Checks every rule of DESIGN.md "Active sets": unique names, kind counts, requires,
 /// compatible, no two packages putting the same path into a well-known folder, no

@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -11,6 +12,8 @@
 #include "pkgmgr/package.hpp"
 
 namespace hoist::pkgmgr {
+
+class StoreIndex;
 
 /// Limits on what one archive may unpack to (configurable from the CLI).
 struct ExtractLimits {
@@ -40,6 +43,8 @@ struct VerifyReport {
 /// are safe, in one process or several (each extracts into its own store/.tmp-*; the rename
 /// decides). A crash at any instant leaves each entry complete or absent. Store entries hold
 /// .hoist/package.json (the reference) and .hoist/manifest.json (per-file sha256, for verify).
+/// list() and find() by id read the store index (<root>/store-index.json, a cache checked
+/// against the store's folder names and repaired when stale); copies of a Store share it.
 class Store {
 public:
     /// Opens (and creates) the store under layout.root.
@@ -56,7 +61,8 @@ public:
     /// NotFound when absent.
     Result<StoredPackage> get(const std::string& sha256) const;
     bool has(const std::string& sha256) const;
-    /// By sha256 or by id; Conflict when an id matches several entries.
+    /// By sha256 or by id (through the index, then get()); Conflict when an id matches
+    /// several entries.
     Result<StoredPackage> find(const std::string& id_or_sha256) const;
     /// Every complete entry, sorted by id.
     Result<std::vector<StoredPackage>> list() const;
@@ -71,8 +77,9 @@ public:
     Result<int> recover();
 
 private:
-    explicit Store(NodeLayout layout) : layout_(std::move(layout)) {}
+    explicit Store(NodeLayout layout);
     NodeLayout layout_;
+    std::shared_ptr<StoreIndex> index_;
 };
 
 }  // namespace hoist::pkgmgr

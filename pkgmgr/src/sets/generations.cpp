@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <map>
 #include <set>
 
 #include "core/crypto.hpp"
@@ -13,6 +14,7 @@
 #include "core/json.hpp"
 #include "core/log.hpp"
 #include "core/strings.hpp"
+#include "merged_tree.hpp"
 
 namespace hoist::pkgmgr {
 
@@ -137,42 +139,45 @@ std::vector<std::string> sortedShas(const std::vector<PackageRef>& refs) {
     return out;
 }
 
-// Links every file of one package's well-known folders into the generation folder `gen`.
-// Links are relative ("../../../store/<sha>/bin/x"), so they hold wherever the root is.
-Result<void> linkPackage(const StoredPackage& pkg, const fs::path& gen, const fs::path& root,
-                         std::vector<fs::path>& made, size_t& links) {
-    fs::path store_rel = pkg.path.lexically_relative(root);
-    for (const auto& dir : kWellKnownDirs) {
-        std::error_code ec;
-        auto base = pkg.path / dir;
-        if (!fs::is_directory(fs::symlink_status(base, ec))) continue;
-        if (::mkdir((gen / dir).c_str(), 0755) == 0)
-            made.push_back(gen / dir);
-        else if (errno != EEXIST)
-            return failErrno(Errc::Io, errno, "cannot create '", (gen / dir).string(), "'");
-        for (auto it = fs::recursive_directory_iterator(base, ec);
-             !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
-            auto status = it->symlink_status(ec);
-            if (ec) break;
-            fs::path rel = fs::path(dir) / it->path().lexically_relative(base);
-            fs::path at = gen / rel;
-            if (fs::is_directory(status)) {
-                if (::mkdir(at.c_str(), 0755) == 0)
-                    made.push_back(at);
-                else if (errno != EEXIST)
-                    return failErrno(Errc::Io, errno, "cannot create '", at.string(), "'");
-                continue;
-            }
-            std::string target;
-            for (auto part = rel.begin(); part != rel.end(); ++part) target += "../";
-            target += "../" + (store_rel / rel).string();
-            if (::symlink(target.c_str(), at.c_str()) != 0)
-                return failErrno(Errc::Io, errno, "cannot link '", at.string(), "'");
-            ++links;
-        }
-        if (ec)
-            return failErrno(Errc::Io, ec.value(), "cannot read '", base.string(), "' of '",
-                             pkg.info.id().str(), "'");
+// The folder in a generation that holds one link per package of the set, `.p/<index>` ->
+// `../../../store/<sha256>`: every other link goes through it, so its target stays short
+// (`../.p/3/bin/x`) and fits in the inode (ext4 stores targets under 60 bytes inline, longer
+// ones take a 4 KiB block each).
+constexpr std::string_view kPackageLinks = ".p";
+
+// Builds the set's well-known folders in `gen`: a folder that only one package holds is one
+// link to that package's folder; a folder several packages share is a real folder holding
+// links to each file (and the single-owner folders) below it. Links are relative, so they
+// hold wherever the root is, and go through `.p/<index>`.
+Result<void> linkSet(const std::vector<StoredPackage>& set, const fs::path& gen,
+                     const fs::path& root, std::vector<fs::path>& made, size_t& links) {
+    HOIST_ASSIGN(auto tree, mergeWellKnownFolders(set));
+    auto aliases = gen / kPackageLinks;
+    if (::mkdir(aliases.c_str(), 0755) != 0)
+        return failErrno(Errc::Io, errno, "cannot create '", aliases.string(), "'");
+    made.push_back(aliases);
+    for (size_t index = 0; index < set.size(); ++index) {
+        auto target = "../../../" + set[index].path.lexically_relative(root).string();
+        auto at = aliases / std::to_string(index);
+        if (::symlink(target.c_str(), at.c_str()) != 0)
+            return failErrno(Errc::Io, errno, "cannot link '", at.string(), "'");
+    }
+    // Parents come before their children.
+    for (const auto& rel : tree.shared) {
+        auto at = gen / rel;
+        if (::mkdir(at.c_str(), 0755) != 0)
+            return failErrno(Errc::Io, errno, "cannot create '", at.string(), "'");
+        made.push_back(at);
+    }
+    for (const auto& [rel, owner] : tree.owned) {
+        std::string target;
+        for (char c : rel)
+            if (c == '/') target += "../";
+        target += std::string(kPackageLinks) + "/" + std::to_string(owner) + "/" + rel;
+        auto at = gen / rel;
+        if (::symlink(target.c_str(), at.c_str()) != 0)
+            return failErrno(Errc::Io, errno, "cannot link '", at.string(), "'");
+        ++links;
     }
     return ok();
 }
@@ -351,8 +356,7 @@ Result<void> Generations::checkTransition(
         HOIST_ASSIGN(auto hist, history());
         if (std::find(hist.begin(), hist.end(), *target) != hist.end()) return ok();
     }
-    for (const auto& pattern : *upgrade_from)
-        if (globMatch(pattern, from.release)) return ok();
+    if (upgradeAllowed(*upgrade_from, from.release)) return ok();
     return fail(Errc::Conflict, "transition: release ", release,
                 " does not allow upgrading from release ", from.release, " (upgrade_from: ",
                 upgrade_from->empty() ? std::string("none") : strings::join(*upgrade_from, ", "),
@@ -442,7 +446,7 @@ Result<Generation> Generations::build(const std::vector<StoredPackage>& set, con
 
     std::vector<fs::path> made;
     size_t links = 0;
-    for (const auto& pkg : set) HOIST_TRY(linkPackage(pkg, tmp.path(), layout_.root, made, links));
+    HOIST_TRY(linkSet(set, tmp.path(), layout_.root, made, links));
     crashPoint("stage.linked");
 
     std::vector<std::pair<std::string, std::string>> env;

@@ -16,6 +16,10 @@ Result<std::vector<std::string>> splitEntryPath(std::string_view path, std::size
     if (path.size() > max_length) {
         return fail(Errc::Invalid, "the path is longer than ", max_length, " characters");
     }
+    // The manifest and every JSON answer name paths as UTF-8 strings; a name that is not
+    // UTF-8 could not be named there byte for byte.
+    if (!strings::isUtf8(path))
+        return fail(Errc::Invalid, "the path is not valid UTF-8 (package paths must be UTF-8)");
     if (!path.empty() && path.front() == '/')
         return fail(Errc::Invalid, "absolute paths are not allowed");
     std::vector<std::string> parts;
@@ -52,6 +56,9 @@ Result<void> checkRoot(const std::vector<std::string>& parts, EntryType type) {
 
 Result<void> checkSymlinkTarget(const std::vector<std::string>& parts, std::string_view target) {
     if (target.empty()) return fail(Errc::Invalid, "a symlink target must not be empty");
+    if (!strings::isUtf8(target))
+        return fail(Errc::Invalid,
+                    "the symlink target is not valid UTF-8 (package paths must be UTF-8)");
     if (target.front() == '/') {
         return fail(Errc::Invalid, "the symlink target '", target,
                     "' is absolute and leaves the package");
@@ -75,6 +82,23 @@ Result<void> checkSymlinkTarget(const std::vector<std::string>& parts, std::stri
         return fail(Errc::Invalid, "the symlink target '", target, "' leaves the package");
     }
     return ok();
+}
+
+std::string printable(std::string_view path) {
+    if (strings::isUtf8(path)) return std::string(path);
+    std::string out;
+    for (char c : path) {
+        auto byte = static_cast<unsigned char>(c);
+        if (byte < 0x80) {
+            out += c;
+            continue;
+        }
+        constexpr std::string_view kHex = "0123456789abcdef";
+        out += "\\x";
+        out += kHex[byte >> 4];
+        out += kHex[byte & 0xf];
+    }
+    return out;
 }
 
 std::string joinParts(const std::vector<std::string>& parts, std::size_t count) {

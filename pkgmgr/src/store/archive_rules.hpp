@@ -28,6 +28,10 @@ Result<void> checkRoot(const std::vector<std::string>& parts, EntryType type);
 /// this way and links never written through, following any chain of links stays inside.
 Result<void> checkSymlinkTarget(const std::vector<std::string>& parts, std::string_view target);
 
+/// A path as a message may show it: unchanged when it is UTF-8, else each byte at or above
+/// 0x80 written as \xNN, so a refusal never carries bytes a terminal or JSON cannot hold.
+std::string printable(std::string_view path);
+
 std::string joinParts(const std::vector<std::string>& parts, std::size_t count);
 inline std::string joinParts(const std::vector<std::string>& parts) {
     return joinParts(parts, parts.size());

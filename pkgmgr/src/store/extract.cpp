@@ -6,11 +6,18 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <condition_variable>
 #include <cstring>
+#include <deque>
 #include <map>
 #include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
 
+#include "archive_probe.hpp"
 #include "archive_rules.hpp"
 #include "core/crypto.hpp"
 #include "unique_fd.hpp"
@@ -86,10 +93,112 @@ Result<void> pwriteAll(int fd, const char* data, std::size_t size, std::uint64_t
     return ok();
 }
 
+/// Writes and hashes whole small files on worker threads while the reading thread
+/// decompresses the next entries: decompression, hashing and writing overlap. The reader
+/// creates each file (so refusals stay in archive order) and hands over its fd and bytes;
+/// at most kMaxPending bytes wait at any time.
+class WriterPool {
+public:
+    static constexpr std::size_t kMaxFile = 8u << 20;
+    static constexpr std::size_t kMaxPending = 64u << 20;
+
+    explicit WriterPool(unsigned threads) {
+        for (unsigned i = 0; i < threads; ++i) threads_.emplace_back([this] { work(); });
+    }
+    WriterPool(const WriterPool&) = delete;
+    WriterPool& operator=(const WriterPool&) = delete;
+    ~WriterPool() {
+        {
+            std::lock_guard lock(mutex_);
+            stopping_ = true;
+        }
+        ready_.notify_all();
+        for (auto& t : threads_) t.join();
+    }
+
+    /// Queues the file; its sha256 lands in the returned slot once finish() returned ok.
+    std::size_t submit(UniqueFd fd, std::string data, std::string error_prefix) {
+        std::unique_lock lock(mutex_);
+        room_.wait(lock, [&] { return pending_ + data.size() <= kMaxPending || pending_ == 0; });
+        pending_ += data.size();
+        std::size_t slot = results_.size();
+        results_.emplace_back();
+        jobs_.push_back(Job{std::move(fd), std::move(data), std::move(error_prefix), slot});
+        lock.unlock();
+        ready_.notify_one();
+        return slot;
+    }
+    /// Waits for every queued file; the first write error, if any.
+    Result<void> finish() {
+        std::unique_lock lock(mutex_);
+        idle_.wait(lock, [&] { return jobs_.empty() && busy_ == 0; });
+        if (error_) return std::unexpected(*error_);
+        return ok();
+    }
+    std::string& result(std::size_t slot) { return results_[slot]; }
+
+private:
+    struct Job {
+        UniqueFd fd;
+        std::string data;
+        std::string error_prefix;
+        std::size_t slot = 0;
+    };
+
+    void work() {
+        std::unique_lock lock(mutex_);
+        while (true) {
+            ready_.wait(lock, [&] { return stopping_ || !jobs_.empty(); });
+            if (jobs_.empty()) return;
+            Job job = std::move(jobs_.front());
+            jobs_.pop_front();
+            ++busy_;
+            // After a write error, or when the extraction gave up, the rest is not written.
+            bool skip = error_.has_value() || stopping_;
+            lock.unlock();
+            std::optional<Error> failed;
+            std::string sha;
+            if (!skip) {
+                crypto::Sha256 hash;
+                hash.update(job.data.data(), job.data.size());
+                sha = hash.finishHex();
+                if (auto w = pwriteAll(job.fd.get(), job.data.data(), job.data.size(), 0); !w) {
+                    failed =
+                        Error{Errc::Io, job.error_prefix + w.error().message, w.error().sys_errno};
+                } else if (job.fd.close() != 0) {
+                    failed = Error{Errc::Io, job.error_prefix + "cannot write the file", errno};
+                }
+            }
+            job.fd.reset();
+            lock.lock();
+            results_[job.slot] = std::move(sha);
+            if (failed && !error_) error_ = std::move(failed);
+            pending_ -= job.data.size();
+            --busy_;
+            room_.notify_all();
+            if (jobs_.empty() && busy_ == 0) idle_.notify_all();
+        }
+    }
+
+    std::mutex mutex_;
+    std::condition_variable ready_, room_, idle_;
+    std::deque<Job> jobs_;
+    std::deque<std::string> results_;
+    std::size_t pending_ = 0;
+    unsigned busy_ = 0;
+    bool stopping_ = false;
+    std::optional<Error> error_;
+    std::vector<std::thread> threads_;
+};
+
+unsigned writerThreads() {
+    return std::clamp(std::thread::hardware_concurrency(), 1u, 4u);
+}
+
 class Extractor {
 public:
     Extractor(int dest_fd, const ExtractLimits& limits, std::string_view what)
-        : dest_fd_(dest_fd), limits_(limits), what_(what) {}
+        : dest_fd_(dest_fd), limits_(limits), what_(what), writers_(writerThreads()) {}
 
     Result<void> entry(archive* a, archive_entry* e);
     Result<Extracted> finish(Source& src);
@@ -97,9 +206,10 @@ public:
 
 private:
     std::unexpected<Error> refuse(std::string_view raw, const Error& rule) const {
-        return std::unexpected(Error{rule.code,
-                                     detail::concat(what_, ": entry '", raw, "': ", rule.message),
-                                     rule.sys_errno});
+        return std::unexpected(
+            Error{rule.code,
+                  detail::concat(what_, ": entry '", rules::printable(raw), "': ", rule.message),
+                  rule.sys_errno});
     }
     template <class... Parts>
     std::unexpected<Error> refuse(std::string_view raw, Errc code, Parts&&... parts) const {
@@ -124,6 +234,11 @@ private:
     bool has_pkginfo_ = false;
     std::string pkginfo_;
     std::vector<char> zeros_ = std::vector<char>(64 * 1024, 0);
+    /// Files whose hash a writer computes: path -> slot; hardlinks: path -> target path.
+    std::map<std::string, std::size_t> pooled_;
+    std::vector<std::pair<std::string, std::string>> hardlinks_;
+    // Last: joined (every queued write done) before the fds and maps above go away.
+    WriterPool writers_;
 };
 
 Result<void> Extractor::checkBudget(std::string_view raw, std::uint64_t more) const {
@@ -202,6 +317,17 @@ Result<void> Extractor::writeFile(std::string_view raw, archive* a, archive_entr
     }
     crypto::Sha256 hash;
     std::uint64_t pos = 0;
+    // A small file without holes goes whole to a writer thread; anything else is written here.
+    bool pooled = !is_pkginfo && declared <= WriterPool::kMaxFile;
+    std::string whole;
+    if (pooled) whole.reserve(static_cast<std::size_t>(declared));
+    auto unpool = [&]() -> Result<void> {
+        pooled = false;
+        if (auto w = pwriteAll(fd.get(), whole.data(), whole.size(), 0); !w) return w;
+        hash.update(whole.data(), whole.size());
+        whole = std::string();
+        return ok();
+    };
     auto hashZeros = [&](std::uint64_t n) {
         while (n > 0) {
             auto chunk = static_cast<std::size_t>(std::min<std::uint64_t>(n, zeros_.size()));
@@ -222,6 +348,14 @@ Result<void> Extractor::writeFile(std::string_view raw, archive* a, archive_entr
         if (at < pos) return refuse(raw, Errc::Corrupt, "its data blocks overlap");
         // A sparse file's holes read as zeros, so they are hashed as zeros.
         if (at + size > declared) HOIST_TRY(checkBudget(raw, at + size));
+        if (pooled && at == pos && pos + size <= WriterPool::kMaxFile) {
+            whole.append(static_cast<const char*>(block), size);
+            pos += size;
+            continue;
+        }
+        if (pooled) {
+            if (auto w = unpool(); !w) return refuse(raw, w.error());
+        }
         if (at > pos) {
             hashZeros(at - pos);
             pos = at;
@@ -239,6 +373,22 @@ Result<void> Extractor::writeFile(std::string_view raw, archive* a, archive_entr
         }
         pos += size;
     }
+    if (pooled && pos < declared) {
+        if (auto w = unpool(); !w) return refuse(raw, w.error());
+    }
+    auto path = rules::joinParts(parts);
+    if (pooled) {
+        unpacked_ += pos;
+        pooled_[path] = writers_.submit(std::move(fd), std::move(whole),
+                                        detail::concat(what_, ": entry '", raw, "': "));
+        made_[path] = manifest::Entry{.path = path,
+                                      .type = manifest::Type::File,
+                                      .mode = mode,
+                                      .size = pos,
+                                      .sha256 = {},
+                                      .target = {}};
+        return ok();
+    }
     if (pos < declared) {
         hashZeros(declared - pos);
         if (::ftruncate(fd.get(), static_cast<off_t>(declared)) != 0) {
@@ -250,7 +400,6 @@ Result<void> Extractor::writeFile(std::string_view raw, archive* a, archive_entr
     if (fd.close() != 0) return refuse(raw, Error{Errc::Io, "cannot write the file", errno});
     unpacked_ += pos;
     if (is_pkginfo) has_pkginfo_ = true;
-    auto path = rules::joinParts(parts);
     made_[path] = manifest::Entry{.path = path,
                                   .type = manifest::Type::File,
                                   .mode = mode,
@@ -370,6 +519,8 @@ Result<void> Extractor::entry(archive* a, archive_entry* e) {
             }
             auto copy = it->second;
             copy.path = path;
+            // The target's hash may still be in a writer's hands: copied in finish().
+            if (copy.sha256.empty()) hardlinks_.emplace_back(path, target_path);
             made_[path] = std::move(copy);
             return ok();
         }
@@ -386,6 +537,9 @@ Result<Extracted> Extractor::finish(Source& src) {
         if (n < 0) return failErrno(Errc::Io, src.read_errno, what_, ": cannot read the tarball");
         if (n == 0) break;
     }
+    HOIST_TRY(writers_.finish());
+    for (const auto& [path, slot] : pooled_) made_[path].sha256 = std::move(writers_.result(slot));
+    for (const auto& [path, target] : hardlinks_) made_[path].sha256 = made_[target].sha256;
     Extracted out;
     out.sha256 = src.hash.finishHex();
     out.size = src.bytes;
@@ -443,9 +597,10 @@ Result<Extracted> extractTarball(int tarball_fd, int dest_fd, const ExtractLimit
             return failErrno(Errc::Io, src.read_errno, what, ": cannot read the tarball");
         }
         if (extractor.count() == 0) {
+            std::string found = probe::describe(tarball_fd);
             return fail(Errc::Invalid, what,
                         ": not a package (a tar archive, uncompressed or zstd, xz or gzip): ",
-                        archiveMessage(a.get()));
+                        found.empty() ? archiveMessage(a.get()) : "found " + found);
         }
         return fail(Errc::Corrupt, what, ": the archive is damaged: ", archiveMessage(a.get()));
     };

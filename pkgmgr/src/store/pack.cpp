@@ -3,12 +3,14 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include <fcntl.h>
+#include <locale.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <memory>
+#include <utility>
 
 #include "archive_rules.hpp"
 #include "core/crypto.hpp"
@@ -64,6 +66,35 @@ la_ssize_t writeCallback(archive* a, void* data, const void* buffer, size_t size
     return static_cast<la_ssize_t>(size);
 }
 
+/// A UTF-8 LC_CTYPE for the calling thread (uselocale) until destroyed. Where the C library
+/// has no C.UTF-8 the thread keeps its locale: ASCII names still pack, others are refused by
+/// libarchive naming the path.
+class ThreadLocale {
+public:
+    static ThreadLocale utf8() {
+        locale_t utf8 = ::newlocale(LC_CTYPE_MASK, "C.UTF-8", static_cast<locale_t>(nullptr));
+        if (utf8 == static_cast<locale_t>(nullptr))
+            return ThreadLocale(utf8, static_cast<locale_t>(nullptr));
+        return ThreadLocale(utf8, ::uselocale(utf8));
+    }
+    ThreadLocale(ThreadLocale&& other) noexcept
+        : mine_(std::exchange(other.mine_, static_cast<locale_t>(nullptr))),
+          previous_(other.previous_) {}
+    ThreadLocale(const ThreadLocale&) = delete;
+    ThreadLocale& operator=(const ThreadLocale&) = delete;
+    ThreadLocale& operator=(ThreadLocale&&) = delete;
+    ~ThreadLocale() {
+        if (mine_ == static_cast<locale_t>(nullptr)) return;
+        ::uselocale(previous_);
+        ::freelocale(mine_);
+    }
+
+private:
+    ThreadLocale(locale_t mine, locale_t previous) : mine_(mine), previous_(previous) {}
+    locale_t mine_;
+    locale_t previous_;
+};
+
 struct Item {
     std::string path;  ///< relative, '/'-separated
     rules::EntryType type = rules::EntryType::File;
@@ -91,7 +122,7 @@ Result<void> collect(const fs::path& root, const std::vector<std::string>& parts
         child_parts.push_back(name);
         auto rel = rules::joinParts(child_parts);
         auto refuse = [&](const Error& rule) {
-            return fail(rule.code, what, ": '", rel, "': ", rule.message);
+            return fail(rule.code, what, ": '", rules::printable(rel), "': ", rule.message);
         };
         if (auto r = rules::splitEntryPath(rel, limits.max_path_length); !r)
             return refuse(r.error());
@@ -217,6 +248,10 @@ Result<PackResult> packDirectory(const fs::path& dir, const fs::path& out) {
 
     Sink sink;
     sink.fd = fd.get();
+    // Names are UTF-8 (collect checked), and pax headers hold UTF-8: libarchive converts from
+    // the locale's charset, which in the "C" locale a process starts in cannot hold 'café'.
+    // This thread reads them as UTF-8 while it packs; the process locale is left alone.
+    auto utf8_names = ThreadLocale::utf8();
     {
         ArchiveWrite a(archive_write_new());
         if (!a) return fail(Errc::Internal, "cannot allocate an archive writer");

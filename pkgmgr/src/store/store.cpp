@@ -13,8 +13,10 @@
 #include "core/crypto.hpp"
 #include "core/files.hpp"
 #include "core/log.hpp"
+#include "core/strings.hpp"
 #include "extract.hpp"
 #include "manifest.hpp"
+#include "store_index.hpp"
 #include "unique_fd.hpp"
 
 namespace hoist::pkgmgr {
@@ -86,6 +88,32 @@ private:
 };
 
 }  // namespace
+
+Result<StoredPackage> readStoreEntry(const NodeLayout& layout, const std::string& sha256) {
+    auto path = layout.storeEntry(sha256);
+    auto ref_text = files::readFile(path / manifest::kRefFile, 1u << 20);
+    if (!ref_text) {
+        if (ref_text.error().code == Errc::NotFound) {
+            return fail(Errc::NotFound, "package ", sha256, " is not in the store");
+        }
+        return std::unexpected(ref_text.error());
+    }
+    auto ctx = detail::concat("store entry ", sha256);
+    auto doc = json::parseObject(*ref_text, ctx);
+    if (!doc) return fail(Errc::Corrupt, doc.error().message);
+    auto ref = PackageRef::fromJson(*doc, ctx);
+    if (!ref) return fail(Errc::Corrupt, ref.error().message);
+    if (ref->sha256 != sha256) {
+        return fail(Errc::Corrupt, ctx, ": records the sha256 ", ref->sha256);
+    }
+    HOIST_ASSIGN(auto pkginfo_text, files::readFile(path / "pkginfo.json", 1u << 20));
+    auto info = PkgInfo::parse(pkginfo_text);
+    if (!info) return fail(Errc::Corrupt, ctx, ": ", info.error().message);
+    return StoredPackage{.ref = std::move(*ref), .info = std::move(*info), .path = path};
+}
+
+Store::Store(NodeLayout layout)
+    : layout_(std::move(layout)), index_(std::make_shared<StoreIndex>(layout_)) {}
 
 Result<Store> Store::open(const NodeLayout& layout) {
     std::error_code ec;
@@ -159,6 +187,7 @@ Result<StoredPackage> Store::add(const fs::path& tarball, const ExtractLimits& l
     staging.keep();
     HOIST_TRY(files::fsyncPath(layout_.store()));
     crashPoint("store-add-after-rename");
+    index_->added(stored);
     log::info("store", "added package",
               {{"id", stored.ref.id}, {"sha256", stored.ref.sha256}, {"size", stored.ref.size}});
     return stored;
@@ -166,26 +195,7 @@ Result<StoredPackage> Store::add(const fs::path& tarball, const ExtractLimits& l
 
 Result<StoredPackage> Store::get(const std::string& sha256) const {
     HOIST_TRY(requireSha(sha256));
-    auto path = layout_.storeEntry(sha256);
-    auto ref_text = files::readFile(path / manifest::kRefFile, 1u << 20);
-    if (!ref_text) {
-        if (ref_text.error().code == Errc::NotFound) {
-            return fail(Errc::NotFound, "package ", sha256, " is not in the store");
-        }
-        return std::unexpected(ref_text.error());
-    }
-    auto ctx = detail::concat("store entry ", sha256);
-    auto doc = json::parseObject(*ref_text, ctx);
-    if (!doc) return fail(Errc::Corrupt, doc.error().message);
-    auto ref = PackageRef::fromJson(*doc, ctx);
-    if (!ref) return fail(Errc::Corrupt, ref.error().message);
-    if (ref->sha256 != sha256) {
-        return fail(Errc::Corrupt, ctx, ": records the sha256 ", ref->sha256);
-    }
-    HOIST_ASSIGN(auto pkginfo_text, files::readFile(path / "pkginfo.json", 1u << 20));
-    auto info = PkgInfo::parse(pkginfo_text);
-    if (!info) return fail(Errc::Corrupt, ctx, ": ", info.error().message);
-    return StoredPackage{.ref = std::move(*ref), .info = std::move(*info), .path = path};
+    return readStoreEntry(layout_, sha256);
 }
 
 bool Store::has(const std::string& sha256) const {
@@ -197,47 +207,18 @@ bool Store::has(const std::string& sha256) const {
 Result<StoredPackage> Store::find(const std::string& id_or_sha256) const {
     if (crypto::isSha256Hex(id_or_sha256)) return get(id_or_sha256);
     HOIST_ASSIGN(auto id, PackageId::parse(id_or_sha256));
-    HOIST_ASSIGN(auto all, list());
-    std::vector<StoredPackage> matches;
-    for (auto& p : all) {
-        if (p.ref.id == id.str()) matches.push_back(std::move(p));
-    }
-    if (matches.empty())
+    HOIST_ASSIGN(auto shas, index_->shasOf(id.str()));
+    if (shas.empty())
         return fail(Errc::NotFound, "package '", id_or_sha256, "' is not in the store");
-    if (matches.size() > 1) {
-        std::string shas;
-        for (const auto& m : matches) shas += (shas.empty() ? "" : ", ") + m.ref.sha256;
-        return fail(Errc::Conflict, "package '", id_or_sha256, "' matches ", matches.size(),
-                    " store entries (", shas, "); name one by sha256");
+    if (shas.size() > 1) {
+        return fail(Errc::Conflict, "package '", id_or_sha256, "' matches ", shas.size(),
+                    " store entries (", strings::join(shas, ", "), "); name one by sha256");
     }
-    return std::move(matches.front());
+    return get(shas.front());
 }
 
 Result<std::vector<StoredPackage>> Store::list() const {
-    std::vector<StoredPackage> out;
-    std::error_code ec;
-    auto it = fs::directory_iterator(layout_.store(), ec);
-    if (ec) {
-        if (ec == std::errc::no_such_file_or_directory) return out;
-        return failErrno(Errc::Io, ec.value(), "cannot list '", layout_.store().string(), "'");
-    }
-    for (; it != fs::directory_iterator(); it.increment(ec)) {
-        if (ec)
-            return failErrno(Errc::Io, ec.value(), "cannot list '", layout_.store().string(), "'");
-        auto name = it->path().filename().string();
-        if (!crypto::isSha256Hex(name)) continue;
-        auto pkg = get(name);
-        if (!pkg) {
-            log::warn("store", "skipping a damaged store entry",
-                      {{"sha256", name}, {"error", pkg.error().describe()}});
-            continue;
-        }
-        out.push_back(std::move(*pkg));
-    }
-    std::sort(out.begin(), out.end(), [](const StoredPackage& a, const StoredPackage& b) {
-        return std::tie(a.ref.id, a.ref.sha256) < std::tie(b.ref.id, b.ref.sha256);
-    });
-    return out;
+    return index_->all();
 }
 
 Result<void> Store::remove(const std::string& sha256) {
@@ -254,6 +235,7 @@ Result<void> Store::remove(const std::string& sha256) {
                                      crypto::randomHex(4));
     HOIST_TRY(files::renameDurable(path, doomed));
     crashPoint("store-remove-after-rename");
+    index_->removed(sha256);
     HOIST_TRY(files::removeTree(doomed));
     log::info("store", "removed package", {{"sha256", sha256}});
     return ok();
@@ -375,6 +357,14 @@ Result<int> Store::recover() {
     for (; it != fs::directory_iterator(); it.increment(ec)) {
         if (ec) break;
         if (it->path().filename().string().starts_with(kTmpPrefix)) leftovers.push_back(it->path());
+    }
+    // An index write interrupted before its rename.
+    auto index_tmp = files::tempSibling(StoreIndex::file(layout_)).filename().string();
+    index_tmp.resize(index_tmp.rfind('-') + 1);
+    for (auto root_it = fs::directory_iterator(layout_.run(), ec);
+         !ec && root_it != fs::directory_iterator(); root_it.increment(ec)) {
+        if (root_it->path().filename().string().starts_with(index_tmp))
+            leftovers.push_back(root_it->path());
     }
     for (const auto& path : leftovers) {
         HOIST_TRY(files::removeTree(path));

@@ -50,14 +50,43 @@ Result<Request> parseRawRequest(std::string_view text);
 /// `/` kept, each segment URI-encoded once (the rules for every service but S3).
 std::string canonicalUri(std::string_view path);
 /// The canonical query string: each name and value percent-decoded then encoded (RFC 3986
-/// unreserved kept), pairs sorted by name then value.
-std::string canonicalQuery(std::string_view query);
+/// unreserved kept), pairs sorted by name then value. '+' is a literal plus, as AWS reads it;
+/// with `plus_is_space` it is a space, as form-encoding clients (botocore) mean it.
+std::string canonicalQuery(std::string_view query, bool plus_is_space = false);
 
-/// Signs `request` as it stands: every header in it is signed (names lowercased, values
-/// trimmed, runs of spaces collapsed, repeats joined with ','). The request must already hold
-/// Host and X-Amz-Date; use prepare() to add them. Invalid when the scope is incomplete or the
-/// time is not `YYYYMMDDTHHMMSSZ`.
-Result<Signature> sign(const Request& request, const Credentials& credentials, const Scope& scope);
+/// Which characters fold as whitespace in a canonical header value.
+enum class Whitespace {
+    /// AWS's own signers (the Java SDK's StringUtils, aws-c-auth): space, \t, \n, \v, \f, \r.
+    /// The SigV4 documentation says only "sequential spaces"; its SDKs, which AWS's services
+    /// agree with, fold these six, and nothing outside ASCII.
+    Aws,
+    /// botocore (Python's str.split()): the six above, \x1c-\x1f, and the Unicode spaces U+0085,
+    /// U+00A0, U+1680, U+2000-U+200A, U+2028, U+2029, U+202F, U+205F, U+3000 (read as UTF-8).
+    Botocore,
+};
+
+/// A header value as it is signed: trimmed, each run of whitespace folded to one space.
+std::string canonicalHeaderValue(std::string_view value, Whitespace rule = Whitespace::Aws);
+
+/// How a request is signed, beyond the request itself.
+struct SignOptions {
+    /// Lowercase names of the headers to sign ("host;x-amz-date" split); empty signs every
+    /// header of the request. Each must be in the request, and host must be among them.
+    std::vector<std::string> signed_headers;
+    Whitespace whitespace = Whitespace::Aws;
+    /// Read '+' in the query as a space (see canonicalQuery).
+    bool query_plus_is_space = false;
+};
+
+/// Splits "a;b;c" (as in SignedHeaders=) into lowercase names; Invalid for an empty name.
+Result<std::vector<std::string>> parseSignedHeaders(std::string_view list);
+
+/// Signs `request` as it stands: every header in it, or those `options.signed_headers` names
+/// (names lowercased, values folded by canonicalHeaderValue, repeats joined with ','). The
+/// request must already hold Host and X-Amz-Date; use prepare() to add them. Invalid when the
+/// scope is incomplete, the time is not `YYYYMMDDTHHMMSSZ`, or a named header is missing.
+Result<Signature> sign(const Request& request, const Credentials& credentials, const Scope& scope,
+                       const SignOptions& options = {});
 
 /// Adds what a signed AWS request needs before sign(): X-Amz-Date (scope.time) and, with a
 /// session token, X-Amz-Security-Token, unless the request already holds them.

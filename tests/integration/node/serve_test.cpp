@@ -211,8 +211,14 @@ TEST_F(ServeTest, RestartSwapsThroughTheDetachedHelper) {
     EXPECT_STREQ(node["release"].GetString(), "2.0.0");
     EXPECT_TRUE(waitFor([&] { return coordinator.pings().size() == 5; }, std::chrono::seconds(10)));
 
-    // Rollback goes to the previous generation.
-    auto rollback = post("/v1/rollback", "{\"deployment\":\"d-9\"}");
+    // Rollback goes to the previous generation. The swap's helper may still be running for a
+    // moment after its journal closed (its courier stops once the outbox is empty, and serve's
+    // courier may be the one that emptied it): until it exits, a new restart is refused.
+    std::optional<http::Response> rollback;
+    ASSERT_TRUE(waitFor([&] {
+        rollback = post("/v1/rollback", "{\"deployment\":\"d-9\"}");
+        return !rollback || rollback->body.find("a restart helper is still running") == std::string::npos;
+    }, std::chrono::seconds(10)));
     ASSERT_TRUE(rollback);
     ASSERT_EQ(rollback->status, 202) << rollback->body;
     auto rb = body(rollback);

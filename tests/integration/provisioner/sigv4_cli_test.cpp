@@ -53,6 +53,57 @@ TEST(ProvisionerSigV4Cli, SessionTokenAndJson) {
               readFile(dir / "get-vanilla-with-session-token.creq"));
 }
 
+TEST(ProvisionerSigV4Cli, SignedHeadersReSignsARequestAsSent) {
+    HOIST_REQUIRE_SIGV4_SUITE(suite);
+    // A request as sent holds headers that were not signed (Authorization, User-Agent).
+    fs::path dir = suite / "get-vanilla";
+    std::string sent = readFile(dir / "get-vanilla.sreq") + "\nUser-Agent: Boto3/1.34\n";
+    auto all = sigv4Cli(sent, {"--json"});
+    ASSERT_EQ(all.exit_code, 0) << all.err;
+    auto all_doc = json::parseObject(all.out, "output");
+    ASSERT_OK(all_doc);
+    // Signing everything signs the Authorization header too: not the suite's signature.
+    EXPECT_NE(*json::getString(*all_doc, "authorization", "output"),
+              readFile(dir / "get-vanilla.authz"));
+    EXPECT_EQ(*json::getString(*all_doc, "signed_headers", "output"),
+              "authorization;host;user-agent;x-amz-date");
+    auto named = sigv4Cli(sent, {"--signed-headers", "host;x-amz-date", "--json"});
+    ASSERT_EQ(named.exit_code, 0) << named.err;
+    auto doc = json::parseObject(named.out, "output");
+    ASSERT_OK(doc);
+    EXPECT_EQ(*json::getString(*doc, "authorization", "output"),
+              readFile(dir / "get-vanilla.authz"));
+    auto missing = sigv4Cli(sent, {"--signed-headers", "host;content-type"});
+    EXPECT_EQ(missing.exit_code, exitCode(Errc::Invalid));
+    EXPECT_NE(missing.err.find("signed header 'content-type' is not in the request"),
+              std::string::npos)
+        << missing.err;
+}
+
+TEST(ProvisionerSigV4Cli, WhitespaceRuleAndQueryPlus) {
+    std::string request =
+        "GET /?Name=a+b HTTP/1.1\nHost:example.amazonaws.com\nMy-Header:x\xc2\xa0y\n"
+        "X-Amz-Date:20150830T123600Z\n\n";
+    auto aws = sigv4Cli(request, {"--json"});
+    auto boto =
+        sigv4Cli(request, {"--json", "--header-whitespace", "botocore", "--query-plus-is-space"});
+    ASSERT_EQ(aws.exit_code, 0) << aws.err;
+    ASSERT_EQ(boto.exit_code, 0) << boto.err;
+    auto aws_doc = json::parseObject(aws.out, "output");
+    auto boto_doc = json::parseObject(boto.out, "output");
+    ASSERT_OK(aws_doc);
+    ASSERT_OK(boto_doc);
+    auto aws_creq = *json::getString(*aws_doc, "canonical_request", "output");
+    auto boto_creq = *json::getString(*boto_doc, "canonical_request", "output");
+    EXPECT_NE(aws_creq.find("Name=a%2Bb\n"), std::string::npos) << aws_creq;
+    EXPECT_NE(aws_creq.find("my-header:x\xc2\xa0y\n"), std::string::npos) << aws_creq;
+    EXPECT_NE(boto_creq.find("Name=a%20b\n"), std::string::npos) << boto_creq;
+    EXPECT_NE(boto_creq.find("my-header:x y\n"), std::string::npos) << boto_creq;
+    auto bad = sigv4Cli(request, {"--header-whitespace", "python"});
+    EXPECT_NE(bad.exit_code, 0);
+    EXPECT_EQ(bad.out, "");
+}
+
 TEST(ProvisionerSigV4Cli, RefusesAMalformedRequest) {
     auto outcome = sigv4Cli("not a request");
     EXPECT_EQ(outcome.exit_code, exitCode(Errc::Invalid));

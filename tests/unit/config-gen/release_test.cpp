@@ -129,6 +129,17 @@ TEST_F(ReleaseTest, RoleRestrictionRemovalAndUpgradeFromOverride) {
     EXPECT_EQ(removed->release.roles.at("agent"), base_.roles.at("agent"));
     EXPECT_EQ(removed->release.upgrade_from, (std::vector<std::string>{"1.*", "1.0.*"}));
     EXPECT_EQ(removed->changes, std::vector<std::string>{"agent: removed mod-a--1.0.0"});
+
+    // Ranges are accepted beside globs; anything else is refused before the release is built.
+    ReleaseChanges ranged = remove;
+    ranged.upgrade_from = {">=1.0 <2", "^1.0"};
+    auto with_range = composeRelease(added->release, ranged);
+    ASSERT_OK(with_range);
+    EXPECT_TRUE(with_range->release.allowsUpgradeFrom("1.0.1"));
+    EXPECT_FALSE(with_range->release.allowsUpgradeFrom("2.0.0"));
+    ranged.upgrade_from = {"~>1.0"};
+    ASSERT_ERROR(composeRelease(added->release, ranged), Errc::Invalid,
+                 "--upgrade-from: upgrade_from pattern '~>1.0' is neither a glob");
 }
 
 TEST_F(ReleaseTest, RefusesWithMessagesNamingThePackageAndTheRule) {

@@ -16,8 +16,8 @@ namespace hoist::testing {
 
 class ArchiveBuilder {
 public:
-    enum class Compression { None, Gzip, Xz, Zstd };
-    enum class Format { Pax, Ustar, Gnu };
+    enum class Compression { None, Gzip, Xz, Zstd, Bzip2, Lz4 };
+    enum class Format { Pax, Ustar, Gnu, Zip };
 
     explicit ArchiveBuilder(Compression compression = Compression::Zstd,
                             Format format = Format::Pax)
@@ -32,6 +32,9 @@ public:
             case Format::Gnu:
                 archive_write_set_format_gnutar(a_.get());
                 break;
+            case Format::Zip:
+                archive_write_set_format_zip(a_.get());
+                break;
         }
         switch (compression) {
             case Compression::None:
@@ -45,6 +48,12 @@ public:
                 break;
             case Compression::Zstd:
                 archive_write_add_filter_zstd(a_.get());
+                break;
+            case Compression::Bzip2:
+                archive_write_add_filter_bzip2(a_.get());
+                break;
+            case Compression::Lz4:
+                archive_write_add_filter_lz4(a_.get());
                 break;
         }
         archive_write_set_bytes_in_last_block(a_.get(), 1);

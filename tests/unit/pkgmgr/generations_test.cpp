@@ -72,10 +72,22 @@ TEST_F(GenerationsTest, StageBuildsTheGeneration) {
     EXPECT_EQ(readFile(dir / "etc/mesos/master.conf"), "quorum=1 # 1.0.0");
     EXPECT_EQ(readFile(dir / "units/mesos.service"), "[Service]\n");
     EXPECT_EQ(readFile(dir / "lib/mesos/modules/mod-a/f2.so"), "mod-a1.0.02");
-    EXPECT_TRUE(fs::is_symlink(dir / "bin/mesos-master"));
-    EXPECT_EQ(fs::read_symlink(dir / "bin/mesos-master").string(),
-              "../../../store/" + set[0] + "/bin/mesos-master");
-    EXPECT_FALSE(fs::is_symlink(dir / "lib/mesos"));
+    // A folder only one package holds is one link to it (bin/: mesos; lib/mesos/: mod-a);
+    // a shared folder (lib/) is a real folder with a link per entry. Links go through
+    // .p/<index> (one link per package into the store), so every other target is short
+    // enough to live in the inode (under 60 bytes on ext4).
+    EXPECT_EQ(fs::read_symlink(dir / ".p/0").string(), "../../../store/" + set[0]);
+    EXPECT_EQ(fs::read_symlink(dir / "bin").string(), ".p/0/bin");
+    EXPECT_EQ(fs::canonical(dir / "bin/mesos-master"),
+              fs::canonical(layout.storeEntry(set[0]) / "bin/mesos-master"));
+    EXPECT_FALSE(fs::is_symlink(dir / "lib"));
+    EXPECT_EQ(fs::read_symlink(dir / "lib/libmesos.so").string(), "../.p/0/lib/libmesos.so");
+    EXPECT_EQ(fs::read_symlink(dir / "lib/mesos").string(), "../.p/2/lib/mesos");
+    for (const auto& e : fs::recursive_directory_iterator(dir)) {
+        if (e.is_symlink() && e.path().parent_path().filename() != ".p") {
+            EXPECT_LT(fs::read_symlink(e.path()).string().size(), 60u) << e.path();
+        }
+    }
     // The merged environment, expanded.
     EXPECT_EQ(readFile(dir / "environment"), "MESOS_HOME=" + layout.storeEntry(set[0]).string() +
                                                  "\nMESOS_WORK=" + layout.state().string() +
@@ -435,6 +447,31 @@ TEST_F(GenerationsTest, CliVerbs) {
     EXPECT_EQ(out, "nothing to recover\n");
 }
 
+TEST_F(GenerationsTest, CheckReadsPartialVersionsAsSemverDoes) {
+    auto set = baseSet("1.11.2");
+    // node-semver: 1.11, =1.11, <=1.11 and 1 hold 1.11.2; >1.11 means >=1.12.0.
+    std::vector<std::pair<std::string, bool>> cases = {
+        {"1.11", true}, {"=1.11", true}, {"<=1.11", true}, {">1.11", false}, {"1", true}};
+    for (size_t i = 0; i < cases.size(); ++i) {
+        const auto& [range, holds] = cases[i];
+        auto spec = module("mod-" + std::to_string(i));
+        spec.extra = R"("compatible": {"mesos": ")" + range + R"("})";
+        auto mod = add(spec);
+        ASSERT_FALSE(mod.empty()) << range;
+        auto outcome = testing::run({PKGMGR_BIN, "--root", layout.root.string(), "check", "--role",
+                                     "master", set[0] + "," + set[1] + "," + mod});
+        if (holds) {
+            EXPECT_EQ(outcome.exit_code, 0) << range << ": " << outcome.err;
+        } else {
+            EXPECT_EQ(outcome.exit_code, exitCode(Errc::Invalid)) << range;
+            EXPECT_NE(outcome.err.find("is compatible only with 'mesos' >1.11 (>=1.12.0), but the "
+                                       "set holds 'mesos--1.11.2'"),
+                      std::string::npos)
+                << outcome.err;
+        }
+    }
+}
+
 TEST_F(GenerationsTest, CliSignedReleases) {
     auto set = baseSet();
     std::string manifest =
@@ -463,6 +500,19 @@ TEST_F(GenerationsTest, CliSignedReleases) {
               0)
         << err;
     EXPECT_EQ(out, "ok: the set of 2 package(s) is valid for role 'master' (release 1.0.0)\n");
+
+    // A pattern that is neither a glob nor a range is refused before anything is signed.
+    auto bad = tmp.path() / "bad.json";
+    std::string bad_manifest = manifest;
+    bad_manifest.replace(bad_manifest.find("[]"), 2, R"([">=r4"])");
+    writeFile(bad, bad_manifest);
+    EXPECT_EQ(cli({"release", "sign", "--key", key + ".key", bad.string()}, &out, &err),
+              exitCode(Errc::Invalid));
+    EXPECT_EQ(err,
+              "pkgmgr: release 1.0.0: upgrade_from pattern '>=r4' is neither a glob (version "
+              "characters and '*') nor a version range: version range '>=r4': '>=r4' is not a "
+              "comparator (use >=, <=, >, <, =, !=, ^ or ~ before a version)\n");
+    EXPECT_FALSE(fs::exists(bad.string() + ".sig"));
 
     ASSERT_EQ(cli({"release", "sign", "--key", key + ".key", file.string()}, &out, &err), 0) << err;
     EXPECT_TRUE(fs::exists(file.string() + ".sig"));

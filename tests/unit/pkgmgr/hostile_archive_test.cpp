@@ -196,6 +196,30 @@ std::vector<HostileCase> corpus() {
         {"not_an_archive", [] { return std::string(4096, 'Z'); }, Errc::Invalid,
          "not a package (a tar archive, uncompressed or zstd, xz or gzip): Unrecognized archive "
          "format"},
+        // Other compressions and formats are refused naming what was found.
+        {"bzip2", [] { return ArchiveBuilder(Compression::Bzip2).pkginfo().finish(); },
+         Errc::Invalid,
+         "not a package (a tar archive, uncompressed or zstd, xz or gzip): found a tar archive "
+         "compressed with bzip2"},
+        {"lz4", [] { return ArchiveBuilder(Compression::Lz4).pkginfo().finish(); }, Errc::Invalid,
+         "not a package (a tar archive, uncompressed or zstd, xz or gzip): found a tar archive "
+         "compressed with lz4"},
+        // One rule for names, in add as in pack: a path that is not UTF-8 is refused.
+        {"latin1_name",
+         [] {
+             ArchiveBuilder b(Compression::Zstd, ArchiveBuilder::Format::Gnu);
+             return b.pkginfo().dir("share").file("share/caf\xe9", "x").finish();
+         },
+         Errc::Invalid,
+         "entry 'share/caf\\xe9': the path is not valid UTF-8 (package paths must be UTF-8)"},
+        {"latin1_symlink_target",
+         [] {
+             ArchiveBuilder b(Compression::Zstd, ArchiveBuilder::Format::Gnu);
+             return b.pkginfo().dir("share").symlink("share/link", "caf\xe9").finish();
+         },
+         Errc::Invalid,
+         "entry 'share/link': the symlink target is not valid UTF-8 (package paths must be "
+         "UTF-8)"},
         {"empty_file", [] { return std::string(); }, Errc::Invalid,
          "not a package (a tar archive, uncompressed or zstd, xz or gzip): Unrecognized archive "
          "format"},
@@ -223,6 +247,22 @@ TEST_F(HostileArchives, EachIsRefusedAndChangesNothing) {
     auto listed = store.list();
     ASSERT_OK(listed);
     EXPECT_EQ(listed->size(), 1u);
+}
+
+TEST_F(HostileArchives, OtherFormatsAreNamed) {
+    auto zip = ArchiveBuilder(Compression::None, ArchiveBuilder::Format::Zip).pkginfo().finish();
+    auto r = store.add(writeTarball("zip.zip", zip));
+    ASSERT_FALSE(r);
+    EXPECT_NE(r.error().message.find("not a package (a tar archive, uncompressed or zstd, xz or "
+                                     "gzip): found format 'ZIP"),
+              std::string::npos)
+        << r.error().message;
+    auto gzip_zip =
+        ArchiveBuilder(Compression::Gzip, ArchiveBuilder::Format::Zip).pkginfo().finish();
+    r = store.add(writeTarball("zip.zip.gz", gzip_zip));
+    ASSERT_FALSE(r);
+    EXPECT_NE(r.error().message.find("' compressed with gzip"), std::string::npos)
+        << r.error().message;
 }
 
 TEST_F(HostileArchives, TruncatedArchiveIsCorrupt) {

@@ -6,6 +6,7 @@
 
 #include "core/crypto.hpp"
 #include "core/json.hpp"
+#include "core/strings.hpp"
 #include "pkgmgr/pack.hpp"
 #include "store_fixtures.hpp"
 
@@ -137,6 +138,87 @@ TEST_F(PackTest, RefusesWhatTheStoreWouldRefuse) {
     for (const auto& e : fs::directory_iterator(tmp.path())) names.push_back(e.path().filename());
     std::sort(names.begin(), names.end());
     EXPECT_EQ(names, (std::vector<std::string>{"p", "root", "x.tar.zst"}));
+}
+
+TEST_F(PackTest, Utf8NamesRoundTripThroughPackAddAndVerify) {
+    // Names in NFC and NFD, a symlink to one, and a folder: bytes must survive as they are.
+    const std::string cafe = "share/fmt/caf\xc3\xa9-\xc3\xbcnicode.txt";
+    const std::string nfd = "share/fmt/cafe\xcc\x81.txt";
+    const std::string folder = "share/\xe6\x97\xa5\xe6\x9c\xac";
+    auto dir = tmp / "u";
+    fs::create_directories(dir / folder);
+    testing::writeFile(dir / "pkginfo.json",
+                       R"({"name": "utf", "version": "1.0.0", "kind": "tool"})");
+    testing::writeFile(dir / cafe, "caf\xc3\xa9");
+    testing::writeFile(dir / nfd, "nfd");
+    testing::writeFile(dir / folder / "x", "x");
+    fs::create_symlink("caf\xc3\xa9-\xc3\xbcnicode.txt", dir / "share/fmt/link");
+    // The real binary, whatever the locale: the bytes are the same.
+    std::vector<std::string> shas;
+    for (const char* locale : {"C", "C.UTF-8", "POSIX"}) {
+        auto out = tmp / (std::string("u-") + locale + ".tar.zst");
+        auto packed = testing::run({PKGMGR_BIN, "pack", dir.string(), "-o", out.string()},
+                                   {{"LC_ALL", locale}});
+        ASSERT_EQ(packed.exit_code, 0) << locale << ": " << packed.err;
+        auto sha = crypto::sha256File(out);
+        ASSERT_OK(sha);
+        shas.push_back(*sha);
+    }
+    EXPECT_EQ(shas[0], shas[1]);
+    EXPECT_EQ(shas[0], shas[2]);
+
+    auto root = tmp / "node";
+    auto tarball = (tmp / "u-C.tar.zst").string();
+    auto added = testing::run({PKGMGR_BIN, "--root", root.string(), "add", tarball});
+    ASSERT_EQ(added.exit_code, 0) << added.err;
+    auto verified = testing::run({PKGMGR_BIN, "--root", root.string(), "verify", "utf--1.0.0"});
+    EXPECT_EQ(verified.exit_code, 0) << verified.out << verified.err;
+    auto listed =
+        testing::run({PKGMGR_BIN, "--root", root.string(), "info", "utf--1.0.0", "--json"});
+    ASSERT_EQ(listed.exit_code, 0) << listed.err;
+    auto info = json::parseObject(listed.out, "info");
+    ASSERT_OK(info);
+    auto path = json::getString(*info, "path", "info");
+    ASSERT_OK(path);
+    // The stored names are the packed bytes, and the store's manifest names them as JSON.
+    EXPECT_EQ(testing::readFile(fs::path(*path) / cafe), "caf\xc3\xa9");
+    EXPECT_EQ(testing::readFile(fs::path(*path) / nfd), "nfd");
+    EXPECT_EQ(testing::readFile(fs::path(*path) / folder / "x"), "x");
+    EXPECT_EQ(fs::read_symlink(fs::path(*path) / "share/fmt/link"),
+              "caf\xc3\xa9-\xc3\xbcnicode.txt");
+    auto manifest = testing::readFile(fs::path(*path) / ".hoist/manifest.json");
+    EXPECT_NE(manifest.find(cafe), std::string::npos);
+    ASSERT_OK(json::parse(manifest, "manifest"));
+
+    // The same tree as GNU tar writes it (raw bytes in ustar headers) is stored the same way.
+    auto again = store.add(fs::path(tarball));
+    ASSERT_OK(again);
+    testing::ArchiveBuilder gnu(testing::ArchiveBuilder::Compression::Zstd,
+                                testing::ArchiveBuilder::Format::Gnu);
+    auto bytes = gnu.pkginfo("utf-gnu", "1.0.0").dir("share").file(cafe, "g").finish();
+    auto gnu_file = tmp / "gnu.tar.zst";
+    testing::writeFile(gnu_file, bytes);
+    auto from_gnu = store.add(gnu_file);
+    ASSERT_OK(from_gnu);
+    EXPECT_EQ(testing::readFile(from_gnu->path / cafe), "g");
+}
+
+TEST_F(PackTest, NamesThatAreNotUtf8AreRefusedAsAddRefusesThem) {
+    auto dir = tmp / "l";
+    fs::create_directories(dir / "share");
+    testing::writeFile(dir / "pkginfo.json", R"({"name": "l", "version": "1", "kind": "tool"})");
+    testing::writeFile(dir / "share/caf\xe9", "latin-1");
+    ASSERT_ERROR(packDirectory(dir, tmp / "l.tar.zst"), Errc::Invalid,
+                 "pack '" + dir.string() +
+                     "': 'share/caf\\xe9': the path is not valid UTF-8 (package paths must be "
+                     "UTF-8)");
+    EXPECT_FALSE(fs::exists(tmp / "l.tar.zst"));
+    // The rule is well-formed UTF-8, not "some high bytes".
+    EXPECT_TRUE(strings::isUtf8("caf\xc3\xa9 \xe6\x97\xa5 \xf0\x9f\x93\xa6"));
+    for (const char* bad : {"\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\xc3",
+                            "a\xff"
+                            "b"})
+        EXPECT_FALSE(strings::isUtf8(bad)) << bad;
 }
 
 }  // namespace

@@ -134,6 +134,10 @@ TEST(PkgInfo, ParsesTheDesignExample) {
     EXPECT_EQ(info->requires_names, std::vector<std::string>{"libev"});
     ASSERT_EQ(info->compatible.size(), 1u);
     EXPECT_EQ(info->compatible[0].second, ">=1.10.0 <1.12.0");
+    // A hyphen range is a range like any other.
+    std::string hyphen = kFullPkgInfo;
+    hyphen.replace(hyphen.find(">=1.10.0 <1.12.0"), 16, "1.10.0 - 1.12");
+    ASSERT_OK(PkgInfo::parse(hyphen));
     ASSERT_EQ(info->environment.size(), 1u);
     EXPECT_EQ(info->environment[0].first, "MESOS_LAUNCHER_DIR");
     ASSERT_TRUE(info->service);
@@ -220,6 +224,13 @@ TEST(PkgInfo, EachRefusalNamesTheFieldAndTheRule) {
          "pkginfo.json: field 'compatible': 'x' must be a string"},
         {"{" + base + R"(, "compatible": {"x": " "}})",
          "pkginfo.json: field 'compatible': the range for 'x' must not be empty"},
+        {"{" + base + R"(, "compatible": {"x": "~>1.11"}})",
+         "pkginfo.json: field 'compatible': the range for 'x': version range '~>1.11': '~>1.11': "
+         "'~>' means different things to npm and Ruby; write ~ (same MINOR) or ^ (same MAJOR)"},
+        {"{" + base + R"(, "compatible": {"x": ">=1.0.0 <99999999999999999999"}})",
+         "pkginfo.json: field 'compatible': the range for 'x': version range '>=1.0.0 "
+         "<99999999999999999999': '<99999999999999999999': 99999999999999999999 is larger than "
+         "9007199254740991, the largest version number semver tools agree on"},
         {"{" + base + R"(, "compatible": {"X": ">=1"}})",
          "pkginfo.json: field 'compatible': name 'X' may hold only a-z, 0-9 and '-'"},
         {"{" + base + R"(, "environment": {"1A": "x"}})",

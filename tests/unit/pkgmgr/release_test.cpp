@@ -46,6 +46,40 @@ TEST(Release, UpgradeFromGlobs) {
     EXPECT_FALSE(globMatch("1.*.3", "1.22.4"));
 }
 
+TEST(Release, UpgradeFromRangesBesideGlobs) {
+    // Globs keep their meaning: "1.*" takes every 1.-something, pre-releases included.
+    std::vector<std::string> glob = {"1.*"};
+    EXPECT_TRUE(upgradeAllowed(glob, "1.5.0-rc1"));
+    EXPECT_FALSE(upgradeAllowed(glob, "10.0.0"));
+    // Ranges that used to parse and then match nothing now match as semver says.
+    for (const std::string range : {">=1.0 <2", "^1.0", "1.x", "~1", "1.0.0 - 1.9"}) {
+        std::vector<std::string> patterns = {range};
+        EXPECT_OK(validateUpgradePattern(range));
+        EXPECT_TRUE(upgradeAllowed(patterns, "1.4.2")) << range;
+        EXPECT_FALSE(upgradeAllowed(patterns, "2.0.0")) << range;
+        EXPECT_FALSE(upgradeAllowed(patterns, "0.9.0")) << range;
+        EXPECT_FALSE(upgradeAllowed(patterns, "1.5.0-rc1")) << range;
+    }
+    // A literal that is not semver is still matched exactly, as a glob.
+    EXPECT_TRUE(upgradeAllowed({"2024-05"}, "2024-05"));
+    EXPECT_FALSE(upgradeAllowed({">=1.0"}, "2024-05"));
+    // Checked when the release is read, naming both rules.
+    ASSERT_ERROR(validateUpgradePattern(">=r4"), Errc::Invalid,
+                 "upgrade_from pattern '>=r4' is neither a glob (version characters and '*') nor "
+                 "a version range: version range '>=r4': '>=r4' is not a comparator");
+    ASSERT_ERROR(validateUpgradePattern("~>1.11"), Errc::Invalid, "'~>'");
+    ASSERT_ERROR(validateUpgradePattern(""), Errc::Invalid, "an upgrade_from pattern is empty");
+    std::string text = manifest();
+    text.replace(text.find(R"("1.*")"), 5, R"("^1.0 || >=3")");
+    auto release = Release::parse(text);
+    ASSERT_OK(release);
+    EXPECT_TRUE(release->allowsUpgradeFrom("1.2.0"));
+    EXPECT_TRUE(release->allowsUpgradeFrom("3.1.0"));
+    EXPECT_FALSE(release->allowsUpgradeFrom("2.1.0"));
+    text.replace(text.find(R"("^1.0 || >=3")"), 13, R"("~>1")");
+    ASSERT_ERROR(Release::parse(text), Errc::Invalid, "release 2.0.0: upgrade_from pattern '~>1'");
+}
+
 TEST(Release, RefusalsNameTheRule) {
     ASSERT_ERROR(Release::parse(R"({"version": "2--0", "roles": {}})"), Errc::Invalid, "release");
     ASSERT_ERROR(Release::parse(R"({"version": "2.0", "roles": {}})"), Errc::Invalid,

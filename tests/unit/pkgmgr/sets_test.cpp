@@ -308,6 +308,29 @@ TEST(ValidateSet, Paths) {
               "two packages may put the same path into a well-known folder)");
 }
 
+TEST(ValidateSet, PathsClashDeepInSharedFolders) {
+    TempFolder dir;
+    auto set = std::vector<StoredPackage>{pkg("mesos", "1.11.0", "mesos", dir.path()),
+                                          pkg("mesos-config", "1.0.0", "mesos-config", dir.path()),
+                                          pkg("mod-a", "1.0", "module", dir.path()),
+                                          pkg("mod-b", "1.0", "module", dir.path())};
+    writeFile(dir / "mesos--1.11.0/lib/mesos/modules/core.so", "x");
+    writeFile(dir / "mesos-config--1.0.0/etc/mesos/master.conf", "x");
+    writeFile(dir / "mod-a--1.0/lib/mesos/modules/a/a.so", "x");
+    writeFile(dir / "mod-b--1.0/lib/mesos/modules/b/b.so", "x");
+    EXPECT_OK(validateSet(set, master()));
+    // Three packages share lib/mesos/modules; two of them provide the same file in it, and
+    // one a folder where another has a file.
+    writeFile(dir / "mod-b--1.0/lib/mesos/modules/core.so", "y");
+    writeFile(dir / "mod-a--1.0/lib/mesos/modules/b", "z");
+    EXPECT_EQ(refusal(set, master()),
+              "set: packages 'mod-a--1.0' and 'mod-b--1.0' both provide 'lib/mesos/modules/b' "
+              "(no two packages may put the same path into a well-known folder); "
+              "packages 'mesos--1.11.0' and 'mod-b--1.0' both provide "
+              "'lib/mesos/modules/core.so' (no two packages may put the same path into a "
+              "well-known folder)");
+}
+
 TEST(ValidateSet, ReportsEveryProblem) {
     auto set = baseSet();
     set[0].info.requires_names = {"libev", "zk"};

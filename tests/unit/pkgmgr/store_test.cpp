@@ -2,6 +2,10 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <chrono>
+#include <map>
+#include <thread>
+
 #include "core/crypto.hpp"
 #include "core/files.hpp"
 #include "store_fixtures.hpp"
@@ -230,6 +234,37 @@ TEST_F(StoreTest, SparseAndEmptyFilesHashAsTheirContent) {
     EXPECT_TRUE(report->ok());
 }
 
+// Small files are hashed and written by writer threads while the next entries are read;
+// large ones, sparse ones and pkginfo.json by the reading thread. Every recorded hash must
+// still be the hash of the bytes on disk, hardlinks included.
+TEST_F(StoreTest, FilesWrittenOnWriterThreadsRecordTheirHashes) {
+    ArchiveBuilder b;
+    b.pkginfo().dir("share").dir("lib");
+    std::map<std::string, std::string> contents;
+    for (int i = 0; i < 300; ++i) {
+        auto path = "share/f" + std::to_string(i);
+        contents[path] = std::string(static_cast<std::size_t>(i * 97), static_cast<char>('a' + i % 26));
+        b.file(path, contents[path]);
+    }
+    std::string big(9u << 20, 'x');
+    for (std::size_t i = 0; i < big.size(); i += 4096) big[i] = static_cast<char>(i / 4096);
+    contents["lib/big"] = big;
+    b.file("lib/big", big);
+    b.hardlink("share/again", "share/f7").hardlink("share/again2", "share/again");
+    contents["share/again"] = contents["share/again2"] = contents["share/f7"];
+    auto added = store.add(writeTarball("many.tar.zst", b.finish()));
+    ASSERT_OK(added);
+    auto report = store.verify(added->ref.sha256);
+    ASSERT_OK(report);
+    EXPECT_TRUE(report->ok()) << report->problems.front();
+    auto text = files::readFile(added->path / ".hoist/manifest.json", 1u << 30);
+    ASSERT_OK(text);
+    for (const auto& [path, content] : contents) {
+        EXPECT_EQ(testing::readFile(added->path / path), content) << path;
+        EXPECT_NE(text->find(crypto::sha256Hex(content)), std::string::npos) << path;
+    }
+}
+
 TEST_F(StoreTest, CrashBeforeRenameLeavesNoEntryAndRecoveryCleansUp) {
     auto tarball = writeTarball("a.tar.zst", store_testing::validPackage());
     auto crashed =
@@ -266,6 +301,148 @@ TEST_F(StoreTest, CrashAfterRenameLeavesACompleteEntry) {
     auto report = store.verify(listed->front().ref.sha256);
     ASSERT_OK(report);
     EXPECT_TRUE(report->ok());
+}
+
+// The index (<root>/run/store-index.json) is a cache of every entry's reference and
+// pkginfo.json: whatever happens to it, list and find answer from the store's real content.
+class StoreIndexTest : public StoreTest {
+protected:
+    void SetUp() override { ASSERT_OK(layout.ensure()); }
+    fs::path indexFile() const { return layout.run() / "store-index.json"; }
+    std::string indexText() const {
+        auto text = files::readFile(indexFile());
+        return text ? *text : std::string();
+    }
+    std::vector<std::string> listedIds(Store& s) {
+        std::vector<std::string> ids;
+        auto all = s.list();
+        EXPECT_TRUE(all.has_value());
+        if (all)
+            for (const auto& p : *all) ids.push_back(p.ref.id);
+        return ids;
+    }
+    StoredPackage addVersion(const std::string& version) {
+        auto added = store.add(writeTarball(
+            version + ".tar", store_testing::validPackage(Compression::Zstd, version)));
+        EXPECT_TRUE(added.has_value());
+        return *added;
+    }
+};
+
+TEST_F(StoreIndexTest, AddAndRemoveKeepTheIndexFileInStep) {
+    EXPECT_FALSE(fs::exists(indexFile()));
+    auto a = addVersion("1.0");
+    auto b = addVersion("2.0");
+    auto text = indexText();
+    EXPECT_NE(text.find(a.ref.sha256), std::string::npos);
+    EXPECT_NE(text.find(b.ref.sha256), std::string::npos);
+    EXPECT_NE(text.find(R"("kind":"tool")"), std::string::npos) << text;
+    ASSERT_OK(store.remove(a.ref.sha256));
+    text = indexText();
+    EXPECT_EQ(text.find(a.ref.sha256), std::string::npos);
+    EXPECT_NE(text.find(b.ref.sha256), std::string::npos);
+    // An empty store has no index file.
+    ASSERT_OK(store.remove(b.ref.sha256));
+    EXPECT_FALSE(fs::exists(indexFile()));
+}
+
+TEST_F(StoreIndexTest, AMissingOrDamagedIndexIsRebuilt) {
+    auto a = addVersion("1.0");
+    auto b = addVersion("2.0");
+    const std::vector<std::string> both = {"demo--1.0", "demo--2.0"};
+    for (std::string damage : {"", "{not json", R"({"format":1,"packages":[{"ref":1}]})",
+                               R"({"format":9,"packages":[]})"}) {
+        SCOPED_TRACE(damage);
+        if (damage.empty()) {
+            fs::remove(indexFile());
+        } else {
+            testing::writeFile(indexFile(), damage);
+        }
+        auto fresh = *Store::open(layout);
+        EXPECT_EQ(listedIds(fresh), both);
+        auto found = fresh.find("demo--2.0");
+        ASSERT_OK(found);
+        EXPECT_EQ(found->ref, b.ref);
+        // Rewritten whole.
+        EXPECT_NE(indexText().find(a.ref.sha256), std::string::npos);
+        EXPECT_NE(indexText().find(b.ref.sha256), std::string::npos);
+    }
+}
+
+TEST_F(StoreIndexTest, AStaleIndexIsRepairedFromTheStoreFolders) {
+    auto a = addVersion("1.0");
+    auto stale = indexText();  // holds 1.0 only
+    auto b = addVersion("2.0");
+    ASSERT_OK(store.remove(a.ref.sha256));
+    auto c = addVersion("3.0");
+    testing::writeFile(indexFile(), stale);  // lists a (gone), lacks b and c
+
+    auto fresh = *Store::open(layout);
+    EXPECT_EQ(listedIds(fresh), (std::vector<std::string>{"demo--2.0", "demo--3.0"}));
+    ASSERT_ERROR(fresh.find("demo--1.0"), Errc::NotFound,
+                 "package 'demo--1.0' is not in the store");
+    auto found = fresh.find("demo--3.0");
+    ASSERT_OK(found);
+    EXPECT_EQ(found->ref, c.ref);
+    EXPECT_EQ(indexText().find(a.ref.sha256), std::string::npos);
+    EXPECT_NE(indexText().find(b.ref.sha256), std::string::npos);
+}
+
+TEST_F(StoreIndexTest, AnotherStoreObjectSeesChangesMadeMeanwhile) {
+    auto a = addVersion("1.0");
+    auto other = *Store::open(layout);
+    EXPECT_EQ(listedIds(other), (std::vector<std::string>{"demo--1.0"}));
+    auto b = addVersion("2.0");  // through `store`, after `other` read the index
+    EXPECT_EQ(listedIds(other), (std::vector<std::string>{"demo--1.0", "demo--2.0"}));
+    ASSERT_OK(store.remove(a.ref.sha256));
+    ASSERT_ERROR(other.find("demo--1.0"), Errc::NotFound, "is not in the store");
+    auto found = other.find("demo--2.0");
+    ASSERT_OK(found);
+    EXPECT_EQ(found->ref, b.ref);
+    // Once the store folder's mtime is older than its timestamps' granularity, `other` trusts
+    // it: a change must still show through the new mtime. (A wait past the window, not luck.)
+    std::this_thread::sleep_for(std::chrono::milliseconds(150));
+    EXPECT_EQ(listedIds(other), (std::vector<std::string>{"demo--2.0"}));
+    std::this_thread::sleep_for(std::chrono::milliseconds(150));
+    addVersion("3.0");
+    EXPECT_EQ(listedIds(other), (std::vector<std::string>{"demo--2.0", "demo--3.0"}));
+}
+
+TEST_F(StoreIndexTest, StaysCorrectAcrossCrashPoints) {
+    auto a = addVersion("1.0");
+    // Crash after the entry is renamed into place, before the index is written.
+    auto tarball = writeTarball("2.tar", store_testing::validPackage(Compression::Zstd, "2.0"));
+    auto crashed =
+        testing::run({PKGMGR_BIN, "--root", layout.root.string(), "add", tarball.string()},
+                     {{"HOIST_CRASH_AT", "store-add-after-rename"}});
+    EXPECT_EQ(crashed.exit_code, kCrashExitCode);
+    auto fresh = *Store::open(layout);
+    EXPECT_EQ(listedIds(fresh), (std::vector<std::string>{"demo--1.0", "demo--2.0"}));
+    auto b = fresh.find("demo--2.0");
+    ASSERT_OK(b);
+    EXPECT_NE(indexText().find(b->ref.sha256), std::string::npos);
+
+    // Crash after the entry is renamed away, before the index is written.
+    auto removed =
+        testing::run({PKGMGR_BIN, "--root", layout.root.string(), "remove", a.ref.sha256},
+                     {{"HOIST_CRASH_AT", "store-remove-after-rename"}});
+    EXPECT_EQ(removed.exit_code, kCrashExitCode);
+    auto after = *Store::open(layout);
+    EXPECT_EQ(listedIds(after), (std::vector<std::string>{"demo--2.0"}));
+    ASSERT_ERROR(after.find("demo--1.0"), Errc::NotFound, "is not in the store");
+    EXPECT_EQ(indexText().find(a.ref.sha256), std::string::npos);
+    auto cli_list = testing::run({PKGMGR_BIN, "--root", layout.root.string(), "list"});
+    EXPECT_EQ(cli_list.exit_code, 0) << cli_list.err;
+    EXPECT_EQ(cli_list.out.find("demo--1.0"), std::string::npos) << cli_list.out;
+    EXPECT_NE(cli_list.out.find("demo--2.0"), std::string::npos) << cli_list.out;
+
+    // An index write cut before its rename leaves a temporary file that recovery removes.
+    testing::writeFile(layout.run() / ".tmp-store-index.json-0a1b2c", "{");
+    auto recovered = after.recover();
+    ASSERT_OK(recovered);
+    EXPECT_EQ(*recovered, 2);  // that file and the crashed removal's store/.tmp-rm-*
+    EXPECT_FALSE(fs::exists(layout.run() / ".tmp-store-index.json-0a1b2c"));
+    EXPECT_TRUE(fs::exists(indexFile()));
 }
 
 }  // namespace

@@ -112,6 +112,132 @@ TEST(SigV4, SignsAPostWithABodyAndASessionToken) {
               "Signature=9f6fe3fe9065543f30583a01bd36a8a9d4c481f30b9b17b1670e4fb95281ab7d");
 }
 
+// The four characters botocore folds where hoist's default (AWS's SDKs) may not.
+constexpr std::string_view kVt = "\x0b";
+constexpr std::string_view kFf = "\x0c";
+constexpr std::string_view kNbsp = "\xc2\xa0";         // U+00A0
+constexpr std::string_view kEmSpace = "\xe2\x80\x83";  // U+2003
+
+std::string joined(std::initializer_list<std::string_view> parts) {
+    std::string out;
+    for (auto part : parts) out += part;
+    return out;
+}
+
+TEST(SigV4, HeaderWhitespaceAwsRuleFoldsAsciiOnly) {
+    // \v and \f are whitespace to AWS's signers as to botocore.
+    EXPECT_EQ(canonicalHeaderValue(joined({"a", kVt, "b", kFf, kFf, "c"})), "a b c");
+    EXPECT_EQ(canonicalHeaderValue(joined({kVt, " a \t", kFf})), "a");
+    EXPECT_EQ(canonicalHeaderValue("a\r\n  b"), "a b");
+    // U+00A0 and U+2003 are not: they are signed as the bytes they are.
+    EXPECT_EQ(canonicalHeaderValue(joined({"a", kNbsp, "b", kEmSpace, "c"})),
+              joined({"a", kNbsp, "b", kEmSpace, "c"}));
+    EXPECT_EQ(canonicalHeaderValue(joined({kNbsp, "a", kEmSpace})), joined({kNbsp, "a", kEmSpace}));
+}
+
+TEST(SigV4, HeaderWhitespaceBotocoreRuleFoldsUnicodeSpaces) {
+    auto botocore = [](std::string_view v) {
+        return canonicalHeaderValue(v, Whitespace::Botocore);
+    };
+    EXPECT_EQ(botocore(joined({"a", kVt, "b", kFf, kFf, "c"})), "a b c");
+    EXPECT_EQ(botocore(joined({"a", kNbsp, "b", kEmSpace, kNbsp, "c"})), "a b c");
+    EXPECT_EQ(botocore(joined({kNbsp, "a", kEmSpace})), "a");
+    EXPECT_EQ(botocore("a\xe3\x80\x80"
+                       "b"),
+              "a b");  // U+3000
+    // Other non-ASCII text is untouched, and a byte that is not UTF-8 stands for itself.
+    EXPECT_EQ(botocore("caf\xc3\xa9 \xa0x"), "caf\xc3\xa9 \xa0x");
+    EXPECT_EQ(botocore("\xe2\x80"), "\xe2\x80");
+}
+
+TEST(SigV4, WhitespaceRuleDecidesTheSignature) {
+    HOIST_REQUIRE_SIGV4_SUITE(suite);
+    auto base = parseRawRequest(readFile(suite / "get-header-value-trim" /
+                                         "get-header-value-trim.req"));
+    ASSERT_OK(base);
+    auto with = [&](std::string_view value) {
+        Request r = *base;
+        for (auto& [name, v] : r.headers)
+            if (name == "My-Header2") v = std::string(value);
+        return r;
+    };
+    auto plain = sign(with("\"a b c\""), kSuiteCreds, kSuiteScope);
+    ASSERT_OK(plain);
+    // The suite's own case: runs of spaces fold.
+    EXPECT_EQ(plain->authorization, readFile(suite / "get-header-value-trim" /
+                                             "get-header-value-trim.authz"));
+    for (auto space : {kVt, kFf}) {
+        for (auto rule : {Whitespace::Aws, Whitespace::Botocore}) {
+            auto folded = sign(with(joined({"\"a", space, "b  c\""})), kSuiteCreds, kSuiteScope,
+                               {.whitespace = rule});
+            ASSERT_OK(folded);
+            EXPECT_EQ(folded->signature, plain->signature);
+        }
+    }
+    for (auto space : {kNbsp, kEmSpace}) {
+        auto aws = sign(with(joined({"\"a", space, "b c\""})), kSuiteCreds, kSuiteScope);
+        auto boto = sign(with(joined({"\"a", space, "b c\""})), kSuiteCreds, kSuiteScope,
+                         {.whitespace = Whitespace::Botocore});
+        ASSERT_OK(aws);
+        ASSERT_OK(boto);
+        EXPECT_NE(aws->signature, plain->signature);
+        EXPECT_EQ(boto->signature, plain->signature);
+    }
+}
+
+TEST(SigV4, SignedHeadersSignsOnlyTheNamedOnes) {
+    HOIST_REQUIRE_SIGV4_SUITE(suite);
+    // The suite's .sreq is the request as sent: it holds the Authorization header, which was
+    // not signed. Naming the signed headers gives back the suite's signature.
+    fs::path dir = suite / "get-vanilla";
+    auto sent = parseRawRequest(readFile(dir / "get-vanilla.sreq"));
+    ASSERT_OK(sent);
+    sent->headers.emplace_back("User-Agent", "Boto3/1.34 Python/3.11");
+    sent->headers.emplace_back("Content-Length", "0");
+    auto all = sign(*sent, kSuiteCreds, kSuiteScope);
+    ASSERT_OK(all);
+    EXPECT_NE(all->authorization, readFile(dir / "get-vanilla.authz"));
+    auto names = parseSignedHeaders("host;X-Amz-Date");
+    ASSERT_OK(names);
+    EXPECT_EQ(*names, (std::vector<std::string>{"host", "x-amz-date"}));
+    auto only = sign(*sent, kSuiteCreds, kSuiteScope, {.signed_headers = *names});
+    ASSERT_OK(only);
+    EXPECT_EQ(only->signed_headers, "host;x-amz-date");
+    EXPECT_EQ(only->canonical_request, readFile(dir / "get-vanilla.creq"));
+    EXPECT_EQ(only->authorization, readFile(dir / "get-vanilla.authz"));
+
+    ASSERT_ERROR(sign(*sent, kSuiteCreds, kSuiteScope, {.signed_headers = {"x-amz-date"}}),
+                 Errc::Invalid, "sigv4: the signed headers must include host");
+    ASSERT_ERROR(
+        sign(*sent, kSuiteCreds, kSuiteScope, {.signed_headers = {"host", "x-amz-content-sha256"}}),
+        Errc::Invalid,
+        "sigv4: signed header 'x-amz-content-sha256' is not in the request (it holds "
+        "host, x-amz-date, authorization, user-agent, content-length)");
+    ASSERT_ERROR(parseSignedHeaders("host;;x-amz-date"), Errc::Invalid, "a name is empty");
+}
+
+TEST(SigV4, QueryPlusIsALiteralPlusUnlessToldOtherwise) {
+    EXPECT_EQ(canonicalQuery("Filter.1.Value.1=web+server&Action=Describe"),
+              "Action=Describe&Filter.1.Value.1=web%2Bserver");
+    EXPECT_EQ(canonicalQuery("Filter.1.Value.1=web+server&Action=Describe", true),
+              "Action=Describe&Filter.1.Value.1=web%20server");
+    // An encoded plus stays a plus either way.
+    EXPECT_EQ(canonicalQuery("a=1%2B1", true), "a=1%2B1");
+    Request r{"GET",
+              "/?Param=a+b",
+              {{"Host", "example.amazonaws.com"}, {"X-Amz-Date", kSuiteScope.time}},
+              ""};
+    auto literal = sign(r, kSuiteCreds, kSuiteScope);
+    auto spaced = sign(r, kSuiteCreds, kSuiteScope, {.query_plus_is_space = true});
+    r.target = "/?Param=a%20b";
+    auto encoded = sign(r, kSuiteCreds, kSuiteScope);
+    ASSERT_OK(literal);
+    ASSERT_OK(spaced);
+    ASSERT_OK(encoded);
+    EXPECT_EQ(spaced->signature, encoded->signature);
+    EXPECT_NE(literal->signature, encoded->signature);
+}
+
 TEST(SigV4, SigningKeyMatchesAwsDocumentationExample) {
     // docs.aws.amazon.com, "Examples of how to derive a signing key for Signature Version 4".
     EXPECT_EQ(crypto::toHex(signingKey("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "20120215",

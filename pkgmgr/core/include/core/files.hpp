@@ -13,8 +13,12 @@ namespace hoist::files {
 namespace fs = std::filesystem;
 
 /// Writes data to a temporary file beside `path`, fsyncs it, renames it over `path` and
-/// fsyncs the folder: readers see the old bytes or the new ones, never a mix.
-Result<void> writeFileAtomic(const fs::path& path, std::string_view data, mode_t mode = 0644);
+/// fsyncs the folder: readers see the old bytes or the new ones, never a mix. With
+/// `Durability::Atomic` nothing is synced (for caches rebuilt when lost): still never a mix,
+/// but a crash may leave the old bytes or an empty file.
+enum class Durability { Synced, Atomic };
+Result<void> writeFileAtomic(const fs::path& path, std::string_view data, mode_t mode = 0644,
+                             Durability durability = Durability::Synced);
 /// Reads a whole file; Invalid when it is larger than max_bytes, NotFound when absent.
 Result<std::string> readFile(const fs::path& path, size_t max_bytes = 64u << 20);
 /// fsync(2) on a file or a folder.
