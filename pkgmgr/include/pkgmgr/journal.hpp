@@ -52,7 +52,9 @@ struct Journal {
     std::string toJson() const;
     void write(json::Writer& w) const;
 
-    /// txn.json, or nullopt when no transaction is under way.
+    /// txn.json, or nullopt when no transaction is under way. Corrupt when it does not parse
+    /// or lacks a required field (a truncated write, a bad disk): `restart-helper recover`
+    /// sets such a journal aside; `pkgmgr serve` reports it and refuses restarts until then.
     static Result<std::optional<Journal>> load(const NodeLayout& layout);
     /// run/last-txn.json: how the last transaction ended; nullopt before the first.
     static Result<std::optional<Journal>> loadLast(const NodeLayout& layout);
