@@ -132,8 +132,13 @@ std::vector<pid_t> processesMentioning(const std::string& needle) {
     for (fs::directory_iterator it("/proc", ec), end; !ec && it != end; it.increment(ec)) {
         auto name = it->path().filename().string();
         if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-        std::ifstream in(it->path() / "cmdline", std::ios::binary);
-        std::string cmdline((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        std::string cmdline;
+        try {
+            std::ifstream in(it->path() / "cmdline", std::ios::binary);
+            cmdline.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+        } catch (const std::exception&) {
+            continue;  // it ended while we read (ESRCH)
+        }
         auto pid = static_cast<pid_t>(std::stol(name));
         if (cmdline.find(needle) != std::string::npos && process::alive(pid)) found.push_back(pid);
     }
