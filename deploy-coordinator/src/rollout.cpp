@@ -389,14 +389,7 @@ void Rollout::tick(std::int64_t now, bool held, const std::string& hold_text,
         }
         auto s = slot.row.state;
         bool swapping = isSwapping(s);
-        if ((swapping || s == NS::settling) && d.node_deadline_ms > 0 &&
-            now - slot.row.started_ms > d.node_deadline_ms) {
-            finishNode(slot, NodeEvent::deadline,
-                       detail::concat("no healthy report within the node deadline (",
-                                      d.node_deadline_ms, " ms)"),
-                       now, out);
-            continue;
-        }
+        if (pastNodeDeadline(slot, now, out)) continue;
         if (swapping && now - slot.last_heard_ms >= settings.poll_after_ms) {
             // A restart persisted but maybe never sent is only resent after the poll, and
             // never while a hold stands.
@@ -422,6 +415,18 @@ void Rollout::tick(std::int64_t now, bool held, const std::string& hold_text,
     }
     if (isActive(d.state) && held) last_progress_ms = now;
     computeWaitingOn(held, hold_text);
+}
+
+bool Rollout::pastNodeDeadline(Slot& slot, std::int64_t now, Output& out) {
+    auto s = slot.row.state;
+    if (!(isSwapping(s) || s == NS::settling) || d.node_deadline_ms <= 0 ||
+        now - slot.row.started_ms <= d.node_deadline_ms)
+        return false;
+    finishNode(
+        slot, NodeEvent::deadline,
+        detail::concat("no healthy report within the node deadline (", d.node_deadline_ms, " ms)"),
+        now, out);
+    return true;
 }
 
 bool Rollout::pullTimers(Slot& slot, std::int64_t now, bool held, const RolloutSettings& settings,
@@ -457,14 +462,7 @@ bool Rollout::pullTimers(Slot& slot, std::int64_t now, bool held, const RolloutS
                    now, out);
         return true;
     }
-    if ((isSwapping(s) || s == NS::settling) && d.node_deadline_ms > 0 &&
-        now - slot.row.started_ms > d.node_deadline_ms) {
-        finishNode(slot, NodeEvent::deadline,
-                   detail::concat("no healthy report within the node deadline (",
-                                  d.node_deadline_ms, " ms)"),
-                   now, out);
-        return true;
-    }
+    if (pastNodeDeadline(slot, now, out)) return true;
     // No poll and no probe: a pull node is never called. Lost pings are made up for by its
     // next ask (it reports where it stands), and the asks after min_healthy_ms, from the
     // target generation, stand in for the health probe.
