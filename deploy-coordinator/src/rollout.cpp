@@ -81,11 +81,6 @@ void Rollout::event(Output& out, std::string actor, std::string action, const st
         {0, now, std::move(actor), std::move(action), d.id, node, std::move(detail)});
 }
 
-std::string budgetText(std::int64_t failed, std::int64_t max_failures) {
-    return detail::concat(failed, failed == 1 ? " node" : " nodes",
-                          " failed, more than max_failures ", max_failures);
-}
-
 bool Rollout::step(Slot& slot, NodeEvent e) {
     auto to = next(slot.row.state, e);
     if (!to) return false;
@@ -394,14 +389,7 @@ void Rollout::tick(std::int64_t now, bool held, const std::string& hold_text,
         }
         auto s = slot.row.state;
         bool swapping = isSwapping(s);
-        if ((swapping || s == NS::settling) && d.node_deadline_ms > 0 &&
-            now - slot.row.started_ms > d.node_deadline_ms) {
-            finishNode(slot, NodeEvent::deadline,
-                       detail::concat("no healthy report within the node deadline (",
-                                      d.node_deadline_ms, " ms)"),
-                       now, out);
-            continue;
-        }
+        if (pastNodeDeadline(slot, now, out)) continue;
         if (swapping && now - slot.last_heard_ms >= settings.poll_after_ms) {
             // A restart persisted but maybe never sent is only resent after the poll, and
             // never while a hold stands.
@@ -427,6 +415,18 @@ void Rollout::tick(std::int64_t now, bool held, const std::string& hold_text,
     }
     if (isActive(d.state) && held) last_progress_ms = now;
     computeWaitingOn(held, hold_text);
+}
+
+bool Rollout::pastNodeDeadline(Slot& slot, std::int64_t now, Output& out) {
+    auto s = slot.row.state;
+    if (!(isSwapping(s) || s == NS::settling) || d.node_deadline_ms <= 0 ||
+        now - slot.row.started_ms <= d.node_deadline_ms)
+        return false;
+    finishNode(
+        slot, NodeEvent::deadline,
+        detail::concat("no healthy report within the node deadline (", d.node_deadline_ms, " ms)"),
+        now, out);
+    return true;
 }
 
 bool Rollout::pullTimers(Slot& slot, std::int64_t now, bool held, const RolloutSettings& settings,
@@ -462,14 +462,7 @@ bool Rollout::pullTimers(Slot& slot, std::int64_t now, bool held, const RolloutS
                    now, out);
         return true;
     }
-    if ((isSwapping(s) || s == NS::settling) && d.node_deadline_ms > 0 &&
-        now - slot.row.started_ms > d.node_deadline_ms) {
-        finishNode(slot, NodeEvent::deadline,
-                   detail::concat("no healthy report within the node deadline (",
-                                  d.node_deadline_ms, " ms)"),
-                   now, out);
-        return true;
-    }
+    if (pastNodeDeadline(slot, now, out)) return true;
     // No poll and no probe: a pull node is never called. Lost pings are made up for by its
     // next ask (it reports where it stands), and the asks after min_healthy_ms, from the
     // target generation, stand in for the health probe.
@@ -582,133 +575,6 @@ void Rollout::advanceRevert(std::int64_t now, bool held, Output& out) {
         return;
     }
     dispatchWave(rank, true, now, out);
-}
-
-void Rollout::computeWaitingOn(bool held, const std::string& hold_text) {
-    std::string waiting;
-    if (held && isActive(d.state)) {
-        waiting = "hold: " + hold_text;
-    } else if (d.state == DS::paused) {
-        waiting = "paused by an admin";
-    } else if (d.state == DS::held) {
-        // The count as it stands now: swaps in flight when the budget ran out may fail later.
-        auto budget = budgetText(failedCount(), d.max_failures);
-        if (d.message != budget) {
-            d.message = budget;
-            row_dirty = true;
-        }
-        waiting = "failure budget: " + budget;
-    } else if (d.state == DS::staging) {
-        auto staged =
-            static_cast<std::int64_t>(slots.size()) - count(NS::pending) - count(NS::staging);
-        waiting = detail::concat("staging: ", staged, " of ", slots.size(), " nodes staged");
-    } else if (d.state == DS::rolling || d.state == DS::reverting) {
-        std::vector<std::string> names;
-        size_t count = 0;
-        std::string sample_state;
-        for (auto i : timed_)
-            if (const auto& s = slots[i];
-                isForwardInFlight(s.row.state) || isRevertInFlight(s.row.state)) {
-                if (names.size() < 3) names.push_back(s.row.node);
-                if (sample_state.empty()) sample_state = s.row.node_state;
-                ++count;
-            }
-        if (count == 1)
-            waiting =
-                "health of " + names[0] + (sample_state.empty() ? "" : " (" + sample_state + ")");
-        else if (count > 1)
-            waiting = detail::concat("health of ", count, " nodes (", strings::join(names, ", "),
-                                     count > names.size() ? ", ..." : "", ")");
-        else
-            waiting = "the next node";
-        if (count == 0) {
-            std::vector<std::string> offered;
-            for (auto i : timed_)
-                if (const auto& s = slots[i];
-                    s.offered_ms > 0 &&
-                    (s.row.state == NS::staged || s.row.state == NS::revert_pending))
-                    offered.push_back(s.row.node);
-            if (offered.size() == 1)
-                waiting = "pull node " + offered[0] + " to ask for its restart";
-            else if (!offered.empty())
-                waiting = detail::concat(offered.size(), " pull nodes to ask for their restarts");
-        }
-    }
-    if (waiting != d.waiting_on) {
-        d.waiting_on = waiting;
-        row_dirty = true;
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Admin commands.
-
-Result<void> Rollout::command(const std::string& verb, std::optional<std::int64_t> max_failures,
-                              const std::string& actor, std::int64_t now, Output& out) {
-    auto state = std::string(toString(d.state));
-    if (verb == "pause") {
-        if (d.state != DS::staging && d.state != DS::rolling)
-            return fail(Errc::Conflict, "deployment ", d.id, " is ", state,
-                        "; only a staging or rolling deployment pauses");
-        setState(DeploymentEvent::pause, actor, "", now, out);
-    } else if (verb == "resume") {
-        if (d.state != DS::paused && d.state != DS::held)
-            return fail(Errc::Conflict, "nothing to resume: deployment ", d.id, " is ", state,
-                        " (only a paused or held deployment resumes)");
-        std::int64_t failed = failedCount();
-        std::int64_t budget = max_failures.value_or(d.max_failures);
-        if (d.state == DS::held && failed > budget)
-            return fail(Errc::Conflict, "deployment ", d.id,
-                        " stays held: ", budgetText(failed, budget),
-                        "; raise the budget (cluster resume --max-failures ", failed,
-                        "), roll it back (cluster rollback ", d.id, ") or abort it (cluster abort ",
-                        d.id, ")");
-        if (max_failures) {
-            d.max_failures = *max_failures;
-            row_dirty = true;
-        }
-        bool staging = count(NS::pending) + count(NS::staging) > 0;
-        last_progress_ms = now;
-        setState(staging ? DeploymentEvent::resume_staging : DeploymentEvent::resume_rolling, actor,
-                 max_failures ? detail::concat("max_failures ", *max_failures) : "", now, out);
-    } else if (verb == "abort") {
-        if (!next(d.state, DeploymentEvent::abort))
-            return fail(Errc::Conflict, "deployment ", d.id, " is ", state,
-                        "; only a running deployment aborts");
-        d.message = "aborted by " + actor;
-        setState(DeploymentEvent::abort, actor, "", now, out);
-    } else if (verb == "rollback") {
-        if (!next(d.state, DeploymentEvent::rollback))
-            return fail(Errc::Conflict, "deployment ", d.id, " is already ", state);
-        d.message = "rollback requested by " + actor;
-        d.finished_ms = 0;
-        setState(DeploymentEvent::rollback, actor, "", now, out);
-    } else {
-        return fail(Errc::Invalid, "unknown deployment action '", verb,
-                    "' (pause, resume, abort, rollback)");
-    }
-    return ok();
-}
-
-std::unexpected<Error> busyRefusal(const Deployment& d) {
-    std::string head =
-        detail::concat("deployment ", d.id, " of ", d.version, " is ", toString(d.state));
-    switch (d.state) {
-        case DS::held:
-            return fail(Errc::Conflict, head, " (failure budget: ", d.waiting_on,
-                        "); it does not finish by waiting: raise the budget (cluster resume "
-                        "--max-failures N), roll it back (cluster rollback ",
-                        d.id, ") or abort it (cluster abort ", d.id, ")");
-        case DS::paused:
-            return fail(Errc::Conflict, head,
-                        "; it does not finish by waiting: resume it (cluster resume) or abort it "
-                        "(cluster abort ",
-                        d.id, ")");
-        default:
-            return fail(Errc::Conflict, head,
-                        "; wait for it to finish (cluster status) or abort it (cluster abort ",
-                        d.id, ")");
-    }
 }
 
 }  // namespace hoist::deploy_coordinator

@@ -196,6 +196,8 @@ private:
                      const std::string& message, Output& out);
     void stage(Slot& slot, std::int64_t now, Output& out);
     void restart(Slot& slot, std::int64_t generation, std::int64_t now, Output& out);
+    /// Fails a swapping or settling node whose node deadline has passed (true when it did).
+    bool pastNodeDeadline(Slot& slot, std::int64_t now, Output& out);
     bool pullTimers(Slot& slot, std::int64_t now, bool held, const RolloutSettings& settings,
                     Output& out);
     void advanceForward(std::int64_t now, bool held, Output& out);

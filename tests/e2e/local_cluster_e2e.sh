@@ -118,6 +118,17 @@ gone() { for _ in $(seq 1 150); do [ ! -d "$1" ] && return 0; sleep 0.2; done; r
 check "its node root is gone" gone "$HOIST_CLUSTER_DIR/nodes/$victim"
 check "9 services answer 2.0.0" test "$(nodes_on 2.0.0)" = 9
 
+echo "== rehearse the broken 2.0.1: nothing is touched, the failure policy is predicted"
+m1=$("$lc" cluster nodes | awk '$2 == "master" { print $1 }' | sed -n 1p)
+m2=$("$lc" cluster nodes | awk '$2 == "master" { print $1 }' | sed -n 2p)
+"$lc" cluster upgrade 2.0.1 --max-parallel 2 --max-failures 1 --rehearse --inject '*:health_fail' \
+    >"$work/rehearsal.txt" 2>&1
+cat "$work/rehearsal.txt"
+check "the rehearsal predicts the first master ($m1) failing" grep -q "wave 1  master  $m1  .*$m1 fails" "$work/rehearsal.txt"
+check "the rehearsal predicts the stop by the failure budget" grep -q "the failure budget stops the rollout (held): 2 nodes failed, more than max_failures 1" "$work/rehearsal.txt"
+check "the rehearsal reaches no agent" bash -c "! grep -q 'agent.*fails' '$work/rehearsal.txt'"
+check "the rehearsal started no deployment" bash -c "! '$lc' cluster --json status | grep -q '\"2.0.1\"'"
+
 echo "== the broken 2.0.1, followed on a terminal (script(1) gives the CLI one)"
 script -qefc "'$lc' cluster upgrade 2.0.1 --max-parallel 2 --max-failures 1" "$work/upgrade.tty" </dev/null
 rc=$?
@@ -127,6 +138,12 @@ check "cluster upgrade 2.0.1 exits non-zero ($rc)" test "$rc" -ne 0
 check "the terminal shows a progress bar with per-role counts" \
     grep -aqP '\r\[[#-]{30}\] \d+% d-\d+ 2\.0\.1 \w+: master \d/3  agent \d/6 .*\x1b\[K' "$work/upgrade.tty"
 check "the failure budget stopped it" bash -c "'$lc' cluster --json status | grep -m1 '\"waiting_on\"' | grep -q 'failure budget'"
+check "as rehearsed: $m1 and $m2 failed, no agent was restarted" bash -c "'$lc' cluster --json status | python3 -c \"
+import json, sys
+d = json.load(sys.stdin)['deployment']
+failed = sorted(n['node'] for n in d['nodes'] if n['state'] in ('failed', 'revert_failed'))
+agents = [n for n in d['nodes'] if n['role'] == 'agent' and n['restarts'] > 0]
+sys.exit(0 if failed == sorted(['$m1', '$m2']) and not agents else 1)\""
 check "the failed nodes rolled back: 9 services still answer 2.0.0" test "$(nodes_on 2.0.0)" = 9
 
 echo "$passed passed, $failed failed"
