@@ -311,8 +311,9 @@ Result<std::unique_ptr<http::Server>> makeServer(const Options& options,
     HOIST_ASSIGN(auto server, http::Server::create(server_options));
     auto routes = std::make_shared<Routes>(std::move(repository), std::move(token),
                                            options.max_upload_bytes, *server);
-    server->route("GET", "/packages/(.*)",
-                  [routes](const ServerRequest& r) { return routes->getPackage(r); });
+    // The hot path (a stat, then a cached or mapped file) runs on the I/O thread.
+    server->inlineRoute("GET", "/packages/(.*)",
+                        [routes](const ServerRequest& r) { return routes->getPackage(r); });
     server->route("GET", "/releases/(.*)",
                   [routes](const ServerRequest& r) { return routes->getRelease(r); });
     server->route(

@@ -298,6 +298,7 @@ struct Route {
     std::string name;
     Handler handler;
     bool streaming = false;
+    bool runs_inline = false;
     RouteStats* stats = nullptr;
 };
 
@@ -879,6 +880,7 @@ private:
                 return sink(std::string_view(request_ptr->body));
             };
         }
+        if (route_->runs_inline) return write(impl_.call(*route_, *request_));
         asio::post(*impl_.workers, [self = this->shared_from_this()] {
             auto out = self->impl_.call(*self->route_, *self->request_);
             asio::post(self->stream_.get_executor(), [self, out] { self->write(out); });
@@ -1104,7 +1106,7 @@ Result<std::unique_ptr<Server>> Server::create(ServerOptions options) {
     impl.registry.describe("hoist_http_connections_refused_total", "counter",
                            "new connections closed over a connection cap");
     auto* raw = self.get();
-    self->route("GET", "/healthz", [](const ServerRequest&) {
+    self->inlineRoute("GET", "/healthz", [](const ServerRequest&) {
         return ServerReply::json(200, "{\"status\":\"ok\"}");
     });
     self->route("GET", "/metrics", [raw](const ServerRequest&) {
@@ -1128,6 +1130,11 @@ void Server::route(std::string_view method, const std::string& pattern, Handler 
     route.streaming = streaming_body && (method == "PUT" || method == "POST");
     route.stats = &impl_->addRouteStats(pattern, route.method);
     impl_->routes.push_back(std::move(route));
+}
+
+void Server::inlineRoute(std::string_view method, const std::string& pattern, Handler handler) {
+    route(method, pattern, std::move(handler));
+    impl_->routes.back().runs_inline = true;
 }
 
 void Server::beforeBody(std::function<Result<void>(const ServerRequest&)> check) {

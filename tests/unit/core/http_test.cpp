@@ -416,6 +416,41 @@ TEST_F(HostileFixture, ACallerWithoutATokenCannotMakeTheServerReadABody) {
     EXPECT_EQ(right->body, "{\"bytes\":1000}");
 }
 
+// Handlers that block hold workers, never the I/O threads: an inline route (/healthz) still
+// answers while every worker is stuck.
+TEST(Server, InlineRoutesAnswerWhileEveryWorkerIsBlocked) {
+    ServerOptions options;
+    options.component = "test";
+    options.access_log = false;
+    options.threads = 1;
+    auto server = Server::create(options);
+    ASSERT_OK(server);
+    std::atomic<bool> release{false};
+    std::atomic<bool> entered{false};
+    (*server)->route("GET", "/block", [&](const ServerRequest&) {
+        entered = true;
+        while (!release) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        return ServerReply::json(200, "{}");
+    });
+    auto port = (*server)->bind();
+    ASSERT_OK(port);
+    std::thread runner([&] { (*server)->run(); });
+    std::string base = "http://127.0.0.1:" + std::to_string(*port);
+    std::thread blocked([&] {
+        Client client;
+        (void)client.send({.url = base + "/block", .timeout = std::chrono::milliseconds(10000)});
+    });
+    EXPECT_TRUE(testing::waitFor([&] { return entered.load(); }, std::chrono::seconds(5)));
+    Client client;
+    auto health = client.send({.url = base + "/healthz", .timeout = std::chrono::milliseconds(2000)});
+    release = true;
+    blocked.join();
+    (*server)->stop();
+    runner.join();
+    ASSERT_OK(health);
+    EXPECT_EQ(health->status, 200);
+}
+
 TEST_F(HostileFixture, AWrongMethodGets405WithAllow) {
     start({});
     Client client;

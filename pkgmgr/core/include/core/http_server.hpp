@@ -127,6 +127,10 @@ public:
     /// handler reads the body itself through ServerRequest::read_body (payload_limit applies).
     void route(std::string_view method, const std::string& pattern, Handler handler,
                bool streaming_body = false);
+    /// Registers a route whose handler is quick and never blocks (a stat, a page-cache read,
+    /// no network, no lock held for long): it runs on the I/O thread, saving the hand-off to
+    /// a worker and back. Anything slower belongs on route().
+    void inlineRoute(std::string_view method, const std::string& pattern, Handler handler);
     /// A check on a request's method, path, matches and headers, run when the header is read
     /// and before its body is read (cheap and non-blocking: a token comparison). An error is
     /// answered at once with its status and the body is never read: callers that cannot
