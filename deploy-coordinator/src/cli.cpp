@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 
 #include "api.hpp"
+#include "core/cli.hpp"
 #include "core/files.hpp"
 #include "core/http_server.hpp"
 #include "core/log.hpp"
@@ -200,19 +201,7 @@ int runCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
     app.add_option("--log-format", o.log_format, "text or json")
         ->check(CLI::IsMember({"text", "json"}));
 
-    std::vector<std::string> reversed(args.rbegin(), args.rend());
-    if (!reversed.empty()) reversed.pop_back();
-    try {
-        app.parse(reversed);
-    } catch (const CLI::ParseError& e) {
-        if (e.get_exit_code() == 0) {
-            out << app.help();
-            return 0;
-        }
-        err << "deploy-coordinator: " << e.what()
-            << "\nrun 'deploy-coordinator --help' for usage\n";
-        return exitCode(Errc::Invalid);
-    }
+    if (auto done = hoist::cli::parse(app, args, "deploy-coordinator", out, err)) return *done;
     log::Level level = log::Level::Info;
     log::Format format = log::Format::Text;
     log::parseLevel(o.log_level, level);

@@ -13,6 +13,7 @@
 
 #include "cli_api.hpp"
 #include "cli_print.hpp"
+#include "core/cli.hpp"
 #include "core/crypto.hpp"
 #include "core/files.hpp"
 #include "core/http_client.hpp"
@@ -466,18 +467,7 @@ int runClusterCli(const std::vector<std::string>& args, std::ostream& out, std::
         });
     }
 
-    std::vector<std::string> reversed(args.rbegin(), args.rend());
-    if (!reversed.empty()) reversed.pop_back();
-    try {
-        app.parse(reversed);
-    } catch (const CLI::ParseError& e) {
-        if (e.get_exit_code() == 0) {
-            out << app.help();
-            return 0;
-        }
-        err << "cluster: " << e.what() << "\nrun 'cluster --help' for usage\n";
-        return exitCode(Errc::Invalid);
-    }
+    if (auto done = hoist::cli::parse(app, args, "cluster", out, err)) return *done;
     if (!action) {
         err << "cluster: no command given; run 'cluster --help'\n";
         return exitCode(Errc::Invalid);

@@ -1,5 +1,6 @@
 #include <CLI/CLI.hpp>
 
+#include "core/cli.hpp"
 #include "core/http_server.hpp"
 #include "core/log.hpp"
 #include "repo_server/server.hpp"
@@ -83,19 +84,7 @@ int runCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
     app.add_option("--log-format", log_format, "text or json")
         ->check(CLI::IsMember({"text", "json"}));
 
-    std::vector<std::string> reversed(args.rbegin(), args.rend());
-    if (!reversed.empty()) reversed.pop_back();
-    try {
-        app.parse(reversed);
-    } catch (const CLI::ParseError& e) {
-        if (e.get_exit_code() == 0) {
-            out << app.help();
-            return 0;
-        }
-        err << "repo-server: " << e.what() << "\n";
-        err << "run 'repo-server --help' for usage\n";
-        return exitCode(Errc::Invalid);
-    }
+    if (auto done = hoist::cli::parse(app, args, "repo-server", out, err)) return *done;
     if (options.tls_cert.empty() != options.tls_key.empty()) {
         err << "repo-server: --tls-cert and --tls-key go together\n";
         return exitCode(Errc::Invalid);

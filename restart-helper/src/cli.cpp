@@ -4,6 +4,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "core/cli.hpp"
 #include "core/error.hpp"
 #include "core/json.hpp"
 #include "core/log.hpp"
@@ -193,17 +194,7 @@ int runCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
     // Global options (--json, --root, ...) may also come after the verb.
     for (auto* sub : app.get_subcommands({})) sub->fallthrough();
 
-    std::vector<std::string> reversed(args.rbegin(), args.rend());
-    if (!reversed.empty()) reversed.pop_back();
-    try {
-        app.parse(reversed);
-    } catch (const CLI::ParseError& e) {
-        // --help (of the program or of a verb) is a "parse error" with exit code 0.
-        if (e.get_exit_code() == 0) return app.exit(e, out, err);
-        err << "restart-helper: " << e.what() << "\n";
-        err << "run 'restart-helper --help' for usage\n";
-        return exitCode(Errc::Invalid);
-    }
+    if (auto done = hoist::cli::parse(app, args, "restart-helper", out, err)) return *done;
     log::Level level = log::Level::Info;
     log::Format format = log::Format::Text;
     log::parseLevel(o.log_level, level);

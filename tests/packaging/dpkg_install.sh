@@ -17,7 +17,7 @@ src=$3
 build=$4
 
 mkdir -p "$ns"
-mount -t tmpfs -o size=512m hoist-packages "$ns" || exit 77
+mount -t tmpfs -o size=2g hoist-packages "$ns" || exit 77
 mkdir -p "$ns"/{upper,work,root}
 mount -t overlay overlay -o "lowerdir=/,upperdir=$ns/upper,workdir=$ns/work" "$ns/root" || exit 77
 root=$ns/root

@@ -15,10 +15,16 @@ void addLogOptions(CLI::App& app, LogOptions& options) {
 std::optional<int> parse(CLI::App& app, const std::vector<std::string>& args,
                          std::string_view program, std::ostream& out, std::ostream& err) {
     // CLI11 takes a vector in reverse order, without argv[0].
+    if (app.get_name().empty()) app.name(std::string(program));
+    app.set_version_flag("--version", std::string(program) + " " + HOIST_VERSION,
+                         "print the version and exit");
     std::vector<std::string> reversed(args.rbegin(), args.rend());
     if (!reversed.empty()) reversed.pop_back();
     try {
         app.parse(reversed);
+    } catch (const CLI::CallForVersion& e) {
+        out << e.what() << "\n";
+        return 0;
     } catch (const CLI::CallForHelp&) {
         // Help for the deepest subcommand named: `pkgmgr stage --help` shows stage's.
         const CLI::App* chosen = &app;

@@ -19,9 +19,10 @@ struct LogOptions {
 
 void addLogOptions(CLI::App& app, LogOptions& options);
 
-/// Parses args (argv[0] included) into app. Returns nullopt when a command should run;
-/// otherwise the exit code: 0 after printing the help asked for (the chosen subcommand's)
-/// on out, or Invalid's code after one usage line on err ("<program>: <what>").
+/// Parses args (argv[0] included) into app, which gains --version ("<program> <version>").
+/// Returns nullopt when a command should run; otherwise the exit code: 0 after printing the
+/// version or the help asked for (the chosen subcommand's) on out, or Invalid's code after one
+/// usage line on err ("<program>: <what>").
 std::optional<int> parse(CLI::App& app, const std::vector<std::string>& args,
                          std::string_view program, std::ostream& out, std::ostream& err);
 
