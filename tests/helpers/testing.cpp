@@ -72,11 +72,8 @@ process::Outcome run(const std::vector<std::string>& argv,
     return *outcome;
 }
 
-ServerProcess::ServerProcess(const std::vector<std::string>& argv, const fs::path& port_file,
-                             const fs::path& log_file,
-                             const std::vector<std::pair<std::string, std::string>>& env) {
-    std::error_code ec;
-    fs::remove(port_file, ec);
+bool ServerProcess::launch(const std::vector<std::string>& argv, const fs::path& log_file,
+                           const std::vector<std::pair<std::string, std::string>>& env) {
     process::Options options;
     options.env = env;
     options.stdout_file = log_file;
@@ -84,9 +81,18 @@ ServerProcess::ServerProcess(const std::vector<std::string>& argv, const fs::pat
     auto child = process::Child::start(argv, options);
     if (!child) {
         ADD_FAILURE() << "cannot start " << argv.at(0) << ": " << child.error().describe();
-        return;
+        return false;
     }
     child_.emplace(std::move(*child));
+    return true;
+}
+
+ServerProcess::ServerProcess(const std::vector<std::string>& argv, const fs::path& port_file,
+                             const fs::path& log_file,
+                             const std::vector<std::pair<std::string, std::string>>& env) {
+    std::error_code ec;
+    fs::remove(port_file, ec);
+    if (!launch(argv, log_file, env)) return;
     bool up = waitFor([&] {
         std::ifstream in(port_file);
         int port = 0;
@@ -102,15 +108,7 @@ ServerProcess::ServerProcess(const std::vector<std::string>& argv, const fs::pat
 
 ServerProcess::ServerProcess(const std::vector<std::string>& argv, int port,
                              const std::string& ready_path, const fs::path& log_file) {
-    process::Options options;
-    options.stdout_file = log_file;
-    options.stderr_file = log_file;
-    auto child = process::Child::start(argv, options);
-    if (!child) {
-        ADD_FAILURE() << "cannot start " << argv.at(0) << ": " << child.error().describe();
-        return;
-    }
-    child_.emplace(std::move(*child));
+    if (!launch(argv, log_file, {})) return;
     http::Client client;
     http::Request ready;
     ready.url = "http://127.0.0.1:" + std::to_string(port) + ready_path;

@@ -110,6 +110,10 @@ public:
     process::Child& child() { return *child_; }
 
 private:
+    /// Starts argv with its output to log_file; false (and a test failure) when it cannot.
+    bool launch(const std::vector<std::string>& argv, const fs::path& log_file,
+                const std::vector<std::pair<std::string, std::string>>& env);
+
     std::optional<process::Child> child_;
     int port_ = 0;
 };
