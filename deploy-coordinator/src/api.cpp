@@ -137,6 +137,16 @@ void registerRoutes(http::Server& server, Engine& engine, MonitorWatch& watch,
     MonitorWatch* mw = &watch;
     const Tokens t = tokens;
 
+    // A body is read only from a caller holding one of the coordinator's tokens (each route
+    // checks which one it wants): without one, nobody makes the server read a megabyte. Open
+    // registration (no node token) leaves nodes nothing to present, so then nothing is checked.
+    if (!t.node.empty())
+        server.beforeBody([t](const ServerRequest& request) -> Result<void> {
+            auto who = caller(request, t, {"admin", "monitor", "node"});
+            if (!who) return std::unexpected(who.error());
+            return ok();
+        });
+
     auto nodeAuth = [t](const ServerRequest& request) -> Result<std::string> {
         if (t.node.empty()) return std::string("node");
         return caller(request, t, {"node", "admin"});

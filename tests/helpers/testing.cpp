@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -122,6 +123,56 @@ ServerProcess::ServerProcess(const std::vector<std::string>& argv, int port,
     else
         ADD_FAILURE() << argv.at(0) << " did not answer " << ready_path << " on port " << port
                       << "; log:\n" << readFile(log_file);
+}
+
+RawConnection::RawConnection(int port, const char* source) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (source != nullptr) {
+        sockaddr_in local{};
+        local.sin_family = AF_INET;
+        ::inet_pton(AF_INET, source, &local.sin_addr);
+        ::bind(fd_, reinterpret_cast<const sockaddr*>(&local), sizeof local);
+    }
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(static_cast<std::uint16_t>(port));
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    connected_ = ::connect(fd_, reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0;
+}
+
+RawConnection::~RawConnection() {
+    if (fd_ >= 0) ::close(fd_);
+}
+
+bool RawConnection::send(std::string_view bytes) {
+    while (!bytes.empty()) {
+        auto n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+        if (n <= 0) return false;
+        bytes.remove_prefix(static_cast<size_t>(n));
+    }
+    return true;
+}
+
+std::string RawConnection::readAll(std::chrono::milliseconds timeout) {
+    std::string out;
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        if (left.count() <= 0) return out;
+        pollfd p{fd_, POLLIN, 0};
+        if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) return out;
+        char buffer[4096];
+        auto n = ::recv(fd_, buffer, sizeof buffer, 0);
+        if (n <= 0) return out;
+        out.append(buffer, static_cast<size_t>(n));
+    }
+}
+
+bool RawConnection::closedByServer(std::chrono::milliseconds timeout) {
+    pollfd p{fd_, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(timeout.count())) <= 0) return false;
+    char byte = 0;
+    return ::recv(fd_, &byte, 1, MSG_DONTWAIT | MSG_PEEK) <= 0;
 }
 
 int freeLoopbackPort() {

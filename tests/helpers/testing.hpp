@@ -5,6 +5,7 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -81,6 +82,29 @@ bool waitFor(const std::function<bool()>& probe, std::chrono::milliseconds timeo
 process::Outcome run(const std::vector<std::string>& argv,
                      const std::vector<std::pair<std::string, std::string>>& env = {},
                      std::chrono::milliseconds timeout = std::chrono::seconds(120));
+
+/// A raw loopback connection for requests the client library would not send (headers without
+/// their body, a chunked gigabyte, a trickle); closed on destruction.
+class RawConnection {
+public:
+    explicit RawConnection(int port, const char* source = nullptr);
+    ~RawConnection();
+    RawConnection(const RawConnection&) = delete;
+    RawConnection& operator=(const RawConnection&) = delete;
+
+    bool connected() const { return connected_; }
+    int fd() const { return fd_; }
+    bool send(std::string_view bytes);
+    /// Reads until the peer closes or `timeout` passes.
+    std::string readAll(std::chrono::milliseconds timeout);
+    /// True when the server has closed its end (a read sees EOF or a reset), waiting up to
+    /// `timeout`.
+    bool closedByServer(std::chrono::milliseconds timeout);
+
+private:
+    int fd_ = -1;
+    bool connected_ = false;
+};
 
 /// A loopback port free at the time of the call, for peers that cannot report the port they
 /// bound (the caller starts them on it at once).

@@ -799,5 +799,25 @@ TEST_F(Coordinator, ARollbackIsItsOwnDeploymentAndTheUndoneOneKeepsItsOutcome) {
     EXPECT_NE(history.out.find("d-3"), std::string::npos) << history.out;
 }
 
+// Without one of the coordinator's tokens, no body is read: the refusal comes as soon as the
+// headers are in, though a megabyte was announced and none of it sent.
+TEST_F(Coordinator, ACallerWithoutATokenCannotMakeTheCoordinatorReadABody) {
+    startCoordinator();
+    for (const char* path : {"/v1/deployments", "/v1/halt", "/v1/nodes/register"}) {
+        testing::RawConnection c(coordinator_->port());
+        ASSERT_TRUE(c.connected());
+        ASSERT_TRUE(c.send(std::string("POST ") + path +
+                           " HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n"
+                           "Authorization: Bearer not-a-token\r\n\r\n"));
+        auto reply = c.readAll(5s);
+        EXPECT_TRUE(reply.starts_with("HTTP/1.1 401")) << path << ": " << reply;
+        EXPECT_NE(reply.find("wrong bearer token"), std::string::npos) << reply;
+    }
+    EXPECT_FALSE(parsed(call("GET", "/v1/halt"))["halted"].GetBool());
+    // With a token, the same request is read and answered by its route.
+    auto halted = call("POST", "/v1/halt", R"({"reason":"x","source":"sla"})", "halt-secret");
+    EXPECT_EQ(halted.status, 201) << halted.body;
+}
+
 }  // namespace
 }  // namespace hoist

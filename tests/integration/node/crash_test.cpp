@@ -62,12 +62,16 @@ class CrashTest : public NodeFixture, public ::testing::WithParamInterface<Crash
 
 TEST_P(CrashTest, RecoverLeavesTheNodeOnOneGenerationAndHealthy) {
     const auto& c = GetParam();
-    HealthSpec fast{.healthy_after_ms = 150, .deadline_ms = 1500};
-    auto old_gen = stageVersion("1.0.0", {}, fast);
+    // A generation meant to come up gets the fixture's usual deadline, so a busy disk under
+    // `ctest -j2` cannot fail it; only the one meant to fail gets a short one, to keep the
+    // rollback cases quick.
+    HealthSpec sure{.healthy_after_ms = 150, .deadline_ms = 4000};
+    HealthSpec doomed{.healthy_after_ms = 150, .deadline_ms = 1500};
+    auto old_gen = stageVersion("1.0.0", {}, sure);
     ASSERT_EQ(helper({"swap", "--to", std::to_string(old_gen)}).exit_code, kExitHealthy);
     Behaviour next_behaviour;
     if (c.new_fails) next_behaviour.health = "fail";
-    auto new_gen = stageVersion("2.0.0", next_behaviour, fast);
+    auto new_gen = stageVersion("2.0.0", next_behaviour, c.new_fails ? doomed : sure);
     ASSERT_EQ(new_gen, 2);
 
     auto crashed = helper({"swap", "--to", "2"}, {{"HOIST_CRASH_AT", c.point}});

@@ -241,67 +241,7 @@ TEST(Server, QueuesABurstOfConnections) {
 
 // ---- Hostile peers: each of these starved or swelled the thread-per-connection engine.
 
-// A raw loopback connection for requests the client library would not send.
-class RawConnection {
-public:
-    explicit RawConnection(int port, const char* source = nullptr) {
-        fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (source != nullptr) {
-            sockaddr_in local{};
-            local.sin_family = AF_INET;
-            ::inet_pton(AF_INET, source, &local.sin_addr);
-            ::bind(fd_, reinterpret_cast<const sockaddr*>(&local), sizeof local);
-        }
-        sockaddr_in address{};
-        address.sin_family = AF_INET;
-        address.sin_port = htons(static_cast<std::uint16_t>(port));
-        address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        connected_ = ::connect(fd_, reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0;
-    }
-    ~RawConnection() {
-        if (fd_ >= 0) ::close(fd_);
-    }
-    RawConnection(const RawConnection&) = delete;
-    RawConnection& operator=(const RawConnection&) = delete;
-
-    bool connected() const { return connected_; }
-    int fd() const { return fd_; }
-    bool send(std::string_view bytes) {
-        while (!bytes.empty()) {
-            auto n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
-            if (n <= 0) return false;
-            bytes.remove_prefix(static_cast<size_t>(n));
-        }
-        return true;
-    }
-    /// Reads until the peer closes or `timeout` passes.
-    std::string readAll(std::chrono::milliseconds timeout) {
-        std::string out;
-        auto deadline = std::chrono::steady_clock::now() + timeout;
-        for (;;) {
-            auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-            if (left.count() <= 0) return out;
-            pollfd p{fd_, POLLIN, 0};
-            if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) return out;
-            char buffer[4096];
-            auto n = ::recv(fd_, buffer, sizeof buffer, 0);
-            if (n <= 0) return out;
-            out.append(buffer, static_cast<size_t>(n));
-        }
-    }
-    /// True when the server has closed its end (a read sees EOF or a reset), waiting up to
-    /// `timeout`.
-    bool closedByServer(std::chrono::milliseconds timeout) {
-        pollfd p{fd_, POLLIN, 0};
-        if (::poll(&p, 1, static_cast<int>(timeout.count())) <= 0) return false;
-        char byte = 0;
-        return ::recv(fd_, &byte, 1, MSG_DONTWAIT | MSG_PEEK) <= 0;
-    }
-
-private:
-    int fd_ = -1;
-    bool connected_ = false;
-};
+using testing::RawConnection;
 
 // Peak resident memory of this process, in bytes.
 std::uint64_t peakRss() {
