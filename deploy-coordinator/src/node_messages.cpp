@@ -1,12 +1,19 @@
 #include "node_messages.hpp"
 
 #include "core/json.hpp"
+#include "pkgmgr/sets.hpp"
 #include "pkgmgr/wire.hpp"
 
 namespace hoist::deploy_coordinator {
 
 Result<NodeRecord> parseRegistration(std::string_view body) {
     HOIST_ASSIGN(auto registration, pkgmgr::Registration::fromJson(body));
+    // A role no release can hold packages for would block every deployment: only roles the
+    // layouts know (embedded, or $HOIST_LAYOUTS as on the nodes) may register.
+    if (auto rules = pkgmgr::RoleRules::load(registration.role); !rules)
+        return fail(Errc::Invalid, "registration: role '", registration.role,
+                    "' is not a role the coordinator's layouts know (", rules.error().message,
+                    ")");
     NodeRecord n;
     n.id = std::move(registration.id);
     n.role = std::move(registration.role);

@@ -13,7 +13,8 @@ namespace hoist::deploy_coordinator {
 // Every message the coordinator reads from or writes to a node, in one place: registration,
 // GET /v1/node, GET /v1/transaction, and the stage and restart requests and replies.
 
-/// POST /v1/nodes/register (pkgmgr::Registration): Invalid naming the fields that are wrong.
+/// POST /v1/nodes/register (pkgmgr::Registration): Invalid naming the fields that are wrong,
+/// or a role the layouts do not know (layouts/roles/<role>.json, embedded or $HOIST_LAYOUTS).
 Result<NodeRecord> parseRegistration(std::string_view body);
 
 /// GET /v1/node (pkgmgr::NodeView): generation, release, healthy.

@@ -819,5 +819,22 @@ TEST_F(Coordinator, ACallerWithoutATokenCannotMakeTheCoordinatorReadABody) {
     EXPECT_EQ(halted.status, 201) << halted.body;
 }
 
+// A registration with a role no layout knows once blocked every later upgrade ("release has no
+// packages for role 'bogus'"); it is refused, and the fleet still upgrades.
+TEST_F(Coordinator, ARoleTheLayoutsDoNotKnowCannotRegister) {
+    startCoordinator();
+    auto bogus = call("POST", "/v1/nodes/register",
+                      R"({"id":"bogus-1","role":"bogus","address":"http://127.0.0.1:1"})",
+                      "node-secret");
+    EXPECT_EQ(bogus.status, 400) << bogus.body;
+    EXPECT_NE(bogus.body.find("role 'bogus' is not a role the coordinator's layouts know"),
+              std::string::npos)
+        << bogus.body;
+    EXPECT_EQ(parsed(call("GET", "/v1/nodes"))["nodes"].Size(), 0u);
+    startFleet(1, 2, 200);
+    auto id = start(R"({"version":"2.0.0"})");
+    ASSERT_TRUE(waitState(id, "done", 30s)) << deploymentState(id);
+}
+
 }  // namespace
 }  // namespace hoist
