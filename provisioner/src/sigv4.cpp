@@ -21,35 +21,6 @@ bool isSpace(char c) {
     return c == ' ' || c == '\t';
 }
 
-int hexValue(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
-// SigV4 decodes only %XX; '+' is a literal plus unless the client meant a space by it.
-std::string percentDecode(std::string_view text, bool plus_is_space) {
-    std::string out;
-    for (size_t i = 0; i < text.size(); ++i) {
-        if (plus_is_space && text[i] == '+') {
-            out += ' ';
-            continue;
-        }
-        if (text[i] == '%' && i + 2 < text.size()) {
-            int hi = hexValue(text[i + 1]);
-            int lo = hexValue(text[i + 2]);
-            if (hi >= 0 && lo >= 0) {
-                out += static_cast<char>(hi * 16 + lo);
-                i += 2;
-                continue;
-            }
-        }
-        out += text[i];
-    }
-    return out;
-}
-
 // A stream of bytes for RapidJSON's UTF-8 decoder, which reads one code point from it.
 struct Bytes {
     using Ch = char;
@@ -202,8 +173,8 @@ std::string canonicalQuery(std::string_view query, bool plus_is_space) {
         size_t eq = part.find('=');
         std::string name = part.substr(0, eq);
         std::string value = eq == std::string::npos ? "" : part.substr(eq + 1);
-        pairs.emplace_back(http::urlEncode(percentDecode(name, plus_is_space)),
-                           http::urlEncode(percentDecode(value, plus_is_space)));
+        pairs.emplace_back(http::urlEncode(http::urlDecode(name, plus_is_space)),
+                           http::urlEncode(http::urlDecode(value, plus_is_space)));
     }
     std::sort(pairs.begin(), pairs.end());
     std::string out;

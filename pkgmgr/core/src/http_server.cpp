@@ -36,6 +36,7 @@
 
 #include "core/crypto.hpp"
 #include "core/files.hpp"
+#include "core/http_client.hpp"
 #include "core/json.hpp"
 #include "core/log.hpp"
 
@@ -250,34 +251,9 @@ std::shared_ptr<Outgoing> errorOutgoing(int status, std::string_view message) {
     return outgoing(status, errorBody(message), "application/json");
 }
 
-int hexValue(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
-// %XX escapes (and, in a query, '+' for a space); a malformed escape stays as it is.
-std::string percentDecode(std::string_view text, bool plus_is_space) {
-    std::string out;
-    out.reserve(text.size());
-    for (size_t i = 0; i < text.size(); ++i) {
-        char c = text[i];
-        if (c == '%' && i + 2 < text.size() + 0 && hexValue(text[i + 1]) >= 0 && hexValue(text[i + 2]) >= 0) {
-            out.push_back(static_cast<char>(hexValue(text[i + 1]) * 16 + hexValue(text[i + 2])));
-            i += 2;
-        } else if (c == '+' && plus_is_space) {
-            out.push_back(' ');
-        } else {
-            out.push_back(c);
-        }
-    }
-    return out;
-}
-
 void splitTarget(std::string_view target, ServerRequest& request) {
     auto question = target.find('?');
-    request.path = percentDecode(target.substr(0, question), false);
+    request.path = http::urlDecode(target.substr(0, question), false);
     if (question == std::string_view::npos) return;
     auto query = target.substr(question + 1);
     while (!query.empty()) {
@@ -286,9 +262,9 @@ void splitTarget(std::string_view target, ServerRequest& request) {
         query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
         if (pair.empty()) continue;
         auto eq = pair.find('=');
-        request.query.emplace_back(percentDecode(pair.substr(0, eq), true),
+        request.query.emplace_back(http::urlDecode(pair.substr(0, eq), true),
                                    eq == std::string_view::npos ? std::string{}
-                                                                : percentDecode(pair.substr(eq + 1), true));
+                                                                : http::urlDecode(pair.substr(eq + 1), true));
     }
 }
 

@@ -106,6 +106,9 @@ private:
 
 /// Percent-encodes everything but unreserved characters (RFC 3986).
 std::string urlEncode(std::string_view text);
+/// Decodes %XX escapes, and '+' as a space when `plus_is_space` (HTML forms, most clients'
+/// queries); a malformed escape stays as it is.
+std::string urlDecode(std::string_view text, bool plus_is_space);
 /// Joins a base URL and a path with exactly one slash between them.
 std::string joinUrl(std::string_view base, std::string_view path);
 
