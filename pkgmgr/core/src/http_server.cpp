@@ -213,6 +213,93 @@ ServerReply ServerReply::error(int status, std::string_view message) {
     return json(status, errorBody(message));
 }
 
+ServerReply ServerReply::eventStream(std::function<void(EventStream)> on_open) {
+    ServerReply r;
+    r.content_type = "text/event-stream";
+    r.stream = std::move(on_open);
+    return r;
+}
+
+// What a stream's producers and its connection share. `wake` posts a write to the connection;
+// it is set once the connection writes the stream, and cleared (under the mutex) before the
+// connection or the server goes, so calling it under the mutex is always safe.
+struct EventStream::Core {
+    explicit Core(std::size_t buffer_limit) : limit(buffer_limit) {}
+    std::mutex mutex;
+    std::string queued;
+    bool closed = false;
+    // Closed by the producer: the body ends properly once the queue is written.
+    bool finish = false;
+    std::size_t limit;
+    std::function<void()> wake;
+
+    bool push(std::string bytes) {
+        std::lock_guard lock(mutex);
+        if (closed) return false;
+        if (queued.size() + bytes.size() > limit) {
+            closed = true;
+            if (wake) wake();
+            return false;
+        }
+        bool was_empty = queued.empty();
+        queued += bytes;
+        if (was_empty && wake) wake();
+        return true;
+    }
+
+    // Marks the stream closed and lets the connection notice (server stopping, client gone).
+    void shut() {
+        std::lock_guard lock(mutex);
+        closed = true;
+        if (wake) wake();
+    }
+};
+
+namespace {
+std::string oneLine(std::string_view text) {
+    std::string out(text);
+    for (auto& c : out)
+        if (c == '\n' || c == '\r') c = ' ';
+    return out;
+}
+}  // namespace
+
+bool EventStream::send(std::string_view event, std::string_view data, std::string_view id) {
+    std::string message;
+    message.reserve(data.size() + event.size() + id.size() + 32);
+    if (!id.empty()) message.append("id: ").append(oneLine(id)).append("\n");
+    if (!event.empty()) message.append("event: ").append(oneLine(event)).append("\n");
+    // Every line of the data is its own "data:" field; the client joins them with newlines.
+    std::size_t start = 0;
+    for (;;) {
+        auto end = data.find_first_of("\r\n", start);
+        message.append("data: ").append(data.substr(start, end == std::string_view::npos ? end : end - start));
+        message.push_back('\n');
+        if (end == std::string_view::npos) break;
+        start = end + 1;
+        if (data[end] == '\r' && start < data.size() && data[start] == '\n') ++start;
+    }
+    message.push_back('\n');
+    return core_->push(std::move(message));
+}
+
+bool EventStream::comment(std::string_view text) {
+    return core_->push(": " + oneLine(text) + "\n\n");
+}
+
+void EventStream::close() {
+    std::lock_guard lock(core_->mutex);
+    if (core_->closed) return;
+    core_->closed = true;
+    core_->finish = true;
+    if (core_->wake) core_->wake();
+}
+
+bool EventStream::closed() const {
+    std::lock_guard lock(core_->mutex);
+    return core_->closed;
+}
+
 // The engine: Boost.Beast on Boost.Asio. A few I/O threads run every connection's reads and
 // writes as asynchronous operations with deadlines; handlers run on a bounded worker pool, so
 // a slow handler or a slow peer never holds what another request needs. A connection waiting
@@ -234,6 +321,9 @@ struct Outgoing {
     std::uint64_t length = 0;
     std::shared_ptr<FileHandle> file;
     std::uint64_t file_offset = 0;
+    // An admitted event stream, and what opens it (on the worker, before the header goes).
+    std::shared_ptr<EventStream::Core> stream;
+    std::function<void(EventStream)> open_stream;
 };
 
 std::shared_ptr<Outgoing> outgoing(int status, std::string body, std::string_view content_type) {
@@ -439,6 +529,9 @@ struct Server::Impl {
             if (errors > 0) registry.set("hoist_http_errors_total", route, static_cast<double>(errors));
         }
         registry.set("hoist_http_connections", "", static_cast<double>(connections.open()));
+        registry.set("hoist_http_streams", "", static_cast<double>(openStreams()));
+        registry.set("hoist_http_streams_refused_total", "",
+                     static_cast<double>(streams_refused.load(std::memory_order_relaxed)));
         registry.set("hoist_http_connections_evicted_total", "",
                      static_cast<double>(connections.evicted.load(std::memory_order_relaxed)));
         registry.set("hoist_http_connections_refused_total", "",
@@ -637,6 +730,53 @@ struct Server::Impl {
         return options.payload_limit;
     }
 
+    // Open event streams, to cap them and to close them first when the server stops.
+    std::mutex streams_mutex;
+    std::unordered_map<EventStream::Core*, std::shared_ptr<EventStream::Core>> streams;
+    std::atomic<std::uint64_t> streams_refused{0};
+
+    std::size_t openStreams() {
+        std::lock_guard lock(streams_mutex);
+        return streams.size();
+    }
+
+    // Admits a stream under the cap, or answers 503.
+    std::shared_ptr<Outgoing> admitStream(ServerReply& reply, const ServerRequest& request) {
+        if (request.method == "HEAD") {
+            reply.stream = nullptr;
+            return prepare(reply, request);
+        }
+        auto core = std::make_shared<EventStream::Core>(std::max<std::size_t>(1, options.stream_buffer_limit));
+        {
+            std::lock_guard lock(streams_mutex);
+            if (stopping || streams.size() >= options.max_streams) {
+                streams_refused.fetch_add(1, std::memory_order_relaxed);
+                auto refused = errorOutgoing(503, stopping ? std::string("the server is stopping")
+                                                           : "too many open event streams (limit " +
+                                                                 std::to_string(options.max_streams) +
+                                                                 "); retry later");
+                refused->header.set(bhttp::field::retry_after, "5");
+                return refused;
+            }
+            streams.emplace(core.get(), core);
+        }
+        auto out = std::make_shared<Outgoing>();
+        out->header.result(static_cast<unsigned>(reply.status));
+        for (const auto& h : reply.headers) out->header.set(h.name, h.value);
+        out->header.set(bhttp::field::content_type, reply.content_type);
+        out->header.set(bhttp::field::cache_control, "no-cache");
+        // Proxies that buffer replies (nginx) would hold the events back.
+        out->header.set("X-Accel-Buffering", "no");
+        out->stream = std::move(core);
+        out->open_stream = std::move(reply.stream);
+        return out;
+    }
+
+    void forgetStream(EventStream::Core* core) {
+        std::lock_guard lock(streams_mutex);
+        streams.erase(core);
+    }
+
     // Runs the handler (on a worker) and returns what to write.
     std::shared_ptr<Outgoing> call(const Route& route, const ServerRequest& request) {
         ServerReply reply;
@@ -646,7 +786,7 @@ struct Server::Impl {
             log::error(options.component, "handler threw", {{"route", route.name}, {"what", e.what()}});
             reply = ServerReply::error(500, "internal error");
         }
-        auto out = prepare(reply, request);
+        auto out = reply.stream ? admitStream(reply, request) : prepare(reply, request);
         record(*route.stats, request.method, static_cast<int>(out->header.result_int()),
                request.method == "HEAD" ? 0 : out->length);
         return out;
@@ -681,6 +821,7 @@ public:
     Session(Server::Impl& impl, Args&&... args) : impl_(impl), stream_(std::forward<Args>(args)...) {}
 
     ~Session() override {
+        endStream();
         if (registered_) impl_.connections.remove(entry_, *this);
     }
 
@@ -859,6 +1000,16 @@ private:
         if (route_->runs_inline) return write(impl_.call(*route_, *request_));
         asio::post(*impl_.workers, [self = this->shared_from_this()] {
             auto out = self->impl_.call(*self->route_, *self->request_);
+            if (out->open_stream) {
+                try {
+                    out->open_stream(EventStream(out->stream));
+                } catch (const std::exception& e) {
+                    log::error(self->impl_.options.component, "stream handler threw",
+                               {{"route", self->route_->name}, {"what", e.what()}});
+                    out->stream->shut();
+                }
+                out->open_stream = nullptr;
+            }
             asio::post(self->stream_.get_executor(), [self, out] { self->write(out); });
         });
     }
@@ -910,6 +1061,7 @@ private:
     }
 
     void write(std::shared_ptr<Outgoing> out) {
+        if (out->stream) return startStream(std::move(out));
         if (body_too_large_) {
             out = errorOutgoing(413, "request body exceeds the limit of " +
                                          std::to_string(impl_.bodyLimit(route_)) + " bytes");
@@ -1006,7 +1158,126 @@ private:
         });
     }
 
+    // An event stream: the header, then whatever its producers queue, as chunks. Nothing
+    // waits on a worker; a read stays posted only to notice the client closing.
+    void startStream(std::shared_ptr<Outgoing> out) {
+        out_ = std::move(out);
+        stream_core_ = out_->stream;
+        keep_alive_ = false;
+        {
+            std::lock_guard lock(stream_core_->mutex);
+            if (stream_core_->closed && !stream_core_->finish) stream_core_->queued.clear();
+            std::weak_ptr<Session> weak = this->shared_from_this();
+            auto executor = stream_.get_executor();
+            stream_core_->wake = [weak, executor] {
+                asio::post(executor, [weak] {
+                    if (auto self = weak.lock()) self->pump();
+                });
+            };
+        }
+        if (impl_.stopping) return shutdown();
+        impl_.accessLog(*request_, out_->header.result_int(), 0);
+        response_.emplace();
+        response_->base() = out_->header;
+        response_->keep_alive(false);
+        response_->chunked(true);
+        response_->body().data = nullptr;
+        response_->body().size = 0;
+        response_->body().more = true;
+        serializer_.emplace(*response_);
+        writing_ = true;
+        write_started_ = std::chrono::steady_clock::now();
+        bhttp::async_write(stream_, *serializer_,
+                           [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
+                               self->writing_ = false;
+                               if (ec && ec != bhttp::error::need_buffer) return self->shutdown();
+                               self->last_write_ = std::chrono::steady_clock::now();
+                               self->watchClient();
+                               self->tickStream();
+                               self->pump();
+                           });
+    }
+
+    // Writes what the producers queued since the last write.
+    void pump() {
+        if (closed_ || !stream_core_) return;
+        bool closed = false;
+        bool finish = false;
+        {
+            std::lock_guard lock(stream_core_->mutex);
+            closed = stream_core_->closed;
+            finish = stream_core_->finish;
+            if (!writing_) {
+                stream_batch_.clear();
+                stream_batch_.swap(stream_core_->queued);
+            }
+        }
+        // Closed by the server, the client or an overflow: what is queued is dropped, even
+        // while a write waits on a client that does not read.
+        if (closed && !finish) return shutdown();
+        if (writing_) return;
+        if (stream_batch_.empty() && !closed) return;
+        bool last = stream_batch_.empty();
+        response_->body().data = last ? nullptr : stream_batch_.data();
+        response_->body().size = stream_batch_.size();
+        response_->body().more = !last;
+        writing_ = true;
+        write_started_ = std::chrono::steady_clock::now();
+        bhttp::async_write(stream_, *serializer_,
+                           [self = this->shared_from_this(), last](beast::error_code ec, std::size_t) {
+                               self->writing_ = false;
+                               if (ec && ec != bhttp::error::need_buffer) return self->shutdown();
+                               if (last) return self->shutdown();
+                               self->last_write_ = std::chrono::steady_clock::now();
+                               self->pump();
+                           });
+    }
+
+    // A client sends nothing on an event stream: a byte or the end of its side closes it, at
+    // once rather than at the next keep-alive.
+    void watchClient() {
+        stream_.async_read_some(asio::buffer(stream_probe_), [self = this->shared_from_this()](
+                                                                 beast::error_code, std::size_t) {
+            self->shutdown();
+        });
+    }
+
+    // Keep-alive comments on a silent stream, and the write deadline (the stream's own timer:
+    // tcp_stream's would also end the posted read).
+    void tickStream() {
+        if (closed_) return;
+        auto every = std::max(std::chrono::milliseconds(1), impl_.options.stream_keepalive);
+        auto write_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(impl_.options.write_timeout);
+        every = std::min(every, std::max(std::chrono::milliseconds(1), write_timeout));
+        stream_timer_.emplace(stream_.get_executor(), every);
+        stream_timer_->async_wait([self = this->shared_from_this()](beast::error_code ec) {
+            if (ec || self->closed_) return;
+            auto now = std::chrono::steady_clock::now();
+            if (self->writing_) {
+                if (now - self->write_started_ >= self->impl_.options.write_timeout) return self->shutdown();
+            } else if (now - self->last_write_ >= self->impl_.options.stream_keepalive) {
+                EventStream(self->stream_core_).comment("keep-alive");
+            }
+            self->tickStream();
+        });
+    }
+
+    void endStream() {
+        if (!stream_core_) return;
+        {
+            std::lock_guard lock(stream_core_->mutex);
+            stream_core_->closed = true;
+            stream_core_->wake = nullptr;
+        }
+        impl_.forgetStream(stream_core_.get());
+        stream_core_.reset();
+    }
+
     void shutdown() {
+        if (stream_core_) {
+            endStream();
+            if (stream_timer_) stream_timer_->cancel();
+        }
         if (closed_) return;
         closed_ = true;
         beast::error_code ec;
@@ -1034,6 +1305,13 @@ private:
     std::optional<bhttp::response<bhttp::buffer_body>> response_;
     std::optional<bhttp::response_serializer<bhttp::buffer_body>> serializer_;
     std::uint64_t remaining_ = 0;
+    std::shared_ptr<EventStream::Core> stream_core_;
+    std::string stream_batch_;
+    bool writing_ = false;
+    std::chrono::steady_clock::time_point write_started_{};
+    std::chrono::steady_clock::time_point last_write_{};
+    std::optional<asio::steady_timer> stream_timer_;
+    std::array<char, 256> stream_probe_{};
 };
 
 }  // namespace
@@ -1081,6 +1359,9 @@ Result<std::unique_ptr<Server>> Server::create(ServerOptions options) {
                            "idle connections closed to admit a new one over a connection cap");
     impl.registry.describe("hoist_http_connections_refused_total", "counter",
                            "new connections closed over a connection cap");
+    impl.registry.describe("hoist_http_streams", "gauge", "open event streams (text/event-stream)");
+    impl.registry.describe("hoist_http_streams_refused_total", "counter",
+                           "event streams refused over the stream cap (503)");
     auto* raw = self.get();
     self->inlineRoute("GET", "/healthz", [](const ServerRequest&) {
         return ServerReply::json(200, "{\"status\":\"ok\"}");
@@ -1215,17 +1496,35 @@ void Server::run() {
     for (auto& t : threads) t.join();
 }
 
+namespace {
+void waitForStreamsThenStop(Server::Impl& impl, std::chrono::steady_clock::time_point deadline) {
+    if (impl.openStreams() == 0 || std::chrono::steady_clock::now() >= deadline) {
+        impl.io.stop();
+        return;
+    }
+    auto timer = std::make_shared<asio::steady_timer>(impl.io, std::chrono::milliseconds(5));
+    timer->async_wait([&impl, deadline, timer](beast::error_code) { waitForStreamsThenStop(impl, deadline); });
+}
+}  // namespace
+
 void Server::stop() {
     auto& impl = *impl_;
     if (impl.stopping.exchange(true)) return;
+    // Open event streams first: their producers see them closed at once, and each connection
+    // is woken to close before the I/O threads stop.
+    {
+        std::lock_guard lock(impl.streams_mutex);
+        for (auto& [_, core] : impl.streams) core->shut();
+    }
     asio::post(impl.io, [&impl] {
         beast::error_code ec;
         if (impl.acceptor) impl.acceptor->close(ec);
         if (impl.accept_retry) impl.accept_retry->cancel();
         impl.connections.closeAll();
         impl.keep_running.reset();
-        // In-flight replies are dropped: run() returns now, not when the last peer is done.
-        impl.io.stop();
+        // In-flight replies are dropped: run() returns now, not when the last peer is done;
+        // only the streams' closing is waited for (briefly), so their clients see the end.
+        waitForStreamsThenStop(impl, std::chrono::steady_clock::now() + std::chrono::seconds(1));
     });
 }
 

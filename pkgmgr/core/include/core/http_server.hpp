@@ -54,12 +54,39 @@ struct FileBody {
     std::int64_t mtime_ns = 0;
 };
 
+/// The writing end of an open text/event-stream reply (Server-Sent Events, see
+/// ServerReply::eventStream). The server writes what is queued as the connection allows; the
+/// caller never waits for the client. Copies share one stream. Thread-safe.
+class EventStream {
+public:
+    /// Queues one message: "id:" (when not empty), "event:" (when not empty), then one "data:"
+    /// line per line of `data`. Newlines in `event` and `id` become spaces. False, and
+    /// nothing queued, once the stream has closed: the client went away, the server is
+    /// stopping, or the client fell more than ServerOptions::stream_buffer_limit bytes behind
+    /// (which closes the stream; a client that reconnects resumes from its Last-Event-ID).
+    bool send(std::string_view event, std::string_view data, std::string_view id = {});
+    /// Queues a comment line (": text"), which clients ignore. False once closed.
+    bool comment(std::string_view text);
+    /// Ends the stream once what is queued is written; the connection then closes.
+    void close();
+    bool closed() const;
+
+    /// Shared with the connection that writes it (opaque outside http_server.cpp).
+    struct Core;
+    explicit EventStream(std::shared_ptr<Core> core) : core_(std::move(core)) {}
+
+private:
+    std::shared_ptr<Core> core_;
+};
+
 struct ServerReply {
     int status = 200;
     std::string content_type = "application/json";
     std::string body;
     std::vector<Header> headers;
     std::optional<FileBody> file;
+    /// Set by eventStream(): the reply is a text/event-stream.
+    std::function<void(EventStream)> stream;
 
     static ServerReply json(int status, std::string body);
     static ServerReply text(int status, std::string body,
@@ -67,6 +94,14 @@ struct ServerReply {
     /// {"error": message} with the status of the error's code.
     static ServerReply error(const Error& error);
     static ServerReply error(int status, std::string_view message);
+    /// A text/event-stream reply that stays open (HTTP/1.1 chunked, then the connection
+    /// closes). Admitted only while fewer than ServerOptions::max_streams are open (else 503
+    /// with Retry-After, and `on_open` is never called); `on_open` then runs once, on a
+    /// worker, with the stream to push messages into (from any thread, for as long as it
+    /// likes). An open stream holds its connection but no worker thread; a comment is sent
+    /// after stream_keepalive of silence; the client's closing (or any byte it sends) closes
+    /// the stream; Server::stop() closes every stream first.
+    static ServerReply eventStream(std::function<void(EventStream)> on_open);
 };
 
 using Handler = std::function<ServerReply(const ServerRequest&)>;
@@ -104,6 +139,14 @@ struct ServerOptions {
     /// when every one is busy, the new connection is closed.
     std::size_t max_connections = 16384;
     std::size_t max_connections_per_peer = 4096;
+    /// Event streams (ServerReply::eventStream) open at once; past it, 503. A stream holds a
+    /// connection and its queued bytes, never a worker, so open pages cannot starve the API.
+    std::size_t max_streams = 64;
+    /// A stream silent this long gets a comment line, so proxies keep it open and a client
+    /// that went away is noticed.
+    std::chrono::milliseconds stream_keepalive{15'000};
+    /// Bytes queued for one stream's client; a client that falls further behind is closed.
+    std::size_t stream_buffer_limit = 4u << 20;
 };
 
 /// An HTTP(S) server (Boost.Beast on Boost.Asio behind this type): routes by method and
