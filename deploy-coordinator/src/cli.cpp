@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 
 #include "api.hpp"
+#include "api_ui.hpp"
 #include "core/cli.hpp"
 #include "core/files.hpp"
 #include "core/http_server.hpp"
@@ -132,7 +133,10 @@ int serve(const ServeOptions& o, std::ostream& err) {
     eo.advertise_url =
         o.advertise_url.empty() ? scheme + host + ":" + std::to_string(*port) : o.advertise_url;
 
-    auto engine = Engine::create(**state, eo);
+    // The live page's feed hears of every commit through the store the engine writes to.
+    EventHub hub(**state);
+    ObservedStore observed(**state, hub);
+    auto engine = Engine::create(observed, eo);
     if (!engine) return failWith(engine.error());
     Engine* engine_ptr = engine->get();
     auto watch = MonitorWatch::create(
@@ -143,7 +147,9 @@ int serve(const ServeOptions& o, std::ostream& err) {
                   nowMs});
     if (!watch) return failWith(watch.error());
     registerRoutes(**server, **engine, **watch, tokens);
+    registerUiRoutes(**server, hub, tokens);
     (*engine)->start();
+    hub.start();
     (*watch)->start();
     if (!o.port_file.empty()) {
         if (auto written = (*server)->writePortFile(o.port_file); !written)
@@ -158,6 +164,7 @@ int serve(const ServeOptions& o, std::ostream& err) {
     server_ptr = nullptr;
     (*watch)->stop();
     (*engine)->stop();
+    hub.stop();
     log::info("deploy-coordinator", "stopped");
     return 0;
 }
