@@ -384,10 +384,10 @@
   const PHASES = {
     staging: { color: '#a9c4e8', label: 'staging', thin: true },
     staged: { color: '#d5dbe3', label: 'staged (waiting)', thin: true },
-    restarting: { color: '#6d9be6', label: 'restart sent' },
+    restarting: { color: '#8fb0e8', label: 'restart sent' },
     stopping: { color: '#e0a030', label: 'stopping' },
     swapping: { color: '#6d9be6', label: 'swapping' },
-    checking: { color: '#2f6fdb', label: 'checking' },
+    checking: { color: '#1f4fb8', label: 'checking' },
     healthy: { color: '#5cc486', label: 'healthy (settling)' },
     rolling_back: { color: '#a38ad8', label: 'rolling back' },
   };
@@ -476,7 +476,7 @@
 
   function renderLegend() {
     const items = [];
-    for (const p of ['staging', 'staged', 'stopping', 'checking', 'healthy', 'rolling_back']) {
+    for (const p of ['staging', 'staged', 'restarting', 'stopping', 'checking', 'healthy', 'rolling_back']) {
       const i = el('i');
       i.style.background = PHASES[p].color;
       items.push(el('span', {}, i, PHASES[p].label));
@@ -511,7 +511,8 @@
     if (t1 - t0 < 10000) t1 = t0 + 10000;
     const width = Math.max(600, box.clientWidth || 1000);
     const left = 130, right = 16, top = 26, rowH = 20;
-    const height = top + rows.length * rowH + 10;
+    const holdsShown = S.holdSpans.filter((h) => (h.to === null ? now : h.to) >= t0).length;
+    const height = top + rows.length * rowH + 10 + 12 * holdsShown;
     const x = (t) => left + ((t - t0) / (t1 - t0)) * (width - left - right);
     const root = svg('svg', { viewBox: `0 0 ${width} ${height}`, width, height, role: 'img', 'aria-label': 'rollout timeline', id: 'timeline' });
     // Axis with a tick every "nice" step.
@@ -544,13 +545,15 @@
       root.append(g);
     });
     // Holds across every line.
+    let drawn = 0;
     for (const h of S.holdSpans) {
       const to = h.to === null ? now : h.to;
       if (to < t0 || h.from > t1) continue;
+      const labelY = height - 2 - 12 * drawn++;
       const hx = Math.max(left, x(h.from));
       const band = svg('rect', { x: hx, y: top - 4, width: Math.max(2, x(Math.min(to, t1)) - hx), height: height - top, fill: '#d64545', 'fill-opacity': 0.16, class: 'hold-band', 'data-source': h.source });
       band.append(svg('title', {}, 'hold ' + h.source + ': ' + h.reason));
-      root.append(band, svg('text', { x: hx + 3, y: height - 2, class: 'hold' }, 'hold: ' + h.source));
+      root.append(band, svg('text', { x: hx + 3, y: labelY, class: 'hold' }, 'hold: ' + h.source));
     }
     if (now >= t0 && now <= t1) root.append(svg('line', { x1: x(now), x2: x(now), y1: top - 10, y2: height, class: 'now' }));
     box.replaceChildren(root);
