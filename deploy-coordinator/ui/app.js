@@ -417,21 +417,26 @@
   function line(dep, node, role) {
     if (!S.lines.has(dep)) S.lines.set(dep, new Map());
     const m = S.lines.get(dep);
-    if (!m.has(node)) m.set(node, { node, role: role || '', segs: [], result: null, end: null });
+    if (!m.has(node)) m.set(node, { node, role: role || '', segs: [], result: null, end: null, latest: -Infinity });
     const l = m.get(node);
     if (role) l.role = role;
     return l;
   }
+  // News older than what a line already shows (the audit log read again, a late notice) is
+  // ignored: a line only ever grows to the right.
   function enter(l, phase, t) {
+    if (t < l.latest) return;
     const last = l.segs[l.segs.length - 1];
     if (last && last.to === null) {
       if (last.phase === phase) return;
-      if (t < last.from) return;  // older news than what the line shows
       last.to = t;
     }
+    l.latest = t;
     if (phase) l.segs.push({ phase, from: t, to: null });
   }
   function finish(l, result, t) {
+    if (l.result === result) return;
+    t = Math.max(t, l.latest);
     enter(l, null, t);
     l.result = result;
     l.end = t;
