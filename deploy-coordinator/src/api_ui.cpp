@@ -73,9 +73,8 @@ void registerUiRoutes(http::Server& server, EventHub& hub, const Tokens& tokens)
         return asset(ui::kUiAppCss, "text/css; charset=utf-8");
     });
     // Browsers ask for it on every page; nothing to send.
-    server.inlineRoute("GET", "/favicon\\.ico", [](const ServerRequest&) {
-        return ServerReply::text(204, "");
-    });
+    server.inlineRoute("GET", "/favicon\\.ico",
+                       [](const ServerRequest&) { return ServerReply::text(204, ""); });
     server.inlineRoute("GET", "/", [](const ServerRequest&) {
         auto reply = ServerReply::json(302, "{\"see\":\"/ui\"}");
         reply.headers.push_back({"Location", "/ui"});

@@ -105,13 +105,14 @@ void EventHub::subscribe(http::EventStream stream, std::optional<std::int64_t> l
     stream.send("hello", hello.str(), last_event_id ? "" : std::to_string(last_id_));
     if (last_event_id && *last_event_id < last_id_) {
         auto missing = last_id_ - *last_event_id;
-        auto backlog = store_.events(std::nullopt,
-                                     static_cast<int>(std::min<std::int64_t>(missing, kMaxBacklog)));
+        auto backlog = store_.events(
+            std::nullopt, static_cast<int>(std::min<std::int64_t>(missing, kMaxBacklog)));
         if (!backlog) {
             stream.close();
             return;
         }
-        if (missing > kMaxBacklog || (!backlog->empty() && backlog->front().id > *last_event_id + 1)) {
+        if (missing > kMaxBacklog ||
+            (!backlog->empty() && backlog->front().id > *last_event_id + 1)) {
             json::Writer gap;
             gap.beginObject()
                 .field("after", *last_event_id)
@@ -175,8 +176,8 @@ void EventHub::sendNewEvents() {
     }
     if (*newest <= last_id_) return;
     auto missing = *newest - last_id_;
-    auto list = store_.events(std::nullopt,
-                              static_cast<int>(std::min<std::int64_t>(missing, kMaxBacklog)));
+    auto list =
+        store_.events(std::nullopt, static_cast<int>(std::min<std::int64_t>(missing, kMaxBacklog)));
     if (!list || list->empty()) return;
     if (list->front().id > last_id_ + 1) {
         json::Writer gap;

@@ -273,7 +273,8 @@ bool EventStream::send(std::string_view event, std::string_view data, std::strin
     std::size_t start = 0;
     for (;;) {
         auto end = data.find_first_of("\r\n", start);
-        message.append("data: ").append(data.substr(start, end == std::string_view::npos ? end : end - start));
+        message.append("data: ").append(
+            data.substr(start, end == std::string_view::npos ? end : end - start));
         message.push_back('\n');
         if (end == std::string_view::npos) break;
         start = end + 1;
@@ -746,15 +747,16 @@ struct Server::Impl {
             reply.stream = nullptr;
             return prepare(reply, request);
         }
-        auto core = std::make_shared<EventStream::Core>(std::max<std::size_t>(1, options.stream_buffer_limit));
+        auto core = std::make_shared<EventStream::Core>(
+            std::max<std::size_t>(1, options.stream_buffer_limit));
         {
             std::lock_guard lock(streams_mutex);
             if (stopping || streams.size() >= options.max_streams) {
                 streams_refused.fetch_add(1, std::memory_order_relaxed);
-                auto refused = errorOutgoing(503, stopping ? std::string("the server is stopping")
-                                                           : "too many open event streams (limit " +
-                                                                 std::to_string(options.max_streams) +
-                                                                 "); retry later");
+                auto refused = errorOutgoing(
+                    503, stopping ? std::string("the server is stopping")
+                                  : "too many open event streams (limit " +
+                                        std::to_string(options.max_streams) + "); retry later");
                 refused->header.set(bhttp::field::retry_after, "5");
                 return refused;
             }
@@ -1223,23 +1225,24 @@ private:
         response_->body().more = !last;
         writing_ = true;
         write_started_ = std::chrono::steady_clock::now();
-        bhttp::async_write(stream_, *serializer_,
-                           [self = this->shared_from_this(), last](beast::error_code ec, std::size_t) {
-                               self->writing_ = false;
-                               if (ec && ec != bhttp::error::need_buffer) return self->shutdown();
-                               if (last) return self->shutdown();
-                               self->last_write_ = std::chrono::steady_clock::now();
-                               self->pump();
-                           });
+        bhttp::async_write(
+            stream_, *serializer_,
+            [self = this->shared_from_this(), last](beast::error_code ec, std::size_t) {
+                self->writing_ = false;
+                if (ec && ec != bhttp::error::need_buffer) return self->shutdown();
+                if (last) return self->shutdown();
+                self->last_write_ = std::chrono::steady_clock::now();
+                self->pump();
+            });
     }
 
     // A client sends nothing on an event stream: a byte or the end of its side closes it, at
     // once rather than at the next keep-alive.
     void watchClient() {
-        stream_.async_read_some(asio::buffer(stream_probe_), [self = this->shared_from_this()](
-                                                                 beast::error_code, std::size_t) {
-            self->shutdown();
-        });
+        stream_.async_read_some(asio::buffer(stream_probe_),
+                                [self = this->shared_from_this()](beast::error_code, std::size_t) {
+                                    self->shutdown();
+                                });
     }
 
     // Keep-alive comments on a silent stream, and the write deadline (the stream's own timer:
@@ -1247,14 +1250,16 @@ private:
     void tickStream() {
         if (closed_) return;
         auto every = std::max(std::chrono::milliseconds(1), impl_.options.stream_keepalive);
-        auto write_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(impl_.options.write_timeout);
+        auto write_timeout =
+            std::chrono::duration_cast<std::chrono::milliseconds>(impl_.options.write_timeout);
         every = std::min(every, std::max(std::chrono::milliseconds(1), write_timeout));
         stream_timer_.emplace(stream_.get_executor(), every);
         stream_timer_->async_wait([self = this->shared_from_this()](beast::error_code ec) {
             if (ec || self->closed_) return;
             auto now = std::chrono::steady_clock::now();
             if (self->writing_) {
-                if (now - self->write_started_ >= self->impl_.options.write_timeout) return self->shutdown();
+                if (now - self->write_started_ >= self->impl_.options.write_timeout)
+                    return self->shutdown();
             } else if (now - self->last_write_ >= self->impl_.options.stream_keepalive) {
                 EventStream(self->stream_core_).comment("keep-alive");
             }
@@ -1503,7 +1508,8 @@ void waitForStreamsThenStop(Server::Impl& impl, std::chrono::steady_clock::time_
         return;
     }
     auto timer = std::make_shared<asio::steady_timer>(impl.io, std::chrono::milliseconds(5));
-    timer->async_wait([&impl, deadline, timer](beast::error_code) { waitForStreamsThenStop(impl, deadline); });
+    timer->async_wait(
+        [&impl, deadline, timer](beast::error_code) { waitForStreamsThenStop(impl, deadline); });
 }
 }  // namespace
 
