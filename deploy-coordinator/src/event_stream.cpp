@@ -48,6 +48,8 @@ void EventHub::stop() {
 }
 
 void EventHub::committed(const StepWrite& write) {
+    // Nobody listens: nothing to gather (a stream that opens reads everything afresh).
+    if (!listening_.load(std::memory_order_relaxed)) return;
     std::lock_guard lock(mutex_);
     if (write.deployment) {
         auto& d = changes_.deployments[write.deployment->id];
@@ -128,6 +130,7 @@ void EventHub::subscribe(http::EventStream stream, std::optional<std::int64_t> l
         }
     }
     subs_.push_back(std::move(sub));
+    listening_.store(true);
 }
 
 std::size_t EventHub::subscribers() {
@@ -153,6 +156,7 @@ void EventHub::loop() {
             if (subs_.empty()) {
                 // Nobody listens: read the log again only when someone does.
                 last_id_ = -1;
+                listening_.store(false);
             } else {
                 if (!changed || c.events) sendNewEvents();
                 if (c.any() && (c.holds || c.fleet || !c.deployments.empty() || !c.nodes.empty() ||

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -88,6 +89,9 @@ private:
     std::unordered_map<std::string, std::string> fleet_;
     bool stopping_ = false;
     bool started_ = false;
+
+    /// Some stream is open: committed() gathers changes only then.
+    std::atomic<bool> listening_{false};
 
     std::mutex subs_mutex_;  // subs_, last_id_; held while sending
     std::vector<Subscriber> subs_;
