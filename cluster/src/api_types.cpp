@@ -6,8 +6,7 @@ namespace hoist::cluster {
 
 namespace {
 
-std::string optStr(const json::Value& v, std::string_view key, std::string_view ctx,
-                   Error& error) {
+std::string optStr(const json::Value& v, std::string_view key, std::string_view ctx, Error& error) {
     auto r = json::optString(v, key, ctx);
     if (!r) {
         error = r.error();
@@ -41,7 +40,9 @@ Result<std::vector<T>> list(const json::Value& v, std::string_view key, std::str
     return out;
 }
 
-int roleRank(std::string_view role) { return role == "master" ? 0 : role == "agent" ? 1 : 2; }
+int roleRank(std::string_view role) {
+    return role == "master" ? 0 : role == "agent" ? 1 : 2;
+}
 
 }  // namespace
 
@@ -74,7 +75,9 @@ Result<DeploymentNode> DeploymentNode::fromJson(const json::Value& v) {
     return n;
 }
 
-bool DeploymentNode::failed() const { return state == "failed" || state == "revert_failed"; }
+bool DeploymentNode::failed() const {
+    return state == "failed" || state == "revert_failed";
+}
 
 Result<Deployment> Deployment::fromJson(const json::Value& v) {
     constexpr std::string_view ctx = "deployment";
@@ -124,8 +127,12 @@ bool Deployment::ended() const {
     return state == "done" || state == "failed" || state == "aborted" || state == "reverted" ||
            state == "rolled_back";
 }
-bool Deployment::heldByBudget() const { return state == "held"; }
-bool Deployment::halted() const { return waiting_on.starts_with("hold:"); }
+bool Deployment::heldByBudget() const {
+    return state == "held";
+}
+bool Deployment::halted() const {
+    return waiting_on.starts_with("hold:");
+}
 
 Result<DeploymentList> DeploymentList::fromJson(const json::Value& v) {
     DeploymentList l;

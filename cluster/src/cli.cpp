@@ -159,19 +159,20 @@ int runCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
     std::string follow_id;
     {
         auto* s = verb(app, "follow", "re-attach to a deployment and follow it until it ends");
-        s->add_option("deployment", follow_id, "deployment id (default: the acting one, else the newest)");
+        s->add_option("deployment", follow_id,
+                      "deployment id (default: the acting one, else the newest)");
         s->callback([&] { action = [&](Context& c) { return follow(c, follow_id); }; });
     }
 
     std::string status_id;
     bool status_watch = false;
     {
-        auto* s = verb(app, "status", "the holds and the deployment acting on nodes (else the newest)");
+        auto* s =
+            verb(app, "status", "the holds and the deployment acting on nodes (else the newest)");
         s->add_option("deployment", status_id, "deployment id");
         s->add_flag("--watch", status_watch, "keep following the deployment until it ends");
-        s->callback([&] {
-            action = [&](Context& c) { return status(c, status_id, status_watch); };
-        });
+        s->callback(
+            [&] { action = [&](Context& c) { return status(c, status_id, status_watch); }; });
     }
 
     std::string plan_version;
@@ -180,9 +181,8 @@ int runCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
         auto* s = verb(app, "plan", "the waves and each role's package diff (touches nothing)");
         s->add_option("version", plan_version, "release version")->required();
         s->add_option("--max-parallel", plan_parallel, "agents at once: a count or a percentage");
-        s->callback([&] {
-            action = [&](Context& c) { return plan(c, plan_version, plan_parallel); };
-        });
+        s->callback(
+            [&] { action = [&](Context& c) { return plan(c, plan_version, plan_parallel); }; });
     }
 
     std::string halt_reason;
@@ -193,7 +193,8 @@ int runCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
                        "runs unhalt (halt or admin token)");
         s->add_option("--reason", halt_reason, "why")->required();
         s->add_option("--source", halt_source, "name of the hold (default: admin or monitor)");
-        s->callback([&] { action = [&](Context& c) { return halt(c, halt_reason, halt_source); }; });
+        s->callback(
+            [&] { action = [&](Context& c) { return halt(c, halt_reason, halt_source); }; });
     }
 
     std::string unhalt_reason;
@@ -204,9 +205,8 @@ int runCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
                        "audit log");
         s->add_option("--reason", unhalt_reason, "why it is safe to go on")->required();
         s->add_option("--source", unhalt_source, "clear only this hold (default: every hold)");
-        s->callback([&] {
-            action = [&](Context& c) { return unhalt(c, unhalt_source, unhalt_reason); };
-        });
+        s->callback(
+            [&] { action = [&](Context& c) { return unhalt(c, unhalt_source, unhalt_reason); }; });
     }
 
     std::optional<std::int64_t> resume_failures;
@@ -214,11 +214,11 @@ int runCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
     {
         auto* s = verb(app, "resume",
                        "resume a paused or held deployment (admin); holds stay: that is unhalt");
-        s->add_option("--max-failures", resume_failures, "new failure budget for a held deployment");
+        s->add_option("--max-failures", resume_failures,
+                      "new failure budget for a held deployment");
         s->add_flag("--watch", resume_watch, "follow it once resumed");
-        s->callback([&] {
-            action = [&](Context& c) { return resume(c, resume_failures, resume_watch); };
-        });
+        s->callback(
+            [&] { action = [&](Context& c) { return resume(c, resume_failures, resume_watch); }; });
     }
 
     std::string verb_target;
@@ -244,8 +244,8 @@ int runCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
             action = [&, name](Context& c) {
                 if (!rollback_to.empty()) {
                     if (!verb_target.empty())
-                        return failWith(
-                            c, Error{Errc::Invalid, "give a deployment or --to VERSION, not both", 0});
+                        return failWith(c, Error{Errc::Invalid,
+                                                 "give a deployment or --to VERSION, not both", 0});
                     return rollbackTo(c, rollback_to, verb_watch);
                 }
                 return command(c, name, verb_target, verb_watch);
@@ -278,7 +278,8 @@ int runCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
         auto* add = verb(*node, "add", "provision new nodes (prints their ids)");
         add->add_option("--role", node_role, "master or agent")->required();
         add->add_option("--count", node_count, "how many")->check(CLI::Range(1, 1000));
-        add->callback([&] { action = [&](Context& c) { return nodeAdd(c, node_role, node_count); }; });
+        add->callback(
+            [&] { action = [&](Context& c) { return nodeAdd(c, node_role, node_count); }; });
         auto* remove = verb(*node, "remove", "decommission a node through the provisioner");
         remove->add_option("node", node_id, "node id")->required();
         remove->callback([&] { action = [&](Context& c) { return nodeRemove(c, node_id); }; });
@@ -296,9 +297,8 @@ int runCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
         });
         auto* remove = verb(*mon, "remove", "stop watching a monitor (admin; audited)");
         remove->add_option("name", monitor_name, "monitor name")->required();
-        remove->callback([&] {
-            action = [&](Context& c) { return monitorRemove(c, monitor_name); };
-        });
+        remove->callback(
+            [&] { action = [&](Context& c) { return monitorRemove(c, monitor_name); }; });
     }
 
     ModuleOptions mo;
@@ -309,15 +309,15 @@ int runCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
     std::int64_t module_failures = 0;
     bool module_detach = false;
     {
-        auto* module_cmd = verb(
-            app, "module",
-            "install or remove a module: a derived, signed release rolled out like any other");
+        auto* module_cmd =
+            verb(app, "module",
+                 "install or remove a module: a derived, signed release rolled out like any other");
         module_cmd->require_subcommand(1);
         for (const std::string name : {"install", "remove"}) {
-            auto* s = verb(*module_cmd, name,
-                           name == "install"
-                               ? "add a module package (a tarball file, uploaded if needed)"
-                               : "remove a module package by name");
+            auto* s =
+                verb(*module_cmd, name,
+                     name == "install" ? "add a module package (a tarball file, uploaded if needed)"
+                                       : "remove a module package by name");
             s->add_option("package", mo.package,
                           name == "install" ? "package tarball path" : "package name")
                 ->required();

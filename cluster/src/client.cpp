@@ -14,11 +14,10 @@ namespace {
 /// True when the request never reached the server: nothing was sent, so it may be sent again
 /// whatever it does.
 bool unsent(const Error& e) {
-    return e.code == Errc::Network &&
-           (e.message.find("Couldn't connect") != std::string::npos ||
-            e.message.find("Connection refused") != std::string::npos ||
-            e.message.find("Could not resolve") != std::string::npos ||
-            e.message.find("Failed to connect") != std::string::npos);
+    return e.code == Errc::Network && (e.message.find("Couldn't connect") != std::string::npos ||
+                                       e.message.find("Connection refused") != std::string::npos ||
+                                       e.message.find("Could not resolve") != std::string::npos ||
+                                       e.message.find("Failed to connect") != std::string::npos);
 }
 
 bool transientStatus(long status) {
@@ -28,7 +27,9 @@ bool transientStatus(long status) {
 
 }  // namespace
 
-std::string newIdempotencyKey() { return "cluster-" + crypto::randomHex(16); }
+std::string newIdempotencyKey() {
+    return "cluster-" + crypto::randomHex(16);
+}
 
 Result<void> Client::ready() {
     if (o_.url.empty())
@@ -37,7 +38,8 @@ Result<void> Client::ready() {
     if (!o_.token_file.empty()) {
         HOIST_ASSIGN(auto text, files::readFile(o_.token_file, 4096));
         token_ = std::string(strings::trim(text));
-        if (token_.empty()) return fail(Errc::Unauthorized, "token file ", o_.token_file, " is empty");
+        if (token_.empty())
+            return fail(Errc::Unauthorized, "token file ", o_.token_file, " is empty");
     } else {
         token_ = o_.token;
     }
@@ -50,8 +52,7 @@ Result<void> Client::ready() {
 
 Result<std::string> Client::post(const std::string& path, const std::string& body, Retry retry,
                                  const std::string& idempotency_key) {
-    return call("POST", path, body, idempotency_key.empty() ? retry : Retry::Safe,
-                idempotency_key);
+    return call("POST", path, body, idempotency_key.empty() ? retry : Retry::Safe, idempotency_key);
 }
 
 Result<std::string> Client::call(const std::string& method, const std::string& path,
@@ -98,7 +99,8 @@ Result<std::string> Client::call(const std::string& method, const std::string& p
             continue;
         }
         if (told && response) log_ << "cluster: coordinator " << o_.url << " answers again\n";
-        if (!response) return std::unexpected(withContext(response.error(), "coordinator " + o_.url));
+        if (!response)
+            return std::unexpected(withContext(response.error(), "coordinator " + o_.url));
         if (response->ok()) return response->body;
         std::string message = "HTTP " + std::to_string(response->status);
         if (auto doc = json::parseObject(response->body, "reply")) {

@@ -52,7 +52,9 @@ std::string counts(const Counts& c, bool with_done) {
 }
 
 /// Nodes that have finished one way or the other, of those the deployment changes.
-std::int64_t finishedOf(const Counts& c) { return c.done + c.failed + c.reverted; }
+std::int64_t finishedOf(const Counts& c) {
+    return c.done + c.failed + c.reverted;
+}
 
 }  // namespace
 
@@ -76,8 +78,8 @@ std::vector<std::string> progressLines(const Deployment& d, int width) {
             std::int64_t role_changing = c.total - c.skipped;
             bool role_complete = complete || (role_changing > 0 && c.done == role_changing);
             std::string role_tail = " " + counts(c, true);
-            int role_cells = std::clamp(
-                usable - static_cast<int>(name.size() + role_tail.size()) - 5, 10, 20);
+            int role_cells =
+                std::clamp(usable - static_cast<int>(name.size() + role_tail.size()) - 5, 10, 20);
             lines.push_back(fit("  " + name + " " +
                                     bar(finishedOf(c), role_changing, role_cells, role_complete) +
                                     role_tail,
@@ -93,8 +95,8 @@ std::string progressLine(const Deployment& d) {
     std::vector<std::string> roles;
     for (const auto& [role, c] : d.roles)
         roles.push_back(detail::concat(role, " ", c.done, "/", c.total - c.skipped));
-    std::string line = detail::concat(d.id, " ", d.version, " ", d.state, ": ",
-                                      strings::join(roles, "  "));
+    std::string line =
+        detail::concat(d.id, " ", d.version, " ", d.state, ": ", strings::join(roles, "  "));
     std::string rest = counts(d.counts, false);
     if (!rest.empty()) line += "  (" + rest + ")";
     if (!d.waiting_on.empty()) line += "; waiting on " + d.waiting_on;

@@ -71,8 +71,8 @@ int nodeRemove(Context& c, const std::string& node);
 int nodeForget(Context& c, const std::string& node);
 int monitors(Context& c);
 int monitorRemove(Context& c, const std::string& name);
-int module(Context& c, ModuleOptions mo, const std::string& max_parallel,
-           std::int64_t max_failures, bool detach);
+int module(Context& c, ModuleOptions mo, const std::string& max_parallel, std::int64_t max_failures,
+           bool detach);
 
 /// Prints an error the cluster way ("cluster: ...") and returns its exit code.
 int failWith(Context& c, const Error& e);

@@ -44,8 +44,9 @@ Result<std::string> latestDeployment(Context& c, bool changed = false) {
             continue;
         if (d.counts.done > 0) return d.id;
     }
-    return fail(Errc::NotFound,
-                "no deployment changed any node (nothing to roll back; cluster history lists them)");
+    return fail(
+        Errc::NotFound,
+        "no deployment changed any node (nothing to roll back; cluster history lists them)");
 }
 
 /// The settings as POST /v1/deployments and /v1/rehearsals take them.
@@ -89,8 +90,8 @@ int startedOrFollow(Context& c, const std::string& text, bool detach, bool watch
         if (c.json)
             printWrapped(c, "deployment", text);
         else
-            c.out << "started " << d->id << " (" << d->version << "); follow it with 'cluster follow "
-                  << d->id << "'\n";
+            c.out << "started " << d->id << " (" << d->version
+                  << "); follow it with 'cluster follow " << d->id << "'\n";
         return 0;
     }
     if (!c.json) c.err << "started " << d->id << " (" << d->version << ")\n";
@@ -313,10 +314,10 @@ int resume(Context& c, std::optional<std::int64_t> max_failures, bool watch) {
     if (!holds_text) return failWith(c, holds_text.error());
     auto holds = parseAs<HaltView>(*holds_text, "halt");
     if (!holds) return failWith(c, holds.error());
-    std::string hold_note =
-        holds->halted ? "; a hold stands (cluster status shows it): only cluster unhalt "
-                        "--reason TEXT clears it"
-                      : "";
+    std::string hold_note = holds->halted
+                                ? "; a hold stands (cluster status shows it): only cluster unhalt "
+                                  "--reason TEXT clears it"
+                                : "";
     if (!id) {
         if (id.error().code != Errc::NotFound) return failWith(c, id.error());
         c.err << "cluster: nothing to resume: there is no deployment" << hold_note << "\n";

@@ -38,15 +38,14 @@ int nodes(Context& c) {
 
 int history(Context& c, int limit, bool events) {
     if (events)
-        return show<AuditLog>(
-            c, c.client.get("/v1/events?limit=" + std::to_string(limit)), "events",
-            [&](const AuditLog& log) {
-                for (const auto& e : log.events)
-                    c.out << e.time << "  " << e.actor << "  " << e.action
-                          << (e.deployment.empty() ? "" : "  " + e.deployment)
-                          << (e.node.empty() ? "" : "  " + e.node)
-                          << (e.detail.empty() ? "" : "  " + e.detail) << "\n";
-            });
+        return show<AuditLog>(c, c.client.get("/v1/events?limit=" + std::to_string(limit)),
+                              "events", [&](const AuditLog& log) {
+                                  for (const auto& e : log.events)
+                                      c.out << e.time << "  " << e.actor << "  " << e.action
+                                            << (e.deployment.empty() ? "" : "  " + e.deployment)
+                                            << (e.node.empty() ? "" : "  " + e.node)
+                                            << (e.detail.empty() ? "" : "  " + e.detail) << "\n";
+                              });
     return show<DeploymentList>(c, c.client.get("/v1/deployments?limit=" + std::to_string(limit)),
                                 "deployments", [&](const DeploymentList& l) {
                                     for (const auto& d : l.deployments)
@@ -128,8 +127,8 @@ int monitorRemove(Context& c, const std::string& name) {
     return 0;
 }
 
-int module(Context& c, ModuleOptions mo, const std::string& max_parallel,
-           std::int64_t max_failures, bool detach) {
+int module(Context& c, ModuleOptions mo, const std::string& max_parallel, std::int64_t max_failures,
+           bool detach) {
     if (mo.base_version.empty()) {
         auto fleet_text = c.client.get("/v1/nodes");
         if (!fleet_text) return failWith(c, fleet_text.error());

@@ -352,8 +352,8 @@ void registerRoutes(http::Server& server, Engine& engine, MonitorWatch& watch,
     server.route("DELETE", R"(/v1/halt/(.+))", [e, t](const ServerRequest& request) {
         auto who = caller(request, t, {"admin"});
         if (!who) return ServerReply::error(who.error());
-        return reply(e->clearHolds(request.matches.at(1), *who,
-                                   request.queryParam("reason").value_or("")));
+        return reply(
+            e->clearHolds(request.matches.at(1), *who, request.queryParam("reason").value_or("")));
     });
 
     server.route("GET", "/v1/plan", [e, t](const ServerRequest& request) {

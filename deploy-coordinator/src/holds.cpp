@@ -147,8 +147,8 @@ Result<std::string> Engine::clearHolds(std::optional<std::string> source,
     return clearHolds(std::move(source), actor, "");
 }
 
-Result<std::string> Engine::clearHolds(std::optional<std::string> source,
-                                       const std::string& actor, const std::string& reason) {
+Result<std::string> Engine::clearHolds(std::optional<std::string> source, const std::string& actor,
+                                       const std::string& reason) {
     std::lock_guard hold_lock(holds_mutex_);
     std::vector<Hold> current;
     {

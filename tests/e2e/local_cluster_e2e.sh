@@ -80,7 +80,9 @@ check "the cluster comes up with 8 nodes on 1.0.0" "$lc" up
 check "8 services answer 1.0.0" test "$(nodes_on 1.0.0)" = 8
 
 echo "== two more agents, through the coordinator and the provisioner"
-check "the node request is accepted" "$lc" cluster node add --role agent --count 2
+"$lc" cluster node add --role agent --count 2 >"$work/add.out"
+check "the node request is accepted and names the 2 nodes it made ($(cat "$work/add.out"))" \
+    grep -qP '^requested 2 agent node\(s\): \S+ \S+$' "$work/add.out"
 check "they bootstrap to the current release: 10 services answer 1.0.0" wait_nodes_on 1.0.0 10 150
 check "the coordinator lists 10 nodes up" wait_registered 10 60
 

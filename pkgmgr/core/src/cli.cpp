@@ -41,9 +41,8 @@ std::string explain(const CLI::App& app, const std::vector<std::string>& args,
         const std::string& arg = args[i];
         if (arg == "--") break;
         if (arg.starts_with("--")) {
-            std::string name = arg.substr(2, arg.find('=') == std::string::npos
-                                                 ? std::string::npos
-                                                 : arg.find('=') - 2);
+            std::string name = arg.substr(
+                2, arg.find('=') == std::string::npos ? std::string::npos : arg.find('=') - 2);
             const CLI::Option* o = findLong(at, name);
             if (o == nullptr) {
                 std::string hint = strings::didYouMean("--" + name, optionNames(at));

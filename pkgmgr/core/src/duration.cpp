@@ -9,8 +9,8 @@ struct Unit {
     std::string_view name;
     std::int64_t ms;
 };
-constexpr Unit kUnits[] = {{"d", 86'400'000}, {"h", 3'600'000}, {"m", 60'000}, {"s", 1000},
-                           {"ms", 1}};
+constexpr Unit kUnits[] = {
+    {"d", 86'400'000}, {"h", 3'600'000}, {"m", 60'000}, {"s", 1000}, {"ms", 1}};
 constexpr std::int64_t kMaxMs = 100LL * 86'400'000;
 }  // namespace
 

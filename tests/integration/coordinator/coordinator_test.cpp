@@ -76,17 +76,18 @@ protected:
         }
     }
 
-    void startCoordinator(int port = 0) {
+    void startCoordinator(int port = 0, const std::vector<std::string>& extra = {}) {
         coordinator_.reset();
-        coordinator_ = std::make_unique<ServerProcess>(
-            std::vector<std::string>{
-                COORDINATOR_BIN, "--state", (dir_ / "state.db").string(), "--listen",
-                "127.0.0.1:" + std::to_string(port), "--port-file", (dir_ / "coord.port").string(),
-                "--repo", repo_->url() + "/repo", "--trusted-key", (dir_ / "trusted.pem").string(),
-                "--admin-token-file", (dir_ / "admin.token").string(), "--halt-token-file",
-                (dir_ / "halt.token").string(), "--node-token-file", (dir_ / "node.token").string(),
-                "--poll-after-ms", "1500"},
-            dir_ / "coord.port", dir_ / "coord.log");
+        auto argv = std::vector<std::string>(
+            {COORDINATOR_BIN, "--state", (dir_ / "state.db").string(), "--listen",
+             "127.0.0.1:" + std::to_string(port), "--port-file", (dir_ / "coord.port").string(),
+             "--repo", repo_->url() + "/repo", "--trusted-key", (dir_ / "trusted.pem").string(),
+             "--admin-token-file", (dir_ / "admin.token").string(), "--halt-token-file",
+             (dir_ / "halt.token").string(), "--node-token-file", (dir_ / "node.token").string(),
+             "--poll-after-ms", "1500"});
+        argv.insert(argv.end(), extra.begin(), extra.end());
+        coordinator_ =
+            std::make_unique<ServerProcess>(argv, dir_ / "coord.port", dir_ / "coord.log");
         ASSERT_TRUE(coordinator_->started()) << testing::readFile(dir_ / "coord.log");
     }
 
@@ -843,7 +844,6 @@ TEST_F(Coordinator, ARoleTheLayoutsDoNotKnowCannotRegister) {
     ASSERT_TRUE(waitState(id, "done", 30s)) << deploymentState(id);
 }
 
-
 /// What a terminal shows after `bytes`: where the cursor went, how often a line was longer than
 /// the width (and wrapped), how often the program moved the cursor back up to redraw.
 struct TerminalTrace {
@@ -990,10 +990,12 @@ TEST_F(Coordinator, TheClusterCliBasicsAgainstARealCoordinator) {
     startCoordinator();
     startFleet(1, 2, 200);
     // Global flags after the verb, and every --json answer is one object.
-    for (const auto& args : std::vector<std::vector<std::string>>{
-             {"nodes", "--json"}, {"status", "--json"}, {"history", "--json"},
-             {"history", "--events", "--json"}, {"monitors", "--json"},
-             {"plan", "2.0.0", "--json"}}) {
+    for (const auto& args : std::vector<std::vector<std::string>>{{"nodes", "--json"},
+                                                                  {"status", "--json"},
+                                                                  {"history", "--json"},
+                                                                  {"history", "--events", "--json"},
+                                                                  {"monitors", "--json"},
+                                                                  {"plan", "2.0.0", "--json"}}) {
         auto r = cluster(args);
         EXPECT_EQ(r.exit_code, 0) << args[0] << ": " << r.err;
         auto doc = json::parse(r.out, "reply");
@@ -1036,6 +1038,33 @@ TEST_F(Coordinator, TheClusterCliBasicsAgainstARealCoordinator) {
     auto forget = cluster({"node", "forget", "agent-1"});
     EXPECT_NE(forget.exit_code, 0);
     EXPECT_NE(forget.err.find("cluster nodes"), std::string::npos) << forget.err;
+}
+
+TEST_F(Coordinator, TheClusterCliTrustsAPrivateCaGivenWithCaFile) {
+    if (process::findProgram("openssl").empty()) GTEST_SKIP() << "no openssl command";
+    auto cert = (dir_ / "cert.pem").string();
+    auto made = testing::run({"openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+                              (dir_ / "key.pem").string(), "-out", cert, "-days", "1", "-subj",
+                              "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"},
+                             {}, 60s);
+    ASSERT_EQ(made.exit_code, 0) << made.err;
+    startCoordinator(0, {"--tls-cert", cert, "--tls-key", (dir_ / "key.pem").string()});
+    std::string https = "https://127.0.0.1:" + std::to_string(coordinator_->port());
+    auto run = [&](std::vector<std::string> args,
+                   std::vector<std::pair<std::string, std::string>> env = {}) {
+        args.insert(args.begin(), CLUSTER_BIN);
+        env.push_back({"CLUSTER_URL", https});
+        env.push_back({"CLUSTER_TOKEN", "admin-secret"});
+        return testing::run(args, env, 60s);
+    };
+    auto untrusted = run({"nodes", "--retry-for", "0s"});
+    EXPECT_NE(untrusted.exit_code, 0) << untrusted.out;
+    EXPECT_NE(untrusted.err.find("certificate"), std::string::npos) << untrusted.err;
+    auto trusted = run({"nodes", "--ca-file", cert, "--json"});
+    EXPECT_EQ(trusted.exit_code, 0) << trusted.err;
+    EXPECT_NE(trusted.out.find("\"nodes\""), std::string::npos) << trusted.out;
+    auto bundle = run({"status"}, {{"CURL_CA_BUNDLE", cert}});
+    EXPECT_EQ(bundle.exit_code, 0) << bundle.err;
 }
 
 }  // namespace

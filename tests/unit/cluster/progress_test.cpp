@@ -19,13 +19,14 @@ Deployment parsed(const std::string& text) {
 
 std::string counts(int total, int done, int failed, int skipped, int reverted = 0) {
     return detail::concat(R"({"total":)", total, R"(,"done":)", done, R"(,"failed":)", failed,
-                          R"(,"in_flight":0,"pending":)", total - done - failed - skipped - reverted,
-                          R"(,"skipped":)", skipped, R"(,"reverted":)", reverted, "}");
+                          R"(,"in_flight":0,"pending":)",
+                          total - done - failed - skipped - reverted, R"(,"skipped":)", skipped,
+                          R"(,"reverted":)", reverted, "}");
 }
 
-std::string deployment(const std::string& state, const std::string& all,
-                       const std::string& masters, const std::string& agents,
-                       const std::string& waiting = "", const std::string& nodes = "") {
+std::string deployment(const std::string& state, const std::string& all, const std::string& masters,
+                       const std::string& agents, const std::string& waiting = "",
+                       const std::string& nodes = "") {
     return R"({"id":"d-6","version":"2.0.1","kind":"upgrade","state":")" + state +
            R"(","waiting_on":")" + waiting + R"(","message":"","counts":)" + all +
            R"(,"roles":{"agent":)" + agents + R"(,"master":)" + masters + "}" +
@@ -58,8 +59,8 @@ TEST(Progress, EveryLineFitsTheTerminalWidth) {
 
 TEST(Progress, TheBarIsNeverFullUnlessDoneAndSkippedNodesCountApart) {
     // Reverted: every node it touched came back; 5 agents were skipped, never touched.
-    auto reverted = parsed(deployment("reverted", counts(8, 0, 1, 5, 2), counts(3, 0, 1, 0, 2),
-                                      counts(5, 0, 0, 5)));
+    auto reverted = parsed(
+        deployment("reverted", counts(8, 0, 1, 5, 2), counts(3, 0, 1, 0, 2), counts(5, 0, 0, 5)));
     auto lines = progressLines(reverted, 80);
     EXPECT_EQ(lines[0].find("100%"), std::string::npos) << lines[0];
     EXPECT_NE(lines[0].find("99%"), std::string::npos) << lines[0];
@@ -67,8 +68,8 @@ TEST(Progress, TheBarIsNeverFullUnlessDoneAndSkippedNodesCountApart) {
     EXPECT_NE(lines[0].find("0/3 done"), std::string::npos) << lines[0];
     EXPECT_NE(lines[0].find("5 skipped"), std::string::npos) << lines[0];
     // Done: full.
-    auto done = parsed(deployment("done", counts(8, 3, 0, 5), counts(3, 3, 0, 0),
-                                  counts(5, 0, 0, 5)));
+    auto done =
+        parsed(deployment("done", counts(8, 3, 0, 5), counts(3, 3, 0, 0), counts(5, 0, 0, 5)));
     auto full = progressLines(done, 80);
     EXPECT_NE(full[0].find("100%"), std::string::npos) << full[0];
     EXPECT_EQ(full[0].find("-]"), std::string::npos) << full[0];
@@ -83,7 +84,8 @@ TEST(Progress, FailedNodesAreListedWithTheirReasons) {
             {"node":"master-2","role":"master","state":"reverted","message":""}])"));
     auto lines = failedNodeLines(d, 0);
     ASSERT_EQ(lines.size(), 1u);
-    EXPECT_EQ(lines[0], "  master-1 (master) failed: helper reported rolled_back: health check failed");
+    EXPECT_EQ(lines[0],
+              "  master-1 (master) failed: helper reported rolled_back: health check failed");
 }
 
 TEST(Progress, RedrawsInPlace) {
