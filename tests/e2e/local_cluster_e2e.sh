@@ -142,7 +142,7 @@ check "the terminal shows a progress bar" \
     grep -aqP 'd-\d+ 2\.0\.1 \w+ \[[#-]+\] \d+% \d+/\d+ done.*\x1b\[K' "$work/upgrade.tty"
 check "and a line per role" grep -aqP '  master \[[#-]+\] \d+/3 done.*\x1b\[K' "$work/upgrade.tty"
 check "redrawn in place" grep -aqP '\x1b\[\d+A\r' "$work/upgrade.tty"
-check "the failed nodes are named with their reasons" grep -aqP '(master|agent)-\d+ \((master|agent)\) failed: \S' "$work/upgrade.tty"
+check "the failed nodes are named with their reasons" grep -aqP '(master|agent)-\S+ \((master|agent)\) failed: \S' "$work/upgrade.tty"
 check "the failure budget stopped it" bash -c "'$lc' cluster --json status | grep -m1 '\"waiting_on\"' | grep -q 'failure budget'"
 check "as rehearsed: $m1 and $m2 failed, no agent was restarted" bash -c "'$lc' cluster --json status | python3 -c \"
 import json, sys
