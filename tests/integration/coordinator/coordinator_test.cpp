@@ -797,9 +797,26 @@ TEST_F(Coordinator, ARollbackIsItsOwnDeploymentAndTheUndoneOneKeepsItsOutcome) {
     EXPECT_EQ(twice.status, 409);
     EXPECT_NE(twice.body.find("already rolled back by d-2"), std::string::npos) << twice.body;
     // Back to a named release: the generations d-1 left.
-    auto to = cluster({"rollback", "--to", "2.0.0"});
-    ASSERT_EQ(to.exit_code, 0) << to.err;
+    // With an Idempotency-Key, as `cluster rollback --to` sends one: a retry is the same
+    // rollback, not a second one (nor a 409).
+    auto rollbackTo = [&] {
+        http::Request request;
+        request.method = "POST";
+        request.url = coordinator_->url() + "/v1/rollbacks";
+        request.body = R"({"to":"2.0.0"})";
+        request.headers.push_back(http::bearer("admin-secret"));
+        request.headers.push_back({"Idempotency-Key", "rollback-to-2"});
+        auto response = client_.send(request);
+        return response ? *response : http::Response{};
+    };
+    auto to = rollbackTo();
+    ASSERT_EQ(to.status, 201) << to.body;
+    EXPECT_STREQ(parsed(to)["id"].GetString(), "d-3");
+    auto to_again = rollbackTo();
+    EXPECT_EQ(to_again.status, 201) << to_again.body;
+    EXPECT_STREQ(parsed(to_again)["id"].GetString(), "d-3");
     ASSERT_TRUE(waitState("d-3", "rolled_back", 20s)) << deploymentState("d-3");
+    EXPECT_EQ(rollbackTo().status, 201) << "still the same rollback once it has ended";
     nodes = parsed(call("GET", "/v1/nodes"));
     for (const auto& n : nodes["nodes"].GetArray()) EXPECT_STREQ(n["release"].GetString(), "2.0.0");
     auto history = cluster({"history"});
