@@ -107,6 +107,41 @@ Result<StartRequest> parseStart(const std::string& body, const std::string& acto
     return r;
 }
 
+/// The request's Idempotency-Key header: "" when absent; Invalid when it is not 1-128
+/// characters of a-z A-Z 0-9 . _ : -.
+Result<std::string> idempotencyKey(const ServerRequest& request) {
+    auto key = request.header("Idempotency-Key");
+    if (!key) return std::string();
+    bool good = !key->empty() && key->size() <= 128;
+    for (char c : *key)
+        good = good && (std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '.' || c == '_' ||
+                        c == ':' || c == '-');
+    if (!good)
+        return fail(Errc::Invalid,
+                    "header 'Idempotency-Key' must be 1 to 128 characters of a-z A-Z 0-9 . _ : -");
+    return std::string(*key);
+}
+
+/// A retry of a start that already happened: the deployment it started, as it was answered.
+/// Conflict when the key started a deployment of another version.
+std::optional<ServerReply> replayStart(Engine& engine, const std::string& key,
+                                       const std::string& version) {
+    auto prior = engine.replayIdempotent(key);
+    if (!prior) return ServerReply::error(prior.error());
+    if (!*prior) return std::nullopt;
+    if (!version.empty()) {
+        auto doc = json::parseObject(**prior, "deployment");
+        auto v = doc ? json::getString(*doc, "version", "deployment") : Result<std::string>("");
+        if (v && *v != version)
+            return ServerReply::error(Error{
+                Errc::Conflict,
+                detail::concat("idempotency key '", key, "' already started a deployment of ", *v,
+                               ", not ", version, " (use a new key for a new deployment)"),
+                0});
+    }
+    return ServerReply::json(201, **prior);
+}
+
 /// Forwards a call to the provisioner and hands its reply back as it came.
 ServerReply forward(Engine& engine, const std::string& method, const std::string& path,
                     const std::string& body) {
@@ -196,6 +231,10 @@ void registerRoutes(http::Server& server, Engine& engine, MonitorWatch& watch,
         if (!who) return ServerReply::error(who.error());
         auto start = parseStart(request.body, *who);
         if (!start) return ServerReply::error(start.error());
+        auto key = idempotencyKey(request);
+        if (!key) return ServerReply::error(key.error());
+        if (auto replayed = replayStart(*e, *key, start->version)) return *replayed;
+        start->idempotency_key = *key;
         return reply(e->startDeployment(*start), 201);
     });
 
@@ -256,7 +295,10 @@ void registerRoutes(http::Server& server, Engine& engine, MonitorWatch& watch,
             return ServerReply::error(bad.error());
         auto to = json::getString(*doc, "to", ctx);
         if (!to) return ServerReply::error(to.error());
-        return reply(e->rollback(std::nullopt, *to, *who), 201);
+        auto key = idempotencyKey(request);
+        if (!key) return ServerReply::error(key.error());
+        if (auto replayed = replayStart(*e, *key, "")) return *replayed;
+        return reply(e->rollback(std::nullopt, *to, *who, *key), 201);
     });
 
     server.route("POST", "/v1/halt", [e, t](const ServerRequest& request) {
@@ -304,13 +346,14 @@ void registerRoutes(http::Server& server, Engine& engine, MonitorWatch& watch,
     server.route("DELETE", "/v1/halt", [e, t](const ServerRequest& request) {
         auto who = caller(request, t, {"admin"});
         if (!who) return ServerReply::error(who.error());
-        return reply(e->clearHolds(std::nullopt, *who));
+        return reply(e->clearHolds(std::nullopt, *who, request.queryParam("reason").value_or("")));
     });
 
     server.route("DELETE", R"(/v1/halt/(.+))", [e, t](const ServerRequest& request) {
         auto who = caller(request, t, {"admin"});
         if (!who) return ServerReply::error(who.error());
-        return reply(e->clearHolds(request.matches.at(1), *who));
+        return reply(
+            e->clearHolds(request.matches.at(1), *who, request.queryParam("reason").value_or("")));
     });
 
     server.route("GET", "/v1/plan", [e, t](const ServerRequest& request) {
@@ -341,6 +384,10 @@ void registerRoutes(http::Server& server, Engine& engine, MonitorWatch& watch,
         auto role = json::getString(*doc, "role", ctx);
         auto count = json::optInt(*doc, "count", ctx);
         auto key = json::optString(*doc, "idempotency_key", ctx);
+        auto header_key = idempotencyKey(request);
+        if (!header_key) return ServerReply::error(header_key.error());
+        // The header (what `cluster node add` sends) stands for the body's field.
+        if (key && !*key && !header_key->empty()) *key = *header_key;
         if (!role) return ServerReply::error(role.error());
         if (!count) return ServerReply::error(count.error());
         if (!key) return ServerReply::error(key.error());

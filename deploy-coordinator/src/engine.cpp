@@ -455,7 +455,10 @@ Result<std::string> Engine::startDeployment(const StartRequest& request) {
     std::lock_guard lock(mutex_);
     if (gate_.raised())
         return fail(Errc::Halted, "starting a deployment refused: halted by ", holdSummary(),
-                    "; an admin must clear it first (cluster resume)");
+                    "; an admin must clear it first (cluster unhalt)");
+    if (active_ && !request.idempotency_key.empty() &&
+        active_->d.idempotency_key == request.idempotency_key)
+        return idempotentAnswer(*active_);
     if (active_) return busyRefusal(active_->d);
     auto now = nowMs();
     std::vector<Wave> waves;
@@ -464,6 +467,7 @@ Result<std::string> Engine::startDeployment(const StartRequest& request) {
     a->d.id = "d-" + std::to_string(number);
     a->d.number = number;
     a->d.release_json = manifest;
+    a->d.idempotency_key = request.idempotency_key;
     for (auto& slot : a->slots) slot.row.deployment = a->d.id;
     a->computeWaitingOn(false, "");
     StepWrite write;
@@ -515,7 +519,7 @@ Result<std::string> Engine::rehearse(const StartRequest& request, const std::str
         if (gate_.raised())
             notes.push_back("halted by " + holdSummary() +
                             ": the upgrade would be refused until an admin clears the hold "
-                            "(cluster resume)");
+                            "(cluster unhalt)");
     }
     rollout->d.id = "rehearsal";
     RehearsalSettings settings;

@@ -58,6 +58,8 @@ struct StartRequest {
     std::int64_t node_deadline_ms = 600000;
     std::int64_t progress_deadline_ms = 1800000;
     std::string actor = "admin";
+    /// The request's Idempotency-Key ("" for none): kept with the deployment it starts.
+    std::string idempotency_key;
 };
 
 /// What a hold keeps beyond its source and reason, and what the audit log adds.
@@ -117,6 +119,14 @@ public:
     /// nothing to do) or Halted.
     Result<std::string> rollback(const std::optional<std::string>& id,
                                  const std::optional<std::string>& to, const std::string& actor);
+    /// rollback() for a request carrying an Idempotency-Key, kept with the deployment it starts.
+    Result<std::string> rollback(const std::optional<std::string>& id,
+                                 const std::optional<std::string>& to, const std::string& actor,
+                                 const std::string& idempotency_key);
+    /// The deployment a request with this Idempotency-Key started (its summary, as the start
+    /// answered), or nullopt when none did (or the key is empty). Looks at the acting
+    /// deployment and the 200 newest. Thread-safe.
+    Result<std::optional<std::string>> replayIdempotent(const std::string& key);
     Result<std::string> planJson(const std::string& version, const std::string& max_parallel);
     Result<std::string> eventsJson(int limit);
 
@@ -131,6 +141,9 @@ public:
                                     const std::string& audit_note);
     /// Clears one hold (source) or all; NotFound when that source holds nothing.
     Result<std::string> clearHolds(std::optional<std::string> source, const std::string& actor);
+    /// clearHolds() with the admin's reason for it, kept in the audit event (`cluster unhalt`).
+    Result<std::string> clearHolds(std::optional<std::string> source, const std::string& actor,
+                                   const std::string& reason);
     std::string holdsJson();
     /// Halted naming the holds, or ok.
     Result<void> requireNoHold(std::string_view what);
@@ -152,6 +165,8 @@ private:
     Engine(StateStore& state, EngineOptions options, std::unique_ptr<NodeGateway> gateway);
     Result<void> load();
     Result<std::unique_ptr<Rollout>> loadRollout(const Deployment& d);
+    /// The summary a start answered, for a retry carrying the same Idempotency-Key. Under mutex_.
+    std::string idempotentAnswer(const Rollout& r);
     void loop();
     void tick(std::int64_t now);
     /// Takes what the model produced: events to record, registry rows to update, node

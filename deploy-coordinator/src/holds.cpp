@@ -135,7 +135,7 @@ Result<std::string> Engine::resolveHold(const std::string& source, const std::st
     json::Writer w;
     w.beginObject().field("source", source).field("holds", hold.has_value());
     if (hold) w.field("resolved", formatTime(hold->resolved_ms));
-    w.field("message", hold ? "the hold stands until an admin clears it (cluster resume --source " +
+    w.field("message", hold ? "the hold stands until an admin clears it (cluster unhalt --source " +
                                   source + ")"
                             : "no hold of that source stands");
     w.endObject();
@@ -144,6 +144,11 @@ Result<std::string> Engine::resolveHold(const std::string& source, const std::st
 
 Result<std::string> Engine::clearHolds(std::optional<std::string> source,
                                        const std::string& actor) {
+    return clearHolds(std::move(source), actor, "");
+}
+
+Result<std::string> Engine::clearHolds(std::optional<std::string> source, const std::string& actor,
+                                       const std::string& reason) {
     std::lock_guard hold_lock(holds_mutex_);
     std::vector<Hold> current;
     {
@@ -162,7 +167,9 @@ Result<std::string> Engine::clearHolds(std::optional<std::string> source,
     else
         write.clear_holds = true;
     for (const auto& h : cleared)
-        write.events.push_back({0, now, actor, "halt cleared", "", "", h.source + ": " + h.reason});
+        write.events.push_back(
+            {0, now, actor, "halt cleared", "", "",
+             h.source + ": " + h.reason + (reason.empty() ? "" : "; cleared because: " + reason)});
     auto written = state_.commit(write, term_, true);
     if (!written) return std::unexpected(written.error());
     {

@@ -13,6 +13,12 @@ namespace hoist::deploy_coordinator {
 Result<std::string> Engine::rollback(const std::optional<std::string>& id,
                                      const std::optional<std::string>& to,
                                      const std::string& actor) {
+    return rollback(id, to, actor, "");
+}
+
+Result<std::string> Engine::rollback(const std::optional<std::string>& id,
+                                     const std::optional<std::string>& to, const std::string& actor,
+                                     const std::string& idempotency_key) {
     HOIST_TRY(requireNoHold("rollback"));
     HOIST_ASSIGN(auto history, state_.deployments(1000));  // newest first
     const Deployment* source = nullptr;
@@ -40,12 +46,16 @@ Result<std::string> Engine::rollback(const std::optional<std::string>& id,
 
     std::lock_guard hold_lock(holds_mutex_);
     std::lock_guard lock(mutex_);
+    // A retry that raced the first attempt finds it here, started.
+    if (active_ && !idempotency_key.empty() && active_->d.idempotency_key == idempotency_key)
+        return idempotentAnswer(*active_);
     if (active_) return busyRefusal(active_->d);
     auto now = nowMs();
     auto r = std::make_unique<Rollout>();
     auto& d = r->d;
     d.kind = "rollback";
     d.undoes = id.value_or("");
+    d.idempotency_key = idempotency_key;
     d.state = DeploymentState::reverting;
     d.max_parallel = source->max_parallel;
     d.max_failures = source->max_failures;

@@ -2,7 +2,7 @@
 # End to end, non-interactively, with tools/local-cluster: a local cluster of 3 masters and
 # 5 agents bootstraps itself on 1.0.0; two more agents added through the provisioner join on
 # the current release; an SLA monitor's halt (plain curl) stops the rollout to 2.0.0 and
-# blocks decommissioning; the admin's resume finishes the rollout (the new agents included);
+# blocks decommissioning; the admin's unhalt finishes the rollout (the new agents included);
 # a node is then decommissioned; the broken 2.0.1 is stopped by the failure budget with the
 # failed nodes rolled back and every node still serving 2.0.0.
 # Usage: local_cluster_e2e.sh SOURCE_DIR BUILD_DIR
@@ -80,11 +80,13 @@ check "the cluster comes up with 8 nodes on 1.0.0" "$lc" up
 check "8 services answer 1.0.0" test "$(nodes_on 1.0.0)" = 8
 
 echo "== two more agents, through the coordinator and the provisioner"
-check "the node request is accepted" "$lc" cluster node add --role agent --count 2
+"$lc" cluster node add --role agent --count 2 >"$work/add.out"
+check "the node request is accepted and names the 2 nodes it made ($(cat "$work/add.out"))" \
+    grep -qP '^requested 2 agent node\(s\): \S+ \S+$' "$work/add.out"
 check "they bootstrap to the current release: 10 services answer 1.0.0" wait_nodes_on 1.0.0 10 150
 check "the coordinator lists 10 nodes up" wait_registered 10 60
 
-echo "== rollout to 2.0.0, halted by an SLA monitor, resumed by the admin"
+echo "== rollout to 2.0.0, halted by an SLA monitor, cleared by the admin (unhalt)"
 check "the upgrade starts" "$lc" cluster upgrade 2.0.0 --max-parallel 2 --detach
 check "a master finishes" wait_done_at_least 1 60
 check "the halt is accepted (curl)" "$lc" halt "e2e: p99 latency above SLO"
@@ -103,7 +105,7 @@ check "$victim still runs" test -d "$HOIST_CLUSTER_DIR/nodes/$victim"
 check "the coordinator is killed (SIGKILL) while halted and restarted" "$lc" crash-coordinator
 check "the hold survived the crash" bash -c "'$lc' cluster --json status | grep -m1 '\"waiting_on\"' | grep -qi hold"
 check "still no node finishes (done stays $done_at_halt)" test "$(field done)" = "$done_at_halt"
-check "the admin resumes" "$lc" resume
+check "the admin clears the hold" "$lc" unhalt "p99 recovered"
 check "the hold is cleared" bash -c "! '$lc' cluster --json status | grep -m1 '\"waiting_on\"' | grep -qi hold"
 check "another node finishes" wait_done_at_least $((done_at_halt + 1)) 60
 check "the coordinator is killed mid-rollout and restarted" "$lc" crash-coordinator
@@ -133,10 +135,14 @@ echo "== the broken 2.0.1, followed on a terminal (script(1) gives the CLI one)"
 script -qefc "'$lc' cluster upgrade 2.0.1 --max-parallel 2 --max-failures 1" "$work/upgrade.tty" </dev/null
 rc=$?
 check "cluster upgrade 2.0.1 exits non-zero ($rc)" test "$rc" -ne 0
-# One line redrawn in place: carriage return, a 30-column bar, the percentage, per-role counts,
-# then erase-to-end-of-line.
-check "the terminal shows a progress bar with per-role counts" \
-    grep -aqP '\r\[[#-]{30}\] \d+% d-\d+ 2\.0\.1 \w+: master \d/3  agent \d/6 .*\x1b\[K' "$work/upgrade.tty"
+# Lines redrawn in place: the header with its bar, one line per role, each ending with
+# erase-to-end-of-line; the cursor goes back up for the next drawing. At the end, the failed
+# nodes with their reasons.
+check "the terminal shows a progress bar" \
+    grep -aqP 'd-\d+ 2\.0\.1 \w+ \[[#-]+\] \d+% \d+/\d+ done.*\x1b\[K' "$work/upgrade.tty"
+check "and a line per role" grep -aqP '  master \[[#-]+\] \d+/3 done.*\x1b\[K' "$work/upgrade.tty"
+check "redrawn in place" grep -aqP '\x1b\[\d+A\r' "$work/upgrade.tty"
+check "the failed nodes are named with their reasons" grep -aqP '(master|agent)-\S+ \((master|agent)\) failed: \S' "$work/upgrade.tty"
 check "the failure budget stopped it" bash -c "'$lc' cluster --json status | grep -m1 '\"waiting_on\"' | grep -q 'failure budget'"
 check "as rehearsed: $m1 and $m2 failed, no agent was restarted" bash -c "'$lc' cluster --json status | python3 -c \"
 import json, sys

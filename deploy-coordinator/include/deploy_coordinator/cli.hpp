@@ -10,8 +10,4 @@ namespace hoist::deploy_coordinator {
 /// until SIGTERM/SIGINT. Results to out, logs and errors to err; returns the exit code.
 int runCli(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 
-/// Runs the `cluster` admin CLI with argv (argv[0] included) against CLUSTER_URL with
-/// CLUSTER_TOKEN (or --url/--token/--token-file). Returns the exit code.
-int runClusterCli(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
-
 }  // namespace hoist::deploy_coordinator

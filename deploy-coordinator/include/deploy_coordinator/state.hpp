@@ -80,6 +80,9 @@ struct Deployment {
     std::string kind = "upgrade";
     /// rollback: the deployment it undoes ("" for a rollback to a named release).
     std::string undoes;
+    /// The Idempotency-Key the request that started it carried ("" for none, schema version
+    /// 7): a retry with the same key is answered with this deployment.
+    std::string idempotency_key;
     /// states.hpp: the states and the transitions between them.
     DeploymentState state = DeploymentState::staging;
     /// A count ("100") or a percentage of the agents ("10%").
@@ -183,7 +186,7 @@ public:
     State(const State&) = delete;
     State& operator=(const State&) = delete;
 
-    static constexpr int kSchemaVersion = 6;
+    static constexpr int kSchemaVersion = 7;
     int schemaVersion();
 
     /// The writes a transaction may make.

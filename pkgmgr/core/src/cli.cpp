@@ -2,8 +2,88 @@
 
 #include "core/error.hpp"
 #include "core/log.hpp"
+#include "core/strings.hpp"
 
 namespace hoist::cli {
+
+namespace {
+
+/// Every long option name ("--json") an argument given to `app` may be: its own, and its
+/// parents' where it falls through to them.
+std::vector<std::string> optionNames(const CLI::App* app) {
+    std::vector<std::string> names;
+    for (const CLI::App* a = app; a != nullptr; a = a->get_parent()) {
+        for (const CLI::Option* o : a->get_options())
+            for (const auto& name : o->get_lnames()) names.push_back("--" + name);
+        if (!a->get_fallthrough()) break;
+    }
+    return names;
+}
+
+const CLI::Option* findLong(const CLI::App* app, std::string_view name) {
+    for (const CLI::App* a = app; a != nullptr; a = a->get_parent()) {
+        for (const CLI::Option* o : a->get_options())
+            for (const auto& n : o->get_lnames())
+                if (name == n) return o;
+        if (!a->get_fallthrough()) break;
+    }
+    return nullptr;
+}
+
+/// What a usage error is about, said plainly: a verb or a flag that does not exist (with the
+/// closest one that does), or the verb missing. Empty when the arguments show neither.
+std::string explain(const CLI::App& app, const std::vector<std::string>& args,
+                    std::string_view program) {
+    const CLI::App* at = &app;
+    std::string path(program);
+    bool positional_seen = false;
+    for (size_t i = 1; i < args.size(); ++i) {
+        const std::string& arg = args[i];
+        if (arg == "--") break;
+        if (arg.starts_with("--")) {
+            std::string name = arg.substr(
+                2, arg.find('=') == std::string::npos ? std::string::npos : arg.find('=') - 2);
+            const CLI::Option* o = findLong(at, name);
+            if (o == nullptr) {
+                std::string hint = strings::didYouMean("--" + name, optionNames(at));
+                return "'" + path + "' has no option '--" + name + "'" +
+                       (hint.empty() ? "" : "; did you mean '" + hint + "'?");
+            }
+            if (o->get_items_expected_max() > 0 && arg.find('=') == std::string::npos) ++i;
+            continue;
+        }
+        if (arg.starts_with("-")) continue;
+        auto named = at->get_subcommands([&](const CLI::App* s) { return s->check_name(arg); });
+        if (!named.empty()) {
+            at = named.front();
+            path += " " + arg;
+            positional_seen = false;
+            continue;
+        }
+        auto subs = at->get_subcommands(std::function<bool(const CLI::App*)>());
+        bool takes_positionals = false;
+        for (const CLI::Option* o : at->get_options())
+            takes_positionals = takes_positionals || o->get_positional();
+        if (!subs.empty() && !positional_seen && !takes_positionals) {
+            std::vector<std::string> names;
+            for (const CLI::App* s : subs) names.push_back(s->get_name());
+            std::string hint = strings::didYouMean(arg, names);
+            return "'" + path + "' has no command '" + arg + "'" +
+                   (hint.empty() ? "; the commands are " + strings::join(names, ", ")
+                                 : "; did you mean '" + hint + "'?");
+        }
+        positional_seen = true;
+    }
+    if (at->get_require_subcommand_min() > 0) {
+        std::vector<std::string> names;
+        for (const CLI::App* s : at->get_subcommands(std::function<bool(const CLI::App*)>()))
+            names.push_back(s->get_name());
+        return "'" + path + "' needs a command: " + strings::join(names, ", ");
+    }
+    return "";
+}
+
+}  // namespace
 
 void addLogOptions(CLI::App& app, LogOptions& options) {
     app.add_option("--log-level", options.level, "debug, info, warn or error")
@@ -28,8 +108,13 @@ std::optional<int> parse(CLI::App& app, const std::vector<std::string>& args,
     } catch (const CLI::CallForHelp&) {
         // Help for the deepest subcommand named: `pkgmgr stage --help` shows stage's.
         const CLI::App* chosen = &app;
-        while (!chosen->get_subcommands().empty()) chosen = chosen->get_subcommands().front();
-        out << chosen->help();
+        std::string parents;
+        while (!chosen->get_subcommands().empty()) {
+            parents += (parents.empty() ? "" : " ") + chosen->get_name();
+            chosen = chosen->get_subcommands().front();
+        }
+        // The usage line names the whole command: "Usage: pkgmgr stage [OPTIONS]".
+        out << chosen->help(parents);
         return 0;
     } catch (const CLI::CallForAllHelp&) {
         out << app.help("", CLI::AppFormatMode::All);
@@ -39,7 +124,8 @@ std::optional<int> parse(CLI::App& app, const std::vector<std::string>& args,
             out << app.help();
             return 0;
         }
-        err << program << ": " << e.what() << "\n";
+        std::string plain = explain(app, args, program);
+        err << program << ": " << (plain.empty() ? std::string(e.what()) : plain) << "\n";
         err << "run '" << program << " --help' for usage\n";
         return exitCode(Errc::Invalid);
     }

@@ -256,6 +256,8 @@ Result<Response> Client::send(const Request& request) {
     CURL* curl = impl_->curl.get();
     if (curl == nullptr) return noHandle();
     applyCommon(curl, request.url, impl_->errbuf, request.connect_timeout, request.timeout);
+    if (!request.ca_file.empty())
+        libcurl().easy_setopt(curl, CURLOPT_CAINFO, request.ca_file.c_str());
     Response response;
     auto headers = makeHeaders(request.headers);
     libcurl().easy_setopt(curl, CURLOPT_HTTPHEADER, headers.get());
@@ -290,6 +292,8 @@ Result<StreamResult> Client::stream(const StreamRequest& request) {
     CURL* curl = impl_->curl.get();
     if (curl == nullptr) return noHandle();
     applyCommon(curl, request.url, impl_->errbuf, request.connect_timeout, request.timeout);
+    if (!request.ca_file.empty())
+        libcurl().easy_setopt(curl, CURLOPT_CAINFO, request.ca_file.c_str());
     StreamResult result;
     std::vector<Header> response_headers;
     StreamState state{curl, &request, &result, {}, false, false, false};

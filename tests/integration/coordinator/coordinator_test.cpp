@@ -13,6 +13,7 @@
 #include "core/crypto.hpp"
 #include "core/http_client.hpp"
 #include "core/json.hpp"
+#include "core/process.hpp"
 #include "pkgmgr/release.hpp"
 #include "testing.hpp"
 
@@ -75,17 +76,18 @@ protected:
         }
     }
 
-    void startCoordinator(int port = 0) {
+    void startCoordinator(int port = 0, const std::vector<std::string>& extra = {}) {
         coordinator_.reset();
-        coordinator_ = std::make_unique<ServerProcess>(
-            std::vector<std::string>{
-                COORDINATOR_BIN, "--state", (dir_ / "state.db").string(), "--listen",
-                "127.0.0.1:" + std::to_string(port), "--port-file", (dir_ / "coord.port").string(),
-                "--repo", repo_->url() + "/repo", "--trusted-key", (dir_ / "trusted.pem").string(),
-                "--admin-token-file", (dir_ / "admin.token").string(), "--halt-token-file",
-                (dir_ / "halt.token").string(), "--node-token-file", (dir_ / "node.token").string(),
-                "--poll-after-ms", "1500"},
-            dir_ / "coord.port", dir_ / "coord.log");
+        auto argv = std::vector<std::string>(
+            {COORDINATOR_BIN, "--state", (dir_ / "state.db").string(), "--listen",
+             "127.0.0.1:" + std::to_string(port), "--port-file", (dir_ / "coord.port").string(),
+             "--repo", repo_->url() + "/repo", "--trusted-key", (dir_ / "trusted.pem").string(),
+             "--admin-token-file", (dir_ / "admin.token").string(), "--halt-token-file",
+             (dir_ / "halt.token").string(), "--node-token-file", (dir_ / "node.token").string(),
+             "--poll-after-ms", "1500"});
+        argv.insert(argv.end(), extra.begin(), extra.end());
+        coordinator_ =
+            std::make_unique<ServerProcess>(argv, dir_ / "coord.port", dir_ / "coord.log");
         ASSERT_TRUE(coordinator_->started()) << testing::readFile(dir_ / "coord.log");
     }
 
@@ -463,9 +465,14 @@ TEST_F(Coordinator, AHaltStopsNodeActionsSurvivesAKillAndOnlyTheAdminClearsIt) {
     for (const auto& a : actions(replied))
         EXPECT_NE(a.kind, "restart") << a.node << " restarted while held";
 
+    // resume does not clear a hold (that is unhalt's alone); it names the verb that does.
     auto resume = cluster({"resume"});
-    EXPECT_EQ(resume.exit_code, 0) << resume.err;
-    EXPECT_NE(resume.out.find("holds cleared"), std::string::npos) << resume.out;
+    EXPECT_EQ(resume.exit_code, exitCode(Errc::Halted)) << resume.out << resume.err;
+    EXPECT_NE(resume.err.find("cluster unhalt --reason"), std::string::npos) << resume.err;
+    EXPECT_TRUE(parsed(call("GET", "/v1/halt"))["halted"].GetBool());
+    auto unhalt = cluster({"unhalt", "--reason", "p99 back under 200ms"});
+    EXPECT_EQ(unhalt.exit_code, 0) << unhalt.err;
+    EXPECT_NE(unhalt.out.find("cleared 1 hold(s): sla"), std::string::npos) << unhalt.out;
     ASSERT_TRUE(waitState(id, "done", 30s)) << deploymentState(id);
     auto counts = restartCounts();
     EXPECT_EQ(counts.size(), 9u);
@@ -477,7 +484,8 @@ TEST_F(Coordinator, AHaltStopsNodeActionsSurvivesAKillAndOnlyTheAdminClearsIt) {
     for (const auto& e : events["events"].GetArray()) {
         std::string action = e["action"].GetString();
         if (action == "halt" && std::string(e["actor"].GetString()) == "monitor") halted = true;
-        if (action == "halt cleared" && std::string(e["actor"].GetString()) == "admin")
+        if (action == "halt cleared" && std::string(e["actor"].GetString()) == "admin" &&
+            std::string(e["detail"].GetString()).ends_with("cleared because: p99 back under 200ms"))
             cleared = true;
     }
     EXPECT_TRUE(halted);
@@ -591,12 +599,12 @@ TEST_F(Coordinator, AnAlertmanagerAlertHaltsARolloutAndItsResolveKeepsTheHold) {
     EXPECT_EQ(deploymentState(id), "rolling");
     auto status = cluster({"status"}, "halt-secret");
     EXPECT_NE(status.out.find("resolved by the monitor at"), std::string::npos) << status.out;
-    EXPECT_NE(status.out.find("cluster resume --source " + source), std::string::npos)
+    EXPECT_NE(status.out.find("cluster unhalt --source " + source), std::string::npos)
         << status.out;
     for (const auto& a : actions(held))
         EXPECT_NE(a.kind, "restart") << a.node << " restarted after a resolve";
 
-    auto resume = cluster({"resume", "--source", source});
+    auto resume = cluster({"unhalt", "--source", source, "--reason", "alert resolved"});
     EXPECT_EQ(resume.exit_code, 0) << resume.err;
     ASSERT_TRUE(waitState(id, "done", 40s)) << deploymentState(id);
     auto counts = restartCounts();
@@ -707,7 +715,7 @@ TEST_F(Coordinator, ASilentWatchdogHoldsARolloutWithinItsAllowance) {
     // Going on without the monitor is the admin's call: forget it, then clear.
     EXPECT_EQ(call("DELETE", "/v1/monitors/alertmanager", "", "halt-secret").status, 401);
     EXPECT_EQ(call("DELETE", "/v1/monitors/alertmanager").status, 200);
-    auto resume = cluster({"resume"});
+    auto resume = cluster({"unhalt", "--reason", "going on without alertmanager"});
     EXPECT_EQ(resume.exit_code, 0) << resume.err;
     ASSERT_TRUE(waitState(id, "done", 60s)) << deploymentState(id);
     for (const auto& [node, n] : restartCounts()) EXPECT_EQ(n, 1) << node;
@@ -789,9 +797,26 @@ TEST_F(Coordinator, ARollbackIsItsOwnDeploymentAndTheUndoneOneKeepsItsOutcome) {
     EXPECT_EQ(twice.status, 409);
     EXPECT_NE(twice.body.find("already rolled back by d-2"), std::string::npos) << twice.body;
     // Back to a named release: the generations d-1 left.
-    auto to = cluster({"rollback", "--to", "2.0.0"});
-    ASSERT_EQ(to.exit_code, 0) << to.err;
+    // With an Idempotency-Key, as `cluster rollback --to` sends one: a retry is the same
+    // rollback, not a second one (nor a 409).
+    auto rollbackTo = [&] {
+        http::Request request;
+        request.method = "POST";
+        request.url = coordinator_->url() + "/v1/rollbacks";
+        request.body = R"({"to":"2.0.0"})";
+        request.headers.push_back(http::bearer("admin-secret"));
+        request.headers.push_back({"Idempotency-Key", "rollback-to-2"});
+        auto response = client_.send(request);
+        return response ? *response : http::Response{};
+    };
+    auto to = rollbackTo();
+    ASSERT_EQ(to.status, 201) << to.body;
+    EXPECT_STREQ(parsed(to)["id"].GetString(), "d-3");
+    auto to_again = rollbackTo();
+    EXPECT_EQ(to_again.status, 201) << to_again.body;
+    EXPECT_STREQ(parsed(to_again)["id"].GetString(), "d-3");
     ASSERT_TRUE(waitState("d-3", "rolled_back", 20s)) << deploymentState("d-3");
+    EXPECT_EQ(rollbackTo().status, 201) << "still the same rollback once it has ended";
     nodes = parsed(call("GET", "/v1/nodes"));
     for (const auto& n : nodes["nodes"].GetArray()) EXPECT_STREQ(n["release"].GetString(), "2.0.0");
     auto history = cluster({"history"});
@@ -834,6 +859,229 @@ TEST_F(Coordinator, ARoleTheLayoutsDoNotKnowCannotRegister) {
     startFleet(1, 2, 200);
     auto id = start(R"({"version":"2.0.0"})");
     ASSERT_TRUE(waitState(id, "done", 30s)) << deploymentState(id);
+}
+
+/// What a terminal shows after `bytes`: where the cursor went, how often a line was longer than
+/// the width (and wrapped), how often the program moved the cursor back up to redraw.
+struct TerminalTrace {
+    int max_row = 0;
+    int wraps = 0;
+    int redraws = 0;
+};
+
+TerminalTrace traceTerminal(const std::string& bytes, int width) {
+    TerminalTrace t;
+    int row = 0;
+    int col = 0;
+    for (size_t i = 0; i < bytes.size(); ++i) {
+        unsigned char ch = static_cast<unsigned char>(bytes[i]);
+        if (ch == 0x1b && i + 1 < bytes.size() && bytes[i + 1] == '[') {
+            size_t j = i + 2;
+            int n = 0;
+            while (j < bytes.size() && std::isdigit(static_cast<unsigned char>(bytes[j])))
+                n = n * 10 + (bytes[j++] - '0');
+            if (j < bytes.size() && bytes[j] == 'A') {
+                row -= std::max(n, 1);
+                ++t.redraws;
+            }
+            i = j;
+        } else if (ch == '\r') {
+            col = 0;
+        } else if (ch == '\n') {
+            t.max_row = std::max(t.max_row, ++row);
+        } else if (ch >= 0x20 && (ch & 0xC0) != 0x80) {
+            if (++col > width) {
+                ++t.wraps;
+                col = 1;
+                t.max_row = std::max(t.max_row, ++row);
+            }
+        }
+    }
+    return t;
+}
+
+TEST_F(Coordinator, ProgressOnAn80ColumnTerminalRedrawsInPlaceAndNamesTheFailedNode) {
+    startCoordinator();
+    startFleet(2, 8, 200);
+    failNodes(R"({"nodes":["agent-5"]})");
+    // script(1) gives the CLI a terminal; stty makes it 80 columns wide.
+    std::string command = std::string("stty cols 80 rows 60; exec ") + CLUSTER_BIN +
+                          " upgrade 2.0.0 --max-parallel 2 --auto-revert";
+    auto outcome = testing::run(
+        {"script", "-qfec", command, (dir_ / "upgrade.tty").string()},
+        {{"CLUSTER_URL", coordinator_->url()}, {"CLUSTER_TOKEN", "admin-secret"}}, 90s);
+    EXPECT_EQ(outcome.exit_code, exitCode(Errc::Unhealthy)) << outcome.out << outcome.err;
+    std::string tty = testing::readFile(dir_ / "upgrade.tty");
+    // script(1) may frame the session with its own lines: look at what the CLI wrote.
+    auto begin = tty.find("started d-1");
+    ASSERT_NE(begin, std::string::npos) << tty;
+    auto trace = traceTerminal(tty.substr(begin), 80);
+    EXPECT_EQ(trace.wraps, 0) << "a line wider than 80 columns:\n" << tty;
+    EXPECT_GE(trace.redraws, 3) << tty;
+    // Redrawn in place: the rows used stay a handful (the progress lines, the failed node and
+    // the exit message), however many times it was drawn.
+    EXPECT_LE(trace.max_row, 12) << tty;
+    EXPECT_LT(trace.max_row, trace.redraws + 8) << tty;
+    EXPECT_NE(tty.find("d-1 2.0.0 reverted"), std::string::npos) << tty;
+    EXPECT_EQ(tty.find("100%"), std::string::npos) << "a reverted rollout is never at 100%";
+    auto failed = tty.find("agent-5 (agent) failed: ");
+    ASSERT_NE(failed, std::string::npos) << tty;
+    EXPECT_EQ(tty.find("no reason recorded", failed), std::string::npos) << tty;
+    EXPECT_NE(tty.find("deployment d-1 ended reverted"), std::string::npos) << tty;
+}
+
+TEST_F(Coordinator, FollowCarriesOnWhenTheCoordinatorRestarts) {
+    startCoordinator();
+    int port = coordinator_->port();
+    startFleet(1, 6, 400);
+    auto id = start(R"({"version":"2.0.0"})");
+    process::Options options;
+    options.env = {{"CLUSTER_URL", coordinator_->url()}, {"CLUSTER_TOKEN", "admin-secret"}};
+    options.stdout_file = dir_ / "follow.out";
+    options.stderr_file = dir_ / "follow.err";
+    auto follower = process::Child::start({CLUSTER_BIN, "follow"}, options);
+    ASSERT_OK(follower);
+    ASSERT_TRUE(testing::waitFor(
+        [&] { return testing::readFile(dir_ / "follow.out").find(id) != std::string::npos; }, 20s));
+    coordinator_->kill(SIGKILL);
+    // The coordinator stays away for a second, as a restart or a failover would.
+    std::this_thread::sleep_for(1s);
+    EXPECT_TRUE(follower->running()) << testing::readFile(dir_ / "follow.err");
+    startCoordinator(port);
+    auto outcome = follower->wait(60s);
+    ASSERT_OK(outcome);
+    auto out = testing::readFile(dir_ / "follow.out");
+    auto err = testing::readFile(dir_ / "follow.err");
+    EXPECT_EQ(outcome->exit_code, 0) << out << err;
+    EXPECT_NE(out.find(id + " 2.0.0 done"), std::string::npos) << out;
+    EXPECT_NE(err.find("unreachable"), std::string::npos) << err;
+    EXPECT_NE(err.find("retrying for up to 60s"), std::string::npos) << err;
+    EXPECT_NE(err.find("answers again"), std::string::npos) << err;
+}
+
+TEST_F(Coordinator, AStartRetriedWithItsIdempotencyKeyGetsTheSameDeploymentAcrossARestart) {
+    startCoordinator();
+    int port = coordinator_->port();
+    startFleet(1, 2, 300);
+    auto post = [&](const std::string& body, const std::string& key) {
+        http::Request request;
+        request.method = "POST";
+        request.url = coordinator_->url() + "/v1/deployments";
+        request.body = body;
+        request.headers.push_back(http::bearer("admin-secret"));
+        request.headers.push_back({"Idempotency-Key", key});
+        auto response = client_.send(request);
+        EXPECT_TRUE(response.has_value());
+        return response ? *response : http::Response{};
+    };
+    auto first = post(R"({"version":"2.0.0"})", "retry-me-1");
+    ASSERT_EQ(first.status, 201) << first.body;
+    auto again = post(R"({"version":"2.0.0"})", "retry-me-1");
+    EXPECT_EQ(again.status, 201) << again.body;
+    EXPECT_STREQ(parsed(again)["id"].GetString(), "d-1");
+    // Another key is another request: refused while d-1 runs.
+    EXPECT_EQ(post(R"({"version":"2.0.0"})", "retry-me-2").status, 409);
+    auto other = post(R"({"version":"3.0.0"})", "retry-me-1");
+    EXPECT_EQ(other.status, 409) << other.body;
+    EXPECT_NE(other.body.find("already started a deployment of 2.0.0"), std::string::npos)
+        << other.body;
+    EXPECT_EQ(post(R"({"version":"2.0.0"})", "not a key!").status, 400);
+    ASSERT_TRUE(waitState("d-1", "done", 30s)) << deploymentState("d-1");
+    // The key is kept with the deployment: a restart forgets nothing.
+    coordinator_->kill(SIGKILL);
+    startCoordinator(port);
+    auto after = post(R"({"version":"2.0.0"})", "retry-me-1");
+    EXPECT_EQ(after.status, 201) << after.body;
+    EXPECT_STREQ(parsed(after)["id"].GetString(), "d-1");
+    EXPECT_STREQ(parsed(after)["state"].GetString(), "done");
+    EXPECT_EQ(parsed(call("GET", "/v1/deployments"))["deployments"].Size(), 1u);
+    // The CLI sends its own key: `upgrade --idempotency-key` twice is one deployment.
+    auto up = cluster({"upgrade", "3.0.0", "--detach", "--idempotency-key", "k-3"});
+    ASSERT_EQ(up.exit_code, 0) << up.err;
+    auto up_again = cluster({"upgrade", "3.0.0", "--detach", "--idempotency-key", "k-3"});
+    ASSERT_EQ(up_again.exit_code, 0) << up_again.err;
+    EXPECT_NE(up_again.out.find("started d-2"), std::string::npos) << up_again.out;
+}
+
+TEST_F(Coordinator, TheClusterCliBasicsAgainstARealCoordinator) {
+    startCoordinator();
+    startFleet(1, 2, 200);
+    // Global flags after the verb, and every --json answer is one object.
+    for (const auto& args : std::vector<std::vector<std::string>>{{"nodes", "--json"},
+                                                                  {"status", "--json"},
+                                                                  {"history", "--json"},
+                                                                  {"history", "--events", "--json"},
+                                                                  {"monitors", "--json"},
+                                                                  {"plan", "2.0.0", "--json"}}) {
+        auto r = cluster(args);
+        EXPECT_EQ(r.exit_code, 0) << args[0] << ": " << r.err;
+        auto doc = json::parse(r.out, "reply");
+        ASSERT_OK(doc);
+        EXPECT_TRUE(doc->IsObject()) << args[0] << ": " << r.out;
+    }
+    // resume with nothing to resume is refused, in JSON mode too, and says what to do.
+    auto resume = cluster({"resume", "--json"});
+    EXPECT_EQ(resume.exit_code, exitCode(Errc::Conflict)) << resume.out << resume.err;
+    EXPECT_NE(resume.err.find("nothing to resume"), std::string::npos) << resume.err;
+    // Monitors: listed, then removed.
+    http::Request beat;
+    beat.method = "POST";
+    beat.url = coordinator_->url() + "/v1/monitors/am-1/heartbeat?allowance=5m";
+    beat.headers.push_back(http::bearer("halt-secret"));
+    ASSERT_TRUE(client_.send(beat).has_value());
+    auto list = cluster({"monitors"});
+    EXPECT_NE(list.out.find("am-1  allowance 5m"), std::string::npos) << list.out << list.err;
+    auto removed = cluster({"monitors", "remove", "am-1"});
+    EXPECT_EQ(removed.exit_code, 0) << removed.err;
+    EXPECT_NE(cluster({"monitors"}).out.find("no monitor is watched"), std::string::npos);
+    // The upgrade's deadlines reach the deployment.
+    auto up = cluster({"upgrade", "2.0.0", "--node-deadline", "2m", "--progress-deadline", "1h",
+                       "--min-healthy", "1500ms", "--json"});
+    ASSERT_EQ(up.exit_code, 0) << up.err;
+    auto d = parsed(call("GET", "/v1/deployments/d-1"));
+    EXPECT_EQ(d["node_deadline_ms"].GetInt64(), 120000);
+    EXPECT_EQ(d["progress_deadline_ms"].GetInt64(), 3600000);
+    EXPECT_EQ(d["min_healthy_ms"].GetInt64(), 1500);
+    auto doc = json::parse(up.out, "upgrade");
+    ASSERT_OK(doc);
+    EXPECT_STREQ((*doc)["deployment"]["state"].GetString(), "done");
+    EXPECT_TRUE((*doc)["failed"].IsArray());
+    // A refusal names the next verb.
+    auto busy = cluster({"rollback", "--to", "9.9.9"});
+    EXPECT_NE(busy.exit_code, 0);
+    EXPECT_NE(busy.err.find("cluster history"), std::string::npos) << busy.err;
+    // node forget calls DELETE /v1/nodes/ID with the admin token; a coordinator without the
+    // route answers 404, which the CLI reports.
+    auto forget = cluster({"node", "forget", "agent-1"});
+    EXPECT_NE(forget.exit_code, 0);
+    EXPECT_NE(forget.err.find("cluster nodes"), std::string::npos) << forget.err;
+}
+
+TEST_F(Coordinator, TheClusterCliTrustsAPrivateCaGivenWithCaFile) {
+    if (process::findProgram("openssl").empty()) GTEST_SKIP() << "no openssl command";
+    auto cert = (dir_ / "cert.pem").string();
+    auto made = testing::run({"openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+                              (dir_ / "key.pem").string(), "-out", cert, "-days", "1", "-subj",
+                              "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"},
+                             {}, 60s);
+    ASSERT_EQ(made.exit_code, 0) << made.err;
+    startCoordinator(0, {"--tls-cert", cert, "--tls-key", (dir_ / "key.pem").string()});
+    std::string https = "https://127.0.0.1:" + std::to_string(coordinator_->port());
+    auto run = [&](std::vector<std::string> args,
+                   std::vector<std::pair<std::string, std::string>> env = {}) {
+        args.insert(args.begin(), CLUSTER_BIN);
+        env.push_back({"CLUSTER_URL", https});
+        env.push_back({"CLUSTER_TOKEN", "admin-secret"});
+        return testing::run(args, env, 60s);
+    };
+    auto untrusted = run({"nodes", "--retry-for", "0s"});
+    EXPECT_NE(untrusted.exit_code, 0) << untrusted.out;
+    EXPECT_NE(untrusted.err.find("certificate"), std::string::npos) << untrusted.err;
+    auto trusted = run({"nodes", "--ca-file", cert, "--json"});
+    EXPECT_EQ(trusted.exit_code, 0) << trusted.err;
+    EXPECT_NE(trusted.out.find("\"nodes\""), std::string::npos) << trusted.out;
+    auto bundle = run({"status"}, {{"CURL_CA_BUNDLE", cert}});
+    EXPECT_EQ(bundle.exit_code, 0) << bundle.err;
 }
 
 }  // namespace

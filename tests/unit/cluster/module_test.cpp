@@ -11,7 +11,7 @@
 #include "pkgmgr/release.hpp"
 #include "testing.hpp"
 
-namespace hoist::deploy_coordinator {
+namespace hoist::cluster {
 namespace {
 
 using hoist::testing::TempFolder;
@@ -109,4 +109,4 @@ TEST_F(ModuleRelease, RemovingAModuleAnotherPackageRequiresIsRefusedBeforePublis
 }
 
 }  // namespace
-}  // namespace hoist::deploy_coordinator
+}  // namespace hoist::cluster

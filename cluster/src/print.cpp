@@ -1,4 +1,4 @@
-#include "cli_print.hpp"
+#include "print.hpp"
 
 #include <algorithm>
 #include <cstdio>
@@ -7,10 +7,8 @@
 #include <vector>
 
 #include "core/strings.hpp"
-#include "deploy_coordinator/plan.hpp"
-#include "deploy_coordinator/states.hpp"
 
-namespace hoist::deploy_coordinator::cli_print {
+namespace hoist::cluster {
 
 std::string str(const json::Value& obj, const char* key) {
     auto m = obj.FindMember(key);
@@ -23,41 +21,6 @@ std::int64_t num(const json::Value& obj, const char* key) {
 const json::Value* member(const json::Value& obj, const char* key) {
     auto m = obj.FindMember(key);
     return m != obj.MemberEnd() ? &m->value : nullptr;
-}
-
-std::string roleCounts(const json::Value& d) {
-    std::vector<std::string> parts;
-    if (const auto* roles = member(d, "roles"); roles != nullptr && roles->IsObject()) {
-        std::vector<std::pair<std::string, const json::Value*>> list;
-        for (auto it = roles->MemberBegin(); it != roles->MemberEnd(); ++it)
-            list.emplace_back(it->name.GetString(), &it->value);
-        std::sort(list.begin(), list.end(), [](const auto& x, const auto& y) {
-            return roleRank(x.first) != roleRank(y.first) ? roleRank(x.first) < roleRank(y.first)
-                                                          : x.first < y.first;
-        });
-        for (const auto& [role, c] : list)
-            parts.push_back(detail::concat(role, " ", num(*c, "done") + num(*c, "skipped"), "/",
-                                           num(*c, "total")));
-    }
-    return strings::join(parts, "  ");
-}
-
-std::string describeDeployment(const json::Value& d) {
-    const auto* counts = member(d, "counts");
-    std::string line = detail::concat(str(d, "id"), " ", str(d, "version"), " ", str(d, "state"),
-                                      ": ", roleCounts(d));
-    if (counts != nullptr) {
-        line += detail::concat("  failed ", num(*counts, "failed"), "  in flight ",
-                               num(*counts, "in_flight"));
-        if (num(*counts, "reverted") > 0)
-            line += detail::concat("  reverted ", num(*counts, "reverted"));
-    }
-    if (!str(d, "waiting_on").empty()) line += "; waiting on " + str(d, "waiting_on");
-    // The message often says what waiting_on says; once is enough.
-    auto message = str(d, "message");
-    if (!message.empty() && str(d, "waiting_on").find(message) == std::string::npos)
-        line += " (" + message + ")";
-    return line;
 }
 
 std::string printPlan(const json::Value& plan) {
@@ -162,8 +125,8 @@ std::string printRehearsal(const json::Value& r) {
                     ids.push_back(id.GetString());
                     auto it = by_node.find(id.GetString());
                     if (it == by_node.end()) continue;
-                    auto step = parseNodeStep(str(*it->second, "state"));
-                    if (step == NodeStep::failed || step == NodeStep::revert_failed)
+                    auto step = str(*it->second, "state");
+                    if (step == "failed" || step == "revert_failed")
                         failed.push_back(std::string(id.GetString()) + " fails (" +
                                          str(*it->second, "message") + ")");
                 }
@@ -190,4 +153,4 @@ std::string printRehearsal(const json::Value& r) {
     return s.str();
 }
 
-}  // namespace hoist::deploy_coordinator::cli_print
+}  // namespace hoist::cluster

@@ -6,7 +6,7 @@
 
 #include "core/error.hpp"
 
-namespace hoist::deploy_coordinator {
+namespace hoist::cluster {
 
 /// What `cluster module install|remove` needs to compose a derived release.
 struct ModuleOptions {
@@ -28,4 +28,4 @@ struct ModuleOptions {
 /// private key stays with the admin's CLI: the coordinator never holds one.
 Result<std::string> publishModuleRelease(const ModuleOptions& options, std::ostream& log);
 
-}  // namespace hoist::deploy_coordinator
+}  // namespace hoist::cluster

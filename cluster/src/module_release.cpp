@@ -13,7 +13,7 @@
 #include "pkgmgr/package.hpp"
 #include "pkgmgr/release.hpp"
 
-namespace hoist::deploy_coordinator {
+namespace hoist::cluster {
 
 namespace {
 Result<http::Response> put(http::Client& client, const std::string& url, const std::string& token,
@@ -188,4 +188,4 @@ Result<std::string> publishModuleRelease(const ModuleOptions& o, std::ostream& l
     return version;
 }
 
-}  // namespace hoist::deploy_coordinator
+}  // namespace hoist::cluster
