@@ -144,6 +144,8 @@ int runClusterCli(const std::vector<std::string>& args, std::ostream& out, std::
             }
             auto holds = api.call("GET", "/v1/halt");
             if (!holds) return failWith(holds.error());
+            // Replicas on etcd only: a single coordinator on SQLite has no such route.
+            auto coordinators = api.call("GET", "/v1/cluster/coordinators");
             if (o.json) {
                 std::string d = "null";
                 if (!deployment.empty()) {
@@ -152,10 +154,30 @@ int runClusterCli(const std::vector<std::string>& args, std::ostream& out, std::
                     d = *r;
                 }
                 json::Writer w;
-                w.beginObject().key("deployment").raw(d).key("halt").raw(*holds).endObject();
+                w.beginObject().key("deployment").raw(d).key("halt").raw(*holds);
+                if (coordinators) w.key("coordinators").raw(*coordinators);
+                w.endObject();
                 out << json::pretty(w.str()) << "\n";
                 return 0;
             }
+            if (coordinators)
+                if (auto cd = json::parseObject(*coordinators, "coordinators")) {
+                    auto epoch = json::optInt(*cd, "epoch", "coordinators").value_or(0);
+                    auto leader = str(*cd, "leader");
+                    out << "coordinators: "
+                        << (leader.empty() ? std::string("no leader (election under way)")
+                                           : "leader " + leader + " (epoch " +
+                                                 std::to_string(epoch.value_or(0)) + ")")
+                        << "\n";
+                    if (const auto* list = member(*cd, "replicas"); list && list->IsArray())
+                        for (const auto& r : list->GetArray())
+                            out << "  " << str(r, "id") << "  " << str(r, "url") << "  "
+                                << (member(r, "leader") != nullptr &&
+                                            member(r, "leader")->IsTrue()
+                                        ? "leader"
+                                        : "follower")
+                                << "  renewed " << str(r, "last_renewal") << "\n";
+                }
             auto hd = json::parseObject(*holds, "halt");
             if (hd) {
                 if (const auto* list = member(*hd, "holds"); list != nullptr && list->IsArray()) {
