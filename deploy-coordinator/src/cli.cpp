@@ -2,6 +2,7 @@
 
 #include <charconv>
 
+#include <linux/close_range.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -74,6 +75,9 @@ struct ServeOptions {
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
+    // The listening socket and etcd connections are not inherited: the new process binds the
+    // same port.
+    ::close_range(3, ~0U, 0);
     ::execv("/proc/self/exe", argv.data());
     std::_Exit(75);
 }

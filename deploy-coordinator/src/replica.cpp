@@ -332,7 +332,7 @@ std::optional<http::ServerReply> Replica::intercept(const http::ServerRequest& r
 }
 
 void Replica::collectMetrics(metrics::Registry& r) const {
-    r.describe("hoist_coordinator_is_leader", "gauge", "1 while this replica leads");
+    r.describe("hoist_coordinator_is_leader", "gauge", "whether this replica leads (0 or 1)");
     r.describe("hoist_coordinator_epoch", "gauge", "the epoch this replica leads as (0: none)");
     r.describe("hoist_coordinator_lease_renewals_total", "counter", "election lease renewals");
     r.describe("hoist_coordinator_lease_renewal_failures_total", "counter",

@@ -131,7 +131,7 @@ protected:
             // The leader itself must say so: a follower's view may lag.
             int index = (*id)[1] - '0';
             auto own = call(index, "GET", "/metrics");
-            if (own.status == 200 && own.body.find("hoist_coordinator_is_leader 1") != std::string::npos)
+            if (own.status == 200 && own.body.find("\nhoist_coordinator_is_leader 1\n") != std::string::npos)
                 return index;
         }
         return -1;
@@ -270,7 +270,7 @@ TEST_F(Ha, RolloutsFinishThroughFailoversWithEachNodeRestartedOnce) {
         [&] {
             auto m = call(paused, "GET", "/metrics");
             return m.status == 200 &&
-                   m.body.find("hoist_coordinator_is_leader 0") != std::string::npos;
+                   m.body.find("\nhoist_coordinator_is_leader 0\n") != std::string::npos;
         },
         30s, 50ms))
         << testing::readFile(dir_ / ("r" + std::to_string(paused) + ".log"));
