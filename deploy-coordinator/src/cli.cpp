@@ -229,7 +229,10 @@ int serve(const ServeOptions& o, std::ostream& err) {
         int bound = *port;
         replica = std::make_unique<Replica>(
             *etcd_client, *etcd_store, ro,
-            Replica::Hooks{[engine_ptr](std::int64_t) { return engine_ptr->lead(); },
+            Replica::Hooks{[engine_ptr, watch_ptr = watch->get()](std::int64_t) -> Result<void> {
+                               HOIST_TRY(watch_ptr->reload());
+                               return engine_ptr->lead();
+                           },
                            [&o, bound](const std::string&) { restartAsFollower(o, bound); },
                            [engine_ptr] {
                                if (auto r = engine_ptr->reloadHolds(); !r)
@@ -264,9 +267,11 @@ int serve(const ServeOptions& o, std::ostream& err) {
     server_ptr = server->get();
     if (!stop_requested) (*server)->run();
     server_ptr = nullptr;
-    if (replica) replica->stop();
     (*watch)->stop();
     (*engine)->stop();
+    // Last: the engine's final write is fenced on the lease this revokes (a clean stop hands
+    // the lead over at once instead of after the ttl).
+    if (replica) replica->stop();
     log::info("deploy-coordinator", "stopped");
     return 0;
 }

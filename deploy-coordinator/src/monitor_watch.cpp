@@ -43,6 +43,16 @@ Result<std::unique_ptr<MonitorWatch>> MonitorWatch::create(StateStore& state, Ho
     return self;
 }
 
+Result<void> MonitorWatch::reload() {
+    HOIST_ASSIGN(auto rows, state_.monitors());
+    auto now = hooks_.now_ms();
+    std::lock_guard lock(mutex_);
+    monitors_.clear();
+    for (const auto& m : rows)
+        monitors_[m.name] = {m.allowance_ms, m.last_beat_ms, std::max(m.last_beat_ms, now)};
+    return ok();
+}
+
 MonitorWatch::~MonitorWatch() {
     stop();
 }

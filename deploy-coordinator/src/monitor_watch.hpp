@@ -47,6 +47,9 @@ public:
     Result<void> forget(const std::string& name, const std::string& by);
     /// {"monitors":[{"name","allowance_ms","last_beat","silent"}]}
     std::string json();
+    /// Reads the monitors from the store again, each given one allowance from now (a replica
+    /// taking over: beats went to the previous leader).
+    Result<void> reload();
     /// Holds for every monitor silent past its allowance while a deployment acts.
     void check();
 
