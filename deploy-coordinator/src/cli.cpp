@@ -162,11 +162,13 @@ int serve(const ServeOptions& o, std::ostream& err) {
         if (!url) return failWith(url.error());
         etcd::ClientOptions co;
         co.endpoints = url->endpoints;
-        co.request_timeout = std::chrono::milliseconds(std::max<std::int64_t>(100, o.etcd_timeout_ms));
+        co.request_timeout =
+            std::chrono::milliseconds(std::max<std::int64_t>(100, o.etcd_timeout_ms));
         auto client = etcd::Client::create(co);
         if (!client) return failWith(client.error());
         etcd_client = std::move(*client);
-        etcd_store = std::make_unique<EtcdStateStore>(*etcd_client, url->prefix, o.etcd_max_txn_ops);
+        etcd_store =
+            std::make_unique<EtcdStateStore>(*etcd_client, url->prefix, o.etcd_max_txn_ops);
         for (;;) {
             auto reachable = etcd_store->ping();
             if (reachable) break;
@@ -250,7 +252,8 @@ int serve(const ServeOptions& o, std::ostream& err) {
                              if (!body) return http::ServerReply::error(body.error());
                              return http::ServerReply::json(200, *body);
                          });
-        (*server)->intercept([rp](const http::ServerRequest& request) { return rp->intercept(request); });
+        (*server)->intercept(
+            [rp](const http::ServerRequest& request) { return rp->intercept(request); });
         (*server)->onMetrics([rp](metrics::Registry& r) { rp->collectMetrics(r); });
     }
     (*engine)->start();
@@ -283,8 +286,8 @@ int runCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
     o.argv = args;
     CLI::App app{"deploy-coordinator: rolling deploys across the fleet, status pings, halt holds"};
     app.add_option("--state", o.state,
-                   "SQLite state file (created when absent), or etcd://HOST:PORT[,HOST:PORT...]/PREFIX "
-                   "to run as one of several replicas on etcd");
+                   "SQLite state file (created when absent), or "
+                   "etcd://HOST:PORT[,HOST:PORT...]/PREFIX to run as one of several replicas");
     app.add_option("--replica-id", o.replica_id,
                    "this replica's name among the replicas (default: its advertised URL)");
     app.add_option("--lease-ttl", o.lease_ttl_s,

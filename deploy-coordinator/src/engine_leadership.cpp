@@ -43,8 +43,9 @@ Result<void> Engine::reloadHolds() {
         holds_ = fresh;
     }
     if (!fresh.empty()) {
-        if (!had) log::warn("deploy-coordinator", "halted through the store",
-                            {{"holds", static_cast<std::int64_t>(fresh.size())}});
+        if (!had)
+            log::warn("deploy-coordinator", "halted through the store",
+                      {{"holds", static_cast<std::int64_t>(fresh.size())}});
         gate_.raise(std::chrono::milliseconds(5000));
     } else if (had) {
         gate_.lower();

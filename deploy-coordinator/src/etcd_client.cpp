@@ -55,9 +55,10 @@ Result<std::int64_t> int64Field(const json::Value& obj, const char* name, std::s
 Result<std::string> bytesField(const json::Value& obj, const char* name, std::string_view ctx) {
     auto it = obj.FindMember(name);
     if (it == obj.MemberEnd()) return std::string();
-    if (!it->value.IsString()) return fail(Errc::Invalid, ctx, ": field '", name, "' must be base64");
-    auto decoded = crypto::base64Decode(
-        std::string_view(it->value.GetString(), it->value.GetStringLength()));
+    if (!it->value.IsString())
+        return fail(Errc::Invalid, ctx, ": field '", name, "' must be base64");
+    auto decoded =
+        crypto::base64Decode(std::string_view(it->value.GetString(), it->value.GetStringLength()));
     if (!decoded) return fail(Errc::Invalid, ctx, ": field '", name, "' is not base64");
     return std::move(*decoded);
 }
@@ -149,11 +150,21 @@ void writeCompare(json::Writer& w, const Compare& c) {
     w.field("target", kTarget[static_cast<int>(c.target)]);
     w.field("result", kResult[static_cast<int>(c.result)]);
     switch (c.target) {
-        case Compare::Target::version: w.field("version", std::to_string(c.number)); break;
-        case Compare::Target::create: w.field("create_revision", std::to_string(c.number)); break;
-        case Compare::Target::mod: w.field("mod_revision", std::to_string(c.number)); break;
-        case Compare::Target::lease: w.field("lease", std::to_string(c.number)); break;
-        case Compare::Target::value: w.field("value", b64(c.value)); break;
+        case Compare::Target::version:
+            w.field("version", std::to_string(c.number));
+            break;
+        case Compare::Target::create:
+            w.field("create_revision", std::to_string(c.number));
+            break;
+        case Compare::Target::mod:
+            w.field("mod_revision", std::to_string(c.number));
+            break;
+        case Compare::Target::lease:
+            w.field("lease", std::to_string(c.number));
+            break;
+        case Compare::Target::value:
+            w.field("value", b64(c.value));
+            break;
     }
     w.endObject();
 }
@@ -171,21 +182,31 @@ Error etcdError(long status, const std::string& body, std::string_view endpoint,
     }
     Errc kind = Errc::Internal;
     switch (code) {
-        case 3: kind = Errc::Invalid; break;
-        case 4: kind = Errc::Timeout; break;
-        case 5: kind = Errc::NotFound; break;
-        case 11: kind = Errc::Conflict; break;  // compacted
-        case 14: kind = Errc::Network; break;   // unavailable: leader changed, timed out
-        default: break;
+        case 3:
+            kind = Errc::Invalid;
+            break;
+        case 4:
+            kind = Errc::Timeout;
+            break;
+        case 5:
+            kind = Errc::NotFound;
+            break;
+        case 11:
+            kind = Errc::Conflict;
+            break;  // compacted
+        case 14:
+            kind = Errc::Network;
+            break;  // unavailable: leader changed, timed out
+        default:
+            break;
     }
-    return Error{kind,
-                 detail::concat("etcd ", endpoint, path, " answered ", status, ": ", message), 0};
+    return Error{kind, detail::concat("etcd ", endpoint, path, " answered ", status, ": ", message),
+                 0};
 }
 
 bool couldNotConnect(const Error& e) {
-    return e.code == Errc::Network &&
-           (e.message.find("onnect") != std::string::npos ||
-            e.message.find("refused") != std::string::npos);
+    return e.code == Errc::Network && (e.message.find("onnect") != std::string::npos ||
+                                       e.message.find("refused") != std::string::npos);
 }
 
 http::Client& threadClient() {
@@ -262,8 +283,7 @@ Result<std::string> Client::call(std::string_view path, const std::string& body,
         bool member_trouble = !response || error.code == Errc::Network ||
                               error.code == Errc::Timeout || response->status >= 500;
         if (!member_trouble) return std::unexpected(std::move(error));
-        bool may_retry =
-            retry == Retry::always || (!response && couldNotConnect(error));
+        bool may_retry = retry == Retry::always || (!response && couldNotConnect(error));
         current_.compare_exchange_strong(index, index + 1);
         last = std::move(error);
         if (!may_retry) break;
@@ -300,8 +320,7 @@ Result<RangeResult> Client::range(const RangeRequest& request) {
     return readRange(doc);
 }
 
-Result<std::int64_t> Client::put(std::string_view key, std::string_view value,
-                                 std::int64_t lease) {
+Result<std::int64_t> Client::put(std::string_view key, std::string_view value, std::int64_t lease) {
     json::Writer w;
     w.beginObject().field("key", b64(key)).field("value", b64(value));
     if (lease != 0) w.field("lease", std::to_string(lease));
@@ -321,8 +340,8 @@ Result<std::int64_t> Client::deleteRange(std::string_view key, std::string_view 
     return int64Field(doc, "deleted", "etcd deleterange answer");
 }
 
-Result<TxnResult> Client::txn(const std::vector<Compare>& compares,
-                              const std::vector<Op>& success, const std::vector<Op>& failure) {
+Result<TxnResult> Client::txn(const std::vector<Compare>& compares, const std::vector<Op>& success,
+                              const std::vector<Op>& failure) {
     // Only a guarded txn is sent again: its compares make a second application a no-op.
     auto retry = compares.empty() ? Retry::if_not_sent : Retry::always;
     HOIST_ASSIGN(auto text, call("/v3/kv/txn", txnBody(compares, success, failure), retry));
@@ -438,14 +457,14 @@ Result<void> Client::watch(std::string_view key, std::string_view range_end,
                 return fail(Errc::Internal, "watch error");
             }
             const auto& r = result->value;
-            if (auto c = r.FindMember("canceled"); c != r.MemberEnd() && c->value.IsBool() &&
-                                                   c->value.GetBool()) {
+            if (auto c = r.FindMember("canceled");
+                c != r.MemberEnd() && c->value.IsBool() && c->value.GetBool()) {
                 auto compact = int64Field(r, "compact_revision", "etcd watch");
-                failure = Error{Errc::Conflict,
-                                detail::concat("etcd watch canceled: revision ", start_revision,
-                                               " was compacted (compact revision ",
-                                               compact.value_or(0), ")"),
-                                0};
+                failure = Error{
+                    Errc::Conflict,
+                    detail::concat("etcd watch canceled: revision ", start_revision,
+                                   " was compacted (compact revision ", compact.value_or(0), ")"),
+                    0};
                 return fail(Errc::Internal, "watch canceled");
             }
             auto revision = headerRevision(r).value_or(0);
@@ -499,8 +518,8 @@ Result<void> Client::watch(std::string_view key, std::string_view range_end,
     }
     if (streamed->status != 200) {
         current_.compare_exchange_strong(index, index + 1);
-        return std::unexpected(etcdError(streamed->status, streamed->error_body, endpoint,
-                                         "/v3/watch"));
+        return std::unexpected(
+            etcdError(streamed->status, streamed->error_body, endpoint, "/v3/watch"));
     }
     return ok();
 }
@@ -524,8 +543,7 @@ Result<EtcdUrl> parseEtcdUrl(std::string_view url) {
         int port = 0;
         auto digits = std::string_view(hostport).substr(colon + 1);
         auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), port);
-        if (ec != std::errc() || end != digits.data() + digits.size() || port <= 0 ||
-            port > 65535)
+        if (ec != std::errc() || end != digits.data() + digits.size() || port <= 0 || port > 65535)
             return rule();
         out.endpoints.push_back("http://" + std::string(hostport));
     }

@@ -137,8 +137,8 @@ public:
 
     /// The request bodies, for tests that check each builder against a real etcd.
     static std::string rangeBody(const RangeRequest& request);
-    static std::string txnBody(const std::vector<Compare>& compares,
-                               const std::vector<Op>& success, const std::vector<Op>& failure);
+    static std::string txnBody(const std::vector<Compare>& compares, const std::vector<Op>& success,
+                               const std::vector<Op>& failure);
 
 private:
     explicit Client(ClientOptions options);
@@ -151,7 +151,7 @@ private:
     ClientOptions options_;
     std::atomic<std::size_t> current_{0};
     static constexpr std::array<double, 10> kBuckets{0.0005, 0.001, 0.0025, 0.005, 0.01,
-                                                    0.025,  0.05,  0.1,    0.25,  1.0};
+                                                     0.025,  0.05,  0.1,    0.25,  1.0};
     mutable std::array<std::atomic<std::uint64_t>, kBuckets.size() + 1> buckets_{};
     mutable std::atomic<std::uint64_t> requests_{0};
     mutable std::atomic<std::uint64_t> failures_{0};

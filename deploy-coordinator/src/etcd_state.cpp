@@ -29,8 +29,8 @@ Result<json::Document> parseValue(const etcd::KeyValue& kv) {
     auto schema = json::getString(*doc, "schema", ctx);
     if (!schema) return fail(Errc::Corrupt, schema.error().message);
     if (*schema != EtcdStateStore::kSchema)
-        return fail(Errc::Corrupt, ctx, " has the foreign schema '", *schema, "' (this build reads ",
-                    EtcdStateStore::kSchema, ")");
+        return fail(Errc::Corrupt, ctx, " has the foreign schema '", *schema,
+                    "' (this build reads ", EtcdStateStore::kSchema, ")");
     return std::move(*doc);
 }
 
@@ -261,7 +261,9 @@ Result<Hold> EtcdStateStore::decodeHold(const etcd::KeyValue& kv) {
 }
 
 EtcdStateStore::EtcdStateStore(etcd::Client& client, std::string prefix, std::size_t max_txn_ops)
-    : client_(client), prefix_(std::move(prefix)), max_txn_ops_(std::max<std::size_t>(8, max_txn_ops)) {}
+    : client_(client),
+      prefix_(std::move(prefix)),
+      max_txn_ops_(std::max<std::size_t>(8, max_txn_ops)) {}
 
 void EtcdStateStore::setLeadership(std::int64_t epoch, std::string key, std::int64_t lease) {
     std::lock_guard lock(mutex_);
@@ -304,9 +306,9 @@ std::vector<Op> EtcdStateStore::eventOps(const std::vector<Event>& events) {
     for (std::size_t i = 0; i < events.size(); ++i) {
         char index[24];
         std::snprintf(index, sizeof index, "%06zu", i);
-        ops.push_back(Op::put(prefix_ + "events/" + eventScope(events[i].deployment) + "/" +
-                                  batch + "-" + index,
-                              encode(events[i], i)));
+        ops.push_back(Op::put(
+            prefix_ + "events/" + eventScope(events[i].deployment) + "/" + batch + "-" + index,
+            encode(events[i], i)));
     }
     return ops;
 }
@@ -320,10 +322,16 @@ Result<void> EtcdStateStore::commit(const StepWrite& w, std::int64_t term, bool 
         if (term != epoch_)
             return fail(Errc::Conflict, "write refused: this replica writes as epoch ", term,
                         " but leads as epoch ", epoch_, " (it is not the leader)");
-        fence.push_back({etcd::Compare::Target::create, etcd::Compare::Result::equal,
-                         election_key_, epoch_, {}});
-        fence.push_back({etcd::Compare::Target::lease, etcd::Compare::Result::equal,
-                         election_key_, lease_, {}});
+        fence.push_back({etcd::Compare::Target::create,
+                         etcd::Compare::Result::equal,
+                         election_key_,
+                         epoch_,
+                         {}});
+        fence.push_back({etcd::Compare::Target::lease,
+                         etcd::Compare::Result::equal,
+                         election_key_,
+                         lease_,
+                         {}});
     } else if (w.deployment || !w.nodes.empty() || !w.registry.empty()) {
         return fail(Errc::Conflict,
                     "write refused: only the leader writes rollout state (this replica does not "
@@ -338,16 +346,18 @@ Result<void> EtcdStateStore::commit(const StepWrite& w, std::int64_t term, bool 
             Op::put(prefix_ + "deployment-nodes/" + n.deployment + "/" + n.node, encode(n)));
     if (w.clear_holds)
         ops.push_back(Op::remove(prefix_ + "holds/", etcd::prefixEnd(prefix_ + "holds/")));
-    for (const auto& source : w.delete_holds) ops.push_back(Op::remove(prefix_ + "holds/" + source));
-    for (const auto& h : w.put_holds) ops.push_back(Op::put(prefix_ + "holds/" + h.source, encode(h)));
+    for (const auto& source : w.delete_holds)
+        ops.push_back(Op::remove(prefix_ + "holds/" + source));
+    for (const auto& h : w.put_holds)
+        ops.push_back(Op::put(prefix_ + "holds/" + h.source, encode(h)));
     if (w.deployment) {
         ops.push_back(Op::put(prefix_ + "deployments/" + w.deployment->id, encode(*w.deployment)));
         // The highest number handed out; a lower one (an older deployment's row) never lowers it.
         auto current = nextDeploymentNumber();
         if (!current) return std::unexpected(current.error());
         if (w.deployment->number >= *current)
-            ops.push_back(Op::put(prefix_ + "meta/deployment-number",
-                                  std::to_string(w.deployment->number)));
+            ops.push_back(
+                Op::put(prefix_ + "meta/deployment-number", std::to_string(w.deployment->number)));
     }
     for (auto& op : eventOps(w.events)) ops.push_back(std::move(op));
 

@@ -34,7 +34,10 @@ http::ServerReply unavailable(std::string message) {
 }  // namespace
 
 Replica::Replica(etcd::Client& client, EtcdStateStore& store, ReplicaOptions options, Hooks hooks)
-    : client_(client), store_(store), options_(std::move(options)), hooks_(std::move(hooks)),
+    : client_(client),
+      store_(store),
+      options_(std::move(options)),
+      hooks_(std::move(hooks)),
       election_prefix_(store.prefix() + "election/") {
     if (options_.renew_deadline.count() <= 0)
         options_.renew_deadline =
@@ -91,8 +94,8 @@ Result<void> Replica::enter() {
     key_ = key;
     renewed_at_ = steadyNs();
     renewed_wall_ms_ = nowMs();
-    log::info(kLog, "campaigning", {{"replica", options_.id}, {"key", key},
-                                    {"create_revision", kv.create_revision}});
+    log::info(kLog, "campaigning",
+              {{"replica", options_.id}, {"key", key}, {"create_revision", kv.create_revision}});
     return publish();
 }
 
@@ -106,8 +109,8 @@ Result<void> Replica::publish() {
         .field("epoch", leading_ ? epoch_.load() : std::int64_t{0})
         .field("last_renewal_ms", renewed_wall_ms_.load())
         .endObject();
-    HOIST_ASSIGN(auto revision, client_.put(store_.prefix() + "replicas/" + options_.id, w.str(),
-                                            lease_));
+    HOIST_ASSIGN(auto revision,
+                 client_.put(store_.prefix() + "replicas/" + options_.id, w.str(), lease_));
     (void)revision;
     return ok();
 }
@@ -161,8 +164,8 @@ void Replica::campaign() {
                 log::warn(kLog, "lease renewal failed", {{"error", renewed.error().describe()}});
             }
         }
-        if (leading_ && std::chrono::nanoseconds(steadyNs() - renewed_at_.load()) >=
-                            options_.renew_deadline) {
+        if (leading_ &&
+            std::chrono::nanoseconds(steadyNs() - renewed_at_.load()) >= options_.renew_deadline) {
             lose("no lease renewal succeeded within the renew deadline");
             return;
         }
@@ -258,8 +261,10 @@ Result<std::string> Replica::coordinatorsJson() {
     if (leading_) current = Leader{options_.id, options_.url, epoch_.load()};
     json::Writer w;
     w.beginObject();
-    if (current) w.field("leader", current->id);
-    else w.key("leader").null();
+    if (current)
+        w.field("leader", current->id);
+    else
+        w.key("leader").null();
     w.field("epoch", current ? current->epoch : std::int64_t{0});
     w.key("replicas").beginArray();
     for (const auto& kv : read->kvs) {
@@ -295,8 +300,9 @@ std::optional<http::ServerReply> Replica::intercept(const http::ServerRequest& r
         return unavailable("replica " + options_.id + " does not lead either; retry shortly");
     auto current = leader();
     if (!current || current->url.empty() || current->id == options_.id)
-        return unavailable("no coordinator leads right now (an election is under way); retry "
-                           "shortly");
+        return unavailable(
+            "no coordinator leads right now (an election is under way); retry "
+            "shortly");
     std::string url = current->url + path;
     for (std::size_t i = 0; i < request.query.size(); ++i)
         url += (i == 0 ? "?" : "&") + http::urlEncode(request.query[i].first) + "=" +

@@ -43,20 +43,34 @@ void EtcdCluster::start(int index, bool fresh) {
     std::string client = "http://127.0.0.1:" + std::to_string(m.client_port);
     std::string peer = "http://127.0.0.1:" + std::to_string(m.peer_port);
     std::vector<std::string> argv{binary().string(),
-                                  "--name", m.name,
-                                  "--data-dir", data.string(),
-                                  "--listen-client-urls", client,
-                                  "--advertise-client-urls", client,
-                                  "--listen-peer-urls", peer,
-                                  "--initial-advertise-peer-urls", peer,
-                                  "--initial-cluster", cluster,
-                                  "--initial-cluster-state", fresh ? "new" : "existing",
-                                  "--initial-cluster-token", folder_.filename().string(),
-                                  "--heartbeat-interval", std::to_string(heartbeat_.count()),
-                                  "--election-timeout", std::to_string(election_.count()),
-                                  "--max-txn-ops", "1024",
-                                  "--logger", "zap",
-                                  "--log-outputs", "stderr"};
+                                  "--name",
+                                  m.name,
+                                  "--data-dir",
+                                  data.string(),
+                                  "--listen-client-urls",
+                                  client,
+                                  "--advertise-client-urls",
+                                  client,
+                                  "--listen-peer-urls",
+                                  peer,
+                                  "--initial-advertise-peer-urls",
+                                  peer,
+                                  "--initial-cluster",
+                                  cluster,
+                                  "--initial-cluster-state",
+                                  fresh ? "new" : "existing",
+                                  "--initial-cluster-token",
+                                  folder_.filename().string(),
+                                  "--heartbeat-interval",
+                                  std::to_string(heartbeat_.count()),
+                                  "--election-timeout",
+                                  std::to_string(election_.count()),
+                                  "--max-txn-ops",
+                                  "1024",
+                                  "--logger",
+                                  "zap",
+                                  "--log-outputs",
+                                  "stderr"};
     process::Options options;
     options.stdout_file = folder_ / (m.name + ".log");
     options.stderr_file = folder_ / (m.name + ".log");
@@ -89,7 +103,8 @@ bool EtcdCluster::waitHealthy(std::chrono::milliseconds timeout) {
 
 std::vector<std::string> EtcdCluster::endpoints() const {
     std::vector<std::string> out;
-    for (const auto& m : members_) out.push_back("http://127.0.0.1:" + std::to_string(m.client_port));
+    for (const auto& m : members_)
+        out.push_back("http://127.0.0.1:" + std::to_string(m.client_port));
     return out;
 }
 

@@ -94,14 +94,29 @@ protected:
         auto name = "r" + std::to_string(i);
         replicas_[static_cast<std::size_t>(i)] = std::make_unique<ServerProcess>(
             std::vector<std::string>{
-                COORDINATOR_BIN, "--state", etcd_->stateUrl("hoist"), "--replica-id", name,
-                "--lease-ttl", std::to_string(kLeaseTtlS), "--listen",
+                COORDINATOR_BIN,
+                "--state",
+                etcd_->stateUrl("hoist"),
+                "--replica-id",
+                name,
+                "--lease-ttl",
+                std::to_string(kLeaseTtlS),
+                "--listen",
                 "127.0.0.1:" + std::to_string(ports_.at(static_cast<std::size_t>(i))),
-                "--port-file", (dir_ / (name + ".port")).string(), "--repo",
-                repo_->url() + "/repo", "--trusted-key", (dir_ / "trusted.pem").string(),
-                "--admin-token-file", (dir_ / "admin.token").string(), "--halt-token-file",
-                (dir_ / "halt.token").string(), "--node-token-file",
-                (dir_ / "node.token").string(), "--poll-after-ms", "1500"},
+                "--port-file",
+                (dir_ / (name + ".port")).string(),
+                "--repo",
+                repo_->url() + "/repo",
+                "--trusted-key",
+                (dir_ / "trusted.pem").string(),
+                "--admin-token-file",
+                (dir_ / "admin.token").string(),
+                "--halt-token-file",
+                (dir_ / "halt.token").string(),
+                "--node-token-file",
+                (dir_ / "node.token").string(),
+                "--poll-after-ms",
+                "1500"},
             dir_ / (name + ".port"), dir_ / (name + ".log"));
         ASSERT_TRUE(replicas_[static_cast<std::size_t>(i)]->started())
             << testing::readFile(dir_ / (name + ".log"));
@@ -131,7 +146,8 @@ protected:
             // The leader itself must say so: a follower's view may lag.
             int index = (*id)[1] - '0';
             auto own = call(index, "GET", "/metrics");
-            if (own.status == 200 && own.body.find("\nhoist_coordinator_is_leader 1\n") != std::string::npos)
+            if (own.status == 200 &&
+                own.body.find("\nhoist_coordinator_is_leader 1\n") != std::string::npos)
                 return index;
         }
         return -1;
@@ -233,8 +249,8 @@ TEST_F(Ha, RolloutsFinishThroughFailoversWithEachNodeRestartedOnce) {
     fleet_ = std::make_unique<ServerProcess>(
         std::vector<std::string>{FAKE_FLEET_BIN, "--coordinator", replicaUrl(follower), "--masters",
                                  "1", "--agents", std::to_string(kNodes - 1), "--swap-ms", "400",
-                                 "--node-token-file", (dir_ / "node.token").string(),
-                                 "--port-file", (dir_ / "fleet.port").string()},
+                                 "--node-token-file", (dir_ / "node.token").string(), "--port-file",
+                                 (dir_ / "fleet.port").string()},
         dir_ / "fleet.port", dir_ / "fleet.log");
     ASSERT_TRUE(fleet_->started()) << testing::readFile(dir_ / "fleet.log");
 
@@ -286,8 +302,8 @@ TEST_F(Ha, RolloutsFinishThroughFailoversWithEachNodeRestartedOnce) {
     replicas_[static_cast<std::size_t>(l)]->kill(SIGKILL);
     ASSERT_OK(replicas_[static_cast<std::size_t>(l)]->child().wait(10s));
     int other = (l + 1) % kReplicas;
-    auto halted = call(other, "POST", "/v1/halt", R"({"source":"sla","reason":"p99 high"})",
-                       "halt-secret");
+    auto halted =
+        call(other, "POST", "/v1/halt", R"({"source":"sla","reason":"p99 high"})", "halt-secret");
     ASSERT_EQ(halted.status, 201) << halted.body;
     auto halted_us = nowUs();
     startReplica(l);
@@ -341,10 +357,10 @@ TEST_F(Ha, ReplicasAnswerTheCoordinatorsListAndRefuseWithoutEtcd) {
         },
         30s, 100ms));
     // A replica cannot start without etcd.
-    auto refused = testing::run({COORDINATOR_BIN, "--state", etcd_->stateUrl("hoist"),
-                                 "--listen", "127.0.0.1:0", "--admin-token-file",
-                                 (dir_ / "admin.token").string()},
-                                {}, 30s);
+    auto refused =
+        testing::run({COORDINATOR_BIN, "--state", etcd_->stateUrl("hoist"), "--listen",
+                      "127.0.0.1:0", "--admin-token-file", (dir_ / "admin.token").string()},
+                     {}, 30s);
     EXPECT_NE(refused.exit_code, 0);
     EXPECT_NE(refused.err.find("unreachable"), std::string::npos) << refused.err;
 }

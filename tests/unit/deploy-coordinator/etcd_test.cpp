@@ -25,9 +25,8 @@ protected:
     static void SetUpTestSuite() {
         if (hoist::testing::EtcdCluster::binary().empty()) return;
         folder_ = new TempFolder();
-        cluster_ = new hoist::testing::EtcdCluster(folder_->path(), 1,
-                                                   std::chrono::milliseconds(100),
-                                                   std::chrono::milliseconds(1000));
+        cluster_ = new hoist::testing::EtcdCluster(
+            folder_->path(), 1, std::chrono::milliseconds(100), std::chrono::milliseconds(1000));
         ASSERT_TRUE(cluster_->waitHealthy());
     }
     static void TearDownTestSuite() {
@@ -37,7 +36,8 @@ protected:
         folder_ = nullptr;
     }
     void SetUp() override {
-        if (cluster_ == nullptr) GTEST_SKIP() << "etcd is not installed (apt-get install etcd-server)";
+        if (cluster_ == nullptr)
+            GTEST_SKIP() << "etcd is not installed (apt-get install etcd-server)";
         etcd::ClientOptions o;
         o.endpoints = cluster_->endpoints();
         auto c = etcd::Client::create(o);
@@ -133,8 +133,8 @@ TEST_F(Etcd, TxnComparesEachTargetAndRunsTheRightBranch) {
     ASSERT_OK(lease);
     // Create-if-absent, reading the key back in the same txn.
     Compare absent{Compare::Target::create, Compare::Result::equal, key, 0, {}};
-    auto first = client_->txn({absent}, {Op::put(key, "v1", *lease), Op::range(key)},
-                              {Op::range(key)});
+    auto first =
+        client_->txn({absent}, {Op::put(key, "v1", *lease), Op::range(key)}, {Op::range(key)});
     ASSERT_OK(first);
     EXPECT_TRUE(first->succeeded);
     ASSERT_EQ(first->ranges.size(), 1u);
@@ -227,9 +227,9 @@ TEST_F(Etcd, WatchDeliversPutsAndDeletesAndReportsCompaction) {
     auto compacted = raw.send(compact);
     ASSERT_OK(compacted);
     ASSERT_EQ(compacted->status, 200) << compacted->body;
-    ASSERT_ERROR(client_->watch(prefix_, etcd::prefixEnd(prefix_), *start + 1,
-                                [](std::int64_t, const auto&) { return true; }, stop,
-                                std::chrono::seconds(5)),
+    ASSERT_ERROR(client_->watch(
+                     prefix_, etcd::prefixEnd(prefix_), *start + 1,
+                     [](std::int64_t, const auto&) { return true; }, stop, std::chrono::seconds(5)),
                  Errc::Conflict, "compacted");
 }
 
