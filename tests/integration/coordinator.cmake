@@ -41,5 +41,5 @@ target_compile_definitions(coordinator_ha_tests PRIVATE
     COORDINATOR_BIN="$<TARGET_FILE:deploy-coordinator>"
     FAKE_FLEET_BIN="$<TARGET_FILE:fake-fleet>")
 add_dependencies(coordinator_ha_tests deploy-coordinator fake-fleet)
-gtest_discover_tests(coordinator_ha_tests PROPERTIES LABELS "integration;slow" TIMEOUT 300
+gtest_discover_tests(coordinator_ha_tests PROPERTIES LABELS slow TIMEOUT 300
     DISCOVERY_TIMEOUT 60)
