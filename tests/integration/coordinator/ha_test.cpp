@@ -4,6 +4,7 @@
 // no replica leads. Every rollout must finish, every node be restarted exactly once forward,
 // and no node action start while a hold stands.
 
+#include <algorithm>
 #include <csignal>
 #include <map>
 #include <set>
@@ -33,6 +34,7 @@ struct Act {
     std::string kind;
     std::string deployment;
     std::int64_t time_us = 0;
+    std::int64_t epoch = 0;
 };
 
 std::int64_t nowUs() {
@@ -204,7 +206,8 @@ protected:
             out.push_back({json::getString(a, "node", "a").value_or(""),
                            json::getString(a, "kind", "a").value_or(""),
                            json::getString(a, "deployment", "a").value_or(""),
-                           json::getInt(a, "time_us", "a").value_or(0)});
+                           json::getInt(a, "time_us", "a").value_or(0),
+                           json::getInt(a, "epoch", "a").value_or(0)});
         return out;
     }
 
@@ -331,6 +334,17 @@ TEST_F(Ha, RolloutsFinishThroughFailoversWithEachNodeRestartedOnce) {
         EXPECT_EQ(restarts[d].size(), static_cast<std::size_t>(kNodes)) << d;
         for (const auto& [node, count] : restarts[d])
             EXPECT_EQ(count, 1) << node << " restarted " << count << " times in " << d;
+    }
+    // The epochs nodes were sent (when commands carry one) never go back: no deposed leader
+    // reached a node after its successor did.
+    auto acts = actions();
+    std::sort(acts.begin(), acts.end(),
+              [](const Act& a, const Act& b) { return a.time_us < b.time_us; });
+    std::int64_t highest = 0;
+    for (const auto& a : acts) {
+        if (a.epoch == 0) continue;
+        EXPECT_GE(a.epoch, highest) << a.kind << " of " << a.node << " carried an older epoch";
+        highest = std::max(highest, a.epoch);
     }
     for (auto t : takeovers_)
         std::cout << "takeover after SIGKILL of the leader: " << t.count() << " ms\n";
