@@ -36,8 +36,11 @@ public:
         if (!body.empty()) request.headers.push_back({"Content-Type", "application/json"});
         request.body = body;
         request.timeout = std::chrono::seconds(120);
-        auto response =
-            client_.send(request, {3, std::chrono::milliseconds(200), std::chrono::seconds(2)});
+        // Reads ride out a failover of the coordinator's replicas (503 while none leads, a
+        // lease ttl of a few seconds).
+        http::RetryPolicy policy{method == "GET" ? 10 : 3, std::chrono::milliseconds(200),
+                                 std::chrono::seconds(2)};
+        auto response = client_.send(request, policy);
         if (!response)
             return std::unexpected(withContext(response.error(), "coordinator " + o_.url));
         if (response->ok()) return response->body;
