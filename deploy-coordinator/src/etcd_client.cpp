@@ -507,7 +507,9 @@ Result<void> Client::watch(std::string_view key, std::string_view range_end,
         }
         return ok();
     };
-    auto streamed = threadClient().stream(request);
+    // A handle of its own: the sink may call the client (a range) while the stream runs.
+    http::Client stream_client;
+    auto streamed = stream_client.stream(request);
     if (failure) return std::unexpected(*failure);
     if (stopped) return ok();
     if (!streamed) {

@@ -294,15 +294,23 @@ std::optional<http::ServerReply> Replica::intercept(const http::ServerRequest& r
                            ") has not answered this replica for over " +
                            std::to_string(options_.ttl.count()) + " s; nothing is acted on");
     if (leading_) return std::nullopt;
-    // Holds are written straight to the store by any replica; the leader hears them by watch.
-    if (path == "/v1/halt" || path.starts_with("/v1/halt/")) return std::nullopt;
-    if (request.header(kForwardedHeader))
+    // Holds are the store's: reading and clearing them is answered here. A halt goes to the
+    // leader, which answers once no node action can start; when no leader answers, this
+    // replica writes it to etcd itself and the next leader reads it before acting.
+    bool halt_route = path == "/v1/halt" || path.starts_with("/v1/halt/");
+    bool halt = halt_route && request.method == "POST";
+    if (halt_route && !halt) return std::nullopt;
+    if (request.header(kForwardedHeader)) {
+        if (halt) return std::nullopt;
         return unavailable("replica " + options_.id + " does not lead either; retry shortly");
+    }
     auto current = leader();
-    if (!current || current->url.empty() || current->id == options_.id)
+    if (!current || current->url.empty() || current->id == options_.id) {
+        if (halt) return std::nullopt;
         return unavailable(
             "no coordinator leads right now (an election is under way); retry "
             "shortly");
+    }
     std::string url = current->url + path;
     for (std::size_t i = 0; i < request.query.size(); ++i)
         url += (i == 0 ? "?" : "&") + http::urlEncode(request.query[i].first) + "=" +
@@ -311,8 +319,8 @@ std::optional<http::ServerReply> Replica::intercept(const http::ServerRequest& r
     out.method = request.method;
     out.url = url;
     out.body = request.body;
-    out.timeout = std::chrono::seconds(60);
-    out.connect_timeout = std::chrono::seconds(2);
+    out.timeout = halt ? std::chrono::seconds(3) : std::chrono::seconds(60);
+    out.connect_timeout = halt ? std::chrono::seconds(1) : std::chrono::seconds(2);
     for (const auto& h : request.headers) {
         auto name = strings::toLower(h.name);
         if (name == "host" || name == "content-length" || name == "connection" ||
@@ -323,6 +331,7 @@ std::optional<http::ServerReply> Replica::intercept(const http::ServerRequest& r
     out.headers.push_back({std::string(kForwardedHeader), options_.id});
     thread_local http::Client client;
     auto answer = client.send(out);
+    if (halt && (!answer || answer->status == 503)) return std::nullopt;
     if (!answer)
         return unavailable("the leader " + current->id + " (" + current->url +
                            ") did not answer: " + answer.error().message);

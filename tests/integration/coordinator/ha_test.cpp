@@ -262,6 +262,20 @@ TEST_F(Ha, RolloutsFinishThroughFailoversWithEachNodeRestartedOnce) {
     ASSERT_FALSE(d1.empty());
     ASSERT_TRUE(testing::waitFor([&] { return restartsIn(d1) >= 1; }, 30s, 20ms));
     killLeaderAndRestartIt();
+    // A halt to a follower while the leader acts: forwarded, answered once nothing can start.
+    {
+        int l = waitLeader();
+        ASSERT_GE(l, 0);
+        auto r = call((l + 1) % kReplicas, "POST", "/v1/halt",
+                      R"({"source":"canary","reason":"errors"})", "halt-secret");
+        ASSERT_EQ(r.status, 201) << r.body;
+        auto answered_us = nowUs();
+        std::this_thread::sleep_for(1s);  // the window in which a started action would show
+        for (const auto& a : actions())
+            EXPECT_FALSE((a.kind == "restart" || a.kind == "stage") && a.time_us > answered_us)
+                << a.kind << " of " << a.node << " started under the canary hold";
+        ASSERT_EQ(anyReplica("DELETE", "/v1/halt/canary").status, 200);
+    }
     ASSERT_TRUE(testing::waitFor([&] { return restartsIn(d1) >= 5; }, 60s, 20ms));
     killLeaderAndRestartIt();
     ASSERT_TRUE(testing::waitFor([&] { return deploymentState(d1) == "done"; }, 90s, 100ms))
