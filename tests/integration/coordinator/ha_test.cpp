@@ -376,6 +376,26 @@ TEST_F(Ha, ReplicasAnswerTheCoordinatorsListAndRefuseWithoutEtcd) {
     auto list = json::getArray(*doc, "replicas", "c");
     ASSERT_OK(list);
     EXPECT_EQ((*list)->Size(), static_cast<rapidjson::SizeType>(kReplicas));
+    // A hold written to etcd by a follower (as when no leader answers it) reaches the leader
+    // through its watch: the leader reports it and refuses to start a deployment.
+    {
+        http::Request direct;
+        direct.method = "POST";
+        direct.url = replicaUrl((l + 1) % kReplicas) + "/v1/halt";
+        direct.body = R"({"source":"direct","reason":"written by a follower"})";
+        direct.headers.push_back(http::bearer("halt-secret"));
+        direct.headers.push_back({"X-Hoist-Forwarded-By", "test"});
+        auto written = client_.send(direct);
+        ASSERT_OK(written);
+        ASSERT_EQ(written->status, 201) << written->body;
+        EXPECT_TRUE(testing::waitFor(
+            [&] {
+                return call(l, "GET", "/v1/halt").body.find("\"direct\"") != std::string::npos;
+            },
+            2s, 5ms));
+        auto refused_start = call(l, "POST", "/v1/deployments", R"({"version":"2.0.0"})");
+        EXPECT_EQ(refused_start.status, 423) << refused_start.body;
+    }
     // etcd gone: the API says which store it is waiting for.
     for (int m = 0; m < 3; ++m) etcd_->kill(m);
     ASSERT_TRUE(testing::waitFor(
