@@ -206,6 +206,33 @@ Result<Monitors> Monitors::fromJson(const json::Value& v) {
     return m;
 }
 
+Result<Replica> Replica::fromJson(const json::Value& v) {
+    constexpr std::string_view ctx = "replica";
+    Replica r;
+    HOIST_ASSIGN(r.id, json::getString(v, "id", ctx));
+    Error e;
+    r.url = optStr(v, "url", ctx, e);
+    r.epoch = optNum(v, "epoch", ctx, e);
+    r.last_renewal = optStr(v, "last_renewal", ctx, e);
+    if (!e.message.empty()) return std::unexpected(e);
+    HOIST_ASSIGN(auto leader, json::optBool(v, "leader", ctx));
+    r.leader = leader.value_or(false);
+    return r;
+}
+
+Result<Coordinators> Coordinators::fromJson(const json::Value& v) {
+    constexpr std::string_view ctx = "coordinators";
+    Coordinators c;
+    Error e;
+    // "leader" is null while no replica leads.
+    if (auto it = v.FindMember("leader"); it == v.MemberEnd() || !it->value.IsNull())
+        c.leader = optStr(v, "leader", ctx, e);
+    c.epoch = optNum(v, "epoch", ctx, e);
+    if (!e.message.empty()) return std::unexpected(e);
+    HOIST_ASSIGN(c.replicas, list<Replica>(v, "replicas", ctx));
+    return c;
+}
+
 Result<AuditEvent> AuditEvent::fromJson(const json::Value& v) {
     constexpr std::string_view ctx = "event";
     AuditEvent a;

@@ -212,6 +212,8 @@ int status(Context& c, std::string id, bool watch) {
     if (!holds_text) return failWith(c, holds_text.error());
     auto holds = parseAs<HaltView>(*holds_text, "halt");
     if (!holds) return failWith(c, holds.error());
+    // Replicas on etcd only: a single coordinator on SQLite has no such route (404).
+    auto coordinators_text = c.client.get("/v1/cluster/coordinators");
     if (c.json && !watch) {
         std::string d = "null";
         if (!id.empty()) {
@@ -220,9 +222,24 @@ int status(Context& c, std::string id, bool watch) {
             d = *r;
         }
         json::Writer w;
-        w.beginObject().key("deployment").raw(d).key("halt").raw(*holds_text).endObject();
+        w.beginObject().key("deployment").raw(d).key("halt").raw(*holds_text);
+        if (coordinators_text) w.key("coordinators").raw(*coordinators_text);
+        w.endObject();
         c.out << json::pretty(w.str()) << "\n";
         return 0;
+    }
+    if (!c.json && coordinators_text) {
+        if (auto cd = parseAs<Coordinators>(*coordinators_text, "coordinators")) {
+            c.out << "coordinators: "
+                  << (cd->leader.empty() ? std::string("no leader (election under way)")
+                                         : "leader " + cd->leader + " (epoch " +
+                                               std::to_string(cd->epoch) + ")")
+                  << "\n";
+            for (const auto& r : cd->replicas)
+                c.out << "  " << r.id << "  " << r.url << "  "
+                      << (r.leader ? "leader" : "follower") << "  renewed " << r.last_renewal
+                      << "\n";
+        }
     }
     if (!c.json) {
         if (holds->holds.empty()) c.out << "no holds\n";

@@ -2,6 +2,9 @@
 
 #include <charconv>
 
+#include <linux/close_range.h>
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
 
 #include "api.hpp"
@@ -12,6 +15,9 @@
 #include "core/log.hpp"
 #include "core/strings.hpp"
 #include "engine.hpp"
+#include "etcd_client.hpp"
+#include "etcd_state.hpp"
+#include "replica.hpp"
 
 namespace hoist::deploy_coordinator {
 
@@ -40,7 +46,42 @@ struct ServeOptions {
     bool access_log = false;
     std::string log_level = "info";
     std::string log_format = "text";
+    // HA replicas on etcd (--state etcd://...)
+    std::string replica_id;
+    std::int64_t lease_ttl_s = 5;
+    std::int64_t etcd_timeout_ms = 2000;
+    std::size_t etcd_max_txn_ops = 128;
+    bool rejoin = false;
+    std::vector<std::string> argv;
 };
+
+// A replica that lost the lead starts over as a new process (nothing of the old term's
+// in-memory state survives), on the port it had, waiting for etcd rather than exiting.
+[[noreturn]] void restartAsFollower(const ServeOptions& o, int port) {
+    std::vector<std::string> args{o.argv.empty() ? std::string("deploy-coordinator") : o.argv[0]};
+    for (std::size_t i = 1; i < o.argv.size(); ++i) {
+        const auto& a = o.argv[i];
+        if (a == "--rejoin") continue;
+        if (a == "--listen") {
+            ++i;
+            continue;
+        }
+        if (a.starts_with("--listen=")) continue;
+        args.push_back(a);
+    }
+    auto listen = o.listen.substr(0, o.listen.rfind(':')) + ":" + std::to_string(port);
+    args.push_back("--listen");
+    args.push_back(listen);
+    args.push_back("--rejoin");
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    // The listening socket and etcd connections are not inherited: the new process binds the
+    // same port.
+    ::close_range(3, ~0U, 0);
+    ::execv("/proc/self/exe", argv.data());
+    std::_Exit(75);
+}
 
 Result<std::string> readToken(const std::string& file, std::string_view what) {
     if (file.empty()) return std::string();
@@ -112,8 +153,41 @@ int serve(const ServeOptions& o, std::ostream& err) {
 
     auto listen = parseListen(o.listen);
     if (!listen) return failWith(listen.error());
-    auto state = State::open(o.state, o.init);
-    if (!state) return failWith(state.error());
+    // --state etcd://...: this process is one replica; otherwise the SQLite file.
+    std::unique_ptr<etcd::Client> etcd_client;
+    std::unique_ptr<EtcdStateStore> etcd_store;
+    std::unique_ptr<State> sqlite_state;
+    StateStore* store = nullptr;
+    if (o.state.starts_with("etcd://")) {
+        auto url = etcd::parseEtcdUrl(o.state);
+        if (!url) return failWith(url.error());
+        etcd::ClientOptions co;
+        co.endpoints = url->endpoints;
+        co.request_timeout =
+            std::chrono::milliseconds(std::max<std::int64_t>(100, o.etcd_timeout_ms));
+        auto client = etcd::Client::create(co);
+        if (!client) return failWith(client.error());
+        etcd_client = std::move(*client);
+        etcd_store =
+            std::make_unique<EtcdStateStore>(*etcd_client, url->prefix, o.etcd_max_txn_ops);
+        for (;;) {
+            auto reachable = etcd_store->ping();
+            if (reachable) break;
+            if (!o.rejoin || stop_requested)
+                return failWith(Error{reachable.error().code,
+                                      reachable.error().message +
+                                          " (start etcd, or check --state)",
+                                      0});
+            std::this_thread::sleep_for(std::chrono::milliseconds(500));
+        }
+        store = etcd_store.get();
+        eo.standby = true;
+    } else {
+        auto state = State::open(o.state, o.init);
+        if (!state) return failWith(state.error());
+        sqlite_state = std::move(*state);
+        store = sqlite_state.get();
+    }
 
     http::ServerOptions so;
     so.component = "deploy-coordinator";
@@ -134,13 +208,19 @@ int serve(const ServeOptions& o, std::ostream& err) {
         o.advertise_url.empty() ? scheme + host + ":" + std::to_string(*port) : o.advertise_url;
 
     // The live page's feed hears of every commit through the store the engine writes to.
-    EventHub hub(**state);
-    ObservedStore observed(**state, hub);
+    EventHub hub(*store);
+    ObservedStore observed(*store, hub);
+    std::unique_ptr<Replica> replica;
+    std::atomic<Replica*> replica_ptr{nullptr};
+    if (etcd_store) eo.may_act = [&replica_ptr] {
+        auto* r = replica_ptr.load();
+        return r != nullptr && r->mayAct();
+    };
     auto engine = Engine::create(observed, eo);
     if (!engine) return failWith(engine.error());
     Engine* engine_ptr = engine->get();
     auto watch = MonitorWatch::create(
-        **state, {[engine_ptr] { return engine_ptr->acting(); },
+        *store, {[engine_ptr] { return engine_ptr->acting(); },
                   [engine_ptr](const std::string& source, const std::string& reason) {
                       return engine_ptr->halt(source, reason, "coordinator");
                   },
@@ -148,9 +228,43 @@ int serve(const ServeOptions& o, std::ostream& err) {
     if (!watch) return failWith(watch.error());
     registerRoutes(**server, **engine, **watch, tokens);
     registerUiRoutes(**server, hub, tokens);
+    if (etcd_store) {
+        ReplicaOptions ro;
+        ro.id = o.replica_id.empty() ? eo.advertise_url : o.replica_id;
+        ro.url = eo.advertise_url;
+        ro.ttl = std::chrono::seconds(std::max<std::int64_t>(2, o.lease_ttl_s));
+        int bound = *port;
+        replica = std::make_unique<Replica>(
+            *etcd_client, *etcd_store, ro,
+            Replica::Hooks{[engine_ptr, watch_ptr = watch->get()](std::int64_t) -> Result<void> {
+                               HOIST_TRY(watch_ptr->reload());
+                               return engine_ptr->lead();
+                           },
+                           [&o, bound](const std::string&) { restartAsFollower(o, bound); },
+                           [engine_ptr] {
+                               if (auto r = engine_ptr->reloadHolds(); !r)
+                                   log::warn("deploy-coordinator", "cannot read the holds",
+                                             {{"error", r.error().describe()}});
+                           }});
+        replica_ptr = replica.get();
+        Replica* rp = replica.get();
+        std::string admin_token = tokens.admin;
+        (*server)->route("GET", "/v1/cluster/coordinators",
+                         [rp, admin_token](const http::ServerRequest& request) {
+                             if (auto auth = http::requireBearer(request, admin_token); !auth)
+                                 return http::ServerReply::error(auth.error());
+                             auto body = rp->coordinatorsJson();
+                             if (!body) return http::ServerReply::error(body.error());
+                             return http::ServerReply::json(200, *body);
+                         });
+        (*server)->intercept(
+            [rp](const http::ServerRequest& request) { return rp->intercept(request); });
+        (*server)->onMetrics([rp](metrics::Registry& r) { rp->collectMetrics(r); });
+    }
     (*engine)->start();
     hub.start();
     (*watch)->start();
+    if (replica) replica->start();
     if (!o.port_file.empty()) {
         if (auto written = (*server)->writePortFile(o.port_file); !written)
             return failWith(written.error());
@@ -165,6 +279,9 @@ int serve(const ServeOptions& o, std::ostream& err) {
     (*watch)->stop();
     (*engine)->stop();
     hub.stop();
+    // Last: the engine's final write is fenced on the lease this revokes (a clean stop hands
+    // the lead over at once instead of after the ttl).
+    if (replica) replica->stop();
     log::info("deploy-coordinator", "stopped");
     return 0;
 }
@@ -173,8 +290,23 @@ int serve(const ServeOptions& o, std::ostream& err) {
 
 int runCli(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
     ServeOptions o;
+    o.argv = args;
     CLI::App app{"deploy-coordinator: rolling deploys across the fleet, status pings, halt holds"};
-    app.add_option("--state", o.state, "SQLite state file (created when absent)");
+    app.add_option("--state", o.state,
+                   "SQLite state file (created when absent), or "
+                   "etcd://HOST:PORT[,HOST:PORT...]/PREFIX to run as one of several replicas");
+    app.add_option("--replica-id", o.replica_id,
+                   "this replica's name among the replicas (default: its advertised URL)");
+    app.add_option("--lease-ttl", o.lease_ttl_s,
+                   "seconds of the election lease (etcd state): a dead leader is replaced after "
+                   "about this long");
+    app.add_option("--etcd-timeout-ms", o.etcd_timeout_ms,
+                   "each etcd request's time limit before the next member is tried");
+    app.add_option("--etcd-max-txn-ops", o.etcd_max_txn_ops,
+                   "operations per etcd txn (etcd's --max-txn-ops); larger steps are split");
+    app.add_flag("--rejoin", o.rejoin,
+                 "wait for etcd instead of exiting when it is unreachable at start (a replica "
+                 "restarting itself after losing the lead)");
     app.add_flag("--init", o.init,
                  "begin an empty state when the state file is empty or damaged (it is moved "
                  "aside, not deleted); without it such a file is refused");

@@ -17,7 +17,8 @@ constexpr std::string_view kLog = "deploy-coordinator";
 }  // namespace
 
 Engine::Engine(StateStore& state, EngineOptions options, std::unique_ptr<NodeGateway> gateway)
-    : state_(state), options_(std::move(options)), gateway_(std::move(gateway)) {
+    : state_(state), standby_(options.standby), options_(std::move(options)),
+      gateway_(std::move(gateway)) {
     if (!gateway_) gateway_ = makeHttpGateway(options_.node_token, options_.stage_timeout);
 }
 
@@ -28,7 +29,7 @@ Engine::~Engine() {
 Result<std::unique_ptr<Engine>> Engine::create(StateStore& state, EngineOptions options,
                                                std::unique_ptr<NodeGateway> gateway) {
     std::unique_ptr<Engine> engine(new Engine(state, std::move(options), std::move(gateway)));
-    HOIST_TRY(engine->load());
+    if (!engine->standby_) HOIST_TRY(engine->load());
     return engine;
 }
 
@@ -131,6 +132,7 @@ void Engine::loop() {
                               [this] { return wake_ || stopping_; });
             if (stopping_) return;
             wake_ = false;
+            if (standby_) continue;
             auto now = nowMs();
             while (!inbox_.empty()) {
                 auto deliver = std::move(inbox_.front());
@@ -267,7 +269,7 @@ std::function<void()> Engine::task(const NodeAction& action) {
                 // A stage switches nothing, and can take minutes: the halt does not wait for
                 // one already sent, but none is sent once a hold stands.
                 StageOutcome outcome{StageOutcome::Kind::deferred, 0, ""};
-                if (!gate_.raised()) {
+                if (!gate_.raised() && (!options_.may_act || options_.may_act())) {
                     outcome = gateway_->stage(address, version);
                     actions_sent_++;
                 } else {
@@ -283,7 +285,7 @@ std::function<void()> Engine::task(const NodeAction& action) {
                 RestartOutcome outcome{RestartOutcome::Kind::deferred, ""};
                 // The hold check sits right before the send: nothing leaves once a halt is
                 // answered.
-                if (gate_.beginSend()) {
+                if ((!options_.may_act || options_.may_act()) && gate_.beginSend()) {
                     outcome = gateway_->restart(address, generation, dep, report_to);
                     gate_.endSend();
                     actions_sent_++;

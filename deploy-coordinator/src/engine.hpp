@@ -46,6 +46,12 @@ struct EngineOptions {
     std::chrono::milliseconds down_after{30000};
     std::chrono::milliseconds sweep_interval{5000};
     std::chrono::milliseconds stage_timeout{600000};
+    /// An HA replica that does not lead yet: nothing is loaded and nothing acts until lead()
+    /// (engine_leadership.cpp).
+    bool standby = false;
+    /// Asked right before each node action is sent (with the hold gate): false defers it (a
+    /// replica whose lease renewal is overdue). Unset: always true.
+    std::function<bool()> may_act;
 };
 
 /// What POST /v1/deployments asks for.
@@ -156,6 +162,14 @@ public:
     /// Records an audit event in its own transaction.
     Result<void> recordEvent(Event event);
 
+    // HA replicas (engine_leadership.cpp)
+    /// A standby engine takes over: loads the state from the store (its term is the store's)
+    /// and starts acting. Invalid when not in standby.
+    Result<void> lead();
+    /// Reads the holds from the store again (another replica put or cleared one); serialised
+    /// with halt() and clearHolds(), so a hold this replica just answered is never lost.
+    Result<void> reloadHolds();
+
     void collectMetrics(metrics::Registry& registry);
     const EngineOptions& options() const { return options_; }
     /// Sets report_to for restarts (known only once the server is bound); before start().
@@ -195,6 +209,7 @@ private:
     Result<void> requireChange(const pkgmgr::Release& release);
 
     StateStore& state_;
+    std::atomic<bool> standby_{false};
     /// The leadership term every write is conditional on (StateStore::commit).
     std::int64_t term_ = 0;
     EngineOptions options_;

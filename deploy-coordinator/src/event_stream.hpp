@@ -126,6 +126,11 @@ public:
         return inner_.events(deployment, limit);
     }
     Result<std::int64_t> nextDeploymentNumber() override { return inner_.nextDeploymentNumber(); }
+    Result<std::vector<MonitorRecord>> monitors() override { return inner_.monitors(); }
+    Result<void> writeMonitor(const std::optional<MonitorRecord>& put, std::string_view remove,
+                              const std::vector<Event>& events) override {
+        return inner_.writeMonitor(put, remove, events);
+    }
 
 private:
     StateStore& inner_;

@@ -34,13 +34,23 @@ Result<std::int64_t> parseAllowance(std::string_view text) {
     return value * scale;
 }
 
-Result<std::unique_ptr<MonitorWatch>> MonitorWatch::create(State& state, Hooks hooks) {
+Result<std::unique_ptr<MonitorWatch>> MonitorWatch::create(StateStore& state, Hooks hooks) {
     std::unique_ptr<MonitorWatch> self(new MonitorWatch(state, std::move(hooks)));
     HOIST_ASSIGN(auto rows, state.monitors());
     auto now = self->hooks_.now_ms();
     for (const auto& m : rows)
         self->monitors_[m.name] = {m.allowance_ms, m.last_beat_ms, std::max(m.last_beat_ms, now)};
     return self;
+}
+
+Result<void> MonitorWatch::reload() {
+    HOIST_ASSIGN(auto rows, state_.monitors());
+    auto now = hooks_.now_ms();
+    std::lock_guard lock(mutex_);
+    monitors_.clear();
+    for (const auto& m : rows)
+        monitors_[m.name] = {m.allowance_ms, m.last_beat_ms, std::max(m.last_beat_ms, now)};
+    return ok();
 }
 
 MonitorWatch::~MonitorWatch() {
@@ -74,12 +84,11 @@ Result<std::string> MonitorWatch::beat(const std::string& name,
                       allowance_ms.value_or(it != monitors_.end() ? it->second.allowance_ms : 0),
                       hooks_.now_ms()};
     bool is_new = it == monitors_.end();
-    auto written = state_.transaction([&](State::Tx& tx) -> Result<void> {
-        HOIST_TRY(tx.putMonitor(row));
-        if (!is_new) return ok();
-        return tx.appendEvent({0, row.last_beat_ms, by, "monitor watched", "", "",
-                               name + ": allowance " + std::to_string(row.allowance_ms) + " ms"});
-    });
+    std::vector<Event> events;
+    if (is_new)
+        events.push_back({0, row.last_beat_ms, by, "monitor watched", "", "",
+                          name + ": allowance " + std::to_string(row.allowance_ms) + " ms"});
+    auto written = state_.writeMonitor(row, {}, events);
     if (!written) return std::unexpected(written.error());
     monitors_[name] = {row.allowance_ms, row.last_beat_ms, row.last_beat_ms};
     json::Writer w;
@@ -96,10 +105,8 @@ Result<void> MonitorWatch::forget(const std::string& name, const std::string& by
     std::lock_guard lock(mutex_);
     if (!monitors_.contains(name))
         return fail(Errc::NotFound, "monitor '", name, "' is not watched");
-    auto written = state_.transaction([&](State::Tx& tx) -> Result<void> {
-        HOIST_TRY(tx.deleteMonitor(name));
-        return tx.appendEvent({0, hooks_.now_ms(), by, "monitor forgotten", "", "", name});
-    });
+    auto written = state_.writeMonitor(
+        std::nullopt, name, {{0, hooks_.now_ms(), by, "monitor forgotten", "", "", name}});
     if (!written) return std::unexpected(written.error());
     monitors_.erase(name);
     return ok();

@@ -33,7 +33,7 @@ public:
     static constexpr std::int64_t kMaxAllowanceMs = 24LL * 3600 * 1000;
     static constexpr std::size_t kMaxMonitors = 64;
 
-    static Result<std::unique_ptr<MonitorWatch>> create(State& state, Hooks hooks);
+    static Result<std::unique_ptr<MonitorWatch>> create(StateStore& state, Hooks hooks);
     ~MonitorWatch();
     MonitorWatch(const MonitorWatch&) = delete;
     MonitorWatch& operator=(const MonitorWatch&) = delete;
@@ -47,6 +47,9 @@ public:
     Result<void> forget(const std::string& name, const std::string& by);
     /// {"monitors":[{"name","allowance_ms","last_beat","silent"}]}
     std::string json();
+    /// Reads the monitors from the store again, each given one allowance from now (a replica
+    /// taking over: beats went to the previous leader).
+    Result<void> reload();
     /// Holds for every monitor silent past its allowance while a deployment acts.
     void check();
 
@@ -61,9 +64,9 @@ private:
         /// coordinator was down were lost, so each monitor gets one allowance after a restart.
         std::int64_t heard_ms = 0;
     };
-    MonitorWatch(State& state, Hooks hooks) : state_(state), hooks_(std::move(hooks)) {}
+    MonitorWatch(StateStore& state, Hooks hooks) : state_(state), hooks_(std::move(hooks)) {}
 
-    State& state_;
+    StateStore& state_;
     Hooks hooks_;
     std::mutex mutex_;
     std::map<std::string, Monitor> monitors_;

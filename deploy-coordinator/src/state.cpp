@@ -260,6 +260,16 @@ Result<void> State::Tx::deleteMonitor(std::string_view name) {
     return write(*state_.impl_, "DELETE FROM monitors WHERE name = ?", name);
 }
 
+Result<void> State::writeMonitor(const std::optional<MonitorRecord>& put, std::string_view remove,
+                                 const std::vector<Event>& events) {
+    return transaction([&](Tx& tx) -> Result<void> {
+        if (put) HOIST_TRY(tx.putMonitor(*put));
+        if (!remove.empty()) HOIST_TRY(tx.deleteMonitor(remove));
+        for (const auto& e : events) HOIST_TRY(tx.appendEvent(e));
+        return ok();
+    });
+}
+
 Result<std::vector<MonitorRecord>> State::monitors() {
     std::lock_guard lock(impl_->mutex);
     HOIST_ASSIGN(

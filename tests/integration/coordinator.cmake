@@ -31,3 +31,15 @@ target_compile_definitions(coordinator_pull_tests PRIVATE
 add_dependencies(coordinator_pull_tests deploy-coordinator restart-helper pkgmgr standin-mesos
     repo-server)
 gtest_discover_tests(coordinator_pull_tests PROPERTIES LABELS integration DISCOVERY_TIMEOUT 60)
+
+# Replicas on etcd: three real etcd members (Debian's etcd-server) and three coordinator
+# replicas against the fake fleet, with the leader killed and paused and etcd's leader killed.
+add_executable(coordinator_ha_tests ${CMAKE_CURRENT_LIST_DIR}/coordinator/ha_test.cpp)
+target_link_libraries(coordinator_ha_tests
+    PRIVATE hoist_pkgmgr hoist_testing GTest::gtest_main hoist_warnings)
+target_compile_definitions(coordinator_ha_tests PRIVATE
+    COORDINATOR_BIN="$<TARGET_FILE:deploy-coordinator>"
+    FAKE_FLEET_BIN="$<TARGET_FILE:fake-fleet>")
+add_dependencies(coordinator_ha_tests deploy-coordinator fake-fleet)
+gtest_discover_tests(coordinator_ha_tests PROPERTIES LABELS slow TIMEOUT 300
+    DISCOVERY_TIMEOUT 60)

@@ -140,6 +140,26 @@ struct Monitors {
     static Result<Monitors> fromJson(const json::Value& v);
 };
 
+/// One replica of GET /v1/cluster/coordinators (replicas on etcd only).
+struct Replica {
+    std::string id;
+    std::string url;
+    bool leader = false;
+    std::int64_t epoch = 0;
+    std::string last_renewal;
+
+    static Result<Replica> fromJson(const json::Value& v);
+};
+
+struct Coordinators {
+    /// Empty while no replica leads (an election).
+    std::string leader;
+    std::int64_t epoch = 0;
+    std::vector<Replica> replicas;
+
+    static Result<Coordinators> fromJson(const json::Value& v);
+};
+
 /// One audit event of GET /v1/events (and a deployment's events).
 struct AuditEvent {
     std::string time;

@@ -168,6 +168,13 @@ public:
     virtual Result<std::vector<Event>> events(std::optional<std::string_view> deployment,
                                               int limit = 100) = 0;
     virtual Result<std::int64_t> nextDeploymentNumber() = 0;
+    /// The dead man's switch's monitors (not rollout state: written outside commit()).
+    virtual Result<std::vector<MonitorRecord>> monitors() = 0;
+    /// Puts one monitor and/or removes one (`remove` not empty), with audit events, at once.
+    /// Any replica may write these.
+    virtual Result<void> writeMonitor(const std::optional<MonitorRecord>& put,
+                                      std::string_view remove,
+                                      const std::vector<Event>& events) = 0;
 };
 
 /// The coordinator's state in one SQLite file (WAL). Schema versions live in PRAGMA
@@ -219,8 +226,9 @@ public:
 
     Result<std::vector<NodeRecord>> nodes() override;
     Result<std::vector<Hold>> holds() override;
-    /// The dead man's switch's monitors (not rollout state: written outside commit()).
-    Result<std::vector<MonitorRecord>> monitors();
+    Result<std::vector<MonitorRecord>> monitors() override;
+    Result<void> writeMonitor(const std::optional<MonitorRecord>& put, std::string_view remove,
+                              const std::vector<Event>& events) override;
     Result<std::vector<Deployment>> deployments(int limit = 100) override;
     Result<std::optional<Deployment>> deployment(std::string_view id) override;
     Result<std::vector<DeploymentNode>> deploymentNodes(std::string_view deployment) override;

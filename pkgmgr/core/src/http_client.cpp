@@ -307,6 +307,11 @@ Result<StreamResult> Client::stream(const StreamRequest& request) {
     libcurl().easy_setopt(curl, CURLOPT_LOW_SPEED_TIME,
                           static_cast<long>(request.low_speed_time.count()));
     libcurl().easy_setopt(curl, CURLOPT_BUFFERSIZE, 512L * 1024L);
+    if (!request.body.empty()) {
+        libcurl().easy_setopt(curl, CURLOPT_POSTFIELDS, request.body.data());
+        libcurl().easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE,
+                              static_cast<curl_off_t>(request.body.size()));
+    }
     if (request.offset > 0)
         libcurl().easy_setopt(curl, CURLOPT_RESUME_FROM_LARGE,
                               static_cast<curl_off_t>(request.offset));

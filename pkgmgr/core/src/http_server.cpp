@@ -475,6 +475,7 @@ struct Server::Impl {
     std::vector<Route> routes;
     std::optional<ssl::context> tls;
     std::function<Result<void>(const ServerRequest&)> before_body;
+    std::function<std::optional<ServerReply>(const ServerRequest&)> intercept;
     std::atomic<bool> stopping{false};
     ConnectionTable connections;
 
@@ -783,7 +784,9 @@ struct Server::Impl {
     std::shared_ptr<Outgoing> call(const Route& route, const ServerRequest& request) {
         ServerReply reply;
         try {
-            reply = route.handler(request);
+            std::optional<ServerReply> taken;
+            if (intercept) taken = intercept(request);
+            reply = taken ? std::move(*taken) : route.handler(request);
         } catch (const std::exception& e) {
             log::error(options.component, "handler threw", {{"route", route.name}, {"what", e.what()}});
             reply = ServerReply::error(500, "internal error");
@@ -1401,6 +1404,10 @@ void Server::inlineRoute(std::string_view method, const std::string& pattern, Ha
 
 void Server::beforeBody(std::function<Result<void>(const ServerRequest&)> check) {
     impl_->before_body = std::move(check);
+}
+
+void Server::intercept(std::function<std::optional<ServerReply>(const ServerRequest&)> hook) {
+    impl_->intercept = std::move(hook);
 }
 
 void Server::onMetrics(std::function<void(metrics::Registry&)> collector) {

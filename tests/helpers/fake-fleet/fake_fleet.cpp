@@ -57,7 +57,16 @@ struct Action {
     std::string deployment;
     std::int64_t generation = 0;
     std::int64_t time_us = 0;
+    /// The coordinator's epoch the command carried (0: none), so a test can check that the
+    /// epochs a node sees never go back.
+    std::int64_t epoch = 0;
 };
+
+std::int64_t epochOf(const std::string& body) {
+    auto doc = json::parseObject(body, "node command");
+    if (!doc) return 0;
+    return json::optInt(*doc, "epoch", "node command").value_or(std::nullopt).value_or(0);
+}
 
 struct SimNode {
     std::string id;
@@ -182,7 +191,7 @@ public:
             generation = n.releases.rbegin()->first + 1;
             n.releases[generation] = *release;
         }
-        actions_.push_back({id, n.role, "stage", "", generation, nowUs()});
+        actions_.push_back({id, n.role, "stage", "", generation, nowUs(), epochOf(body)});
         return http::ServerReply::json(200, pkgmgr::StageReply{generation, *release, {}}.toJson());
     }
 
@@ -205,7 +214,8 @@ public:
             n.txn_deployment = request->deployment;
             n.txn_operation = operation;
             n.report_to = request->report_to;
-            actions_.push_back({id, n.role, "restart", n.txn_deployment, request->generation, now});
+            actions_.push_back({id, n.role, "restart", n.txn_deployment, request->generation, now,
+                                epochOf(body)});
             timers_.push({now + swap_ms * 500, id, 0});
         }
         timer_cv_.notify_one();
@@ -239,6 +249,7 @@ public:
                 .field("deployment", a.deployment)
                 .field("generation", a.generation)
                 .field("time_us", a.time_us)
+                .field("epoch", a.epoch)
                 .endObject();
         }
         w.endArray().endObject();

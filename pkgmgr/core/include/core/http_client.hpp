@@ -56,12 +56,14 @@ std::chrono::milliseconds backoffDelay(const RetryPolicy& policy, int attempt);
 /// Transport failures (Network, Timeout) and statuses 408, 429, 500, 502, 503, 504.
 bool isTransient(const Result<Response>& result);
 
-/// A GET whose body is handed to `on_data` as it arrives, resuming at `offset` (an HTTP
-/// Range request, or a seek for file:// URLs).
+/// A GET (or a POST with `body`) whose answer is handed to `on_data` as it arrives, resuming
+/// at `offset` (an HTTP Range request, or a seek for file:// URLs).
 struct StreamRequest {
     std::string url;
     std::vector<Header> headers;
     std::uint64_t offset = 0;
+    /// When not empty, sent as a POST body (a streamed answer to a request, such as a watch).
+    std::string body;
     std::chrono::milliseconds connect_timeout{5000};
     std::chrono::milliseconds timeout{0};
     /// Aborts when fewer than 1 byte/s arrive for this long.

@@ -180,6 +180,9 @@ public:
     /// present a credential cannot make the server read a megabyte. Handlers keep their own
     /// checks. Applies to requests that have a body.
     void beforeBody(std::function<Result<void>(const ServerRequest&)> check);
+    /// A hook run on the worker before every routed handler: a reply it returns is sent
+    /// instead of the handler's (a replica forwarding to its leader). Set before run().
+    void intercept(std::function<std::optional<ServerReply>(const ServerRequest&)> hook);
     /// Called before each GET /metrics render, to refresh gauges.
     void onMetrics(std::function<void(metrics::Registry&)> collector);
     metrics::Registry& metrics();

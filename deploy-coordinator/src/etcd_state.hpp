@@ -1,0 +1,77 @@
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "deploy_coordinator/state.hpp"
+#include "etcd_client.hpp"
+
+namespace hoist::deploy_coordinator {
+
+/// The coordinator's state in etcd, every record a JSON value under the prefix:
+///   <prefix>nodes/<id>, deployments/<id>, deployment-nodes/<deployment>/<node>,
+///   holds/<source>, monitors/<name>, events/<deployment or _>/<unique>,
+///   meta/deployment-number, election/<lease hex>, replicas/<id>.
+/// Each value carries "schema": "hoist-coordinator/1"; a value that does not parse, or names
+/// another schema, is refused (Corrupt) naming its key.
+///
+/// The term is the leader's epoch: the create_revision of its election key. commit() with a
+/// term is one txn comparing that key's create_revision and lease, so a deposed leader's write
+/// is refused by etcd itself. commit() with term 0 is a write of any replica and may hold
+/// only holds and audit events (a halt accepted by a follower). A step larger than
+/// `max_txn_ops` operations goes out as several fenced txns, the deployment row and the audit
+/// events last. Thread-safe.
+class EtcdStateStore final : public StateStore {
+public:
+    static constexpr std::string_view kSchema = "hoist-coordinator/1";
+
+    EtcdStateStore(etcd::Client& client, std::string prefix, std::size_t max_txn_ops = 128);
+
+    /// Called by the election: this replica now leads as `epoch` with its key `key` on
+    /// `lease`; epoch 0 (stepping down) refuses every fenced write from here on.
+    void setLeadership(std::int64_t epoch, std::string key, std::int64_t lease);
+
+    Result<void> commit(const StepWrite& write, std::int64_t term, bool durable = false) override;
+    /// The epoch this replica leads as (0 when it does not lead).
+    Result<std::int64_t> term() override;
+    /// Ok only for the epoch this replica won; Conflict otherwise.
+    Result<void> claim(std::int64_t term) override;
+
+    Result<std::vector<NodeRecord>> nodes() override;
+    Result<std::vector<Hold>> holds() override;
+    Result<std::vector<Deployment>> deployments(int limit = 100) override;
+    Result<std::optional<Deployment>> deployment(std::string_view id) override;
+    Result<std::vector<DeploymentNode>> deploymentNodes(std::string_view deployment) override;
+    Result<std::vector<Event>> events(std::optional<std::string_view> deployment,
+                                      int limit = 100) override;
+    Result<std::int64_t> nextDeploymentNumber() override;
+    Result<std::vector<MonitorRecord>> monitors() override;
+    Result<void> writeMonitor(const std::optional<MonitorRecord>& put, std::string_view remove,
+                              const std::vector<Event>& events) override;
+
+    /// Checks that etcd answers (a read of the prefix); Network naming the endpoints otherwise.
+    Result<void> ping();
+    /// Decodes one hold value (the holds watch); Corrupt naming the key.
+    static Result<Hold> decodeHold(const etcd::KeyValue& kv);
+
+    etcd::Client& client() { return client_; }
+    const std::string& prefix() const { return prefix_; }
+
+private:
+    Result<std::vector<etcd::KeyValue>> rangePrefix(const std::string& prefix,
+                                                    std::int64_t limit = 0,
+                                                    bool newest_first = false);
+    std::vector<etcd::Op> eventOps(const std::vector<Event>& events);
+
+    etcd::Client& client_;
+    std::string prefix_;
+    std::size_t max_txn_ops_;
+    std::mutex mutex_;
+    std::int64_t epoch_ = 0;
+    std::string election_key_;
+    std::int64_t lease_ = 0;
+};
+
+}  // namespace hoist::deploy_coordinator

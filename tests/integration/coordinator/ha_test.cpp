@@ -1,0 +1,417 @@
+// Three deploy-coordinator replicas on a three-member etcd cluster (Debian's etcd-server), a
+// simulated fleet, and faults during rollouts: the leading replica SIGKILLed (twice) and
+// SIGSTOPped past its lease, the etcd raft leader SIGKILLed, a halt posted to a follower while
+// no replica leads. Every rollout must finish, every node be restarted exactly once forward,
+// and no node action start while a hold stands.
+
+#include <algorithm>
+#include <csignal>
+#include <map>
+#include <set>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "core/crypto.hpp"
+#include "core/http_client.hpp"
+#include "core/json.hpp"
+#include "etcd_cluster.hpp"
+#include "pkgmgr/release.hpp"
+#include "testing.hpp"
+
+namespace hoist {
+namespace {
+
+using testing::ServerProcess;
+using testing::TempFolder;
+using namespace std::chrono_literals;
+
+constexpr int kReplicas = 3;
+constexpr int kLeaseTtlS = 3;
+
+struct Act {
+    std::string node;
+    std::string kind;
+    std::string deployment;
+    std::int64_t time_us = 0;
+    std::int64_t epoch = 0;
+};
+
+std::int64_t nowUs() {
+    return std::chrono::duration_cast<std::chrono::microseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+class Ha : public ::testing::Test {
+protected:
+    void SetUp() override {
+        if (testing::EtcdCluster::binary().empty())
+            GTEST_SKIP() << "etcd is not installed (apt-get install etcd-server)";
+        testing::writeFile(dir_ / "admin.token", "admin-secret\n");
+        testing::writeFile(dir_ / "halt.token", "halt-secret\n");
+        testing::writeFile(dir_ / "node.token", "node-secret\n");
+        auto keys = crypto::ed25519Generate();
+        ASSERT_OK(keys);
+        testing::writeFile(dir_ / "trusted.pem", keys->public_pem);
+        publish("1.0.0", {}, keys->private_pem);
+        publish("2.0.0", {"1.*"}, keys->private_pem);
+        publish("3.0.0", {"2.*"}, keys->private_pem);
+        repo_ = std::make_unique<ServerProcess>(
+            std::vector<std::string>{FAKE_FLEET_BIN, "--masters", "0", "--agents", "0",
+                                     "--repo-dir", (dir_ / "repo").string(), "--port-file",
+                                     (dir_ / "repo.port").string()},
+            dir_ / "repo.port", dir_ / "repo.log");
+        ASSERT_TRUE(repo_->started());
+        // Timeouts raised over etcd's defaults: a busy CI machine must not cause elections.
+        etcd_ = std::make_unique<testing::EtcdCluster>(dir_.path(), 3, 200ms, 2000ms);
+        ASSERT_TRUE(etcd_->waitHealthy(60s));
+        for (int i = 0; i < kReplicas; ++i) ports_.push_back(testing::freeLoopbackPort());
+        replicas_.resize(kReplicas);
+        for (int i = 0; i < kReplicas; ++i) startReplica(i);
+    }
+
+    void publish(const std::string& version, std::vector<std::string> from,
+                 const std::string& private_pem) {
+        pkgmgr::Release release;
+        release.version = version;
+        release.upgrade_from = std::move(from);
+        auto ref = [](const std::string& id) {
+            return pkgmgr::PackageRef{id, crypto::sha256Hex(id), 100};
+        };
+        release.roles["master"] = {ref("mesos--" + version)};
+        release.roles["agent"] = {ref("mesos--" + version), ref("metrics--1.0")};
+        auto bytes = release.toJson();
+        testing::writeFile(dir_ / "repo" / "releases" / (version + ".json"), bytes);
+        auto sig = pkgmgr::signRelease(bytes, private_pem);
+        ASSERT_OK(sig);
+        testing::writeFile(dir_ / "repo" / "releases" / (version + ".json.sig"), *sig);
+    }
+
+    std::string replicaUrl(int i) const {
+        return "http://127.0.0.1:" + std::to_string(ports_.at(static_cast<std::size_t>(i)));
+    }
+
+    void startReplica(int i) {
+        auto name = "r" + std::to_string(i);
+        replicas_[static_cast<std::size_t>(i)] = std::make_unique<ServerProcess>(
+            std::vector<std::string>{
+                COORDINATOR_BIN,
+                "--state",
+                etcd_->stateUrl("hoist"),
+                "--replica-id",
+                name,
+                "--lease-ttl",
+                std::to_string(kLeaseTtlS),
+                "--listen",
+                "127.0.0.1:" + std::to_string(ports_.at(static_cast<std::size_t>(i))),
+                "--port-file",
+                (dir_ / (name + ".port")).string(),
+                "--repo",
+                repo_->url() + "/repo",
+                "--trusted-key",
+                (dir_ / "trusted.pem").string(),
+                "--admin-token-file",
+                (dir_ / "admin.token").string(),
+                "--halt-token-file",
+                (dir_ / "halt.token").string(),
+                "--node-token-file",
+                (dir_ / "node.token").string(),
+                "--poll-after-ms",
+                "1500"},
+            dir_ / (name + ".port"), dir_ / (name + ".log"));
+        ASSERT_TRUE(replicas_[static_cast<std::size_t>(i)]->started())
+            << testing::readFile(dir_ / (name + ".log"));
+    }
+
+    http::Response call(int replica, const std::string& method, const std::string& path,
+                        const std::string& body = "", const std::string& token = "admin-secret") {
+        http::Request request;
+        request.method = method;
+        request.url = replicaUrl(replica) + path;
+        request.body = body;
+        request.timeout = 10s;
+        request.headers.push_back(http::bearer(token));
+        auto response = client_.send(request);
+        return response ? *response : http::Response{};
+    }
+
+    /// The leading replica's index as the replicas report it (-1 while none leads).
+    int leader() {
+        for (int i = 0; i < kReplicas; ++i) {
+            auto r = call(i, "GET", "/v1/cluster/coordinators");
+            if (r.status != 200) continue;
+            auto doc = json::parseObject(r.body, "coordinators");
+            if (!doc) continue;
+            auto id = json::getString(*doc, "leader", "coordinators");
+            if (!id || id->size() < 2) continue;
+            // The leader itself must say so: a follower's view may lag.
+            int index = (*id)[1] - '0';
+            auto own = call(index, "GET", "/metrics");
+            if (own.status == 200 &&
+                own.body.find("\nhoist_coordinator_is_leader 1\n") != std::string::npos)
+                return index;
+        }
+        return -1;
+    }
+
+    int waitLeader(std::chrono::milliseconds timeout = 30s) {
+        int found = -1;
+        testing::waitFor([&] { return (found = leader()) >= 0; }, timeout, 50ms);
+        return found;
+    }
+
+    /// Any replica's answer (a follower forwards to the leader); retried through failovers.
+    http::Response anyReplica(const std::string& method, const std::string& path,
+                              const std::string& body = "") {
+        http::Response out;
+        testing::waitFor(
+            [&] {
+                for (int i = 0; i < kReplicas; ++i) {
+                    out = call(i, method, path, body);
+                    if (out.status != 0 && out.status != 503) return true;
+                }
+                return false;
+            },
+            30s, 100ms);
+        return out;
+    }
+
+    std::string deploymentState(const std::string& id) {
+        auto r = anyReplica("GET", "/v1/deployments/" + id + "?nodes=0&events=0");
+        auto doc = json::parseObject(r.body, "deployment");
+        if (!doc) return "";
+        return json::getString(*doc, "state", "deployment").value_or("");
+    }
+
+    std::string start(const std::string& version) {
+        auto r = anyReplica("POST", "/v1/deployments",
+                            R"({"version":")" + version + R"(","max_parallel":3})");
+        EXPECT_EQ(r.status, 201) << r.body;
+        auto doc = json::parseObject(r.body, "deployment");
+        return doc ? json::getString(*doc, "id", "deployment").value_or("") : "";
+    }
+
+    std::vector<Act> actions() {
+        http::Request request;
+        request.url = fleet_->url() + "/fleet/actions?since_us=0";
+        auto r = client_.send(request);
+        std::vector<Act> out;
+        if (!r) return out;
+        auto doc = json::parseObject(r->body, "actions");
+        if (!doc) return out;
+        auto list = json::getArray(*doc, "actions", "actions");
+        if (!list) return out;
+        for (const auto& a : (*list)->GetArray())
+            out.push_back({json::getString(a, "node", "a").value_or(""),
+                           json::getString(a, "kind", "a").value_or(""),
+                           json::getString(a, "deployment", "a").value_or(""),
+                           json::getInt(a, "time_us", "a").value_or(0),
+                           json::getInt(a, "epoch", "a").value_or(0)});
+        return out;
+    }
+
+    int restartsIn(const std::string& deployment) {
+        int n = 0;
+        for (const auto& a : actions())
+            if (a.kind == "restart" && a.deployment == deployment) ++n;
+        return n;
+    }
+
+    void killLeaderAndRestartIt() {
+        int l = waitLeader();
+        ASSERT_GE(l, 0) << "no leader";
+        auto& p = *replicas_[static_cast<std::size_t>(l)];
+        p.kill(SIGKILL);
+        ASSERT_OK(p.child().wait(10s));
+        auto killed = std::chrono::steady_clock::now();
+        // Started again at once as a follower, on its port (pings sent to it are forwarded).
+        startReplica(l);
+        int next = waitLeader(30s);
+        ASSERT_GE(next, 0);
+        takeovers_.push_back(std::chrono::duration_cast<std::chrono::milliseconds>(
+            std::chrono::steady_clock::now() - killed));
+    }
+
+    TempFolder dir_;
+    std::unique_ptr<ServerProcess> repo_;
+    std::unique_ptr<testing::EtcdCluster> etcd_;
+    std::vector<int> ports_;
+    std::vector<std::unique_ptr<ServerProcess>> replicas_;
+    std::unique_ptr<ServerProcess> fleet_;
+    std::vector<std::chrono::milliseconds> takeovers_;
+    http::Client client_;
+};
+
+TEST_F(Ha, RolloutsFinishThroughFailoversWithEachNodeRestartedOnce) {
+    constexpr int kNodes = 10;
+    int first = waitLeader();
+    ASSERT_GE(first, 0) << testing::readFile(dir_ / "r0.log");
+    // The fleet registers through a follower: registration is forwarded to the leader.
+    int follower = (first + 1) % kReplicas;
+    fleet_ = std::make_unique<ServerProcess>(
+        std::vector<std::string>{FAKE_FLEET_BIN, "--coordinator", replicaUrl(follower), "--masters",
+                                 "1", "--agents", std::to_string(kNodes - 1), "--swap-ms", "400",
+                                 "--node-token-file", (dir_ / "node.token").string(), "--port-file",
+                                 (dir_ / "fleet.port").string()},
+        dir_ / "fleet.port", dir_ / "fleet.log");
+    ASSERT_TRUE(fleet_->started()) << testing::readFile(dir_ / "fleet.log");
+
+    // Rollout 1: the leader SIGKILLed twice while nodes swap.
+    auto d1 = start("2.0.0");
+    ASSERT_FALSE(d1.empty());
+    ASSERT_TRUE(testing::waitFor([&] { return restartsIn(d1) >= 1; }, 30s, 20ms));
+    killLeaderAndRestartIt();
+    // A halt to a follower while the leader acts: forwarded, answered once nothing can start.
+    {
+        int l = waitLeader();
+        ASSERT_GE(l, 0);
+        auto r = call((l + 1) % kReplicas, "POST", "/v1/halt",
+                      R"({"source":"canary","reason":"errors"})", "halt-secret");
+        ASSERT_EQ(r.status, 201) << r.body;
+        auto answered_us = nowUs();
+        std::this_thread::sleep_for(1s);  // the window in which a started action would show
+        for (const auto& a : actions())
+            EXPECT_FALSE((a.kind == "restart" || a.kind == "stage") && a.time_us > answered_us)
+                << a.kind << " of " << a.node << " started under the canary hold";
+        ASSERT_EQ(anyReplica("DELETE", "/v1/halt/canary").status, 200);
+    }
+    ASSERT_TRUE(testing::waitFor([&] { return restartsIn(d1) >= 5; }, 60s, 20ms));
+    killLeaderAndRestartIt();
+    ASSERT_TRUE(testing::waitFor([&] { return deploymentState(d1) == "done"; }, 90s, 100ms))
+        << deploymentState(d1);
+
+    // Rollout 2: the leader SIGSTOPped past its lease, then the etcd raft leader killed, then
+    // the leader killed and a halt posted to a follower while no replica leads.
+    auto d2 = start("3.0.0");
+    ASSERT_FALSE(d2.empty());
+    ASSERT_TRUE(testing::waitFor([&] { return restartsIn(d2) >= 1; }, 30s, 20ms));
+    int paused = waitLeader();
+    ASSERT_GE(paused, 0);
+    replicas_[static_cast<std::size_t>(paused)]->kill(SIGSTOP);
+    // Another replica takes over once the paused one's lease expires.
+    int took = -1;
+    ASSERT_TRUE(testing::waitFor(
+        [&] {
+            took = leader();
+            return took >= 0 && took != paused;
+        },
+        30s, 50ms));
+    replicas_[static_cast<std::size_t>(paused)]->kill(SIGCONT);
+    // Woken, it finds its renewal overdue and steps down (it restarts itself as a follower).
+    ASSERT_TRUE(testing::waitFor(
+        [&] {
+            auto m = call(paused, "GET", "/metrics");
+            return m.status == 200 &&
+                   m.body.find("\nhoist_coordinator_is_leader 0\n") != std::string::npos;
+        },
+        30s, 50ms))
+        << testing::readFile(dir_ / ("r" + std::to_string(paused) + ".log"));
+
+    int raft = etcd_->raftLeader();
+    ASSERT_GE(raft, 0);
+    etcd_->kill(raft);
+    ASSERT_TRUE(testing::waitFor([&] { return restartsIn(d2) >= 4; }, 60s, 20ms));
+    etcd_->restart(raft);
+
+    int l = waitLeader();
+    ASSERT_GE(l, 0);
+    replicas_[static_cast<std::size_t>(l)]->kill(SIGKILL);
+    ASSERT_OK(replicas_[static_cast<std::size_t>(l)]->child().wait(10s));
+    int other = (l + 1) % kReplicas;
+    auto halted =
+        call(other, "POST", "/v1/halt", R"({"source":"sla","reason":"p99 high"})", "halt-secret");
+    ASSERT_EQ(halted.status, 201) << halted.body;
+    auto halted_us = nowUs();
+    startReplica(l);
+    ASSERT_GE(waitLeader(), 0);
+    // Held: nothing starts for a while, across the takeover.
+    std::this_thread::sleep_for(std::chrono::seconds(kLeaseTtlS + 1));
+    for (const auto& a : actions())
+        EXPECT_FALSE((a.kind == "restart" || a.kind == "stage") && a.time_us > halted_us)
+            << a.kind << " of " << a.node << " started under a hold";
+    auto holds = anyReplica("GET", "/v1/halt");
+    EXPECT_NE(holds.body.find("\"halted\":true"), std::string::npos) << holds.body;
+    auto cleared = anyReplica("DELETE", "/v1/halt");
+    ASSERT_EQ(cleared.status, 200) << cleared.body;
+    ASSERT_TRUE(testing::waitFor([&] { return deploymentState(d2) == "done"; }, 90s, 100ms))
+        << deploymentState(d2);
+
+    // Every node restarted exactly once forward in each rollout.
+    std::map<std::string, std::map<std::string, int>> restarts;
+    std::set<std::string> nodes;
+    for (const auto& a : actions()) {
+        if (a.kind == "restart") restarts[a.deployment][a.node]++;
+        nodes.insert(a.node);
+    }
+    for (const auto& d : {d1, d2}) {
+        EXPECT_EQ(restarts[d].size(), static_cast<std::size_t>(kNodes)) << d;
+        for (const auto& [node, count] : restarts[d])
+            EXPECT_EQ(count, 1) << node << " restarted " << count << " times in " << d;
+    }
+    // The epochs nodes were sent (when commands carry one) never go back: no deposed leader
+    // reached a node after its successor did.
+    auto acts = actions();
+    std::sort(acts.begin(), acts.end(),
+              [](const Act& a, const Act& b) { return a.time_us < b.time_us; });
+    std::int64_t highest = 0;
+    for (const auto& a : acts) {
+        if (a.epoch == 0) continue;
+        EXPECT_GE(a.epoch, highest) << a.kind << " of " << a.node << " carried an older epoch";
+        highest = std::max(highest, a.epoch);
+    }
+    for (auto t : takeovers_)
+        std::cout << "takeover after SIGKILL of the leader: " << t.count() << " ms\n";
+}
+
+TEST_F(Ha, ReplicasAnswerTheCoordinatorsListAndRefuseWithoutEtcd) {
+    int l = waitLeader();
+    ASSERT_GE(l, 0);
+    auto r = call((l + 1) % kReplicas, "GET", "/v1/cluster/coordinators");
+    ASSERT_EQ(r.status, 200) << r.body;
+    auto doc = json::parseObject(r.body, "coordinators");
+    ASSERT_OK(doc);
+    EXPECT_EQ(json::getString(*doc, "leader", "c").value_or(""), "r" + std::to_string(l));
+    EXPECT_GT(json::getInt(*doc, "epoch", "c").value_or(0), 0);
+    auto list = json::getArray(*doc, "replicas", "c");
+    ASSERT_OK(list);
+    EXPECT_EQ((*list)->Size(), static_cast<rapidjson::SizeType>(kReplicas));
+    // A hold written to etcd by a follower (as when no leader answers it) reaches the leader
+    // through its watch: the leader reports it and refuses to start a deployment.
+    {
+        http::Request direct;
+        direct.method = "POST";
+        direct.url = replicaUrl((l + 1) % kReplicas) + "/v1/halt";
+        direct.body = R"({"source":"direct","reason":"written by a follower"})";
+        direct.headers.push_back(http::bearer("halt-secret"));
+        direct.headers.push_back({"X-Hoist-Forwarded-By", "test"});
+        auto written = client_.send(direct);
+        ASSERT_OK(written);
+        ASSERT_EQ(written->status, 201) << written->body;
+        EXPECT_TRUE(testing::waitFor(
+            [&] {
+                return call(l, "GET", "/v1/halt").body.find("\"direct\"") != std::string::npos;
+            },
+            2s, 5ms));
+        auto refused_start = call(l, "POST", "/v1/deployments", R"({"version":"2.0.0"})");
+        EXPECT_EQ(refused_start.status, 423) << refused_start.body;
+    }
+    // etcd gone: the API says which store it is waiting for.
+    for (int m = 0; m < 3; ++m) etcd_->kill(m);
+    ASSERT_TRUE(testing::waitFor(
+        [&] {
+            auto answer = call((l + 1) % kReplicas, "GET", "/v1/deployments");
+            return answer.status == 503 && answer.body.find("etcd") != std::string::npos;
+        },
+        30s, 100ms));
+    // A replica cannot start without etcd.
+    auto refused =
+        testing::run({COORDINATOR_BIN, "--state", etcd_->stateUrl("hoist"), "--listen",
+                      "127.0.0.1:0", "--admin-token-file", (dir_ / "admin.token").string()},
+                     {}, 30s);
+    EXPECT_NE(refused.exit_code, 0);
+    EXPECT_NE(refused.err.find("unreachable"), std::string::npos) << refused.err;
+}
+
+}  // namespace
+}  // namespace hoist

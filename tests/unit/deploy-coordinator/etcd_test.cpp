@@ -1,0 +1,431 @@
+// The etcd gateway client and the etcd state store against a real etcd member (Debian's
+// etcd-server): every request builder is checked by what etcd then holds, because the gateway
+// silently ignores a misspelled field.
+#include <atomic>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "core/crypto.hpp"
+#include "core/http_client.hpp"
+#include "etcd_client.hpp"
+#include "etcd_cluster.hpp"
+#include "etcd_state.hpp"
+#include "testing.hpp"
+
+namespace hoist::deploy_coordinator {
+namespace {
+
+using etcd::Compare;
+using etcd::Op;
+using hoist::testing::TempFolder;
+
+class Etcd : public ::testing::Test {
+protected:
+    static void SetUpTestSuite() {
+        if (hoist::testing::EtcdCluster::binary().empty()) return;
+        folder_ = new TempFolder();
+        cluster_ = new hoist::testing::EtcdCluster(
+            folder_->path(), 1, std::chrono::milliseconds(100), std::chrono::milliseconds(1000));
+        ASSERT_TRUE(cluster_->waitHealthy());
+    }
+    static void TearDownTestSuite() {
+        delete cluster_;
+        delete folder_;
+        cluster_ = nullptr;
+        folder_ = nullptr;
+    }
+    void SetUp() override {
+        if (cluster_ == nullptr)
+            GTEST_SKIP() << "etcd is not installed (apt-get install etcd-server)";
+        etcd::ClientOptions o;
+        o.endpoints = cluster_->endpoints();
+        auto c = etcd::Client::create(o);
+        ASSERT_OK(c);
+        client_ = std::move(*c);
+        prefix_ = "/t" + crypto::randomHex(6) + "/";
+    }
+
+    static inline TempFolder* folder_ = nullptr;
+    static inline hoist::testing::EtcdCluster* cluster_ = nullptr;
+    std::unique_ptr<etcd::Client> client_;
+    std::string prefix_;
+};
+
+etcd::KeyValue get(etcd::Client& c, const std::string& key) {
+    etcd::RangeRequest r;
+    r.key = key;
+    auto answer = c.range(r);
+    EXPECT_TRUE(answer.has_value());
+    if (!answer || answer->kvs.empty()) return {};
+    return answer->kvs.front();
+}
+
+TEST(EtcdUrl, ParsesEndpointsAndPrefix) {
+    auto url = etcd::parseEtcdUrl("etcd://127.0.0.1:2379,10.0.0.2:2379/hoist");
+    ASSERT_OK(url);
+    EXPECT_EQ(url->endpoints,
+              (std::vector<std::string>{"http://127.0.0.1:2379", "http://10.0.0.2:2379"}));
+    EXPECT_EQ(url->prefix, "/hoist/");
+    for (const char* bad : {"etcd://", "etcd://h:1", "etcd://h:1/", "etcd://h/p", "etcd://h:0/p",
+                            "http://h:1/p", "etcd://h:1,/p", "etcd://h:99999/p"})
+        ASSERT_ERROR(etcd::parseEtcdUrl(bad), Errc::Invalid, "etcd://HOST:PORT");
+}
+
+TEST(EtcdUrl, PrefixEndIncrementsTheLastByte) {
+    EXPECT_EQ(etcd::prefixEnd("/a/"), "/a0");
+    EXPECT_EQ(etcd::prefixEnd(std::string("a\xff", 2)), "b");
+}
+
+TEST_F(Etcd, PutAndRangeKeepEveryFieldIncludingZeroValues) {
+    ASSERT_OK(client_->put(prefix_ + "empty", ""));
+    ASSERT_OK(client_->put(prefix_ + "bin", std::string("a\0b\n", 4)));
+    auto empty = get(*client_, prefix_ + "empty");
+    EXPECT_EQ(empty.key, prefix_ + "empty");
+    EXPECT_EQ(empty.value, "");
+    EXPECT_GT(empty.create_revision, 0);
+    EXPECT_EQ(empty.version, 1);
+    EXPECT_EQ(get(*client_, prefix_ + "bin").value, std::string("a\0b\n", 4));
+    // No match: the gateway omits kvs and count.
+    etcd::RangeRequest none;
+    none.key = prefix_ + "absent";
+    auto answer = client_->range(none);
+    ASSERT_OK(answer);
+    EXPECT_TRUE(answer->kvs.empty());
+    EXPECT_EQ(answer->count, 0);
+    EXPECT_GT(answer->revision, 0);
+}
+
+TEST_F(Etcd, RangeHonoursLimitSortAndCount) {
+    for (const char* k : {"c", "a", "b"}) ASSERT_OK(client_->put(prefix_ + k, k));
+    etcd::RangeRequest r;
+    r.key = prefix_;
+    r.range_end = etcd::prefixEnd(prefix_);
+    r.limit = 2;
+    r.sort_order = etcd::RangeRequest::Sort::descend;
+    r.sort_target = etcd::RangeRequest::Target::create;
+    auto answer = client_->range(r);
+    ASSERT_OK(answer);
+    ASSERT_EQ(answer->kvs.size(), 2u);
+    EXPECT_EQ(answer->kvs[0].value, "b");  // newest first
+    EXPECT_EQ(answer->kvs[1].value, "a");
+    EXPECT_TRUE(answer->more);
+    EXPECT_EQ(answer->count, 3);
+    r.limit = 0;
+    r.sort_order = etcd::RangeRequest::Sort::none;
+    r.count_only = true;
+    answer = client_->range(r);
+    ASSERT_OK(answer);
+    EXPECT_TRUE(answer->kvs.empty());
+    EXPECT_EQ(answer->count, 3);
+    r.count_only = false;
+    r.keys_only = true;
+    answer = client_->range(r);
+    ASSERT_OK(answer);
+    ASSERT_EQ(answer->kvs.size(), 3u);
+    EXPECT_EQ(answer->kvs[0].key, prefix_ + "a");
+    EXPECT_EQ(answer->kvs[0].value, "");
+}
+
+TEST_F(Etcd, TxnComparesEachTargetAndRunsTheRightBranch) {
+    auto key = prefix_ + "k";
+    auto lease = client_->grant(30);
+    ASSERT_OK(lease);
+    // Create-if-absent, reading the key back in the same txn.
+    Compare absent{Compare::Target::create, Compare::Result::equal, key, 0, {}};
+    auto first =
+        client_->txn({absent}, {Op::put(key, "v1", *lease), Op::range(key)}, {Op::range(key)});
+    ASSERT_OK(first);
+    EXPECT_TRUE(first->succeeded);
+    ASSERT_EQ(first->ranges.size(), 1u);
+    ASSERT_EQ(first->ranges[0].kvs.size(), 1u);
+    auto kv = first->ranges[0].kvs[0];
+    EXPECT_EQ(kv.value, "v1");
+    EXPECT_EQ(kv.lease, *lease);
+    // A failed txn has no "succeeded" field: it must read as false, running the failure branch.
+    auto second = client_->txn({absent}, {Op::put(key, "v2")}, {Op::range(key)});
+    ASSERT_OK(second);
+    EXPECT_FALSE(second->succeeded);
+    ASSERT_EQ(second->ranges.size(), 1u);
+    EXPECT_EQ(second->ranges[0].kvs.at(0).value, "v1");
+    struct Case {
+        Compare compare;
+        bool holds;
+    };
+    std::vector<Case> cases{
+        {{Compare::Target::create, Compare::Result::equal, key, kv.create_revision, {}}, true},
+        {{Compare::Target::create, Compare::Result::equal, key, kv.create_revision + 1, {}}, false},
+        {{Compare::Target::mod, Compare::Result::equal, key, kv.mod_revision, {}}, true},
+        {{Compare::Target::mod, Compare::Result::less, key, kv.mod_revision, {}}, false},
+        {{Compare::Target::version, Compare::Result::equal, key, 1, {}}, true},
+        {{Compare::Target::version, Compare::Result::greater, key, 1, {}}, false},
+        {{Compare::Target::lease, Compare::Result::equal, key, *lease, {}}, true},
+        {{Compare::Target::lease, Compare::Result::equal, key, *lease + 1, {}}, false},
+        {{Compare::Target::value, Compare::Result::equal, key, 0, "v1"}, true},
+        {{Compare::Target::value, Compare::Result::not_equal, key, 0, "v1"}, false},
+    };
+    for (const auto& c : cases) {
+        auto t = client_->txn({c.compare}, {});
+        ASSERT_OK(t);
+        EXPECT_EQ(t->succeeded, c.holds) << etcd::Client::txnBody({c.compare}, {}, {});
+    }
+    // Delete in a txn, then a range delete.
+    ASSERT_OK(client_->txn({}, {Op::remove(key)}));
+    EXPECT_EQ(get(*client_, key).key, "");
+    for (const char* k : {"x1", "x2"}) ASSERT_OK(client_->put(prefix_ + k, "x"));
+    auto deleted = client_->deleteRange(prefix_ + "x", etcd::prefixEnd(prefix_ + "x"));
+    ASSERT_OK(deleted);
+    EXPECT_EQ(*deleted, 2);
+}
+
+TEST_F(Etcd, LeasesAreGrantedWithTheirTtlRenewedAndRevoked) {
+    auto lease = client_->grant(7);
+    ASSERT_OK(lease);
+    auto ttl = client_->keepAlive(*lease);
+    ASSERT_OK(ttl);
+    EXPECT_EQ(*ttl, 7);  // a misspelled TTL field would grant the minimum instead
+    ASSERT_OK(client_->put(prefix_ + "leased", "x", *lease));
+    EXPECT_EQ(get(*client_, prefix_ + "leased").lease, *lease);
+    ASSERT_OK(client_->revoke(*lease));
+    EXPECT_EQ(get(*client_, prefix_ + "leased").key, "");
+    ASSERT_ERROR(client_->keepAlive(*lease), Errc::NotFound, "expired");
+    EXPECT_OK(client_->revoke(*lease));  // twice is fine
+}
+
+TEST_F(Etcd, WatchDeliversPutsAndDeletesAndReportsCompaction) {
+    auto start = client_->put(prefix_ + "w0", "0");
+    ASSERT_OK(start);
+    std::vector<etcd::WatchEvent> seen;
+    std::atomic<bool> stop{false};
+    std::thread writer([&] {
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        (void)client_->put(prefix_ + "w1", "1");
+        (void)client_->deleteRange(prefix_ + "w1");
+    });
+    auto watched = client_->watch(
+        prefix_, etcd::prefixEnd(prefix_), *start + 1,
+        [&](std::int64_t, const std::vector<etcd::WatchEvent>& events) {
+            for (const auto& e : events) seen.push_back(e);
+            // The sink may use the client on the watching thread (the holds watch reads the
+            // holds again from here).
+            if (!events.empty()) {
+                EXPECT_EQ(get(*client_, prefix_ + "w0").value, "0");
+            }
+            return seen.size() < 2;
+        },
+        stop, std::chrono::seconds(10));
+    writer.join();
+    ASSERT_OK(watched);
+    ASSERT_EQ(seen.size(), 2u);
+    EXPECT_EQ(seen[0].type, etcd::WatchEvent::Type::put);
+    EXPECT_EQ(seen[0].kv.value, "1");
+    EXPECT_EQ(seen[1].type, etcd::WatchEvent::Type::remove);
+    EXPECT_EQ(seen[1].kv.key, prefix_ + "w1");
+    // Compact past the start: the watch is canceled and says so.
+    auto now = client_->put(prefix_ + "w2", "2");
+    ASSERT_OK(now);
+    http::Client raw;
+    http::Request compact;
+    compact.method = "POST";
+    compact.url = cluster_->endpoints()[0] + "/v3/kv/compaction";
+    compact.body = "{\"revision\":\"" + std::to_string(*now) + "\"}";
+    auto compacted = raw.send(compact);
+    ASSERT_OK(compacted);
+    ASSERT_EQ(compacted->status, 200) << compacted->body;
+    ASSERT_ERROR(client_->watch(
+                     prefix_, etcd::prefixEnd(prefix_), *start + 1,
+                     [](std::int64_t, const auto&) { return true; }, stop, std::chrono::seconds(5)),
+                 Errc::Conflict, "compacted");
+}
+
+TEST_F(Etcd, MovesToTheNextEndpointWhenOneIsDown) {
+    etcd::ClientOptions o;
+    o.endpoints = {"http://127.0.0.1:" + std::to_string(hoist::testing::freeLoopbackPort()),
+                   cluster_->endpoints()[0]};
+    auto c = etcd::Client::create(o);
+    ASSERT_OK(c);
+    // A guarded write and a read go through; an unguarded put too, since the first member
+    // refused the connection (nothing was sent there).
+    ASSERT_OK((*c)->put(prefix_ + "p", "1"));
+    EXPECT_EQ(get(**c, prefix_ + "p").value, "1");
+    etcd::ClientOptions dead;
+    dead.endpoints = {"http://127.0.0.1:" + std::to_string(hoist::testing::freeLoopbackPort())};
+    auto d = etcd::Client::create(dead);
+    ASSERT_OK(d);
+    ASSERT_ERROR((*d)->range({prefix_, "", 0, {}, {}, false, false}), Errc::Network, "127.0.0.1");
+}
+
+// --- the state store ---
+
+Deployment sampleDeployment(std::int64_t number) {
+    Deployment d;
+    d.id = "d-" + std::to_string(number);
+    d.number = number;
+    d.version = "2.0.0";
+    d.state = DeploymentState::rolling;
+    d.max_parallel = "10%";
+    d.max_failures = 2;
+    d.auto_revert = true;
+    d.release_json = "{\"version\":\"2.0.0\"}";
+    d.created_by = "admin";
+    d.created_ms = 1000 + number;
+    return d;
+}
+
+TEST_F(Etcd, StoreRoundTripsEveryRecord) {
+    EtcdStateStore store(*client_, prefix_);
+    auto lease = client_->grant(30);
+    ASSERT_OK(lease);
+    auto key = prefix_ + "election/x";
+    auto put = client_->txn({}, {Op::put(key, "{}", *lease), Op::range(key)});
+    ASSERT_OK(put);
+    auto epoch = put->ranges.at(0).kvs.at(0).create_revision;
+    store.setLeadership(epoch, key, *lease);
+    EXPECT_EQ(store.term().value_or(0), epoch);
+    EXPECT_OK(store.claim(epoch));
+    ASSERT_ERROR(store.claim(epoch + 1), Errc::Conflict, "election");
+    EXPECT_EQ(store.nextDeploymentNumber().value_or(0), 1);
+
+    StepWrite w;
+    w.deployment = sampleDeployment(1);
+    NodeRecord n{"n1", "agent", "http://127.0.0.1:1", "1.0.0", 3, "up", 10, 20, "pull"};
+    w.registry.push_back(n);
+    DeploymentNode dn;
+    dn.deployment = "d-1";
+    dn.node = "n1";
+    dn.role = "agent";
+    dn.ord = 0;
+    dn.state = NodeStep::restarting;
+    dn.last_seq = -1;
+    dn.restarts = 1;
+    dn.message = "x\"y";
+    w.nodes.push_back(dn);
+    w.put_holds.push_back({"sla", "p99 high", "monitor", 5, "[{\"a\":1}]", 0});
+    w.events.push_back({0, 7, "admin", "deployment start", "d-1", "", "detail"});
+    w.events.push_back({0, 8, "coordinator", "note", "", "", "global"});
+    ASSERT_OK(store.commit(w, epoch));
+
+    auto nodes = store.nodes();
+    ASSERT_OK(nodes);
+    ASSERT_EQ(nodes->size(), 1u);
+    EXPECT_EQ((*nodes)[0].mode, "pull");
+    EXPECT_EQ((*nodes)[0].generation, 3);
+    auto d = store.deployment("d-1");
+    ASSERT_OK(d);
+    ASSERT_TRUE(d->has_value());
+    EXPECT_EQ((*d)->max_parallel, "10%");
+    EXPECT_TRUE((*d)->auto_revert);
+    EXPECT_EQ((*d)->state, DeploymentState::rolling);
+    EXPECT_EQ((*d)->release_json, w.deployment->release_json);
+    EXPECT_EQ(store.nextDeploymentNumber().value_or(0), 2);
+    auto rows = store.deploymentNodes("d-1");
+    ASSERT_OK(rows);
+    ASSERT_EQ(rows->size(), 1u);
+    EXPECT_EQ((*rows)[0].state, NodeStep::restarting);
+    EXPECT_EQ((*rows)[0].message, "x\"y");
+    EXPECT_EQ((*rows)[0].last_seq, -1);
+    auto holds = store.holds();
+    ASSERT_OK(holds);
+    ASSERT_EQ(holds->size(), 1u);
+    EXPECT_EQ((*holds)[0].alerts_json, "[{\"a\":1}]");
+    auto all = store.events(std::nullopt, 10);
+    ASSERT_OK(all);
+    ASSERT_EQ(all->size(), 2u);
+    EXPECT_EQ((*all)[0].action, "deployment start");
+    EXPECT_LT((*all)[0].id, (*all)[1].id);
+    auto mine = store.events(std::string_view("d-1"), 10);
+    ASSERT_OK(mine);
+    ASSERT_EQ(mine->size(), 1u);
+    EXPECT_EQ((*mine)[0].detail, "detail");
+
+    StepWrite clear;
+    clear.clear_holds = true;
+    ASSERT_OK(store.commit(clear, epoch));
+    EXPECT_TRUE(store.holds().value_or(std::vector<Hold>{Hold{}}).empty());
+
+    ASSERT_OK(store.writeMonitor(MonitorRecord{"am", 60000, 9}, {}, {}));
+    auto monitors = store.monitors();
+    ASSERT_OK(monitors);
+    ASSERT_EQ(monitors->size(), 1u);
+    EXPECT_EQ((*monitors)[0].allowance_ms, 60000);
+    ASSERT_OK(store.writeMonitor(std::nullopt, "am", {}));
+    EXPECT_TRUE(store.monitors().value_or(std::vector<MonitorRecord>{{}}).empty());
+}
+
+TEST_F(Etcd, AFencedWriteIsRefusedOnceTheElectionKeyIsGone) {
+    EtcdStateStore store(*client_, prefix_);
+    auto lease = client_->grant(30);
+    ASSERT_OK(lease);
+    auto key = prefix_ + "election/x";
+    auto put = client_->txn({}, {Op::put(key, "{}", *lease), Op::range(key)});
+    ASSERT_OK(put);
+    auto epoch = put->ranges.at(0).kvs.at(0).create_revision;
+    store.setLeadership(epoch, key, *lease);
+    StepWrite w;
+    w.deployment = sampleDeployment(1);
+    ASSERT_OK(store.commit(w, epoch));
+    // Another term: refused before anything is sent.
+    ASSERT_ERROR(store.commit(w, epoch + 1), Errc::Conflict, "not the leader");
+    // The lease expires (revoked here): etcd itself refuses the write.
+    ASSERT_OK(client_->revoke(*lease));
+    w.deployment->version = "3.0.0";
+    ASSERT_ERROR(store.commit(w, epoch), Errc::Conflict, "refused by etcd");
+    EXPECT_EQ(store.deployment("d-1").value()->version, "2.0.0");
+    // A key of the same name from another campaign does not let the old epoch write either.
+    auto again = client_->txn({}, {Op::put(key, "{}")});
+    ASSERT_OK(again);
+    ASSERT_ERROR(store.commit(w, epoch), Errc::Conflict, "refused by etcd");
+}
+
+TEST_F(Etcd, AReplicaThatDoesNotLeadWritesOnlyHoldsAndEvents) {
+    EtcdStateStore store(*client_, prefix_);
+    StepWrite halt;
+    halt.put_holds.push_back({"sla", "r", "monitor", 1, "[]", 0});
+    halt.events.push_back({0, 1, "monitor", "halt", "", "", "sla: r"});
+    ASSERT_OK(store.commit(halt, 0));
+    EXPECT_EQ(store.holds().value().size(), 1u);
+    StepWrite rollout;
+    rollout.deployment = sampleDeployment(1);
+    ASSERT_ERROR(store.commit(rollout, 0), Errc::Conflict, "only the leader");
+    EXPECT_FALSE(store.deployment("d-1").value().has_value());
+}
+
+TEST_F(Etcd, ForeignOrDamagedValuesAreRefusedNamingTheirKey) {
+    EtcdStateStore store(*client_, prefix_);
+    ASSERT_OK(client_->put(prefix_ + "nodes/n1", "{\"schema\":\"other/9\",\"id\":\"n1\"}"));
+    ASSERT_ERROR(store.nodes(), Errc::Corrupt, prefix_ + "nodes/n1");
+    ASSERT_ERROR(store.nodes(), Errc::Corrupt, "foreign schema 'other/9'");
+    ASSERT_OK(client_->put(prefix_ + "holds/x", "not json"));
+    ASSERT_ERROR(store.holds(), Errc::Corrupt, prefix_ + "holds/x");
+    ASSERT_OK(client_->put(prefix_ + "deployments/d-1",
+                           "{\"schema\":\"hoist-coordinator/1\",\"id\":\"d-1\"}"));
+    ASSERT_ERROR(store.deployment("d-1"), Errc::Corrupt, prefix_ + "deployments/d-1");
+    ASSERT_OK(client_->put(prefix_ + "meta/deployment-number", "x"));
+    ASSERT_ERROR(store.nextDeploymentNumber(), Errc::Corrupt, "meta/deployment-number");
+}
+
+TEST_F(Etcd, AStepLargerThanOneTxnIsSplitAndStillFenced) {
+    EtcdStateStore store(*client_, prefix_, 8);
+    auto lease = client_->grant(30);
+    ASSERT_OK(lease);
+    auto key = prefix_ + "election/x";
+    auto put = client_->txn({}, {Op::put(key, "{}", *lease), Op::range(key)});
+    ASSERT_OK(put);
+    auto epoch = put->ranges.at(0).kvs.at(0).create_revision;
+    store.setLeadership(epoch, key, *lease);
+    StepWrite w;
+    w.deployment = sampleDeployment(4);
+    for (int i = 0; i < 30; ++i) {
+        DeploymentNode dn;
+        dn.deployment = "d-4";
+        dn.node = "n" + std::to_string(i);
+        dn.ord = i;
+        w.nodes.push_back(dn);
+    }
+    ASSERT_OK(store.commit(w, epoch));
+    EXPECT_EQ(store.deploymentNodes("d-4").value().size(), 30u);
+    EXPECT_EQ(store.nextDeploymentNumber().value_or(0), 5);
+}
+
+}  // namespace
+}  // namespace hoist::deploy_coordinator
