@@ -101,7 +101,7 @@ const std::vector<Row> kRows = {
 };
 
 INSTANTIATE_TEST_SUITE_P(Decisions, Recovery, ::testing::ValuesIn(kRows),
-                         [](const ::testing::TestParamInfo<Row>& info) { return info.param.name; });
+                         [](const ::testing::TestParamInfo<Row>& row) { return row.param.name; });
 
 TEST(RecoveryActions, EveryActionHasAName) {
     for (auto a : {A::none, A::start_service, A::close, A::continue_rollback, A::fail_bootstrap,
