@@ -8,6 +8,7 @@
 #include <system_error>
 
 #include "config_gen/package.hpp"
+#include "core/deleter.hpp"
 #include "core/crypto.hpp"
 #include "core/files.hpp"
 
@@ -15,10 +16,7 @@ namespace hoist::config_gen {
 
 namespace {
 
-struct ArchiveReadDeleter {
-    void operator()(archive* a) const noexcept { archive_read_free(a); }
-};
-using ArchiveReader = std::unique_ptr<archive, ArchiveReadDeleter>;
+using ArchiveReader = Handle<archive, archive_read_free>;
 
 constexpr std::size_t kMaxPkgInfoBytes = 1u << 20;
 constexpr std::size_t kMaxEntries = 1'000'000;

@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <chrono>
 
+#include "core/fd.hpp"
 #include "core/crypto.hpp"
 #include "core/files.hpp"
 #include "core/json.hpp"
@@ -29,28 +30,22 @@ public:
     TempFile(const TempFile&) = delete;
     TempFile& operator=(const TempFile&) = delete;
     ~TempFile() {
-        closeFd();
+        fd_.reset();
         if (!path_.empty()) ::unlink(path_.c_str());
     }
-    int fd() const { return fd_; }
+    int fd() const { return fd_.get(); }
     const fs::path& path() const { return path_; }
     Result<void> syncAndClose() {
-        if (::fsync(fd_) != 0)
+        if (::fsync(fd_.get()) != 0)
             return failErrno(Errc::Io, errno, "cannot fsync '", path_.string(), "'");
-        int fd = fd_;
-        fd_ = -1;
-        if (::close(fd) != 0)
+        if (fd_.close() != 0)
             return failErrno(Errc::Io, errno, "cannot close '", path_.string(), "'");
         return ok();
     }
 
 private:
-    void closeFd() {
-        if (fd_ >= 0) ::close(fd_);
-        fd_ = -1;
-    }
     fs::path path_;
-    int fd_ = -1;
+    UniqueFd fd_;
 };
 
 Result<void> writeAll(int fd, std::string_view data, const fs::path& path) {

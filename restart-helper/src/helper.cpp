@@ -9,6 +9,7 @@
 #include "core/json.hpp"
 #include "core/log.hpp"
 #include "helper_impl.hpp"
+#include "recovery.hpp"
 #include "pkgmgr/status.hpp"
 #include "pkgmgr/wire.hpp"
 
@@ -332,51 +333,60 @@ Result<std::optional<Journal>> Helper::Impl::recoverLocked(bool start_service,
         return recoverDamagedJournal(loaded.error());
     HOIST_ASSIGN(auto journal, adviseOnDamage(std::move(loaded)));
     HOIST_ASSIGN(auto cur, gens->current());
-    if (!journal) {
-        if (start_service && cur) {
-            HOIST_ASSIGN(auto st, manager->status());
-            if (!st.running) {
-                log::info(kComponent, "starting the service of the current generation",
-                          {{"generation", static_cast<std::int64_t>(*cur)}});
-                HOIST_ASSIGN(auto launch, launchFor(*cur));
-                HOIST_TRY(manager->stop(std::chrono::milliseconds(launch.spec.stop_timeout_ms)));
-                HOIST_TRY(manager->start(launch));
-            }
-        }
+    RecoveryFacts facts{journal, cur, start_service, false};
+    if (!journal && start_service && cur) {
+        HOIST_ASSIGN(auto st, manager->status());
+        facts.service_running = st.running;
+    }
+    auto action = decideRecovery(facts);
+    if (action == RecoveryAction::none) return std::optional<Journal>();
+    if (action == RecoveryAction::start_service) {
+        log::info(kComponent, "starting the service of the current generation",
+                  {{"generation", static_cast<std::int64_t>(*cur)}});
+        HOIST_ASSIGN(auto launch, launchFor(*cur));
+        HOIST_TRY(manager->stop(std::chrono::milliseconds(launch.spec.stop_timeout_ms)));
+        HOIST_TRY(manager->start(launch));
         return std::optional<Journal>();
     }
     Journal j = std::move(*journal);
     j.recovered = true;
     log::warn(kComponent, "recovering an interrupted transaction",
-              {{"operation", j.operation}, {"state", j.state}, {"pid", j.pid}});
-    if (pkgmgr::isTerminalState(j.state)) {
-        HOIST_ASSIGN(auto closed, close(std::move(j)));
-        return std::optional<Journal>(std::move(closed));
-    }
+              {{"operation", j.operation}, {"state", j.state}, {"pid", j.pid},
+               {"action", std::string(actionName(action))}});
     Result<Journal> done = fail(Errc::Internal, "unreachable");
-    if (j.state == "rolling_back") {
-        done = continueRollBack(j, j.message);
-    } else if (j.kind == "bootstrap" && j.to_generation == 0) {
-        if (!cur) {
+    switch (action) {
+        case RecoveryAction::none:
+        case RecoveryAction::start_service:
+            break;
+        case RecoveryAction::close: {
+            HOIST_ASSIGN(auto closed, close(std::move(j)));
+            return std::optional<Journal>(std::move(closed));
+        }
+        case RecoveryAction::continue_rollback:
+            done = continueRollBack(j, j.message);
+            break;
+        case RecoveryAction::fail_bootstrap:
             done = finish(j, "failed", "the bootstrap was interrupted before its generation was "
                                        "activated; run bootstrap again");
-        } else {
+            break;
+        case RecoveryAction::adopt_bootstrap:
             j.to_generation = *cur;
             done = forward(j);
+            break;
+        case RecoveryAction::forward:
+            done = forward(j);
+            break;
+        case RecoveryAction::activate_then_forward:
+            HOIST_TRY(gens->activate(j.to_generation));
+            done = forward(j);
+            break;
+        case RecoveryAction::roll_back: {
+            std::string reason = "the swap to generation " + std::to_string(j.to_generation) +
+                                 " was interrupted in state '" + j.state + "'";
+            HOIST_TRY(step(j, "rolling_back", reason));
+            done = continueRollBack(j, reason);
+            break;
         }
-    } else if (cur && *cur == j.to_generation &&
-               (j.state != "stopping" || j.from_generation == j.to_generation)) {
-        // The switch happened: finish the swap (start, check; roll back if unhealthy).
-        done = forward(j);
-    } else if (j.from_generation == 0) {
-        HOIST_TRY(gens->activate(j.to_generation));
-        done = forward(j);
-    } else {
-        // The switch did not happen (or went elsewhere): undo, back to the old generation.
-        std::string reason = "the swap to generation " + std::to_string(j.to_generation) +
-                             " was interrupted in state '" + j.state + "'";
-        HOIST_TRY(step(j, "rolling_back", reason));
-        done = continueRollBack(j, reason);
     }
     if (!done) return std::unexpected(done.error());
     return std::optional<Journal>(std::move(*done));

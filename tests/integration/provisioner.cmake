@@ -20,7 +20,7 @@ add_executable(provisioner_local_tests
 )
 target_include_directories(provisioner_local_tests PRIVATE ${CMAKE_CURRENT_LIST_DIR})
 target_link_libraries(provisioner_local_tests
-    PRIVATE hoist_pkgmgr hoist_testing GTest::gtest_main hoist_warnings)
+    PRIVATE hoist_node_agent hoist_pkgmgr hoist_testing GTest::gtest_main hoist_warnings)
 target_compile_definitions(provisioner_local_tests PRIVATE
     HOIST_PROVISIONER="$<TARGET_FILE:provisioner>"
     RESTART_HELPER_BIN="$<TARGET_FILE:restart-helper>"

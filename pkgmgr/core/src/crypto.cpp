@@ -11,27 +11,16 @@
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 
+#include "core/deleter.hpp"
 #include "core/strings.hpp"
 
 namespace hoist::crypto {
 
 namespace {
-struct MdCtxDeleter {
-    void operator()(EVP_MD_CTX* ctx) const noexcept { EVP_MD_CTX_free(ctx); }
-};
-struct PkeyDeleter {
-    void operator()(EVP_PKEY* key) const noexcept { EVP_PKEY_free(key); }
-};
-struct PkeyCtxDeleter {
-    void operator()(EVP_PKEY_CTX* ctx) const noexcept { EVP_PKEY_CTX_free(ctx); }
-};
-struct BioDeleter {
-    void operator()(BIO* bio) const noexcept { BIO_free(bio); }
-};
-using MdCtxPtr = std::unique_ptr<EVP_MD_CTX, MdCtxDeleter>;
-using PkeyPtr = std::unique_ptr<EVP_PKEY, PkeyDeleter>;
-using PkeyCtxPtr = std::unique_ptr<EVP_PKEY_CTX, PkeyCtxDeleter>;
-using BioPtr = std::unique_ptr<BIO, BioDeleter>;
+using MdCtxPtr = Handle<EVP_MD_CTX, EVP_MD_CTX_free>;
+using PkeyPtr = Handle<EVP_PKEY, EVP_PKEY_free>;
+using PkeyCtxPtr = Handle<EVP_PKEY_CTX, EVP_PKEY_CTX_free>;
+using BioPtr = Handle<BIO, BIO_free>;
 
 constexpr char kHex[] = "0123456789abcdef";
 

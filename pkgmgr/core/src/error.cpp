@@ -51,12 +51,6 @@ std::string_view errcName(Errc code) { return info(code).name; }
 int httpStatus(Errc code) { return info(code).http; }
 int exitCode(Errc code) { return info(code).exit; }
 
-Errc errcFromName(std::string_view name) {
-    for (const auto& entry : kTable)
-        if (entry.name == name) return entry.code;
-    return Errc::Internal;
-}
-
 Errc errcFromHttpStatus(long status) {
     switch (status) {
         case 401:

@@ -36,12 +36,9 @@ fs::path tempSibling(const fs::path& path) {
 }
 
 Result<void> fsyncPath(const fs::path& path) {
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return failErrno(Errc::Io, errno, "cannot open '", path.string(), "' to sync it");
-    int rc = ::fsync(fd);
-    int err = errno;
-    ::close(fd);
-    if (rc != 0) return failErrno(Errc::Io, err, "cannot sync '", path.string(), "'");
+    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd) return failErrno(Errc::Io, errno, "cannot open '", path.string(), "' to sync it");
+    if (::fsync(fd.get()) != 0) return failErrno(Errc::Io, errno, "cannot sync '", path.string(), "'");
     return ok();
 }
 
@@ -49,14 +46,15 @@ Result<void> writeFileAtomic(const fs::path& path, std::string_view data, mode_t
                              Durability durability) {
     bool sync = durability == Durability::Synced;
     auto tmp = tempSibling(path);
-    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
-    if (fd < 0) return failErrno(Errc::Io, errno, "cannot create '", tmp.string(), "'");
-    auto written = writeAll(fd, data, tmp);
-    if (written && ::fchmod(fd, mode) != 0)
+    UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode));
+    if (!fd) return failErrno(Errc::Io, errno, "cannot create '", tmp.string(), "'");
+    auto written = writeAll(fd.get(), data, tmp);
+    if (written && ::fchmod(fd.get(), mode) != 0)
         written = failErrno(Errc::Io, errno, "cannot set the mode of '", tmp.string(), "'");
-    if (written && sync && ::fsync(fd) != 0)
+    if (written && sync && ::fsync(fd.get()) != 0)
         written = failErrno(Errc::Io, errno, "cannot sync '", tmp.string(), "'");
-    ::close(fd);
+    if (written && fd.close() != 0)
+        written = failErrno(Errc::Io, errno, "cannot write '", tmp.string(), "'");
     if (!written) {
         ::unlink(tmp.c_str());
         return written;
@@ -70,8 +68,8 @@ Result<void> writeFileAtomic(const fs::path& path, std::string_view data, mode_t
 }
 
 Result<std::string> readFile(const fs::path& path, size_t max_bytes) {
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
+    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd) {
         int err = errno;
         return failErrno(err == ENOENT ? Errc::NotFound : Errc::Io, err, "cannot read '",
                          path.string(), "'");
@@ -79,21 +77,18 @@ Result<std::string> readFile(const fs::path& path, size_t max_bytes) {
     std::string out;
     char buffer[65536];
     while (true) {
-        ssize_t n = ::read(fd, buffer, sizeof buffer);
+        ssize_t n = ::read(fd.get(), buffer, sizeof buffer);
         if (n < 0) {
             if (errno == EINTR) continue;
             int err = errno;
-            ::close(fd);
             return failErrno(Errc::Io, err, "cannot read '", path.string(), "'");
         }
         if (n == 0) break;
         if (out.size() + static_cast<size_t>(n) > max_bytes) {
-            ::close(fd);
             return fail(Errc::Invalid, "'", path.string(), "' is larger than ", max_bytes, " bytes");
         }
         out.append(buffer, static_cast<size_t>(n));
     }
-    ::close(fd);
     return out;
 }
 
@@ -173,40 +168,23 @@ TempDir::~TempDir() {
 
 Result<FileLock> FileLock::acquire(const fs::path& lock_file, std::chrono::milliseconds wait,
                                    std::string_view what) {
-    int fd = ::open(lock_file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0) return failErrno(Errc::Io, errno, "cannot open the lock '", lock_file.string(), "'");
+    UniqueFd fd(::open(lock_file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+    if (!fd) return failErrno(Errc::Io, errno, "cannot open the lock '", lock_file.string(), "'");
     auto deadline = std::chrono::steady_clock::now() + wait;
     auto pause = std::chrono::milliseconds(2);
     while (true) {
-        if (::flock(fd, LOCK_EX | LOCK_NB) == 0) return FileLock(fd);
+        if (::flock(fd.get(), LOCK_EX | LOCK_NB) == 0) return FileLock(std::move(fd));
         if (errno != EWOULDBLOCK && errno != EINTR) {
             int err = errno;
-            ::close(fd);
             return failErrno(Errc::Io, err, "cannot lock '", lock_file.string(), "'");
         }
         if (std::chrono::steady_clock::now() >= deadline) {
-            ::close(fd);
             return fail(Errc::Busy, "busy: another operation holds the lock '", lock_file.string(),
                         "' (", what, "); try again when it has finished");
         }
         std::this_thread::sleep_for(pause);
         pause = std::min(pause * 2, std::chrono::milliseconds(50));
     }
-}
-
-FileLock::FileLock(FileLock&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }
-
-FileLock& FileLock::operator=(FileLock&& other) noexcept {
-    if (this != &other) {
-        if (fd_ >= 0) ::close(fd_);
-        fd_ = other.fd_;
-        other.fd_ = -1;
-    }
-    return *this;
-}
-
-FileLock::~FileLock() {
-    if (fd_ >= 0) ::close(fd_);
 }
 
 }  // namespace hoist::files

@@ -1444,8 +1444,6 @@ Result<int> Server::bind() {
     return impl.port;
 }
 
-int Server::port() const { return impl_->port; }
-
 Result<void> Server::writePortFile(const std::filesystem::path& path) const {
     return files::writeFileAtomic(path, std::to_string(impl_->port) + "\n");
 }

@@ -10,14 +10,13 @@
 #include <string_view>
 #include <vector>
 
+#include "core/deleter.hpp"
+
 namespace hoist::pkgmgr::probe {
 
 namespace {
 
-struct ArchiveReadDeleter {
-    void operator()(archive* a) const noexcept { archive_read_free(a); }
-};
-using ArchiveRead = std::unique_ptr<archive, ArchiveReadDeleter>;
+using ArchiveRead = Handle<archive, archive_read_free>;
 
 constexpr off_t kProbeBytes = 1 << 20;
 

@@ -19,17 +19,15 @@
 
 #include "archive_probe.hpp"
 #include "archive_rules.hpp"
+#include "core/deleter.hpp"
 #include "core/crypto.hpp"
-#include "unique_fd.hpp"
+#include "core/fd.hpp"
 
 namespace hoist::pkgmgr::extract {
 
 namespace {
 
-struct ArchiveReadDeleter {
-    void operator()(archive* a) const noexcept { archive_read_free(a); }
-};
-using ArchiveRead = std::unique_ptr<archive, ArchiveReadDeleter>;
+using ArchiveRead = Handle<archive, archive_read_free>;
 
 constexpr std::size_t kReadBuffer = 1u << 20;
 constexpr std::size_t kMaxPkgInfo = 1u << 20;

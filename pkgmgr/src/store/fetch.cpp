@@ -14,7 +14,7 @@
 #include "core/crypto.hpp"
 #include "core/files.hpp"
 #include "core/log.hpp"
-#include "unique_fd.hpp"
+#include "core/fd.hpp"
 
 namespace hoist::pkgmgr {
 

@@ -13,10 +13,11 @@
 #include <utility>
 
 #include "archive_rules.hpp"
+#include "core/deleter.hpp"
 #include "core/crypto.hpp"
 #include "core/files.hpp"
 #include "pkgmgr/store.hpp"
-#include "unique_fd.hpp"
+#include "core/fd.hpp"
 
 namespace hoist::pkgmgr {
 
@@ -24,14 +25,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct ArchiveWriteDeleter {
-    void operator()(archive* a) const noexcept { archive_write_free(a); }
-};
-using ArchiveWrite = std::unique_ptr<archive, ArchiveWriteDeleter>;
-struct EntryDeleter {
-    void operator()(archive_entry* e) const noexcept { archive_entry_free(e); }
-};
-using Entry = std::unique_ptr<archive_entry, EntryDeleter>;
+using ArchiveWrite = Handle<archive, archive_write_free>;
+using Entry = Handle<archive_entry, archive_entry_free>;
 
 /// Where the compressed bytes go: the output file, hashed as they are written.
 struct Sink {

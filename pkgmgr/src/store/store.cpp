@@ -17,7 +17,7 @@
 #include "extract.hpp"
 #include "manifest.hpp"
 #include "store_index.hpp"
-#include "unique_fd.hpp"
+#include "core/fd.hpp"
 
 namespace hoist::pkgmgr {
 

@@ -69,8 +69,6 @@ Error withContext(Error error, std::string_view context);
 std::string_view errcName(Errc code);
 int httpStatus(Errc code);
 int exitCode(Errc code);
-/// Inverse of errcName for errors that travel in JSON; unknown names map to Internal.
-Errc errcFromName(std::string_view name);
 /// What an error status from one of our servers stands for (the inverse of httpStatus where
 /// that is one-to-one): 401 and 403 Unauthorized, 404 NotFound, 409 Conflict, 422 Corrupt,
 /// 423 Halted, 429 Busy, 503 Unhealthy, 504 Timeout; any other 4xx is Invalid (the request was bad) and

@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include "core/error.hpp"
+#include "core/fd.hpp"
 
 namespace hoist::files {
 
@@ -64,15 +65,10 @@ public:
     /// process holds it: "another operation holds the lock on /opt/hoist (stage); try again".
     static Result<FileLock> acquire(const fs::path& lock_file, std::chrono::milliseconds wait,
                                     std::string_view what);
-    FileLock(FileLock&& other) noexcept;
-    FileLock& operator=(FileLock&& other) noexcept;
-    FileLock(const FileLock&) = delete;
-    FileLock& operator=(const FileLock&) = delete;
-    ~FileLock();
 
 private:
-    explicit FileLock(int fd) : fd_(fd) {}
-    int fd_ = -1;
+    explicit FileLock(UniqueFd fd) : fd_(std::move(fd)) {}
+    UniqueFd fd_;
 };
 
 }  // namespace hoist::files

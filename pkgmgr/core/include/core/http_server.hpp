@@ -189,7 +189,6 @@ public:
 
     /// Binds host:port (port 0: any free port); returns the bound port.
     Result<int> bind();
-    int port() const;
     /// Writes the bound port, atomically, for tests and scripts that started us with port 0.
     Result<void> writePortFile(const std::filesystem::path& path) const;
     /// Serves until stop(); call after bind().

@@ -2,7 +2,7 @@
 #include <memory>
 #include <set>
 
-#include "../cli_internal.hpp"
+#include "cli_internal.hpp"
 #include "core/crypto.hpp"
 #include "core/files.hpp"
 #include "core/json.hpp"

@@ -1,7 +1,7 @@
 #include <atomic>
 #include <memory>
 
-#include "../cli_internal.hpp"
+#include "cli_internal.hpp"
 #include "core/http_server.hpp"
 #include "pkgmgr/node_server.hpp"
 

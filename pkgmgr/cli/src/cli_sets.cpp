@@ -4,7 +4,7 @@
 #include <memory>
 #include <optional>
 
-#include "../cli_internal.hpp"
+#include "cli_internal.hpp"
 #include "core/crypto.hpp"
 #include "core/files.hpp"
 #include "core/json.hpp"

@@ -4,9 +4,10 @@
 
 #include <utility>
 
-namespace hoist::pkgmgr {
+namespace hoist {
 
-/// Owns a file descriptor, closed when the object dies.
+/// Owns a file descriptor, closed when the object dies. The one fd handle of the tree: the
+/// store, the file helpers, repo-server and the HTTP server use it rather than raw close().
 class UniqueFd {
 public:
     UniqueFd() = default;
@@ -22,6 +23,9 @@ public:
 
     int get() const { return fd_; }
     bool valid() const { return fd_ >= 0; }
+    explicit operator bool() const { return valid(); }
+    /// Gives the descriptor up without closing it.
+    int release() { return std::exchange(fd_, -1); }
     void reset(int fd = -1) {
         if (fd_ >= 0) ::close(fd_);
         fd_ = fd;
@@ -33,4 +37,4 @@ private:
     int fd_ = -1;
 };
 
-}  // namespace hoist::pkgmgr
+}  // namespace hoist

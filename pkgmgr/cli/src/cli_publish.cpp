@@ -1,4 +1,4 @@
-#include "../cli_internal.hpp"
+#include "cli_internal.hpp"
 
 #include <memory>
 
