@@ -78,6 +78,7 @@ Result<std::unique_ptr<Rollout>> Engine::loadRollout(const Deployment& d) {
         r->slots.push_back(std::move(slot));
     }
     r->index();
+    r->stage_window = options_.stage_window;
     r->max_parallel = resolveMaxParallel(d.max_parallel, agents).value_or(1);
     r->last_progress_ms = now;
     return r;
@@ -95,7 +96,7 @@ void Engine::stop() {
         if (stopping_) return;
         stopping_ = true;
     }
-    wake_cv_.notify_all();
+    runner_.stop();
     if (thread_.joinable()) thread_.join();
     pool_.reset();
     check_pool_.reset();
@@ -104,12 +105,7 @@ void Engine::stop() {
 }
 
 void Engine::post(std::function<void()> deliver) {
-    {
-        std::lock_guard lock(mutex_);
-        inbox_.push_back(std::move(deliver));
-        wake_ = true;
-    }
-    wake_cv_.notify_one();
+    runner_.post(std::move(deliver));
 }
 
 void Engine::queueEvent(std::string actor, std::string action, std::string deployment,
@@ -122,72 +118,82 @@ RolloutSettings Engine::settings() const {
     return {options_.poll_after.count(), options_.stage_timeout.count()};
 }
 
+namespace {
+// Normal commands run per step: with the stage window and the registry share, this bounds
+// what one step writes, so a halt waits for a few milliseconds of writing, not a fleet's worth.
+constexpr size_t kCommandsPerStep = 256;
+}  // namespace
+
+void Engine::runPriority() {
+    while (auto command = runner_.takePriority()) (*command)();
+}
+
+// The runner: the one thread that changes the coordinator's state. Each turn runs the halts
+// and hold clears waiting, then up to kCommandsPerStep other commands (pings, registrations,
+// admin commands, task results), checking for a halt between any two, then the timers; it
+// commits what they changed as one step, answers the commands that waited for that commit, and
+// only then sends the node actions the step started.
 void Engine::loop() {
-    while (true) {
-        std::vector<std::function<void()>> to_send;
+    while (runner_.wait(std::chrono::milliseconds(50))) {
+        std::optional<PreparedStep> step;
+        std::int64_t now = 0;
         {
-            std::unique_lock lock(mutex_);
-            wake_cv_.wait_for(lock, std::chrono::milliseconds(50),
-                              [this] { return wake_ || stopping_; });
-            if (stopping_) return;
-            wake_ = false;
-            auto now = nowMs();
-            while (!inbox_.empty()) {
-                auto deliver = std::move(inbox_.front());
-                inbox_.pop_front();
-                deliver();
+            std::lock_guard lock(mutex_);
+            runPriority();
+            now = nowMs();
+            for (size_t ran = 0; ran < kCommandsPerStep; ++ran) {
+                auto command = runner_.takeNormal();
+                if (!command) break;
+                (*command)();
+                if (runner_.priorityWaiting()) runPriority();
             }
             tick(now);
-            // Registry rows that only pings touched are written outside the lock, so a
-            // large batch does not stall the pings arriving meanwhile.
-            bool slots_dirty = pending_events_.size() > 0 || (active_ && active_->row_dirty);
-            if (active_ && !slots_dirty) slots_dirty = active_->anyDirty();
-            if (!slots_dirty && !node_dirty_.empty() && now - last_node_flush_ms_ >= 1000) {
-                std::vector<NodeRecord> rows;
-                rows.reserve(node_dirty_.size());
-                for (const auto& [id, _] : node_dirty_)
-                    if (auto it = nodes_.find(id); it != nodes_.end()) rows.push_back(it->second);
-                node_dirty_.clear();
-                last_node_flush_ms_ = now;
-                to_send.swap(outgoing_);
-                lock.unlock();
-                StepWrite write;
-                write.registry = std::move(rows);
-                auto written = state_.commit(write, term_);
-                if (!written)
-                    log::error(kLog, "cannot write the registry",
-                               {{"error", written.error().describe()}});
-                for (auto& task : to_send)
-                    pool_->post([t = std::move(task)](http::Client&) { t(); });
-                continue;
-            }
-            // Persist before acting: a node action leaves only after the state that says it
-            // was started is committed.
-            auto flushed = flush(now, false);
-            if (!flushed) {
-                log::error(kLog, "cannot write the state; node actions wait",
-                           {{"error", flushed.error().describe()}});
-                continue;
-            }
-            to_send.swap(outgoing_);
+            step = prepareStep(now, false);
         }
+        // The commit runs without the state lock (the views read meanwhile); nothing else
+        // changes the state, so the step's rows stay what was prepared.
+        Result<void> written = ok();
+        if (step) written = state_.commit(step->write, term_);
+        std::vector<std::function<void()>> to_send;
+        std::vector<std::function<void(const Result<void>&)>> answers;
+        {
+            std::lock_guard lock(mutex_);
+            if (written) {
+                if (step) finishStep(now, *step);
+                // Persist before acting: a node action leaves only after the state that says
+                // it was started is committed.
+                to_send.swap(outgoing_);
+            } else {
+                log::error(kLog, "cannot write the state; node actions wait",
+                           {{"error", written.error().describe()}});
+            }
+            answers.swap(after_commit_);
+        }
+        for (auto& answer : answers) answer(written);
         for (auto& task : to_send) pool_->post([t = std::move(task)](http::Client&) { t(); });
+        // A priority command that came during the commit runs before the next batch.
+        if (runner_.priorityWaiting()) runner_.wake();
     }
 }
 
-Result<void> Engine::flush(std::int64_t now, bool force_nodes) {
-    bool nodes_due = force_nodes || now - last_node_flush_ms_ >= 1000;
+namespace {
+// Registry rows only pings touched, written per step: a bounded share, so that 30,000
+// registrations or a burst of pings never make one large write.
+constexpr size_t kRegistryRowsPerStep = 256;
+}  // namespace
+
+std::optional<Engine::PreparedStep> Engine::prepareStep(std::int64_t now, bool force_nodes) {
     bool have_slots = active_ && active_->anyDirty();
     bool have_lingering = std::any_of(lingering_.begin(), lingering_.end(),
                                       [](const auto& l) { return l.second->anyDirty(); });
     have_slots = have_slots || have_lingering;
-    // Registry rows a node's progress changed go in the same transaction as that progress.
-    bool have_nodes = (nodes_due || have_slots) && !node_dirty_.empty();
+    bool have_nodes = !node_dirty_.empty() || !node_progress_.empty();
     if (!have_slots && !have_nodes && pending_events_.empty() && !(active_ && active_->row_dirty))
-        return ok();
+        return std::nullopt;
     // One step, one conditional write: the deployment, the nodes it changed, the registry
     // rows their progress changed, and the audit events.
-    StepWrite write;
+    PreparedStep step;
+    auto& write = step.write;
     for (const auto& [_, l] : lingering_)
         for (auto i : l->dirtySlots()) write.nodes.push_back(l->slots[i].row);
     if (active_) {
@@ -197,12 +203,19 @@ Result<void> Engine::flush(std::int64_t now, bool force_nodes) {
         }
         for (auto i : active_->dirtySlots()) write.nodes.push_back(active_->slots[i].row);
     }
-    if (have_nodes)
-        for (const auto& [id, _] : node_dirty_)
-            if (auto it = nodes_.find(id); it != nodes_.end()) write.registry.push_back(it->second);
+    for (const auto& id : node_progress_) step.registry_ids.push_back(id);
+    for (const auto& [id, _] : node_dirty_) {
+        if (!force_nodes && step.registry_ids.size() >= kRegistryRowsPerStep) break;
+        if (!node_progress_.contains(id)) step.registry_ids.push_back(id);
+    }
+    for (const auto& id : step.registry_ids)
+        if (auto it = nodes_.find(id); it != nodes_.end()) write.registry.push_back(it->second);
     write.events = pending_events_;
-    auto result = state_.commit(write, term_);
-    if (!result) return result;
+    if (write.empty()) return std::nullopt;
+    return step;
+}
+
+void Engine::finishStep(std::int64_t now, const PreparedStep& step) {
     for (auto it = lingering_.begin(); it != lingering_.end();) {
         it->second->clearDirty();
         it = it->second->anyInFlight() ? std::next(it) : lingering_.erase(it);
@@ -218,11 +231,21 @@ Result<void> Engine::flush(std::int64_t now, bool force_nodes) {
             active_.reset();
         }
     }
-    if (have_nodes) {
-        node_dirty_.clear();
-        last_node_flush_ms_ = now;
+    for (const auto& row : step.write.registry) {
+        node_dirty_.erase(row.id);
+        node_progress_.erase(row.id);
+        seen_written_[row.id] = row.last_seen_ms;
     }
+    last_node_flush_ms_ = now;
+    // Only the events this step wrote: none is added between prepare and finish.
     pending_events_.clear();
+}
+
+Result<void> Engine::flush(std::int64_t now, bool force_nodes) {
+    auto step = prepareStep(now, force_nodes);
+    if (!step) return ok();
+    HOIST_TRY(state_.commit(step->write, term_));
+    finishStep(now, *step);
     return ok();
 }
 
@@ -233,7 +256,7 @@ void Engine::apply(Output& out) {
         if (it == nodes_.end()) continue;
         it->second.release = u.release;
         it->second.generation = u.generation;
-        node_dirty_[u.node] = true;
+        node_progress_.insert(u.node);
     }
     if (out.state_changed && active_)
         log::info(
@@ -327,24 +350,34 @@ void Engine::tick(std::int64_t now) {
     apply(out);
 }
 
+namespace {
+// How much newer last_seen must be before a ping rewrites the node's row: the row is written
+// for what lasts (status, release, generation); last_seen on disk only has to be roughly
+// right, since a restarted coordinator counts silence from its own start (load()).
+constexpr std::int64_t kSeenWriteMs = 10000;
+}  // namespace
+
 Result<void> Engine::onPing(const pkgmgr::StatusPing& ping) {
     pings_++;
-    {
-        std::lock_guard lock(mutex_);
+    return run<void>("status ping", [this, &ping]() -> Result<void> {
         auto now = nowMs();
         auto it = nodes_.find(ping.node);
         if (it == nodes_.end()) return std::unexpected(pkgmgr::notRegistered(ping.node));
         auto& rec = it->second;
         rec.last_seen_ms = now;
+        bool changed = false;
         if (rec.status == "down") {
             rec.status = "up";
+            changed = true;
             queueEvent("node:" + ping.node, "node up", "", ping.node, "status ping");
         }
-        if (ping.state == "healthy" && !ping.release.empty()) {
+        if (ping.state == "healthy" && !ping.release.empty() &&
+            (rec.release != ping.release || rec.generation != ping.to_generation)) {
             rec.release = ping.release;
             rec.generation = ping.to_generation;
+            changed = true;
         }
-        node_dirty_[ping.node] = true;
+        if (changed || now - seen_written_[ping.node] >= kSeenWriteMs) node_dirty_[ping.node] = true;
         Rollout* r = nullptr;
         if (active_ && active_->d.id == ping.deployment) {
             r = active_.get();
@@ -362,10 +395,8 @@ Result<void> Engine::onPing(const pkgmgr::StatusPing& ping) {
             return ok();  // re-delivery
         }
         apply(out);
-        wake_ = true;
-    }
-    wake_cv_.notify_one();
-    return ok();
+        return ok();
+    });
 }
 
 namespace {
@@ -448,11 +479,14 @@ Result<std::string> Engine::startDeployment(const StartRequest& request) {
         if (active_) return busyRefusal(active_->d);
     }
     HOIST_ASSIGN(auto fetched, fetchRelease(request.version));
-    auto& [release, manifest] = fetched;
-    HOIST_TRY(requireChange(release));
+    HOIST_TRY(requireChange(fetched.first));
+    return run<std::string>("starting a deployment",
+                            [&] { return startOnRunner(request, fetched.first, fetched.second); });
+}
 
-    std::lock_guard hold_lock(holds_mutex_);
-    std::lock_guard lock(mutex_);
+Result<std::string> Engine::startOnRunner(const StartRequest& request,
+                                          const pkgmgr::Release& release,
+                                          const std::string& manifest) {
     if (gate_.raised())
         return fail(Errc::Halted, "starting a deployment refused: halted by ", holdSummary(),
                     "; an admin must clear it first (cluster resume)");
@@ -483,9 +517,8 @@ Result<std::string> Engine::startDeployment(const StartRequest& request) {
     std::vector<DeploymentNode> rows;
     for (const auto& s : a->slots) rows.push_back(s.row);
     auto summary = deploymentSummary(a->d, rows, false, 0);
+    a->stage_window = options_.stage_window;
     active_ = std::move(a);
-    wake_ = true;
-    wake_cv_.notify_one();
     return summary;
 }
 
@@ -526,29 +559,39 @@ Result<std::string> Engine::rehearse(const StartRequest& request, const std::str
 Result<std::string> Engine::command(const std::string& id, const std::string& verb,
                                     std::optional<std::int64_t> max_failures,
                                     const std::string& actor) {
-    if (verb == "rollback") HOIST_TRY(requireNoHold("rollback"));
-    std::unique_lock lock(mutex_);
+    if (verb == "rollback") {
+        HOIST_TRY(requireNoHold("rollback"));
+        bool acting_one = false;
+        {
+            std::lock_guard lock(mutex_);
+            acting_one = active_ && active_->d.id == id;
+        }
+        // One that has ended gets a rollback deployment of its own.
+        if (!acting_one) return rollback(id, std::nullopt, actor);
+    }
+    HOIST_ASSIGN(auto answer, run<std::optional<std::string>>(
+                                  "deployment " + verb, [&]() -> Result<std::optional<std::string>> {
+                                      if (!active_ || active_->d.id != id) return std::nullopt;
+                                      return commandOnRunner(id, verb, max_failures, actor);
+                                  }));
+    if (answer) return *answer;
+    HOIST_ASSIGN(auto found, state_.deployment(id));
+    if (!found) return fail(Errc::NotFound, "deployment '", id, "' does not exist");
+    if (verb == "resume")
+        return fail(Errc::Conflict, "nothing to resume: deployment ", id, " is ",
+                    toString(found->state), " (start a new one with cluster upgrade VERSION)");
+    return fail(Errc::Conflict, "deployment ", id, " is ", toString(found->state),
+                "; only a running deployment can ", verb);
+}
+
+Result<std::string> Engine::commandOnRunner(const std::string& id, const std::string& verb,
+                                            std::optional<std::int64_t> max_failures,
+                                            const std::string& actor) {
+    (void)id;
     auto now = nowMs();
-    if (verb == "rollback" && (!active_ || active_->d.id != id)) {
-        lock.unlock();
-        return rollback(id, std::nullopt, actor);
-    }
-    std::unique_ptr<Rollout> loaded;
-    Rollout* r = loaded ? loaded.get() : active_ && active_->d.id == id ? active_.get() : nullptr;
-    if (r == nullptr) {
-        lock.unlock();
-        HOIST_ASSIGN(auto found, state_.deployment(id));
-        if (!found) return fail(Errc::NotFound, "deployment '", id, "' does not exist");
-        if (verb == "resume")
-            return fail(Errc::Conflict, "nothing to resume: deployment ", id, " is ",
-                        toString(found->state), " (start a new one with cluster upgrade VERSION)");
-        return fail(Errc::Conflict, "deployment ", id, " is ", toString(found->state),
-                    "; only a running deployment can ", verb);
-    }
-    Output out;
-    HOIST_TRY(r->command(verb, max_failures, actor, now, out));
-    if (loaded) active_ = std::move(loaded);
     auto& a = *active_;
+    Output out;
+    HOIST_TRY(a.command(verb, max_failures, actor, now, out));
     apply(out);
     bool held = gate_.raised();
     a.computeWaitingOn(held, held ? holdSummary() : "");
@@ -556,8 +599,6 @@ Result<std::string> Engine::command(const std::string& id, const std::string& ve
     for (const auto& slot : a.slots) rows.push_back(slot.row);
     auto d = a.d;
     HOIST_TRY(flush(now, false));
-    wake_ = true;
-    wake_cv_.notify_one();
     return deploymentSummary(d, rows, false, 0);
 }
 

@@ -37,9 +37,18 @@ Result<std::string> Engine::rollback(const std::optional<std::string>& id,
         return fail(Errc::Conflict, "deployment ", *id,
                     " is a rollback; to go forward again, upgrade (cluster upgrade VERSION)");
     HOIST_ASSIGN(auto rows, state_.deploymentNodes(source->id));
+    return run<std::string>("rollback",
+                            [&] { return rollbackOnRunner(id, to, actor, *source, rows); });
+}
 
-    std::lock_guard hold_lock(holds_mutex_);
-    std::lock_guard lock(mutex_);
+Result<std::string> Engine::rollbackOnRunner(const std::optional<std::string>& id,
+                                             const std::optional<std::string>& to,
+                                             const std::string& actor, const Deployment& src,
+                                             const std::vector<DeploymentNode>& rows) {
+    const Deployment* source = &src;
+    if (gate_.raised())
+        return fail(Errc::Halted, "rollback refused: halted by ", holdSummary(),
+                    "; an admin must clear the hold (cluster resume)");
     if (active_) return busyRefusal(active_->d);
     auto now = nowMs();
     auto r = std::make_unique<Rollout>();
@@ -99,6 +108,7 @@ Result<std::string> Engine::rollback(const std::optional<std::string>& id,
     d.number = number;
     for (auto& slot : r->slots) slot.row.deployment = d.id;
     r->max_parallel = resolveMaxParallel(d.max_parallel, agents).value_or(1);
+    r->stage_window = options_.stage_window;
     r->last_progress_ms = now;
     r->index();
     r->computeWaitingOn(false, "");
@@ -116,8 +126,6 @@ Result<std::string> Engine::rollback(const std::optional<std::string>& id,
     for (const auto& s : r->slots) out_rows.push_back(s.row);
     auto summary = deploymentSummary(d, out_rows, false, 0);
     active_ = std::move(r);
-    wake_ = true;
-    wake_cv_.notify_one();
     return summary;
 }
 

@@ -25,6 +25,7 @@ void Rollout::index() {
     }
     fwd_cursor_ = 0;
     rev_cursor_ = slots.size();
+    stage_cursor_ = 0;
 }
 
 Slot* Rollout::find(const std::string& node) {
@@ -92,6 +93,7 @@ bool Rollout::step(Slot& slot, NodeEvent e) {
     watch(i);
     // A slot due a restart again (a hold deferred it, the node was busy) is scanned again.
     if (*to == NS::staged) fwd_cursor_ = std::min(fwd_cursor_, i);
+    if (*to == NS::pending) stage_cursor_ = std::min(stage_cursor_, i);
     if (*to == NS::revert_pending) rev_cursor_ = std::max(rev_cursor_, i + 1);
     touch(slot);
     return true;
@@ -495,9 +497,16 @@ void Rollout::advanceForward(std::int64_t now, bool held, Output& out) {
     }
     if (held) return;
     if (d.state == DS::staging) {
-        if (count(NS::pending) > 0)
-            for (auto& slot : slots)
-                if (slot.row.state == NS::pending && !slot.busy) stage(slot, now, out);
+        // At most stage_window stages in flight: each step's write stays small (a halt never
+        // waits behind a write of the whole fleet), and a node whose stage a hold would stop
+        // is still pending, not persisted as staging. The cursor skips slots already sent.
+        std::int64_t room = stage_window - count(NS::staging);
+        for (; room > 0 && stage_cursor_ < slots.size(); ++stage_cursor_) {
+            auto& slot = slots[stage_cursor_];
+            if (slot.row.state != NS::pending || slot.busy) continue;
+            stage(slot, now, out);
+            if (!slot.pull) --room;
+        }
         if (count(NS::pending) + count(NS::staging) == 0)
             setState(DeploymentEvent::all_staged, "coordinator", "every node staged", now, out);
         return;

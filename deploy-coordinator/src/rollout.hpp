@@ -140,6 +140,8 @@ public:
     std::int64_t max_parallel = 1;
     std::int64_t last_progress_ms = 0;
     bool row_dirty = false;
+    /// Push nodes staging at once (a pull node's offered stage does not count).
+    std::int64_t stage_window = 1024;
 
     /// Builds the index and the counts; call once the slots are in place, and again after
     /// changing a slot's step by hand.
@@ -215,6 +217,8 @@ private:
     /// No slot before fwd_cursor_ (after rev_cursor_) is due a forward (revert) restart.
     size_t fwd_cursor_ = 0;
     size_t rev_cursor_ = 0;
+    /// No slot before stage_cursor_ is pending a stage not yet sent or offered.
+    size_t stage_cursor_ = 0;
     void watch(size_t i);
     std::int64_t countIn(int rank, bool (*pred)(NodeStep)) const;
 };
