@@ -154,6 +154,9 @@ public:
     /// Records an audit event in its own transaction.
     Result<void> recordEvent(Event event);
 
+    /// Commands waiting for the runner (both lanes).
+    std::size_t queuedCommands() const { return runner_.queued(); }
+
     void collectMetrics(metrics::Registry& registry);
     const EngineOptions& options() const { return options_; }
     /// Sets report_to for restarts (known only once the server is bound); before start().
