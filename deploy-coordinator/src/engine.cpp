@@ -359,7 +359,11 @@ constexpr std::int64_t kSeenWriteMs = 10000;
 
 Result<void> Engine::onPing(const pkgmgr::StatusPing& ping) {
     pings_++;
-    return run<void>("status ping", [this, &ping]() -> Result<void> {
+    auto step = pkgmgr::parseHelperStep(ping.state);
+    if (!step)
+        return fail(Errc::Invalid, "status ping: field 'state' has the unknown value '",
+                    ping.state, "'");
+    return run<void>("status ping", [this, &ping, step = *step]() -> Result<void> {
         auto now = nowMs();
         auto it = nodes_.find(ping.node);
         if (it == nodes_.end()) return std::unexpected(pkgmgr::notRegistered(ping.node));
@@ -371,7 +375,7 @@ Result<void> Engine::onPing(const pkgmgr::StatusPing& ping) {
             changed = true;
             queueEvent("node:" + ping.node, "node up", "", ping.node, "status ping");
         }
-        if (ping.state == "healthy" && !ping.release.empty() &&
+        if (step == pkgmgr::HelperStep::healthy && !ping.release.empty() &&
             (rec.release != ping.release || rec.generation != ping.to_generation)) {
             rec.release = ping.release;
             rec.generation = ping.to_generation;
@@ -388,8 +392,7 @@ Result<void> Engine::onPing(const pkgmgr::StatusPing& ping) {
         Slot* slot = r->find(ping.node);
         if (slot == nullptr) return ok();
         Output out;
-        PingReport report{ping.seq, ping.state, ping.from_generation, ping.to_generation,
-                          ping.message};
+        PingReport report{ping.seq, step, ping.from_generation, ping.to_generation, ping.message};
         if (!r->onPing(*slot, report, now, out)) {
             stale_pings_++;
             return ok();  // re-delivery

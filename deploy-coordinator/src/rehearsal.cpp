@@ -199,7 +199,9 @@ Rehearsal rehearse(Rollout r, const std::map<std::string, SimNode>& nodes,
                            bool forward = to == slot.row.target_generation;
                            bool fails = forward && node.is(FaultKind::health_fail);
                            if (!fails) node.generation = to;
-                           PingReport ping{++node.seq, fails ? "rolled_back" : "healthy",
+                           PingReport ping{++node.seq,
+                                           fails ? pkgmgr::HelperStep::rolled_back
+                                                 : pkgmgr::HelperStep::healthy,
                                            slot.row.from_generation, to,
                                            fails ? "injected health_fail: the new generation "
                                                    "never turned healthy"

@@ -9,6 +9,7 @@ namespace hoist::deploy_coordinator {
 
 using NS = NodeStep;
 using DS = DeploymentState;
+using HS = pkgmgr::HelperStep;
 
 void Rollout::index() {
     index_.clear();
@@ -178,7 +179,7 @@ void Rollout::onStage(Slot& slot, const StageOutcome& outcome, std::int64_t now,
                 return;
             }
             slot.row.target_generation = outcome.generation;
-            slot.row.node_state = "staged";
+            slot.row.node_state = toString(HS::staged);
             step(slot, NodeEvent::staged);
             last_progress_ms = now;
             return;
@@ -233,7 +234,7 @@ void Rollout::onPoll(Slot& slot, const PollOutcome& outcome, std::int64_t now, O
             slot.row.restarts += 1;
             step(slot, NodeEvent::restart_accepted);
         }
-        slot.row.node_state = outcome.step.empty() ? "swapping" : outcome.step;
+        slot.row.node_state = toString(outcome.step.value_or(HS::swapping));
         slot.last_heard_ms = now;
         touch(slot);
         return;
@@ -242,7 +243,7 @@ void Rollout::onPoll(Slot& slot, const PollOutcome& outcome, std::int64_t now, O
         // The restart arrived before we stopped: count it, never send it again.
         if (isRestartUnconfirmed(s)) slot.row.restarts += 1;
         applyReport(
-            slot, outcome.view.healthy ? "healthy" : "failed", now,
+            slot, outcome.view.healthy ? HS::healthy : HS::failed, now,
             outcome.view.healthy ? "seen healthy by poll" : "unhealthy on the new generation", out);
         return;
     }
@@ -251,7 +252,7 @@ void Rollout::onPoll(Slot& slot, const PollOutcome& outcome, std::int64_t now, O
         restart(slot, want, now, out);
         return;
     }
-    applyReport(slot, "rolled_back", now,
+    applyReport(slot, HS::rolled_back, now,
                 detail::concat("node is on generation ", outcome.view.generation,
                                " with no swap under way"),
                 out);
@@ -270,9 +271,9 @@ void Rollout::onProbe(Slot& slot, const std::optional<NodeView>& view, std::int6
                    now, out);
 }
 
-void Rollout::applyReport(Slot& slot, const std::string& report, std::int64_t now,
-                          const std::string& message, Output& out) {
-    slot.row.node_state = report;
+void Rollout::applyReport(Slot& slot, HS report, std::int64_t now, const std::string& message,
+                          Output& out) {
+    slot.row.node_state = toString(report);
     slot.last_heard_ms = now;
     touch(slot);
     auto s = slot.row.state;
@@ -284,7 +285,7 @@ void Rollout::applyReport(Slot& slot, const std::string& report, std::int64_t no
         if (slot.pull) slot.row.restarts += 1;
         step(slot, NodeEvent::restart_accepted);
     }
-    if (report == "healthy") {
+    if (report == HS::healthy) {
         if (revert) {
             finishNode(slot, NodeEvent::healthy, message, now, out);
         } else {
@@ -294,9 +295,11 @@ void Rollout::applyReport(Slot& slot, const std::string& report, std::int64_t no
             if (d.min_healthy_ms <= 0 || isFinished(d.state))
                 finishNode(slot, NodeEvent::settled, message, now, out);
         }
-    } else if (report == "rolled_back" || report == "failed") {
+    } else if (report == HS::rolled_back || report == HS::failed) {
         finishNode(slot, NodeEvent::unhealthy,
-                   message.empty() ? "the restart helper reported " + report : message, now, out);
+                   message.empty() ? "the restart helper reported " + std::string(toString(report))
+                                   : message,
+                   now, out);
     }
 }
 
@@ -304,9 +307,9 @@ bool Rollout::onPing(Slot& slot, const PingReport& ping, std::int64_t now, Outpu
     if (ping.seq <= slot.row.last_seq) return false;
     slot.row.last_seq = ping.seq;
     touch(slot);
-    if (ping.state == "staged" || ping.state == "staging") {
+    if (ping.state == HS::staged || ping.state == HS::staging) {
         // A pull node reports the stage it was handed; push nodes answer the request.
-        if (slot.pull && slot.row.state == NS::staging && ping.state == "staged") {
+        if (slot.pull && slot.row.state == NS::staging && ping.state == HS::staged) {
             if (ping.to_generation <= 0) {
                 finishNode(slot, NodeEvent::stage_failed, "the staged report names no generation",
                            now, out);
@@ -314,13 +317,13 @@ bool Rollout::onPing(Slot& slot, const PingReport& ping, std::int64_t now, Outpu
             }
             slot.row.target_generation = ping.to_generation;
             if (ping.from_generation > 0) slot.row.from_generation = ping.from_generation;
-            slot.row.node_state = "staged";
+            slot.row.node_state = toString(HS::staged);
             step(slot, NodeEvent::staged);
             slot.offered_ms = 0;
             slot.last_heard_ms = now;
             last_progress_ms = now;
         }
-    } else if (slot.pull && slot.row.state == NS::staging && ping.state == "failed") {
+    } else if (slot.pull && slot.row.state == NS::staging && ping.state == HS::failed) {
         finishNode(slot, NodeEvent::stage_failed, "staging failed: " + ping.message, now, out);
     } else {
         applyReport(slot, ping.state, now, ping.message, out);

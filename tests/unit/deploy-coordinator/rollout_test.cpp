@@ -216,13 +216,13 @@ TEST(RolloutModel, WaitingOnSaysTheBudgetOnceWithTheCurrentCount) {
     }
     r.index();
     Output out;
-    r.onPing(r.slots[0], {1, "rolled_back", 1, 2, "health check failed"}, 100, out);
+    r.onPing(r.slots[0], {1, pkgmgr::HelperStep::rolled_back, 1, 2, "health check failed"}, 100, out);
     r.tick(100, false, "", {}, out);
     EXPECT_EQ(r.d.state, DS::held);
     EXPECT_EQ(r.d.waiting_on, "failure budget: 1 node failed, more than max_failures 0");
     // The swaps in flight when the budget ran out fail afterwards: the numbers follow.
     for (int i = 1; i < 4; ++i)
-        r.onPing(r.slots[static_cast<size_t>(i)], {1, "failed", 1, 2, ""}, 200, out);
+        r.onPing(r.slots[static_cast<size_t>(i)], {1, pkgmgr::HelperStep::failed, 1, 2, ""}, 200, out);
     r.tick(200, false, "", {}, out);
     EXPECT_EQ(r.d.waiting_on, "failure budget: 4 nodes failed, more than max_failures 0");
     EXPECT_EQ(r.d.message, "4 nodes failed, more than max_failures 0");
@@ -241,8 +241,8 @@ TEST(RolloutModel, ANodeReportAfterAbortIsRecorded) {
     Output out;
     ASSERT_OK(r.command("abort", std::nullopt, "admin", 10, out));
     EXPECT_EQ(r.d.state, DS::aborted);
-    r.onPing(r.slots[0], {1, "rolled_back", 1, 2, ""}, 2000, out);
-    r.onPing(r.slots[1], {1, "healthy", 1, 2, ""}, 2000, out);
+    r.onPing(r.slots[0], {1, pkgmgr::HelperStep::rolled_back, 1, 2, ""}, 2000, out);
+    r.onPing(r.slots[1], {1, pkgmgr::HelperStep::healthy, 1, 2, ""}, 2000, out);
     EXPECT_EQ(r.slots[0].row.state, NS::failed);
     // No probe follows an ended deployment: healthy is done.
     EXPECT_EQ(r.slots[1].row.state, NS::done);
