@@ -87,6 +87,7 @@ Result<std::unique_ptr<Rollout>> Engine::loadRollout(const Deployment& d) {
 void Engine::start() {
     pool_ = std::make_unique<WorkerPool>(options_.workers);
     check_pool_ = std::make_unique<WorkerPool>(options_.check_workers);
+    running_ = true;
     thread_ = std::thread([this] { loop(); });
 }
 
@@ -98,6 +99,7 @@ void Engine::stop() {
     }
     runner_.stop();
     if (thread_.joinable()) thread_.join();
+    running_ = false;
     pool_.reset();
     check_pool_.reset();
     std::lock_guard lock(mutex_);

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -169,14 +170,30 @@ private:
     void loop();
     /// Runs the priority commands waiting (halts, hold clears). On the runner, state lock held.
     void runPriority();
-    /// Runs `fn` on the runner with the state lock held and returns its answer; see callRunner.
+    /// Runs `body` on the runner with the state lock held and returns its answer (see
+    /// callRunner). Before start() and after stop() there is no runner: the caller runs it,
+    /// holding the state lock, and makes the commit an answer waits for.
+    template <class T>
+    Result<T> call(Runner::Lane lane, std::string_view what,
+                   std::function<std::optional<Result<T>>(std::shared_ptr<Answer<T>>)> body) {
+        if (running_.load()) return callRunner<T>(runner_, lane, options_.answer_deadline, what,
+                                                  std::move(body));
+        std::lock_guard lock(mutex_);
+        auto answer = std::make_shared<Answer<T>>();
+        (void)answer->take();
+        if (auto now = body(answer)) return std::move(*now);
+        auto written = flush(nowMs(), false);
+        for (auto& give : after_commit_) give(written);
+        after_commit_.clear();
+        return std::move(*answer->wait(std::chrono::milliseconds(0)));
+    }
+    /// call() for a body that answers at once.
     template <class T>
     Result<T> run(std::string_view what, std::function<Result<T>()> fn,
                   Runner::Lane lane = Runner::Lane::normal) {
-        return callRunner<T>(runner_, lane, options_.answer_deadline, what,
-                             [fn = std::move(fn)](auto) -> std::optional<Result<T>> {
-                                 return fn();
-                             });
+        return call<T>(lane, what, [fn = std::move(fn)](auto) -> std::optional<Result<T>> {
+            return fn();
+        });
     }
     void tick(std::int64_t now);
     /// Takes what the model produced: events to record, registry rows to update, node
@@ -239,6 +256,8 @@ private:
     /// The single writer's inbox; its loop thread is the only one that changes what mutex_
     /// guards (readers take mutex_ for a consistent snapshot).
     Runner runner_;
+    /// The runner's thread runs (between start() and stop()).
+    std::atomic<bool> running_{false};
     std::mutex mutex_;  // everything below
     bool stopping_ = false;
     std::unordered_map<std::string, NodeRecord> nodes_;

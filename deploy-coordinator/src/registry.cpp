@@ -83,8 +83,7 @@ Result<std::string> Engine::registerNode(NodeRecord node) {
         });
         return std::nullopt;
     };
-    return callRunner<std::string>(runner_, Runner::Lane::normal, options_.answer_deadline,
-                                   "registration of '" + node.id + "'", body);
+    return call<std::string>(Runner::Lane::normal, "registration of '" + node.id + "'", body);
 }
 
 void Engine::registerOnRunner(NodeRecord& node) {
