@@ -32,6 +32,11 @@ Result<std::unique_ptr<Engine>> Engine::create(StateStore& state, EngineOptions 
     return engine;
 }
 
+namespace {
+// How long after it ended a deployment's swapping nodes are still listened to after a restart.
+constexpr std::int64_t kLingerMs = 24LL * 3600 * 1000;
+}  // namespace
+
 Result<void> Engine::load() {
     HOIST_ASSIGN(term_, state_.term());
     HOIST_ASSIGN(auto nodes, state_.nodes());
@@ -46,12 +51,19 @@ Result<void> Engine::load() {
     if (!holds_.empty()) gate_.raise(std::chrono::milliseconds(0));
     HOIST_ASSIGN(auto deployments, state_.deployments(20));
     for (const auto& d : deployments) {
-        if (!d.active()) continue;
-        HOIST_ASSIGN(active_, loadRollout(d));
-        auto state = std::string(toString(d.state));
-        log::info(kLog, "resuming deployment", {{"deployment", d.id}, {"state", state}});
-        queueEvent("coordinator", "resume after restart", d.id, "", "state " + state);
-        break;
+        if (d.active() && !active_) {
+            HOIST_ASSIGN(active_, loadRollout(d));
+            auto state = std::string(toString(d.state));
+            log::info(kLog, "resuming deployment", {{"deployment", d.id}, {"state", state}});
+            queueEvent("coordinator", "resume after restart", d.id, "", "state " + state);
+        } else if ((d.state == DeploymentState::aborted || d.state == DeploymentState::failed) &&
+                   now - d.finished_ms < kLingerMs) {
+            // Ended while nodes were still swapping: their reports are still recorded (the
+            // nodes keep their pings until one is taken), so they do not read "checking"
+            // forever. Nothing more is sent to them.
+            HOIST_ASSIGN(auto lingering, loadRollout(d));
+            if (lingering->anyInFlight()) lingering_[d.id] = std::move(lingering);
+        }
     }
     return ok();
 }

@@ -274,7 +274,8 @@ private:
     std::unordered_map<std::string, bool> node_checking_;
     std::unique_ptr<Rollout> active_;
     /// Deployments that ended (aborted, failed) while nodes were still swapping: their nodes'
-    /// reports are still recorded, though nothing more is sent. Dropped once none is in flight.
+    /// reports are still recorded, though nothing more is sent. Dropped once none is in flight;
+    /// rebuilt from the state file after a restart (load()).
     std::map<std::string, std::unique_ptr<Rollout>> lingering_;
     std::vector<std::function<void()>> outgoing_;
     std::vector<Event> pending_events_;
