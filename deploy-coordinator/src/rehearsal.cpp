@@ -27,6 +27,7 @@ struct SimState {
     bool swapping = false;
     std::int64_t seq = 0;
     std::int64_t swap_ms = 0;
+    std::int64_t fail_ms = 0;
     const Fault* fault = nullptr;
 
     bool is(FaultKind kind) const { return fault != nullptr && fault->kind == kind; }
@@ -98,6 +99,10 @@ Rehearsal rehearse(Rollout r, const std::map<std::string, SimNode>& nodes,
     std::map<std::string, SimState> sim;
     std::map<std::string, size_t> line_of;
     std::map<std::string, int> wave_of;
+    // This release failed on these nodes before: predicted to fail again.
+    std::vector<Fault> recorded_failures;
+    for (const auto& [id, known] : nodes)
+        if (known.failed_before) recorded_failures.push_back({id, FaultKind::health_fail, 0});
     for (size_t w = 0; w < waves.size(); ++w) {
         result.waves.push_back({waves[w].role, waves[w].nodes, -1, -1});
         for (const auto& id : waves[w].nodes) wave_of[id] = static_cast<int>(w) + 1;
@@ -107,9 +112,17 @@ Rehearsal rehearse(Rollout r, const std::map<std::string, SimNode>& nodes,
         auto& s = sim[slot.row.node];
         s.generation = slot.row.from_generation;
         s.fault = faultFor(faults, slot.row.node);
+        std::string fault_source = s.fault ? "injected" : "";
+        if (!s.fault) {
+            s.fault = faultFor(recorded_failures, slot.row.node);
+            if (s.fault) fault_source = "recorded";
+        }
         auto known = nodes.find(slot.row.node);
         bool recorded = known != nodes.end() && known->second.recorded;
         s.swap_ms = recorded ? known->second.swap_ms : settings.default_swap_ms;
+        s.fail_ms = known != nodes.end() && known->second.fail_ms > 0
+                        ? known->second.fail_ms
+                        : settings.default_health_fail_ms;
         Rehearsal::NodeLine line;
         line.node = slot.row.node;
         line.role = slot.row.role;
@@ -121,6 +134,8 @@ Rehearsal rehearse(Rollout r, const std::map<std::string, SimNode>& nodes,
         }
         line.swap_ms = s.swap_ms;
         if (s.fault) line.fault = std::string(toString(s.fault->kind));
+        line.fault_source = fault_source;
+        if (s.is(FaultKind::health_fail)) line.fail_ms = s.fail_ms;
         line.step = slot.row.state;
         line_of[line.node] = result.nodes.size();
         result.nodes.push_back(std::move(line));
@@ -193,7 +208,13 @@ Rehearsal rehearse(Rollout r, const std::map<std::string, SimNode>& nodes,
                     at(reply, action.node, [](Rollout& ro, Slot& slot, std::int64_t t, Output& o) {
                         ro.onRestart(slot, {RestartOutcome::Kind::accepted, ""}, t, o);
                     });
-                    at(now + node.swap_ms, action.node,
+                    // A new generation that never turns healthy is rolled back once the health
+                    // deadline passes: that, not the usual swap, is how long its swap takes.
+                    Slot* target = r.find(action.node);
+                    bool will_fail = target != nullptr &&
+                                     to == target->row.target_generation &&
+                                     node.is(FaultKind::health_fail);
+                    at(now + (will_fail ? node.fail_ms : node.swap_ms), action.node,
                        [&node, to](Rollout& ro, Slot& slot, std::int64_t t, Output& o) {
                            node.swapping = false;
                            bool forward = to == slot.row.target_generation;

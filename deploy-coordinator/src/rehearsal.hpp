@@ -39,11 +39,20 @@ struct SimNode {
     std::int64_t swap_ms = 0;
     /// swap_ms comes from the node's last finished swap (else from the stated default).
     bool recorded = false;
+    /// How long its last swap that failed (the helper rolled back) took: its health deadline
+    /// and the rollback, as measured. 0: none recorded.
+    std::int64_t fail_ms = 0;
+    /// The release rehearsed already failed on this node (the helper rolled back): predicted
+    /// to fail again, as if `health_fail` were injected.
+    bool failed_before = false;
 };
 
 struct RehearsalSettings {
     /// A swap's duration for a node with no recorded one.
     std::int64_t default_swap_ms = 20000;
+    /// How long a swap that fails its health check takes on a node with no recorded failure:
+    /// the health check's default deadline (pkgmgr HealthCheck::deadline_ms).
+    std::int64_t default_health_fail_ms = 60000;
     /// How long staging takes on each node.
     std::int64_t stage_ms = 5000;
     /// How long a node takes to answer a request.
@@ -62,6 +71,10 @@ struct Rehearsal {
         std::int64_t swap_ms = 0;
         std::string swap_source;     ///< "recorded", "default" or "injected"
         std::string fault;           ///< "" or the fault's name
+        /// "injected" (--inject), "recorded" (this release failed on the node before) or "".
+        std::string fault_source;
+        /// How long its failing swap takes (health_fail only; else 0).
+        std::int64_t fail_ms = 0;
         std::int64_t start_ms = -1;  ///< restart sent; -1: never
         std::int64_t end_ms = -1;    ///< finished; -1: never
         NodeStep step = NodeStep::pending;

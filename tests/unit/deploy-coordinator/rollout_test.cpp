@@ -143,6 +143,41 @@ TEST(RolloutModel, SlowNodesAndRecordedSwapTimesSetThePrediction) {
     EXPECT_EQ(line(r, "agent-2").swap_ms, 45000);
 }
 
+TEST(RolloutModel, AHealthFailureTakesTheHealthDeadlineNotTheSwapTime) {
+    // Each row: the known history of master-1; how long its failing swap is predicted to take.
+    struct Case {
+        std::map<std::string, SimNode> known;
+        std::int64_t fail_ms;
+    };
+    std::vector<Case> cases = {
+        {{}, 60000},                                  // the health check's default deadline
+        {{{"master-1", {7000, true}}}, 60000},        // a fast swap says nothing of a failure
+        {{{"master-1", {7000, true, 35000}}}, 35000}, // its last failed swap, as measured
+    };
+    for (const auto& c : cases) {
+        auto r = run(fleet(1, 2, 1, 0), "master-1:health_fail", c.known);
+        const auto& m = line(r, "master-1");
+        EXPECT_EQ(m.step, NS::failed);
+        EXPECT_EQ(m.fail_ms, c.fail_ms);
+        EXPECT_EQ(m.end_ms - m.start_ms, c.fail_ms);
+        EXPECT_EQ(*r.budget_stop_ms, m.end_ms);
+    }
+}
+
+TEST(RolloutModel, ANodeThisReleaseFailedOnBeforeIsPredictedToFailAgain) {
+    std::map<std::string, SimNode> known = {{"master-1", {0, false, 35000, true}}};
+    auto r = run(fleet(2, 2, 1, 0), "", known);
+    EXPECT_EQ(r.outcome, DS::held);
+    EXPECT_EQ(line(r, "master-1").fault, "health_fail");
+    EXPECT_EQ(line(r, "master-1").fault_source, "recorded");
+    EXPECT_EQ(line(r, "master-1").step, NS::failed);
+    EXPECT_EQ(line(r, "master-2").start_ms, -1);
+    // An injected fault is named as such, and wins.
+    auto s = run(fleet(2, 2, 1, 0), "master-1:slow=5s", known);
+    EXPECT_EQ(line(s, "master-1").fault_source, "injected");
+    EXPECT_EQ(s.outcome, DS::done);
+}
+
 TEST(RolloutModel, AutoRevertPutsTheUpgradedNodesBackAgentsFirst) {
     auto r = run(fleet(2, 3, 1, 0, true), "agent-2:health_fail");
     EXPECT_EQ(r.outcome, DS::reverted);
