@@ -45,6 +45,8 @@ Result<void> Engine::load() {
         // Nobody pinged while we were down; count from now, so a restart marks nothing down.
         if (n.last_seen_ms < now)
             n.last_seen_ms = std::max(n.last_seen_ms, now - options_.down_after.count() / 2);
+        ids_.insert(n.id);
+        seen_written_[n.id] = n.last_seen_ms;
         nodes_.emplace(n.id, std::move(n));
     }
     HOIST_ASSIGN(holds_, state_.holds());
@@ -238,6 +240,7 @@ namespace {
 // for what lasts (status, release, generation); last_seen on disk only has to be roughly
 // right, since a restarted coordinator counts silence from its own start (load()).
 constexpr std::int64_t kSeenWriteMs = 10000;
+constexpr std::size_t kPingsAckedWhileQueued = 4096;
 }  // namespace
 
 Result<void> Engine::onPing(const pkgmgr::StatusPing& ping) {
@@ -246,7 +249,23 @@ Result<void> Engine::onPing(const pkgmgr::StatusPing& ping) {
     if (!step)
         return fail(Errc::Invalid, "status ping: field 'state' has the unknown value '",
                     ping.state, "'");
-    return run<void>("status ping", [this, &ping, step = *step]() -> Result<void> {
+    // While the runner keeps up, a ping is answered once it is queued: its answer (taken, or
+    // not registered) does not depend on the runner's turn, and the runner applies pings in
+    // the order they came. Past kPingsAckedWhileQueued commands, a ping waits for its turn, so
+    // a flood of pings slows its senders instead of filling memory.
+    if (running_.load() && runner_.queued() < kPingsAckedWhileQueued) {
+        {
+            std::shared_lock lock(ids_mutex_);
+            if (!ids_.contains(ping.node)) return std::unexpected(pkgmgr::notRegistered(ping.node));
+        }
+        runner_.post([this, ping, step = *step] { (void)pingOnRunner(ping, step); });
+        return ok();
+    }
+    return run<void>("status ping", [&] { return pingOnRunner(ping, *step); });
+}
+
+Result<void> Engine::pingOnRunner(const pkgmgr::StatusPing& ping, pkgmgr::HelperStep step) {
+    {
         auto now = nowMs();
         auto it = nodes_.find(ping.node);
         if (it == nodes_.end()) return std::unexpected(pkgmgr::notRegistered(ping.node));
@@ -282,7 +301,7 @@ Result<void> Engine::onPing(const pkgmgr::StatusPing& ping) {
         }
         apply(out);
         return ok();
-    });
+    }
 }
 
 namespace {

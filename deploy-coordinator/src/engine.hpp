@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <shared_mutex>
 #include <optional>
 #include <string>
 #include <thread>
@@ -242,6 +243,7 @@ private:
                                         std::optional<std::int64_t> max_failures,
                                         const std::string& actor);
     void registerOnRunner(NodeRecord& node);
+    Result<void> pingOnRunner(const pkgmgr::StatusPing& ping, pkgmgr::HelperStep step);
     Result<std::string> desiredOnRunner(const std::string& id,
                                         std::optional<std::int64_t> generation);
     /// The runner's part of the hold functions (holds.cpp).
@@ -281,6 +283,11 @@ private:
     std::vector<Event> pending_events_;
     std::int64_t last_node_flush_ms_ = 0;
     std::int64_t last_sweep_ms_ = 0;
+
+    /// The registered node ids, for a ping answered without waiting for the runner (written
+    /// by the runner only).
+    std::shared_mutex ids_mutex_;
+    std::unordered_set<std::string> ids_;
 
     std::mutex holds_mutex_;       // serialises halt and clear
     std::mutex holds_data_mutex_;  // holds_ (taken after mutex_ when both are)

@@ -101,6 +101,10 @@ void Engine::registerOnRunner(NodeRecord& node) {
                    node.role + " at " + node.address + " release " + node.release +
                        (node.mode == "pull" ? " (pull)" : ""));
     nodes_[node.id] = node;
+    {
+        std::unique_lock lock(ids_mutex_);
+        ids_.insert(node.id);
+    }
     node_progress_.insert(node.id);  // in this step's write, unbounded by the registry share
     if (active_) {
         if (Slot* slot = active_->find(node.id)) {
