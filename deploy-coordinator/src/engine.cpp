@@ -468,6 +468,8 @@ Result<std::string> Engine::rehearse(const StartRequest& request, const std::str
     }
     rollout->d.id = "rehearsal";
     RehearsalSettings settings;
+    // A standing hold bites at once: the rehearsal says so (hold_bit_ms 0).
+    if (gate_.raised()) settings.hold_at_ms = 0;
     settings.rollout = this->settings();
     auto result = deploy_coordinator::rehearse(std::move(*rollout), known, faults, waves, settings);
     return rehearsalJson(result, request, settings, notes);

@@ -35,7 +35,7 @@ struct SimState {
 
 const Fault* faultFor(const std::vector<Fault>& faults, const std::string& node) {
     for (const auto& f : faults)
-        if (pkgmgr::globMatch(f.pattern, node)) return &f;
+        if (f.kind != FaultKind::hold && pkgmgr::globMatch(f.pattern, node)) return &f;
     return nullptr;
 }
 
@@ -51,6 +51,8 @@ std::string_view toString(FaultKind kind) {
             return "slow";
         case FaultKind::stage_fail:
             return "stage_fail";
+        case FaultKind::hold:
+            return "hold";
     }
     return "unknown";
 }
@@ -60,6 +62,12 @@ Result<std::vector<Fault>> parseFaults(std::string_view text) {
     for (const auto& raw : strings::split(text, ',')) {
         std::string_view item = strings::trim(raw);
         if (item.empty()) continue;
+        if (item.starts_with("hold=")) {
+            Fault f{"*", FaultKind::hold, 0};
+            HOIST_ASSIGN(f.ms, parseDuration(item.substr(5), item));
+            faults.push_back(std::move(f));
+            continue;
+        }
         auto colon = item.find(':');
         if (colon == std::string_view::npos || colon == 0)
             return fail(Errc::Invalid, "inject '", item,
@@ -69,7 +77,10 @@ Result<std::vector<Fault>> parseFaults(std::string_view text) {
         std::string_view what = item.substr(colon + 1);
         auto eq = what.find('=');
         std::string_view name = what.substr(0, eq);
-        if (name == "health_fail") {
+        if (name == "hold") {
+            return fail(Errc::Invalid, "inject '", item,
+                        "': a hold names no node: hold=TIME, such as hold=2m");
+        } else if (name == "health_fail") {
             f.kind = FaultKind::health_fail;
         } else if (name == "silent") {
             f.kind = FaultKind::silent;
@@ -255,13 +266,28 @@ Rehearsal rehearse(Rollout r, const std::map<std::string, SimNode>& nodes,
         out = Output{};
     };
 
+    std::optional<std::int64_t> hold_at = settings.hold_at_ms;
+    for (const auto& f : faults)
+        if (f.kind == FaultKind::hold && (!hold_at || f.ms < *hold_at)) hold_at = f.ms;
     std::int64_t now = 0;
     std::int64_t last_tick = 0;
     Output out;
     r.last_progress_ms = 0;
-    r.tick(now, false, "", settings.rollout, out);
+    auto held = [&] { return hold_at && now >= *hold_at; };
+    bool hold_noted = false;
+    auto noteHold = [&] {
+        if (hold_noted || !held()) return;
+        hold_noted = true;
+        note(now, "hold: no new stage or restart starts; the nodes in flight finish");
+    };
+    noteHold();
+    r.tick(now, held(), "simulated", settings.rollout, out);
     take(out, now);
-    auto stopped = [&] { return isFinished(r.d.state) || r.d.state == DeploymentState::held; };
+    // A hold ends the simulation once nothing is in flight or queued: nothing moves after.
+    auto stopped = [&] {
+        return isFinished(r.d.state) || r.d.state == DeploymentState::held ||
+               (held() && queue.empty() && !r.anyInFlight());
+    };
     while (!stopped()) {
         std::int64_t next_tick = last_tick + 1000;
         now = queue.empty() ? next_tick : std::min(queue.begin()->first, next_tick);
@@ -275,9 +301,10 @@ Rehearsal rehearse(Rollout r, const std::map<std::string, SimNode>& nodes,
             hear(now, out);
             take(out, now);
         }
+        noteHold();
         // The engine ticks every few milliseconds: a state change acts at once.
         for (int again = 0; again < 4; ++again) {
-            r.tick(now, false, "", settings.rollout, out);
+            r.tick(now, held(), "simulated", settings.rollout, out);
             bool changed = out.state_changed;
             take(out, now);
             if (!changed) break;
@@ -286,6 +313,14 @@ Rehearsal rehearse(Rollout r, const std::map<std::string, SimNode>& nodes,
     }
     result.outcome = r.d.state;
     result.message = r.d.message;
+    if (held() && isActive(r.d.state) && r.d.state != DeploymentState::held) {
+        result.hold_bit_ms = *hold_at;
+        result.message =
+            detail::concat("stopped by a hold from ", *hold_at, " ms: ", r.count(NodeStep::done),
+                           " nodes done, ", r.count(NodeStep::failed), " failed, ",
+                           r.count(NodeStep::pending) + r.count(NodeStep::staged),
+                           " wait for the hold to be cleared");
+    }
     result.total_ms = now;
     for (auto& line : result.nodes) {
         if (Slot* slot = r.find(line.node)) line.step = slot->row.state;

@@ -19,6 +19,7 @@ enum class FaultKind {
     silent,       ///< the node stops answering once its restart is sent
     slow,         ///< the swap takes `ms` (instead of the node's usual time)
     stage_fail,   ///< staging the release fails
+    hold,         ///< a hold stands from `ms` on (written "hold=30s", no node)
 };
 
 /// One injected fault: the nodes it applies to ('*' glob over the id) and what they do.
@@ -28,7 +29,8 @@ struct Fault {
     std::int64_t ms = 0;  ///< slow only
 };
 
-/// Parses "agent-3:health_fail,master-2:silent,agent-*:slow=30s" (durations: 500ms, 30s, 2m).
+/// Parses "agent-3:health_fail,master-2:silent,agent-*:slow=30s,hold=2m" (durations: 500ms,
+/// 30s, 2m; a hold names no node).
 /// Invalid naming the item that is wrong; an empty text is no fault.
 Result<std::vector<Fault>> parseFaults(std::string_view text);
 std::string_view toString(FaultKind kind);
@@ -58,6 +60,9 @@ struct RehearsalSettings {
     /// How long a node takes to answer a request.
     std::int64_t reply_ms = 50;
     RolloutSettings rollout;
+    /// A hold stands from this time on (a standing hold: 0): no new action starts, the nodes
+    /// in flight finish, and the simulation ends once none is.
+    std::optional<std::int64_t> hold_at_ms;
     /// The simulation stops here whatever happens.
     std::int64_t limit_ms = 7LL * 24 * 3600 * 1000;
 };
@@ -101,6 +106,8 @@ struct Rehearsal {
     std::optional<std::int64_t> revert_start_ms;
     /// The limit was reached before the rollout ended.
     bool cut_short = false;
+    /// When a hold stopped the rollout (it bit: nodes were left to do), else nullopt.
+    std::optional<std::int64_t> hold_bit_ms;
 };
 
 /// Runs `rollout` (a fresh deployment: nodes pending or skipped) against simulated nodes on a

@@ -288,6 +288,7 @@ std::string rehearsalJson(const Rehearsal& r, const StartRequest& request,
         .field("total_ms", r.total_ms)
         .field("cut_short", r.cut_short);
     optional(w, "budget_stop_ms", r.budget_stop_ms);
+    optional(w, "hold_bit_ms", r.hold_bit_ms);
     optional(w, "revert_start_ms", r.revert_start_ms);
     w.key("assumptions")
         .beginObject()

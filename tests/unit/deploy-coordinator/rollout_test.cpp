@@ -178,6 +178,37 @@ TEST(RolloutModel, ANodeThisReleaseFailedOnBeforeIsPredictedToFailAgain) {
     EXPECT_EQ(s.outcome, DS::done);
 }
 
+TEST(RolloutModel, AHoldSaysWhereItBitesAndTheNodesInFlightFinish) {
+    // Swaps of 20 s after 5 s of staging: master-1 runs 5-25 s, agents 1-2 25-45 s, then
+    // agent-3.
+    struct Case {
+        std::string inject;
+        std::int64_t bit_ms;
+        std::vector<std::string> done;
+    };
+    std::vector<Case> cases = {
+        {"hold=1ms", 1, {}},
+        {"hold=10s", 10000, {"master-1"}},  // master-1 was in flight: it finishes
+        {"hold=30s", 30000, {"master-1", "agent-1", "agent-2"}},
+    };
+    for (const auto& c : cases) {
+        SCOPED_TRACE(c.inject);
+        auto r = run(fleet(1, 3, 2, 0), c.inject);
+        ASSERT_TRUE(r.hold_bit_ms.has_value());
+        EXPECT_EQ(*r.hold_bit_ms, c.bit_ms);
+        std::vector<std::string> done;
+        for (const auto& n : r.nodes)
+            if (n.step == NS::done) done.push_back(n.node);
+        EXPECT_EQ(done, c.done);
+        EXPECT_EQ(line(r, "agent-3").start_ms, -1);
+        EXPECT_NE(r.message.find("stopped by a hold"), std::string::npos) << r.message;
+        EXPECT_FALSE(r.cut_short);
+    }
+    auto bad = parseFaults("agent-1:hold");
+    ASSERT_FALSE(bad);
+    EXPECT_NE(bad.error().message.find("hold=TIME"), std::string::npos);
+}
+
 TEST(RolloutModel, AutoRevertPutsTheUpgradedNodesBackAgentsFirst) {
     auto r = run(fleet(2, 3, 1, 0, true), "agent-2:health_fail");
     EXPECT_EQ(r.outcome, DS::reverted);
