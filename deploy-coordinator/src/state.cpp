@@ -128,7 +128,7 @@ bool StepWrite::empty() const {
 }
 
 namespace {
-constexpr std::int64_t kSlowWriteMs = 10;
+constexpr std::int64_t kSlowWriteMs = 50;
 
 Result<std::int64_t> readTerm(sqlite::Database& db) {
     HOIST_ASSIGN(auto stmt, db.prepare("SELECT term FROM leadership WHERE id = 0"));
