@@ -117,7 +117,10 @@ void Engine::stop() {
     pool_.reset();
     check_pool_.reset();
     std::lock_guard lock(mutex_);
-    (void)flush(nowMs(), true);
+    auto written = flush(nowMs(), true);
+    // Registrations taken but not yet committed are answered (a caller waits for them).
+    for (auto& give : after_commit_) give(written);
+    after_commit_.clear();
 }
 
 void Engine::post(std::function<void()> deliver) {
