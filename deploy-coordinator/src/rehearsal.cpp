@@ -29,6 +29,8 @@ struct SimState {
     std::int64_t swap_ms = 0;
     std::int64_t fail_ms = 0;
     const Fault* fault = nullptr;
+    /// The fault is this release's recorded failure on the node, not an injected one.
+    bool recorded_fault = false;
 
     bool is(FaultKind kind) const { return fault != nullptr && fault->kind == kind; }
 };
@@ -127,6 +129,7 @@ Rehearsal rehearse(Rollout r, const std::map<std::string, SimNode>& nodes,
         if (!s.fault) {
             s.fault = faultFor(recorded_failures, slot.row.node);
             if (s.fault) fault_source = "recorded";
+            s.recorded_fault = s.fault != nullptr;
         }
         auto known = nodes.find(slot.row.node);
         bool recorded = known != nodes.end() && known->second.recorded;
@@ -235,9 +238,12 @@ Rehearsal rehearse(Rollout r, const std::map<std::string, SimNode>& nodes,
                                            fails ? pkgmgr::HelperStep::rolled_back
                                                  : pkgmgr::HelperStep::healthy,
                                            slot.row.from_generation, to,
-                                           fails ? "injected health_fail: the new generation "
-                                                   "never turned healthy"
-                                                 : ""};
+                                           !fails ? ""
+                                           : node.recorded_fault
+                                               ? "recorded health_fail: the helper rolled this "
+                                                 "release back on this node before"
+                                               : "injected health_fail: the new generation "
+                                                 "never turned healthy"};
                            ro.onPing(slot, ping, t, o);
                        });
                     break;
