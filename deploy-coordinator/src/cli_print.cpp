@@ -184,8 +184,8 @@ std::string printRehearsal(const json::Value& r) {
           << ": " << str(r, "message") << "\n";
     }
     if (!isNull(r, "hold_bit_ms"))
-        s << "at " << clock(num(r, "hold_bit_ms")) << " a hold stops the rollout: "
-          << str(r, "message") << "\n";
+        s << "at " << clock(num(r, "hold_bit_ms"))
+          << " a hold stops the rollout: " << str(r, "message") << "\n";
     auto outcome = str(r, "outcome");
     s << "outcome: " << outcome;
     if (const auto* cut = member(r, "cut_short"); cut && cut->IsBool() && cut->GetBool())

@@ -250,8 +250,8 @@ Result<void> Engine::onPing(const pkgmgr::StatusPing& ping) {
     pings_++;
     auto step = pkgmgr::parseHelperStep(ping.state);
     if (!step)
-        return fail(Errc::Invalid, "status ping: field 'state' has the unknown value '",
-                    ping.state, "'");
+        return fail(Errc::Invalid, "status ping: field 'state' has the unknown value '", ping.state,
+                    "'");
     // While the runner keeps up, a ping is answered once it is queued: its answer (taken, or
     // not registered) does not depend on the runner's turn, and the runner applies pings in
     // the order they came. Past kPingsAckedWhileQueued commands, a ping waits for its turn, so
@@ -286,7 +286,8 @@ Result<void> Engine::pingOnRunner(const pkgmgr::StatusPing& ping, pkgmgr::Helper
             rec.generation = ping.to_generation;
             changed = true;
         }
-        if (changed || now - seen_written_[ping.node] >= kSeenWriteMs) node_dirty_[ping.node] = true;
+        if (changed || now - seen_written_[ping.node] >= kSeenWriteMs)
+            node_dirty_[ping.node] = true;
         Rollout* r = nullptr;
         if (active_ && active_->d.id == ping.deployment) {
             r = active_.get();
@@ -449,10 +450,11 @@ Result<std::string> Engine::rehearse(const StartRequest& request, const std::str
                 k.recorded = true;
             }
             // The helper rolled back: the release failed its health check on this node.
-            bool rolled_back = row.state == NodeStep::failed &&
-                               pkgmgr::parseHelperStep(row.node_state) ==
-                                   pkgmgr::HelperStep::rolled_back;
-            if (rolled_back && timed && k.fail_ms == 0) k.fail_ms = row.finished_ms - row.started_ms;
+            bool rolled_back =
+                row.state == NodeStep::failed &&
+                pkgmgr::parseHelperStep(row.node_state) == pkgmgr::HelperStep::rolled_back;
+            if (rolled_back && timed && k.fail_ms == 0)
+                k.fail_ms = row.finished_ms - row.started_ms;
             if (rolled_back && d.version == request.version && d.kind == "upgrade")
                 k.failed_before = true;
         }
@@ -490,11 +492,12 @@ Result<std::string> Engine::command(const std::string& id, const std::string& ve
         // One that has ended gets a rollback deployment of its own.
         if (!acting_one) return rollback(id, std::nullopt, actor);
     }
-    HOIST_ASSIGN(auto answer, run<std::optional<std::string>>(
-                                  "deployment " + verb, [&]() -> Result<std::optional<std::string>> {
-                                      if (!active_ || active_->d.id != id) return std::nullopt;
-                                      return commandOnRunner(id, verb, max_failures, actor);
-                                  }));
+    HOIST_ASSIGN(auto answer,
+                 run<std::optional<std::string>>(
+                     "deployment " + verb, [&]() -> Result<std::optional<std::string>> {
+                         if (!active_ || active_->d.id != id) return std::nullopt;
+                         return commandOnRunner(id, verb, max_failures, actor);
+                     }));
     if (answer) return *answer;
     HOIST_ASSIGN(auto found, state_.deployment(id));
     if (!found) return fail(Errc::NotFound, "deployment '", id, "' does not exist");

@@ -9,8 +9,8 @@
 #include <map>
 #include <memory>
 #include <mutex>
-#include <shared_mutex>
 #include <optional>
+#include <shared_mutex>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -177,8 +177,8 @@ private:
     template <class T>
     Result<T> call(Runner::Lane lane, std::string_view what,
                    std::function<std::optional<Result<T>>(std::shared_ptr<Answer<T>>)> body) {
-        if (running_.load()) return callRunner<T>(runner_, lane, options_.answer_deadline, what,
-                                                  std::move(body));
+        if (running_.load())
+            return callRunner<T>(runner_, lane, options_.answer_deadline, what, std::move(body));
         std::lock_guard lock(mutex_);
         auto answer = std::make_shared<Answer<T>>();
         (void)answer->take();
@@ -192,9 +192,8 @@ private:
     template <class T>
     Result<T> run(std::string_view what, std::function<Result<T>()> fn,
                   Runner::Lane lane = Runner::Lane::normal) {
-        return call<T>(lane, what, [fn = std::move(fn)](auto) -> std::optional<Result<T>> {
-            return fn();
-        });
+        return call<T>(lane, what,
+                       [fn = std::move(fn)](auto) -> std::optional<Result<T>> { return fn(); });
     }
     void tick(std::int64_t now);
     /// Takes what the model produced: events to record, registry rows to update, node

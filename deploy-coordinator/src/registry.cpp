@@ -70,8 +70,9 @@ Result<std::string> Engine::registerNode(NodeRecord node) {
                     "' must be an http:// or https:// URL");
     // Answered once the step holding the registration is committed: registrations arriving
     // together (a fleet booting) share one write.
-    auto body = [this, &node](std::shared_ptr<Answer<std::string>> answer)
-        -> std::optional<Result<std::string>> {
+    auto body =
+        [this,
+         &node](std::shared_ptr<Answer<std::string>> answer) -> std::optional<Result<std::string>> {
         registerOnRunner(node);
         json::Writer w;
         writeNode(w, node);

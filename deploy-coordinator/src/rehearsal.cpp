@@ -225,8 +225,7 @@ Rehearsal rehearse(Rollout r, const std::map<std::string, SimNode>& nodes,
                     // A new generation that never turns healthy is rolled back once the health
                     // deadline passes: that, not the usual swap, is how long its swap takes.
                     Slot* target = r.find(action.node);
-                    bool will_fail = target != nullptr &&
-                                     to == target->row.target_generation &&
+                    bool will_fail = target != nullptr && to == target->row.target_generation &&
                                      node.is(FaultKind::health_fail);
                     at(now + (will_fail ? node.fail_ms : node.swap_ms), action.node,
                        [&node, to](Rollout& ro, Slot& slot, std::int64_t t, Output& o) {

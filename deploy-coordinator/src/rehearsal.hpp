@@ -74,8 +74,8 @@ struct Rehearsal {
         std::string role;
         int wave = 0;  ///< 1-based; 0 for a skipped node
         std::int64_t swap_ms = 0;
-        std::string swap_source;     ///< "recorded", "default" or "injected"
-        std::string fault;           ///< "" or the fault's name
+        std::string swap_source;  ///< "recorded", "default" or "injected"
+        std::string fault;        ///< "" or the fault's name
         /// "injected" (--inject), "recorded" (this release failed on the node before) or "".
         std::string fault_source;
         /// How long its failing swap takes (health_fail only; else 0).

@@ -25,9 +25,8 @@ void Runner::wake() {
 
 bool Runner::wait(std::chrono::milliseconds timeout) {
     std::unique_lock lock(mutex_);
-    cv_.wait_for(lock, timeout, [this] {
-        return stopping_ || woken_ || !priority_.empty() || !normal_.empty();
-    });
+    cv_.wait_for(lock, timeout,
+                 [this] { return stopping_ || woken_ || !priority_.empty() || !normal_.empty(); });
     woken_ = false;
     return !stopping_;
 }

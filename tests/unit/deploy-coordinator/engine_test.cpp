@@ -149,8 +149,8 @@ TEST(EngineWithFakeGateway, ANodeSwappingWhenItsDeploymentWasAbortedIsRecordedAf
                     if (row.node == node) return row.state;
             return NodeStep::pending;
         };
-        ASSERT_TRUE(testing::waitFor([&] { return step("master-1") == NodeStep::restarted; }, 10s,
-                                     5ms));
+        ASSERT_TRUE(
+            testing::waitFor([&] { return step("master-1") == NodeStep::restarted; }, 10s, 5ms));
         ASSERT_OK((*engine)->command("d-1", "abort", std::nullopt, "admin"));
         (*engine)->stop();
     }

@@ -150,9 +150,9 @@ TEST(RolloutModel, AHealthFailureTakesTheHealthDeadlineNotTheSwapTime) {
         std::int64_t fail_ms;
     };
     std::vector<Case> cases = {
-        {{}, 60000},                                  // the health check's default deadline
-        {{{"master-1", {7000, true}}}, 60000},        // a fast swap says nothing of a failure
-        {{{"master-1", {7000, true, 35000}}}, 35000}, // its last failed swap, as measured
+        {{}, 60000},                                   // the health check's default deadline
+        {{{"master-1", {7000, true}}}, 60000},         // a fast swap says nothing of a failure
+        {{{"master-1", {7000, true, 35000}}}, 35000},  // its last failed swap, as measured
     };
     for (const auto& c : cases) {
         auto r = run(fleet(1, 2, 1, 0), "master-1:health_fail", c.known);
@@ -282,13 +282,15 @@ TEST(RolloutModel, WaitingOnSaysTheBudgetOnceWithTheCurrentCount) {
     }
     r.index();
     Output out;
-    r.onPing(r.slots[0], {1, pkgmgr::HelperStep::rolled_back, 1, 2, "health check failed"}, 100, out);
+    r.onPing(r.slots[0], {1, pkgmgr::HelperStep::rolled_back, 1, 2, "health check failed"}, 100,
+             out);
     r.tick(100, false, "", {}, out);
     EXPECT_EQ(r.d.state, DS::held);
     EXPECT_EQ(r.d.waiting_on, "failure budget: 1 node failed, more than max_failures 0");
     // The swaps in flight when the budget ran out fail afterwards: the numbers follow.
     for (int i = 1; i < 4; ++i)
-        r.onPing(r.slots[static_cast<size_t>(i)], {1, pkgmgr::HelperStep::failed, 1, 2, ""}, 200, out);
+        r.onPing(r.slots[static_cast<size_t>(i)], {1, pkgmgr::HelperStep::failed, 1, 2, ""}, 200,
+                 out);
     r.tick(200, false, "", {}, out);
     EXPECT_EQ(r.d.waiting_on, "failure budget: 4 nodes failed, more than max_failures 0");
     EXPECT_EQ(r.d.message, "4 nodes failed, more than max_failures 0");

@@ -94,12 +94,13 @@ TEST(Runner, AnAnswerGivenLaterReachesTheCaller) {
         std::lock_guard lock(m);
         kept->give(42);
     });
-    auto answer = callRunner<int>(runner, Runner::Lane::normal, 5s, "later",
-                                  [&](std::shared_ptr<Answer<int>> a) -> std::optional<Result<int>> {
-                                      std::lock_guard lock(m);
-                                      kept = a;
-                                      return std::nullopt;
-                                  });
+    auto answer =
+        callRunner<int>(runner, Runner::Lane::normal, 5s, "later",
+                        [&](std::shared_ptr<Answer<int>> a) -> std::optional<Result<int>> {
+                            std::lock_guard lock(m);
+                            kept = a;
+                            return std::nullopt;
+                        });
     later.join();
     runner.stop();
     loop.join();
@@ -207,8 +208,8 @@ TEST(EngineRunner, AHaltWaitsOnlyForTheWriteUnderWayNotForTheCommandsQueuedBefor
         halted = true;
     });
     // The gate is up at once, before the hold is written: no node action can start.
-    ASSERT_TRUE(testing::waitFor([&] { return !(*engine)->requireNoHold("x").has_value(); }, 5s,
-                                 1ms));
+    ASSERT_TRUE(
+        testing::waitFor([&] { return !(*engine)->requireNoHold("x").has_value(); }, 5s, 1ms));
     ASSERT_TRUE(testing::waitFor([&] { return (*engine)->queuedCommands() == 38; }, 5s, 1ms));
     EXPECT_FALSE(halted.load());
     store.release();
