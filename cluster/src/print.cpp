@@ -106,7 +106,8 @@ std::string printRehearsal(const json::Value& r) {
     if (a != nullptr)
         s << "swap times: " << num(*a, "recorded_swaps")
           << " from the nodes' last swaps, otherwise " << clock(num(*a, "default_swap_ms"))
-          << "; staging " << clock(num(*a, "stage_ms")) << "\n";
+          << "; a failing swap " << clock(num(*a, "default_health_fail_ms"))
+          << " unless recorded; staging " << clock(num(*a, "stage_ms")) << "\n";
     if (const auto* notes = member(r, "notes"); notes != nullptr && notes->IsArray())
         for (const auto& n : notes->GetArray())
             if (n.IsString()) s << "note: " << n.GetString() << "\n";
@@ -145,6 +146,9 @@ std::string printRehearsal(const json::Value& r) {
           << (isNull(r, "revert_start_ms") ? "stops the rollout (held)" : "starts the auto-revert")
           << ": " << str(r, "message") << "\n";
     }
+    if (!isNull(r, "hold_bit_ms"))
+        s << "at " << clock(num(r, "hold_bit_ms"))
+          << " a hold stops the rollout: " << str(r, "message") << "\n";
     auto outcome = str(r, "outcome");
     s << "outcome: " << outcome;
     if (const auto* cut = member(r, "cut_short"); cut && cut->IsBool() && cut->GetBool())

@@ -33,6 +33,11 @@ Result<std::unique_ptr<Engine>> Engine::create(StateStore& state, EngineOptions 
     return engine;
 }
 
+namespace {
+// How long after it ended a deployment's swapping nodes are still listened to after a restart.
+constexpr std::int64_t kLingerMs = 24LL * 3600 * 1000;
+}  // namespace
+
 Result<void> Engine::load() {
     HOIST_ASSIGN(term_, state_.term());
     HOIST_ASSIGN(auto nodes, state_.nodes());
@@ -41,18 +46,27 @@ Result<void> Engine::load() {
         // Nobody pinged while we were down; count from now, so a restart marks nothing down.
         if (n.last_seen_ms < now)
             n.last_seen_ms = std::max(n.last_seen_ms, now - options_.down_after.count() / 2);
+        ids_.insert(n.id);
+        seen_written_[n.id] = n.last_seen_ms;
         nodes_.emplace(n.id, std::move(n));
     }
     HOIST_ASSIGN(holds_, state_.holds());
     if (!holds_.empty()) gate_.raise(std::chrono::milliseconds(0));
     HOIST_ASSIGN(auto deployments, state_.deployments(20));
     for (const auto& d : deployments) {
-        if (!d.active()) continue;
-        HOIST_ASSIGN(active_, loadRollout(d));
-        auto state = std::string(toString(d.state));
-        log::info(kLog, "resuming deployment", {{"deployment", d.id}, {"state", state}});
-        queueEvent("coordinator", "resume after restart", d.id, "", "state " + state);
-        break;
+        if (d.active() && !active_) {
+            HOIST_ASSIGN(active_, loadRollout(d));
+            auto state = std::string(toString(d.state));
+            log::info(kLog, "resuming deployment", {{"deployment", d.id}, {"state", state}});
+            queueEvent("coordinator", "resume after restart", d.id, "", "state " + state);
+        } else if ((d.state == DeploymentState::aborted || d.state == DeploymentState::failed) &&
+                   now - d.finished_ms < kLingerMs) {
+            // Ended while nodes were still swapping: their reports are still recorded (the
+            // nodes keep their pings until one is taken), so they do not read "checking"
+            // forever. Nothing more is sent to them.
+            HOIST_ASSIGN(auto lingering, loadRollout(d));
+            if (lingering->anyInFlight()) lingering_[d.id] = std::move(lingering);
+        }
     }
     return ok();
 }
@@ -79,6 +93,7 @@ Result<std::unique_ptr<Rollout>> Engine::loadRollout(const Deployment& d) {
         r->slots.push_back(std::move(slot));
     }
     r->index();
+    r->stage_window = options_.stage_window;
     r->max_parallel = resolveMaxParallel(d.max_parallel, agents).value_or(1);
     r->last_progress_ms = now;
     return r;
@@ -87,6 +102,7 @@ Result<std::unique_ptr<Rollout>> Engine::loadRollout(const Deployment& d) {
 void Engine::start() {
     pool_ = std::make_unique<WorkerPool>(options_.workers);
     check_pool_ = std::make_unique<WorkerPool>(options_.check_workers);
+    running_ = true;
     thread_ = std::thread([this] { loop(); });
 }
 
@@ -96,21 +112,20 @@ void Engine::stop() {
         if (stopping_) return;
         stopping_ = true;
     }
-    wake_cv_.notify_all();
+    runner_.stop();
     if (thread_.joinable()) thread_.join();
+    running_ = false;
     pool_.reset();
     check_pool_.reset();
     std::lock_guard lock(mutex_);
-    (void)flush(nowMs(), true);
+    auto written = flush(nowMs(), true);
+    // Registrations taken but not yet committed are answered (a caller waits for them).
+    for (auto& give : after_commit_) give(written);
+    after_commit_.clear();
 }
 
 void Engine::post(std::function<void()> deliver) {
-    {
-        std::lock_guard lock(mutex_);
-        inbox_.push_back(std::move(deliver));
-        wake_ = true;
-    }
-    wake_cv_.notify_one();
+    runner_.post(std::move(deliver));
 }
 
 void Engine::queueEvent(std::string actor, std::string action, std::string deployment,
@@ -123,111 +138,6 @@ RolloutSettings Engine::settings() const {
     return {options_.poll_after.count(), options_.stage_timeout.count()};
 }
 
-void Engine::loop() {
-    while (true) {
-        std::vector<std::function<void()>> to_send;
-        {
-            std::unique_lock lock(mutex_);
-            wake_cv_.wait_for(lock, std::chrono::milliseconds(50),
-                              [this] { return wake_ || stopping_; });
-            if (stopping_) return;
-            wake_ = false;
-            if (standby_) continue;
-            auto now = nowMs();
-            while (!inbox_.empty()) {
-                auto deliver = std::move(inbox_.front());
-                inbox_.pop_front();
-                deliver();
-            }
-            tick(now);
-            // Registry rows that only pings touched are written outside the lock, so a
-            // large batch does not stall the pings arriving meanwhile.
-            bool slots_dirty = pending_events_.size() > 0 || (active_ && active_->row_dirty);
-            if (active_ && !slots_dirty) slots_dirty = active_->anyDirty();
-            if (!slots_dirty && !node_dirty_.empty() && now - last_node_flush_ms_ >= 1000) {
-                std::vector<NodeRecord> rows;
-                rows.reserve(node_dirty_.size());
-                for (const auto& [id, _] : node_dirty_)
-                    if (auto it = nodes_.find(id); it != nodes_.end()) rows.push_back(it->second);
-                node_dirty_.clear();
-                last_node_flush_ms_ = now;
-                to_send.swap(outgoing_);
-                lock.unlock();
-                StepWrite write;
-                write.registry = std::move(rows);
-                auto written = state_.commit(write, term_);
-                if (!written)
-                    log::error(kLog, "cannot write the registry",
-                               {{"error", written.error().describe()}});
-                for (auto& task : to_send)
-                    pool_->post([t = std::move(task)](http::Client&) { t(); });
-                continue;
-            }
-            // Persist before acting: a node action leaves only after the state that says it
-            // was started is committed.
-            auto flushed = flush(now, false);
-            if (!flushed) {
-                log::error(kLog, "cannot write the state; node actions wait",
-                           {{"error", flushed.error().describe()}});
-                continue;
-            }
-            to_send.swap(outgoing_);
-        }
-        for (auto& task : to_send) pool_->post([t = std::move(task)](http::Client&) { t(); });
-    }
-}
-
-Result<void> Engine::flush(std::int64_t now, bool force_nodes) {
-    bool nodes_due = force_nodes || now - last_node_flush_ms_ >= 1000;
-    bool have_slots = active_ && active_->anyDirty();
-    bool have_lingering = std::any_of(lingering_.begin(), lingering_.end(),
-                                      [](const auto& l) { return l.second->anyDirty(); });
-    have_slots = have_slots || have_lingering;
-    // Registry rows a node's progress changed go in the same transaction as that progress.
-    bool have_nodes = (nodes_due || have_slots) && !node_dirty_.empty();
-    if (!have_slots && !have_nodes && pending_events_.empty() && !(active_ && active_->row_dirty))
-        return ok();
-    // One step, one conditional write: the deployment, the nodes it changed, the registry
-    // rows their progress changed, and the audit events.
-    StepWrite write;
-    for (const auto& [_, l] : lingering_)
-        for (auto i : l->dirtySlots()) write.nodes.push_back(l->slots[i].row);
-    if (active_) {
-        if (active_->row_dirty) {
-            active_->d.updated_ms = now;
-            write.deployment = active_->d;
-        }
-        for (auto i : active_->dirtySlots()) write.nodes.push_back(active_->slots[i].row);
-    }
-    if (have_nodes)
-        for (const auto& [id, _] : node_dirty_)
-            if (auto it = nodes_.find(id); it != nodes_.end()) write.registry.push_back(it->second);
-    write.events = pending_events_;
-    auto result = state_.commit(write, term_);
-    if (!result) return result;
-    for (auto it = lingering_.begin(); it != lingering_.end();) {
-        it->second->clearDirty();
-        it = it->second->anyInFlight() ? std::next(it) : lingering_.erase(it);
-    }
-    if (active_) {
-        active_->row_dirty = false;
-        active_->clearDirty();
-        if (isFinished(active_->d.state)) {
-            if (active_->anyInFlight()) {
-                auto id = active_->d.id;
-                lingering_[id] = std::move(active_);
-            }
-            active_.reset();
-        }
-    }
-    if (have_nodes) {
-        node_dirty_.clear();
-        last_node_flush_ms_ = now;
-    }
-    pending_events_.clear();
-    return ok();
-}
-
 void Engine::apply(Output& out) {
     for (auto& e : out.events) pending_events_.push_back(std::move(e));
     for (const auto& u : out.registry) {
@@ -235,7 +145,7 @@ void Engine::apply(Output& out) {
         if (it == nodes_.end()) continue;
         it->second.release = u.release;
         it->second.generation = u.generation;
-        node_dirty_[u.node] = true;
+        node_progress_.insert(u.node);
     }
     if (out.state_changed && active_)
         log::info(
@@ -329,24 +239,56 @@ void Engine::tick(std::int64_t now) {
     apply(out);
 }
 
+namespace {
+// How much newer last_seen must be before a ping rewrites the node's row: the row is written
+// for what lasts (status, release, generation); last_seen on disk only has to be roughly
+// right, since a restarted coordinator counts silence from its own start (load()).
+constexpr std::int64_t kSeenWriteMs = 10000;
+constexpr std::size_t kPingsAckedWhileQueued = 4096;
+}  // namespace
+
 Result<void> Engine::onPing(const pkgmgr::StatusPing& ping) {
     pings_++;
+    auto step = pkgmgr::parseHelperStep(ping.state);
+    if (!step)
+        return fail(Errc::Invalid, "status ping: field 'state' has the unknown value '", ping.state,
+                    "'");
+    // While the runner keeps up, a ping is answered once it is queued: its answer (taken, or
+    // not registered) does not depend on the runner's turn, and the runner applies pings in
+    // the order they came. Past kPingsAckedWhileQueued commands, a ping waits for its turn, so
+    // a flood of pings slows its senders instead of filling memory.
+    if (running_.load() && runner_.queued() < kPingsAckedWhileQueued) {
+        {
+            std::shared_lock lock(ids_mutex_);
+            if (!ids_.contains(ping.node)) return std::unexpected(pkgmgr::notRegistered(ping.node));
+        }
+        runner_.post([this, ping, step = *step] { (void)pingOnRunner(ping, step); });
+        return ok();
+    }
+    return run<void>("status ping", [&] { return pingOnRunner(ping, *step); });
+}
+
+Result<void> Engine::pingOnRunner(const pkgmgr::StatusPing& ping, pkgmgr::HelperStep step) {
     {
-        std::lock_guard lock(mutex_);
         auto now = nowMs();
         auto it = nodes_.find(ping.node);
         if (it == nodes_.end()) return std::unexpected(pkgmgr::notRegistered(ping.node));
         auto& rec = it->second;
         rec.last_seen_ms = now;
+        bool changed = false;
         if (rec.status == "down") {
             rec.status = "up";
+            changed = true;
             queueEvent("node:" + ping.node, "node up", "", ping.node, "status ping");
         }
-        if (ping.state == "healthy" && !ping.release.empty()) {
+        if (step == pkgmgr::HelperStep::healthy && !ping.release.empty() &&
+            (rec.release != ping.release || rec.generation != ping.to_generation)) {
             rec.release = ping.release;
             rec.generation = ping.to_generation;
+            changed = true;
         }
-        node_dirty_[ping.node] = true;
+        if (changed || now - seen_written_[ping.node] >= kSeenWriteMs)
+            node_dirty_[ping.node] = true;
         Rollout* r = nullptr;
         if (active_ && active_->d.id == ping.deployment) {
             r = active_.get();
@@ -357,17 +299,14 @@ Result<void> Engine::onPing(const pkgmgr::StatusPing& ping) {
         Slot* slot = r->find(ping.node);
         if (slot == nullptr) return ok();
         Output out;
-        PingReport report{ping.seq, ping.state, ping.from_generation, ping.to_generation,
-                          ping.message};
+        PingReport report{ping.seq, step, ping.from_generation, ping.to_generation, ping.message};
         if (!r->onPing(*slot, report, now, out)) {
             stale_pings_++;
             return ok();  // re-delivery
         }
         apply(out);
-        wake_ = true;
+        return ok();
     }
-    wake_cv_.notify_one();
-    return ok();
 }
 
 namespace {
@@ -450,11 +389,14 @@ Result<std::string> Engine::startDeployment(const StartRequest& request) {
         if (active_) return busyRefusal(active_->d);
     }
     HOIST_ASSIGN(auto fetched, fetchRelease(request.version));
-    auto& [release, manifest] = fetched;
-    HOIST_TRY(requireChange(release));
+    HOIST_TRY(requireChange(fetched.first));
+    return run<std::string>("starting a deployment",
+                            [&] { return startOnRunner(request, fetched.first, fetched.second); });
+}
 
-    std::lock_guard hold_lock(holds_mutex_);
-    std::lock_guard lock(mutex_);
+Result<std::string> Engine::startOnRunner(const StartRequest& request,
+                                          const pkgmgr::Release& release,
+                                          const std::string& manifest) {
     if (gate_.raised())
         return fail(Errc::Halted, "starting a deployment refused: halted by ", holdSummary(),
                     "; an admin must clear it first (cluster unhalt)");
@@ -489,9 +431,8 @@ Result<std::string> Engine::startDeployment(const StartRequest& request) {
     std::vector<DeploymentNode> rows;
     for (const auto& s : a->slots) rows.push_back(s.row);
     auto summary = deploymentSummary(a->d, rows, false, 0);
+    a->stage_window = options_.stage_window;
     active_ = std::move(a);
-    wake_ = true;
-    wake_cv_.notify_one();
     return summary;
 }
 
@@ -506,10 +447,22 @@ Result<std::string> Engine::rehearse(const StartRequest& request, const std::str
     HOIST_ASSIGN(auto past, state_.deployments(20));
     for (const auto& d : past) {
         HOIST_ASSIGN(auto rows, state_.deploymentNodes(d.id));
-        for (const auto& row : rows)
-            if (row.state == NodeStep::done && row.started_ms > 0 &&
-                row.finished_ms > row.started_ms && !known.contains(row.node))
-                known[row.node] = {row.finished_ms - row.started_ms, true};
+        for (const auto& row : rows) {
+            bool timed = row.started_ms > 0 && row.finished_ms > row.started_ms;
+            auto& k = known[row.node];
+            if (row.state == NodeStep::done && timed && !k.recorded) {
+                k.swap_ms = row.finished_ms - row.started_ms;
+                k.recorded = true;
+            }
+            // The helper rolled back: the release failed its health check on this node.
+            bool rolled_back =
+                row.state == NodeStep::failed &&
+                pkgmgr::parseHelperStep(row.node_state) == pkgmgr::HelperStep::rolled_back;
+            if (rolled_back && timed && k.fail_ms == 0)
+                k.fail_ms = row.finished_ms - row.started_ms;
+            if (rolled_back && d.version == request.version && d.kind == "upgrade")
+                k.failed_before = true;
+        }
     }
     std::vector<Wave> waves;
     std::unique_ptr<Rollout> rollout;
@@ -525,6 +478,8 @@ Result<std::string> Engine::rehearse(const StartRequest& request, const std::str
     }
     rollout->d.id = "rehearsal";
     RehearsalSettings settings;
+    // A standing hold bites at once: the rehearsal says so (hold_bit_ms 0).
+    if (gate_.raised()) settings.hold_at_ms = 0;
     settings.rollout = this->settings();
     auto result = deploy_coordinator::rehearse(std::move(*rollout), known, faults, waves, settings);
     return rehearsalJson(result, request, settings, notes);
@@ -532,29 +487,40 @@ Result<std::string> Engine::rehearse(const StartRequest& request, const std::str
 Result<std::string> Engine::command(const std::string& id, const std::string& verb,
                                     std::optional<std::int64_t> max_failures,
                                     const std::string& actor) {
-    if (verb == "rollback") HOIST_TRY(requireNoHold("rollback"));
-    std::unique_lock lock(mutex_);
+    if (verb == "rollback") {
+        HOIST_TRY(requireNoHold("rollback"));
+        bool acting_one = false;
+        {
+            std::lock_guard lock(mutex_);
+            acting_one = active_ && active_->d.id == id;
+        }
+        // One that has ended gets a rollback deployment of its own.
+        if (!acting_one) return rollback(id, std::nullopt, actor);
+    }
+    HOIST_ASSIGN(auto answer,
+                 run<std::optional<std::string>>(
+                     "deployment " + verb, [&]() -> Result<std::optional<std::string>> {
+                         if (!active_ || active_->d.id != id) return std::nullopt;
+                         return commandOnRunner(id, verb, max_failures, actor);
+                     }));
+    if (answer) return *answer;
+    HOIST_ASSIGN(auto found, state_.deployment(id));
+    if (!found) return fail(Errc::NotFound, "deployment '", id, "' does not exist");
+    if (verb == "resume")
+        return fail(Errc::Conflict, "nothing to resume: deployment ", id, " is ",
+                    toString(found->state), " (start a new one with cluster upgrade VERSION)");
+    return fail(Errc::Conflict, "deployment ", id, " is ", toString(found->state),
+                "; only a running deployment can ", verb);
+}
+
+Result<std::string> Engine::commandOnRunner(const std::string& id, const std::string& verb,
+                                            std::optional<std::int64_t> max_failures,
+                                            const std::string& actor) {
+    (void)id;
     auto now = nowMs();
-    if (verb == "rollback" && (!active_ || active_->d.id != id)) {
-        lock.unlock();
-        return rollback(id, std::nullopt, actor);
-    }
-    std::unique_ptr<Rollout> loaded;
-    Rollout* r = loaded ? loaded.get() : active_ && active_->d.id == id ? active_.get() : nullptr;
-    if (r == nullptr) {
-        lock.unlock();
-        HOIST_ASSIGN(auto found, state_.deployment(id));
-        if (!found) return fail(Errc::NotFound, "deployment '", id, "' does not exist");
-        if (verb == "resume")
-            return fail(Errc::Conflict, "nothing to resume: deployment ", id, " is ",
-                        toString(found->state), " (start a new one with cluster upgrade VERSION)");
-        return fail(Errc::Conflict, "deployment ", id, " is ", toString(found->state),
-                    "; only a running deployment can ", verb);
-    }
-    Output out;
-    HOIST_TRY(r->command(verb, max_failures, actor, now, out));
-    if (loaded) active_ = std::move(loaded);
     auto& a = *active_;
+    Output out;
+    HOIST_TRY(a.command(verb, max_failures, actor, now, out));
     apply(out);
     bool held = gate_.raised();
     a.computeWaitingOn(held, held ? holdSummary() : "");
@@ -562,8 +528,6 @@ Result<std::string> Engine::command(const std::string& id, const std::string& ve
     for (const auto& slot : a.slots) rows.push_back(slot.row);
     auto d = a.d;
     HOIST_TRY(flush(now, false));
-    wake_ = true;
-    wake_cv_.notify_one();
     return deploymentSummary(d, rows, false, 0);
 }
 

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -9,9 +10,11 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <shared_mutex>
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "core/error.hpp"
@@ -25,6 +28,7 @@
 #include "pkgmgr/status.hpp"
 #include "pkgmgr/wire.hpp"
 #include "rollout.hpp"
+#include "runner.hpp"
 #include "worker_pool.hpp"
 
 namespace hoist::deploy_coordinator {
@@ -52,6 +56,11 @@ struct EngineOptions {
     /// Asked right before each node action is sent (with the hold gate): false defers it (a
     /// replica whose lease renewal is overdue). Unset: always true.
     std::function<bool()> may_act;
+    /// How long an HTTP handler waits for the runner to take its command before answering
+    /// 503 (nothing changed).
+    std::chrono::milliseconds answer_deadline{10000};
+    /// Push nodes staging at once (Rollout::stage_window).
+    std::int64_t stage_window = 1024;
 };
 
 /// What POST /v1/deployments asks for.
@@ -77,9 +86,13 @@ struct HoldDetails {
     std::string warning;
 };
 
-/// The rollout engine, the node registry and the halt holds. One thread runs the event loop
-/// (pings, task results and timers in, node actions out through a bounded WorkerPool); HTTP
-/// handlers call the public functions from any thread.
+/// The rollout engine, the node registry and the halt holds. One thread, the runner, is the
+/// only writer of that state: pings, registrations, admin commands, halts, task results and
+/// timers are commands it runs one at a time (runner.hpp), and node actions go out through a
+/// bounded WorkerPool once the step that started them is committed. The public functions may
+/// be called from any thread: those that change state post a command and wait for its answer
+/// (Unhealthy, HTTP 503, when the runner does not take it within answer_deadline); the JSON
+/// views read a consistent snapshot under the state lock.
 class Engine {
 public:
     /// Without a gateway, nodes are reached over HTTP.
@@ -169,6 +182,8 @@ public:
     /// Reads the holds from the store again (another replica put or cleared one); serialised
     /// with halt() and clearHolds(), so a hold this replica just answered is never lost.
     Result<void> reloadHolds();
+    /// Commands waiting for the runner (both lanes).
+    std::size_t queuedCommands() const { return runner_.queued(); }
 
     void collectMetrics(metrics::Registry& registry);
     const EngineOptions& options() const { return options_; }
@@ -182,6 +197,32 @@ private:
     /// The summary a start answered, for a retry carrying the same Idempotency-Key. Under mutex_.
     std::string idempotentAnswer(const Rollout& r);
     void loop();
+    /// Runs the priority commands waiting (halts, hold clears). On the runner, state lock held.
+    void runPriority();
+    /// Runs `body` on the runner with the state lock held and returns its answer (see
+    /// callRunner). Before start() and after stop() there is no runner: the caller runs it,
+    /// holding the state lock, and makes the commit an answer waits for.
+    template <class T>
+    Result<T> call(Runner::Lane lane, std::string_view what,
+                   std::function<std::optional<Result<T>>(std::shared_ptr<Answer<T>>)> body) {
+        if (running_.load())
+            return callRunner<T>(runner_, lane, options_.answer_deadline, what, std::move(body));
+        std::lock_guard lock(mutex_);
+        auto answer = std::make_shared<Answer<T>>();
+        (void)answer->take();
+        if (auto now = body(answer)) return std::move(*now);
+        auto written = flush(nowMs(), false);
+        for (auto& give : after_commit_) give(written);
+        after_commit_.clear();
+        return std::move(*answer->wait(std::chrono::milliseconds(0)));
+    }
+    /// call() for a body that answers at once.
+    template <class T>
+    Result<T> run(std::string_view what, std::function<Result<T>()> fn,
+                  Runner::Lane lane = Runner::Lane::normal) {
+        return call<T>(lane, what,
+                       [fn = std::move(fn)](auto) -> std::optional<Result<T>> { return fn(); });
+    }
     void tick(std::int64_t now);
     /// Takes what the model produced: events to record, registry rows to update, node
     /// actions to send once the state is committed. Under mutex_.
@@ -192,6 +233,17 @@ private:
     void post(std::function<void()> deliver);
     void queueEvent(std::string actor, std::string action, std::string deployment, std::string node,
                     std::string detail);
+    /// One step's write: the deployment, the nodes it changed, the registry rows their progress
+    /// changed (and a bounded share of those only pings touched), the audit events.
+    struct PreparedStep {
+        StepWrite write;
+        std::vector<std::string> registry_ids;
+    };
+    /// Under mutex_, on the runner. nullopt when nothing is due.
+    std::optional<PreparedStep> prepareStep(std::int64_t now, bool force_nodes);
+    /// After the prepared step was committed: clears what it wrote. Under mutex_.
+    void finishStep(std::int64_t now, const PreparedStep& step);
+    /// prepareStep, commit, finishStep, all under the caller's hold of mutex_.
     Result<void> flush(std::int64_t now, bool force_nodes);
     RolloutSettings settings() const;
     std::string deploymentSummary(const Deployment& d, const std::vector<DeploymentNode>& nodes,
@@ -207,6 +259,24 @@ private:
     /// sets under another version); nullopt when some node changes.
     std::optional<std::string> nothingToDo(const pkgmgr::Release& release);
     Result<void> requireChange(const pkgmgr::Release& release);
+    /// The runner's part of startDeployment, rollback and command (state lock held).
+    Result<std::string> startOnRunner(const StartRequest& request, const pkgmgr::Release& release,
+                                      const std::string& manifest);
+    Result<std::string> rollbackOnRunner(const std::optional<std::string>& id,
+                                         const std::optional<std::string>& to,
+                                         const std::string& actor,
+                                         const std::string& idempotency_key,
+                                         const Deployment& source,
+                                         const std::vector<DeploymentNode>& rows);
+    Result<std::string> commandOnRunner(const std::string& id, const std::string& verb,
+                                        std::optional<std::int64_t> max_failures,
+                                        const std::string& actor);
+    void registerOnRunner(NodeRecord& node);
+    Result<void> pingOnRunner(const pkgmgr::StatusPing& ping, pkgmgr::HelperStep step);
+    Result<std::string> desiredOnRunner(const std::string& id,
+                                        std::optional<std::int64_t> generation);
+    /// The runner's part of the hold functions (holds.cpp).
+    Result<void> putHold(const Hold& hold, const HoldDetails& details);
 
     StateStore& state_;
     std::atomic<bool> standby_{false};
@@ -215,22 +285,39 @@ private:
     EngineOptions options_;
     ActionGate gate_;
 
+    /// The single writer's inbox; its loop thread is the only one that changes what mutex_
+    /// guards (readers take mutex_ for a consistent snapshot).
+    Runner runner_;
+    /// The runner's thread runs (between start() and stop()).
+    std::atomic<bool> running_{false};
     std::mutex mutex_;  // everything below
-    std::condition_variable wake_cv_;
-    bool wake_ = false;
     bool stopping_ = false;
     std::unordered_map<std::string, NodeRecord> nodes_;
+    /// Registry rows to write: `node_dirty_` when due (pings: last_seen, status), in bounded
+    /// shares; `node_progress_` (a finished node's release and generation) in the same step
+    /// as the progress that changed them.
     std::unordered_map<std::string, bool> node_dirty_;
+    std::unordered_set<std::string> node_progress_;
+    /// last_seen as last written, per node: a ping rewrites the row only when last_seen is
+    /// kSeenWriteMs newer (a restart counts from its own start anyway, load()).
+    std::unordered_map<std::string, std::int64_t> seen_written_;
+    /// Answers waiting for the step that holds their change to be committed.
+    std::vector<std::function<void(const Result<void>&)>> after_commit_;
     std::unordered_map<std::string, bool> node_checking_;
     std::unique_ptr<Rollout> active_;
     /// Deployments that ended (aborted, failed) while nodes were still swapping: their nodes'
-    /// reports are still recorded, though nothing more is sent. Dropped once none is in flight.
+    /// reports are still recorded, though nothing more is sent. Dropped once none is in flight;
+    /// rebuilt from the state file after a restart (load()).
     std::map<std::string, std::unique_ptr<Rollout>> lingering_;
-    std::deque<std::function<void()>> inbox_;
     std::vector<std::function<void()>> outgoing_;
     std::vector<Event> pending_events_;
     std::int64_t last_node_flush_ms_ = 0;
     std::int64_t last_sweep_ms_ = 0;
+
+    /// The registered node ids, for a ping answered without waiting for the runner (written
+    /// by the runner only).
+    std::shared_mutex ids_mutex_;
+    std::unordered_set<std::string> ids_;
 
     std::mutex holds_mutex_;       // serialises halt and clear
     std::mutex holds_data_mutex_;  // holds_ (taken after mutex_ when both are)

@@ -39,10 +39,11 @@ bool Engine::acting() {
 }
 
 Result<void> Engine::requireNoHold(std::string_view what) {
-    std::lock_guard lock(holds_mutex_);
     if (!gate_.raised()) return ok();
-    return fail(Errc::Halted, what, " refused: halted by ", holdSummary(),
-                "; an admin must clear the hold (DELETE /v1/halt)");
+    auto holds = holdSummary();
+    return fail(Errc::Halted, what, " refused: halted by ",
+                holds.empty() ? std::string("a halt being recorded") : holds,
+                "; an admin must clear the hold (cluster unhalt)");
 }
 
 std::string Engine::holdSummary() {
@@ -52,13 +53,17 @@ std::string Engine::holdSummary() {
     return strings::join(parts, ", ");
 }
 
+// A halt raises the gate on the caller's thread, at once: no worker sends a node action from
+// then on, and the sends already past it are waited for. Only then is the hold written, by the
+// runner, in its priority lane: it runs before any queued ping or task result, and waits at
+// most for the one bounded step write under way. The reply leaves once the hold is on disk.
 Result<std::string> Engine::halt(const std::string& source, const std::string& reason,
                                  const std::string& by, const HoldDetails& details) {
+    auto t0 = std::chrono::steady_clock::now();
     std::lock_guard hold_lock(holds_mutex_);
     bool was_raised = gate_.raised();
-    // Gate first, so workers stop at once; wait for sends already past it; then persist; the
-    // reply goes out only after all three.
     gate_.raise(std::chrono::milliseconds(5000));
+    auto t1 = std::chrono::steady_clock::now();
     Hold hold{source, reason, by, nowMs(), details.alerts_json, 0};
     bool existed = false;
     bool unchanged = false;
@@ -74,25 +79,23 @@ Result<std::string> Engine::halt(const std::string& source, const std::string& r
     }
     // A monitor repeating itself (Alertmanager's repeat_interval) writes nothing.
     if (!unchanged) {
-        std::string detail = source + ": " + reason;
-        if (!details.audit_note.empty()) detail += " [" + details.audit_note + "]";
-        StepWrite write;
-        write.put_holds.push_back(hold);
-        write.events.push_back({0, nowMs(), by, "halt", "", "", detail});
-        auto written = state_.commit(write, term_, true);
+        auto written = run<void>(
+            "halt", [&] { return putHold(hold, details); }, Runner::Lane::priority);
         if (!written) {
             if (!was_raised) gate_.lower();
             return std::unexpected(written.error());
         }
-        {
-            // Not the engine lock: a halt never waits behind the loop's work. The loop shows
-            // the hold in waiting_on on its next turn.
-            std::lock_guard lock(holds_data_mutex_);
-            std::erase_if(holds_, [&](const Hold& h) { return h.source == source; });
-            holds_.push_back(hold);
-        }
-        wake_cv_.notify_one();
-        log::warn(kLog, "halt", {{"source", source}, {"reason", reason}, {"by", by}});
+        auto t2 = std::chrono::steady_clock::now();
+        auto us = [](auto d) {
+            return static_cast<std::int64_t>(
+                std::chrono::duration_cast<std::chrono::microseconds>(d).count());
+        };
+        log::warn(kLog, "halt",
+                  {{"source", source},
+                   {"reason", reason},
+                   {"by", by},
+                   {"gate_us", us(t1 - t0)},
+                   {"hold_written_us", us(t2 - t1)}});
     }
     json::Writer w;
     w.beginObject()
@@ -104,6 +107,19 @@ Result<std::string> Engine::halt(const std::string& source, const std::string& r
     if (!details.warning.empty()) w.field("warning", details.warning);
     w.endObject();
     return w.str();
+}
+
+Result<void> Engine::putHold(const Hold& hold, const HoldDetails& details) {
+    std::string detail = hold.source + ": " + hold.reason;
+    if (!details.audit_note.empty()) detail += " [" + details.audit_note + "]";
+    StepWrite write;
+    write.put_holds.push_back(hold);
+    write.events.push_back({0, nowMs(), hold.by, "halt", "", "", detail});
+    HOIST_TRY(state_.commit(write, term_, true));
+    std::lock_guard lock(holds_data_mutex_);
+    std::erase_if(holds_, [&](const Hold& h) { return h.source == hold.source; });
+    holds_.push_back(hold);
+    return ok();
 }
 
 Result<std::string> Engine::resolveHold(const std::string& source, const std::string& by,
@@ -121,16 +137,22 @@ Result<std::string> Engine::resolveHold(const std::string& source, const std::st
                          (hold ? "; the hold stands until an admin clears it"
                                : "; no hold of that source stands");
     if (!audit_note.empty()) detail += " [" + audit_note + "]";
-    StepWrite write;
-    if (hold) write.put_holds.push_back(*hold);
-    write.events.push_back({0, now, by, "halt resolved", "", "", detail});
-    auto written = state_.commit(write, term_, true);
+    auto written = run<void>(
+        "halt resolution",
+        [&]() -> Result<void> {
+            StepWrite write;
+            if (hold) write.put_holds.push_back(*hold);
+            write.events.push_back({0, now, by, "halt resolved", "", "", detail});
+            HOIST_TRY(state_.commit(write, term_, true));
+            if (hold) {
+                std::lock_guard lock(holds_data_mutex_);
+                for (auto& h : holds_)
+                    if (h.source == source) h.resolved_ms = hold->resolved_ms;
+            }
+            return ok();
+        },
+        Runner::Lane::priority);
     if (!written) return std::unexpected(written.error());
-    if (hold) {
-        std::lock_guard lock(holds_data_mutex_);
-        for (auto& h : holds_)
-            if (h.source == source) h.resolved_ms = hold->resolved_ms;
-    }
     log::info(kLog, "halt resolved by monitor", {{"source", source}, {"by", by}});
     json::Writer w;
     w.beginObject().field("source", source).field("holds", hold.has_value());
@@ -160,32 +182,35 @@ Result<std::string> Engine::clearHolds(std::optional<std::string> source, const 
         if (!source || h.source == *source) cleared.push_back(h);
     if (source && cleared.empty())
         return fail(Errc::NotFound, "no hold from source '", *source, "'");
-    auto now = nowMs();
-    StepWrite write;
-    if (source)
-        write.delete_holds.push_back(*source);
-    else
-        write.clear_holds = true;
-    for (const auto& h : cleared)
-        write.events.push_back(
-            {0, now, actor, "halt cleared", "", "",
-             h.source + ": " + h.reason + (reason.empty() ? "" : "; cleared because: " + reason)});
-    auto written = state_.commit(write, term_, true);
-    if (!written) return std::unexpected(written.error());
-    {
-        std::lock_guard lock(mutex_);
-        {
-            std::lock_guard data_lock(holds_data_mutex_);
+    auto written = run<void>(
+        "clearing holds",
+        [&]() -> Result<void> {
+            auto now = nowMs();
+            StepWrite write;
             if (source)
-                std::erase_if(holds_, [&](const Hold& h) { return h.source == *source; });
+                write.delete_holds.push_back(*source);
             else
-                holds_.clear();
-            if (holds_.empty()) gate_.lower();
-        }
-        if (active_) active_->last_progress_ms = now;
-        wake_ = true;
-    }
-    wake_cv_.notify_one();
+                write.clear_holds = true;
+            for (const auto& h : cleared)
+                write.events.push_back(
+                    {0, now, actor, "halt cleared", "", "",
+                     h.source + ": " + h.reason +
+                         (reason.empty() ? "" : "; cleared because: " + reason)});
+            HOIST_TRY(state_.commit(write, term_, true));
+            {
+                std::lock_guard data_lock(holds_data_mutex_);
+                if (source)
+                    std::erase_if(holds_, [&](const Hold& h) { return h.source == *source; });
+                else
+                    holds_.clear();
+                if (holds_.empty()) gate_.lower();
+            }
+            if (active_) active_->last_progress_ms = now;
+            return ok();
+        },
+        Runner::Lane::priority);
+    if (!written) return std::unexpected(written.error());
+    runner_.wake();
     log::info(kLog, "halt cleared",
               {{"by", actor}, {"cleared", static_cast<std::int64_t>(cleared.size())}});
     json::Writer w;

@@ -18,6 +18,10 @@ void Engine::collectMetrics(metrics::Registry& r) {
                "node actions stopped by a hold before sending");
     r.describe("hoist_coordinator_queued_tasks", "gauge",
                "outgoing node requests waiting for a worker");
+    r.describe("hoist_coordinator_runner_queue", "gauge",
+               "commands (pings, registrations, admin commands, task results, halts) waiting "
+               "for the runner");
+    r.set("hoist_coordinator_runner_queue", "", static_cast<double>(runner_.queued()));
     std::map<std::string, double> by_status{{"up", 0}, {"down", 0}, {"removed", 0}};
     std::map<std::string, double> by_state;
     double holds = 0;

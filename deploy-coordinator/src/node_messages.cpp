@@ -37,7 +37,7 @@ TransactionView parseTransaction(const http::Response& response) {
     if (response.status != 200) return {};
     auto view = pkgmgr::TransactionView::fromJson(response.body);
     if (!view || !view->active) return {};
-    return {view->underWay(), view->step()};
+    return {view->underWay(), pkgmgr::parseHelperStep(view->step())};
 }
 
 std::string stageRequest(std::string_view release) {

@@ -6,6 +6,7 @@
 #include "core/error.hpp"
 #include "core/http_client.hpp"
 #include "deploy_coordinator/state.hpp"
+#include "pkgmgr/status.hpp"
 #include "rollout.hpp"
 
 namespace hoist::deploy_coordinator {
@@ -23,7 +24,7 @@ Result<NodeView> parseNodeView(std::string_view body);
 /// GET /v1/transaction: whether a swap is under way, and the helper's step when known.
 struct TransactionView {
     bool under_way = false;
-    std::string step;
+    std::optional<pkgmgr::HelperStep> step;
 };
 TransactionView parseTransaction(const http::Response& response);
 

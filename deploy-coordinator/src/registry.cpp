@@ -68,7 +68,26 @@ Result<std::string> Engine::registerNode(NodeRecord node) {
     if (!node.address.starts_with("http://") && !node.address.starts_with("https://"))
         return fail(Errc::Invalid, "registration of '", node.id, "': address '", node.address,
                     "' must be an http:// or https:// URL");
-    std::lock_guard lock(mutex_);
+    // Answered once the step holding the registration is committed: registrations arriving
+    // together (a fleet booting) share one write.
+    auto body =
+        [this,
+         &node](std::shared_ptr<Answer<std::string>> answer) -> std::optional<Result<std::string>> {
+        registerOnRunner(node);
+        json::Writer w;
+        writeNode(w, node);
+        after_commit_.push_back([answer, text = w.str()](const Result<void>& written) {
+            if (written)
+                answer->give(text);
+            else
+                answer->give(std::unexpected(written.error()));
+        });
+        return std::nullopt;
+    };
+    return call<std::string>(Runner::Lane::normal, "registration of '" + node.id + "'", body);
+}
+
+void Engine::registerOnRunner(NodeRecord& node) {
     auto now = nowMs();
     auto it = nodes_.find(node.id);
     bool changed = it == nodes_.end() || it->second.address != node.address ||
@@ -78,16 +97,16 @@ Result<std::string> Engine::registerNode(NodeRecord node) {
     node.last_seen_ms = now;
     node.status = "up";
     if (it != nodes_.end() && node.release.empty()) node.release = it->second.release;
-    StepWrite write;
-    write.registry.push_back(node);
     if (changed)
-        write.events.push_back({0, now, "node:" + node.id, "register", "", node.id,
-                                node.role + " at " + node.address + " release " + node.release +
-                                    (node.mode == "pull" ? " (pull)" : "")});
-    auto written = state_.commit(write, term_);
-    if (!written) return std::unexpected(written.error());
+        queueEvent("node:" + node.id, "register", "", node.id,
+                   node.role + " at " + node.address + " release " + node.release +
+                       (node.mode == "pull" ? " (pull)" : ""));
     nodes_[node.id] = node;
-    node_dirty_[node.id] = true;  // rewritten by the next flush, after any older snapshot
+    {
+        std::unique_lock lock(ids_mutex_);
+        ids_.insert(node.id);
+    }
+    node_progress_.insert(node.id);  // in this step's write, unbounded by the registry share
     if (active_) {
         if (Slot* slot = active_->find(node.id)) {
             bool pull = node.mode == "pull";
@@ -103,17 +122,19 @@ Result<std::string> Engine::registerNode(NodeRecord node) {
             }
         }
     }
-    json::Writer w;
-    writeNode(w, node);
-    return w.str();
 }
 
 Result<std::string> Engine::desired(const std::string& id, std::optional<std::int64_t> generation) {
+    return run<std::string>("desired state of '" + id + "'",
+                            [&] { return desiredOnRunner(id, generation); });
+}
+
+Result<std::string> Engine::desiredOnRunner(const std::string& id,
+                                            std::optional<std::int64_t> generation) {
     PullAnswer answer;
     std::string deployment;
     bool held = false;
     {
-        std::lock_guard lock(mutex_);
         auto it = nodes_.find(id);
         if (it == nodes_.end()) return std::unexpected(pkgmgr::notRegistered(id));
         auto& rec = it->second;
@@ -151,11 +172,9 @@ Result<std::string> Engine::desired(const std::string& id, std::optional<std::in
             }
             if (may_send) gate_.endSend();
             held = !may_send;
-            if (answer.kind != PullAnswer::Kind::none) wake_ = true;
         }
         held = held || gate_.raised();
     }
-    if (answer.kind != PullAnswer::Kind::none) wake_cv_.notify_one();
     pkgmgr::DesiredState reply;
     reply.action = answer.kind == PullAnswer::Kind::stage     ? "stage"
                    : answer.kind == PullAnswer::Kind::restart ? "restart"
@@ -192,13 +211,14 @@ Result<NodeRecord> Engine::node(const std::string& id) {
 }
 
 Result<void> Engine::markRemoved(const std::string& id, const std::string& actor) {
-    std::lock_guard lock(mutex_);
-    auto it = nodes_.find(id);
-    if (it == nodes_.end()) return ok();
-    it->second.status = "removed";
-    queueEvent(actor, "node removed", "", id, "decommissioned through the provisioner");
-    node_dirty_[id] = true;
-    return flush(nowMs(), true);
+    return run<void>("removal of '" + id + "'", [&]() -> Result<void> {
+        auto it = nodes_.find(id);
+        if (it == nodes_.end()) return ok();
+        it->second.status = "removed";
+        queueEvent(actor, "node removed", "", id, "decommissioned through the provisioner");
+        node_progress_.insert(id);
+        return flush(nowMs(), false);
+    });
 }
 
 Result<std::string> Engine::currentRelease() {

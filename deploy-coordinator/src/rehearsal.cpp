@@ -27,14 +27,17 @@ struct SimState {
     bool swapping = false;
     std::int64_t seq = 0;
     std::int64_t swap_ms = 0;
+    std::int64_t fail_ms = 0;
     const Fault* fault = nullptr;
+    /// The fault is this release's recorded failure on the node, not an injected one.
+    bool recorded_fault = false;
 
     bool is(FaultKind kind) const { return fault != nullptr && fault->kind == kind; }
 };
 
 const Fault* faultFor(const std::vector<Fault>& faults, const std::string& node) {
     for (const auto& f : faults)
-        if (pkgmgr::globMatch(f.pattern, node)) return &f;
+        if (f.kind != FaultKind::hold && pkgmgr::globMatch(f.pattern, node)) return &f;
     return nullptr;
 }
 
@@ -50,6 +53,8 @@ std::string_view toString(FaultKind kind) {
             return "slow";
         case FaultKind::stage_fail:
             return "stage_fail";
+        case FaultKind::hold:
+            return "hold";
     }
     return "unknown";
 }
@@ -59,6 +64,12 @@ Result<std::vector<Fault>> parseFaults(std::string_view text) {
     for (const auto& raw : strings::split(text, ',')) {
         std::string_view item = strings::trim(raw);
         if (item.empty()) continue;
+        if (item.starts_with("hold=")) {
+            Fault f{"*", FaultKind::hold, 0};
+            HOIST_ASSIGN(f.ms, parseDuration(item.substr(5), item));
+            faults.push_back(std::move(f));
+            continue;
+        }
         auto colon = item.find(':');
         if (colon == std::string_view::npos || colon == 0)
             return fail(Errc::Invalid, "inject '", item,
@@ -68,7 +79,10 @@ Result<std::vector<Fault>> parseFaults(std::string_view text) {
         std::string_view what = item.substr(colon + 1);
         auto eq = what.find('=');
         std::string_view name = what.substr(0, eq);
-        if (name == "health_fail") {
+        if (name == "hold") {
+            return fail(Errc::Invalid, "inject '", item,
+                        "': a hold names no node: hold=TIME, such as hold=2m");
+        } else if (name == "health_fail") {
             f.kind = FaultKind::health_fail;
         } else if (name == "silent") {
             f.kind = FaultKind::silent;
@@ -98,6 +112,10 @@ Rehearsal rehearse(Rollout r, const std::map<std::string, SimNode>& nodes,
     std::map<std::string, SimState> sim;
     std::map<std::string, size_t> line_of;
     std::map<std::string, int> wave_of;
+    // This release failed on these nodes before: predicted to fail again.
+    std::vector<Fault> recorded_failures;
+    for (const auto& [id, known] : nodes)
+        if (known.failed_before) recorded_failures.push_back({id, FaultKind::health_fail, 0});
     for (size_t w = 0; w < waves.size(); ++w) {
         result.waves.push_back({waves[w].role, waves[w].nodes, -1, -1});
         for (const auto& id : waves[w].nodes) wave_of[id] = static_cast<int>(w) + 1;
@@ -107,9 +125,18 @@ Rehearsal rehearse(Rollout r, const std::map<std::string, SimNode>& nodes,
         auto& s = sim[slot.row.node];
         s.generation = slot.row.from_generation;
         s.fault = faultFor(faults, slot.row.node);
+        std::string fault_source = s.fault ? "injected" : "";
+        if (!s.fault) {
+            s.fault = faultFor(recorded_failures, slot.row.node);
+            if (s.fault) fault_source = "recorded";
+            s.recorded_fault = s.fault != nullptr;
+        }
         auto known = nodes.find(slot.row.node);
         bool recorded = known != nodes.end() && known->second.recorded;
         s.swap_ms = recorded ? known->second.swap_ms : settings.default_swap_ms;
+        s.fail_ms = known != nodes.end() && known->second.fail_ms > 0
+                        ? known->second.fail_ms
+                        : settings.default_health_fail_ms;
         Rehearsal::NodeLine line;
         line.node = slot.row.node;
         line.role = slot.row.role;
@@ -121,6 +148,8 @@ Rehearsal rehearse(Rollout r, const std::map<std::string, SimNode>& nodes,
         }
         line.swap_ms = s.swap_ms;
         if (s.fault) line.fault = std::string(toString(s.fault->kind));
+        line.fault_source = fault_source;
+        if (s.is(FaultKind::health_fail)) line.fail_ms = s.fail_ms;
         line.step = slot.row.state;
         line_of[line.node] = result.nodes.size();
         result.nodes.push_back(std::move(line));
@@ -193,17 +222,27 @@ Rehearsal rehearse(Rollout r, const std::map<std::string, SimNode>& nodes,
                     at(reply, action.node, [](Rollout& ro, Slot& slot, std::int64_t t, Output& o) {
                         ro.onRestart(slot, {RestartOutcome::Kind::accepted, ""}, t, o);
                     });
-                    at(now + node.swap_ms, action.node,
+                    // A new generation that never turns healthy is rolled back once the health
+                    // deadline passes: that, not the usual swap, is how long its swap takes.
+                    Slot* target = r.find(action.node);
+                    bool will_fail = target != nullptr && to == target->row.target_generation &&
+                                     node.is(FaultKind::health_fail);
+                    at(now + (will_fail ? node.fail_ms : node.swap_ms), action.node,
                        [&node, to](Rollout& ro, Slot& slot, std::int64_t t, Output& o) {
                            node.swapping = false;
                            bool forward = to == slot.row.target_generation;
                            bool fails = forward && node.is(FaultKind::health_fail);
                            if (!fails) node.generation = to;
-                           PingReport ping{++node.seq, fails ? "rolled_back" : "healthy",
+                           PingReport ping{++node.seq,
+                                           fails ? pkgmgr::HelperStep::rolled_back
+                                                 : pkgmgr::HelperStep::healthy,
                                            slot.row.from_generation, to,
-                                           fails ? "injected health_fail: the new generation "
-                                                   "never turned healthy"
-                                                 : ""};
+                                           !fails ? ""
+                                           : node.recorded_fault
+                                               ? "recorded health_fail: the helper rolled this "
+                                                 "release back on this node before"
+                                               : "injected health_fail: the new generation "
+                                                 "never turned healthy"};
                            ro.onPing(slot, ping, t, o);
                        });
                     break;
@@ -232,13 +271,28 @@ Rehearsal rehearse(Rollout r, const std::map<std::string, SimNode>& nodes,
         out = Output{};
     };
 
+    std::optional<std::int64_t> hold_at = settings.hold_at_ms;
+    for (const auto& f : faults)
+        if (f.kind == FaultKind::hold && (!hold_at || f.ms < *hold_at)) hold_at = f.ms;
     std::int64_t now = 0;
     std::int64_t last_tick = 0;
     Output out;
     r.last_progress_ms = 0;
-    r.tick(now, false, "", settings.rollout, out);
+    auto held = [&] { return hold_at && now >= *hold_at; };
+    bool hold_noted = false;
+    auto noteHold = [&] {
+        if (hold_noted || !held()) return;
+        hold_noted = true;
+        note(now, "hold: no new stage or restart starts; the nodes in flight finish");
+    };
+    noteHold();
+    r.tick(now, held(), "simulated", settings.rollout, out);
     take(out, now);
-    auto stopped = [&] { return isFinished(r.d.state) || r.d.state == DeploymentState::held; };
+    // A hold ends the simulation once nothing is in flight or queued: nothing moves after.
+    auto stopped = [&] {
+        return isFinished(r.d.state) || r.d.state == DeploymentState::held ||
+               (held() && queue.empty() && !r.anyInFlight());
+    };
     while (!stopped()) {
         std::int64_t next_tick = last_tick + 1000;
         now = queue.empty() ? next_tick : std::min(queue.begin()->first, next_tick);
@@ -252,9 +306,10 @@ Rehearsal rehearse(Rollout r, const std::map<std::string, SimNode>& nodes,
             hear(now, out);
             take(out, now);
         }
+        noteHold();
         // The engine ticks every few milliseconds: a state change acts at once.
         for (int again = 0; again < 4; ++again) {
-            r.tick(now, false, "", settings.rollout, out);
+            r.tick(now, held(), "simulated", settings.rollout, out);
             bool changed = out.state_changed;
             take(out, now);
             if (!changed) break;
@@ -263,6 +318,14 @@ Rehearsal rehearse(Rollout r, const std::map<std::string, SimNode>& nodes,
     }
     result.outcome = r.d.state;
     result.message = r.d.message;
+    if (held() && isActive(r.d.state) && r.d.state != DeploymentState::held) {
+        result.hold_bit_ms = *hold_at;
+        result.message =
+            detail::concat("stopped by a hold from ", *hold_at, " ms: ", r.count(NodeStep::done),
+                           " nodes done, ", r.count(NodeStep::failed), " failed, ",
+                           r.count(NodeStep::pending) + r.count(NodeStep::staged),
+                           " wait for the hold to be cleared");
+    }
     result.total_ms = now;
     for (auto& line : result.nodes) {
         if (Slot* slot = r.find(line.node)) line.step = slot->row.state;

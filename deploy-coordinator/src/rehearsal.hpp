@@ -19,6 +19,7 @@ enum class FaultKind {
     silent,       ///< the node stops answering once its restart is sent
     slow,         ///< the swap takes `ms` (instead of the node's usual time)
     stage_fail,   ///< staging the release fails
+    hold,         ///< a hold stands from `ms` on (written "hold=30s", no node)
 };
 
 /// One injected fault: the nodes it applies to ('*' glob over the id) and what they do.
@@ -28,7 +29,8 @@ struct Fault {
     std::int64_t ms = 0;  ///< slow only
 };
 
-/// Parses "agent-3:health_fail,master-2:silent,agent-*:slow=30s" (durations: 500ms, 30s, 2m).
+/// Parses "agent-3:health_fail,master-2:silent,agent-*:slow=30s,hold=2m" (durations: 500ms,
+/// 30s, 2m; a hold names no node).
 /// Invalid naming the item that is wrong; an empty text is no fault.
 Result<std::vector<Fault>> parseFaults(std::string_view text);
 std::string_view toString(FaultKind kind);
@@ -39,16 +41,28 @@ struct SimNode {
     std::int64_t swap_ms = 0;
     /// swap_ms comes from the node's last finished swap (else from the stated default).
     bool recorded = false;
+    /// How long its last swap that failed (the helper rolled back) took: its health deadline
+    /// and the rollback, as measured. 0: none recorded.
+    std::int64_t fail_ms = 0;
+    /// The release rehearsed already failed on this node (the helper rolled back): predicted
+    /// to fail again, as if `health_fail` were injected.
+    bool failed_before = false;
 };
 
 struct RehearsalSettings {
     /// A swap's duration for a node with no recorded one.
     std::int64_t default_swap_ms = 20000;
+    /// How long a swap that fails its health check takes on a node with no recorded failure:
+    /// the health check's default deadline (pkgmgr HealthCheck::deadline_ms).
+    std::int64_t default_health_fail_ms = 60000;
     /// How long staging takes on each node.
     std::int64_t stage_ms = 5000;
     /// How long a node takes to answer a request.
     std::int64_t reply_ms = 50;
     RolloutSettings rollout;
+    /// A hold stands from this time on (a standing hold: 0): no new action starts, the nodes
+    /// in flight finish, and the simulation ends once none is.
+    std::optional<std::int64_t> hold_at_ms;
     /// The simulation stops here whatever happens.
     std::int64_t limit_ms = 7LL * 24 * 3600 * 1000;
 };
@@ -60,8 +74,12 @@ struct Rehearsal {
         std::string role;
         int wave = 0;  ///< 1-based; 0 for a skipped node
         std::int64_t swap_ms = 0;
-        std::string swap_source;     ///< "recorded", "default" or "injected"
-        std::string fault;           ///< "" or the fault's name
+        std::string swap_source;  ///< "recorded", "default" or "injected"
+        std::string fault;        ///< "" or the fault's name
+        /// "injected" (--inject), "recorded" (this release failed on the node before) or "".
+        std::string fault_source;
+        /// How long its failing swap takes (health_fail only; else 0).
+        std::int64_t fail_ms = 0;
         std::int64_t start_ms = -1;  ///< restart sent; -1: never
         std::int64_t end_ms = -1;    ///< finished; -1: never
         NodeStep step = NodeStep::pending;
@@ -88,6 +106,8 @@ struct Rehearsal {
     std::optional<std::int64_t> revert_start_ms;
     /// The limit was reached before the rollout ended.
     bool cut_short = false;
+    /// When a hold stopped the rollout (it bit: nodes were left to do), else nullopt.
+    std::optional<std::int64_t> hold_bit_ms;
 };
 
 /// Runs `rollout` (a fresh deployment: nodes pending or skipped) against simulated nodes on a

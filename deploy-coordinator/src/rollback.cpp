@@ -43,9 +43,21 @@ Result<std::string> Engine::rollback(const std::optional<std::string>& id,
         return fail(Errc::Conflict, "deployment ", *id,
                     " is a rollback; to go forward again, upgrade (cluster upgrade VERSION)");
     HOIST_ASSIGN(auto rows, state_.deploymentNodes(source->id));
+    return run<std::string>("rollback", [&] {
+        return rollbackOnRunner(id, to, actor, idempotency_key, *source, rows);
+    });
+}
 
-    std::lock_guard hold_lock(holds_mutex_);
-    std::lock_guard lock(mutex_);
+Result<std::string> Engine::rollbackOnRunner(const std::optional<std::string>& id,
+                                             const std::optional<std::string>& to,
+                                             const std::string& actor,
+                                             const std::string& idempotency_key,
+                                             const Deployment& src,
+                                             const std::vector<DeploymentNode>& rows) {
+    const Deployment* source = &src;
+    if (gate_.raised())
+        return fail(Errc::Halted, "rollback refused: halted by ", holdSummary(),
+                    "; an admin must clear the hold (cluster unhalt)");
     // A retry that raced the first attempt finds it here, started.
     if (active_ && !idempotency_key.empty() && active_->d.idempotency_key == idempotency_key)
         return idempotentAnswer(*active_);
@@ -109,6 +121,7 @@ Result<std::string> Engine::rollback(const std::optional<std::string>& id,
     d.number = number;
     for (auto& slot : r->slots) slot.row.deployment = d.id;
     r->max_parallel = resolveMaxParallel(d.max_parallel, agents).value_or(1);
+    r->stage_window = options_.stage_window;
     r->last_progress_ms = now;
     r->index();
     r->computeWaitingOn(false, "");
@@ -126,8 +139,6 @@ Result<std::string> Engine::rollback(const std::optional<std::string>& id,
     for (const auto& s : r->slots) out_rows.push_back(s.row);
     auto summary = deploymentSummary(d, out_rows, false, 0);
     active_ = std::move(r);
-    wake_ = true;
-    wake_cv_.notify_one();
     return summary;
 }
 

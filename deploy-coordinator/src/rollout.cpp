@@ -9,6 +9,7 @@ namespace hoist::deploy_coordinator {
 
 using NS = NodeStep;
 using DS = DeploymentState;
+using HS = pkgmgr::HelperStep;
 
 void Rollout::index() {
     index_.clear();
@@ -25,6 +26,7 @@ void Rollout::index() {
     }
     fwd_cursor_ = 0;
     rev_cursor_ = slots.size();
+    stage_cursor_ = 0;
 }
 
 Slot* Rollout::find(const std::string& node) {
@@ -92,6 +94,7 @@ bool Rollout::step(Slot& slot, NodeEvent e) {
     watch(i);
     // A slot due a restart again (a hold deferred it, the node was busy) is scanned again.
     if (*to == NS::staged) fwd_cursor_ = std::min(fwd_cursor_, i);
+    if (*to == NS::pending) stage_cursor_ = std::min(stage_cursor_, i);
     if (*to == NS::revert_pending) rev_cursor_ = std::max(rev_cursor_, i + 1);
     touch(slot);
     return true;
@@ -176,7 +179,7 @@ void Rollout::onStage(Slot& slot, const StageOutcome& outcome, std::int64_t now,
                 return;
             }
             slot.row.target_generation = outcome.generation;
-            slot.row.node_state = "staged";
+            slot.row.node_state = toString(HS::staged);
             step(slot, NodeEvent::staged);
             last_progress_ms = now;
             return;
@@ -231,7 +234,7 @@ void Rollout::onPoll(Slot& slot, const PollOutcome& outcome, std::int64_t now, O
             slot.row.restarts += 1;
             step(slot, NodeEvent::restart_accepted);
         }
-        slot.row.node_state = outcome.step.empty() ? "swapping" : outcome.step;
+        slot.row.node_state = toString(outcome.step.value_or(HS::swapping));
         slot.last_heard_ms = now;
         touch(slot);
         return;
@@ -240,7 +243,7 @@ void Rollout::onPoll(Slot& slot, const PollOutcome& outcome, std::int64_t now, O
         // The restart arrived before we stopped: count it, never send it again.
         if (isRestartUnconfirmed(s)) slot.row.restarts += 1;
         applyReport(
-            slot, outcome.view.healthy ? "healthy" : "failed", now,
+            slot, outcome.view.healthy ? HS::healthy : HS::failed, now,
             outcome.view.healthy ? "seen healthy by poll" : "unhealthy on the new generation", out);
         return;
     }
@@ -249,7 +252,7 @@ void Rollout::onPoll(Slot& slot, const PollOutcome& outcome, std::int64_t now, O
         restart(slot, want, now, out);
         return;
     }
-    applyReport(slot, "rolled_back", now,
+    applyReport(slot, HS::rolled_back, now,
                 detail::concat("node is on generation ", outcome.view.generation,
                                " with no swap under way"),
                 out);
@@ -268,9 +271,9 @@ void Rollout::onProbe(Slot& slot, const std::optional<NodeView>& view, std::int6
                    now, out);
 }
 
-void Rollout::applyReport(Slot& slot, const std::string& report, std::int64_t now,
-                          const std::string& message, Output& out) {
-    slot.row.node_state = report;
+void Rollout::applyReport(Slot& slot, HS report, std::int64_t now, const std::string& message,
+                          Output& out) {
+    slot.row.node_state = toString(report);
     slot.last_heard_ms = now;
     touch(slot);
     auto s = slot.row.state;
@@ -282,7 +285,7 @@ void Rollout::applyReport(Slot& slot, const std::string& report, std::int64_t no
         if (slot.pull) slot.row.restarts += 1;
         step(slot, NodeEvent::restart_accepted);
     }
-    if (report == "healthy") {
+    if (report == HS::healthy) {
         if (revert) {
             finishNode(slot, NodeEvent::healthy, message, now, out);
         } else {
@@ -292,9 +295,11 @@ void Rollout::applyReport(Slot& slot, const std::string& report, std::int64_t no
             if (d.min_healthy_ms <= 0 || isFinished(d.state))
                 finishNode(slot, NodeEvent::settled, message, now, out);
         }
-    } else if (report == "rolled_back" || report == "failed") {
+    } else if (report == HS::rolled_back || report == HS::failed) {
         finishNode(slot, NodeEvent::unhealthy,
-                   message.empty() ? "the restart helper reported " + report : message, now, out);
+                   message.empty() ? "the restart helper reported " + std::string(toString(report))
+                                   : message,
+                   now, out);
     }
 }
 
@@ -302,9 +307,9 @@ bool Rollout::onPing(Slot& slot, const PingReport& ping, std::int64_t now, Outpu
     if (ping.seq <= slot.row.last_seq) return false;
     slot.row.last_seq = ping.seq;
     touch(slot);
-    if (ping.state == "staged" || ping.state == "staging") {
+    if (ping.state == HS::staged || ping.state == HS::staging) {
         // A pull node reports the stage it was handed; push nodes answer the request.
-        if (slot.pull && slot.row.state == NS::staging && ping.state == "staged") {
+        if (slot.pull && slot.row.state == NS::staging && ping.state == HS::staged) {
             if (ping.to_generation <= 0) {
                 finishNode(slot, NodeEvent::stage_failed, "the staged report names no generation",
                            now, out);
@@ -312,13 +317,13 @@ bool Rollout::onPing(Slot& slot, const PingReport& ping, std::int64_t now, Outpu
             }
             slot.row.target_generation = ping.to_generation;
             if (ping.from_generation > 0) slot.row.from_generation = ping.from_generation;
-            slot.row.node_state = "staged";
+            slot.row.node_state = toString(HS::staged);
             step(slot, NodeEvent::staged);
             slot.offered_ms = 0;
             slot.last_heard_ms = now;
             last_progress_ms = now;
         }
-    } else if (slot.pull && slot.row.state == NS::staging && ping.state == "failed") {
+    } else if (slot.pull && slot.row.state == NS::staging && ping.state == HS::failed) {
         finishNode(slot, NodeEvent::stage_failed, "staging failed: " + ping.message, now, out);
     } else {
         applyReport(slot, ping.state, now, ping.message, out);
@@ -495,9 +500,16 @@ void Rollout::advanceForward(std::int64_t now, bool held, Output& out) {
     }
     if (held) return;
     if (d.state == DS::staging) {
-        if (count(NS::pending) > 0)
-            for (auto& slot : slots)
-                if (slot.row.state == NS::pending && !slot.busy) stage(slot, now, out);
+        // At most stage_window stages in flight: each step's write stays small (a halt never
+        // waits behind a write of the whole fleet), and a node whose stage a hold would stop
+        // is still pending, not persisted as staging. The cursor skips slots already sent.
+        std::int64_t room = stage_window - count(NS::staging);
+        for (; room > 0 && stage_cursor_ < slots.size(); ++stage_cursor_) {
+            auto& slot = slots[stage_cursor_];
+            if (slot.row.state != NS::pending || slot.busy) continue;
+            stage(slot, now, out);
+            if (!slot.pull) --room;
+        }
         if (count(NS::pending) + count(NS::staging) == 0)
             setState(DeploymentEvent::all_staged, "coordinator", "every node staged", now, out);
         return;

@@ -11,6 +11,7 @@
 #include "core/error.hpp"
 #include "deploy_coordinator/state.hpp"
 #include "deploy_coordinator/states.hpp"
+#include "pkgmgr/status.hpp"
 
 namespace hoist::deploy_coordinator {
 
@@ -110,15 +111,15 @@ struct PollOutcome {
     bool reachable = false;
     /// A swap is under way, and the helper's step when known.
     bool under_way = false;
-    std::string step;
+    std::optional<pkgmgr::HelperStep> step;
     NodeView view;
 };
 
 /// A status ping as the model reads it.
 struct PingReport {
     std::int64_t seq = 0;
-    /// The helper's step ("healthy", "rolled_back", "failed", "staged", "checking", ...).
-    std::string state;
+    /// The helper's step (healthy, rolled_back, failed, staged, checking, ...).
+    pkgmgr::HelperStep state = pkgmgr::HelperStep::checking;
     std::int64_t from_generation = 0;
     std::int64_t to_generation = 0;
     std::string message;
@@ -140,6 +141,8 @@ public:
     std::int64_t max_parallel = 1;
     std::int64_t last_progress_ms = 0;
     bool row_dirty = false;
+    /// Push nodes staging at once (a pull node's offered stage does not count).
+    std::int64_t stage_window = 1024;
 
     /// Builds the index and the counts; call once the slots are in place, and again after
     /// changing a slot's step by hand.
@@ -192,7 +195,7 @@ private:
                     Output& out);
     void setState(DeploymentEvent event, const std::string& actor, const std::string& detail,
                   std::int64_t now, Output& out);
-    void applyReport(Slot& slot, const std::string& report, std::int64_t now,
+    void applyReport(Slot& slot, pkgmgr::HelperStep report, std::int64_t now,
                      const std::string& message, Output& out);
     void stage(Slot& slot, std::int64_t now, Output& out);
     void restart(Slot& slot, std::int64_t generation, std::int64_t now, Output& out);
@@ -215,6 +218,8 @@ private:
     /// No slot before fwd_cursor_ (after rev_cursor_) is due a forward (revert) restart.
     size_t fwd_cursor_ = 0;
     size_t rev_cursor_ = 0;
+    /// No slot before stage_cursor_ is pending a stage not yet sent or offered.
+    size_t stage_cursor_ = 0;
     void watch(size_t i);
     std::int64_t countIn(int rank, bool (*pred)(NodeStep)) const;
 };

@@ -133,6 +133,8 @@ bool StepWrite::empty() const {
 }
 
 namespace {
+constexpr std::int64_t kSlowWriteMs = 50;
+
 Result<std::int64_t> readTerm(sqlite::Database& db) {
     HOIST_ASSIGN(auto stmt, db.prepare("SELECT term FROM leadership WHERE id = 0"));
     HOIST_ASSIGN(bool found, stmt.step());
@@ -143,12 +145,15 @@ Result<std::int64_t> readTerm(sqlite::Database& db) {
 
 Result<void> State::commit(const StepWrite& w, std::int64_t term, bool durable) {
     if (w.empty()) return ok();
-    return transaction(
+    auto asked = std::chrono::steady_clock::now();
+    std::chrono::steady_clock::time_point began;
+    auto result = transaction(
         [&](Tx& tx) -> Result<void> {
             HOIST_ASSIGN(auto current, readTerm(impl_->db));
             if (current != term)
                 return fail(Errc::Conflict, "write refused: the state's leadership term is ",
                             current, ", this coordinator writes as term ", term);
+            began = std::chrono::steady_clock::now();
             if (w.deployment) HOIST_TRY(tx.putDeployment(*w.deployment));
             for (const auto& n : w.nodes) HOIST_TRY(tx.putDeploymentNode(n));
             for (const auto& n : w.registry) HOIST_TRY(tx.putNode(n));
@@ -160,6 +165,19 @@ Result<void> State::commit(const StepWrite& w, std::int64_t term, bool durable) 
             return ok();
         },
         durable);
+    // A write that held the store long delays every other one (a halt's hold among them).
+    auto done = std::chrono::steady_clock::now();
+    auto ms = [](auto d) { return std::chrono::duration_cast<std::chrono::milliseconds>(d).count(); };
+    if (ms(done - asked) >= kSlowWriteMs)
+        log::warn("deploy-coordinator", "slow state write",
+                  {{"waited_ms", static_cast<std::int64_t>(ms(began - asked))},
+                   {"wrote_ms", static_cast<std::int64_t>(ms(done - began))},
+                   {"nodes", static_cast<std::int64_t>(w.nodes.size())},
+                   {"registry", static_cast<std::int64_t>(w.registry.size())},
+                   {"events", static_cast<std::int64_t>(w.events.size())},
+                   {"holds", static_cast<std::int64_t>(w.put_holds.size())},
+                   {"durable", durable ? "yes" : "no"}});
+    return result;
 }
 
 Result<std::int64_t> State::term() {

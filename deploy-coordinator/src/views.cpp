@@ -288,10 +288,12 @@ std::string rehearsalJson(const Rehearsal& r, const StartRequest& request,
         .field("total_ms", r.total_ms)
         .field("cut_short", r.cut_short);
     optional(w, "budget_stop_ms", r.budget_stop_ms);
+    optional(w, "hold_bit_ms", r.hold_bit_ms);
     optional(w, "revert_start_ms", r.revert_start_ms);
     w.key("assumptions")
         .beginObject()
         .field("default_swap_ms", settings.default_swap_ms)
+        .field("default_health_fail_ms", settings.default_health_fail_ms)
         .field("stage_ms", settings.stage_ms)
         .field("recorded_swaps", recorded)
         .endObject();
@@ -315,6 +317,8 @@ std::string rehearsalJson(const Rehearsal& r, const StartRequest& request,
             .field("swap_ms", n.swap_ms)
             .field("swap_source", n.swap_source)
             .field("fault", n.fault)
+            .field("fault_source", n.fault_source)
+            .field("fail_ms", n.fail_ms)
             .field("state", toString(n.step))
             .field("message", n.message);
         optional(w, "start_ms", n.start_ms >= 0 ? std::optional(n.start_ms) : std::nullopt);

@@ -1,22 +1,50 @@
 #include "pkgmgr/status.hpp"
 
-#include <algorithm>
+#include <array>
+#include <utility>
 
 namespace hoist::pkgmgr {
 
 namespace {
-constexpr std::string_view kStates[] = {"staging",  "staged",   "stopping",     "swapping",
-                                        "starting", "checking", "healthy",      "rolling_back",
-                                        "rolled_back", "failed", "bootstrapping"};
+constexpr std::array<std::pair<HelperStep, std::string_view>, 11> kSteps = {{
+    {HelperStep::staging, "staging"},
+    {HelperStep::staged, "staged"},
+    {HelperStep::stopping, "stopping"},
+    {HelperStep::swapping, "swapping"},
+    {HelperStep::starting, "starting"},
+    {HelperStep::checking, "checking"},
+    {HelperStep::healthy, "healthy"},
+    {HelperStep::rolling_back, "rolling_back"},
+    {HelperStep::rolled_back, "rolled_back"},
+    {HelperStep::failed, "failed"},
+    {HelperStep::bootstrapping, "bootstrapping"},
+}};
+}  // namespace
+
+std::string_view toString(HelperStep step) {
+    for (const auto& [s, text] : kSteps)
+        if (s == step) return text;
+    return "unknown";
+}
+
+std::optional<HelperStep> parseHelperStep(std::string_view text) {
+    for (const auto& [s, t] : kSteps)
+        if (t == text) return s;
+    return std::nullopt;
+}
+
+bool isTerminal(HelperStep step) {
+    return step == HelperStep::healthy || step == HelperStep::rolled_back ||
+           step == HelperStep::failed;
 }
 
 bool isTerminalState(std::string_view state) {
-    return std::find(std::begin(kTerminalStates), std::end(kTerminalStates), state) !=
-           std::end(kTerminalStates);
+    auto step = parseHelperStep(state);
+    return step && isTerminal(*step);
 }
 
 bool isKnownState(std::string_view state) {
-    return std::find(std::begin(kStates), std::end(kStates), state) != std::end(kStates);
+    return parseHelperStep(state).has_value();
 }
 
 }  // namespace hoist::pkgmgr

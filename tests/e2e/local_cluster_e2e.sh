@@ -152,5 +152,11 @@ agents = [n for n in d['nodes'] if n['role'] == 'agent' and n['restarts'] > 0]
 sys.exit(0 if failed == sorted(['$m1', '$m2']) and not agents else 1)\""
 check "the failed nodes rolled back: 9 services still answer 2.0.0" test "$(nodes_on 2.0.0)" = 9
 
+echo "== rehearse 2.0.1 again, without --inject: the failures on record are predicted"
+"$lc" cluster upgrade 2.0.1 --max-parallel 2 --max-failures 1 --rehearse >"$work/rehearsal2.txt" 2>&1
+cat "$work/rehearsal2.txt"
+check "the rehearsal predicts $m1 failing again, from the record" grep -q "wave 1  master  $m1  .*$m1 fails (recorded health_fail" "$work/rehearsal2.txt"
+check "the rehearsal predicts the stop by the failure budget again" grep -q "the failure budget stops the rollout (held): 2 nodes failed, more than max_failures 1" "$work/rehearsal2.txt"
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

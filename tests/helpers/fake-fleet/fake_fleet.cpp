@@ -557,6 +557,7 @@ int haltProbe(int argc, char** argv) {
     http::Client client;
     std::mt19937 rng{std::random_device{}()};
     std::vector<double> latencies;
+    std::vector<double> replies;  // the reply alone, without the restarts already past the gate
     for (int round = 0; round < rounds; ++round) {
         std::this_thread::sleep_for(std::chrono::milliseconds(100 + rng() % 400));
         http::Request halt;
@@ -589,6 +590,7 @@ int haltProbe(int argc, char** argv) {
             }
         }
         latencies.push_back(static_cast<double>(last - sent) / 1000.0);
+        replies.push_back(static_cast<double>(answered - sent) / 1000.0);
         if (after_reply > 0)
             std::cerr << "round " << round << ": " << after_reply
                       << " restarts after the halt reply\n";
@@ -599,12 +601,15 @@ int haltProbe(int argc, char** argv) {
         (void)client.send(clear);
     }
     std::sort(latencies.begin(), latencies.end());
-    auto pct = [&](double p) {
-        size_t i = static_cast<size_t>(p * static_cast<double>(latencies.size() - 1) + 0.5);
-        return latencies[std::min(i, latencies.size() - 1)];
+    std::sort(replies.begin(), replies.end());
+    auto pct = [](const std::vector<double>& v, double p) {
+        size_t i = static_cast<size_t>(p * static_cast<double>(v.size() - 1) + 0.5);
+        return v[std::min(i, v.size() - 1)];
     };
-    std::printf("halt_latency_ms p50=%.2f p99=%.2f max=%.2f rounds=%zu\n", pct(0.5), pct(0.99),
-                latencies.back(), latencies.size());
+    std::printf("halt_latency_ms p50=%.2f p99=%.2f max=%.2f rounds=%zu\n", pct(latencies, 0.5),
+                pct(latencies, 0.99), latencies.back(), latencies.size());
+    std::printf("halt_reply_ms p50=%.2f p99=%.2f max=%.2f\n", pct(replies, 0.5),
+                pct(replies, 0.99), replies.back());
     return 0;
 }
 

@@ -117,5 +117,70 @@ TEST(EngineWithFakeGateway, RollsOutCommittingEachRestartBeforeItIsSent) {
     for (const auto& n : *nodes) EXPECT_EQ(n.release, "2.0.0") << n.id;
 }
 
+TEST(EngineWithFakeGateway, ANodeSwappingWhenItsDeploymentWasAbortedIsRecordedAfterARestart) {
+    TempFolder dir;
+    writeReleases(dir / "repo");
+    auto state = State::open(dir / "state.db");
+    ASSERT_OK(state);
+    EngineOptions options;
+    options.repo_url = "file://" + (dir / "repo").string();
+    options.allow_unsigned = true;
+    options.poll_after = std::chrono::hours(1);  // only a ping can finish the swap
+    {
+        auto engine = Engine::create(**state, options, std::make_unique<FakeGateway>(**state));
+        ASSERT_OK(engine);
+        (*engine)->start();
+        for (const char* id : {"master-1", "agent-1"}) {
+            NodeRecord n;
+            n.id = id;
+            n.role = std::string(id).starts_with("master") ? "master" : "agent";
+            n.address = std::string("http://fake/") + id;
+            n.release = "1.0.0";
+            n.generation = 1;
+            ASSERT_OK((*engine)->registerNode(n));
+        }
+        StartRequest request;
+        request.version = "2.0.0";
+        ASSERT_OK((*engine)->startDeployment(request));
+        auto step = [&](const std::string& node) {
+            auto rows = (*state)->deploymentNodes("d-1");
+            if (rows)
+                for (const auto& row : *rows)
+                    if (row.node == node) return row.state;
+            return NodeStep::pending;
+        };
+        ASSERT_TRUE(
+            testing::waitFor([&] { return step("master-1") == NodeStep::restarted; }, 10s, 5ms));
+        ASSERT_OK((*engine)->command("d-1", "abort", std::nullopt, "admin"));
+        (*engine)->stop();
+    }
+    // A new coordinator on the same state file; the helper's report arrives only now.
+    auto engine = Engine::create(**state, options, std::make_unique<FakeGateway>(**state));
+    ASSERT_OK(engine);
+    (*engine)->start();
+    pkgmgr::StatusPing ping;
+    ping.node = "master-1";
+    ping.deployment = "d-1";
+    ping.seq = 7;
+    ping.state = "healthy";
+    ping.from_generation = 1;
+    ping.to_generation = 2;
+    ping.release = "2.0.0";
+    ASSERT_OK((*engine)->onPing(ping));
+    ASSERT_TRUE(testing::waitFor(
+        [&] {
+            auto rows = (*state)->deploymentNodes("d-1");
+            if (!rows) return false;
+            for (const auto& row : *rows)
+                if (row.node == "master-1") return row.state == NodeStep::done;
+            return false;
+        },
+        10s, 5ms));
+    auto d = (*state)->deployment("d-1");
+    ASSERT_OK(d);
+    EXPECT_EQ((*d)->state, DeploymentState::aborted);  // it keeps its outcome
+    (*engine)->stop();
+}
+
 }  // namespace
 }  // namespace hoist::deploy_coordinator

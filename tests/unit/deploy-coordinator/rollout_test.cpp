@@ -143,6 +143,72 @@ TEST(RolloutModel, SlowNodesAndRecordedSwapTimesSetThePrediction) {
     EXPECT_EQ(line(r, "agent-2").swap_ms, 45000);
 }
 
+TEST(RolloutModel, AHealthFailureTakesTheHealthDeadlineNotTheSwapTime) {
+    // Each row: the known history of master-1; how long its failing swap is predicted to take.
+    struct Case {
+        std::map<std::string, SimNode> known;
+        std::int64_t fail_ms;
+    };
+    std::vector<Case> cases = {
+        {{}, 60000},                                   // the health check's default deadline
+        {{{"master-1", {7000, true}}}, 60000},         // a fast swap says nothing of a failure
+        {{{"master-1", {7000, true, 35000}}}, 35000},  // its last failed swap, as measured
+    };
+    for (const auto& c : cases) {
+        auto r = run(fleet(1, 2, 1, 0), "master-1:health_fail", c.known);
+        const auto& m = line(r, "master-1");
+        EXPECT_EQ(m.step, NS::failed);
+        EXPECT_EQ(m.fail_ms, c.fail_ms);
+        EXPECT_EQ(m.end_ms - m.start_ms, c.fail_ms);
+        EXPECT_EQ(*r.budget_stop_ms, m.end_ms);
+    }
+}
+
+TEST(RolloutModel, ANodeThisReleaseFailedOnBeforeIsPredictedToFailAgain) {
+    std::map<std::string, SimNode> known = {{"master-1", {0, false, 35000, true}}};
+    auto r = run(fleet(2, 2, 1, 0), "", known);
+    EXPECT_EQ(r.outcome, DS::held);
+    EXPECT_EQ(line(r, "master-1").fault, "health_fail");
+    EXPECT_EQ(line(r, "master-1").fault_source, "recorded");
+    EXPECT_EQ(line(r, "master-1").step, NS::failed);
+    EXPECT_EQ(line(r, "master-2").start_ms, -1);
+    // An injected fault is named as such, and wins.
+    auto s = run(fleet(2, 2, 1, 0), "master-1:slow=5s", known);
+    EXPECT_EQ(line(s, "master-1").fault_source, "injected");
+    EXPECT_EQ(s.outcome, DS::done);
+}
+
+TEST(RolloutModel, AHoldSaysWhereItBitesAndTheNodesInFlightFinish) {
+    // Swaps of 20 s after 5 s of staging: master-1 runs 5-25 s, agents 1-2 25-45 s, then
+    // agent-3.
+    struct Case {
+        std::string inject;
+        std::int64_t bit_ms;
+        std::vector<std::string> done;
+    };
+    std::vector<Case> cases = {
+        {"hold=1ms", 1, {}},
+        {"hold=10s", 10000, {"master-1"}},  // master-1 was in flight: it finishes
+        {"hold=30s", 30000, {"master-1", "agent-1", "agent-2"}},
+    };
+    for (const auto& c : cases) {
+        SCOPED_TRACE(c.inject);
+        auto r = run(fleet(1, 3, 2, 0), c.inject);
+        ASSERT_TRUE(r.hold_bit_ms.has_value());
+        EXPECT_EQ(*r.hold_bit_ms, c.bit_ms);
+        std::vector<std::string> done;
+        for (const auto& n : r.nodes)
+            if (n.step == NS::done) done.push_back(n.node);
+        EXPECT_EQ(done, c.done);
+        EXPECT_EQ(line(r, "agent-3").start_ms, -1);
+        EXPECT_NE(r.message.find("stopped by a hold"), std::string::npos) << r.message;
+        EXPECT_FALSE(r.cut_short);
+    }
+    auto bad = parseFaults("agent-1:hold");
+    ASSERT_FALSE(bad);
+    EXPECT_NE(bad.error().message.find("hold=TIME"), std::string::npos);
+}
+
 TEST(RolloutModel, AutoRevertPutsTheUpgradedNodesBackAgentsFirst) {
     auto r = run(fleet(2, 3, 1, 0, true), "agent-2:health_fail");
     EXPECT_EQ(r.outcome, DS::reverted);
@@ -216,13 +282,15 @@ TEST(RolloutModel, WaitingOnSaysTheBudgetOnceWithTheCurrentCount) {
     }
     r.index();
     Output out;
-    r.onPing(r.slots[0], {1, "rolled_back", 1, 2, "health check failed"}, 100, out);
+    r.onPing(r.slots[0], {1, pkgmgr::HelperStep::rolled_back, 1, 2, "health check failed"}, 100,
+             out);
     r.tick(100, false, "", {}, out);
     EXPECT_EQ(r.d.state, DS::held);
     EXPECT_EQ(r.d.waiting_on, "failure budget: 1 node failed, more than max_failures 0");
     // The swaps in flight when the budget ran out fail afterwards: the numbers follow.
     for (int i = 1; i < 4; ++i)
-        r.onPing(r.slots[static_cast<size_t>(i)], {1, "failed", 1, 2, ""}, 200, out);
+        r.onPing(r.slots[static_cast<size_t>(i)], {1, pkgmgr::HelperStep::failed, 1, 2, ""}, 200,
+                 out);
     r.tick(200, false, "", {}, out);
     EXPECT_EQ(r.d.waiting_on, "failure budget: 4 nodes failed, more than max_failures 0");
     EXPECT_EQ(r.d.message, "4 nodes failed, more than max_failures 0");
@@ -241,8 +309,8 @@ TEST(RolloutModel, ANodeReportAfterAbortIsRecorded) {
     Output out;
     ASSERT_OK(r.command("abort", std::nullopt, "admin", 10, out));
     EXPECT_EQ(r.d.state, DS::aborted);
-    r.onPing(r.slots[0], {1, "rolled_back", 1, 2, ""}, 2000, out);
-    r.onPing(r.slots[1], {1, "healthy", 1, 2, ""}, 2000, out);
+    r.onPing(r.slots[0], {1, pkgmgr::HelperStep::rolled_back, 1, 2, ""}, 2000, out);
+    r.onPing(r.slots[1], {1, pkgmgr::HelperStep::healthy, 1, 2, ""}, 2000, out);
     EXPECT_EQ(r.slots[0].row.state, NS::failed);
     // No probe follows an ended deployment: healthy is done.
     EXPECT_EQ(r.slots[1].row.state, NS::done);

@@ -106,7 +106,7 @@ Fire stage(StageOutcome::Kind kind) {
 Fire restart(RestartOutcome::Kind kind) {
     return [kind](Bench& b) { b.r.onRestart(b.slot(), {kind, "boom"}, 10, b.out); };
 }
-Fire report(const char* state) {
+Fire report(pkgmgr::HelperStep state) {
     return [state](Bench& b) { b.r.onPing(b.slot(), {1, state, 1, 2, ""}, 10, b.out); };
 }
 Fire probe(bool healthy) {
@@ -158,8 +158,8 @@ const std::vector<NodeCase>& nodeCases() {
         {NS::restarting, NE::restart_refused, DS::rolling, false,
          restart(RestartOutcome::Kind::refused)},
         {NS::restarting, NE::deadline, DS::rolling, false, tickAt(100000)},
-        {NS::restarted, NE::healthy, DS::rolling, false, report("healthy")},
-        {NS::restarted, NE::unhealthy, DS::rolling, false, report("rolled_back")},
+        {NS::restarted, NE::healthy, DS::rolling, false, report(pkgmgr::HelperStep::healthy)},
+        {NS::restarted, NE::unhealthy, DS::rolling, false, report(pkgmgr::HelperStep::rolled_back)},
         {NS::restarted, NE::deadline, DS::rolling, false, tickAt(100000)},
         {NS::settling, NE::settled, DS::rolling, false, probe(true)},
         {NS::settling, NE::unhealthy, DS::rolling, false, probe(false)},
@@ -176,8 +176,8 @@ const std::vector<NodeCase>& nodeCases() {
         {NS::reverting, NE::restart_refused, DS::reverting, false,
          restart(RestartOutcome::Kind::refused)},
         {NS::reverting, NE::deadline, DS::reverting, false, tickAt(100000)},
-        {NS::revert_sent, NE::healthy, DS::reverting, false, report("healthy")},
-        {NS::revert_sent, NE::unhealthy, DS::reverting, false, report("failed")},
+        {NS::revert_sent, NE::healthy, DS::reverting, false, report(pkgmgr::HelperStep::healthy)},
+        {NS::revert_sent, NE::unhealthy, DS::reverting, false, report(pkgmgr::HelperStep::failed)},
         {NS::revert_sent, NE::deadline, DS::reverting, false, tickAt(100000)},
     };
     return cases;
