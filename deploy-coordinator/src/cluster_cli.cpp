@@ -90,10 +90,20 @@ int runClusterCli(const std::vector<std::string>& args, std::ostream& out, std::
     upgrade->add_option("--inject", inject,
                         "with --rehearse: faults, e.g. 'agent-3:health_fail,master-2:silent,"
                         "agent-*:slow=30s' (also stage_fail)");
+    std::vector<std::string> gates;
+    std::string prometheus;
+    upgrade->add_option("--gate", gates,
+                        "a metric gate checked after each wave settles, before the next: "
+                        "'NAME: QUERY OP NUMBER [for DURATION]', e.g. 'error-rate: "
+                        "sum(rate(http_errors_total[1m])) < 5 for 30s' (repeatable)");
+    upgrade->add_option("--prometheus", prometheus,
+                        "the Prometheus URL the gates query (default: the coordinator's)");
     upgrade->callback([&] {
         action = [&] {
             if (auto valid = validateMaxParallel(max_parallel); !valid)
                 return failWith(valid.error());
+            if (!prometheus.empty() && gates.empty())
+                return failWith(Error{Errc::Invalid, "--prometheus goes with --gate", 0});
             if (dry_run) {
                 auto r = api.call("GET", "/v1/plan?version=" + http::urlEncode(version) +
                                              "&max_parallel=" + http::urlEncode(max_parallel));
@@ -109,6 +119,12 @@ int runClusterCli(const std::vector<std::string>& args, std::ostream& out, std::
                 .field("auto_revert", auto_revert)
                 .field("min_healthy_ms", min_healthy_ms);
             if (rehearse) w.field("inject", inject);
+            if (!gates.empty()) {
+                w.key("gates").beginArray();
+                for (const auto& g : gates) w.value(g);
+                w.endArray();
+                if (!prometheus.empty()) w.field("prometheus", prometheus);
+            }
             w.endObject();
             if (rehearse) {
                 auto r = api.call("POST", "/v1/rehearsals", w.str());

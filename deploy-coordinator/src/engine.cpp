@@ -77,6 +77,7 @@ Result<std::unique_ptr<Rollout>> Engine::loadRollout(const Deployment& d) {
         slot.healthy_since_ms = now;
         r->slots.push_back(std::move(slot));
     }
+    HOIST_ASSIGN(r->gates, GateConfig::fromJson(d.gates));
     r->index();
     r->max_parallel = resolveMaxParallel(d.max_parallel, agents).value_or(1);
     r->last_progress_ms = now;
@@ -227,6 +228,8 @@ Result<void> Engine::flush(std::int64_t now, bool force_nodes) {
 }
 
 void Engine::apply(Output& out) {
+    observeOutput(out);
+    dispatchGates(out);
     for (auto& e : out.events) pending_events_.push_back(std::move(e));
     for (const auto& u : out.registry) {
         auto it = nodes_.find(u.node);
@@ -268,7 +271,11 @@ std::function<void()> Engine::task(const NodeAction& action) {
                 // one already sent, but none is sent once a hold stands.
                 StageOutcome outcome{StageOutcome::Kind::deferred, 0, ""};
                 if (!gate_.raised()) {
+                    auto began = std::chrono::steady_clock::now();
                     outcome = gateway_->stage(address, version);
+                    rollout_metrics_.stageFinished(
+                        outcome.kind == StageOutcome::Kind::staged ? "staged" : "failed",
+                        std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count());
                     actions_sent_++;
                 } else {
                     actions_deferred_++;
@@ -414,6 +421,8 @@ Result<std::unique_ptr<Rollout>> Engine::buildRollout(const pkgmgr::Release& rel
     a->d.node_deadline_ms = request.node_deadline_ms;
     a->d.progress_deadline_ms = request.progress_deadline_ms;
     a->d.created_by = request.actor;
+    HOIST_ASSIGN(a->gates, gatesFor(request));
+    a->d.gates = a->gates.toJson();
     a->d.created_ms = now;
     a->d.updated_ms = now;
     HOIST_ASSIGN(a->max_parallel, resolveMaxParallel(request.max_parallel, agents));

@@ -25,6 +25,7 @@
 #include "pkgmgr/status.hpp"
 #include "pkgmgr/wire.hpp"
 #include "rollout.hpp"
+#include "rollout_metrics.hpp"
 #include "worker_pool.hpp"
 
 namespace hoist::deploy_coordinator {
@@ -46,6 +47,8 @@ struct EngineOptions {
     std::chrono::milliseconds down_after{30000};
     std::chrono::milliseconds sweep_interval{5000};
     std::chrono::milliseconds stage_timeout{600000};
+    /// Metric gates for deployments that name none (--gate, --prometheus).
+    GateConfig gates;
 };
 
 /// What POST /v1/deployments asks for.
@@ -58,6 +61,9 @@ struct StartRequest {
     std::int64_t node_deadline_ms = 600000;
     std::int64_t progress_deadline_ms = 1800000;
     std::string actor = "admin";
+    /// Metric gates between waves; none named: EngineOptions::gates. A request naming gates
+    /// but no Prometheus URL uses the coordinator's.
+    GateConfig gates;
 };
 
 /// What a hold keeps beyond its source and reason, and what the audit log adds.
@@ -144,6 +150,9 @@ public:
     Result<void> recordEvent(Event event);
 
     void collectMetrics(metrics::Registry& registry);
+    /// GET /v1/nodes?format=prometheus-sd: the nodes that are up, as Prometheus http_sd
+    /// targets (metrics.cpp).
+    std::string nodesPrometheusSd();
     const EngineOptions& options() const { return options_; }
     /// Sets report_to for restarts (known only once the server is bound); before start().
     void setAdvertiseUrl(std::string url) { options_.advertise_url = std::move(url); }
@@ -209,6 +218,17 @@ private:
     std::unique_ptr<WorkerPool> check_pool_;
     std::unique_ptr<NodeGateway> gateway_;
     std::thread thread_;
+
+    /// Sends the model's gate queries to the check workers and puts the holds of failed gates
+    /// (engine_gates.cpp). Under mutex_.
+    void dispatchGates(Output& out);
+    /// The gates a deployment of `request` gets (its own, else the coordinator's). Invalid
+    /// when they do not validate.
+    Result<GateConfig> gatesFor(const StartRequest& request) const;
+    /// Records swap results the model just produced in rollout_metrics_ (metrics.cpp). Under
+    /// mutex_.
+    void observeOutput(const Output& out);
+    RolloutMetrics rollout_metrics_;
 
     // Counters for /metrics.
     std::atomic<std::uint64_t> pings_{0};

@@ -88,6 +88,10 @@ const char* const kMigrations[] = {
     CREATE TABLE leadership (id INTEGER PRIMARY KEY CHECK (id = 0), term INTEGER NOT NULL);
     INSERT INTO leadership (id, term) VALUES (0, 0);
     )sql",
+    // 7: the deployment's metric gates (JSON, metric_gates.hpp; '' for none).
+    R"sql(
+    ALTER TABLE deployments ADD COLUMN gates TEXT NOT NULL DEFAULT '';
+    )sql",
 };
 static_assert(std::size(kMigrations) == State::kSchemaVersion);
 
@@ -200,11 +204,12 @@ Result<void> State::Tx::putDeployment(const Deployment& d) {
         "INSERT OR REPLACE INTO deployments (id, number, version, kind, state, "
         "max_parallel, max_failures, auto_revert, min_healthy_ms, node_deadline_ms, "
         "progress_deadline_ms, release_json, created_by, waiting_on, message, created_ms, "
-        "updated_ms, finished_ms, undoes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-        "?, ?, ?, ?, ?)",
+        "updated_ms, finished_ms, undoes, gates) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+        "?, ?, ?, ?, ?, ?)",
         d.id, d.number, d.version, d.kind, toString(d.state), d.max_parallel, d.max_failures,
         d.auto_revert, d.min_healthy_ms, d.node_deadline_ms, d.progress_deadline_ms, d.release_json,
-        d.created_by, d.waiting_on, d.message, d.created_ms, d.updated_ms, d.finished_ms, d.undoes);
+        d.created_by, d.waiting_on, d.message, d.created_ms, d.updated_ms, d.finished_ms, d.undoes,
+        d.gates);
 }
 
 Result<void> State::Tx::putDeploymentNode(const DeploymentNode& n) {
@@ -305,7 +310,7 @@ namespace {
 constexpr const char* kDeploymentColumns =
     "SELECT id, number, version, kind, state, max_parallel, max_failures, auto_revert, "
     "min_healthy_ms, node_deadline_ms, progress_deadline_ms, release_json, created_by, "
-    "waiting_on, message, created_ms, updated_ms, finished_ms, undoes FROM deployments ";
+    "waiting_on, message, created_ms, updated_ms, finished_ms, undoes, gates FROM deployments ";
 
 Result<Deployment> readDeployment(const sqlite::Statement& s) {
     Deployment d;
@@ -332,6 +337,7 @@ Result<Deployment> readDeployment(const sqlite::Statement& s) {
     d.updated_ms = s.integer(16);
     d.finished_ms = s.integer(17);
     d.undoes = s.text(18);
+    d.gates = s.text(19);
     return d;
 }
 }  // namespace

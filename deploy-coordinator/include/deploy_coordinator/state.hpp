@@ -80,6 +80,9 @@ struct Deployment {
     std::string kind = "upgrade";
     /// rollback: the deployment it undoes ("" for a rollback to a named release).
     std::string undoes;
+    /// The metric gates checked between waves, as JSON (metric_gates.hpp GateConfig); empty
+    /// for none.
+    std::string gates;
     /// states.hpp: the states and the transitions between them.
     DeploymentState state = DeploymentState::staging;
     /// A count ("100") or a percentage of the agents ("10%").
@@ -183,7 +186,7 @@ public:
     State(const State&) = delete;
     State& operator=(const State&) = delete;
 
-    static constexpr int kSchemaVersion = 6;
+    static constexpr int kSchemaVersion = 7;
     int schemaVersion();
 
     /// The writes a transaction may make.

@@ -175,6 +175,9 @@ struct RouteStats {
     std::array<std::array<std::atomic<std::uint64_t>, kLastStatus - kFirstStatus + 1>, 2> requests{};
     std::atomic<std::uint64_t> bytes{0};
     std::atomic<bool> used{false};
+    // Latency (header read to reply ready) in metrics::requestBuckets(), plus one above them.
+    std::array<std::atomic<std::uint64_t>, 14> latency{};
+    std::atomic<std::uint64_t> latency_ns{0};
 };
 }  // namespace
 
@@ -399,8 +402,15 @@ struct Server::Impl {
         return "route=\"" + metrics::labelValue(route) + "\"";
     }
 
-    void record(RouteStats& stats, const std::string& method, int status, std::uint64_t bytes) {
+    void record(RouteStats& stats, const std::string& method, int status, std::uint64_t bytes,
+                std::chrono::steady_clock::time_point received) {
         stats.used.store(true, std::memory_order_relaxed);
+        if (received != std::chrono::steady_clock::time_point{}) {
+            auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - received);
+            auto seconds = static_cast<double>(ns.count()) / 1e9;
+            stats.latency[metrics::bucketIndex(metrics::requestBuckets(), seconds)].fetch_add(1, std::memory_order_relaxed);
+            stats.latency_ns.fetch_add(static_cast<std::uint64_t>(ns.count()), std::memory_order_relaxed);
+        }
         stats.bytes.fetch_add(bytes, std::memory_order_relaxed);
         int slot = method == stats.method ? 0 : method == "HEAD" ? 1 : -1;
         if (slot >= 0 && status >= RouteStats::kFirstStatus && status <= RouteStats::kLastStatus) {
@@ -418,6 +428,17 @@ struct Server::Impl {
     void publishRouteStats() {
         std::lock_guard lock(route_stats_mutex);
         for (const auto& stats : route_stats) {
+            // Every route's latency series exists from the start, used or not.
+            metrics::HistogramCounts latency;
+            for (const auto& bucket : stats.latency) {
+                latency.counts.push_back(bucket.load(std::memory_order_relaxed));
+                latency.count += latency.counts.back();
+            }
+            latency.sum = static_cast<double>(stats.latency_ns.load(std::memory_order_relaxed)) / 1e9;
+            registry.setHistogram("hoist_http_request_duration_seconds",
+                                  routeLabel(stats.route) + ",method=\"" + stats.method + "\"", latency);
+            registry.declare("hoist_http_errors_total", routeLabel(stats.route));
+            registry.declare("hoist_http_response_bytes_total", routeLabel(stats.route));
             if (!stats.used.load(std::memory_order_relaxed)) continue;
             auto route = routeLabel(stats.route);
             std::uint64_t errors = 0;
@@ -648,7 +669,7 @@ struct Server::Impl {
         }
         auto out = prepare(reply, request);
         record(*route.stats, request.method, static_cast<int>(out->header.result_int()),
-               request.method == "HEAD" ? 0 : out->length);
+               request.method == "HEAD" ? 0 : out->length, request.received);
         return out;
     }
 
@@ -758,6 +779,7 @@ private:
         const auto& message = header_parser_->get();
         request_ = std::make_shared<ServerRequest>();
         auto& request = *request_;
+        request.received = std::chrono::steady_clock::now();
         request.method = std::string(message.method_string());
         splitTarget(std::string_view(message.target().data(), message.target().size()), request);
         request.remote_addr = peer;
@@ -1076,6 +1098,10 @@ Result<std::unique_ptr<Server>> Server::create(ServerOptions options) {
     impl.registry.describe("hoist_http_requests_total", "counter", "HTTP requests by route, method and status");
     impl.registry.describe("hoist_http_response_bytes_total", "counter", "HTTP response body bytes by route");
     impl.registry.describe("hoist_http_errors_total", "counter", "HTTP 5xx responses by route");
+    impl.registry.describeHistogram("hoist_http_request_duration_seconds",
+                                    "HTTP request latency by route template and method, from the "
+                                    "header read to the reply ready",
+                                    metrics::requestBuckets());
     impl.registry.describe("hoist_http_connections", "gauge", "open HTTP connections");
     impl.registry.describe("hoist_http_connections_evicted_total", "counter",
                            "idle connections closed to admit a new one over a connection cap");
@@ -1091,6 +1117,7 @@ Result<std::unique_ptr<Server>> Server::create(ServerOptions options) {
             for (auto& c : raw->impl_->collectors) c(raw->impl_->registry);
         }
         raw->impl_->publishRouteStats();
+        metrics::collectProcess(raw->impl_->registry);
         return ServerReply::text(200, raw->impl_->registry.render(), "text/plain; version=0.0.4");
     });
     return self;
@@ -1104,7 +1131,7 @@ void Server::route(std::string_view method, const std::string& pattern, Handler 
     route.name = pattern;
     route.handler = std::move(handler);
     route.streaming = streaming_body && (method == "PUT" || method == "POST");
-    route.stats = &impl_->addRouteStats(pattern, route.method);
+    route.stats = &impl_->addRouteStats(metrics::routeTemplate(pattern), route.method);
     impl_->routes.push_back(std::move(route));
 }
 
