@@ -38,10 +38,9 @@ void Engine::dispatchGates(Output& out) {
                 apply(next);
             });
         };
-        if (!check_pool_) {
-            deliver(GateSample{std::nullopt, "the coordinator is stopping", false});
-            continue;
-        }
+        // Stopping: no worker runs it (and a sample delivered here, under the engine's lock,
+        // could not be posted). A restart asks the gates again.
+        if (!check_pool_) continue;
         check_pool_->post([deliver, prometheus = q.prometheus, query = q.query](http::Client& client) {
             deliver(evaluateGate(client, prometheus, query));
         });
