@@ -4,6 +4,7 @@
 // scrapes the stand-in services of a real fleet (found through http_sd) and answers the gates
 // a rollout checks between waves.
 
+#include <iostream>
 #include <thread>
 
 #include "core/files.hpp"
@@ -360,6 +361,7 @@ TEST_F(MonitoredFleet, AGateOnTheServiceErrorRateHoldsTheBrokenReleaseBeforeTheN
     EXPECT_NE(waiting.find("gate"), std::string::npos) << waiting;
     auto holds = call("GET", "/v1/halt");
     EXPECT_NE(holds.body.find("not < 1"), std::string::npos) << holds.body;
+    std::cout << "waiting_on: " << waiting << "\nholds: " << holds.body << "\n";
     // The hold stands: a few seconds later still no agent has been touched.
     std::this_thread::sleep_for(3s);  // a window in which a restart would show, not a wait for luck
     states = nodeStates(deployment(id));
