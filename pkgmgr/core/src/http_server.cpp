@@ -427,7 +427,12 @@ struct Server::Impl {
     // Copies the route counters into the registry (before a /metrics render).
     void publishRouteStats() {
         std::lock_guard lock(route_stats_mutex);
+        // Routes of one template (GET and PUT /packages/{path}) share a route label: summed.
+        std::map<std::string, std::uint64_t> bytes_by_route;
+        std::map<std::string, std::uint64_t> errors_by_route;
+        std::map<std::string, std::uint64_t> requests;
         for (const auto& stats : route_stats) {
+            auto route = routeLabel(stats.route);
             // Every route's latency series exists from the start, used or not.
             metrics::HistogramCounts latency;
             for (const auto& bucket : stats.latency) {
@@ -436,28 +441,28 @@ struct Server::Impl {
             }
             latency.sum = static_cast<double>(stats.latency_ns.load(std::memory_order_relaxed)) / 1e9;
             registry.setHistogram("hoist_http_request_duration_seconds",
-                                  routeLabel(stats.route) + ",method=\"" + stats.method + "\"", latency);
-            registry.declare("hoist_http_errors_total", routeLabel(stats.route));
-            registry.declare("hoist_http_response_bytes_total", routeLabel(stats.route));
+                                  route + ",method=\"" + stats.method + "\"", latency);
+            bytes_by_route[route] += stats.bytes.load(std::memory_order_relaxed);
+            errors_by_route[route] += 0;
             if (!stats.used.load(std::memory_order_relaxed)) continue;
-            auto route = routeLabel(stats.route);
-            std::uint64_t errors = 0;
             for (size_t slot = 0; slot < stats.requests.size(); ++slot) {
                 const std::string& method = slot == 0 ? stats.method : "HEAD";
                 for (size_t i = 0; i < stats.requests[slot].size(); ++i) {
                     auto n = stats.requests[slot][i].load(std::memory_order_relaxed);
                     if (n == 0) continue;
                     int status = RouteStats::kFirstStatus + static_cast<int>(i);
-                    if (status >= 500) errors += n;
-                    registry.set("hoist_http_requests_total",
-                                 route + ",method=\"" + method + "\",status=\"" +
-                                     std::to_string(status) + "\"",
-                                 static_cast<double>(n));
+                    if (status >= 500) errors_by_route[route] += n;
+                    requests[route + ",method=\"" + method + "\",status=\"" + std::to_string(status) + "\""] += n;
                 }
             }
-            registry.set("hoist_http_response_bytes_total", route,
-                         static_cast<double>(stats.bytes.load(std::memory_order_relaxed)));
-            if (errors > 0) registry.set("hoist_http_errors_total", route, static_cast<double>(errors));
+        }
+        for (const auto& [labels, n] : requests)
+            registry.set("hoist_http_requests_total", labels, static_cast<double>(n));
+        for (const auto& [route, n] : bytes_by_route)
+            registry.set("hoist_http_response_bytes_total", route, static_cast<double>(n));
+        for (const auto& [route, n] : errors_by_route) {
+            if (n > 0) registry.set("hoist_http_errors_total", route, static_cast<double>(n));
+            else registry.declare("hoist_http_errors_total", route);
         }
         registry.set("hoist_http_connections", "", static_cast<double>(connections.open()));
         registry.set("hoist_http_connections_evicted_total", "",
