@@ -54,7 +54,6 @@ ServerReply reply(const Result<std::string>& result, int status = 200) {
     return ServerReply::json(status, *result);
 }
 
-/// A deployment request; a rehearsal's (with `inject`) also takes "inject".
 /// The request's metric gates: "gates" (["NAME: QUERY OP N [for D]"]), "prometheus",
 /// "gate_error_grace_ms", "gate_on_fail"; fields left out come from the coordinator's flags.
 Result<void> parseStartGates(const json::Value& doc, std::string_view ctx, GateConfig& gates) {
@@ -75,6 +74,7 @@ Result<void> parseStartGates(const json::Value& doc, std::string_view ctx, GateC
     return ok();
 }
 
+/// A deployment request; a rehearsal's (with `inject`) also takes "inject".
 Result<StartRequest> parseStart(const std::string& body, const std::string& actor,
                                 std::string* inject = nullptr) {
     std::string_view ctx = inject ? "rehearsal request" : "deployment request";
