@@ -15,9 +15,11 @@ using DS = DeploymentState;
 
 namespace {
 
+// A sample as people read it: 6 significant digits (25.37, not 25.369999999999997).
 std::string number(double value) {
     char buffer[64];
-    auto [end, ec] = std::to_chars(buffer, buffer + sizeof buffer, value);
+    auto [end, ec] = std::to_chars(buffer, buffer + sizeof buffer, value,
+                                   std::chars_format::general, 6);
     return ec == std::errc{} ? std::string(buffer, end) : std::string("NaN");
 }
 
