@@ -50,4 +50,4 @@ target_compile_definitions(coordinator_metrics_tests PRIVATE
     PROVISIONER_BIN="$<TARGET_FILE:provisioner>")
 add_dependencies(coordinator_metrics_tests deploy-coordinator restart-helper pkgmgr standin-mesos
     repo-server provisioner)
-gtest_discover_tests(coordinator_metrics_tests PROPERTIES LABELS "integration;slow" DISCOVERY_TIMEOUT 60)
+gtest_discover_tests(coordinator_metrics_tests PROPERTIES LABELS integration DISCOVERY_TIMEOUT 60)
