@@ -47,7 +47,8 @@ target_compile_definitions(coordinator_metrics_tests PRIVATE
     PKGMGR_BIN="$<TARGET_FILE:pkgmgr>"
     STANDIN_MESOS_BIN="$<TARGET_FILE:standin-mesos>"
     REPO_SERVER_BIN="$<TARGET_FILE:repo-server>"
-    PROVISIONER_BIN="$<TARGET_FILE:provisioner>")
-add_dependencies(coordinator_metrics_tests deploy-coordinator restart-helper pkgmgr standin-mesos
-    repo-server provisioner)
+    PROVISIONER_BIN="$<TARGET_FILE:provisioner>"
+    CLUSTER_BIN="$<TARGET_FILE:cluster>")
+add_dependencies(coordinator_metrics_tests deploy-coordinator cluster restart-helper pkgmgr
+    standin-mesos repo-server provisioner)
 gtest_discover_tests(coordinator_metrics_tests PROPERTIES LABELS integration DISCOVERY_TIMEOUT 60)

@@ -400,6 +400,21 @@ TEST_F(MonitoredFleet, AGoodReleasePassesTheSameGateAfterEveryWave) {
     for (const auto& m : rehearsed["timeline"].GetArray())
         if (std::string(m["what"].GetString()).starts_with("gate passed")) ++rehearsed_passes;
     EXPECT_EQ(rehearsed_passes, 2) << rehearsal.body;
+    // The same through `cluster upgrade --rehearse --gate` (the coordinator's Prometheus).
+    std::vector<std::pair<std::string, std::string>> env{{"CLUSTER_URL", coordinator_->url()},
+                                                         {"CLUSTER_TOKEN", std::string(kAdminToken)}};
+    auto cli = run({CLUSTER_BIN, "upgrade", "2.0.0", "--rehearse", "--gate", kGate}, env);
+    EXPECT_EQ(cli.exit_code, 0) << cli.out << cli.err;
+    EXPECT_NE(cli.out.find("gates after each wave (" + prometheus_->url() + ", on fail: hold): " +
+                           kGate),
+              std::string::npos)
+        << cli.out;
+    auto bad = run({CLUSTER_BIN, "upgrade", "2.0.0", "--gate", "error-rate: no comparison"}, env);
+    EXPECT_NE(bad.exit_code, 0);
+    EXPECT_NE(bad.err.find("is not NAME: QUERY OP NUMBER [for DURATION]"), std::string::npos)
+        << bad.err;
+    EXPECT_EQ(parsed(call("GET", "/v1/deployments"))["deployments"].Size(), 0u)
+        << "a bad gate starts nothing";
     auto id = upgrade("2.0.0");
     ASSERT_FALSE(id.empty());
     bool saw_gate_waiting = false;
