@@ -150,6 +150,12 @@ int runCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
         s->add_option("--inject", up.inject,
                       "with --rehearse: faults, e.g. 'agent-3:health_fail,master-2:silent,"
                       "agent-*:slow=30s' (also stage_fail)");
+        s->add_option("--gate", up.gates,
+                      "a metric gate checked after each wave settles, before the next: "
+                      "'NAME: QUERY OP NUMBER [for DURATION]', e.g. 'error-rate: "
+                      "sum(rate(http_errors_total[1m])) < 5 for 30s' (repeatable)");
+        s->add_option("--prometheus", up.prometheus,
+                      "the Prometheus URL the gates query (default: the coordinator's)");
         s->add_option("--idempotency-key", up.idempotency_key,
                       "key that makes the start safe to send again: a retry with the same key "
                       "gets the same deployment (default: a new one per run)");

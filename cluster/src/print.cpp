@@ -23,6 +23,20 @@ const json::Value* member(const json::Value& obj, const char* key) {
     return m != obj.MemberEnd() ? &m->value : nullptr;
 }
 
+namespace {
+// "gates after each wave (Prometheus URL, on fail: hold): SPEC; SPEC".
+void printGates(std::ostringstream& s, const json::Value& doc) {
+    const auto* gates = member(doc, "gates");
+    if (gates == nullptr || !gates->IsObject()) return;
+    std::vector<std::string> specs;
+    if (const auto* list = member(*gates, "gates"); list != nullptr && list->IsArray())
+        for (const auto& g : list->GetArray())
+            if (g.IsString()) specs.push_back(g.GetString());
+    s << "gates after each wave (" << str(*gates, "prometheus") << ", on fail: "
+      << str(*gates, "on_fail") << "): " << strings::join(specs, "; ") << "\n";
+}
+}  // namespace
+
 std::string printPlan(const json::Value& plan) {
     std::ostringstream s;
     s << "plan for " << str(plan, "version") << ": " << num(plan, "nodes") << " nodes, agents "
@@ -32,6 +46,7 @@ std::string printPlan(const json::Value& plan) {
         s << "note: a hold stands; the upgrade would be refused until an admin clears it\n";
     if (auto nothing = str(plan, "nothing_to_do"); !nothing.empty())
         s << "nothing to do: " << nothing << "; an upgrade would be refused\n";
+    printGates(s, plan);
     if (const auto* waves = member(plan, "waves"); waves != nullptr && waves->IsArray()) {
         int n = 0;
         for (const auto& w : waves->GetArray()) {
@@ -111,6 +126,7 @@ std::string printRehearsal(const json::Value& r) {
     if (const auto* notes = member(r, "notes"); notes != nullptr && notes->IsArray())
         for (const auto& n : notes->GetArray())
             if (n.IsString()) s << "note: " << n.GetString() << "\n";
+    printGates(s, r);
     std::map<std::string, const json::Value*> by_node;
     if (const auto* nodes = member(r, "nodes"); nodes != nullptr && nodes->IsArray())
         for (const auto& n : nodes->GetArray()) by_node[str(n, "node")] = &n;

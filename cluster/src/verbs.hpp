@@ -44,6 +44,10 @@ struct UpgradeOptions {
     bool watch = false;
     bool rehearse = false;
     std::string inject;
+    /// Metric gates checked after each wave settles ('NAME: QUERY OP NUMBER [for D]'), and the
+    /// Prometheus they query (default: the coordinator's --prometheus).
+    std::vector<std::string> gates;
+    std::string prometheus;
     /// Sent as Idempotency-Key (default: a fresh one per invocation, kept across retries).
     std::string idempotency_key;
 };

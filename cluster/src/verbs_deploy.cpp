@@ -67,6 +67,12 @@ Result<std::string> startBody(const UpgradeOptions& o) {
         .field("node_deadline_ms", node_deadline)
         .field("progress_deadline_ms", progress_deadline);
     if (o.rehearse) w.field("inject", o.inject);
+    if (!o.gates.empty()) {
+        w.key("gates").beginArray();
+        for (const auto& g : o.gates) w.value(g);
+        w.endArray();
+        if (!o.prometheus.empty()) w.field("prometheus", o.prometheus);
+    }
     w.endObject();
     return w.str();
 }
@@ -179,6 +185,8 @@ int upgrade(Context& c, const UpgradeOptions& o) {
     if (auto valid = validateMaxParallel(o.max_parallel); !valid) return failWith(c, valid.error());
     if (!o.inject.empty() && !o.rehearse)
         return failWith(c, Error{Errc::Invalid, "--inject goes with --rehearse", 0});
+    if (!o.prometheus.empty() && o.gates.empty())
+        return failWith(c, Error{Errc::Invalid, "--prometheus goes with --gate", 0});
     if (o.dry_run) return plan(c, o.version, o.max_parallel);
     auto body = startBody(o);
     if (!body) return failWith(c, body.error());

@@ -54,6 +54,26 @@ ServerReply reply(const Result<std::string>& result, int status = 200) {
     return ServerReply::json(status, *result);
 }
 
+/// The request's metric gates: "gates" (["NAME: QUERY OP N [for D]"]), "prometheus",
+/// "gate_error_grace_ms", "gate_on_fail"; fields left out come from the coordinator's flags.
+Result<void> parseStartGates(const json::Value& doc, std::string_view ctx, GateConfig& gates) {
+    HOIST_ASSIGN(auto texts, json::optStringArray(doc, "gates", ctx));
+    HOIST_ASSIGN(auto prometheus, json::optString(doc, "prometheus", ctx));
+    HOIST_ASSIGN(auto grace, json::optInt(doc, "gate_error_grace_ms", ctx));
+    HOIST_ASSIGN(auto on_fail, json::optString(doc, "gate_on_fail", ctx));
+    for (const auto& text : texts) {
+        HOIST_ASSIGN(auto gate, GateSpec::parse(text));
+        gates.gates.push_back(std::move(gate));
+    }
+    if (gates.gates.empty() && (prometheus || grace || on_fail))
+        return fail(Errc::Invalid, ctx,
+                    ": fields 'prometheus', 'gate_error_grace_ms' and 'gate_on_fail' need 'gates'");
+    gates.prometheus = prometheus.value_or("");
+    gates.error_grace_ms = grace.value_or(-1);
+    gates.on_fail = on_fail.value_or("");
+    return ok();
+}
+
 /// A deployment request; a rehearsal's (with `inject`) also takes "inject".
 Result<StartRequest> parseStart(const std::string& body, const std::string& actor,
                                 std::string* inject = nullptr) {
@@ -63,13 +83,15 @@ Result<StartRequest> parseStart(const std::string& body, const std::string& acto
         HOIST_TRY(json::rejectUnknown(
             doc,
             {"version", "max_parallel", "max_failures", "auto_revert", "min_healthy_ms",
-             "node_deadline_ms", "progress_deadline_ms", "inject"},
+             "node_deadline_ms", "progress_deadline_ms", "inject", "gates", "prometheus",
+             "gate_error_grace_ms", "gate_on_fail"},
             ctx));
     else
         HOIST_TRY(
             json::rejectUnknown(doc,
                                 {"version", "max_parallel", "max_failures", "auto_revert",
-                                 "min_healthy_ms", "node_deadline_ms", "progress_deadline_ms"},
+                                 "min_healthy_ms", "node_deadline_ms", "progress_deadline_ms",
+                                 "gates", "prometheus", "gate_error_grace_ms", "gate_on_fail"},
                                 ctx));
     if (inject) {
         HOIST_ASSIGN(auto text, json::optString(doc, "inject", ctx));
@@ -104,6 +126,7 @@ Result<StartRequest> parseStart(const std::string& body, const std::string& acto
     r.min_healthy_ms = mh.value_or(r.min_healthy_ms);
     r.node_deadline_ms = nd.value_or(r.node_deadline_ms);
     r.progress_deadline_ms = pd.value_or(r.progress_deadline_ms);
+    HOIST_TRY(parseStartGates(doc, ctx, r.gates));
     return r;
 }
 
@@ -223,6 +246,11 @@ void registerRoutes(http::Server& server, Engine& engine, MonitorWatch& watch,
     server.route("GET", "/v1/nodes", [e, t](const ServerRequest& request) {
         if (auto who = caller(request, t, {"admin", "monitor"}); !who)
             return ServerReply::error(who.error());
+        auto format = request.queryParam("format");
+        if (format && *format == "prometheus-sd") return ServerReply::json(200, e->nodesPrometheusSd());
+        if (format && *format != "json")
+            return ServerReply::error(400, "GET /v1/nodes: unknown format '" + *format +
+                                               "' (formats: json, prometheus-sd)");
         return ServerReply::json(200, e->nodesJson());
     });
 

@@ -44,6 +44,10 @@ struct ServeOptions {
     std::int64_t poll_after_ms = 3000;
     std::int64_t down_after_ms = 30000;
     bool access_log = false;
+    std::string prometheus;
+    std::vector<std::string> gates;
+    std::int64_t gate_error_grace_ms = 60000;
+    std::string gate_on_fail = "hold";
     std::string log_level = "info";
     std::string log_format = "text";
     // HA replicas on etcd (--state etcd://...)
@@ -150,6 +154,15 @@ int serve(const ServeOptions& o, std::ostream& err) {
     eo.workers = std::max<size_t>(1, o.workers);
     eo.poll_after = std::chrono::milliseconds(o.poll_after_ms);
     eo.down_after = std::chrono::milliseconds(o.down_after_ms);
+    eo.gates.prometheus = o.prometheus;
+    eo.gates.error_grace_ms = o.gate_error_grace_ms;
+    eo.gates.on_fail = o.gate_on_fail;
+    for (const auto& text : o.gates) {
+        auto gate = GateSpec::parse(text);
+        if (!gate) return failWith(withContext(gate.error(), "--gate"));
+        eo.gates.gates.push_back(std::move(*gate));
+    }
+    if (auto valid = eo.gates.validate(); !valid) return failWith(valid.error());
 
     auto listen = parseListen(o.listen);
     if (!listen) return failWith(listen.error());
@@ -335,6 +348,16 @@ int runCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
     app.add_option("--down-after-ms", o.down_after_ms,
                    "check, then mark down, nodes silent this long");
     app.add_flag("--access-log", o.access_log, "log every request");
+    app.add_option("--prometheus", o.prometheus,
+                   "Prometheus URL metric gates query (GET URL/api/v1/query)");
+    app.add_option("--gate", o.gates,
+                   "a metric gate for deployments that name none, checked between waves: "
+                   "'NAME: QUERY OP NUMBER [for DURATION]' (repeatable)");
+    app.add_option("--gate-error-grace-ms", o.gate_error_grace_ms,
+                   "a gate whose query keeps failing this long fails");
+    app.add_option("--gate-on-fail", o.gate_on_fail,
+                   "what a failing gate does: hold (the hold gate/NAME) or revert")
+        ->check(CLI::IsMember({"hold", "revert"}));
     app.add_option("--log-level", o.log_level, "debug, info, warn or error")
         ->check(CLI::IsMember({"debug", "info", "warn", "error"}));
     app.add_option("--log-format", o.log_format, "text or json")

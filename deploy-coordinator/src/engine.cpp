@@ -92,6 +92,7 @@ Result<std::unique_ptr<Rollout>> Engine::loadRollout(const Deployment& d) {
         slot.healthy_since_ms = now;
         r->slots.push_back(std::move(slot));
     }
+    HOIST_ASSIGN(r->gates, GateConfig::fromJson(d.gates));
     r->index();
     r->stage_window = options_.stage_window;
     r->max_parallel = resolveMaxParallel(d.max_parallel, agents).value_or(1);
@@ -139,6 +140,8 @@ RolloutSettings Engine::settings() const {
 }
 
 void Engine::apply(Output& out) {
+    observeOutput(out);
+    dispatchGates(out);
     for (auto& e : out.events) pending_events_.push_back(std::move(e));
     for (const auto& u : out.registry) {
         auto it = nodes_.find(u.node);
@@ -180,7 +183,11 @@ std::function<void()> Engine::task(const NodeAction& action) {
                 // one already sent, but none is sent once a hold stands.
                 StageOutcome outcome{StageOutcome::Kind::deferred, 0, ""};
                 if (!gate_.raised() && (!options_.may_act || options_.may_act())) {
+                    auto began = std::chrono::steady_clock::now();
                     outcome = gateway_->stage(address, version);
+                    rollout_metrics_.stageFinished(
+                        outcome.kind == StageOutcome::Kind::staged ? "staged" : "failed",
+                        std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count());
                     actions_sent_++;
                 } else {
                     actions_deferred_++;
@@ -355,6 +362,8 @@ Result<std::unique_ptr<Rollout>> Engine::buildRollout(const pkgmgr::Release& rel
     a->d.node_deadline_ms = request.node_deadline_ms;
     a->d.progress_deadline_ms = request.progress_deadline_ms;
     a->d.created_by = request.actor;
+    HOIST_ASSIGN(a->gates, gatesFor(request));
+    a->d.gates = a->gates.toJson();
     a->d.created_ms = now;
     a->d.updated_ms = now;
     HOIST_ASSIGN(a->max_parallel, resolveMaxParallel(request.max_parallel, agents));

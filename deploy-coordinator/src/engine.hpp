@@ -29,6 +29,7 @@
 #include "pkgmgr/wire.hpp"
 #include "rollout.hpp"
 #include "runner.hpp"
+#include "rollout_metrics.hpp"
 #include "worker_pool.hpp"
 
 namespace hoist::deploy_coordinator {
@@ -61,6 +62,8 @@ struct EngineOptions {
     std::chrono::milliseconds answer_deadline{10000};
     /// Push nodes staging at once (Rollout::stage_window).
     std::int64_t stage_window = 1024;
+    /// Metric gates for deployments that name none (--gate, --prometheus).
+    GateConfig gates;
 };
 
 /// What POST /v1/deployments asks for.
@@ -75,6 +78,9 @@ struct StartRequest {
     std::string actor = "admin";
     /// The request's Idempotency-Key ("" for none): kept with the deployment it starts.
     std::string idempotency_key;
+    /// Metric gates between waves; none named: EngineOptions::gates. A request naming gates
+    /// but no Prometheus URL uses the coordinator's.
+    GateConfig gates;
 };
 
 /// What a hold keeps beyond its source and reason, and what the audit log adds.
@@ -186,6 +192,9 @@ public:
     std::size_t queuedCommands() const { return runner_.queued(); }
 
     void collectMetrics(metrics::Registry& registry);
+    /// GET /v1/nodes?format=prometheus-sd: the nodes that are up, as Prometheus http_sd
+    /// targets (metrics.cpp).
+    std::string nodesPrometheusSd();
     const EngineOptions& options() const { return options_; }
     /// Sets report_to for restarts (known only once the server is bound); before start().
     void setAdvertiseUrl(std::string url) { options_.advertise_url = std::move(url); }
@@ -326,6 +335,17 @@ private:
     std::unique_ptr<WorkerPool> check_pool_;
     std::unique_ptr<NodeGateway> gateway_;
     std::thread thread_;
+
+    /// Sends the model's gate queries to the check workers and puts the holds of failed gates
+    /// (engine_gates.cpp). Under mutex_.
+    void dispatchGates(Output& out);
+    /// The gates a deployment of `request` gets (its own, else the coordinator's). Invalid
+    /// when they do not validate.
+    Result<GateConfig> gatesFor(const StartRequest& request) const;
+    /// Records swap results the model just produced in rollout_metrics_ (metrics.cpp). Under
+    /// mutex_.
+    void observeOutput(const Output& out);
+    RolloutMetrics rollout_metrics_;
 
     // Counters for /metrics.
     std::atomic<std::uint64_t> pings_{0};

@@ -98,6 +98,8 @@ std::string encode(const Deployment& d) {
         .field("created_ms", d.created_ms)
         .field("updated_ms", d.updated_ms)
         .field("finished_ms", d.finished_ms)
+        .field("idempotency_key", d.idempotency_key)
+        .field("gates", d.gates)
         .endObject();
     return w.str();
 }
@@ -111,6 +113,11 @@ Result<Deployment> decodeDeployment(const etcd::KeyValue& kv) {
     HOIST_ASSIGN(d.version, corrupt(json::getString(doc, "version", ctx)));
     HOIST_ASSIGN(d.kind, corrupt(json::getString(doc, "kind", ctx)));
     HOIST_ASSIGN(d.undoes, corrupt(json::getString(doc, "undoes", ctx)));
+    // Optional: written since hoist-coordinator/1 records gained them ("" when absent).
+    HOIST_ASSIGN(auto key, corrupt(json::optString(doc, "idempotency_key", ctx)));
+    d.idempotency_key = key.value_or("");
+    HOIST_ASSIGN(auto gates, corrupt(json::optString(doc, "gates", ctx)));
+    d.gates = gates.value_or("");
     HOIST_ASSIGN(auto state, corrupt(json::getString(doc, "state", ctx)));
     auto parsed = parseDeploymentState(state);
     if (!parsed) return fail(Errc::Corrupt, ctx, ": unknown deployment state '", state, "'");

@@ -109,6 +109,7 @@ Rehearsal rehearse(Rollout r, const std::map<std::string, SimNode>& nodes,
                    const std::vector<Fault>& faults, const std::vector<Wave>& waves,
                    const RehearsalSettings& settings) {
     Rehearsal result;
+    result.gates = r.gates;
     std::map<std::string, SimState> sim;
     std::map<std::string, size_t> line_of;
     std::map<std::string, int> wave_of;
@@ -181,7 +182,7 @@ Rehearsal rehearse(Rollout r, const std::map<std::string, SimNode>& nodes,
                     note(now, e.node + " " + e.action.substr(5) +
                                   (e.detail.empty() ? "" : ": " + e.detail));
                 }
-            } else if (e.action.starts_with("deployment ")) {
+            } else if (e.action.starts_with("deployment ") || e.action.starts_with("gate")) {
                 note(now, e.action + (e.detail.empty() ? "" : ": " + e.detail));
             }
         }
@@ -192,6 +193,12 @@ Rehearsal rehearse(Rollout r, const std::map<std::string, SimNode>& nodes,
                 if (r.d.message.starts_with("auto-revert")) result.budget_stop_ms = now;
             }
         }
+        // A gate's query is assumed to hold (the rehearsal has no metrics): it shows where the
+        // gates come and what their `for` times add.
+        for (const auto& q : out.gate_queries)
+            queue.emplace(now + settings.reply_ms, [&r, gate = q.gate](std::int64_t t, Output& o) {
+                r.onGateSample(gate, GateSample{std::nullopt, "", true}, t, o);
+            });
         for (const auto& action : out.actions) {
             auto& node = sim[action.node];
             std::int64_t reply = now + settings.reply_ms;

@@ -98,6 +98,8 @@ struct Rehearsal {
     std::vector<NodeLine> nodes;
     std::vector<WaveLine> waves;
     std::vector<Moment> timeline;
+    /// The metric gates between waves (assumed to hold in a rehearsal).
+    GateConfig gates;
     DeploymentState outcome = DeploymentState::staging;
     std::string message;
     std::int64_t total_ms = 0;

@@ -382,6 +382,8 @@ PullAnswer Rollout::onAsk(Slot& slot, std::optional<std::int64_t> generation, bo
 
 void Rollout::tick(std::int64_t now, bool held, const std::string& hold_text,
                    const RolloutSettings& settings, Output& out) {
+    // A failed gate's hold has landed: once it is cleared, the next wave may go.
+    if (held && gate_run_.failed) gate_run_.hold_seen = true;
     // Only the slots with timers (in flight, or pull): a sweep of the fleet would cost every
     // tick what the fleet's size is.
     std::vector<size_t> watched(timed_.begin(), timed_.end());
@@ -523,6 +525,7 @@ void Rollout::advanceForward(std::int64_t now, bool held, Output& out) {
         setState(DeploymentEvent::all_finished, "coordinator", "", now, out);
         return;
     }
+    if (!gates.empty() && !gatesAllowNextWave(now, out)) return;
     dispatchWave(rank, false, now, out);
 }
 

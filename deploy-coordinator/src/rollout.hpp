@@ -12,6 +12,7 @@
 #include "deploy_coordinator/state.hpp"
 #include "deploy_coordinator/states.hpp"
 #include "pkgmgr/status.hpp"
+#include "metric_gates.hpp"
 
 namespace hoist::deploy_coordinator {
 
@@ -69,9 +70,24 @@ struct RegistryUpdate {
     std::int64_t generation = 0;
 };
 
+/// A metric gate's query to run (off the loop); its sample comes back through onGateSample.
+struct GateQuery {
+    std::size_t gate = 0;
+    std::string prometheus;
+    std::string query;
+};
+
+/// A hold to put because a metric gate failed.
+struct GateHold {
+    std::string source;  ///< gate/<name>
+    std::string reason;
+};
+
 /// What one event produced.
 struct Output {
     std::vector<NodeAction> actions;
+    std::vector<GateQuery> gate_queries;
+    std::vector<GateHold> gate_holds;
     std::vector<Event> events;
     std::vector<RegistryUpdate> registry;
     /// Set when the deployment's state changed.
@@ -143,6 +159,10 @@ public:
     bool row_dirty = false;
     /// Push nodes staging at once (a pull node's offered stage does not count).
     std::int64_t stage_window = 1024;
+    /// Metric gates checked after each wave of the forward rollout has settled (masters
+    /// included) and before the next starts. With gates, waves go one at a time: a wave of up
+    /// to max_parallel nodes starts only once the one before has settled and passed.
+    GateConfig gates;
 
     /// Builds the index and the counts; call once the slots are in place, and again after
     /// changing a slot's step by hand.
@@ -174,6 +194,14 @@ public:
     void onProbe(Slot& slot, const std::optional<NodeView>& view, std::int64_t now, Output& out);
     /// A status ping for this deployment; false when it was a re-delivery (seq not newer).
     bool onPing(Slot& slot, const PingReport& ping, std::int64_t now, Output& out);
+    /// A sample of gate `gate`'s query: the gate passes once its comparison has held for its
+    /// `for` time; it fails at once when the comparison does not hold, and when its query
+    /// keeps failing past the error grace. A failing gate puts the hold gate/<name> (or
+    /// reverts, when the gates say so). Samples of another round are ignored.
+    void onGateSample(std::size_t gate, const GateSample& sample, std::int64_t now, Output& out);
+    /// What the gates wait on ("" when no gate is being evaluated).
+    std::string gateWaiting() const;
+
     /// A pull node asks what to do (it runs `generation` when it says so). Hands out what was
     /// offered, or again what was handed out before, unless `held`.
     PullAnswer onAsk(Slot& slot, std::optional<std::int64_t> generation, bool held,
@@ -206,8 +234,28 @@ private:
     void advanceForward(std::int64_t now, bool held, Output& out);
     void advanceRevert(std::int64_t now, bool held, Output& out);
     void dispatchWave(int rank, bool revert, std::int64_t now, Output& out);
+    /// With gates: true when the next wave may start (nothing in flight, and the gates passed
+    /// since the last node finished); otherwise asks for the next query when one is due.
+    bool gatesAllowNextWave(std::int64_t now, Output& out);
+    void failGate(const GateSpec& gate, const std::string& why, std::int64_t now, Output& out);
+    bool forwardBusy() const;
     void event(Output& out, std::string actor, std::string action, const std::string& node,
                std::string detail, std::int64_t now);
+
+    /// The evaluation of the gates after the latest wave (times -1: not yet).
+    struct GateRun {
+        std::size_t index = 0;
+        bool querying = false;
+        std::int64_t next_at = 0;
+        std::int64_t ok_since = -1;
+        std::int64_t error_since = -1;
+        std::string last;
+        bool failed = false;
+        bool hold_seen = false;
+    };
+    GateRun gate_run_;
+    /// Nodes finished (done or failed) when the gates last passed.
+    std::int64_t gated_finished_ = 0;
 
     std::unordered_map<std::string, size_t> index_;
     // Kept as slots move, so that one event costs what it changed, not the fleet's size.

@@ -52,6 +52,8 @@ void Rollout::computeWaitingOn(bool held, const std::string& hold_text) {
                                      count > names.size() ? ", ..." : "", ")");
         else
             waiting = "the next node";
+        if (count == 0 && d.state == DS::rolling)
+            if (auto gate = gateWaiting(); !gate.empty()) waiting = gate;
         if (count == 0) {
             std::vector<std::string> offered;
             for (auto i : timed_)

@@ -93,6 +93,10 @@ const char* const kMigrations[] = {
     R"sql(
     ALTER TABLE deployments ADD COLUMN idempotency_key TEXT NOT NULL DEFAULT '';
     )sql",
+    // 8: the deployment's metric gates (JSON, metric_gates.hpp; '' for none).
+    R"sql(
+    ALTER TABLE deployments ADD COLUMN gates TEXT NOT NULL DEFAULT '';
+    )sql",
 };
 static_assert(std::size(kMigrations) == State::kSchemaVersion);
 
@@ -223,12 +227,12 @@ Result<void> State::Tx::putDeployment(const Deployment& d) {
         "INSERT OR REPLACE INTO deployments (id, number, version, kind, state, "
         "max_parallel, max_failures, auto_revert, min_healthy_ms, node_deadline_ms, "
         "progress_deadline_ms, release_json, created_by, waiting_on, message, created_ms, "
-        "updated_ms, finished_ms, undoes, idempotency_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, "
-        "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "updated_ms, finished_ms, undoes, idempotency_key, gates) VALUES (?, ?, ?, ?, ?, ?, ?, "
+        "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         d.id, d.number, d.version, d.kind, toString(d.state), d.max_parallel, d.max_failures,
         d.auto_revert, d.min_healthy_ms, d.node_deadline_ms, d.progress_deadline_ms, d.release_json,
         d.created_by, d.waiting_on, d.message, d.created_ms, d.updated_ms, d.finished_ms, d.undoes,
-        d.idempotency_key);
+        d.idempotency_key, d.gates);
 }
 
 Result<void> State::Tx::putDeploymentNode(const DeploymentNode& n) {
@@ -339,7 +343,7 @@ namespace {
 constexpr const char* kDeploymentColumns =
     "SELECT id, number, version, kind, state, max_parallel, max_failures, auto_revert, "
     "min_healthy_ms, node_deadline_ms, progress_deadline_ms, release_json, created_by, "
-    "waiting_on, message, created_ms, updated_ms, finished_ms, undoes, idempotency_key "
+    "waiting_on, message, created_ms, updated_ms, finished_ms, undoes, idempotency_key, gates "
     "FROM deployments ";
 
 Result<Deployment> readDeployment(const sqlite::Statement& s) {
@@ -368,6 +372,7 @@ Result<Deployment> readDeployment(const sqlite::Statement& s) {
     d.finished_ms = s.integer(17);
     d.undoes = s.text(18);
     d.idempotency_key = s.text(19);
+    d.gates = s.text(20);
     return d;
 }
 }  // namespace

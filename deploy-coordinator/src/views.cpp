@@ -178,6 +178,26 @@ Result<std::string> Engine::eventsJson(int limit) {
     return w.str();
 }
 
+namespace {
+// "gates": null, or {"prometheus","on_fail","error_grace_ms","gates":[text...]}: checked
+// after each wave settles, before the next starts.
+void writeGates(json::Writer& w, const GateConfig& gates) {
+    w.key("gates");
+    if (gates.empty()) {
+        w.null();
+        return;
+    }
+    w.beginObject()
+        .field("prometheus", gates.prometheus)
+        .field("on_fail", gates.on_fail)
+        .field("error_grace_ms", gates.error_grace_ms)
+        .key("gates")
+        .beginArray();
+    for (const auto& g : gates.gates) w.value(g.text());
+    w.endArray().endObject();
+}
+}  // namespace
+
 Result<std::string> Engine::planJson(const std::string& version, const std::string& max_parallel) {
     HOIST_TRY(validateMaxParallel(max_parallel));
     HOIST_ASSIGN(auto fetched, fetchRelease(version));
@@ -214,6 +234,7 @@ Result<std::string> Engine::planJson(const std::string& version, const std::stri
         .field("nodes", static_cast<std::int64_t>(plan_nodes.size()))
         .field("halted", gate_.raised())
         .field("nothing_to_do", nothing.value_or(""));
+    writeGates(w, options_.gates);
     w.key("waves").beginArray();
     for (const auto& wave : waves) {
         w.beginObject().field("role", wave.role).key("nodes").beginArray();
@@ -297,6 +318,7 @@ std::string rehearsalJson(const Rehearsal& r, const StartRequest& request,
         .field("stage_ms", settings.stage_ms)
         .field("recorded_swaps", recorded)
         .endObject();
+    writeGates(w, r.gates);
     w.key("notes").beginArray();
     for (const auto& n : notes) w.value(n);
     w.endArray().key("waves").beginArray();

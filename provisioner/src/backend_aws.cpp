@@ -23,6 +23,7 @@ public:
         : client_(std::move(client)), aws_(std::move(aws)), bootstrap_(std::move(bootstrap)) {}
 
     std::string name() const override { return "aws"; }
+    int lastAttempts() const override { return client_->lastAttempts(); }
 
     Result<std::vector<NodeRecord>> launch(const LaunchSpec& spec) override {
         std::string_view tmpl = bootstrap_.user_data_template.empty()

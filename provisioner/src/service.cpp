@@ -1,6 +1,7 @@
 #include "provisioner/service.hpp"
 
 #include <algorithm>
+#include <map>
 #include <regex>
 
 #include "core/crypto.hpp"
@@ -67,8 +68,50 @@ void writeNode(json::Writer& w, const NodeRecord& n) {
         .endObject();
 }
 
+constexpr std::string_view kBackendOps[] = {"launch", "refresh", "terminate"};
+constexpr std::string_view kNodeStates[] = {"pending", "running", "terminating", "terminated",
+                                            "failed"};
+
 Service::Service(StateStore& store, Backend& backend, ServiceOptions options)
-    : store_(store), backend_(backend), options_(std::move(options)) {}
+    : store_(store), backend_(backend), options_(std::move(options)) {
+    metrics_.describe("hoist_provisioner_backend_calls_total", "counter",
+                      "backend calls by operation");
+    metrics_.describe("hoist_provisioner_backend_errors_total", "counter",
+                      "backend calls that failed, by operation");
+    metrics_.describe("hoist_provisioner_backend_retries_total", "counter",
+                      "retried attempts inside backend calls, by operation");
+    for (auto op : kBackendOps) {
+        auto labels = metrics::label("operation", op);
+        metrics_.declare("hoist_provisioner_backend_calls_total", labels);
+        metrics_.declare("hoist_provisioner_backend_errors_total", labels);
+        metrics_.declare("hoist_provisioner_backend_retries_total", labels);
+    }
+}
+
+void Service::countCall(std::string_view op, bool ok) {
+    auto labels = metrics::label("operation", op);
+    metrics_.add("hoist_provisioner_backend_calls_total", labels);
+    if (!ok) metrics_.add("hoist_provisioner_backend_errors_total", labels);
+    metrics_.add("hoist_provisioner_backend_retries_total", labels,
+                 static_cast<double>(std::max(0, backend_.lastAttempts() - 1)));
+}
+
+void Service::collectMetrics(metrics::Registry& registry) {
+    registry.describe("hoist_provisioner_nodes", "gauge",
+                      "nodes by stored state (as of the last listing or change)");
+    registry.merge(metrics_);
+    // A backend call (seconds, with retries) holds the lock: the last figures stay until then.
+    std::unique_lock lock(mutex_, std::try_to_lock);
+    if (!lock.owns_lock()) return;
+    std::map<std::string, double> by_state;
+    for (auto state : kNodeStates) by_state[std::string(state)] = 0;
+    if (auto nodes = store_.nodes(true))
+        for (const auto& n : *nodes) by_state[n.state]++;
+    lock.unlock();
+    std::vector<std::pair<std::string, double>> series;
+    for (const auto& [state, n] : by_state) series.emplace_back(metrics::label("state", state), n);
+    registry.replace("hoist_provisioner_nodes", series);
+}
 
 Result<AddResult> Service::add(const AddRequest& request) {
     if (std::find(options_.roles.begin(), options_.roles.end(), request.role) ==
@@ -135,6 +178,7 @@ Result<AddResult> Service::add(const AddRequest& request) {
                {"backend", backend_.name()}});
     LaunchSpec spec{record.role, record.count, record.release, record.client_token, key};
     auto launched = backend_.launch(spec);
+    countCall("launch", launched.has_value());
     if (!launched) {
         record.state = "failed";
         record.error = launched.error().message;
@@ -168,7 +212,9 @@ Result<std::vector<NodeRecord>> Service::list(bool include_terminated) {
         if (n.state != "terminated") live.push_back(n);
     if (!live.empty()) {
         auto before = live;
-        if (auto refreshed = backend_.refresh(live); !refreshed) {
+        auto refreshed = backend_.refresh(live);
+        countCall("refresh", refreshed.has_value());
+        if (!refreshed) {
             log::warn(kComponent, "cannot refresh node states; showing stored ones",
                       {{"error", refreshed.error().message}});
             live = before;
@@ -205,7 +251,9 @@ Result<NodeRecord> Service::remove(const std::string& id) {
     NodeRecord node = *found;
     if (node.state == "terminated") return node;
     log::info(kComponent, "decommissioning node", {{"node", id}, {"backend", backend_.name()}});
-    HOIST_TRY(backend_.terminate(node));
+    auto terminated = backend_.terminate(node);
+    countCall("terminate", terminated.has_value());
+    HOIST_TRY(terminated);
     node.updated_at = log::nowRfc3339();
     HOIST_TRY(store_.putNode(node));
     return node;
@@ -214,6 +262,7 @@ Result<NodeRecord> Service::remove(const std::string& id) {
 void Service::addRoutes(http::Server& server, std::string token) {
     const std::string id_pattern = "/v1/nodes/([A-Za-z0-9._-]+)";
     // Every route with a body needs the token: checked before the body is read.
+    server.onMetrics([this](metrics::Registry& registry) { collectMetrics(registry); });
     server.beforeBody([token](const http::ServerRequest& req) { return http::requireBearer(req, token); });
     server.route("POST", "/v1/nodes", [this, token](const http::ServerRequest& req) {
         if (auto auth = http::requireBearer(req, token); !auth)

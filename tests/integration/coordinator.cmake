@@ -43,3 +43,23 @@ target_compile_definitions(coordinator_ha_tests PRIVATE
 add_dependencies(coordinator_ha_tests deploy-coordinator fake-fleet)
 gtest_discover_tests(coordinator_ha_tests PROPERTIES LABELS slow TIMEOUT 300
     DISCOVERY_TIMEOUT 60)
+# Metrics and metric gates against the real peers: promtool lints every /metrics endpoint, and
+# a real Prometheus answers the gates of a real fleet's rollout (Debian `prometheus`).
+add_executable(coordinator_metrics_tests
+    ${CMAKE_CURRENT_LIST_DIR}/coordinator/metrics_test.cpp
+    ${CMAKE_CURRENT_LIST_DIR}/node/node_fixture.cpp
+)
+target_include_directories(coordinator_metrics_tests PRIVATE ${CMAKE_CURRENT_LIST_DIR})
+target_link_libraries(coordinator_metrics_tests
+    PRIVATE hoist_restart_helper hoist_pkgmgr hoist_testing GTest::gtest_main hoist_warnings)
+target_compile_definitions(coordinator_metrics_tests PRIVATE
+    COORDINATOR_BIN="$<TARGET_FILE:deploy-coordinator>"
+    RESTART_HELPER_BIN="$<TARGET_FILE:restart-helper>"
+    PKGMGR_BIN="$<TARGET_FILE:pkgmgr>"
+    STANDIN_MESOS_BIN="$<TARGET_FILE:standin-mesos>"
+    REPO_SERVER_BIN="$<TARGET_FILE:repo-server>"
+    PROVISIONER_BIN="$<TARGET_FILE:provisioner>"
+    CLUSTER_BIN="$<TARGET_FILE:cluster>")
+add_dependencies(coordinator_metrics_tests deploy-coordinator cluster restart-helper pkgmgr
+    standin-mesos repo-server provisioner)
+gtest_discover_tests(coordinator_metrics_tests PROPERTIES LABELS integration DISCOVERY_TIMEOUT 60)

@@ -464,9 +464,9 @@ TEST_F(RepoServerTest, MetricsAndHealth) {
     auto metrics = get("/metrics");
     ASSERT_OK(metrics);
     for (const std::string line :
-         {"hoist_http_requests_total{route=\"/packages/(.*)\",method=\"GET\",status=\"200\"} 1",
-          "hoist_http_requests_total{route=\"/packages/(.*)\",method=\"GET\",status=\"404\"} 1",
-          "hoist_http_requests_total{route=\"/packages/(.*)\",method=\"PUT\",status=\"201\"} 1",
+         {"hoist_http_requests_total{route=\"/packages/{path}\",method=\"GET\",status=\"200\"} 1",
+          "hoist_http_requests_total{route=\"/packages/{path}\",method=\"GET\",status=\"404\"} 1",
+          "hoist_http_requests_total{route=\"/packages/{path}\",method=\"PUT\",status=\"201\"} 1",
           "hoist_repo_uploads_total{kind=\"package\",outcome=\"created\"} 1",
           "hoist_repo_upload_bytes_total{kind=\"package\"} 1000", "hoist_repo_packages 1"})
         EXPECT_NE(metrics->body.find(line), std::string::npos) << line << "\n" << metrics->body;
@@ -539,12 +539,12 @@ TEST_F(RepoServerTest, PublishEndToEnd) {
     ASSERT_OK(metrics);
     EXPECT_NE(
         metrics->body.find(
-            "hoist_http_requests_total{route=\"/packages/(.*)\",method=\"HEAD\",status=\"200\"} 1"),
+            "hoist_http_requests_total{route=\"/packages/{path}\",method=\"HEAD\",status=\"200\"} 1"),
         std::string::npos)
         << metrics->body;
     EXPECT_NE(
         metrics->body.find(
-            "hoist_http_requests_total{route=\"/packages/(.*)\",method=\"PUT\",status=\"201\"} 2"),
+            "hoist_http_requests_total{route=\"/packages/{path}\",method=\"PUT\",status=\"201\"} 2"),
         std::string::npos)
         << metrics->body;
 

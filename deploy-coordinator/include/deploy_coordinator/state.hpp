@@ -83,6 +83,9 @@ struct Deployment {
     /// The Idempotency-Key the request that started it carried ("" for none, schema version
     /// 7): a retry with the same key is answered with this deployment.
     std::string idempotency_key;
+    /// The metric gates checked between waves, as JSON (metric_gates.hpp GateConfig); empty
+    /// for none.
+    std::string gates;
     /// states.hpp: the states and the transitions between them.
     DeploymentState state = DeploymentState::staging;
     /// A count ("100") or a percentage of the agents ("10%").
@@ -193,7 +196,7 @@ public:
     State(const State&) = delete;
     State& operator=(const State&) = delete;
 
-    static constexpr int kSchemaVersion = 7;
+    static constexpr int kSchemaVersion = 8;
     int schemaVersion();
 
     /// The writes a transaction may make.

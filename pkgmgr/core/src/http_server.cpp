@@ -175,6 +175,9 @@ struct RouteStats {
     std::array<std::array<std::atomic<std::uint64_t>, kLastStatus - kFirstStatus + 1>, 2> requests{};
     std::atomic<std::uint64_t> bytes{0};
     std::atomic<bool> used{false};
+    // Latency (header read to reply ready) in metrics::requestBuckets(), plus one above them.
+    std::array<std::atomic<std::uint64_t>, 14> latency{};
+    std::atomic<std::uint64_t> latency_ns{0};
 };
 }  // namespace
 
@@ -491,8 +494,15 @@ struct Server::Impl {
         return "route=\"" + metrics::labelValue(route) + "\"";
     }
 
-    void record(RouteStats& stats, const std::string& method, int status, std::uint64_t bytes) {
+    void record(RouteStats& stats, const std::string& method, int status, std::uint64_t bytes,
+                std::chrono::steady_clock::time_point received) {
         stats.used.store(true, std::memory_order_relaxed);
+        if (received != std::chrono::steady_clock::time_point{}) {
+            auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - received);
+            auto seconds = static_cast<double>(ns.count()) / 1e9;
+            stats.latency[metrics::bucketIndex(metrics::requestBuckets(), seconds)].fetch_add(1, std::memory_order_relaxed);
+            stats.latency_ns.fetch_add(static_cast<std::uint64_t>(ns.count()), std::memory_order_relaxed);
+        }
         stats.bytes.fetch_add(bytes, std::memory_order_relaxed);
         int slot = method == stats.method ? 0 : method == "HEAD" ? 1 : -1;
         if (slot >= 0 && status >= RouteStats::kFirstStatus && status <= RouteStats::kLastStatus) {
@@ -509,26 +519,42 @@ struct Server::Impl {
     // Copies the route counters into the registry (before a /metrics render).
     void publishRouteStats() {
         std::lock_guard lock(route_stats_mutex);
+        // Routes of one template (GET and PUT /packages/{path}) share a route label: summed.
+        std::map<std::string, std::uint64_t> bytes_by_route;
+        std::map<std::string, std::uint64_t> errors_by_route;
+        std::map<std::string, std::uint64_t> requests;
         for (const auto& stats : route_stats) {
-            if (!stats.used.load(std::memory_order_relaxed)) continue;
             auto route = routeLabel(stats.route);
-            std::uint64_t errors = 0;
+            // Every route's latency series exists from the start, used or not.
+            metrics::HistogramCounts latency;
+            for (const auto& bucket : stats.latency) {
+                latency.counts.push_back(bucket.load(std::memory_order_relaxed));
+                latency.count += latency.counts.back();
+            }
+            latency.sum = static_cast<double>(stats.latency_ns.load(std::memory_order_relaxed)) / 1e9;
+            registry.setHistogram("hoist_http_request_duration_seconds",
+                                  route + ",method=\"" + stats.method + "\"", latency);
+            bytes_by_route[route] += stats.bytes.load(std::memory_order_relaxed);
+            errors_by_route[route] += 0;
+            if (!stats.used.load(std::memory_order_relaxed)) continue;
             for (size_t slot = 0; slot < stats.requests.size(); ++slot) {
                 const std::string& method = slot == 0 ? stats.method : "HEAD";
                 for (size_t i = 0; i < stats.requests[slot].size(); ++i) {
                     auto n = stats.requests[slot][i].load(std::memory_order_relaxed);
                     if (n == 0) continue;
                     int status = RouteStats::kFirstStatus + static_cast<int>(i);
-                    if (status >= 500) errors += n;
-                    registry.set("hoist_http_requests_total",
-                                 route + ",method=\"" + method + "\",status=\"" +
-                                     std::to_string(status) + "\"",
-                                 static_cast<double>(n));
+                    if (status >= 500) errors_by_route[route] += n;
+                    requests[route + ",method=\"" + method + "\",status=\"" + std::to_string(status) + "\""] += n;
                 }
             }
-            registry.set("hoist_http_response_bytes_total", route,
-                         static_cast<double>(stats.bytes.load(std::memory_order_relaxed)));
-            if (errors > 0) registry.set("hoist_http_errors_total", route, static_cast<double>(errors));
+        }
+        for (const auto& [labels, n] : requests)
+            registry.set("hoist_http_requests_total", labels, static_cast<double>(n));
+        for (const auto& [route, n] : bytes_by_route)
+            registry.set("hoist_http_response_bytes_total", route, static_cast<double>(n));
+        for (const auto& [route, n] : errors_by_route) {
+            if (n > 0) registry.set("hoist_http_errors_total", route, static_cast<double>(n));
+            else registry.declare("hoist_http_errors_total", route);
         }
         registry.set("hoist_http_connections", "", static_cast<double>(connections.open()));
         registry.set("hoist_http_streams", "", static_cast<double>(openStreams()));
@@ -793,7 +819,7 @@ struct Server::Impl {
         }
         auto out = reply.stream ? admitStream(reply, request) : prepare(reply, request);
         record(*route.stats, request.method, static_cast<int>(out->header.result_int()),
-               request.method == "HEAD" ? 0 : out->length);
+               request.method == "HEAD" ? 0 : out->length, request.received);
         return out;
     }
 
@@ -904,6 +930,7 @@ private:
         const auto& message = header_parser_->get();
         request_ = std::make_shared<ServerRequest>();
         auto& request = *request_;
+        request.received = std::chrono::steady_clock::now();
         request.method = std::string(message.method_string());
         splitTarget(std::string_view(message.target().data(), message.target().size()), request);
         request.remote_addr = peer;
@@ -1362,6 +1389,10 @@ Result<std::unique_ptr<Server>> Server::create(ServerOptions options) {
     impl.registry.describe("hoist_http_requests_total", "counter", "HTTP requests by route, method and status");
     impl.registry.describe("hoist_http_response_bytes_total", "counter", "HTTP response body bytes by route");
     impl.registry.describe("hoist_http_errors_total", "counter", "HTTP 5xx responses by route");
+    impl.registry.describeHistogram("hoist_http_request_duration_seconds",
+                                    "HTTP request latency by route template and method, from the "
+                                    "header read to the reply ready",
+                                    metrics::requestBuckets());
     impl.registry.describe("hoist_http_connections", "gauge", "open HTTP connections");
     impl.registry.describe("hoist_http_connections_evicted_total", "counter",
                            "idle connections closed to admit a new one over a connection cap");
@@ -1380,6 +1411,7 @@ Result<std::unique_ptr<Server>> Server::create(ServerOptions options) {
             for (auto& c : raw->impl_->collectors) c(raw->impl_->registry);
         }
         raw->impl_->publishRouteStats();
+        metrics::collectProcess(raw->impl_->registry);
         return ServerReply::text(200, raw->impl_->registry.render(), "text/plain; version=0.0.4");
     });
     return self;
@@ -1393,7 +1425,7 @@ void Server::route(std::string_view method, const std::string& pattern, Handler 
     route.name = pattern;
     route.handler = std::move(handler);
     route.streaming = streaming_body && (method == "PUT" || method == "POST");
-    route.stats = &impl_->addRouteStats(pattern, route.method);
+    route.stats = &impl_->addRouteStats(metrics::routeTemplate(pattern), route.method);
     impl_->routes.push_back(std::move(route));
 }
 

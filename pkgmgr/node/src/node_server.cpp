@@ -169,6 +169,10 @@ void NodeServer::Impl::routes() {
     m.describe("hoist_node_packages", "gauge", "packages in the store");
     m.describe("hoist_node_stages_total", "counter", "stage requests by result");
     m.describe("hoist_node_restarts_total", "counter", "restart helpers launched");
+    m.describe("hoist_node_release_info", "gauge", "1, labelled with the node's id, role and release");
+    m.declare("hoist_node_stages_total", "result=\"ok\"");
+    m.declare("hoist_node_stages_total", "result=\"refused\"");
+    m.declare("hoist_node_restarts_total");
 }
 
 ServerReply NodeServer::Impl::getNode(const ServerRequest&) {
@@ -495,6 +499,12 @@ ServerReply NodeServer::Impl::getTransaction(const ServerRequest& request) {
 }
 
 void NodeServer::Impl::collectMetrics(metrics::Registry& registry) {
+    // The helper updates node.json's release after each swap.
+    auto fresh = NodeConfig::load(layout);
+    registry.replace("hoist_node_release_info",
+                     {{metrics::label("node", config.id) + "," + metrics::label("role", config.role) +
+                           "," + metrics::label("release", fresh ? fresh->release : config.release),
+                       1.0}});
     if (auto gens = generations()) {
         if (auto cur = gens->current()) registry.set("hoist_node_generation", {}, static_cast<double>(cur->value_or(0)));
     }

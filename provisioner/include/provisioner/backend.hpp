@@ -36,6 +36,8 @@ public:
     virtual Result<void> refresh(std::vector<NodeRecord>& nodes) = 0;
     /// Decommissions one node; sets its state (terminating or terminated).
     virtual Result<void> terminate(NodeRecord& node) = 0;
+    /// Attempts the last call made (1 when it did not retry), for the retry counter in metrics.
+    virtual int lastAttempts() const { return 1; }
 };
 
 /// Values every bootstrap needs, whatever the backend.

@@ -63,8 +63,16 @@ public:
     /// Registers the routes of DESIGN.md; `token` guards POST and DELETE.
     void addRoutes(http::Server& server, std::string token);
 
+    /// Sets the provisioner's gauges (nodes by state) and copies its counters (backend calls,
+    /// errors and retries, by operation) into `registry` before a /metrics render.
+    void collectMetrics(metrics::Registry& registry);
+
 private:
+    /// Counts one backend call of `op` ("launch", "refresh", "terminate") and its result.
+    void countCall(std::string_view op, bool ok);
+
     StateStore& store_;
+    metrics::Registry metrics_;
     Backend& backend_;
     ServiceOptions options_;
     std::mutex mutex_;

@@ -8,10 +8,13 @@
 //  "exit_code": 1,
 //  "start_delay_ms": 0,            sleep this long before listening
 //  "unhealthy_after_ms": 0,        turn /health to 503 this long after listening (0: never)
-//  "ignore_sigterm": false}        ignore SIGTERM (to test SIGKILL after stop_timeout_ms)
+//  "ignore_sigterm": false,        ignore SIGTERM (to test SIGKILL after stop_timeout_ms)
+//  "errors_per_second": 0}         grow standin_errors_total on /metrics at this rate (a broken
+//                                  release for metric gates; the counter is there at 0 otherwise)
 
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <csignal>
 #include <cstdlib>
 #include <iostream>
@@ -41,6 +44,7 @@ struct Behaviour {
     std::int64_t start_delay_ms = 0;
     std::int64_t unhealthy_after_ms = 0;
     bool ignore_sigterm = false;
+    std::int64_t errors_per_second = 0;
 };
 
 Result<Behaviour> loadBehaviour(const std::string& path) {
@@ -53,7 +57,8 @@ Result<Behaviour> loadBehaviour(const std::string& path) {
     }
     HOIST_ASSIGN(auto doc, json::parseObject(*text, path));
     HOIST_TRY(json::rejectUnknown(doc, {"health", "crash_at_start", "exit_code", "start_delay_ms",
-                                        "unhealthy_after_ms", "ignore_sigterm"},
+                                        "unhealthy_after_ms", "ignore_sigterm",
+                                        "errors_per_second"},
                                   path));
     HOIST_ASSIGN(auto health, json::optString(doc, "health", path));
     if (health) {
@@ -71,6 +76,8 @@ Result<Behaviour> loadBehaviour(const std::string& path) {
     b.unhealthy_after_ms = after.value_or(0);
     HOIST_ASSIGN(auto ignore, json::optBool(doc, "ignore_sigterm", path));
     b.ignore_sigterm = ignore.value_or(false);
+    HOIST_ASSIGN(auto errors, json::optInt(doc, "errors_per_second", path));
+    b.errors_per_second = errors.value_or(0);
     return b;
 }
 
@@ -157,6 +164,13 @@ int run(int argc, char** argv) {
             .field("startup_us", static_cast<std::int64_t>(startup.count()))
             .endObject();
         return http::ServerReply::json(200, w.str());
+    });
+    server.metrics().describe("standin_errors_total", "counter",
+                              "errors the stand-in reports (errors_per_second since listening)");
+    server.onMetrics([&listening, behave](metrics::Registry& registry) {
+        auto seconds = std::chrono::duration<double>(Clock::now() - listening).count();
+        registry.set("standin_errors_total", {},
+                     std::floor(static_cast<double>(behave.errors_per_second) * seconds));
     });
     auto port = server.bind();
     if (!port) {

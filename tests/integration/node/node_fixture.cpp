@@ -108,6 +108,7 @@ BuiltPackage NodeFixture::configPackage(const std::string& version, const Behavi
         .field("start_delay_ms", b.start_delay_ms)
         .field("unhealthy_after_ms", b.unhealthy_after_ms)
         .field("ignore_sigterm", b.ignore_sigterm)
+        .field("errors_per_second", b.errors_per_second)
         .endObject();
     writeFile(dir / "etc/mesos/standin.json", w.str());
     auto out = tmp_ / ("pkg-" + std::to_string(package_counter_) + ".tar.zst");

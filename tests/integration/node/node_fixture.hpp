@@ -27,6 +27,7 @@ struct Behaviour {
     int start_delay_ms = 0;
     int unhealthy_after_ms = 0;
     bool ignore_sigterm = false;
+    int errors_per_second = 0;
 };
 
 /// The health check the mesos package declares.

@@ -27,7 +27,13 @@ public:
     StageOutcome stage(const std::string& address, const std::string&) override {
         std::lock_guard lock(mutex_);
         log_.push_back("stage " + address);
+        if (address.ends_with("/" + fail_stage_)) return {StageOutcome::Kind::failed, 0, "refused"};
         return {StageOutcome::Kind::staged, 2, ""};
+    }
+    /// The node whose stage fails.
+    void failStage(std::string node) {
+        std::lock_guard lock(mutex_);
+        fail_stage_ = std::move(node);
     }
     RestartOutcome restart(const std::string& address, std::int64_t generation,
                            const std::string& deployment, const std::string&) override {
@@ -70,6 +76,7 @@ private:
     std::vector<std::string> log_;
     std::vector<std::string> uncommitted_;
     std::map<std::string, std::int64_t> generation_;
+    std::string fail_stage_;
 };
 
 TEST(EngineWithFakeGateway, RollsOutCommittingEachRestartBeforeItIsSent) {
@@ -180,6 +187,106 @@ TEST(EngineWithFakeGateway, ANodeSwappingWhenItsDeploymentWasAbortedIsRecordedAf
     ASSERT_OK(d);
     EXPECT_EQ((*d)->state, DeploymentState::aborted);  // it keeps its outcome
     (*engine)->stop();
+}
+
+
+std::string render(Engine& engine) {
+    metrics::Registry registry;
+    engine.collectMetrics(registry);
+    return registry.render();
+}
+
+bool has(const std::string& text, const std::string& line) {
+    return text.find(line + "\n") != std::string::npos;
+}
+
+// Every state of the per-state gauges is set on each render: a state a deployment left
+// behind (a failed node) reads 0 once it is over, and the counters exist from the start.
+TEST(EngineWithFakeGateway, PerStateGaugesKeepNoStaleValueAcrossDeployments) {
+    TempFolder dir;
+    writeReleases(dir / "repo");
+    auto state = State::open(dir / "state.db");
+    ASSERT_OK(state);
+    auto gateway = std::make_unique<FakeGateway>(**state);
+    auto* fake = gateway.get();
+    fake->failStage("agent-2");
+    EngineOptions options;
+    options.repo_url = "file://" + (dir / "repo").string();
+    options.allow_unsigned = true;
+    options.poll_after = 20ms;
+    auto engine = Engine::create(**state, options, std::move(gateway));
+    ASSERT_OK(engine);
+    auto& e = **engine;
+    auto before = render(e);
+    for (const char* line : {"hoist_coordinator_deployment_nodes{state=\"failed\"} 0",
+                             "hoist_coordinator_deployment_acting 0",
+                             "hoist_coordinator_node_swaps_total{result=\"done\"} 0",
+                             "hoist_coordinator_node_swaps_total{result=\"failed\"} 0",
+                             "hoist_coordinator_node_swap_duration_seconds_count{result=\"done\"} 0",
+                             "hoist_coordinator_deployment_state{state=\"rolling\"} 0"})
+        EXPECT_TRUE(has(before, line)) << line << "\n" << before;
+    e.start();
+    for (const char* id : {"agent-2", "master-1", "agent-1"}) {
+        NodeRecord n;
+        n.id = id;
+        n.role = std::string(id).starts_with("master") ? "master" : "agent";
+        n.address = std::string("http://fake/") + id;
+        n.release = "1.0.0";
+        n.generation = 1;
+        ASSERT_OK(e.registerNode(n));
+    }
+    StartRequest request;
+    request.version = "2.0.0";
+    request.max_parallel = "1";
+    request.max_failures = 1;
+    ASSERT_OK(e.startDeployment(request));
+    // Seen while d-1 acts: its failed node.
+    std::string during;
+    ASSERT_TRUE(testing::waitFor(
+        [&] {
+            during = render(e);
+            return has(during, "hoist_coordinator_deployment_nodes{state=\"failed\"} 1") &&
+                   has(during, "hoist_coordinator_deployment_acting 1");
+        },
+        10s, 1ms))
+        << during;
+    EXPECT_NE(during.find("hoist_coordinator_deployment_info{id=\"d-1\",version=\"2.0.0\""),
+              std::string::npos) << during;
+    ASSERT_TRUE(testing::waitFor(
+        [&] {
+            auto d = (*state)->deployment("d-1");
+            return d && *d && isFinished((*d)->state);
+        },
+        10s, 10ms));
+    // d-1 over, d-2 (its rollback) runs and ends: nothing of d-1's states stays.
+    fake->failStage("");
+    ASSERT_OK(e.rollback(std::string("d-1"), std::nullopt, "admin"));
+    ASSERT_TRUE(testing::waitFor(
+        [&] {
+            auto d = (*state)->deployment("d-2");
+            return d && *d && isFinished((*d)->state);
+        },
+        10s, 10ms));
+    std::string after;
+    ASSERT_TRUE(testing::waitFor(
+        [&] {
+            after = render(e);
+            return has(after, "hoist_coordinator_deployment_acting 0");
+        },
+        5s, 10ms))
+        << after;
+    for (auto step : allNodeSteps())
+        EXPECT_TRUE(has(after, "hoist_coordinator_deployment_nodes{state=\"" +
+                                   std::string(toString(step)) + "\"} 0"))
+            << toString(step) << "\n" << after;
+    EXPECT_EQ(after.find("hoist_coordinator_deployment_info{"), std::string::npos) << after;
+    // d-1 swapped two nodes (agent-2 failed its stage: no swap), d-2 put both back.
+    EXPECT_TRUE(has(after, "hoist_coordinator_node_swaps_total{result=\"done\"} 2")) << after;
+    EXPECT_TRUE(has(after, "hoist_coordinator_node_swaps_total{result=\"reverted\"} 2")) << after;
+    EXPECT_TRUE(has(after, "hoist_coordinator_node_swaps_total{result=\"failed\"} 0")) << after;
+    EXPECT_TRUE(has(after, "hoist_coordinator_node_swap_duration_seconds_count{result=\"done\"} 2"))
+        << after;
+    e.stop();
 }
 
 }  // namespace

@@ -32,6 +32,8 @@ struct ServerRequest {
     /// Reads the body in chunks, for routes registered with streaming_body; returns false
     /// when the client went away or a sink said stop.
     std::function<bool(const BodySink&)> read_body;
+    /// When the request's header was read (the start of its latency in metrics).
+    std::chrono::steady_clock::time_point received{};
 
     std::optional<std::string> header(std::string_view name) const;
     std::optional<std::string> queryParam(std::string_view name) const;
@@ -168,6 +170,7 @@ public:
 
     /// Registers a route; `pattern` is a regex over the whole path. With streaming_body the
     /// handler reads the body itself through ServerRequest::read_body (payload_limit applies).
+    /// Metrics label the route with metrics::routeTemplate(pattern) (`/v1/nodes/{id}/status`).
     void route(std::string_view method, const std::string& pattern, Handler handler,
                bool streaming_body = false);
     /// Registers a route whose handler is quick and never blocks (a stat, a page-cache read,
