@@ -111,6 +111,15 @@ int serve(const ServeOptions& o, std::ostream& err) {
 
     auto listen = parseListen(o.listen);
     if (!listen) return failWith(listen.error());
+    // One coordinator per state file: a second would act on the same nodes without knowing of
+    // the first (its holds, its rollout). The lock goes before anything reads or moves the file.
+    auto state_lock = files::PidLock::acquire(o.state + ".lock", "state file " + o.state);
+    if (!state_lock)
+        return failWith(Error{state_lock.error().code,
+                              state_lock.error().message +
+                                  ": another deploy-coordinator runs on it; stop that one, or "
+                                  "give this one its own --state",
+                              state_lock.error().sys_errno});
     auto state = State::open(o.state, o.init);
     if (!state) return failWith(state.error());
 

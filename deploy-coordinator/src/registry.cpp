@@ -112,8 +112,10 @@ Result<std::string> Engine::desired(const std::string& id, std::optional<std::in
     PullAnswer answer;
     std::string deployment;
     bool held = false;
+    std::int64_t epoch = 0;
     {
         std::lock_guard lock(mutex_);
+        epoch = term_;
         auto it = nodes_.find(id);
         if (it == nodes_.end()) return std::unexpected(pkgmgr::notRegistered(id));
         auto& rec = it->second;
@@ -164,6 +166,7 @@ Result<std::string> Engine::desired(const std::string& id, std::optional<std::in
     reply.release = answer.release;
     reply.generation = answer.generation;
     reply.held = held;
+    reply.epoch = epoch;
     return reply.toJson();
 }
 

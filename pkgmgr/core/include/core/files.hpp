@@ -75,6 +75,26 @@ private:
     int fd_ = -1;
 };
 
+/// An exclusive flock(2) on a lock file that also names its holder: the holder's pid is written
+/// in the file. Held until the object dies or the process does (a SIGKILL releases it too), so
+/// a stale file never blocks. For "one process per resource" (a coordinator's state file).
+class PidLock {
+public:
+    /// Tries once. Busy when another process holds it, naming `what`, the pid written in the
+    /// file and the lock file: "state file x.db is in use by pid 4242 (it holds x.db.lock)".
+    /// Io when the file cannot be opened or written.
+    static Result<PidLock> acquire(const fs::path& lock_file, std::string_view what);
+    PidLock(PidLock&& other) noexcept;
+    PidLock& operator=(PidLock&& other) noexcept;
+    PidLock(const PidLock&) = delete;
+    PidLock& operator=(const PidLock&) = delete;
+    ~PidLock();
+
+private:
+    explicit PidLock(int fd) : fd_(fd) {}
+    int fd_ = -1;
+};
+
 }  // namespace hoist::files
 
 namespace hoist {
