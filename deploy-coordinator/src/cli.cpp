@@ -170,6 +170,7 @@ int serve(const ServeOptions& o, std::ostream& err) {
     std::unique_ptr<etcd::Client> etcd_client;
     std::unique_ptr<EtcdStateStore> etcd_store;
     std::unique_ptr<State> sqlite_state;
+    std::optional<files::PidLock> state_lock;
     StateStore* store = nullptr;
     if (o.state.starts_with("etcd://")) {
         auto url = etcd::parseEtcdUrl(o.state);
@@ -196,6 +197,17 @@ int serve(const ServeOptions& o, std::ostream& err) {
         store = etcd_store.get();
         eo.standby = true;
     } else {
+        // One coordinator per state file: a second would act on the same nodes without knowing
+        // of the first (its holds, its rollout). The lock goes before anything reads or moves
+        // the file.
+        auto locked = files::PidLock::acquire(o.state + ".lock", "state file " + o.state);
+        if (!locked)
+            return failWith(Error{locked.error().code,
+                                  locked.error().message +
+                                      ": another deploy-coordinator runs on it; stop that one, "
+                                      "or give this one its own --state",
+                                  locked.error().sys_errno});
+        state_lock.emplace(std::move(*locked));
         auto state = State::open(o.state, o.init);
         if (!state) return failWith(state.error());
         sqlite_state = std::move(*state);

@@ -164,6 +164,8 @@ std::function<void()> Engine::task(const NodeAction& action) {
     std::string dep = active_->d.id;
     std::string version = active_->d.version;
     std::string node = action.node;
+    // The term this action was committed under: a node that has seen a newer one refuses it.
+    std::int64_t epoch = term_;
     auto it = nodes_.find(node);
     std::string address = it == nodes_.end() ? "" : it->second.address;
     auto deliver = [this, dep, node](auto hear) {
@@ -178,13 +180,13 @@ std::function<void()> Engine::task(const NodeAction& action) {
     };
     switch (action.kind) {
         case NodeAction::Kind::stage:
-            return [this, deliver, address, version] {
+            return [this, deliver, address, version, epoch] {
                 // A stage switches nothing, and can take minutes: the halt does not wait for
                 // one already sent, but none is sent once a hold stands.
                 StageOutcome outcome{StageOutcome::Kind::deferred, 0, ""};
                 if (!gate_.raised() && (!options_.may_act || options_.may_act())) {
                     auto began = std::chrono::steady_clock::now();
-                    outcome = gateway_->stage(address, version);
+                    outcome = gateway_->stage(address, version, epoch);
                     rollout_metrics_.stageFinished(
                         outcome.kind == StageOutcome::Kind::staged ? "staged" : "failed",
                         std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count());
@@ -197,13 +199,13 @@ std::function<void()> Engine::task(const NodeAction& action) {
                 });
             };
         case NodeAction::Kind::restart:
-            return [this, deliver, address, dep, generation = action.generation,
+            return [this, deliver, address, dep, epoch, generation = action.generation,
                     report_to = options_.advertise_url] {
                 RestartOutcome outcome{RestartOutcome::Kind::deferred, ""};
                 // The hold check sits right before the send: nothing leaves once a halt is
                 // answered.
                 if ((!options_.may_act || options_.may_act()) && gate_.beginSend()) {
-                    outcome = gateway_->restart(address, generation, dep, report_to);
+                    outcome = gateway_->restart(address, generation, dep, report_to, epoch);
                     gate_.endSend();
                     actions_sent_++;
                 } else {

@@ -12,8 +12,9 @@ public:
     HttpGateway(std::string token, std::chrono::milliseconds stage_timeout)
         : token_(std::move(token)), stage_timeout_(stage_timeout) {}
 
-    StageOutcome stage(const std::string& address, const std::string& release) override {
-        auto request = make("POST", address, "/v1/stage", stageRequest(release));
+    StageOutcome stage(const std::string& address, const std::string& release,
+                       std::int64_t epoch) override {
+        auto request = make("POST", address, "/v1/stage", stageRequest(release, epoch));
         request.timeout = stage_timeout_;
         auto reply =
             client().send(request, {3, std::chrono::milliseconds(200), std::chrono::seconds(2)});
@@ -22,9 +23,10 @@ public:
     }
 
     RestartOutcome restart(const std::string& address, std::int64_t generation,
-                           const std::string& deployment, const std::string& report_to) override {
-        auto request =
-            make("POST", address, "/v1/restart", restartRequest(generation, deployment, report_to));
+                           const std::string& deployment, const std::string& report_to,
+                           std::int64_t epoch) override {
+        auto request = make("POST", address, "/v1/restart",
+                            restartRequest(generation, deployment, report_to, epoch));
         request.timeout = std::chrono::seconds(30);
         auto reply = client().send(request);
         if (!reply) return {RestartOutcome::Kind::lost, reply.error().describe()};

@@ -40,8 +40,8 @@ TransactionView parseTransaction(const http::Response& response) {
     return {view->underWay(), pkgmgr::parseHelperStep(view->step())};
 }
 
-std::string stageRequest(std::string_view release) {
-    return pkgmgr::StageRequest{std::string(release), std::nullopt}.toJson();
+std::string stageRequest(std::string_view release, std::int64_t epoch) {
+    return pkgmgr::StageRequest{std::string(release), std::nullopt, epoch}.toJson();
 }
 
 std::int64_t parseStageReply(std::string_view body) {
@@ -50,8 +50,9 @@ std::int64_t parseStageReply(std::string_view body) {
 }
 
 std::string restartRequest(std::int64_t generation, std::string_view deployment,
-                           std::string_view report_to) {
-    return pkgmgr::RestartRequest{generation, std::string(deployment), std::string(report_to)}
+                           std::string_view report_to, std::int64_t epoch) {
+    return pkgmgr::RestartRequest{generation, std::string(deployment), std::string(report_to),
+                                  epoch}
         .toJson();
 }
 

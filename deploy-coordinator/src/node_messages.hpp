@@ -28,13 +28,13 @@ struct TransactionView {
 };
 TransactionView parseTransaction(const http::Response& response);
 
-/// The body of POST /v1/stage.
-std::string stageRequest(std::string_view release);
+/// The body of POST /v1/stage (epoch 0: none sent).
+std::string stageRequest(std::string_view release, std::int64_t epoch = 0);
 /// The generation a stage reply names (0 when none).
 std::int64_t parseStageReply(std::string_view body);
-/// The body of POST /v1/restart.
+/// The body of POST /v1/restart (epoch 0: none sent).
 std::string restartRequest(std::int64_t generation, std::string_view deployment,
-                           std::string_view report_to);
+                           std::string_view report_to, std::int64_t epoch = 0);
 
 /// A failed request as one line: the transport error, or "HTTP <status>: <error or body>".
 std::string errorText(const Result<http::Response>& reply);

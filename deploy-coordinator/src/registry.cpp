@@ -134,7 +134,9 @@ Result<std::string> Engine::desiredOnRunner(const std::string& id,
     PullAnswer answer;
     std::string deployment;
     bool held = false;
+    std::int64_t epoch = 0;
     {
+        epoch = term_;  // on the runner, which holds the state lock
         auto it = nodes_.find(id);
         if (it == nodes_.end()) return std::unexpected(pkgmgr::notRegistered(id));
         auto& rec = it->second;
@@ -183,6 +185,7 @@ Result<std::string> Engine::desiredOnRunner(const std::string& id,
     reply.release = answer.release;
     reply.generation = answer.generation;
     reply.held = held;
+    reply.epoch = epoch;
     return reply.toJson();
 }
 

@@ -43,6 +43,17 @@ Result<json::Document> parseBody(std::string_view text, std::string_view ctx) {
     return json::parseObject(text, ctx);
 }
 
+// The optional "epoch" of a command or pull answer: absent reads as 0 (no epoch).
+Result<std::int64_t> readEpoch(const json::Value& doc, std::string_view ctx) {
+    HOIST_ASSIGN(auto epoch, json::optInt(doc, "epoch", ctx));
+    if (epoch.value_or(0) < 0) return fail(Errc::Invalid, ctx, ": field 'epoch' must not be negative");
+    return epoch.value_or(0);
+}
+
+void writeEpoch(json::Writer& w, std::int64_t epoch) {
+    if (epoch > 0) w.field("epoch", epoch);
+}
+
 // The optional "deployment" and "report_to" of a restart or rollback.
 Result<void> readReportTarget(const json::Value& doc, std::string_view ctx, std::string& deployment,
                               std::string& report_to) {
@@ -175,6 +186,7 @@ Result<NodeView> NodeView::fromJson(std::string_view text) {
         }
         v.transaction = std::move(summary);
     }
+    HOIST_ASSIGN(v.epoch, readEpoch(doc, ctx));
     return v;
 }
 
@@ -211,6 +223,7 @@ std::string NodeView::toJson() const {
             .endObject();
     else
         w.null();
+    w.field("epoch", epoch);
     w.endObject();
     return w.str();
 }
@@ -261,8 +274,9 @@ std::string TransactionView::toJson() const {
 Result<StageRequest> StageRequest::fromJson(std::string_view text) {
     constexpr std::string_view ctx = "stage request";
     HOIST_ASSIGN(auto doc, json::parseObject(text, ctx));
-    HOIST_TRY(json::rejectUnknown(doc, {"release", "packages"}, ctx));
+    HOIST_TRY(json::rejectUnknown(doc, {"release", "packages", "epoch"}, ctx));
     StageRequest r;
+    HOIST_ASSIGN(r.epoch, readEpoch(doc, ctx));
     HOIST_ASSIGN(r.release, json::optString(doc, "release", ctx));
     HOIST_ASSIGN(const json::Value* packages, json::optArray(doc, "packages", ctx));
     if (r.release.has_value() == (packages != nullptr))
@@ -279,6 +293,7 @@ std::string StageRequest::toJson() const {
     w.beginObject();
     if (release) w.field("release", *release);
     if (packages) writeRefs(w, *packages);
+    writeEpoch(w, epoch);
     w.endObject();
     return w.str();
 }
@@ -309,10 +324,11 @@ std::string StageReply::toJson() const {
 Result<RestartRequest> RestartRequest::fromJson(std::string_view text) {
     constexpr std::string_view ctx = "restart request";
     HOIST_ASSIGN(auto doc, json::parseObject(text, ctx));
-    HOIST_TRY(json::rejectUnknown(doc, {"generation", "deployment", "report_to"}, ctx));
+    HOIST_TRY(json::rejectUnknown(doc, {"generation", "deployment", "report_to", "epoch"}, ctx));
     RestartRequest r;
     HOIST_ASSIGN(r.generation, json::getInt(doc, "generation", ctx));
     HOIST_TRY(readReportTarget(doc, ctx, r.deployment, r.report_to));
+    HOIST_ASSIGN(r.epoch, readEpoch(doc, ctx));
     return r;
 }
 
@@ -321,23 +337,27 @@ std::string RestartRequest::toJson() const {
     w.beginObject()
         .field("generation", generation)
         .field("deployment", deployment)
-        .field("report_to", report_to)
-        .endObject();
+        .field("report_to", report_to);
+    writeEpoch(w, epoch);
+    w.endObject();
     return w.str();
 }
 
 Result<RollbackRequest> RollbackRequest::fromJson(std::string_view text) {
     constexpr std::string_view ctx = "rollback request";
     HOIST_ASSIGN(auto doc, parseBody(text, ctx));
-    HOIST_TRY(json::rejectUnknown(doc, {"deployment", "report_to"}, ctx));
+    HOIST_TRY(json::rejectUnknown(doc, {"deployment", "report_to", "epoch"}, ctx));
     RollbackRequest r;
     HOIST_TRY(readReportTarget(doc, ctx, r.deployment, r.report_to));
+    HOIST_ASSIGN(r.epoch, readEpoch(doc, ctx));
     return r;
 }
 
 std::string RollbackRequest::toJson() const {
     json::Writer w;
-    w.beginObject().field("deployment", deployment).field("report_to", report_to).endObject();
+    w.beginObject().field("deployment", deployment).field("report_to", report_to);
+    writeEpoch(w, epoch);
+    w.endObject();
     return w.str();
 }
 
@@ -370,6 +390,7 @@ Result<DesiredState> DesiredState::fromJson(std::string_view text) {
     HOIST_ASSIGN(d.generation, json::getInt(doc, "generation", ctx));
     HOIST_ASSIGN(auto held, json::optBool(doc, "held", ctx));
     d.held = held.value_or(false);
+    HOIST_ASSIGN(d.epoch, readEpoch(doc, ctx));
     return d;
 }
 
@@ -380,8 +401,9 @@ std::string DesiredState::toJson() const {
         .field("deployment", deployment)
         .field("release", release)
         .field("generation", generation)
-        .field("held", held)
-        .endObject();
+        .field("held", held);
+    writeEpoch(w, epoch);
+    w.endObject();
     return w.str();
 }
 

@@ -52,9 +52,11 @@ int runCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
     app.add_option("--log-level", o.log_level, "debug, info, warn or error")
         ->check(CLI::IsMember({"debug", "info", "warn", "error"}));
     app.add_option("--log-format", o.log_format, "text or json")->check(CLI::IsMember({"text", "json"}));
-    app.add_option("--lock-wait", o.lock_wait_ms, "milliseconds to wait for the node lock");
+    app.add_option("--lock-wait", o.lock_wait_ms, "milliseconds to wait for the node lock")
+        ->check(hoist::cli::wholeNumber(0));
     app.add_option("--ping-grace", o.ping_grace_ms,
-                   "milliseconds to keep delivering status pings before exiting");
+                   "milliseconds to keep delivering status pings before exiting")
+        ->check(hoist::cli::wholeNumber(0));
     app.add_flag("--json", o.json, "print results as JSON");
 
     std::function<int(Helper&)> action;
@@ -66,6 +68,10 @@ int runCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
     swap->add_option("--report-to", o.swap.report_to,
                      "coordinator URL for the status pings (default: node.json's)");
     swap->add_option("--operation", o.swap.operation, "operation id (default: a new one)");
+    swap->add_option("--epoch", o.swap.epoch,
+                     "coordinator epoch the restart was sent under; refused when the node has "
+                     "seen a higher one (default: none)")
+        ->check(hoist::cli::wholeNumber(0));
     swap->callback([&] {
         action = [&](Helper& h) {
             auto done = h.swap(o.swap);

@@ -9,6 +9,7 @@
 #include "core/json.hpp"
 #include "core/log.hpp"
 #include "helper_impl.hpp"
+#include "pkgmgr/epoch.hpp"
 #include "recovery.hpp"
 #include "pkgmgr/status.hpp"
 #include "pkgmgr/wire.hpp"
@@ -411,6 +412,7 @@ Result<Journal> Helper::swap(const SwapRequest& request) {
     auto& d = *impl_;
     HOIST_TRY(d.loadNode());
     HOIST_TRY(d.lockNode());
+    HOIST_TRY(pkgmgr::admitEpoch(d.layout, request.epoch, "restart"));
     HOIST_TRY(d.recoverLocked(false));
     HOIST_ASSIGN(auto target, d.gens->load(request.to));
     // A damaged package is refused while the old service still runs.

@@ -10,6 +10,16 @@ NodeLayout Cli::layout() const {
     return NodeLayout::at(root.empty() ? NodeLayout::defaultRoot() : fs::path(root));
 }
 
+Result<NodeLayout> Cli::existingLayout() const {
+    auto layout = this->layout();
+    std::error_code ec;
+    for (const auto& marker : {layout.store(), layout.generations(), layout.nodeJson()})
+        if (fs::exists(marker, ec)) return layout;
+    return hoist::fail(Errc::NotFound, "no hoist node root at ", layout.root.string(),
+                " (it holds no store/, generations/ or node.json): give --root or HOIST_ROOT; "
+                "`pkgmgr add` or `restart-helper bootstrap` makes a new one");
+}
+
 int Cli::fail(const Error& error) const {
     err << "pkgmgr: " << error.describe() << "\n";
     return exitCode(error.code);

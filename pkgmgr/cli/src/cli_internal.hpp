@@ -27,6 +27,10 @@ struct Cli {
 
     /// --root, else $HOIST_ROOT, else /opt/hoist.
     NodeLayout layout() const;
+    /// layout(), for verbs that only read or change an existing node: NotFound "no hoist node
+    /// root at X" when the folder holds none of store/, generations/ or node.json, so a
+    /// mistyped --root is named and nothing is created there.
+    Result<NodeLayout> existingLayout() const;
     /// Prints "pkgmgr: <message>" on err and returns the error's exit code.
     int fail(const Error& error) const;
 };

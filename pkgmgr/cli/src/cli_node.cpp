@@ -70,16 +70,18 @@ void addNodeCommands(Cli& cli) {
     sub->add_option("--restart-helper", o->restart_helper,
                     "restart-helper binary (default: $HOIST_RESTART_HELPER, beside pkgmgr, or PATH)");
     sub->add_option("--layouts", o->layouts, "role rules folder (default: $HOIST_LAYOUTS or built in)");
-    sub->add_option("--parallel", o->parallel, "packages stage fetches at once");
+    sub->add_option("--parallel", o->parallel, "packages stage fetches at once")
+        ->check(hoist::cli::wholeNumber(1, 256));
     sub->add_option("--fetch-retry-for", o->fetch_retry_for_s,
                     "seconds a package fetch keeps retrying an unreachable repository")
         ->capture_default_str();
-    sub->add_option("--lock-wait", o->lock_wait_ms, "milliseconds to wait for the node lock");
+    sub->add_option("--lock-wait", o->lock_wait_ms, "milliseconds to wait for the node lock")
+        ->check(hoist::cli::wholeNumber(0));
     sub->add_flag("--no-register", o->no_register, "do not announce this node to the coordinator");
     sub->add_option("--pull-interval-ms", o->pull_interval_ms,
                     "pull mode: ask the coordinator for the desired state this often and apply it "
                     "(0, the default: push mode, the coordinator calls this endpoint)")
-        ->check(CLI::NonNegativeNumber);
+        ->check(hoist::cli::wholeNumber(0));
     sub->add_option("--advertise-url", o->advertise_url,
                     "the address registered with the coordinator (default: http://HOST:PORT as "
                     "bound)");

@@ -12,6 +12,7 @@
 #include "pkgmgr/generations.hpp"
 #include "pkgmgr/node_config.hpp"
 #include "pkgmgr/release.hpp"
+#include "pkgmgr/service.hpp"
 #include "pkgmgr/sets.hpp"
 #include "pkgmgr/store.hpp"
 
@@ -124,22 +125,58 @@ void writeGeneration(json::Writer& w, const Generation& gen, std::optional<long>
     w.endObject();
 }
 
+// The generations of an existing node root (Cli::existingLayout): nothing is created at a
+// mistyped --root.
+Result<Generations> openGenerations(const Cli& cli) {
+    HOIST_ASSIGN(auto layout, cli.existingLayout());
+    return Generations::open(layout);
+}
+
+// A rollback on a node whose service runs would switch `current` under the service without
+// restarting it: the service would run one generation while the node reports another. The
+// restart helper does it whole (stop, switch, health check, roll back on failure).
+Result<void> refuseUnderLiveService(const Cli& cli, const Generations& gens) {
+    auto layout = cli.existingLayout();
+    if (!layout) return ok();
+    auto config = NodeConfig::load(*layout);
+    if (!config) return ok();  // no node.json: no service is managed here
+    std::error_code ec;
+    auto root = fs::absolute(layout->root, ec).string();
+    if (fs::exists(layout->txn(), ec))
+        return fail(Errc::Conflict, "a restart transaction is under way on this node (",
+                    layout->txn().string(), "): wait for it, or run `restart-helper --root ", root,
+                    " recover`");
+    HOIST_ASSIGN(auto manager, makeServiceManager(*layout, *config));
+    HOIST_ASSIGN(auto status, manager->status());
+    if (!status.running) return ok();
+    HOIST_ASSIGN(auto previous, gens.previous());
+    if (!previous) return fail(Errc::NotFound, "rollback: no previous generation to go back to");
+    return fail(Errc::Conflict, "the node's service is running: `pkgmgr rollback` would switch ",
+                "`current` without restarting it; run `restart-helper --root ", root,
+                " swap --to ", *previous,
+                "` (stops the service, switches, checks its health, rolls back on failure), or "
+                "POST /v1/rollback to the node endpoint");
+}
+
 int runCheckOrStage(Cli& cli, const SetOptions& o, bool stage) {
-    auto layout = cli.layout();
     if (!o.release_file.empty() && !o.set.empty())
         return cli.fail(Error{Errc::Invalid, "give either a SET or --release FILE, not both"});
+    // A bad manifest is refused as such, before the node root is looked for (reading it
+    // creates nothing).
+    std::optional<Release> release;
+    if (!o.release_file.empty()) {
+        auto loaded = readRelease(o, cli.layout());
+        if (!loaded) return cli.fail(loaded.error());
+        release = std::move(*loaded);
+    }
+    auto existing = cli.existingLayout();
+    if (!existing) return cli.fail(existing.error());
+    const auto& layout = *existing;
     auto rules = roleRules(o, layout);
     if (!rules) return cli.fail(rules.error());
     auto gens = Generations::open(layout);
     if (!gens) return cli.fail(gens.error());
     gens->setLockWait(std::chrono::milliseconds(o.lock_wait_ms));
-
-    std::optional<Release> release;
-    if (!o.release_file.empty()) {
-        auto loaded = readRelease(o, layout);
-        if (!loaded) return cli.fail(loaded.error());
-        release = std::move(*loaded);
-    }
     std::vector<std::string> shas;
     if (!release) {
         auto resolved = resolveSet(o.set, layout);
@@ -187,7 +224,7 @@ struct GenOptions {
 };
 
 int runActive(Cli& cli, const GenOptions& o) {
-    auto gens = Generations::open(cli.layout());
+    auto gens = openGenerations(cli);
     if (!gens) return cli.fail(gens.error());
     auto current = gens->current();
     if (!current) return cli.fail(current.error());
@@ -218,7 +255,7 @@ int runActive(Cli& cli, const GenOptions& o) {
 }
 
 int runGenerations(Cli& cli, const GenOptions& o) {
-    auto gens = Generations::open(cli.layout());
+    auto gens = openGenerations(cli);
     if (!gens) return cli.fail(gens.error());
     auto current = gens->current();
     if (!current) return cli.fail(current.error());
@@ -242,7 +279,7 @@ int runGenerations(Cli& cli, const GenOptions& o) {
 }
 
 int runGc(Cli& cli, const GenOptions& o) {
-    auto gens = Generations::open(cli.layout());
+    auto gens = openGenerations(cli);
     if (!gens) return cli.fail(gens.error());
     gens->setLockWait(std::chrono::milliseconds(o.lock_wait_ms));
     auto report = gens->gc(o.keep, o.dry_run);
@@ -268,7 +305,7 @@ int runGc(Cli& cli, const GenOptions& o) {
 }
 
 int runRecover(Cli& cli, const GenOptions& o) {
-    auto gens = Generations::open(cli.layout());
+    auto gens = openGenerations(cli);
     if (!gens) return cli.fail(gens.error());
     gens->setLockWait(std::chrono::milliseconds(o.lock_wait_ms));
     auto report = gens->recover();
@@ -362,7 +399,8 @@ void addSetCommands(Cli& cli) {
         addSetArguments(sub, *o);
         if (stage)
             sub->add_option("--lock-wait", o->lock_wait_ms,
-                            "milliseconds to wait for the node lock (default 0: fail at once)");
+                            "milliseconds to wait for the node lock (default 0: fail at once)")
+                ->check(hoist::cli::wholeNumber(0));
         sub->callback([&cli, o, stage] {
             cli.action = [&cli, o, stage] { return runCheckOrStage(cli, *o, stage); };
         });
@@ -372,10 +410,11 @@ void addSetCommands(Cli& cli) {
         auto o = std::make_shared<GenOptions>();
         auto* sub = app.add_subcommand("activate", "switch `current` to a staged generation");
         sub->add_option("generation", o->number, "the generation number")->required();
-        sub->add_option("--lock-wait", o->lock_wait_ms, "milliseconds to wait for the node lock");
+        sub->add_option("--lock-wait", o->lock_wait_ms, "milliseconds to wait for the node lock")
+            ->check(hoist::cli::wholeNumber(0));
         sub->callback([&cli, o] {
             cli.action = [&cli, o] {
-                auto gens = Generations::open(cli.layout());
+                auto gens = openGenerations(cli);
                 if (!gens) return cli.fail(gens.error());
                 gens->setLockWait(std::chrono::milliseconds(o->lock_wait_ms));
                 if (auto done = gens->activate(o->number); !done) return cli.fail(done.error());
@@ -400,11 +439,14 @@ void addSetCommands(Cli& cli) {
         auto o = std::make_shared<GenOptions>();
         auto* sub =
             app.add_subcommand("rollback", "switch back to the previously active generation");
-        sub->add_option("--lock-wait", o->lock_wait_ms, "milliseconds to wait for the node lock");
+        sub->add_option("--lock-wait", o->lock_wait_ms, "milliseconds to wait for the node lock")
+            ->check(hoist::cli::wholeNumber(0));
         sub->callback([&cli, o] {
             cli.action = [&cli, o] {
-                auto gens = Generations::open(cli.layout());
+                auto gens = openGenerations(cli);
                 if (!gens) return cli.fail(gens.error());
+                if (auto live = refuseUnderLiveService(cli, *gens); !live)
+                    return cli.fail(live.error());
                 gens->setLockWait(std::chrono::milliseconds(o->lock_wait_ms));
                 auto back = gens->rollback();
                 if (!back) return cli.fail(back.error());
@@ -418,10 +460,11 @@ void addSetCommands(Cli& cli) {
         auto* sub = app.add_subcommand(
             "gc", "remove generations and packages that the kept generations do not use");
         sub->add_option("--keep", o->keep, "previous generations to keep besides the current one")
-            ->check(CLI::NonNegativeNumber);
+            ->check(hoist::cli::wholeNumber(0));
         sub->add_flag("--dry-run", o->dry_run, "only say what would be removed");
         sub->add_flag("--json", o->json, "print JSON");
-        sub->add_option("--lock-wait", o->lock_wait_ms, "milliseconds to wait for the node lock");
+        sub->add_option("--lock-wait", o->lock_wait_ms, "milliseconds to wait for the node lock")
+            ->check(hoist::cli::wholeNumber(0));
         sub->callback([&cli, o] { cli.action = [&cli, o] { return runGc(cli, *o); }; });
     }
     {
@@ -429,7 +472,8 @@ void addSetCommands(Cli& cli) {
         auto* sub = app.add_subcommand(
             "recover", "remove what an interrupted operation left and repair `current`");
         sub->add_flag("--json", o->json, "print JSON");
-        sub->add_option("--lock-wait", o->lock_wait_ms, "milliseconds to wait for the node lock");
+        sub->add_option("--lock-wait", o->lock_wait_ms, "milliseconds to wait for the node lock")
+            ->check(hoist::cli::wholeNumber(0));
         sub->callback([&cli, o] { cli.action = [&cli, o] { return runRecover(cli, *o); }; });
     }
     {

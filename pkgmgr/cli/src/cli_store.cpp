@@ -1,4 +1,5 @@
 // The store verbs: pack, add, fetch, list, info, remove, verify.
+#include <algorithm>
 #include <memory>
 #include <set>
 
@@ -10,6 +11,7 @@
 #include "pkgmgr/fetch.hpp"
 #include "pkgmgr/generations.hpp"
 #include "pkgmgr/pack.hpp"
+#include "pkgmgr/semver.hpp"
 #include "pkgmgr/store.hpp"
 
 namespace hoist::pkgmgr {
@@ -133,7 +135,9 @@ int runFetch(Cli& cli, const StoreOptions& o) {
 }
 
 int runList(Cli& cli, const StoreOptions& o) {
-    auto store = Store::open(cli.layout());
+    auto layout = cli.existingLayout();
+    if (!layout) return cli.fail(layout.error());
+    auto store = Store::open(*layout);
     if (!store) return cli.fail(store.error());
     auto packages = store->list();
     if (!packages) return cli.fail(packages.error());
@@ -153,10 +157,58 @@ int runList(Cli& cli, const StoreOptions& o) {
     return 0;
 }
 
+// `pkgmgr info NAME`: the versions of NAME the store holds, oldest first.
+int runInfoByName(Cli& cli, const Store& store, const std::string& name, bool as_json) {
+    auto all = store.list();
+    if (!all) return cli.fail(all.error());
+    std::vector<std::pair<PackageId, const StoredPackage*>> versions;
+    for (const auto& p : *all) {
+        auto id = PackageId::parse(p.ref.id);
+        if (id && id->name == name) versions.emplace_back(*id, &p);
+    }
+    if (versions.empty())
+        return cli.fail(Error{Errc::NotFound,
+                              detail::concat("no version of package '", name,
+                                             "' is in the store (pkgmgr list shows what it holds)"),
+                              0});
+    std::stable_sort(versions.begin(), versions.end(), [](const auto& a, const auto& b) {
+        int order = compareVersions(a.first.version, b.first.version);
+        return order != 0 ? order < 0 : a.first.version < b.first.version;
+    });
+    if (as_json) {
+        json::Writer w;
+        w.beginObject().field("name", name).key("versions").beginArray();
+        for (const auto& [id, p] : versions)
+            w.beginObject()
+                .field("id", p->ref.id)
+                .field("version", id.version)
+                .field("sha256", p->ref.sha256)
+                .field("size", p->ref.size)
+                .field("kind", p->info.kind)
+                .endObject();
+        w.endArray().endObject();
+        cli.out << w.str() << "\n";
+        return 0;
+    }
+    cli.out << name << ": " << versions.size() << " version(s) in the store\n";
+    for (const auto& [id, p] : versions)
+        cli.out << "  " << id.version << "  " << p->ref.id << "  " << p->ref.sha256 << "  "
+                << strings::humanBytes(static_cast<double>(p->ref.size)) << "\n";
+    cli.out << "(pkgmgr info " << versions.back().second->ref.id << " shows one of them)\n";
+    return 0;
+}
+
 int runInfo(Cli& cli, const StoreOptions& o) {
-    auto store = Store::open(cli.layout());
+    auto layout = cli.existingLayout();
+    if (!layout) return cli.fail(layout.error());
+    auto store = Store::open(*layout);
     if (!store) return cli.fail(store.error());
-    auto p = store->find(o.args.front());
+    const auto& wanted = o.args.front();
+    // A bare name (no "--version", not a sha256): every version the store holds.
+    if (!crypto::isSha256Hex(wanted) && wanted.find("--") == std::string::npos &&
+        validateName(wanted))
+        return runInfoByName(cli, *store, wanted, o.json);
+    auto p = store->find(wanted);
     if (!p) return cli.fail(p.error());
     if (o.json) {
         json::Writer w;
@@ -195,14 +247,15 @@ int runRemove(Cli& cli, const StoreOptions& o) {
             Error{Errc::Invalid,
                   detail::concat("'", sha, "' is not a sha256 (64 lowercase hex digits)"), 0});
     }
-    auto layout = cli.layout();
-    auto lock = lockNode(layout, "remove");
+    auto layout = cli.existingLayout();
+    if (!layout) return cli.fail(layout.error());
+    auto lock = lockNode(*layout, "remove");
     if (!lock) return cli.fail(lock.error());
-    auto store = Store::open(layout);
+    auto store = Store::open(*layout);
     if (!store) return cli.fail(store.error());
     auto p = store->get(sha);
     if (!p) return cli.fail(p.error());
-    auto generations = Generations::open(layout);
+    auto generations = Generations::open(*layout);
     if (!generations) return cli.fail(generations.error());
     auto in_use = generations->packagesInUse(kKeepGenerations);
     if (!in_use) return cli.fail(in_use.error());
@@ -219,7 +272,9 @@ int runRemove(Cli& cli, const StoreOptions& o) {
 }
 
 int runVerify(Cli& cli, const StoreOptions& o) {
-    auto store = Store::open(cli.layout());
+    auto layout = cli.existingLayout();
+    if (!layout) return cli.fail(layout.error());
+    auto store = Store::open(*layout);
     if (!store) return cli.fail(store.error());
     std::vector<std::string> shas;
     if (!o.args.empty()) {
@@ -290,10 +345,13 @@ void addStoreCommands(Cli& cli) {
     auto* fetch = cli.app.add_subcommand("fetch", "fetch packages by sha256 from a repository");
     fetch->add_option("--repo", o->repo, "repository URL (http, https or file)")->required();
     fetch->add_option("sha256", o->args, "package sha256s")->required();
-    fetch->add_option("--parallel", o->parallel, "packages fetched at once")->capture_default_str();
+    fetch->add_option("--parallel", o->parallel, "packages fetched at once")
+        ->check(hoist::cli::wholeNumber(1, 256))
+        ->capture_default_str();
     fetch->add_option("--retry-for", o->retry_for_s,
                       "seconds to keep retrying a repository that is unreachable or failing "
                       "(the partial download is kept and resumed)")
+        ->check(hoist::cli::wholeNumber(0, 86400))
         ->capture_default_str();
     fetch->add_flag("--json", o->json, "print the package references as JSON");
     addLimitOptions(fetch, *o);
@@ -304,7 +362,10 @@ void addStoreCommands(Cli& cli) {
     verb(list, runList);
 
     auto* info = cli.app.add_subcommand("info", "show one package of the store");
-    info->add_option("package", o->args, "package id or sha256")->required()->expected(1);
+    info->add_option("package", o->args,
+                     "package id or sha256, or a bare name for the versions the store holds")
+        ->required()
+        ->expected(1);
     info->add_flag("--json", o->json, "print JSON");
     verb(info, runInfo);
 

@@ -1,5 +1,7 @@
 #include "core/cli.hpp"
 
+#include <charconv>
+
 #include "core/error.hpp"
 #include "core/log.hpp"
 #include "core/strings.hpp"
@@ -84,6 +86,24 @@ std::string explain(const CLI::App& app, const std::vector<std::string>& args,
 }
 
 }  // namespace
+
+CLI::Validator wholeNumber(long long min, long long max) {
+    auto describe = [min, max] {
+        if (max == std::numeric_limits<long long>::max())
+            return "a whole number of at least " + std::to_string(min);
+        return "a whole number from " + std::to_string(min) + " to " + std::to_string(max);
+    };
+    return CLI::Validator(
+        [min, max, describe](std::string& input) -> std::string {
+            long long value = 0;
+            const char* end = input.data() + input.size();
+            auto [ptr, ec] = std::from_chars(input.data(), end, value);
+            if (ec != std::errc() || ptr != end || value < min || value > max)
+                return "must be " + describe() + ", not '" + input + "'";
+            return {};
+        },
+        min == 0 && max == std::numeric_limits<long long>::max() ? "NONNEGATIVE" : "INT");
+}
 
 void addLogOptions(CLI::App& app, LogOptions& options) {
     app.add_option("--log-level", options.level, "debug, info, warn or error")

@@ -187,6 +187,31 @@ Result<FileLock> FileLock::acquire(const fs::path& lock_file, std::chrono::milli
     }
 }
 
+Result<PidLock> PidLock::acquire(const fs::path& lock_file, std::string_view what) {
+    UniqueFd fd(::open(lock_file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+    if (!fd) return failErrno(Errc::Io, errno, "cannot open the lock '", lock_file.string(), "'");
+    int rc;
+    do rc = ::flock(fd.get(), LOCK_EX | LOCK_NB);
+    while (rc != 0 && errno == EINTR);
+    if (rc != 0) {
+        if (errno != EWOULDBLOCK)
+            return failErrno(Errc::Io, errno, "cannot lock '", lock_file.string(), "'");
+        // The holder writes its pid right after locking: an empty file is one just taken.
+        char buf[32] = {};
+        auto n = ::pread(fd.get(), buf, sizeof buf - 1, 0);
+        std::string pid = n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
+        while (!pid.empty() && (pid.back() == '\n' || pid.back() == ' ')) pid.pop_back();
+        return fail(Errc::Busy, what, " is in use by ",
+                    pid.empty() ? std::string("another process") : "pid " + pid, " (it holds ",
+                    lock_file.string(), ")");
+    }
+    auto text = std::to_string(::getpid()) + "\n";
+    if (::ftruncate(fd.get(), 0) != 0 ||
+        ::pwrite(fd.get(), text.data(), text.size(), 0) != static_cast<ssize_t>(text.size()))
+        return failErrno(Errc::Io, errno, "cannot write the pid to '", lock_file.string(), "'");
+    return PidLock(std::move(fd));
+}
+
 }  // namespace hoist::files
 
 namespace hoist {

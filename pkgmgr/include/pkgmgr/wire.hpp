@@ -21,6 +21,12 @@
 /// - refuses a missing or mistyped required field with a message naming the message and the
 ///   field(s): "GET /v1/node: fields 'id', 'healthy' are required".
 /// Every toJson writes all fields in a fixed order. All functions are pure and thread-safe.
+///
+/// The coordinator's leadership epoch ("epoch", see pkgmgr/epoch.hpp) is optional in every
+/// command and pull answer: absent or 0 means the coordinator does not fence (one from before
+/// fencing, or a single coordinator that never claimed a term), and toJson leaves it out then,
+/// so such a coordinator's commands still read on nodes from before fencing. A coordinator
+/// that does send an epoch needs nodes that know the field: upgrade nodes first.
 namespace hoist::pkgmgr {
 
 /// POSTed to <coordinator>/v1/nodes/<node>/status (queued in the outbox first):
@@ -75,7 +81,7 @@ struct TransactionSummary {
 
 /// GET /v1/node: {"id", "role", "address", "release", "generation" (null: none),
 ///  "service": {"manager", "running", "pid" (null: none), "detail"}, "healthy",
-///  "transaction": {"operation", "state"}, {"damaged": why} or null}.
+///  "transaction": {"operation", "state"}, {"damaged": why} or null, "epoch"}.
 /// Required: id, role, release, generation, healthy.
 struct NodeView {
     std::string id;
@@ -86,6 +92,8 @@ struct NodeView {
     ServiceView service;
     bool healthy = false;  ///< one health probe, right now, passed
     std::optional<TransactionSummary> transaction;
+    /// The highest coordinator epoch this node has seen (0: none); "epoch", optional.
+    std::int64_t epoch = 0;
 
     static Result<NodeView> fromJson(std::string_view text);
     std::string toJson() const;
@@ -109,11 +117,12 @@ struct TransactionView {
     std::string toJson() const;
 };
 
-/// POST /v1/stage: {"release": "V"} or {"packages": [PackageRef...]}, exactly one.
-/// Refuses unknown fields (a command).
+/// POST /v1/stage: {"release": "V"} or {"packages": [PackageRef...]}, exactly one, and
+/// "epoch" (optional). Refuses unknown fields (a command).
 struct StageRequest {
     std::optional<std::string> release;
     std::optional<std::vector<PackageRef>> packages;
+    std::int64_t epoch = 0;  ///< the sender's leadership epoch; 0: none
 
     static Result<StageRequest> fromJson(std::string_view text);
     std::string toJson() const;
@@ -130,22 +139,25 @@ struct StageReply {
     std::string toJson() const;
 };
 
-/// POST /v1/restart: {"generation", "deployment", "report_to"} (the last two may be absent:
-/// no deployment, no pings). Required: generation. Refuses unknown fields (a command).
+/// POST /v1/restart: {"generation", "deployment", "report_to", "epoch"} (all but generation
+/// may be absent: no deployment, no pings, no epoch). Required: generation. Refuses unknown
+/// fields (a command).
 struct RestartRequest {
     std::int64_t generation = 0;
     std::string deployment;
     std::string report_to;  ///< coordinator base URL the helper pings
+    std::int64_t epoch = 0;  ///< the sender's leadership epoch; 0: none
 
     static Result<RestartRequest> fromJson(std::string_view text);
     std::string toJson() const;
 };
 
-/// POST /v1/rollback: {"deployment", "report_to"}, both optional, or an empty body.
+/// POST /v1/rollback: {"deployment", "report_to", "epoch"}, all optional, or an empty body.
 /// Refuses unknown fields (a command).
 struct RollbackRequest {
     std::string deployment;
     std::string report_to;
+    std::int64_t epoch = 0;  ///< the sender's leadership epoch; 0: none
 
     static Result<RollbackRequest> fromJson(std::string_view text);
     std::string toJson() const;
@@ -162,7 +174,7 @@ struct RestartReply {
 };
 
 /// GET <coordinator>/v1/nodes/<node>/desired?generation=N (a pull node's ask):
-/// {"action": "none"|"stage"|"restart", "deployment", "release", "generation", "held"}.
+/// {"action": "none"|"stage"|"restart", "deployment", "release", "generation", "held", "epoch"}.
 /// Required: action, deployment, release, generation. An action this node does not know is
 /// kept as it came: the node does nothing for it.
 struct DesiredState {
@@ -171,6 +183,7 @@ struct DesiredState {
     std::string release;
     std::int64_t generation = 0;
     bool held = false;  ///< a hold stops the coordinator from handing out anything
+    std::int64_t epoch = 0;  ///< the answering coordinator's leadership epoch; 0: none
 
     static Result<DesiredState> fromJson(std::string_view text);
     std::string toJson() const;

@@ -16,6 +16,7 @@
 #include "core/log.hpp"
 #include "core/process.hpp"
 #include "core/strings.hpp"
+#include "pkgmgr/epoch.hpp"
 #include "pkgmgr/fetch.hpp"
 #include "pkgmgr/generations.hpp"
 #include "pkgmgr/journal.hpp"
@@ -121,10 +122,10 @@ struct NodeServer::Impl {
     Result<Generation> stageSet(const std::optional<std::string>& version,
                                 std::vector<PackageRef> refs);
     Result<std::string> restartTo(long generation, const std::string& deployment,
-                                  const std::string& report_to);
+                                  const std::string& report_to, std::int64_t epoch);
 
     Result<std::string> launchHelper(long generation, const std::string& deployment,
-                                     const std::string& report_to);
+                                     const std::string& report_to, std::int64_t epoch);
     bool helperRunning();
     void collectMetrics(metrics::Registry& registry);
     void backgroundLoop();
@@ -138,7 +139,7 @@ struct NodeServer::Impl {
     void pullLoop();
     void pullOnce(http::Client& client);
     void pullStage(const std::string& deployment, const std::string& release);
-    void pullRestart(const std::string& deployment, long generation);
+    void pullRestart(const std::string& deployment, long generation, std::int64_t epoch);
     void report(StatusPing ping);
 };
 
@@ -217,6 +218,7 @@ ServerReply NodeServer::Impl::getNode(const ServerRequest&) {
     view.service = {std::string(manager->name()), st.running, static_cast<std::int64_t>(st.pid),
                     st.detail};
     view.healthy = healthy;
+    if (auto epoch = seenEpoch(layout)) view.epoch = *epoch;
     if (!txn)
         view.transaction = TransactionSummary{"", "", damageAdvice(txn.error())};
     else if (*txn)
@@ -336,6 +338,10 @@ ServerReply NodeServer::Impl::postStage(const ServerRequest& request) {
     };
     auto body = StageRequest::fromJson(request.body);
     if (!body) return refuse(body.error());
+    if (auto admitted = admitEpoch(layout, body->epoch, "stage"); !admitted) {
+        server->metrics().add("hoist_node_stages_total", "result=\"refused\"");
+        return errorReply(admitted.error());
+    }
     auto staged = stageSet(body->release, body->packages.value_or(std::vector<PackageRef>{}));
     if (!staged) return errorReply(withContext(staged.error(), "stage"));
     StageReply reply{staged->number, staged->release, staged->packages};
@@ -407,7 +413,8 @@ bool NodeServer::Impl::helperRunning() {
 }
 
 Result<std::string> NodeServer::Impl::launchHelper(long generation, const std::string& deployment,
-                                                   const std::string& report_to) {
+                                                   const std::string& report_to,
+                                                   std::int64_t epoch) {
     if (helper.empty() || !fs::exists(helper))
         return fail(Errc::Internal, "the restart-helper binary was not found (pass --restart-helper)");
     // Another transaction: a journal on disk, or a helper we started that has not written one yet.
@@ -426,6 +433,9 @@ Result<std::string> NodeServer::Impl::launchHelper(long generation, const std::s
     argv.insert(argv.end(), {"swap", "--to", std::to_string(generation), "--operation", op});
     if (!deployment.empty()) argv.insert(argv.end(), {"--deployment", deployment});
     if (!report_to.empty()) argv.insert(argv.end(), {"--report-to", report_to});
+    // The helper checks the epoch again under its own lock: a newer coordinator's command
+    // may have come in between.
+    if (epoch > 0) argv.insert(argv.end(), {"--epoch", std::to_string(epoch)});
     process::Options popts;
     // A session of its own: the helper must outlive this endpoint (it may even restart it).
     popts.new_session = true;
@@ -446,31 +456,37 @@ ServerReply NodeServer::Impl::postRestart(const ServerRequest& request) {
     if (auto auth = authorize(request); !auth) return errorReply(auth.error());
     auto body = RestartRequest::fromJson(request.body);
     if (!body) return errorReply(body.error());
-    auto op = restartTo(static_cast<long>(body->generation), body->deployment, body->report_to);
+    if (auto admitted = admitEpoch(layout, body->epoch, "restart"); !admitted)
+        return errorReply(admitted.error());
+    auto op = restartTo(static_cast<long>(body->generation), body->deployment, body->report_to,
+                        body->epoch);
     if (!op) return errorReply(op.error());
     return ServerReply::json(202, RestartReply{*op, body->generation}.toJson());
 }
 
 // What POST /v1/restart does once its body is read; a pull node's restart runs it too.
 Result<std::string> NodeServer::Impl::restartTo(long generation, const std::string& deployment,
-                                                const std::string& report_to) {
+                                                const std::string& report_to,
+                                                std::int64_t epoch) {
     std::lock_guard change(change_mutex);
     HOIST_ASSIGN(auto gens, generations());
     HOIST_TRY(gens.load(generation));
-    return launchHelper(generation, deployment, report_to);
+    return launchHelper(generation, deployment, report_to, epoch);
 }
 
 ServerReply NodeServer::Impl::postRollback(const ServerRequest& request) {
     if (auto auth = authorize(request); !auth) return errorReply(auth.error());
     auto body = RollbackRequest::fromJson(request.body);
     if (!body) return errorReply(body.error());
+    if (auto admitted = admitEpoch(layout, body->epoch, "rollback"); !admitted)
+        return errorReply(admitted.error());
     std::lock_guard change(change_mutex);
     auto gens = generations();
     if (!gens) return errorReply(gens.error());
     auto prev = gens->previous();
     if (!prev) return errorReply(prev.error());
     if (!*prev) return errorReply(Error{Errc::NotFound, "rollback: no previous generation to go back to", 0});
-    auto op = launchHelper(**prev, body->deployment, body->report_to);
+    auto op = launchHelper(**prev, body->deployment, body->report_to, body->epoch);
     if (!op) return errorReply(op.error());
     return ServerReply::json(202, RestartReply{*op, **prev}.toJson());
 }
@@ -658,10 +674,19 @@ void NodeServer::Impl::pullOnce(http::Client& client) {
                   {{"error", desired.error().describe()}});
         return;
     }
+    // An answer from a coordinator that has lost its leadership is not acted on.
+    if (auto admitted = admitEpoch(layout, desired->epoch, "the coordinator's answer");
+        !admitted) {
+        problem = admitted.error().describe();
+        if (problem != last_pull_error)
+            log::warn(kComponent, "pull: answer refused", {{"error", problem}});
+        last_pull_error = problem;
+        return;
+    }
     if (desired->action == "stage" && !desired->release.empty())
         pullStage(desired->deployment, desired->release);
     else if (desired->action == "restart" && desired->generation > 0)
-        pullRestart(desired->deployment, static_cast<long>(desired->generation));
+        pullRestart(desired->deployment, static_cast<long>(desired->generation), desired->epoch);
 }
 
 void NodeServer::Impl::report(StatusPing ping) {
@@ -724,7 +749,8 @@ void NodeServer::Impl::pullStage(const std::string& deployment, const std::strin
     report(std::move(ping));
 }
 
-void NodeServer::Impl::pullRestart(const std::string& deployment, long generation) {
+void NodeServer::Impl::pullRestart(const std::string& deployment, long generation,
+                                    std::int64_t epoch) {
     // A swap under way reports its own steps. A damaged journal goes on to restartTo, whose
     // refusal is reported, so the coordinator learns why this node does not move.
     auto txn = Journal::load(layout);
@@ -758,7 +784,7 @@ void NodeServer::Impl::pullRestart(const std::string& deployment, long generatio
             return;
         }
     }
-    auto op = restartTo(generation, deployment, config.coordinator);
+    auto op = restartTo(generation, deployment, config.coordinator, epoch);
     if (!op) {
         if (op.error().code == Errc::Conflict || op.error().code == Errc::Busy) return;
         ping.state = "failed";

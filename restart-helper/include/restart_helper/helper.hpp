@@ -57,6 +57,9 @@ struct SwapRequest {
     std::string report_to;
     /// Operation id (pkgmgr serve passes the one it answered with); empty: a new one.
     std::string operation;
+    /// The coordinator epoch the restart was sent under (pkgmgr/epoch.hpp); 0: none. Checked
+    /// against, and recorded as, the highest epoch the node has seen before anything stops.
+    std::int64_t epoch = 0;
 };
 
 struct BootstrapRequest {

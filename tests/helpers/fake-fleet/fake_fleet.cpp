@@ -6,6 +6,11 @@
 // message is built and read with the node's own wire types (pkgmgr/wire.hpp), so the fleet
 // says exactly what a real node says.
 //
+// Each node keeps the highest coordinator epoch it has been sent and refuses a command under
+// a lower one with 409, as a real node does (pkgmgr/epoch.hpp); every action records the
+// epoch it came with, and refusals are recorded as kind "stale_stage"/"stale_restart", so an
+// HA test can check that the epochs a node accepted never went back.
+//
 // Control routes: GET /fleet/actions (every stage/restart/finish with microsecond times),
 // POST /fleet/fail {"nodes": [...], "release": "V"} (swaps of those nodes, or to release V,
 // fail), GET /fleet/stats.
@@ -22,6 +27,7 @@
 #include <iostream>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <queue>
 #include <random>
 #include <set>
@@ -38,6 +44,7 @@
 #include "core/json.hpp"
 #include "core/log.hpp"
 #include "core/strings.hpp"
+#include "pkgmgr/epoch.hpp"
 #include "pkgmgr/wire.hpp"
 
 using namespace hoist;
@@ -57,16 +64,8 @@ struct Action {
     std::string deployment;
     std::int64_t generation = 0;
     std::int64_t time_us = 0;
-    /// The coordinator's epoch the command carried (0: none), so a test can check that the
-    /// epochs a node sees never go back.
-    std::int64_t epoch = 0;
+    std::int64_t epoch = 0;  // the coordinator epoch the command came with (0: none)
 };
-
-std::int64_t epochOf(const std::string& body) {
-    auto doc = json::parseObject(body, "node command");
-    if (!doc) return 0;
-    return json::optInt(*doc, "epoch", "node command").value_or(std::nullopt).value_or(0);
-}
 
 struct SimNode {
     std::string id;
@@ -81,6 +80,7 @@ struct SimNode {
     std::string txn_operation;
     std::string report_to;
     std::int64_t seq = 0;
+    std::int64_t epoch = 0;  // the highest coordinator epoch this node has been sent
 };
 
 struct Ping {
@@ -148,6 +148,7 @@ public:
         view.generation = n.generation;
         view.service = {"fake", !n.in_txn, 0, ""};
         view.healthy = n.healthy && !n.in_txn;
+        view.epoch = n.epoch;
         if (n.in_txn) view.transaction = pkgmgr::TransactionSummary{n.txn_operation, n.txn_state};
         return http::ServerReply::json(200, view.toJson());
     }
@@ -184,6 +185,7 @@ public:
         auto it = nodes_.find(id);
         if (it == nodes_.end()) return http::ServerReply::error(404, "no such node");
         auto& n = it->second;
+        if (auto refused = fence(n, "stage", request->epoch, nowUs())) return *refused;
         std::int64_t generation = 0;
         for (const auto& [g, r] : n.releases)
             if (r == *release) generation = g;
@@ -191,7 +193,7 @@ public:
             generation = n.releases.rbegin()->first + 1;
             n.releases[generation] = *release;
         }
-        actions_.push_back({id, n.role, "stage", "", generation, nowUs(), epochOf(body)});
+        actions_.push_back({id, n.role, "stage", "", generation, nowUs(), request->epoch});
         return http::ServerReply::json(200, pkgmgr::StageReply{generation, *release, {}}.toJson());
     }
 
@@ -205,6 +207,7 @@ public:
             auto it = nodes_.find(id);
             if (it == nodes_.end()) return http::ServerReply::error(404, "no such node");
             auto& n = it->second;
+            if (auto refused = fence(n, "restart", request->epoch, now)) return *refused;
             if (n.in_txn) return http::ServerReply::error(409, "another transaction is under way");
             if (!n.releases.contains(request->generation))
                 return http::ServerReply::error(400, "generation not staged");
@@ -214,13 +217,26 @@ public:
             n.txn_deployment = request->deployment;
             n.txn_operation = operation;
             n.report_to = request->report_to;
-            actions_.push_back({id, n.role, "restart", n.txn_deployment, request->generation, now,
-                                epochOf(body)});
+            actions_.push_back(
+                {id, n.role, "restart", n.txn_deployment, request->generation, now, request->epoch});
             timers_.push({now + swap_ms * 500, id, 0});
         }
         timer_cv_.notify_one();
         return http::ServerReply::json(202,
                                        pkgmgr::RestartReply{operation, request->generation}.toJson());
+    }
+
+    // As a real node: an epoch below the highest seen is refused (recorded as "stale_<what>"),
+    // a higher one is kept. Under mutex_.
+    std::optional<http::ServerReply> fence(SimNode& n, const std::string& what,
+                                           std::int64_t epoch, std::int64_t now) {
+        if (epoch == 0) return std::nullopt;
+        if (epoch < n.epoch) {
+            actions_.push_back({n.id, n.role, "stale_" + what, "", 0, now, epoch});
+            return http::ServerReply::error(pkgmgr::staleEpoch(what, epoch, n.epoch));
+        }
+        n.epoch = epoch;
+        return std::nullopt;
     }
 
     http::ServerReply setFailing(const std::string& body) {

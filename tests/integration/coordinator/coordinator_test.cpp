@@ -511,6 +511,92 @@ TEST_F(Coordinator, AKillMidRolloutResumesWithEveryNodeRestartedExactlyOnce) {
     for (const auto& n : nodes["nodes"].GetArray()) EXPECT_STREQ(n["release"].GetString(), "2.0.0");
 }
 
+// SQLite mode: one coordinator per state file. A second one exits at once naming the file and
+// the pid holding it, touching nothing (not even with --init); a SIGKILLed holder leaves no
+// stale lock behind.
+TEST_F(Coordinator, ASecondCoordinatorOnTheSameStateFileExitsNamingTheHolder) {
+    startCoordinator();
+    auto state = (dir_ / "state.db").string();
+    for (bool init : {false, true}) {
+        std::vector<std::string> argv = {
+            COORDINATOR_BIN, "--state", state, "--listen", "127.0.0.1:0", "--port-file",
+            (dir_ / "second.port").string(), "--repo", repo_->url() + "/repo", "--allow-unsigned",
+            "--admin-token-file", (dir_ / "admin.token").string(), "--halt-token-file",
+            (dir_ / "halt.token").string()};
+        if (init) argv.push_back("--init");
+        process::Options options;
+        options.timeout = 20s;
+        auto second = process::run(argv, options);
+        ASSERT_OK(second);
+        EXPECT_FALSE(second->timed_out) << "the second coordinator kept running";
+        EXPECT_EQ(second->exit_code, exitCode(Errc::Busy)) << second->err;
+        EXPECT_NE(second->err.find("state file " + state + " is in use by pid " +
+                                   std::to_string(coordinator_->pid())),
+                  std::string::npos)
+            << second->err;
+        EXPECT_NE(second->err.find("another deploy-coordinator runs on it"), std::string::npos)
+            << second->err;
+        EXPECT_FALSE(fs::exists(dir_ / "second.port"));
+    }
+    // The first one is untouched: its state file is where it was, and it still answers.
+    const std::set<std::string> expected = {"state.db", "state.db-shm", "state.db-wal",
+                                            "state.db-journal", "state.db.lock"};
+    EXPECT_TRUE(fs::exists(dir_ / "state.db"));
+    for (const auto& entry : fs::directory_iterator(dir_.path())) {
+        auto name = entry.path().filename().string();
+        if (name.starts_with("state.db")) {
+            EXPECT_TRUE(expected.contains(name)) << name;
+        }
+    }
+    EXPECT_EQ(call("GET", "/v1/nodes").status, 200);
+
+    // SIGKILL releases the lock: the next one starts on the same file.
+    coordinator_->kill(SIGKILL);
+    startCoordinator();
+    EXPECT_EQ(call("GET", "/v1/nodes").status, 200);
+    EXPECT_EQ(testing::readFile(dir_ / "state.db.lock"),
+              std::to_string(coordinator_->pid()) + "\n");
+}
+
+// The fake fleet fences as a real node does (pkgmgr/epoch.hpp), so an HA test can send it a
+// deposed leader's command: a lower epoch is refused with 409 naming both and recorded as
+// "stale_<verb>"; accepted actions carry their epoch.
+TEST_F(Coordinator, TheFakeFleetRefusesALowerEpochAndRecordsEachEpoch) {
+    startCoordinator();
+    startFleet(0, 1, 100);
+    auto send = [&](const std::string& route, const std::string& body) {
+        http::Request request;
+        request.method = "POST";
+        request.url = fleet_->url() + "/n/agent-1" + route;
+        request.body = body;
+        request.headers.push_back(http::bearer("node-secret"));
+        auto r = client_.send(request);
+        EXPECT_TRUE(r.has_value());
+        return r ? *r : http::Response{};
+    };
+    EXPECT_EQ(send("/v1/stage", R"({"release":"2.0.0","epoch":5})").status, 200);
+    auto stale = send("/v1/restart", R"({"generation":2,"epoch":4})");
+    EXPECT_EQ(stale.status, 409);
+    EXPECT_NE(stale.body.find("carries coordinator epoch 4, but this node has already seen epoch 5"),
+              std::string::npos)
+        << stale.body;
+    EXPECT_EQ(send("/v1/restart", R"({"generation":2,"epoch":5})").status, 202);
+
+    http::Request request;
+    request.url = fleet_->url() + "/fleet/actions";
+    auto r = client_.send(request);
+    ASSERT_TRUE(r.has_value());
+    auto doc = parsed(*r);
+    std::vector<std::pair<std::string, std::int64_t>> seen;
+    for (const auto& a : doc["actions"].GetArray()) {
+        std::string kind = a["kind"].GetString();
+        if (kind == "stage" || kind == "restart" || kind.starts_with("stale_"))
+            seen.emplace_back(kind, a["epoch"].GetInt64());
+    }
+    EXPECT_EQ(seen, (std::vector<std::pair<std::string, std::int64_t>>{
+                        {"stage", 5}, {"stale_restart", 4}, {"restart", 5}}));
+}
+
 // The SLA monitor in practice: a real Alertmanager whose webhook receiver points at the halt
 // endpoint with the halt token, sending its own body, unchanged.
 TEST_F(Coordinator, AnAlertmanagerAlertHaltsARolloutAndItsResolveKeepsTheHold) {

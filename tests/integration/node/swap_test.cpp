@@ -172,6 +172,29 @@ TEST_F(SwapTest, BothGenerationsFailingEndsFailed) {
     EXPECT_EQ(currentGeneration(), bad);
 }
 
+// `pkgmgr rollback` switches `current` alone; on a node whose service runs, that would leave
+// the service on one generation while the node reports another. It is refused, naming the
+// restart-helper command that does it whole; that command then works.
+TEST_F(SwapTest, PkgmgrRollbackUnderARunningServiceIsRefusedNamingTheHelper) {
+    startOld();
+    auto next = stageVersion("2.0.0");
+    ASSERT_EQ(helper({"swap", "--to", std::to_string(next)}).exit_code, kExitHealthy);
+    auto refused = run({PKGMGR_BIN, "--root", root_.string(), "rollback"});
+    EXPECT_EQ(refused.exit_code, exitCode(Errc::Conflict)) << refused.err;
+    auto command = "restart-helper --root " + fs::absolute(root_).string() + " swap --to " +
+                   std::to_string(old_);
+    EXPECT_NE(refused.err.find("the node's service is running"), std::string::npos)
+        << refused.err;
+    EXPECT_NE(refused.err.find(command), std::string::npos) << refused.err;
+    EXPECT_EQ(currentGeneration(), next);
+    EXPECT_EQ(runningVersion(), "2.0.0");
+
+    auto back = helper({"swap", "--to", std::to_string(old_)});
+    EXPECT_EQ(back.exit_code, kExitHealthy) << back.err;
+    EXPECT_EQ(currentGeneration(), old_);
+    EXPECT_EQ(runningVersion(), "1.0.0");
+}
+
 TEST_F(SwapTest, UnknownGenerationIsRefusedAndChangesNothing) {
     startOld();
     auto swap = helper({"swap", "--to", "42"});

@@ -148,6 +148,95 @@ TEST_F(StoreCli, PackAddListInfoVerifyRemove) {
     EXPECT_EQ(cli({"list", "--json"}).out, "[]\n");
 }
 
+// A mistyped --root: every verb that reads or changes an existing node fails naming the path
+// and creates nothing there (`pkgmgr list` used to create /opt/hoist/store and print nothing).
+TEST(PkgmgrCli, VerbsOnAPathWithNoNodeRootFailAndCreateNothing) {
+    testing::TempFolder tmp;
+    auto missing = tmp / "no-such-root";
+    auto empty = tmp / "empty";
+    fs::create_directories(empty);
+    for (const auto& root : {missing, empty}) {
+        for (std::vector<std::string> verb :
+             std::vector<std::vector<std::string>>{{"list"},
+                                                   {"info", "mesos"},
+                                                   {"verify"},
+                                                   {"active"},
+                                                   {"generations"},
+                                                   {"check", "mesos--1.0", "--role", "agent"},
+                                                   {"stage", "mesos--1.0", "--role", "agent"},
+                                                   {"activate", "1"},
+                                                   {"rollback"},
+                                                   {"gc", "--dry-run"},
+                                                   {"recover"},
+                                                   {"remove", std::string(64, 'a')}}) {
+            SCOPED_TRACE(verb.front());
+            verb.insert(verb.begin(), {"pkgmgr", "--root", root.string()});
+            std::ostringstream out, err;
+            EXPECT_EQ(runCli(verb, out, err), exitCode(Errc::NotFound)) << err.str();
+            EXPECT_EQ(out.str(), "");
+            EXPECT_NE(err.str().find("pkgmgr: no hoist node root at " + root.string() + " ("),
+                      std::string::npos)
+                << err.str();
+        }
+        EXPECT_FALSE(fs::exists(missing));
+        EXPECT_TRUE(fs::is_empty(empty));
+    }
+}
+
+// `pkgmgr info NAME`: the versions of NAME the store holds, in version order.
+TEST_F(StoreCli, InfoOfABareNameListsTheVersionsTheStoreHolds) {
+    auto added = cli({"add", packed("1.10"), packed("1.9"), packed("1.0")});
+    ASSERT_EQ(added.code, 0) << added.err;
+    auto info = cli({"info", "hello"});
+    ASSERT_EQ(info.code, 0) << info.err;
+    auto first = info.out.find("hello--1.0 ");
+    auto second = info.out.find("hello--1.9 ");
+    auto third = info.out.find("hello--1.10 ");
+    EXPECT_TRUE(first != std::string::npos && second != std::string::npos &&
+                third != std::string::npos && first < second && second < third)
+        << info.out;
+    EXPECT_TRUE(info.out.starts_with("hello: 3 version(s) in the store\n")) << info.out;
+
+    auto as_json = cli({"info", "hello", "--json"});
+    ASSERT_EQ(as_json.code, 0) << as_json.err;
+    auto doc = json::parseObject(as_json.out, "info");
+    ASSERT_OK(doc);
+    ASSERT_EQ((*doc)["versions"].Size(), 3u);
+    EXPECT_STREQ((*doc)["versions"][2]["version"].GetString(), "1.10");
+    EXPECT_STREQ((*doc)["versions"][2]["id"].GetString(), "hello--1.10");
+
+    auto none = cli({"info", "nosuch"});
+    EXPECT_EQ(none.code, exitCode(Errc::NotFound));
+    EXPECT_EQ(none.err,
+              "pkgmgr: no version of package 'nosuch' is in the store (pkgmgr list shows what it "
+              "holds)\n");
+    // One version by its id still shows that package.
+    auto one = cli({"info", "hello--1.9"});
+    ASSERT_EQ(one.code, 0) << one.err;
+    EXPECT_NE(one.out.find("id:       hello--1.9\n"), std::string::npos) << one.out;
+}
+
+// Numeric flags: a readable refusal naming the flag and the rule, not CLI11's range with a
+// 310-digit upper bound.
+TEST_F(StoreCli, NumericFlagErrorsAreReadable) {
+    for (const auto& [args, expected] :
+         std::vector<std::pair<std::vector<std::string>, std::string>>{
+             {{"gc", "--keep", "-1"},
+              "pkgmgr: --keep: must be a whole number of at least 0, not '-1'"},
+             {{"gc", "--keep", "two"},
+              "pkgmgr: --keep: must be a whole number of at least 0, not 'two'"},
+             {{"rollback", "--lock-wait", "-5"},
+              "pkgmgr: --lock-wait: must be a whole number of at least 0, not '-5'"},
+             {{"fetch", "--repo", "file:///x", "--parallel", "0", std::string(64, 'a')},
+              "pkgmgr: --parallel: must be a whole number from 1 to 256, not '0'"}}) {
+        SCOPED_TRACE(args.front());
+        auto r = cli(args);
+        EXPECT_EQ(r.code, exitCode(Errc::Invalid));
+        EXPECT_TRUE(r.err.starts_with(expected)) << r.err;
+        EXPECT_LT(r.err.size(), 200u) << r.err;
+    }
+}
+
 TEST_F(StoreCli, VerifyFailsWhenAFileChangedAtRest) {
     auto add = cli({"add", packed()});
     ASSERT_EQ(add.code, 0) << add.err;

@@ -251,6 +251,35 @@ TEST(Wire, DesiredState) {
     EXPECT_EQ(desiredPath("agent 1", 4), "/v1/nodes/agent%201/desired?generation=4");
 }
 
+// The coordinator's epoch: optional in every command and pull answer (absent reads as 0, and
+// 0 is not written, so a coordinator without one still talks to nodes from before it).
+TEST(Wire, TheCoordinatorEpochIsOptionalAndNeverNegative) {
+    StageRequest stage{.release = "2.0.0", .epoch = 12};
+    checkContract(parser<StageRequest>(), stage.toJson(), "stage request", {}, true);
+    EXPECT_EQ(StageRequest::fromJson(stage.toJson())->epoch, 12);
+    EXPECT_EQ(StageRequest{.release = "2.0.0"}.toJson(), R"({"release":"2.0.0"})");
+    RestartRequest restart{5, "d-3", "http://coordinator:8480", 12};
+    checkContract(parser<RestartRequest>(), restart.toJson(), "restart request", {"generation"},
+                  true);
+    EXPECT_EQ(RestartRequest::fromJson(restart.toJson())->epoch, 12);
+    EXPECT_EQ(RestartRequest::fromJson(R"({"generation": 5})")->epoch, 0);
+    RollbackRequest rollback{"d-3", "", 12};
+    checkContract(parser<RollbackRequest>(), rollback.toJson(), "rollback request", {}, true);
+    EXPECT_EQ(RollbackRequest::fromJson(rollback.toJson())->epoch, 12);
+    DesiredState desired{.action = "none", .epoch = 12};
+    checkContract(parser<DesiredState>(), desired.toJson(), "desired state",
+                  {"action", "deployment", "release", "generation"}, false);
+    EXPECT_EQ(DesiredState::fromJson(desired.toJson())->epoch, 12);
+    EXPECT_EQ(DesiredState{}.toJson().find("epoch"), std::string::npos);
+    NodeView view{.id = "agent-1", .role = "agent", .release = "1.0.0", .epoch = 12};
+    EXPECT_EQ(NodeView::fromJson(view.toJson())->epoch, 12);
+
+    ASSERT_ERROR(RestartRequest::fromJson(R"({"generation": 5, "epoch": -1})"), Errc::Invalid,
+                 "restart request: field 'epoch' must not be negative");
+    ASSERT_ERROR(StageRequest::fromJson(R"({"release": "2.0.0", "epoch": "7"})"), Errc::Invalid,
+                 "stage request: field 'epoch' must be");
+}
+
 TEST(Wire, NotRegisteredIsOneRefusalBothSidesKnow) {
     auto refusal = notRegistered("agent-3");
     EXPECT_EQ(refusal.code, Errc::NotFound);

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <functional>
+#include <limits>
 #include <optional>
 #include <ostream>
 #include <string>
@@ -18,6 +19,11 @@ struct LogOptions {
 };
 
 void addLogOptions(CLI::App& app, LogOptions& options);
+
+/// A check for a whole-number option: the value must be an integer from `min` to `max`. The
+/// refusal reads "--keep: must be a whole number of at least 0, not '-1'" (CLI11's own ranges
+/// print their bounds as doubles, a 310-digit number for "no upper bound").
+CLI::Validator wholeNumber(long long min, long long max = std::numeric_limits<long long>::max());
 
 /// Parses args (argv[0] included) into app, which gains --version ("<program> <version>").
 /// Returns nullopt when a command should run; otherwise the exit code: 0 after printing the

@@ -71,6 +71,21 @@ private:
     UniqueFd fd_;
 };
 
+/// An exclusive flock(2) on a lock file that also names its holder: the holder's pid is written
+/// in the file. Held until the object dies or the process does (a SIGKILL releases it too), so
+/// a stale file never blocks. For "one process per resource" (a coordinator's state file).
+class PidLock {
+public:
+    /// Tries once. Busy when another process holds it, naming `what`, the pid written in the
+    /// file and the lock file: "state file x.db is in use by pid 4242 (it holds x.db.lock)".
+    /// Io when the file cannot be opened or written.
+    static Result<PidLock> acquire(const fs::path& lock_file, std::string_view what);
+
+private:
+    explicit PidLock(UniqueFd fd) : fd_(std::move(fd)) {}
+    UniqueFd fd_;
+};
+
 }  // namespace hoist::files
 
 namespace hoist {
