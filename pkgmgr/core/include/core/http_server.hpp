@@ -104,6 +104,11 @@ struct ServerOptions {
     /// when every one is busy, the new connection is closed.
     std::size_t max_connections = 16384;
     std::size_t max_connections_per_peer = 4096;
+    /// Request bodies buffered in memory at once, over every connection (routes without
+    /// streaming_body). A body reserves its declared length, or the route's body limit when
+    /// chunked, before any of it is read, until its reply is sent; one that does not fit is
+    /// answered 503 with Retry-After, naming this limit. Raised to payload_limit when lower.
+    std::size_t body_memory_limit = 64u << 20;
 };
 
 /// An HTTP(S) server (Boost.Beast on Boost.Asio behind this type): routes by method and
