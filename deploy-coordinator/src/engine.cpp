@@ -150,6 +150,7 @@ void Engine::loop() {
                 node_dirty_.clear();
                 last_node_flush_ms_ = now;
                 to_send.swap(outgoing_);
+                registry_writing_ = true;
                 lock.unlock();
                 StepWrite write;
                 write.registry = std::move(rows);
@@ -157,6 +158,10 @@ void Engine::loop() {
                 if (!written)
                     log::error(kLog, "cannot write the registry",
                                {{"error", written.error().describe()}});
+                lock.lock();
+                registry_writing_ = false;
+                lock.unlock();
+                registry_cv_.notify_all();
                 for (auto& task : to_send)
                     pool_->post([t = std::move(task)](http::Client&) { t(); });
                 continue;

@@ -85,7 +85,26 @@ public:
     void stop();
 
     // Registry
+    /// Registers (or re-registers) a node with no checks of who asks (as the admin token).
     Result<std::string> registerNode(NodeRecord node);
+    /// What a node request came with: the admin token, and the node's own secret (header
+    /// Hoist-Node-Secret; empty when none was presented).
+    struct NodeCredential {
+        bool admin = false;
+        std::string secret;
+    };
+    /// Registers a node. A known id bound to a secret takes only that secret (or the admin
+    /// token): Unauthorized otherwise, naming `cluster node forget`. A known id without one
+    /// (a node from before per-node secrets) that is up at another address needs the admin
+    /// token: Conflict otherwise. The presented secret's hash is kept (none: unbound).
+    Result<std::string> registerNode(NodeRecord node, const NodeCredential& credential);
+    /// Unauthorized when `id` is bound to a secret and `credential` neither presents it nor is
+    /// the admin's; ok for unknown and unbound ids. Constant-time. Thread-safe.
+    Result<void> checkNodeSecret(const std::string& id, const NodeCredential& credential);
+    /// DELETE /v1/nodes/{id}: deletes the registry row, audited with `reason`. NotFound for an
+    /// unknown node, Conflict while the running deployment includes it. Thread-safe.
+    Result<void> forgetNode(const std::string& id, const std::string& actor,
+                            const std::string& reason);
     Result<void> onPing(const pkgmgr::StatusPing& ping);
     std::string nodesJson();
     /// NotFound for an unknown node.
@@ -192,6 +211,10 @@ private:
     std::unordered_map<std::string, NodeRecord> nodes_;
     std::unordered_map<std::string, bool> node_dirty_;
     std::unordered_map<std::string, bool> node_checking_;
+    /// Set while the loop writes registry rows outside the lock; forgetNode waits for it, so a
+    /// row snapshotted before a forget is never written back after it.
+    bool registry_writing_ = false;
+    std::condition_variable registry_cv_;
     std::unique_ptr<Rollout> active_;
     /// Deployments that ended (aborted, failed) while nodes were still swapping: their nodes'
     /// reports are still recorded, though nothing more is sent. Dropped once none is in flight.
