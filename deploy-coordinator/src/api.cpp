@@ -128,13 +128,13 @@ Result<void> withinOpenNodeLimit(const ServerRequest& request) {
     auto length = request.header("Content-Length");
     std::uint64_t declared = 0;
     if (length) {
-        auto [end, ec] =
-            std::from_chars(length->data(), length->data() + length->size(), declared);
+        auto [end, ec] = std::from_chars(length->data(), length->data() + length->size(), declared);
         if (ec != std::errc() || end != length->data() + length->size()) length.reset();
     }
     if (!length || declared > kOpenNodeBodyLimit)
-        return fail(Errc::Invalid, "without a token, a node message must declare its length "
-                                   "(Content-Length, no chunked body) and be at most ",
+        return fail(Errc::Invalid,
+                    "without a token, a node message must declare its length "
+                    "(Content-Length, no chunked body) and be at most ",
                     kOpenNodeBodyLimit, " bytes");
     return ok();
 }
@@ -151,7 +151,8 @@ Result<std::string> forgetReason(const ServerRequest& request) {
     if (reason.empty())
         return fail(Errc::Invalid,
                     "node forget: a reason is required (?reason=TEXT or {\"reason\": TEXT})");
-    if (reason.size() > 1024) return fail(Errc::Invalid, "node forget: the reason exceeds 1024 bytes");
+    if (reason.size() > 1024)
+        return fail(Errc::Invalid, "node forget: the reason exceeds 1024 bytes");
     return reason;
 }
 
@@ -254,22 +255,22 @@ void registerRoutes(http::Server& server, Engine& engine, MonitorWatch& watch,
             return ServerReply::json(200, "{\"ok\":true}");
         });
 
-    server.route("GET", R"(/v1/nodes/([^/]+)/desired)",
-                 [e, nodeAuth, credential](const ServerRequest& request) {
-                     auto who = nodeAuth(request);
-                     if (!who) return ServerReply::error(who.error());
-                     if (auto bound =
-                             e->checkNodeSecret(request.matches.at(1), credential(request, *who));
-                         !bound)
-                         return ServerReply::error(bound.error());
-                     std::optional<std::int64_t> generation;
-                     if (request.queryParam("generation")) {
-                         auto g = queryInt(request, "generation", 0);
-                         if (!g) return ServerReply::error(g.error());
-                         generation = *g;
-                     }
-                     return reply(e->desired(request.matches.at(1), generation));
-                 });
+    server.route(
+        "GET", R"(/v1/nodes/([^/]+)/desired)",
+        [e, nodeAuth, credential](const ServerRequest& request) {
+            auto who = nodeAuth(request);
+            if (!who) return ServerReply::error(who.error());
+            if (auto bound = e->checkNodeSecret(request.matches.at(1), credential(request, *who));
+                !bound)
+                return ServerReply::error(bound.error());
+            std::optional<std::int64_t> generation;
+            if (request.queryParam("generation")) {
+                auto g = queryInt(request, "generation", 0);
+                if (!g) return ServerReply::error(g.error());
+                generation = *g;
+            }
+            return reply(e->desired(request.matches.at(1), generation));
+        });
 
     server.route("GET", "/v1/nodes", [e, t](const ServerRequest& request) {
         if (auto who = caller(request, t, {"admin", "monitor"}); !who)

@@ -67,9 +67,8 @@ namespace {
 // A node secret as pkgmgr::nodeSecret writes it: enough randomness that only its holder has it.
 bool wellFormedSecret(std::string_view secret) {
     return secret.size() >= 32 && secret.size() <= 128 &&
-           std::all_of(secret.begin(), secret.end(), [](char c) {
-               return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-           });
+           std::all_of(secret.begin(), secret.end(),
+                       [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
 }
 }  // namespace
 
@@ -103,9 +102,9 @@ Result<void> Engine::forgetNode(const std::string& id, const std::string& actor,
     auto now = nowMs();
     StepWrite write;
     write.forget_nodes.push_back(id);
-    write.events.push_back({0, now, actor, "node forgotten", "", id,
-                            reason + " (was " + n.role + " at " + n.address + ", " + n.status +
-                                ")"});
+    write.events.push_back(
+        {0, now, actor, "node forgotten", "", id,
+         reason + " (was " + n.role + " at " + n.address + ", " + n.status + ")"});
     // Pending events go first, in order, in the same transaction.
     std::vector<Event> events = pending_events_;
     events.insert(events.end(), write.events.begin(), write.events.end());
@@ -128,8 +127,7 @@ Result<std::string> Engine::registerNode(NodeRecord node, const NodeCredential& 
     if (!node.address.starts_with("http://") && !node.address.starts_with("https://"))
         return fail(Errc::Invalid, "registration of '", node.id, "': address '", node.address,
                     "' must be an http:// or https:// URL");
-    std::string presented =
-        credential.secret.empty() ? "" : crypto::sha256Hex(credential.secret);
+    std::string presented = credential.secret.empty() ? "" : crypto::sha256Hex(credential.secret);
     std::lock_guard lock(mutex_);
     auto now = nowMs();
     auto it = nodes_.find(node.id);

@@ -128,8 +128,7 @@ int State::schemaVersion() {
 
 bool StepWrite::empty() const {
     return !deployment && nodes.empty() && registry.empty() && forget_nodes.empty() &&
-           put_holds.empty() &&
-           delete_holds.empty() && !clear_holds && events.empty();
+           put_holds.empty() && delete_holds.empty() && !clear_holds && events.empty();
 }
 
 namespace {
@@ -279,9 +278,10 @@ Result<std::vector<MonitorRecord>> State::monitors() {
 
 Result<std::vector<NodeRecord>> State::nodes() {
     std::lock_guard lock(impl_->mutex);
-    HOIST_ASSIGN(auto stmt,
-                 impl_->db.prepare("SELECT id, role, address, release, generation, status, "
-                                   "registered_ms, last_seen_ms, mode, secret_hash FROM nodes ORDER BY id"));
+    HOIST_ASSIGN(
+        auto stmt,
+        impl_->db.prepare("SELECT id, role, address, release, generation, status, "
+                          "registered_ms, last_seen_ms, mode, secret_hash FROM nodes ORDER BY id"));
     std::vector<NodeRecord> out;
     HOIST_TRY(stmt.each([&](const sqlite::Statement& s) {
         NodeRecord n;

@@ -308,7 +308,9 @@ private:
         std::size_t group = 0;
     };
 
-    static bool isMeta(char c) { return std::string_view(".[]{}()*+?^$|\\").find(c) != std::string_view::npos; }
+    static bool isMeta(char c) {
+        return std::string_view(".[]{}()*+?^$|\\").find(c) != std::string_view::npos;
+    }
     static bool isWordChar(char c) {
         return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '-' || c == '_';
     }
@@ -323,7 +325,8 @@ private:
             char c = pattern[i];
             if (c == '\\') {
                 // Only escaped punctuation is a literal; \d, \w and the like are classes.
-                if (i + 1 >= pattern.size() || std::isalnum(static_cast<unsigned char>(pattern[i + 1])))
+                if (i + 1 >= pattern.size() ||
+                    std::isalnum(static_cast<unsigned char>(pattern[i + 1])))
                     return false;
                 literal += pattern[++i];
                 continue;
@@ -336,7 +339,8 @@ private:
             auto close = pattern.find(')', i);
             if (close == std::string_view::npos) return false;
             auto inner = pattern.substr(i + 1, close - i - 1);
-            if (close + 1 < pattern.size() && std::string_view("?*+{").find(pattern[close + 1]) != std::string_view::npos)
+            if (close + 1 < pattern.size() &&
+                std::string_view("?*+{").find(pattern[close + 1]) != std::string_view::npos)
                 return false;
             flush();
             Token token;
@@ -375,30 +379,30 @@ private:
         const Token& token = tokens_[t];
         auto rest = path.substr(pos);
         switch (token.kind) {
-        case Kind::Literal:
-            return rest.starts_with(token.text) && matchFrom(t + 1, path, pos + token.text.size(), groups);
-        case Kind::Alternatives:
-            for (const auto& word : token.words) {
-                if (!rest.starts_with(word)) continue;
-                groups[token.group] = rest.substr(0, word.size());
-                if (matchFrom(t + 1, path, pos + word.size(), groups)) return true;
+            case Kind::Literal:
+                return rest.starts_with(token.text) &&
+                       matchFrom(t + 1, path, pos + token.text.size(), groups);
+            case Kind::Alternatives:
+                for (const auto& word : token.words) {
+                    if (!rest.starts_with(word)) continue;
+                    groups[token.group] = rest.substr(0, word.size());
+                    if (matchFrom(t + 1, path, pos + word.size(), groups)) return true;
+                }
+                return false;
+            case Kind::Segment:
+            case Kind::Any:
+            case Kind::AnyPlus: {
+                // Greedy, as the regex: the longest run first, then shorter ones. '.' stops at
+                // line terminators, [^/] at a slash.
+                std::string_view stops = token.kind == Kind::Segment ? "/" : "\n\r";
+                auto longest = std::min(rest.find_first_of(stops), rest.size());
+                std::size_t shortest = token.kind == Kind::Any ? 0 : 1;
+                for (std::size_t n = longest + 1; n-- > shortest;) {
+                    groups[token.group] = rest.substr(0, n);
+                    if (matchFrom(t + 1, path, pos + n, groups)) return true;
+                }
+                return false;
             }
-            return false;
-        case Kind::Segment:
-        case Kind::Any:
-        case Kind::AnyPlus: {
-            // Greedy, as the regex: the longest run first, then shorter ones. '.' stops at
-            // line terminators, [^/] at a slash.
-            std::string_view stops = token.kind == Kind::Segment ? "/" : "\n\r";
-            auto longest = std::min(rest.find_first_of(stops), rest.size());
-            std::size_t shortest = token.kind == Kind::Any ? 0 : 1;
-            for (std::size_t n = longest + 1; n-- > shortest;) {
-                groups[token.group] = rest.substr(0, n);
-                if (matchFrom(t + 1, path, pos + n, groups)) return true;
-                if (n == 0) break;
-            }
-            return false;
-        }
         }
         return false;
     }
@@ -770,7 +774,8 @@ struct Server::Impl {
     // this method (a 405).
     const Route* findRoute(const std::string& method, const std::string& path,
                            std::vector<std::string>& matches, std::string& allowed) const {
-        const std::string_view want = method == "HEAD" ? std::string_view("GET") : std::string_view(method);
+        const std::string_view want =
+            method == "HEAD" ? std::string_view("GET") : std::string_view(method);
         for (const auto& route : routes) {
             if (route.method == want && route.pattern.match(path, matches)) return &route;
         }
@@ -1373,7 +1378,8 @@ void startSession(Server::Impl& impl, tcp::socket socket) {
 }
 
 void acceptNext(Server::Impl& impl) {
-    impl.acceptor->async_accept(impl.connectionLoop(), [&impl](beast::error_code ec, tcp::socket socket) {
+    impl.acceptor->async_accept(impl.connectionLoop(), [&impl](beast::error_code ec,
+                                                               tcp::socket socket) {
         if (ec == asio::error::operation_aborted || impl.stopping) return;
         if (ec) {
             // Out of descriptors (or another transient failure): pause instead of spinning.

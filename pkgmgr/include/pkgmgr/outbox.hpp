@@ -59,8 +59,8 @@ public:
         std::string last_error;
     };
     /// Sends the queued pings in seq order, each once, stopping at the first one the
-    /// coordinator did not take (transport failure, 408, 429, 5xx, "not registered"). Busy when another
-    /// process drains right now. `token` (may be empty) goes in a bearer header, and the
+    /// coordinator did not take (transport failure, 408, 429, 5xx, "not registered"). Busy when
+    /// another process drains right now. `token` (may be empty) goes in a bearer header, and the
     /// node's secret (run/coordinator.secret, when there is one) beside it.
     Result<DrainResult> drain(http::Client& client, const std::string& token,
                               std::chrono::milliseconds request_timeout);

@@ -79,15 +79,27 @@ protected:
     /// With open_registration, no node token is configured.
     void startCoordinator(int port = 0, bool open_registration = false) {
         coordinator_.reset();
-        std::vector<std::string> argv{
-            COORDINATOR_BIN, "--state", (dir_ / "state.db").string(), "--listen",
-            "127.0.0.1:" + std::to_string(port), "--port-file", (dir_ / "coord.port").string(),
-            "--repo", repo_->url() + "/repo", "--trusted-key", (dir_ / "trusted.pem").string(),
-            "--admin-token-file", (dir_ / "admin.token").string(), "--halt-token-file",
-            (dir_ / "halt.token").string(), "--poll-after-ms", "1500"};
+        std::vector<std::string> argv{COORDINATOR_BIN,
+                                      "--state",
+                                      (dir_ / "state.db").string(),
+                                      "--listen",
+                                      "127.0.0.1:" + std::to_string(port),
+                                      "--port-file",
+                                      (dir_ / "coord.port").string(),
+                                      "--repo",
+                                      repo_->url() + "/repo",
+                                      "--trusted-key",
+                                      (dir_ / "trusted.pem").string(),
+                                      "--admin-token-file",
+                                      (dir_ / "admin.token").string(),
+                                      "--halt-token-file",
+                                      (dir_ / "halt.token").string(),
+                                      "--poll-after-ms",
+                                      "1500"};
         if (!open_registration)
             argv.insert(argv.end(), {"--node-token-file", (dir_ / "node.token").string()});
-        coordinator_ = std::make_unique<ServerProcess>(argv, dir_ / "coord.port", dir_ / "coord.log");
+        coordinator_ =
+            std::make_unique<ServerProcess>(argv, dir_ / "coord.port", dir_ / "coord.log");
         ASSERT_TRUE(coordinator_->started()) << testing::readFile(dir_ / "coord.log");
     }
 
@@ -947,7 +959,8 @@ TEST_F(Coordinator, ASharedNodeTokenCannotImpersonateANode) {
 // messages, small and with their length declared: it cannot make the coordinator read more.
 TEST_F(Coordinator, OpenRegistrationReadsOnlySmallDeclaredBodiesWithoutAToken) {
     startCoordinator(0, true);
-    auto reg = call("POST", "/v1/nodes/register", registration("agent-1", "http://127.0.0.1:1"), "");
+    auto reg =
+        call("POST", "/v1/nodes/register", registration("agent-1", "http://127.0.0.1:1"), "");
     EXPECT_EQ(reg.status, 200) << reg.body;
     struct Case {
         std::string request;
@@ -955,10 +968,10 @@ TEST_F(Coordinator, OpenRegistrationReadsOnlySmallDeclaredBodiesWithoutAToken) {
         std::string says;
     };
     const std::vector<Case> cases = {
-        {"POST /v1/nodes/register HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n",
-         "400", "at most 16384 bytes"},
-        {"POST /v1/nodes/register HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",
-         "400", "must declare its length"},
+        {"POST /v1/nodes/register HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n", "400",
+         "at most 16384 bytes"},
+        {"POST /v1/nodes/register HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n", "400",
+         "must declare its length"},
         {"POST /v1/nodes/agent-1/status HTTP/1.1\r\nHost: x\r\nContent-Length: 20000\r\n\r\n",
          "400", "at most 16384 bytes"},
         {"POST /v1/deployments HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n", "401",
@@ -976,9 +989,9 @@ TEST_F(Coordinator, OpenRegistrationReadsOnlySmallDeclaredBodiesWithoutAToken) {
     EXPECT_EQ(call("POST", "/v1/nodes/register", registration("agent-1", "http://127.0.0.1:2"), "")
                   .status,
               409);
-    EXPECT_EQ(call("POST", "/v1/nodes/register", registration("agent-1", "http://127.0.0.1:2"))
-                  .status,
-              200);
+    EXPECT_EQ(
+        call("POST", "/v1/nodes/register", registration("agent-1", "http://127.0.0.1:2")).status,
+        200);
 }
 
 }  // namespace

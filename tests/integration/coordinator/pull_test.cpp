@@ -251,9 +251,9 @@ TEST_F(PullFleet, AMixedFleetUpgradesMastersFirstAndAHoldStopsThePullNodes) {
     // The shared node token alone no longer speaks for a node bound to its secret.
     auto stolen = call("GET", "/v1/nodes/agent-3/desired", "", kNodeToken);
     EXPECT_EQ(stolen.status, 401) << stolen.body;
-    auto taken = call("POST", "/v1/nodes/register",
-                      R"({"id":"agent-1","role":"agent","address":"http://127.0.0.1:1"})",
-                      kNodeToken);
+    auto taken =
+        call("POST", "/v1/nodes/register",
+             R"({"id":"agent-1","role":"agent","address":"http://127.0.0.1:1"})", kNodeToken);
     EXPECT_EQ(taken.status, 401) << taken.body;
     for (const auto& n : nodes_) {
         auto file = pkgmgr::NodeLayout::at(n.root).coordinatorSecret();

@@ -1,17 +1,17 @@
-#include <atomic>
 #include <arpa/inet.h>
-#include <cstdio>
 #include <fcntl.h>
-#include <fstream>
-#include <memory>
-#include <regex>
-#include <vector>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <atomic>
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <regex>
 #include <thread>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -97,10 +97,14 @@ TEST_F(ServerFixture, RoutesAndNotFound) {
 // Routes are matched without std::regex per request; what each matches, and its groups, are
 // what std::regex_match gives for the same pattern.
 TEST(Server, RoutesMatchAsTheirRegexDoes) {
-    const std::vector<std::string> patterns = {
-        "/packages/(.*)", R"(/v1/nodes/([^/]+)/desired)", R"(/v1/halt/(.+))",
-        R"(/v1/d/([^/]+)/(pause|resume|pa))", R"(/x/(a|ab)(b|bc)/z)", R"(/r/(.*?)\.json(\.sig)?)",
-        R"(/e\.json/([^/]+)([^/]+))", "/v1/nodes"};
+    const std::vector<std::string> patterns = {"/packages/(.*)",
+                                               R"(/v1/nodes/([^/]+)/desired)",
+                                               R"(/v1/halt/(.+))",
+                                               R"(/v1/d/([^/]+)/(pause|resume|pa))",
+                                               R"(/x/(a|ab)(b|bc)/z)",
+                                               R"(/r/(.*?)\.json(\.sig)?)",
+                                               R"(/e\.json/([^/]+)([^/]+))",
+                                               "/v1/nodes"};
     ServerOptions options;
     options.access_log = false;
     auto created = Server::create(options);
@@ -115,11 +119,29 @@ TEST(Server, RoutesMatchAsTheirRegexDoes) {
     ASSERT_OK(server.bind());
     std::thread thread([&] { server.run(); });
     Client client;
-    const std::vector<std::string> paths = {
-        "/packages/abc", "/packages/", "/packages/a/b", "/v1/nodes/n-1/desired", "/v1/nodes//desired",
-        "/v1/nodes/a/b/desired", "/v1/halt/", "/v1/halt/a%2Fb", "/v1/d/x/pause", "/v1/d/x/pa",
-        "/v1/d/x/paus", "/x/abbc/z", "/x/ab/z", "/x/abc/z", "/r/a.json", "/r/a.json.sig", "/r/.json",
-        "/e.json/ab", "/e.json/a", "/ejson/ab", "/v1/nodes", "/v1/nodesx", "/v1/halt/a%0Ab"};
+    const std::vector<std::string> paths = {"/packages/abc",
+                                            "/packages/",
+                                            "/packages/a/b",
+                                            "/v1/nodes/n-1/desired",
+                                            "/v1/nodes//desired",
+                                            "/v1/nodes/a/b/desired",
+                                            "/v1/halt/",
+                                            "/v1/halt/a%2Fb",
+                                            "/v1/d/x/pause",
+                                            "/v1/d/x/pa",
+                                            "/v1/d/x/paus",
+                                            "/x/abbc/z",
+                                            "/x/ab/z",
+                                            "/x/abc/z",
+                                            "/r/a.json",
+                                            "/r/a.json.sig",
+                                            "/r/.json",
+                                            "/e.json/ab",
+                                            "/e.json/a",
+                                            "/ejson/ab",
+                                            "/v1/nodes",
+                                            "/v1/nodesx",
+                                            "/v1/halt/a%0Ab"};
     for (const auto& path : paths) {
         std::string want = "404";
         std::string decoded = urlDecode(path, false);
@@ -421,7 +443,8 @@ std::string readReply(int fd, std::chrono::milliseconds timeout) {
                 out.size() >= end + 4 + std::stoull(out.substr(at + 16)))
                 return out;
         }
-        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            deadline - std::chrono::steady_clock::now());
         pollfd p{fd, POLLIN, 0};
         if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) <= 0) return out;
         char buffer[4096];
@@ -444,8 +467,10 @@ TEST_F(HostileFixture, ParallelBodiesStayWithinTheBodyBudget) {
     for (int i = 0; i < kConnections; ++i) {
         conns.push_back(std::make_unique<RawConnection>(port_));
         ASSERT_TRUE(conns.back()->connected());
-        ASSERT_TRUE(conns.back()->send("POST /v1/halt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
-                                       "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n"));
+        ASSERT_TRUE(
+            conns.back()->send("POST /v1/halt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                               "Content-Length: " +
+                               std::to_string(body.size()) + "\r\n\r\n"));
     }
     // The connections over the budget are answered at once, their bodies unread.
     std::vector<bool> answered(kConnections, false);
