@@ -9,6 +9,7 @@
 #include "core/json.hpp"
 #include "core/log.hpp"
 #include "node_messages.hpp"
+#include "pkgmgr/node_config.hpp"
 
 namespace hoist::deploy_coordinator {
 
@@ -163,6 +164,52 @@ std::optional<ServerReply> replayStart(Engine& engine, const std::string& key,
                 0});
     }
     return ServerReply::json(201, **prior);
+/// A body a tokenless caller may send under open registration: at most this many bytes, with
+/// the length declared up front (a registration or a ping is well under 1 KiB).
+constexpr std::uint64_t kOpenNodeBodyLimit = 16 * 1024;
+
+/// A node's own message: POST /v1/nodes/register or POST /v1/nodes/{node}/status.
+bool isNodeMessage(const ServerRequest& request) {
+    if (request.method != "POST") return false;
+    std::string_view path = request.path;
+    if (path == "/v1/nodes/register") return true;
+    constexpr std::string_view kPrefix = "/v1/nodes/";
+    constexpr std::string_view kSuffix = "/status";
+    if (!path.starts_with(kPrefix) || !path.ends_with(kSuffix)) return false;
+    auto node = path.substr(kPrefix.size(), path.size() - kPrefix.size() - kSuffix.size());
+    return !node.empty() && node.find('/') == std::string_view::npos;
+}
+
+Result<void> withinOpenNodeLimit(const ServerRequest& request) {
+    auto length = request.header("Content-Length");
+    std::uint64_t declared = 0;
+    if (length) {
+        auto [end, ec] = std::from_chars(length->data(), length->data() + length->size(), declared);
+        if (ec != std::errc() || end != length->data() + length->size()) length.reset();
+    }
+    if (!length || declared > kOpenNodeBodyLimit)
+        return fail(Errc::Invalid,
+                    "without a token, a node message must declare its length "
+                    "(Content-Length, no chunked body) and be at most ",
+                    kOpenNodeBodyLimit, " bytes");
+    return ok();
+}
+
+/// The reason an admin gives to forget a node: ?reason=... or a JSON body {"reason": "..."}.
+Result<std::string> forgetReason(const ServerRequest& request) {
+    std::string reason = request.queryParam("reason").value_or("");
+    if (reason.empty() && !request.body.empty()) {
+        constexpr std::string_view ctx = "node forget request";
+        HOIST_ASSIGN(auto doc, json::parseObject(request.body, ctx));
+        HOIST_TRY(json::rejectUnknown(doc, {"reason"}, ctx));
+        HOIST_ASSIGN(reason, json::getString(doc, "reason", ctx));
+    }
+    if (reason.empty())
+        return fail(Errc::Invalid,
+                    "node forget: a reason is required (?reason=TEXT or {\"reason\": TEXT})");
+    if (reason.size() > 1024)
+        return fail(Errc::Invalid, "node forget: the reason exceeds 1024 bytes");
+    return reason;
 }
 
 /// Forwards a call to the provisioner and hands its reply back as it came.
@@ -196,30 +243,63 @@ void registerRoutes(http::Server& server, Engine& engine, MonitorWatch& watch,
     const Tokens t = tokens;
 
     // A body is read only from a caller holding one of the coordinator's tokens (each route
-    // checks which one it wants): without one, nobody makes the server read a megabyte. Open
-    // registration (no node token) leaves nodes nothing to present, so then nothing is checked.
-    if (!t.node.empty())
-        server.beforeBody([t](const ServerRequest& request) -> Result<void> {
-            auto who = caller(request, t, {"admin", "monitor", "node"});
-            if (!who) return std::unexpected(who.error());
-            return ok();
-        });
+    // checks which one it wants): without one, nobody makes the server read a megabyte.
+    // Open registration (no node token) leaves nodes nothing to present: a caller without a
+    // token may then send only a node's own messages, with a declared length of at most
+    // kOpenNodeBodyLimit (a chunked body is refused before any of it is read). What such
+    // callers keep buffered at once is bounded by the server's body budget.
+    server.beforeBody([t](const ServerRequest& request) -> Result<void> {
+        auto who = caller(request, t, {"admin", "monitor", "node"});
+        if (who) return ok();
+        if (!t.node.empty()) return std::unexpected(who.error());
+        if (!isNodeMessage(request)) return std::unexpected(who.error());
+        return withinOpenNodeLimit(request);
+    });
 
     auto nodeAuth = [t](const ServerRequest& request) -> Result<std::string> {
-        if (t.node.empty()) return std::string("node");
+        if (t.node.empty()) {
+            if (caller(request, t, {"admin"})) return std::string("admin");
+            return std::string("node");
+        }
         return caller(request, t, {"node", "admin"});
     };
+    auto credential = [](const ServerRequest& request, const std::string& who) {
+        return Engine::NodeCredential{
+            who == "admin", request.header(pkgmgr::kNodeSecretHeader).value_or(std::string())};
+    };
 
-    server.route("POST", "/v1/nodes/register", [e, nodeAuth](const ServerRequest& request) {
-        if (auto who = nodeAuth(request); !who) return ServerReply::error(who.error());
-        auto node = parseRegistration(request.body);
-        if (!node) return ServerReply::error(node.error());
-        return reply(e->registerNode(std::move(*node)));
+    server.route("POST", "/v1/nodes/register",
+                 [e, nodeAuth, credential](const ServerRequest& request) {
+                     auto who = nodeAuth(request);
+                     if (!who) return ServerReply::error(who.error());
+                     auto node = parseRegistration(request.body);
+                     if (!node) return ServerReply::error(node.error());
+                     return reply(e->registerNode(std::move(*node), credential(request, *who)));
+                 });
+
+    // `cluster node forget ID`: the registry row goes (a bogus registration, a node gone for
+    // good), audited with the admin's reason (?reason=... or {"reason": "..."}).
+    server.route("DELETE", R"(/v1/nodes/([^/]+))", [e, t](const ServerRequest& request) {
+        auto who = caller(request, t, {"admin"});
+        if (!who) return ServerReply::error(who.error());
+        auto reason = forgetReason(request);
+        if (!reason) return ServerReply::error(reason.error());
+        const std::string& node = request.matches.at(1);
+        if (auto forgot = e->forgetNode(node, *who, *reason); !forgot)
+            return ServerReply::error(forgot.error());
+        json::Writer w;
+        w.beginObject().field("node", node).field("forgotten", true).endObject();
+        return ServerReply::json(200, w.str());
     });
 
     server.route(
-        "POST", R"(/v1/nodes/([^/]+)/status)", [e, nodeAuth](const ServerRequest& request) {
-            if (auto who = nodeAuth(request); !who) return ServerReply::error(who.error());
+        "POST", R"(/v1/nodes/([^/]+)/status)",
+        [e, nodeAuth, credential](const ServerRequest& request) {
+            auto who = nodeAuth(request);
+            if (!who) return ServerReply::error(who.error());
+            if (auto bound = e->checkNodeSecret(request.matches.at(1), credential(request, *who));
+                !bound)
+                return ServerReply::error(bound.error());
             auto ping = pkgmgr::StatusPing::fromJson(request.body);
             if (!ping) return ServerReply::error(ping.error());
             if (ping->node != request.matches.at(1))
@@ -231,17 +311,22 @@ void registerRoutes(http::Server& server, Engine& engine, MonitorWatch& watch,
             return ServerReply::json(200, "{\"ok\":true}");
         });
 
-    server.route("GET", R"(/v1/nodes/([^/]+)/desired)",
-                 [e, nodeAuth](const ServerRequest& request) {
-                     if (auto who = nodeAuth(request); !who) return ServerReply::error(who.error());
-                     std::optional<std::int64_t> generation;
-                     if (request.queryParam("generation")) {
-                         auto g = queryInt(request, "generation", 0);
-                         if (!g) return ServerReply::error(g.error());
-                         generation = *g;
-                     }
-                     return reply(e->desired(request.matches.at(1), generation));
-                 });
+    server.route(
+        "GET", R"(/v1/nodes/([^/]+)/desired)",
+        [e, nodeAuth, credential](const ServerRequest& request) {
+            auto who = nodeAuth(request);
+            if (!who) return ServerReply::error(who.error());
+            if (auto bound = e->checkNodeSecret(request.matches.at(1), credential(request, *who));
+                !bound)
+                return ServerReply::error(bound.error());
+            std::optional<std::int64_t> generation;
+            if (request.queryParam("generation")) {
+                auto g = queryInt(request, "generation", 0);
+                if (!g) return ServerReply::error(g.error());
+                generation = *g;
+            }
+            return reply(e->desired(request.matches.at(1), generation));
+        });
 
     server.route("GET", "/v1/nodes", [e, t](const ServerRequest& request) {
         if (auto who = caller(request, t, {"admin", "monitor"}); !who)

@@ -112,7 +112,26 @@ public:
     void stop();
 
     // Registry
+    /// Registers (or re-registers) a node with no checks of who asks (as the admin token).
     Result<std::string> registerNode(NodeRecord node);
+    /// What a node request came with: the admin token, and the node's own secret (header
+    /// Hoist-Node-Secret; empty when none was presented).
+    struct NodeCredential {
+        bool admin = false;
+        std::string secret;
+    };
+    /// Registers a node. A known id bound to a secret takes only that secret (or the admin
+    /// token): Unauthorized otherwise, naming `cluster node forget`. A known id without one
+    /// (a node from before per-node secrets) that is up at another address needs the admin
+    /// token: Conflict otherwise. The presented secret's hash is kept (none: unbound).
+    Result<std::string> registerNode(NodeRecord node, const NodeCredential& credential);
+    /// Unauthorized when `id` is bound to a secret and `credential` neither presents it nor is
+    /// the admin's; ok for unknown and unbound ids. Constant-time. Thread-safe.
+    Result<void> checkNodeSecret(const std::string& id, const NodeCredential& credential);
+    /// DELETE /v1/nodes/{id}: deletes the registry row, audited with `reason`. NotFound for an
+    /// unknown node, Conflict while the running deployment includes it. Thread-safe.
+    Result<void> forgetNode(const std::string& id, const std::string& actor,
+                            const std::string& reason);
     Result<void> onPing(const pkgmgr::StatusPing& ping);
     std::string nodesJson();
     /// NotFound for an unknown node.
@@ -280,7 +299,7 @@ private:
     Result<std::string> commandOnRunner(const std::string& id, const std::string& verb,
                                         std::optional<std::int64_t> max_failures,
                                         const std::string& actor);
-    void registerOnRunner(NodeRecord& node);
+    void registerOnRunner(NodeRecord& node, bool by_admin);
     Result<void> pingOnRunner(const pkgmgr::StatusPing& ping, pkgmgr::HelperStep step);
     Result<std::string> desiredOnRunner(const std::string& id,
                                         std::optional<std::int64_t> generation);

@@ -56,6 +56,7 @@ std::string encode(const NodeRecord& n) {
         .field("registered_ms", n.registered_ms)
         .field("last_seen_ms", n.last_seen_ms)
         .field("mode", n.mode)
+        .field("secret_hash", n.secret_hash)
         .endObject();
     return w.str();
 }
@@ -73,6 +74,9 @@ Result<NodeRecord> decodeNode(const etcd::KeyValue& kv) {
     HOIST_ASSIGN(n.registered_ms, corrupt(json::getInt(doc, "registered_ms", ctx)));
     HOIST_ASSIGN(n.last_seen_ms, corrupt(json::getInt(doc, "last_seen_ms", ctx)));
     HOIST_ASSIGN(n.mode, corrupt(json::getString(doc, "mode", ctx)));
+    // Optional: nodes registered before per-node secrets have none ("").
+    HOIST_ASSIGN(auto secret_hash, corrupt(json::optString(doc, "secret_hash", ctx)));
+    n.secret_hash = secret_hash.value_or("");
     return n;
 }
 
@@ -339,7 +343,8 @@ Result<void> EtcdStateStore::commit(const StepWrite& w, std::int64_t term, bool 
                          election_key_,
                          lease_,
                          {}});
-    } else if (w.deployment || !w.nodes.empty() || !w.registry.empty()) {
+    } else if (w.deployment || !w.nodes.empty() || !w.registry.empty() ||
+               !w.forget_nodes.empty()) {
         return fail(Errc::Conflict,
                     "write refused: only the leader writes rollout state (this replica does not "
                     "lead)");
@@ -348,6 +353,7 @@ Result<void> EtcdStateStore::commit(const StepWrite& w, std::int64_t term, bool 
     // split over several txns shows its deployment only once its rows are there.
     std::vector<Op> ops;
     for (const auto& n : w.registry) ops.push_back(Op::put(prefix_ + "nodes/" + n.id, encode(n)));
+    for (const auto& id : w.forget_nodes) ops.push_back(Op::remove(prefix_ + "nodes/" + id));
     for (const auto& n : w.nodes)
         ops.push_back(
             Op::put(prefix_ + "deployment-nodes/" + n.deployment + "/" + n.node, encode(n)));

@@ -3,9 +3,11 @@
 #include <algorithm>
 #include <map>
 
+#include "core/crypto.hpp"
 #include "core/json.hpp"
 #include "core/log.hpp"
 #include "deploy_coordinator/plan.hpp"
+#include "pkgmgr/node_config.hpp"
 #include "pkgmgr/wire.hpp"
 #include "views.hpp"
 
@@ -61,19 +63,101 @@ void Engine::sweepNodes(std::int64_t now) {
 
 // ---------------------------------------------------------------------------------------------
 
+namespace {
+// A node secret as pkgmgr::nodeSecret writes it: enough randomness that only its holder has it.
+bool wellFormedSecret(std::string_view secret) {
+    return secret.size() >= 32 && secret.size() <= 128 &&
+           std::all_of(secret.begin(), secret.end(),
+                       [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+}
+}  // namespace
+
 Result<std::string> Engine::registerNode(NodeRecord node) {
+    return registerNode(std::move(node), NodeCredential{true, {}});
+}
+
+Result<void> Engine::checkNodeSecret(const std::string& id, const NodeCredential& credential) {
+    if (credential.admin) return ok();
+    std::string presented = credential.secret.empty() ? "" : crypto::sha256Hex(credential.secret);
+    std::lock_guard lock(mutex_);
+    auto it = nodes_.find(id);
+    if (it == nodes_.end() || it->second.secret_hash.empty()) return ok();
+    if (!presented.empty() && crypto::constantTimeEquals(presented, it->second.secret_hash))
+        return ok();
+    return fail(Errc::Unauthorized, "node '", id, "' is bound to its own secret (header ",
+                pkgmgr::kNodeSecretHeader, ") and this request does not present it");
+}
+
+Result<void> Engine::forgetNode(const std::string& id, const std::string& actor,
+                                const std::string& reason) {
+    // On the runner: no step that still holds the node's row is written after the forget.
+    return run<void>("forgetting node '" + id + "'", [&]() -> Result<void> {
+        auto it = nodes_.find(id);
+        if (it == nodes_.end()) return fail(Errc::NotFound, "node '", id, "' is not registered");
+        if (active_ && active_->find(id) != nullptr)
+            return fail(Errc::Conflict, "node '", id, "' is part of deployment ", active_->d.id,
+                        ", which is under way: wait for it to end (or abort it with `cluster "
+                        "abort ",
+                        active_->d.id, "`), then forget the node");
+        const auto& n = it->second;
+        auto now = nowMs();
+        StepWrite write;
+        write.forget_nodes.push_back(id);
+        // Pending events go first, in order, in the same transaction.
+        write.events = pending_events_;
+        write.events.push_back(
+            {0, now, actor, "node forgotten", "", id,
+             reason + " (was " + n.role + " at " + n.address + ", " + n.status + ")"});
+        HOIST_TRY(state_.commit(write, term_, true));
+        pending_events_.clear();
+        log::info(kLog, "node forgotten", {{"node", id}, {"by", actor}, {"reason", reason}});
+        nodes_.erase(it);
+        node_dirty_.erase(id);
+        node_progress_.erase(id);
+        node_checking_.erase(id);
+        seen_written_.erase(id);
+        {
+            std::unique_lock ids_lock(ids_mutex_);
+            ids_.erase(id);
+        }
+        return ok();
+    });
+}
+
+Result<std::string> Engine::registerNode(NodeRecord node, const NodeCredential& credential) {
     HOIST_TRY(pkgmgr::validateName(node.id));
+    if (!credential.secret.empty() && !wellFormedSecret(credential.secret))
+        return fail(Errc::Invalid, "registration of '", node.id, "': header ",
+                    pkgmgr::kNodeSecretHeader, " must be 32 to 128 lowercase hex characters");
     if (node.role.empty())
         return fail(Errc::Invalid, "registration of '", node.id, "': field 'role' is empty");
     if (!node.address.starts_with("http://") && !node.address.starts_with("https://"))
         return fail(Errc::Invalid, "registration of '", node.id, "': address '", node.address,
                     "' must be an http:// or https:// URL");
+    std::string presented = credential.secret.empty() ? "" : crypto::sha256Hex(credential.secret);
     // Answered once the step holding the registration is committed: registrations arriving
     // together (a fleet booting) share one write.
-    auto body =
-        [this,
-         &node](std::shared_ptr<Answer<std::string>> answer) -> std::optional<Result<std::string>> {
-        registerOnRunner(node);
+    auto body = [this, &node, &credential, &presented](std::shared_ptr<Answer<std::string>> answer)
+        -> std::optional<Result<std::string>> {
+        if (auto it = nodes_.find(node.id); it != nodes_.end() && !credential.admin) {
+            const auto& known = it->second;
+            if (!known.secret_hash.empty()) {
+                if (presented.empty() || !crypto::constantTimeEquals(presented, known.secret_hash))
+                    return fail(Errc::Unauthorized, "registration of '", node.id,
+                                "': the node is bound to its own secret and this registration "
+                                "does not present it (a reinstalled node: forget it first with "
+                                "`cluster node forget ",
+                                node.id, "`, or register it with the admin token)");
+            } else if (known.status == "up" && known.address != node.address) {
+                return fail(Errc::Conflict, "registration of '", node.id, "': the node is up at ",
+                            known.address, "; registering it from ", node.address,
+                            " needs the admin token (or forget it first with `cluster node "
+                            "forget ",
+                            node.id, "`)");
+            }
+        }
+        node.secret_hash = presented;
+        registerOnRunner(node, credential.admin);
         json::Writer w;
         writeNode(w, node);
         after_commit_.push_back([answer, text = w.str()](const Result<void>& written) {
@@ -87,12 +171,12 @@ Result<std::string> Engine::registerNode(NodeRecord node) {
     return call<std::string>(Runner::Lane::normal, "registration of '" + node.id + "'", body);
 }
 
-void Engine::registerOnRunner(NodeRecord& node) {
+void Engine::registerOnRunner(NodeRecord& node, bool by_admin) {
     auto now = nowMs();
     auto it = nodes_.find(node.id);
     bool changed = it == nodes_.end() || it->second.address != node.address ||
                    it->second.role != node.role || it->second.status != "up" ||
-                   it->second.mode != node.mode;
+                   it->second.mode != node.mode || it->second.secret_hash != node.secret_hash;
     node.registered_ms = it == nodes_.end() ? now : it->second.registered_ms;
     node.last_seen_ms = now;
     node.status = "up";
@@ -100,7 +184,9 @@ void Engine::registerOnRunner(NodeRecord& node) {
     if (changed)
         queueEvent("node:" + node.id, "register", "", node.id,
                    node.role + " at " + node.address + " release " + node.release +
-                       (node.mode == "pull" ? " (pull)" : ""));
+                       (node.mode == "pull" ? " (pull)" : "") +
+                       (node.secret_hash.empty() ? "" : ", own secret") +
+                       (by_admin ? ", by the admin" : ""));
     nodes_[node.id] = node;
     {
         std::unique_lock lock(ids_mutex_);

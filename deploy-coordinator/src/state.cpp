@@ -97,6 +97,10 @@ const char* const kMigrations[] = {
     R"sql(
     ALTER TABLE deployments ADD COLUMN gates TEXT NOT NULL DEFAULT '';
     )sql",
+    // 9: the hash of each node's own secret (empty: registered before per-node secrets).
+    R"sql(
+    ALTER TABLE nodes ADD COLUMN secret_hash TEXT NOT NULL DEFAULT '';
+    )sql",
 };
 static_assert(std::size(kMigrations) == State::kSchemaVersion);
 
@@ -132,8 +136,8 @@ int State::schemaVersion() {
 }
 
 bool StepWrite::empty() const {
-    return !deployment && nodes.empty() && registry.empty() && put_holds.empty() &&
-           delete_holds.empty() && !clear_holds && events.empty();
+    return !deployment && nodes.empty() && registry.empty() && forget_nodes.empty() &&
+           put_holds.empty() && delete_holds.empty() && !clear_holds && events.empty();
 }
 
 namespace {
@@ -161,6 +165,7 @@ Result<void> State::commit(const StepWrite& w, std::int64_t term, bool durable) 
             if (w.deployment) HOIST_TRY(tx.putDeployment(*w.deployment));
             for (const auto& n : w.nodes) HOIST_TRY(tx.putDeploymentNode(n));
             for (const auto& n : w.registry) HOIST_TRY(tx.putNode(n));
+            for (const auto& id : w.forget_nodes) HOIST_TRY(tx.deleteNode(id));
             if (w.clear_holds) HOIST_TRY(tx.deleteHolds(std::nullopt));
             for (const auto& source : w.delete_holds)
                 HOIST_TRY(tx.deleteHolds(std::string_view(source)));
@@ -216,9 +221,14 @@ Result<void> write(auto& impl, const char* sql, const Args&... args) {
 Result<void> State::Tx::putNode(const NodeRecord& n) {
     return write(*state_.impl_,
                  "INSERT OR REPLACE INTO nodes (id, role, address, release, generation, status, "
-                 "registered_ms, last_seen_ms, mode) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 "registered_ms, last_seen_ms, mode, secret_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, "
+                 "?, ?)",
                  n.id, n.role, n.address, n.release, n.generation, n.status, n.registered_ms,
-                 n.last_seen_ms, n.mode);
+                 n.last_seen_ms, n.mode, n.secret_hash);
+}
+
+Result<void> State::Tx::deleteNode(std::string_view id) {
+    return write(*state_.impl_, "DELETE FROM nodes WHERE id = ?", id);
 }
 
 Result<void> State::Tx::putDeployment(const Deployment& d) {
@@ -306,9 +316,10 @@ Result<std::vector<MonitorRecord>> State::monitors() {
 
 Result<std::vector<NodeRecord>> State::nodes() {
     std::lock_guard lock(impl_->mutex);
-    HOIST_ASSIGN(auto stmt,
-                 impl_->db.prepare("SELECT id, role, address, release, generation, status, "
-                                   "registered_ms, last_seen_ms, mode FROM nodes ORDER BY id"));
+    HOIST_ASSIGN(
+        auto stmt,
+        impl_->db.prepare("SELECT id, role, address, release, generation, status, "
+                          "registered_ms, last_seen_ms, mode, secret_hash FROM nodes ORDER BY id"));
     std::vector<NodeRecord> out;
     HOIST_TRY(stmt.each([&](const sqlite::Statement& s) {
         NodeRecord n;
@@ -321,6 +332,7 @@ Result<std::vector<NodeRecord>> State::nodes() {
         n.registered_ms = s.integer(6);
         n.last_seen_ms = s.integer(7);
         n.mode = s.text(8);
+        n.secret_hash = s.text(9);
         out.push_back(std::move(n));
     }));
     return out;

@@ -1,5 +1,8 @@
 #include "pkgmgr/node_config.hpp"
 
+#include <algorithm>
+
+#include "core/crypto.hpp"
 #include "core/files.hpp"
 #include "core/json.hpp"
 #include "core/strings.hpp"
@@ -111,6 +114,28 @@ Result<std::string> NodeConfig::nodeToken(const NodeLayout& layout) const {
 
 Result<std::string> NodeConfig::coordinatorToken(const NodeLayout& layout) const {
     return readToken(layout, coordinator_token_file);
+}
+
+Result<std::string> nodeSecret(const NodeLayout& layout, bool create) {
+    const auto file = layout.coordinatorSecret();
+    auto text = files::readFile(file, 4096);
+    if (!text) {
+        if (text.error().code != Errc::NotFound) return std::unexpected(text.error());
+        if (!create) return std::string();
+        HOIST_TRY(files::makeDirs(layout.run()));
+        std::string secret = crypto::randomHex(32);
+        HOIST_TRY(files::writeFileAtomic(file, secret + "\n", 0600));
+        return secret;
+    }
+    std::string secret(strings::trim(*text));
+    if (secret.size() != 64 || !std::all_of(secret.begin(), secret.end(), [](char c) {
+            return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+        }))
+        return fail(Errc::Corrupt, file.string(),
+                    " does not hold a node secret (64 hex characters): remove it, then forget "
+                    "the node at the coordinator (`cluster node forget ID`) so that it can "
+                    "register again");
+    return secret;
 }
 
 }  // namespace hoist::pkgmgr

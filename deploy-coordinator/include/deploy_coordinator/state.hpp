@@ -35,6 +35,11 @@ struct NodeRecord {
     /// "push" (the coordinator sends it stage and restart requests) or "pull" (it asks for
     /// its desired state, GET /v1/nodes/{node}/desired, and applies it itself).
     std::string mode = "push";
+    /// SHA-256 (hex) of the secret the node presented at its first registration (header
+    /// Hoist-Node-Secret); registrations, pings and asks for this id then need that secret.
+    /// Empty: a node from before per-node secrets (the shared node token alone serves).
+    /// Never shown in any reply.
+    std::string secret_hash;
 };
 
 /// A standing halt hold, one per source.
@@ -136,6 +141,8 @@ struct StepWrite {
     std::optional<Deployment> deployment;
     std::vector<DeploymentNode> nodes;
     std::vector<NodeRecord> registry;
+    /// Registry rows to delete (`cluster node forget`), after the registry puts.
+    std::vector<std::string> forget_nodes;
     std::vector<Hold> put_holds;
     /// Sources of holds to remove; with clear_holds, every hold goes.
     std::vector<std::string> delete_holds;
@@ -196,13 +203,14 @@ public:
     State(const State&) = delete;
     State& operator=(const State&) = delete;
 
-    static constexpr int kSchemaVersion = 8;
+    static constexpr int kSchemaVersion = 9;
     int schemaVersion();
 
     /// The writes a transaction may make.
     class Tx {
     public:
         Result<void> putNode(const NodeRecord& node);
+        Result<void> deleteNode(std::string_view id);
         Result<void> putDeployment(const Deployment& deployment);
         Result<void> putDeploymentNode(const DeploymentNode& node);
         Result<void> putHold(const Hold& hold);

@@ -30,6 +30,8 @@ struct NodeLayout {
     fs::path keys() const { return root / "keys"; }
     fs::path releases() const { return root / "releases"; }
     fs::path run() const { return root / "run"; }
+    /// This node's secret for the coordinator (mode 0600; see nodeSecret in node_config.hpp).
+    fs::path coordinatorSecret() const { return run() / "coordinator.secret"; }
 
     /// Creates root and every folder above (idempotent).
     Result<void> ensure() const;

@@ -47,4 +47,16 @@ struct NodeConfig {
     Result<std::string> coordinatorToken(const NodeLayout& layout) const;
 };
 
+/// The header a node presents its per-node secret in, beside the shared bearer token, on
+/// registration, status pings and desired-state asks.
+inline constexpr std::string_view kNodeSecretHeader = "Hoist-Node-Secret";
+
+/// This node's secret for the coordinator, in run/coordinator.secret (64 hex characters,
+/// mode 0600). The coordinator keeps only its hash from the node's first registration and
+/// then takes registrations, pings and asks for this node id only with it, so that the shared
+/// node token alone cannot impersonate the node. With `create`, a missing file is written
+/// (random, atomically); without, a missing file gives an empty string. Io when the file
+/// cannot be read or written, Corrupt when it holds something else than a secret.
+Result<std::string> nodeSecret(const NodeLayout& layout, bool create);
+
 }  // namespace hoist::pkgmgr

@@ -593,6 +593,13 @@ void NodeServer::Impl::backgroundLoop() {
             auto coordinator_token = config.coordinatorToken(layout);
             if (coordinator_token && !coordinator_token->empty())
                 req.headers.push_back(http::bearer(*coordinator_token));
+            // The secret the coordinator binds this node id to at its first registration.
+            auto secret = nodeSecret(layout, true);
+            if (secret)
+                req.headers.push_back({std::string(kNodeSecretHeader), *secret});
+            else
+                log::error(kComponent, "cannot read or create the node secret",
+                           {{"error", secret.error().describe()}});
             req.timeout = std::chrono::seconds(5);
             auto response = client.send(req);
             if (response && response->ok()) {
@@ -648,6 +655,8 @@ void NodeServer::Impl::pullOnce(http::Client& client) {
     req.url = http::joinUrl(config.coordinator, desiredPath(config.id, current.value_or(0)));
     if (auto bearer = config.coordinatorToken(layout); bearer && !bearer->empty())
         req.headers.push_back(http::bearer(*bearer));
+    if (auto secret = nodeSecret(layout, false); secret && !secret->empty())
+        req.headers.push_back({std::string(kNodeSecretHeader), *secret});
     // One short connection per ask: a keep-alive connection would hold one of the
     // coordinator's HTTP threads for every pull node between its asks.
     req.headers.push_back({"Connection", "close"});

@@ -9,6 +9,7 @@
 #include "core/json.hpp"
 #include "core/log.hpp"
 #include "core/strings.hpp"
+#include "pkgmgr/node_config.hpp"
 
 namespace hoist::pkgmgr {
 
@@ -56,7 +57,7 @@ bool transientStatus(long status) {
 
 Result<Outbox> Outbox::open(const NodeLayout& layout) {
     HOIST_TRY(files::makeDirs(layout.outbox()));
-    return Outbox(layout.outbox());
+    return Outbox(layout);
 }
 
 std::string Outbox::statusUrl(std::string_view coordinator, std::string_view node) {
@@ -143,6 +144,8 @@ Result<Outbox::DrainResult> Outbox::drain(http::Client& client, const std::strin
                                                      std::chrono::milliseconds(0), "outbox drain"));
     DrainResult result;
     HOIST_ASSIGN(auto queued, scan(&result.damaged));
+    if (queued.empty()) return result;
+    HOIST_ASSIGN(auto secret, nodeSecret(layout_, false));
     for (std::size_t i = 0; i < queued.size(); ++i) {
         const auto& q = queued[i];
         http::Request request;
@@ -151,6 +154,7 @@ Result<Outbox::DrainResult> Outbox::drain(http::Client& client, const std::strin
         request.body = q.ping.toJson();
         request.headers.push_back({"Content-Type", "application/json"});
         if (!token.empty()) request.headers.push_back(http::bearer(token));
+        if (!secret.empty()) request.headers.push_back({std::string(kNodeSecretHeader), secret});
         request.connect_timeout = request_timeout;
         request.timeout = request_timeout;
         auto response = client.send(request);

@@ -14,6 +14,7 @@
 #include "core/http_client.hpp"
 #include "core/json.hpp"
 #include "core/process.hpp"
+#include "pkgmgr/node_config.hpp"
 #include "pkgmgr/release.hpp"
 #include "testing.hpp"
 
@@ -76,15 +77,18 @@ protected:
         }
     }
 
-    void startCoordinator(int port = 0, const std::vector<std::string>& extra = {}) {
+    /// With open_registration, no node token is configured.
+    void startCoordinator(int port = 0, const std::vector<std::string>& extra = {},
+                          bool open_registration = false) {
         coordinator_.reset();
         auto argv = std::vector<std::string>(
             {COORDINATOR_BIN, "--state", (dir_ / "state.db").string(), "--listen",
              "127.0.0.1:" + std::to_string(port), "--port-file", (dir_ / "coord.port").string(),
              "--repo", repo_->url() + "/repo", "--trusted-key", (dir_ / "trusted.pem").string(),
              "--admin-token-file", (dir_ / "admin.token").string(), "--halt-token-file",
-             (dir_ / "halt.token").string(), "--node-token-file", (dir_ / "node.token").string(),
-             "--poll-after-ms", "1500"});
+             (dir_ / "halt.token").string(), "--poll-after-ms", "1500"});
+        if (!open_registration)
+            argv.insert(argv.end(), {"--node-token-file", (dir_ / "node.token").string()});
         argv.insert(argv.end(), extra.begin(), extra.end());
         coordinator_ =
             std::make_unique<ServerProcess>(argv, dir_ / "coord.port", dir_ / "coord.log");
@@ -103,12 +107,15 @@ protected:
     }
 
     http::Response call(const std::string& method, const std::string& path,
-                        const std::string& body = "", const std::string& token = "admin-secret") {
+                        const std::string& body = "", const std::string& token = "admin-secret",
+                        const std::string& node_secret = "") {
         http::Request request;
         request.method = method;
         request.url = coordinator_->url() + path;
         request.body = body;
         if (!token.empty()) request.headers.push_back(http::bearer(token));
+        if (!node_secret.empty())
+            request.headers.push_back({std::string(pkgmgr::kNodeSecretHeader), node_secret});
         auto response = client_.send(request);
         EXPECT_TRUE(response.has_value()) << response.error().describe();
         return response ? *response : http::Response{};
@@ -1168,6 +1175,146 @@ TEST_F(Coordinator, TheClusterCliTrustsAPrivateCaGivenWithCaFile) {
     EXPECT_NE(trusted.out.find("\"nodes\""), std::string::npos) << trusted.out;
     auto bundle = run({"status"}, {{"CURL_CA_BUNDLE", cert}});
     EXPECT_EQ(bundle.exit_code, 0) << bundle.err;
+
+static std::string registration(const std::string& id, const std::string& address) {
+    return R"({"id":")" + id + R"(","role":"agent","address":")" + address + R"("})";
+}
+
+// A registry row goes only by the admin's hand, with a reason, into the audit log; it stays
+// gone across a restart.
+TEST_F(Coordinator, OnlyTheAdminForgetsANodeWithAReasonAudited) {
+    startCoordinator();
+    auto reg = call("POST", "/v1/nodes/register", registration("agent-9", "http://127.0.0.1:1"),
+                    "node-secret");
+    ASSERT_EQ(reg.status, 200) << reg.body;
+    EXPECT_EQ(call("DELETE", "/v1/nodes/agent-9?reason=gone", "", "node-secret").status, 401);
+    EXPECT_EQ(call("DELETE", "/v1/nodes/agent-9?reason=gone", "", "halt-secret").status, 401);
+    auto no_reason = call("DELETE", "/v1/nodes/agent-9");
+    EXPECT_EQ(no_reason.status, 400) << no_reason.body;
+    EXPECT_NE(no_reason.body.find("a reason is required"), std::string::npos) << no_reason.body;
+    EXPECT_EQ(parsed(call("GET", "/v1/nodes"))["nodes"].Size(), 1u);
+    auto forgot = call("DELETE", "/v1/nodes/agent-9", R"({"reason":"bogus registration"})");
+    EXPECT_EQ(forgot.status, 200) << forgot.body;
+    EXPECT_EQ(parsed(call("GET", "/v1/nodes"))["nodes"].Size(), 0u);
+    auto again = call("DELETE", "/v1/nodes/agent-9?reason=twice");
+    EXPECT_EQ(again.status, 404) << again.body;
+    auto events = call("GET", "/v1/events");
+    EXPECT_NE(events.body.find("node forgotten"), std::string::npos) << events.body;
+    EXPECT_NE(events.body.find("bogus registration (was agent at http://127.0.0.1:1, up)"),
+              std::string::npos)
+        << events.body;
+    startCoordinator();
+    EXPECT_EQ(parsed(call("GET", "/v1/nodes"))["nodes"].Size(), 0u);
+}
+
+// A stolen shared node token cannot take over a node: an id bound to its own secret answers
+// only to that secret (or the admin token), on registration, pings and asks alike. A node from
+// before per-node secrets keeps working, and is moved elsewhere while up only by the admin.
+TEST_F(Coordinator, ASharedNodeTokenCannotImpersonateANode) {
+    startCoordinator();
+    const std::string secret(64, 'a');
+    const std::string other(64, 'b');
+    auto reg = call("POST", "/v1/nodes/register", registration("agent-1", "http://127.0.0.1:1"),
+                    "node-secret", secret);
+    ASSERT_EQ(reg.status, 200) << reg.body;
+    EXPECT_EQ(reg.body.find(secret), std::string::npos);
+    for (const auto& presented : {std::string(), other}) {
+        auto taken = call("POST", "/v1/nodes/register",
+                          registration("agent-1", "http://127.0.0.1:2"), "node-secret", presented);
+        EXPECT_EQ(taken.status, 401) << taken.body;
+        EXPECT_NE(taken.body.find("cluster node forget agent-1"), std::string::npos) << taken.body;
+        auto asked = call("GET", "/v1/nodes/agent-1/desired", "", "node-secret", presented);
+        EXPECT_EQ(asked.status, 401) << asked.body;
+        auto pinged = call("POST", "/v1/nodes/agent-1/status",
+                           R"({"node":"agent-1","deployment":"d-1","seq":1,"state":"healthy"})",
+                           "node-secret", presented);
+        EXPECT_EQ(pinged.status, 401) << pinged.body;
+    }
+    EXPECT_EQ(call("POST", "/v1/nodes/register", registration("agent-1", "http://127.0.0.1:1"),
+                   "node-secret", "short")
+                  .status,
+              400);
+    auto nodes = parsed(call("GET", "/v1/nodes"));
+    ASSERT_EQ(nodes["nodes"].Size(), 1u);
+    EXPECT_STREQ(nodes["nodes"][0]["address"].GetString(), "http://127.0.0.1:1");
+    // With its secret, the node is itself: asks pass the check (a push node is then told it
+    // is pushed to), and it may move.
+    EXPECT_EQ(call("GET", "/v1/nodes/agent-1/desired", "", "node-secret", secret).status, 409);
+    auto moved = call("POST", "/v1/nodes/register", registration("agent-1", "http://127.0.0.1:3"),
+                      "node-secret", secret);
+    EXPECT_EQ(moved.status, 200) << moved.body;
+    // The binding survives a restart (only its hash is stored).
+    startCoordinator();
+    EXPECT_EQ(call("POST", "/v1/nodes/register", registration("agent-1", "http://127.0.0.1:4"),
+                   "node-secret")
+                  .status,
+              401);
+    EXPECT_EQ(testing::readFile(dir_ / "state.db").find(secret), std::string::npos);
+    // The admin may re-register it (a reinstalled node that lost its secret).
+    auto by_admin = call("POST", "/v1/nodes/register",
+                         registration("agent-1", "http://127.0.0.1:4"), "admin-secret", other);
+    EXPECT_EQ(by_admin.status, 200) << by_admin.body;
+    EXPECT_EQ(call("GET", "/v1/nodes/agent-1/desired", "", "node-secret", other).status, 409);
+
+    // A node from before per-node secrets presents none: it keeps working where it is ...
+    auto legacy = call("POST", "/v1/nodes/register", registration("agent-2", "http://127.0.0.1:5"),
+                       "node-secret");
+    ASSERT_EQ(legacy.status, 200) << legacy.body;
+    EXPECT_EQ(call("POST", "/v1/nodes/register", registration("agent-2", "http://127.0.0.1:5"),
+                   "node-secret")
+                  .status,
+              200);
+    EXPECT_EQ(call("GET", "/v1/nodes/agent-2/desired", "", "node-secret").status, 409);
+    // ... but while it is up, only the admin registers its id from another address.
+    auto elsewhere = call("POST", "/v1/nodes/register",
+                          registration("agent-2", "http://127.0.0.1:6"), "node-secret");
+    EXPECT_EQ(elsewhere.status, 409) << elsewhere.body;
+    EXPECT_NE(elsewhere.body.find("needs the admin token"), std::string::npos) << elsewhere.body;
+    EXPECT_NE(elsewhere.body.find("cluster node forget agent-2"), std::string::npos)
+        << elsewhere.body;
+    EXPECT_EQ(call("POST", "/v1/nodes/register", registration("agent-2", "http://127.0.0.1:6"),
+                   "admin-secret")
+                  .status,
+              200);
+}
+
+// With open registration (no node token), a caller without a token may send only a node's own
+// messages, small and with their length declared: it cannot make the coordinator read more.
+TEST_F(Coordinator, OpenRegistrationReadsOnlySmallDeclaredBodiesWithoutAToken) {
+    startCoordinator(0, {}, true);
+    auto reg =
+        call("POST", "/v1/nodes/register", registration("agent-1", "http://127.0.0.1:1"), "");
+    EXPECT_EQ(reg.status, 200) << reg.body;
+    struct Case {
+        std::string request;
+        std::string status;
+        std::string says;
+    };
+    const std::vector<Case> cases = {
+        {"POST /v1/nodes/register HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n", "400",
+         "at most 16384 bytes"},
+        {"POST /v1/nodes/register HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n", "400",
+         "must declare its length"},
+        {"POST /v1/nodes/agent-1/status HTTP/1.1\r\nHost: x\r\nContent-Length: 20000\r\n\r\n",
+         "400", "at most 16384 bytes"},
+        {"POST /v1/deployments HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n", "401",
+         "missing bearer token"},
+    };
+    for (const auto& c : cases) {
+        testing::RawConnection raw(coordinator_->port());
+        ASSERT_TRUE(raw.connected());
+        ASSERT_TRUE(raw.send(c.request));
+        auto reply = raw.readAll(5s);
+        EXPECT_TRUE(reply.starts_with("HTTP/1.1 " + c.status)) << c.request << reply;
+        EXPECT_NE(reply.find(c.says), std::string::npos) << reply;
+    }
+    // The admin token still counts as the admin's: it moves an up node elsewhere.
+    EXPECT_EQ(call("POST", "/v1/nodes/register", registration("agent-1", "http://127.0.0.1:2"), "")
+                  .status,
+              409);
+    EXPECT_EQ(
+        call("POST", "/v1/nodes/register", registration("agent-1", "http://127.0.0.1:2")).status,
+        200);
 }
 
 }  // namespace

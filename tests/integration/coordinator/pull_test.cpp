@@ -126,6 +126,17 @@ protected:
         return r ? *r : http::Response{};
     }
 
+    /// GET `path` as node `id` would: the shared node token and the node's own secret.
+    http::Response askAs(const std::string& id, const std::string& path) {
+        auto secret = pkgmgr::nodeSecret(pkgmgr::NodeLayout::at(tmp_ / "nodes" / id), false);
+        EXPECT_TRUE(secret && !secret->empty()) << id << " has no secret";
+        auto r = httpGet(coordinator_->url() + path,
+                         {http::bearer(std::string(kNodeToken)),
+                          {std::string(pkgmgr::kNodeSecretHeader), secret ? *secret : ""}});
+        EXPECT_TRUE(r.has_value()) << path;
+        return r ? *r : http::Response{};
+    }
+
     json::Document parsed(const http::Response& r) {
         auto doc = json::parse(r.body, "reply");
         EXPECT_TRUE(doc.has_value()) << r.body;
@@ -223,8 +234,8 @@ TEST_F(PullFleet, AMixedFleetUpgradesMastersFirstAndAHoldStopsThePullNodes) {
             EXPECT_STREQ(n["mode"].GetString(), pull ? "pull" : "push") << id;
         }
     }
-    // A pull node asking with the node token; nothing to do yet.
-    auto idle = parsed(call("GET", "/v1/nodes/agent-3/desired", "", kNodeToken));
+    // A pull node asking with the node token and its own secret; nothing to do yet.
+    auto idle = parsed(askAs("agent-3", "/v1/nodes/agent-3/desired"));
     EXPECT_STREQ(idle["action"].GetString(), "none");
     EXPECT_FALSE(idle["held"].GetBool());
     auto bad_mode = call("POST", "/v1/nodes/register",
@@ -237,7 +248,20 @@ TEST_F(PullFleet, AMixedFleetUpgradesMastersFirstAndAHoldStopsThePullNodes) {
               std::string::npos)
         << bad_mode.body;
     EXPECT_EQ(call("GET", "/v1/nodes/agent-3/desired", "", "wrong-token").status, 401);
-    auto push_asks = call("GET", "/v1/nodes/agent-1/desired", "", kNodeToken);
+    // The shared node token alone no longer speaks for a node bound to its secret.
+    auto stolen = call("GET", "/v1/nodes/agent-3/desired", "", kNodeToken);
+    EXPECT_EQ(stolen.status, 401) << stolen.body;
+    auto taken =
+        call("POST", "/v1/nodes/register",
+             R"({"id":"agent-1","role":"agent","address":"http://127.0.0.1:1"})", kNodeToken);
+    EXPECT_EQ(taken.status, 401) << taken.body;
+    for (const auto& n : nodes_) {
+        auto file = pkgmgr::NodeLayout::at(n.root).coordinatorSecret();
+        EXPECT_EQ(fs::status(file).permissions() & fs::perms::all,
+                  fs::perms::owner_read | fs::perms::owner_write)
+            << file;
+    }
+    auto push_asks = askAs("agent-1", "/v1/nodes/agent-1/desired");
     EXPECT_EQ(push_asks.status, 409);
     EXPECT_NE(push_asks.body.find("node 'agent-1' is registered in push mode"), std::string::npos)
         << push_asks.body;
@@ -270,7 +294,7 @@ TEST_F(PullFleet, AMixedFleetUpgradesMastersFirstAndAHoldStopsThePullNodes) {
         generations[n.id] = generationOf(n);
         launched[n.id] = helpersLaunched(n);
     }
-    auto held = parsed(call("GET", "/v1/nodes/agent-4/desired", "", kNodeToken));
+    auto held = parsed(askAs("agent-4", "/v1/nodes/agent-4/desired"));
     EXPECT_STREQ(held["action"].GetString(), "none");
     EXPECT_TRUE(held["held"].GetBool());
     std::this_thread::sleep_for(1500ms);  // ten pull intervals: an action would show

@@ -1,16 +1,17 @@
-#include <atomic>
 #include <arpa/inet.h>
-#include <cstdio>
 #include <fcntl.h>
-#include <fstream>
-#include <memory>
-#include <vector>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <atomic>
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <regex>
 #include <thread>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -91,6 +92,71 @@ TEST_F(ServerFixture, RoutesAndNotFound) {
     auto health = client.send({.url = base_ + "/healthz"});
     ASSERT_OK(health);
     EXPECT_EQ(health->status, 200);
+}
+
+// Routes are matched without std::regex per request; what each matches, and its groups, are
+// what std::regex_match gives for the same pattern.
+TEST(Server, RoutesMatchAsTheirRegexDoes) {
+    const std::vector<std::string> patterns = {"/packages/(.*)",
+                                               R"(/v1/nodes/([^/]+)/desired)",
+                                               R"(/v1/halt/(.+))",
+                                               R"(/v1/d/([^/]+)/(pause|resume|pa))",
+                                               R"(/x/(a|ab)(b|bc)/z)",
+                                               R"(/r/(.*?)\.json(\.sig)?)",
+                                               R"(/e\.json/([^/]+)([^/]+))",
+                                               "/v1/nodes"};
+    ServerOptions options;
+    options.access_log = false;
+    auto created = Server::create(options);
+    ASSERT_OK(created);
+    auto& server = **created;
+    for (size_t i = 0; i < patterns.size(); ++i)
+        server.route("GET", patterns[i], [i](const ServerRequest& r) {
+            std::string out = std::to_string(i);
+            for (const auto& m : r.matches) out += "|" + m;
+            return ServerReply::text(200, out);
+        });
+    ASSERT_OK(server.bind());
+    std::thread thread([&] { server.run(); });
+    Client client;
+    const std::vector<std::string> paths = {"/packages/abc",
+                                            "/packages/",
+                                            "/packages/a/b",
+                                            "/v1/nodes/n-1/desired",
+                                            "/v1/nodes//desired",
+                                            "/v1/nodes/a/b/desired",
+                                            "/v1/halt/",
+                                            "/v1/halt/a%2Fb",
+                                            "/v1/d/x/pause",
+                                            "/v1/d/x/pa",
+                                            "/v1/d/x/paus",
+                                            "/x/abbc/z",
+                                            "/x/ab/z",
+                                            "/x/abc/z",
+                                            "/r/a.json",
+                                            "/r/a.json.sig",
+                                            "/r/.json",
+                                            "/e.json/ab",
+                                            "/e.json/a",
+                                            "/ejson/ab",
+                                            "/v1/nodes",
+                                            "/v1/nodesx",
+                                            "/v1/halt/a%0Ab"};
+    for (const auto& path : paths) {
+        std::string want = "404";
+        std::string decoded = urlDecode(path, false);
+        for (size_t i = 0; i < patterns.size() && want == "404"; ++i) {
+            std::smatch m;
+            if (!std::regex_match(decoded, m, std::regex(patterns[i]))) continue;
+            want = std::to_string(i);
+            for (const auto& g : m) want += "|" + g.str();
+        }
+        auto r = client.send({.url = "http://127.0.0.1:" + std::to_string(server.port()) + path});
+        ASSERT_OK(r);
+        EXPECT_EQ(r->status == 200 ? r->body : std::to_string(r->status), want) << path;
+    }
+    server.stop();
+    thread.join();
 }
 
 TEST_F(ServerFixture, BearerTokenChecked) {
@@ -393,6 +459,104 @@ TEST_F(HostileFixture, ACallerWithoutATokenCannotMakeTheServerReadABody) {
     ASSERT_OK(right);
     EXPECT_EQ(right->status, 201);
     EXPECT_EQ(right->body, "{\"bytes\":1000}");
+}
+
+// Resident memory of this process now, in bytes.
+std::uint64_t currentRss() {
+    std::ifstream status("/proc/self/status");
+    std::string line;
+    while (std::getline(status, line))
+        if (line.starts_with("VmRSS:")) return std::stoull(line.substr(6)) * 1024;
+    return 0;
+}
+
+// One reply (header and a Content-Length body) from a connection that may stay open.
+std::string readReply(int fd, std::chrono::milliseconds timeout) {
+    std::string out;
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+        auto end = out.find("\r\n\r\n");
+        if (end != std::string::npos) {
+            auto at = out.find("Content-Length: ");
+            if (at != std::string::npos && at < end &&
+                out.size() >= end + 4 + std::stoull(out.substr(at + 16)))
+                return out;
+        }
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            deadline - std::chrono::steady_clock::now());
+        pollfd p{fd, POLLIN, 0};
+        if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) <= 0) return out;
+        char buffer[4096];
+        auto n = ::recv(fd, buffer, sizeof buffer, 0);
+        if (n <= 0) return out;
+        out.append(buffer, static_cast<size_t>(n));
+    }
+}
+
+// Many connections each sending a body up to the limit take no more memory together than the
+// server's body budget: the ones over it are answered 503 before any of their body is read.
+TEST_F(HostileFixture, ParallelBodiesStayWithinTheBodyBudget) {
+    ServerOptions options;
+    options.body_memory_limit = 8u << 20;
+    start(options);
+    constexpr int kConnections = 64;
+    const std::string body(1u << 20, 'x');  // the payload limit, each
+    std::vector<std::unique_ptr<RawConnection>> conns;
+    auto before = currentRss();
+    for (int i = 0; i < kConnections; ++i) {
+        conns.push_back(std::make_unique<RawConnection>(port_));
+        ASSERT_TRUE(conns.back()->connected());
+        ASSERT_TRUE(
+            conns.back()->send("POST /v1/halt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                               "Content-Length: " +
+                               std::to_string(body.size()) + "\r\n\r\n"));
+    }
+    // The connections over the budget are answered at once, their bodies unread.
+    std::vector<bool> answered(kConnections, false);
+    int refused = 0;
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (refused < kConnections - 8 && std::chrono::steady_clock::now() < deadline) {
+        for (int i = 0; i < kConnections; ++i) {
+            pollfd p{conns[static_cast<size_t>(i)]->fd(), POLLIN, 0};
+            if (answered[static_cast<size_t>(i)] || ::poll(&p, 1, 0) <= 0) continue;
+            answered[static_cast<size_t>(i)] = true;
+            auto reply = readReply(conns[static_cast<size_t>(i)]->fd(), std::chrono::seconds(5));
+            EXPECT_TRUE(reply.starts_with("HTTP/1.1 503")) << reply.substr(0, 200);
+            EXPECT_NE(reply.find("Retry-After: 1"), std::string::npos) << reply;
+            EXPECT_NE(reply.find("its limit of 8388608 bytes"), std::string::npos) << reply;
+            ++refused;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    // The others send all but their last byte: what the server took stays buffered.
+    for (int i = 0; i < kConnections; ++i)
+        if (!answered[static_cast<size_t>(i)])
+            (void)conns[static_cast<size_t>(i)]->send(std::string_view(body).substr(1));
+    std::uint64_t peak = 0;
+    auto until = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+    while (std::chrono::steady_clock::now() < until) {
+        peak = std::max(peak, currentRss());
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    int accepted = 0;
+    for (int i = 0; i < kConnections; ++i) {
+        if (answered[static_cast<size_t>(i)]) continue;
+        auto& c = conns[static_cast<size_t>(i)];
+        (void)c->send("x");
+        auto reply = c->readAll(std::chrono::seconds(10));
+        EXPECT_TRUE(reply.starts_with("HTTP/1.1 201")) << reply.substr(0, 200);
+        EXPECT_NE(reply.find("{\"bytes\":1048576}"), std::string::npos) << reply.substr(0, 200);
+        ++accepted;
+    }
+    EXPECT_EQ(accepted, 8);
+    EXPECT_EQ(refused, kConnections - 8);
+    // 64 bodies of 1 MiB would be 64 MiB; the budget holds 8 of them.
+    EXPECT_LT(peak - std::min(peak, before), 32ull << 20);
+    // Released with the replies: a body fits again.
+    Client client;
+    auto again = client.send({.method = "POST", .url = base_ + "/v1/halt", .body = body});
+    ASSERT_OK(again);
+    EXPECT_EQ(again->status, 201);
 }
 
 // Handlers that block hold workers, never the I/O threads: an inline route (/healthz) still

@@ -149,6 +149,11 @@ struct ServerOptions {
     std::chrono::milliseconds stream_keepalive{15'000};
     /// Bytes queued for one stream's client; a client that falls further behind is closed.
     std::size_t stream_buffer_limit = 4u << 20;
+    /// Request bodies buffered in memory at once, over every connection (routes without
+    /// streaming_body). A body reserves its declared length, or the route's body limit when
+    /// chunked, before any of it is read, until its reply is sent; one that does not fit is
+    /// answered 503 with Retry-After, naming this limit. Raised to payload_limit when lower.
+    std::size_t body_memory_limit = 64u << 20;
 };
 
 /// An HTTP(S) server (Boost.Beast on Boost.Asio behind this type): routes by method and

@@ -59,19 +59,21 @@ public:
         std::string last_error;
     };
     /// Sends the queued pings in seq order, each once, stopping at the first one the
-    /// coordinator did not take (transport failure, 408, 429, 5xx, "not registered"). Busy when another
-    /// process drains right now. `token` (may be empty) goes in a bearer header.
+    /// coordinator did not take (transport failure, 408, 429, 5xx, "not registered"). Busy when
+    /// another process drains right now. `token` (may be empty) goes in a bearer header, and the
+    /// node's secret (run/coordinator.secret, when there is one) beside it.
     Result<DrainResult> drain(http::Client& client, const std::string& token,
                               std::chrono::milliseconds request_timeout);
 
     const fs::path& folder() const { return folder_; }
 
 private:
-    explicit Outbox(fs::path folder) : folder_(std::move(folder)) {}
+    explicit Outbox(NodeLayout layout) : folder_(layout.outbox()), layout_(std::move(layout)) {}
     /// The queued pings; unreadable files are logged and skipped, or with `set_aside`
     /// renamed to <name>.damaged and counted there.
     Result<std::vector<QueuedPing>> scan(int* set_aside) const;
     fs::path folder_;
+    NodeLayout layout_;
 };
 
 /// Drains an outbox from a thread of its own: at once when notified, then again with
