@@ -31,3 +31,16 @@ target_compile_definitions(coordinator_pull_tests PRIVATE
 add_dependencies(coordinator_pull_tests deploy-coordinator restart-helper pkgmgr standin-mesos
     repo-server)
 gtest_discover_tests(coordinator_pull_tests PROPERTIES LABELS integration DISCOVERY_TIMEOUT 60)
+
+# Running as a service: config files, no open doors without --insecure-no-auth, TLS and mutual
+# TLS (certificates made by openssl during the test), SIGHUP reload.
+add_executable(service_integration_tests
+    ${CMAKE_CURRENT_LIST_DIR}/service/service_test.cpp
+)
+target_link_libraries(service_integration_tests
+    PRIVATE hoist_testing GTest::gtest_main hoist_warnings)
+target_compile_definitions(service_integration_tests PRIVATE
+    COORDINATOR_BIN="$<TARGET_FILE:deploy-coordinator>"
+    PKGMGR_BIN="$<TARGET_FILE:pkgmgr>")
+add_dependencies(service_integration_tests deploy-coordinator pkgmgr)
+gtest_discover_tests(service_integration_tests PROPERTIES LABELS integration DISCOVERY_TIMEOUT 60)
