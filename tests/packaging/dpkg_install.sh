@@ -147,8 +147,9 @@ repo_unit_runs() {
     mkdir -p "$root/tmp/pkg"
     echo '{"name": "hello", "version": "1.0.0", "kind": "module"}' >"$root/tmp/pkg/pkginfo.json"
     quiet inside pkgmgr pack /tmp/pkg -o /tmp/hello--1.0.0.tar.zst || return 1
-    start_unit hoist-repo-server /var/lib/hoist/repo/port 's|^listen = "127.0.0.1:8070"|listen = \
-"127.0.0.1:0"\nport-file = "/var/lib/hoist/repo/port"\ntoken-file = "/etc/hoist/repo-upload.token"|' ||
+    local edit='s|^listen = "127.0.0.1:8070"|listen = "127.0.0.1:0"\nport-file = '
+    edit+='"/var/lib/hoist/repo/port"\ntoken-file = "/etc/hoist/repo-upload.token"|'
+    start_unit hoist-repo-server /var/lib/hoist/repo/port "$edit" ||
         return 1
     local ok=1 sha
     sha=$(sha256sum "$root/tmp/hello--1.0.0.tar.zst" | cut -d' ' -f1)

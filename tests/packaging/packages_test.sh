@@ -125,8 +125,8 @@ check "hoist-provisioner depends on libsqlite3-0, libpugixml1v5 and adduser" \
 check "hoist-repo-server depends on libc6 and adduser" depends_on hoist-repo-server libc6 adduser
 check "hoist-config-gen depends on libarchive13" depends_on hoist-config-gen libarchive13
 for p in hoist-node hoist-coordinator hoist-repo-server hoist-provisioner; do
-    check "$p depends on libtomlplusplus3 (its config file) and libsystemd0 (sd_notify)" \
-        depends_on "$p" libtomlplusplus3 libsystemd0
+    check "$p depends on libtomlplusplus3 (config), libsystemd0 (sd_notify), procps (reload)" \
+        depends_on "$p" libtomlplusplus3 libsystemd0 procps
 done
 for p in hoist-node hoist-coordinator hoist-repo-server hoist-provisioner; do
     check "$p marks /etc/default/${units[$p]} and /etc/hoist/${units[$p]#hoist-}.toml as conffiles" \
@@ -186,6 +186,8 @@ verify_units() {
     # own units (the targets the hoist units order against) beside the hoist units; MANPATH:
     # Documentation=man: pages are looked up among the installed ones.
     cp -a --no-clobber /lib/systemd/system/. "$root/lib/systemd/system/" || return 1
+    # ExecReload='s /bin/kill (procps, which the packages depend on) is not in the scratch root.
+    mkdir -p "$root/bin" && cp -L /bin/kill "$root/bin/kill" || return 1
     local out rc
     out=$(MANPATH="$root/usr/share/man" systemd-analyze verify --root="$root" \
         /lib/systemd/system/hoist-{node,coordinator,repo-server,provisioner}.service 2>&1)
