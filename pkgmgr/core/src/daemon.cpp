@@ -86,6 +86,14 @@ ReloadWaiter::ReloadWaiter(std::function<void()> on_reload) : impl_(std::make_un
     sigaddset(&impl_->set, SIGHUP);
     sigaddset(&impl_->set, SIGUSR2);  // our own wake-up, from the destructor
     pthread_sigmask(SIG_BLOCK, &impl_->set, nullptr);
+    // Our thread must never take SIGINT or SIGTERM (their default action would end the
+    // process before SignalWaiter sees them): it starts with them blocked as well.
+    sigset_t stops;
+    sigemptyset(&stops);
+    sigaddset(&stops, SIGINT);
+    sigaddset(&stops, SIGTERM);
+    sigset_t before;
+    pthread_sigmask(SIG_BLOCK, &stops, &before);
     impl_->thread = std::thread([impl = impl_.get(), on_reload = std::move(on_reload)] {
         while (!impl->done.load()) {
             int sig = 0;
@@ -94,6 +102,7 @@ ReloadWaiter::ReloadWaiter(std::function<void()> on_reload) : impl_(std::make_un
             if (sig == SIGHUP) on_reload();
         }
     });
+    pthread_sigmask(SIG_SETMASK, &before, nullptr);
 }
 
 ReloadWaiter::~ReloadWaiter() {

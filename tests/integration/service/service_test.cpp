@@ -1,7 +1,11 @@
 // Running the daemons as services: config files, the refusal to start without tokens,
 // TLS and mutual TLS between the coordinator and nodes (certificates made by openssl at test
 // time), and SIGHUP reloading token files and certificates without dropping the server.
+#include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include <fstream>
 
@@ -309,6 +313,94 @@ TEST_F(Service, SighupReloadsTokensAndCertificatesOnTheSameSocket) {
     auto still = call(url, "admin-rotated", trusting_second);
     ASSERT_OK(still);
     EXPECT_EQ(still->status, 200);
+}
+
+// systemd's side of sd_notify: a datagram socket named by $NOTIFY_SOCKET.
+class NotifySocket {
+public:
+    explicit NotifySocket(const fs::path& path) : path_(path) {
+        fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        sockaddr_un address{};
+        address.sun_family = AF_UNIX;
+        std::snprintf(address.sun_path, sizeof address.sun_path, "%s", path.c_str());
+        bound_ = ::bind(fd_, reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0;
+    }
+    ~NotifySocket() { ::close(fd_); }
+    bool bound() const { return bound_; }
+    /// The messages received until one holds `needle` (or `timeout` passes), joined.
+    std::string waitFor(const std::string& needle, std::chrono::milliseconds timeout) {
+        auto deadline = std::chrono::steady_clock::now() + timeout;
+        while (received_.find(needle) == std::string::npos &&
+               std::chrono::steady_clock::now() < deadline) {
+            pollfd p{fd_, POLLIN, 0};
+            if (::poll(&p, 1, 100) <= 0) continue;
+            char buffer[4096];
+            auto n = ::recv(fd_, buffer, sizeof buffer, 0);
+            if (n > 0) received_.append(buffer, static_cast<std::size_t>(n)).append("\n");
+        }
+        return received_;
+    }
+
+private:
+    fs::path path_;
+    int fd_ = -1;
+    bool bound_ = false;
+    std::string received_;
+};
+
+TEST_F(Service, DaemonsTellSystemdWhenReadyReloadingAndStopping) {
+    // A short path: sun_path holds 108 bytes.
+    testing::TempFolder short_dir;
+    NotifySocket systemd(short_dir / "notify");
+    ASSERT_TRUE(systemd.bound());
+    ServerProcess coordinator(coordinatorArgs(), dir_ / "coord.port", dir_ / "coord.log",
+                              {{"NOTIFY_SOCKET", (short_dir / "notify").string()}});
+    ASSERT_TRUE(coordinator.started());
+    auto seen = systemd.waitFor("READY=1", std::chrono::seconds(10));
+    EXPECT_NE(seen.find("READY=1\nSTATUS=listening on 127.0.0.1:" +
+                        std::to_string(coordinator.port())),
+              std::string::npos)
+        << seen;
+    coordinator.kill(SIGHUP);
+    seen = systemd.waitFor("STATUS=reloaded", std::chrono::seconds(10));
+    EXPECT_NE(seen.find("RELOADING=1"), std::string::npos) << seen;
+    EXPECT_NE(seen.find("STATUS=reloaded"), std::string::npos) << seen;
+    coordinator.kill(SIGTERM);
+    seen = systemd.waitFor("STOPPING=1", std::chrono::seconds(10));
+    EXPECT_NE(seen.find("STOPPING=1"), std::string::npos) << seen;
+}
+
+TEST_F(Service, SighupReloadsTheNodeTokenOfPkgmgrServe) {
+    auto root = dir_ / "node";
+    testing::writeFile(root / "node.token", "node-secret\n", fs::perms(0600));
+    testing::writeFile(root / "node.json",
+                       R"({"id":"agent-1","role":"agent","listen":"127.0.0.1:0","token_file":"node.token"})");
+    auto config = dir_ / "node.toml";
+    testing::writeFile(config, "root = \"" + root.string() + "\"\nno-register = true\n");
+    ServerProcess node({PKGMGR_BIN, "serve", "--config", config.string(), "--port-file",
+                        (dir_ / "node.port").string()},
+                       dir_ / "node.port", dir_ / "node.log");
+    ASSERT_TRUE(node.started());
+    auto missing = node.url() + "/v1/packages/" + std::string(64, 'a');
+    http::Request del;
+    del.method = "DELETE";
+    auto before = call(missing, "node-secret", del);
+    ASSERT_OK(before);
+    EXPECT_NE(before->status, 401) << before->body;
+
+    testing::writeFile(root / "node.token", "node-rotated\n", fs::perms(0600));
+    node.kill(SIGHUP);
+    ASSERT_TRUE(testing::waitFor(
+        [&] {
+            auto r = call(missing, "node-rotated", del);
+            return r && r->status != 401;
+        },
+        std::chrono::seconds(10)))
+        << testing::readFile(dir_ / "node.log");
+    auto old_token = call(missing, "node-secret", del);
+    ASSERT_OK(old_token);
+    EXPECT_EQ(old_token->status, 401);
+    EXPECT_TRUE(node.child().running());
 }
 
 }  // namespace

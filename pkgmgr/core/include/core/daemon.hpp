@@ -44,7 +44,8 @@ private:
 
 /// Blocks SIGHUP in the calling thread and calls `on_reload` from a thread of its own for
 /// each SIGHUP. Construct it first in main, before any other thread (SignalWaiter's too)
-/// starts, so that every thread inherits the blocked signal.
+/// starts, so that every thread inherits the blocked signal; its own thread also blocks
+/// SIGINT and SIGTERM, which the SignalWaiter constructed next waits for.
 class ReloadWaiter {
 public:
     explicit ReloadWaiter(std::function<void()> on_reload);
