@@ -41,6 +41,8 @@ target_link_libraries(service_integration_tests
     PRIVATE hoist_testing GTest::gtest_main hoist_warnings)
 target_compile_definitions(service_integration_tests PRIVATE
     COORDINATOR_BIN="$<TARGET_FILE:deploy-coordinator>"
-    PKGMGR_BIN="$<TARGET_FILE:pkgmgr>")
-add_dependencies(service_integration_tests deploy-coordinator pkgmgr)
+    PKGMGR_BIN="$<TARGET_FILE:pkgmgr>"
+    REPO_SERVER_BIN="$<TARGET_FILE:repo-server>"
+    PROVISIONER_BIN="$<TARGET_FILE:provisioner>")
+add_dependencies(service_integration_tests deploy-coordinator pkgmgr repo-server provisioner)
 gtest_discover_tests(service_integration_tests PROPERTIES LABELS integration DISCOVERY_TIMEOUT 60)

@@ -403,5 +403,85 @@ TEST_F(Service, SighupReloadsTheNodeTokenOfPkgmgrServe) {
     EXPECT_TRUE(node.child().running());
 }
 
+TEST_F(Service, RepoServerAndProvisionerRunFromConfigFilesAndReloadTheirTokens) {
+    TestCa ca(dir_.path(), "fleet-ca");
+    ca.issue("repo", true);
+    ca.issue("publisher", false);
+    testing::writeFile(dir_ / "upload.token", "upload-secret\n");
+    auto repo_config = dir_ / "repo-server.toml";
+    testing::writeFile(repo_config,
+                       "root = \"" + (dir_ / "repo").string() + "\"\nlisten = \"127.0.0.1:0\"\n" +
+                           "token-file = \"" + (dir_ / "upload.token").string() + "\"\n" +
+                           "tls-cert = \"" + ca.cert("repo") + "\"\ntls-key = \"" + ca.key("repo") +
+                           "\"\ntls-client-ca = \"" + ca.ca() + "\"\n");
+    ServerProcess repo({REPO_SERVER_BIN, "--config", repo_config.string(), "--port-file",
+                        (dir_ / "repo.port").string()},
+                       dir_ / "repo.port", dir_ / "repo.log");
+    ASSERT_TRUE(repo.started());
+    auto url = "https://127.0.0.1:" + std::to_string(repo.port()) + "/releases/9.9.9.json";
+    http::Request put;
+    put.method = "PUT";
+    put.body = "{}";
+    put.ca_file = ca.ca();
+    // Mutual TLS: no certificate, no handshake.
+    EXPECT_FALSE(call(url, "upload-secret", put).has_value());
+    put.client_cert = ca.cert("publisher");
+    put.client_key = ca.key("publisher");
+    auto with_cert = call(url, "wrong", put);
+    ASSERT_OK(with_cert);
+    EXPECT_EQ(with_cert->status, 401);
+    testing::writeFile(dir_ / "upload.token", "upload-rotated\n");
+    repo.kill(SIGHUP);
+    ASSERT_TRUE(testing::waitFor(
+        [&] {
+            auto r = call(url, "upload-rotated", put);
+            return r && r->status != 401;
+        },
+        std::chrono::seconds(10)))
+        << testing::readFile(dir_ / "repo.log");
+    auto old_token = call(url, "upload-secret", put);
+    ASSERT_OK(old_token);
+    EXPECT_EQ(old_token->status, 401);
+
+    // The provisioner's required options may come from its file.
+    testing::writeFile(dir_ / "provisioner.token", "prov-secret\n");
+    auto prov_config = dir_ / "provisioner.toml";
+    std::string settings = "state = \"" + (dir_ / "prov.db").string() + "\"\n" +
+                           "listen = \"127.0.0.1:0\"\n" + "token-file = \"" +
+                           (dir_ / "provisioner.token").string() + "\"\n" +
+                           "repo-url = \"http://127.0.0.1:9\"\n" +
+                           "coordinator-url = \"http://127.0.0.1:9\"\nallow-unsigned = true\n" +
+                           "nodes-dir = \"" + (dir_ / "nodes").string() + "\"\n" +
+                           "pkgmgr = \"" + PKGMGR_BIN + "\"\nrestart-helper = \"" + PKGMGR_BIN + "\"\n";
+    testing::writeFile(prov_config, settings);
+    auto refused = testing::run({PROVISIONER_BIN, "serve", "--config", prov_config.string()});
+    EXPECT_EQ(refused.exit_code, exitCode(Errc::Invalid));
+    EXPECT_NE(refused.err.find("--backend is required"), std::string::npos) << refused.err;
+    testing::writeFile(prov_config, settings + "backend = \"local\"\n");
+    ServerProcess provisioner({PROVISIONER_BIN, "serve", "--config", prov_config.string(),
+                               "--port-file", (dir_ / "prov.port").string()},
+                              dir_ / "prov.port", dir_ / "prov.log");
+    ASSERT_TRUE(provisioner.started());
+    http::Request add;
+    add.method = "POST";
+    add.body = "{}";
+    auto nodes = provisioner.url() + "/v1/nodes";
+    auto before = call(nodes, "wrong", add);
+    ASSERT_OK(before);
+    EXPECT_EQ(before->status, 401);
+    testing::writeFile(dir_ / "provisioner.token", "prov-rotated\n");
+    provisioner.kill(SIGHUP);
+    ASSERT_TRUE(testing::waitFor(
+        [&] {
+            auto r = call(nodes, "prov-rotated", add);
+            return r && r->status != 401;
+        },
+        std::chrono::seconds(10)))
+        << testing::readFile(dir_ / "prov.log");
+    auto stale = call(nodes, "prov-secret", add);
+    ASSERT_OK(stale);
+    EXPECT_EQ(stale->status, 401);
+}
+
 }  // namespace
 }  // namespace hoist
