@@ -68,12 +68,13 @@ void applyKey(CLI::App& app, const std::string& file, const std::string& key,
 
     std::vector<std::string> inputs;
     if (const auto* list = node.as_array()) {
-        if (op->get_expected_max() <= 1)
-            refuse(file, where, key, "takes one value, not a list");
+        if (op->get_expected_max() <= 1) refuse(file, where, key, "takes one value, not a list");
         for (const auto& element : *list) {
             auto text = scalarText(element);
-            if (!text) refuse(file, element.source(), key, "holds a list element that is not a "
-                                                           "string, number or boolean");
+            if (!text)
+                refuse(file, element.source(), key,
+                       "holds a list element that is not a "
+                       "string, number or boolean");
             inputs.push_back(std::move(*text));
         }
     } else if (auto text = scalarText(node)) {
@@ -118,8 +119,9 @@ void applyFile(CLI::App& app, const std::string& file) {
 
 CLI::Option* addConfigOption(CLI::App& app, std::string_view default_hint) {
     CLI::App* owner = &app;
-    std::string help = "read options from this TOML file (keys: the long options without the "
-                       "dashes; the command line wins)";
+    std::string help =
+        "read options from this TOML file (keys: the long options without the "
+        "dashes; the command line wins)";
     if (!default_hint.empty()) help += "; packaged: " + std::string(default_hint);
     return app
         .add_option_function<std::string>(

@@ -125,11 +125,9 @@ void warnInsecure(std::string_view component, metrics::Registry& registry,
                  1);
 }
 
-Error missingCredential(std::string_view component, std::string_view what,
-                        std::string_view flag) {
+Error missingCredential(std::string_view component, std::string_view what, std::string_view flag) {
     return Error{Errc::Invalid,
-                 std::string(component) + " needs " + std::string(what) + " (" +
-                     std::string(flag) +
+                 std::string(component) + " needs " + std::string(what) + " (" + std::string(flag) +
                      "); refusing to start without it (--insecure-no-auth runs open, for "
                      "development only)",
                  0};
@@ -148,10 +146,16 @@ void notify(const std::string& state) {
 void notifyReady(std::string_view status) {
     notify("READY=1\nSTATUS=" + std::string(status));
 }
-void notifyReloading() { notify("RELOADING=1"); }
-void notifyStopping() { notify("STOPPING=1"); }
+void notifyReloading() {
+    notify("RELOADING=1");
+}
+void notifyStopping() {
+    notify("STOPPING=1");
+}
 
-bool haveSystemd() { return HOIST_HAVE_SYSTEMD != 0; }
+bool haveSystemd() {
+    return HOIST_HAVE_SYSTEMD != 0;
+}
 
 struct Watchdog::Impl {
     std::thread thread;

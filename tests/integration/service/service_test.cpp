@@ -33,7 +33,8 @@ public:
     /// A certificate for 127.0.0.1 (server) or a client, signed by this CA.
     void issue(const std::string& who, bool server) const {
         openssl({"req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-                 "-subj", "/CN=" + who, "-keyout", key(who), "-out", (dir_ / (who + ".csr")).string()});
+                 "-subj", "/CN=" + who, "-keyout", key(who), "-out",
+                 (dir_ / (who + ".csr")).string()});
         auto ext = dir_ / (who + ".ext");
         std::ofstream(ext) << (server ? "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n"
                                       : "extendedKeyUsage=clientAuth\n");
@@ -64,10 +65,20 @@ protected:
     }
 
     std::vector<std::string> coordinatorArgs() const {
-        return {COORDINATOR_BIN, "--state", (dir_ / "state.db").string(), "--listen", "127.0.0.1:0",
-                "--port-file", (dir_ / "coord.port").string(), "--allow-unsigned",
-                "--admin-token-file", (dir_ / "admin.token").string(), "--halt-token-file",
-                (dir_ / "halt.token").string(), "--node-token-file", (dir_ / "node.token").string()};
+        return {COORDINATOR_BIN,
+                "--state",
+                (dir_ / "state.db").string(),
+                "--listen",
+                "127.0.0.1:0",
+                "--port-file",
+                (dir_ / "coord.port").string(),
+                "--allow-unsigned",
+                "--admin-token-file",
+                (dir_ / "admin.token").string(),
+                "--halt-token-file",
+                (dir_ / "halt.token").string(),
+                "--node-token-file",
+                (dir_ / "node.token").string()};
     }
     std::unique_ptr<ServerProcess> start(std::vector<std::string> args) {
         return std::make_unique<ServerProcess>(args, dir_ / "coord.port", dir_ / "coord.log");
@@ -81,7 +92,8 @@ protected:
         return client_.send(request);
     }
     static std::string registration(const std::string& id) {
-        return R"({"id":")" + id + R"(","role":"agent","address":"https://127.0.0.1:1","mode":"pull"})";
+        return R"({"id":")" + id +
+               R"(","role":"agent","address":"https://127.0.0.1:1","mode":"pull"})";
     }
 
     testing::TempFolder dir_;
@@ -124,12 +136,12 @@ TEST_F(Service, TheCoordinatorWithoutAStateFileNeverWritesTheWorkingFolder) {
 
 TEST_F(Service, TheCoordinatorRunsFromItsConfigFileAndRefusesAnUnknownKey) {
     auto config = dir_ / "coordinator.toml";
-    testing::writeFile(config, "state = \"" + (dir_ / "state.db").string() + "\"\n" +
-                                   "listen = \"127.0.0.1:0\"\n" +
-                                   "admin-token-file = \"" + (dir_ / "admin.token").string() + "\"\n" +
-                                   "halt-token-file = \"" + (dir_ / "halt.token").string() + "\"\n" +
-                                   "node-token-file = \"" + (dir_ / "node.token").string() + "\"\n" +
-                                   "allow-unsigned = true\n");
+    testing::writeFile(config,
+                       "state = \"" + (dir_ / "state.db").string() + "\"\n" +
+                           "listen = \"127.0.0.1:0\"\n" + "admin-token-file = \"" +
+                           (dir_ / "admin.token").string() + "\"\n" + "halt-token-file = \"" +
+                           (dir_ / "halt.token").string() + "\"\n" + "node-token-file = \"" +
+                           (dir_ / "node.token").string() + "\"\n" + "allow-unsigned = true\n");
     auto coordinator = start({COORDINATOR_BIN, "--config", config.string(), "--port-file",
                               (dir_ / "coord.port").string()});
     ASSERT_TRUE(coordinator->started());
@@ -213,12 +225,15 @@ TEST_F(Service, ANodeServingTlsRefusesAPlainHttpCoordinatorAndCallersWithoutACer
     auto node_json = [&](const std::string& coordinator) {
         testing::writeFile(root / "node.json",
                            R"({"id":"agent-1","role":"agent","listen":"127.0.0.1:0",)"
-                           R"("coordinator":")" + coordinator + R"(","token_file":"node.token"})");
+                           R"("coordinator":")" +
+                               coordinator + R"(","token_file":"node.token"})");
     };
-    std::vector<std::string> serve = {PKGMGR_BIN, "--root", root.string(), "serve", "--port-file",
-                                      (dir_ / "node.port").string(), "--no-register",
-                                      "--tls-cert", ca.cert("node"), "--tls-key", ca.key("node"),
-                                      "--tls-client-ca", ca.ca()};
+    std::vector<std::string> serve = {
+        PKGMGR_BIN,      "--root",       root.string(),
+        "serve",         "--port-file",  (dir_ / "node.port").string(),
+        "--no-register", "--tls-cert",   ca.cert("node"),
+        "--tls-key",     ca.key("node"), "--tls-client-ca",
+        ca.ca()};
     node_json("http://127.0.0.1:9");
     auto refused = testing::run(serve);
     EXPECT_EQ(refused.exit_code, exitCode(Errc::Invalid));
@@ -357,9 +372,9 @@ TEST_F(Service, DaemonsTellSystemdWhenReadyReloadingAndStopping) {
                               {{"NOTIFY_SOCKET", (short_dir / "notify").string()}});
     ASSERT_TRUE(coordinator.started());
     auto seen = systemd.waitFor("READY=1", std::chrono::seconds(10));
-    EXPECT_NE(seen.find("READY=1\nSTATUS=listening on 127.0.0.1:" +
-                        std::to_string(coordinator.port())),
-              std::string::npos)
+    EXPECT_NE(
+        seen.find("READY=1\nSTATUS=listening on 127.0.0.1:" + std::to_string(coordinator.port())),
+        std::string::npos)
         << seen;
     coordinator.kill(SIGHUP);
     seen = systemd.waitFor("STATUS=reloaded", std::chrono::seconds(10));
@@ -373,8 +388,9 @@ TEST_F(Service, DaemonsTellSystemdWhenReadyReloadingAndStopping) {
 TEST_F(Service, SighupReloadsTheNodeTokenOfPkgmgrServe) {
     auto root = dir_ / "node";
     testing::writeFile(root / "node.token", "node-secret\n", fs::perms(0600));
-    testing::writeFile(root / "node.json",
-                       R"({"id":"agent-1","role":"agent","listen":"127.0.0.1:0","token_file":"node.token"})");
+    testing::writeFile(
+        root / "node.json",
+        R"({"id":"agent-1","role":"agent","listen":"127.0.0.1:0","token_file":"node.token"})");
     auto config = dir_ / "node.toml";
     testing::writeFile(config, "root = \"" + root.string() + "\"\nno-register = true\n");
     ServerProcess node({PKGMGR_BIN, "serve", "--config", config.string(), "--port-file",
@@ -451,8 +467,8 @@ TEST_F(Service, RepoServerAndProvisionerRunFromConfigFilesAndReloadTheirTokens) 
                            (dir_ / "provisioner.token").string() + "\"\n" +
                            "repo-url = \"http://127.0.0.1:9\"\n" +
                            "coordinator-url = \"http://127.0.0.1:9\"\nallow-unsigned = true\n" +
-                           "nodes-dir = \"" + (dir_ / "nodes").string() + "\"\n" +
-                           "pkgmgr = \"" + PKGMGR_BIN + "\"\nrestart-helper = \"" + PKGMGR_BIN + "\"\n";
+                           "nodes-dir = \"" + (dir_ / "nodes").string() + "\"\n" + "pkgmgr = \"" +
+                           PKGMGR_BIN + "\"\nrestart-helper = \"" + PKGMGR_BIN + "\"\n";
     testing::writeFile(prov_config, settings);
     auto refused = testing::run({PROVISIONER_BIN, "serve", "--config", prov_config.string()});
     EXPECT_EQ(refused.exit_code, exitCode(Errc::Invalid));

@@ -73,8 +73,8 @@ TEST_F(ConfigFile, KeysAreTheLongOptionsAndTheCommandLineWins) {
         "workers = 16\n"
         "access-log = true\n"
         "root = \"/opt/demo\"\n");
-    auto o = parseWith({"serve", "--config", file, "--listen", "127.0.0.1:0", "--trusted-key",
-                        "c.pem"});
+    auto o =
+        parseWith({"serve", "--config", file, "--listen", "127.0.0.1:0", "--trusted-key", "c.pem"});
     ASSERT_FALSE(o.done.has_value()) << o.err;
     EXPECT_EQ(o.settings.state, "/var/lib/demo/state.db");
     EXPECT_EQ(o.settings.listen, "127.0.0.1:0");
@@ -116,7 +116,8 @@ TEST_F(ConfigFile, EachErrorNamesTheFileTheLineAndTheKey) {
          "without the dashes)"},
         {"state = \"s.db\"\nlisten = { host = \"x\" }\n",
          ":2: key 'listen' must be a string, number, boolean or list of them"},
-        {"state = \"s.db\"\naccess-log = \"yes\"\n", ":2: key 'access-log' is a flag: give true or false"},
+        {"state = \"s.db\"\naccess-log = \"yes\"\n",
+         ":2: key 'access-log' is a flag: give true or false"},
         {"state = \"s.db\"\nworkers = 100\n", ":2: key 'workers' is refused: "},
         {"state = \"s.db\"\nworkers = \"many\"\n", ":2: key 'workers' is refused: "},
         {"state = \"s.db\"\nlog-level = \"loud\"\n", ":2: key 'log-level' is refused: "},
@@ -131,8 +132,8 @@ TEST_F(ConfigFile, EachErrorNamesTheFileTheLineAndTheKey) {
         auto o = parseWith({"serve", "--config", file});
         ASSERT_TRUE(o.done.has_value()) << c.text;
         EXPECT_EQ(*o.done, exitCode(Errc::Invalid)) << c.text;
-        EXPECT_NE(o.err.find("demo: config file " + file), std::string::npos)
-            << c.text << "\n" << o.err;
+        EXPECT_NE(o.err.find("demo: config file " + file), std::string::npos) << c.text << "\n"
+                                                                              << o.err;
         EXPECT_NE(o.err.find(c.needle), std::string::npos) << c.text << "\n" << o.err;
     }
 }

@@ -63,8 +63,7 @@ private:
 void warnInsecure(std::string_view component, metrics::Registry& registry,
                   std::string_view missing);
 /// The refusal when a token is missing and --insecure-no-auth was not given.
-Error missingCredential(std::string_view component, std::string_view what,
-                        std::string_view flag);
+Error missingCredential(std::string_view component, std::string_view what, std::string_view flag);
 
 /// systemd's notify protocol (sd_notify), a no-op when not started by systemd ($NOTIFY_SOCKET
 /// unset) or when built without libsystemd.
