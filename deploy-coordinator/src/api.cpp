@@ -227,7 +227,7 @@ ServerReply forward(Engine& engine, const std::string& method, const std::string
     request.body = body;
     request.timeout = std::chrono::seconds(120);
     if (!options.provisioner_token.empty())
-        request.headers.push_back(http::bearer(options.provisioner_token));
+        request.headers.push_back(http::bearer(options.provisioner_token.value()));
     if (!body.empty()) request.headers.push_back({"Content-Type", "application/json"});
     auto response = client.send(request);
     if (!response) return ServerReply::error(withContext(response.error(), "provisioner"));
@@ -257,6 +257,10 @@ void registerRoutes(http::Server& server, Engine& engine, MonitorWatch& watch,
     });
 
     auto nodeAuth = [t](const ServerRequest& request) -> Result<std::string> {
+        if (t.node_client_cert && !request.client_certificate)
+            return fail(Errc::Unauthorized,
+                        "node routes need a TLS client certificate signed by the coordinator's "
+                        "--node-client-ca");
         if (t.node.empty()) {
             if (caller(request, t, {"admin"})) return std::string("admin");
             return std::string("node");

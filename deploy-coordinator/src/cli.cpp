@@ -10,6 +10,8 @@
 #include "api.hpp"
 #include "api_ui.hpp"
 #include "core/cli.hpp"
+#include "core/config_file.hpp"
+#include "core/daemon.hpp"
 #include "core/files.hpp"
 #include "core/http_server.hpp"
 #include "core/log.hpp"
@@ -23,8 +25,11 @@ namespace hoist::deploy_coordinator {
 
 namespace {
 
+// The packaged default (hoist-coordinator.service's StateDirectory): never the working folder.
+constexpr const char* kDefaultState = "/var/lib/hoist/coordinator/coordinator.db";
+
 struct ServeOptions {
-    std::string state = "coordinator.db";
+    std::string state = kDefaultState;
     bool init = false;
     std::string listen = "127.0.0.1:7000";
     std::string port_file;
@@ -39,6 +44,11 @@ struct ServeOptions {
     std::string provisioner_token_file;
     std::string tls_cert;
     std::string tls_key;
+    std::string node_client_ca;
+    std::string ca_file;
+    std::string client_cert;
+    std::string client_key;
+    bool insecure_no_auth = false;
     size_t workers = 32;
     size_t http_threads = 32;
     std::int64_t poll_after_ms = 3000;
@@ -87,13 +97,8 @@ struct ServeOptions {
     std::_Exit(75);
 }
 
-Result<std::string> readToken(const std::string& file, std::string_view what) {
-    if (file.empty()) return std::string();
-    auto text = files::readFile(file, 4096);
-    if (!text) return std::unexpected(withContext(text.error(), std::string(what) + " token file"));
-    std::string token(strings::trim(*text));
-    if (token.empty()) return fail(Errc::Invalid, what, " token file ", file, " is empty");
-    return token;
+Result<daemon::Secret> readToken(const std::string& file, std::string_view what) {
+    return daemon::Secret::fromFile(file, std::string(what) + " token");
 }
 
 Result<std::pair<std::string, int>> parseListen(const std::string& listen) {
@@ -114,15 +119,6 @@ int serve(const ServeOptions& o, std::ostream& err) {
         err << "deploy-coordinator: " << e.describe() << "\n";
         return exitCode(e.code);
     };
-    // Signals are blocked before any thread starts, so only the waiter sees them.
-    std::unique_ptr<http::Server> server_holder;
-    http::Server* server_ptr = nullptr;
-    std::atomic<bool> stop_requested{false};
-    http::SignalWaiter waiter([&] {
-        stop_requested = true;
-        if (server_ptr != nullptr) server_ptr->stop();
-    });
-
     Tokens tokens;
     auto admin = readToken(o.admin_token_file, "admin");
     if (!admin) return failWith(admin.error());
@@ -133,9 +129,55 @@ int serve(const ServeOptions& o, std::ostream& err) {
     if (!halt) return failWith(halt.error());
     if (!node) return failWith(node.error());
     if (!prov) return failWith(prov.error());
+    // No silent open door: every token the routes need, or --insecure-no-auth said aloud.
+    std::vector<std::string> missing;
+    if (node->empty()) missing.push_back("node-token-file");
+    if (halt->empty()) missing.push_back("halt-token-file");
+    if (!o.provisioner.empty() && prov->empty()) missing.push_back("provisioner-token-file");
+    if (!missing.empty() && !o.insecure_no_auth)
+        return failWith(daemon::missingCredential("deploy-coordinator",
+                                                  "--" + strings::join(missing, ", --"),
+                                                  "a token file for each"));
     tokens.admin = *admin;
     tokens.halt = *halt;
     tokens.node = *node;
+    tokens.node_client_cert = !o.node_client_ca.empty();
+    if (!o.ca_file.empty() || !o.client_cert.empty() || !o.client_key.empty()) {
+        if (o.client_cert.empty() != o.client_key.empty())
+            return failWith(Error{Errc::Invalid, "--client-cert and --client-key go together", 0});
+        http::setDefaultTls({o.ca_file, o.client_cert, o.client_key});
+    }
+
+    // Signals are blocked before any thread starts, so only the waiters see them: SIGHUP
+    // re-reads the token files and the TLS files, SIGINT and SIGTERM stop.
+    http::Server* server_ptr = nullptr;
+    std::atomic<http::Server*> reload_target{nullptr};
+    daemon::ReloadWaiter reloader([&] {
+        daemon::notifyReloading();
+        bool all = true;
+        for (auto* secret : {&tokens.admin, &tokens.halt, &tokens.node, &*prov}) {
+            if (auto r = secret->reload(); !r) {
+                all = false;
+                log::warn("deploy-coordinator", "reload: kept the old token",
+                          {{"error", r.error().describe()}});
+            }
+        }
+        if (auto* s = reload_target.load()) {
+            if (auto r = s->reloadTls(); !r) {
+                all = false;
+                log::warn("deploy-coordinator", "reload: kept the old TLS files",
+                          {{"error", r.error().describe()}});
+            }
+        }
+        log::info("deploy-coordinator", all ? "reloaded" : "reloaded with errors");
+        daemon::notifyReady("reloaded");
+    });
+    std::atomic<bool> stop_requested{false};
+    http::SignalWaiter waiter([&] {
+        stop_requested = true;
+        daemon::notifyStopping();
+        if (server_ptr != nullptr) server_ptr->stop();
+    });
 
     EngineOptions eo;
     eo.repo_url = o.repo;
@@ -166,6 +208,7 @@ int serve(const ServeOptions& o, std::ostream& err) {
 
     auto listen = parseListen(o.listen);
     if (!listen) return failWith(listen.error());
+    if (o.state.empty()) return failWith(Error{Errc::Invalid, "--state must name a file", 0});
     // --state etcd://...: this process is one replica; otherwise the SQLite file.
     std::unique_ptr<etcd::Client> etcd_client;
     std::unique_ptr<EtcdStateStore> etcd_store;
@@ -197,6 +240,14 @@ int serve(const ServeOptions& o, std::ostream& err) {
         store = etcd_store.get();
         eo.standby = true;
     } else {
+        if (o.state == kDefaultState && !std::filesystem::is_directory(
+                                            std::filesystem::path(o.state).parent_path()))
+            return failWith(Error{Errc::NotFound,
+                                  std::string("the default state folder ") +
+                                      std::filesystem::path(o.state).parent_path().string() +
+                                      " does not exist: install the hoist-coordinator package or "
+                                      "pass --state FILE",
+                                  0});
         // One coordinator per state file: a second would act on the same nodes without knowing
         // of the first (its holds, its rollout). The lock goes before anything reads or moves
         // the file.
@@ -221,10 +272,13 @@ int serve(const ServeOptions& o, std::ostream& err) {
     so.threads = std::max<size_t>(4, o.http_threads);
     so.tls_cert = o.tls_cert;
     so.tls_key = o.tls_key;
+    so.tls_client_ca = o.node_client_ca;
     so.access_log = o.access_log;
     so.read_timeout = std::chrono::seconds(10);
     auto server = http::Server::create(so);
     if (!server) return failWith(server.error());
+    if (!missing.empty())
+        daemon::warnInsecure("deploy-coordinator", (*server)->metrics(), strings::join(missing, ","));
     auto port = (*server)->bind();
     if (!port) return failWith(port.error());
     std::string scheme = o.tls_cert.empty() ? "http://" : "https://";
@@ -299,7 +353,11 @@ int serve(const ServeOptions& o, std::ostream& err) {
                {"state", o.state},
                {"advertise", eo.advertise_url}});
     server_ptr = server->get();
+    reload_target = server->get();
+    daemon::notifyReady("listening on " + so.host + ":" + std::to_string(*port));
+    daemon::Watchdog watchdog(nullptr);
     if (!stop_requested) (*server)->run();
+    reload_target = nullptr;
     server_ptr = nullptr;
     (*watch)->stop();
     (*engine)->stop();
@@ -317,9 +375,11 @@ int runCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
     ServeOptions o;
     o.argv = args;
     CLI::App app{"deploy-coordinator: rolling deploys across the fleet, status pings, halt holds"};
+    hoist::cli::addConfigOption(app, "/etc/hoist/coordinator.toml");
     app.add_option("--state", o.state,
                    "SQLite state file (created when absent), or "
-                   "etcd://HOST:PORT[,HOST:PORT...]/PREFIX to run as one of several replicas");
+                   "etcd://HOST:PORT[,HOST:PORT...]/PREFIX to run as one of several replicas")
+        ->capture_default_str();
     app.add_option("--replica-id", o.replica_id,
                    "this replica's name among the replicas (default: its advertised URL)");
     app.add_option("--lease-ttl", o.lease_ttl_s,
@@ -354,6 +414,18 @@ int runCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
                    "bearer token for the provisioner");
     app.add_option("--tls-cert", o.tls_cert, "serve HTTPS with this certificate");
     app.add_option("--tls-key", o.tls_key, "and this key");
+    app.add_option("--node-client-ca", o.node_client_ca,
+                   "mutual TLS: node routes (register, pings, desired) also need a client "
+                   "certificate signed by this CA (PEM); needs --tls-cert");
+    app.add_option("--ca-file", o.ca_file,
+                   "CA bundle (PEM) trusted for https nodes, provisioner and repository "
+                   "(default: the system's)");
+    app.add_option("--client-cert", o.client_cert,
+                   "client certificate (PEM) presented to nodes and the provisioner that ask for one");
+    app.add_option("--client-key", o.client_key, "and its key");
+    app.add_flag("--insecure-no-auth", o.insecure_no_auth,
+                 "start without the node, halt or provisioner token (routes left open; warned at "
+                 "start and as hoist_insecure_no_auth on /metrics); development only");
     app.add_option("--workers", o.workers, "threads for outgoing node requests");
     app.add_option("--http-threads", o.http_threads, "threads serving the API and pings");
     app.add_option("--poll-after-ms", o.poll_after_ms, "poll a node whose pings are this late");

@@ -17,6 +17,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "core/daemon.hpp"
 #include "core/error.hpp"
 #include "core/http_client.hpp"
 #include "core/metrics.hpp"
@@ -41,10 +42,11 @@ struct EngineOptions {
     bool allow_unsigned = false;
     /// This coordinator's URL as nodes reach it (report_to in restarts).
     std::string advertise_url;
-    /// Bearer token presented to node endpoints (empty: none).
-    std::string node_token;
+    /// Bearer token presented to node endpoints (empty: none); a token file's secret is read
+    /// again on SIGHUP.
+    daemon::Secret node_token;
     std::string provisioner_url;
-    std::string provisioner_token;
+    daemon::Secret provisioner_token;
     size_t workers = 32;
     size_t check_workers = 4;
     std::chrono::milliseconds poll_after{3000};

@@ -9,7 +9,7 @@ namespace {
 
 class HttpGateway final : public NodeGateway {
 public:
-    HttpGateway(std::string token, std::chrono::milliseconds stage_timeout)
+    HttpGateway(daemon::Secret token, std::chrono::milliseconds stage_timeout)
         : token_(std::move(token)), stage_timeout_(stage_timeout) {}
 
     StageOutcome stage(const std::string& address, const std::string& release,
@@ -84,7 +84,8 @@ private:
         http::Request request;
         request.method = std::move(method);
         request.url = http::joinUrl(address, route);
-        if (!token_.empty()) request.headers.push_back(http::bearer(token_));
+        if (auto token = token_.value(); !token.empty())
+            request.headers.push_back(http::bearer(token));
         if (!body.empty()) {
             request.headers.push_back({"Content-Type", "application/json"});
             request.body = std::move(body);
@@ -92,13 +93,13 @@ private:
         return request;
     }
 
-    std::string token_;
+    daemon::Secret token_;
     std::chrono::milliseconds stage_timeout_;
 };
 
 }  // namespace
 
-std::unique_ptr<NodeGateway> makeHttpGateway(std::string token,
+std::unique_ptr<NodeGateway> makeHttpGateway(daemon::Secret token,
                                              std::chrono::milliseconds stage_timeout) {
     return std::make_unique<HttpGateway>(std::move(token), stage_timeout);
 }

@@ -5,6 +5,7 @@
 #include <optional>
 #include <string>
 
+#include "core/daemon.hpp"
 #include "rollout.hpp"
 
 namespace hoist::deploy_coordinator {
@@ -35,8 +36,8 @@ public:
 };
 
 /// The gateway over HTTP (one keep-alive client per calling thread), presenting `token` as a
-/// bearer token when it is not empty.
-std::unique_ptr<NodeGateway> makeHttpGateway(std::string token,
+/// bearer token when it is not empty (read at each request: a reloaded token is used at once).
+std::unique_ptr<NodeGateway> makeHttpGateway(daemon::Secret token,
                                              std::chrono::milliseconds stage_timeout);
 
 }  // namespace hoist::deploy_coordinator

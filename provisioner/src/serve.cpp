@@ -1,7 +1,10 @@
 #include "serve.hpp"
 
+#include <atomic>
 #include <memory>
 
+#include "core/config_file.hpp"
+#include "core/daemon.hpp"
 #include "core/files.hpp"
 #include "core/http_server.hpp"
 #include "core/log.hpp"
@@ -74,11 +77,10 @@ Result<std::pair<std::string, int>> splitListen(const std::string& listen) {
     }
 }
 
-Result<std::string> readToken(const std::string& file, std::string_view flag) {
+Result<daemon::Secret> readToken(const std::string& file, std::string_view flag) {
     HOIST_ASSIGN(auto text, files::readFile(file, 4096));
-    std::string token(strings::trim(text));
-    if (token.empty()) return fail(Errc::Invalid, flag, " ", file, " is empty");
-    return token;
+    if (strings::trim(text).empty()) return fail(Errc::Invalid, flag, " ", file, " is empty");
+    return daemon::Secret::fromFile(file, std::string(flag));
 }
 
 // A binary of the hoist suite: the flag, else beside this executable, else on PATH.
@@ -174,14 +176,36 @@ int serve(const ServeArgs& a, std::ostream& err) {
         err << "provisioner: " << e.describe() << "\n";
         return exitCode(e.code);
     };
+    // Signals are blocked before any thread starts: SIGHUP re-reads the token and TLS files.
+    auto token = readToken(a.token_file, "--token-file");
+    if (!token) return failWith(token.error());
+    std::atomic<http::Server*> running{nullptr};
+    daemon::ReloadWaiter reloader([&running, secret = *token] () mutable {
+        daemon::notifyReloading();
+        bool all = true;
+        if (auto r = secret.reload(); !r) {
+            all = false;
+            log::warn(kComponent, "reload: kept the old token", {{"error", r.error().describe()}});
+        }
+        if (auto* s = running.load()) {
+            if (auto r = s->reloadTls(); !r) {
+                all = false;
+                log::warn(kComponent, "reload: kept the old TLS files",
+                          {{"error", r.error().describe()}});
+            }
+        }
+        log::info(kComponent, all ? "reloaded" : "reloaded with errors");
+        daemon::notifyReady("reloaded");
+    });
     std::unique_ptr<http::Server> server;
-    http::SignalWaiter signals([&server] {
-        if (server) server->stop();
+    std::atomic<bool> stop_requested{false};
+    http::SignalWaiter signals([&running, &stop_requested] {
+        stop_requested = true;
+        daemon::notifyStopping();
+        if (auto* s = running.load()) s->stop();
     });
     auto listen = splitListen(a.listen);
     if (!listen) return failWith(listen.error());
-    auto token = readToken(a.token_file, "--token-file");
-    if (!token) return failWith(token.error());
     auto backend = makeBackend(a);
     if (!backend) return failWith(backend.error());
     auto store = StateStore::open(a.state_file);
@@ -210,7 +234,11 @@ int serve(const ServeArgs& a, std::ostream& err) {
     log::info(kComponent, "serving",
               {{"address", listen->first}, {"port", *port}, {"backend", a.backend}});
     server = std::move(*created);
-    server->run();
+    running = server.get();
+    daemon::notifyReady("serving on " + listen->first + ":" + std::to_string(*port));
+    daemon::Watchdog watchdog(nullptr);
+    if (!stop_requested) server->run();
+    running = nullptr;
     log::info(kComponent, "stopped");
     return 0;
 }
@@ -221,6 +249,7 @@ void addServeCommand(CLI::App& app, std::function<int()>& action, std::ostream& 
                      std::ostream& err) {
     auto a = std::make_shared<ServeArgs>();
     auto* cmd = app.add_subcommand("serve", "run the provisioner HTTP service");
+    hoist::cli::addConfigOption(*cmd, "/etc/hoist/provisioner.toml");
     cmd->add_option("--listen", a->listen, "HOST:PORT to listen on (port 0: any)")
         ->capture_default_str();
     cmd->add_option("--port-file", a->port_file, "write the bound port here");

@@ -259,13 +259,13 @@ Result<NodeRecord> Service::remove(const std::string& id) {
     return node;
 }
 
-void Service::addRoutes(http::Server& server, std::string token) {
+void Service::addRoutes(http::Server& server, daemon::Secret token) {
     const std::string id_pattern = "/v1/nodes/([A-Za-z0-9._-]+)";
     // Every route with a body needs the token: checked before the body is read.
     server.onMetrics([this](metrics::Registry& registry) { collectMetrics(registry); });
-    server.beforeBody([token](const http::ServerRequest& req) { return http::requireBearer(req, token); });
+    server.beforeBody([token](const http::ServerRequest& req) { return http::requireBearer(req, token.value()); });
     server.route("POST", "/v1/nodes", [this, token](const http::ServerRequest& req) {
-        if (auto auth = http::requireBearer(req, token); !auth)
+        if (auto auth = http::requireBearer(req, token.value()); !auth)
             return http::ServerReply::error(auth.error());
         auto parsed = AddRequest::fromJson(req.body);
         if (!parsed) return http::ServerReply::error(parsed.error());
@@ -295,7 +295,7 @@ void Service::addRoutes(http::Server& server, std::string token) {
         return http::ServerReply::json(200, w.str());
     });
     server.route("DELETE", id_pattern, [this, token](const http::ServerRequest& req) {
-        if (auto auth = http::requireBearer(req, token); !auth)
+        if (auto auth = http::requireBearer(req, token.value()); !auth)
             return http::ServerReply::error(auth.error());
         auto node = remove(req.matches.at(1));
         if (!node) return http::ServerReply::error(node.error());

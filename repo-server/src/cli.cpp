@@ -1,6 +1,10 @@
+#include <atomic>
+
 #include <CLI/CLI.hpp>
 
 #include "core/cli.hpp"
+#include "core/config_file.hpp"
+#include "core/daemon.hpp"
 #include "core/http_server.hpp"
 #include "core/log.hpp"
 #include "repo_server/server.hpp"
@@ -11,39 +15,59 @@ namespace {
 constexpr std::string_view kComponent = "repo-server";
 
 int serve(const Options& options, std::ostream& err, const std::string& port_file) {
-    auto repo = Repository::open(options.root);
-    if (!repo) {
-        err << "repo-server: " << repo.error().describe() << "\n";
-        return exitCode(repo.error().code);
-    }
-    auto server = makeServer(options, std::make_shared<Repository>(std::move(*repo)));
-    if (!server) {
-        err << "repo-server: " << server.error().describe() << "\n";
-        return exitCode(server.error().code);
-    }
-    auto port = (*server)->bind();
-    if (!port) {
-        err << "repo-server: " << port.error().describe() << "\n";
-        return exitCode(port.error().code);
-    }
-    if (!port_file.empty()) {
-        if (auto written = (*server)->writePortFile(port_file); !written) {
-            err << "repo-server: " << written.error().describe() << "\n";
-            return exitCode(written.error().code);
+    auto failWith = [&err](const Error& e) {
+        err << "repo-server: " << e.describe() << "\n";
+        return exitCode(e.code);
+    };
+    // Signals are blocked before any thread starts: SIGHUP re-reads the token and TLS files.
+    std::atomic<http::Server*> running{nullptr};
+    daemon::Secret token;
+    daemon::ReloadWaiter reloader([&running, &token] {
+        daemon::notifyReloading();
+        bool all = true;
+        if (auto r = token.reload(); !r) {
+            all = false;
+            log::warn(kComponent, "reload: kept the old token", {{"error", r.error().describe()}});
         }
+        if (auto* s = running.load()) {
+            if (auto r = s->reloadTls(); !r) {
+                all = false;
+                log::warn(kComponent, "reload: kept the old TLS files",
+                          {{"error", r.error().describe()}});
+            }
+        }
+        log::info(kComponent, all ? "reloaded" : "reloaded with errors");
+        daemon::notifyReady("reloaded");
+    });
+    std::atomic<bool> stop_requested{false};
+    http::SignalWaiter waiter([&running, &stop_requested] {
+        log::info(kComponent, "stopping on a signal");
+        stop_requested = true;
+        daemon::notifyStopping();
+        if (auto* s = running.load()) s->stop();
+    });
+    auto repo = Repository::open(options.root);
+    if (!repo) return failWith(repo.error());
+    auto server = makeServer(options, std::make_shared<Repository>(std::move(*repo)), &token);
+    if (!server) return failWith(server.error());
+    auto port = (*server)->bind();
+    if (!port) return failWith(port.error());
+    if (!port_file.empty()) {
+        if (auto written = (*server)->writePortFile(port_file); !written)
+            return failWith(written.error());
     }
     http::Server* raw = server->get();
-    http::SignalWaiter waiter([raw] {
-        log::info(kComponent, "stopping on a signal");
-        raw->stop();
-    });
     log::info(kComponent, "serving",
               {{"root", options.root.string()},
                {"host", options.host},
                {"port", *port},
                {"tls", options.tls_cert.empty() ? "off" : "on"},
                {"uploads", options.token_file.empty() ? "disabled" : "enabled"}});
-    raw->run();
+    running = raw;
+    daemon::notifyReady("serving on " + options.host + ":" + std::to_string(*port));
+    daemon::Watchdog watchdog(nullptr);
+    if (!stop_requested) raw->run();
+    running = nullptr;
     log::info(kComponent, "stopped");
     return 0;
 }
@@ -63,6 +87,7 @@ int runCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
     std::string log_level = "info";
     std::string log_format = "text";
     bool no_access_log = false;
+    hoist::cli::addConfigOption(app, "/etc/hoist/repo-server.toml");
     app.add_option("--root", root, "the repository folder (created when absent)")->required();
     app.add_option("--listen", listen, "HOST:PORT to listen on; port 0 picks a free one")
         ->capture_default_str();
@@ -71,6 +96,8 @@ int runCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
                    "file holding the bearer token that uploads must present (none: read-only)");
     app.add_option("--tls-cert", options.tls_cert, "PEM certificate: serve HTTPS");
     app.add_option("--tls-key", options.tls_key, "PEM private key for --tls-cert");
+    app.add_option("--tls-client-ca", options.tls_client_ca,
+                   "mutual TLS: every client must present a certificate signed by this CA (PEM)");
     app.add_option("--max-upload-bytes", options.max_upload_bytes,
                    "largest package upload accepted")
         ->capture_default_str()

@@ -101,7 +101,7 @@ ServerReply storedReply(const std::string& path, const Stored& stored) {
 
 class Routes {
 public:
-    Routes(std::shared_ptr<Repository> repo, std::string token, std::uint64_t max_upload,
+    Routes(std::shared_ptr<Repository> repo, daemon::Secret token, std::uint64_t max_upload,
            http::Server& server)
         : repo_(std::move(repo)),
           token_(std::move(token)),
@@ -226,7 +226,7 @@ private:
         if (token_.empty())
             return fail(Errc::Unauthorized,
                         "uploads are disabled: repo-server was started without --token-file");
-        return http::requireBearer(request, token_);
+        return http::requireBearer(request, token_.value());
     }
 
     ServerReply refuse(const ServerRequest& request, std::string_view kind, const Error& error,
@@ -261,7 +261,7 @@ private:
     }
 
     std::shared_ptr<Repository> repo_;
-    std::string token_;
+    daemon::Secret token_;
     std::uint64_t max_upload_;
     http::Server& server_;
 };
@@ -286,20 +286,24 @@ Result<std::pair<std::string, int>> parseListen(std::string_view text) {
 }
 
 Result<std::unique_ptr<http::Server>> makeServer(const Options& options,
-                                                 std::shared_ptr<Repository> repository) {
-    std::string token;
+                                                 std::shared_ptr<Repository> repository,
+                                                 daemon::Secret* token_out) {
+    daemon::Secret token;
     if (!options.token_file.empty()) {
         HOIST_ASSIGN(auto text, files::readFile(options.token_file, 64 * 1024));
-        token = std::string(strings::trim(text));
-        if (token.empty())
+        if (strings::trim(text).empty())
             return fail(Errc::Invalid, "token file '", options.token_file.string(), "' is empty");
+        HOIST_ASSIGN(token, daemon::Secret::fromFile(options.token_file, "upload token"));
     }
+    if (token_out != nullptr) *token_out = token;
     http::ServerOptions server_options;
     server_options.component = std::string(kComponent);
     server_options.host = options.host;
     server_options.port = options.port;
     server_options.tls_cert = options.tls_cert;
     server_options.tls_key = options.tls_key;
+    server_options.tls_client_ca = options.tls_client_ca;
+    server_options.tls_require_client_cert = !options.tls_client_ca.empty();
     server_options.threads = options.threads;
     server_options.access_log = options.access_log;
     server_options.payload_limit = 64 * 1024;

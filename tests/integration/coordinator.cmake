@@ -63,3 +63,17 @@ target_compile_definitions(coordinator_metrics_tests PRIVATE
 add_dependencies(coordinator_metrics_tests deploy-coordinator cluster restart-helper pkgmgr
     standin-mesos repo-server provisioner)
 gtest_discover_tests(coordinator_metrics_tests PROPERTIES LABELS integration DISCOVERY_TIMEOUT 60)
+# Running as a service: config files, no open doors without --insecure-no-auth, TLS and mutual
+# TLS (certificates made by openssl during the test), SIGHUP reload.
+add_executable(service_integration_tests
+    ${CMAKE_CURRENT_LIST_DIR}/service/service_test.cpp
+)
+target_link_libraries(service_integration_tests
+    PRIVATE hoist_testing GTest::gtest_main hoist_warnings)
+target_compile_definitions(service_integration_tests PRIVATE
+    COORDINATOR_BIN="$<TARGET_FILE:deploy-coordinator>"
+    PKGMGR_BIN="$<TARGET_FILE:pkgmgr>"
+    REPO_SERVER_BIN="$<TARGET_FILE:repo-server>"
+    PROVISIONER_BIN="$<TARGET_FILE:provisioner>")
+add_dependencies(service_integration_tests deploy-coordinator pkgmgr repo-server provisioner)
+gtest_discover_tests(service_integration_tests PROPERTIES LABELS integration DISCOVERY_TIMEOUT 60)

@@ -4,7 +4,7 @@
 # of / whose writes go to a tmpfs and chroots into it, so the machine itself never changes and
 # everything is gone when the namespace ends. Checks the hoist user and folders the postinst
 # makes, a reinstall, the coordinator and repo-server started the way their units start them
-# (as hoist, the default flags, tokens in /etc/hoist), a local cluster's upgrade run by the
+# (as hoist, the packaged config files, tokens in /etc/hoist), a local cluster's upgrade run by the
 # installed binaries, and a purge.
 # Usage (as root):
 #   unshare -m --propagation private bash dpkg_install.sh DEB_DIR WORK_DIR SOURCE_DIR BUILD_DIR
@@ -92,10 +92,10 @@ check "a reinstall runs the postinst again without error" \
 
 # A daemon as its unit starts it (run_unit.sh: the unit's environment, default file, user,
 # folder, ExecStartPre= and ExecStart=; systemd's sandbox aside, as no systemd runs here). EDIT
-# is a sed expression applied to the unit's /etc/default file first (tests listen on port 0
-# and write a port file). Sets unit_pid and unit_port.
+# is a sed expression applied to the unit's config file, /etc/hoist/NAME.toml, first (tests
+# listen on port 0 and write a port file). Sets unit_pid and unit_port.
 start_unit() {  # name port-file edit
-    inside sed -i "$3" "/etc/default/$1" || return 1
+    inside sed -i "$3" "/etc/hoist/${1#hoist-}.toml" || return 1
     rm -f "$root$2"
     inside bash "$src/tests/packaging/run_unit.sh" "/lib/systemd/system/$1.service" \
         "/etc/default/$1" >"$ns/$1.log" 2>&1 &
@@ -114,16 +114,17 @@ stop_unit() {
     kill "$unit_pid" 2>/dev/null
     wait "$unit_pid" 2>/dev/null
 }
-make_token() {  # file: as the default files say
+make_token() {  # file: as the config files say
     inside sh -c "install -m 0640 -g hoist /dev/null $1 && head -c 32 /dev/urandom | base64 >$1"
 }
 
-# hoist-coordinator with its default flags: the three tokens it names, made as the file says.
+# hoist-coordinator with its packaged config file: the three tokens it names, made as the file
+# says.
 coordinator_unit_runs() {
     local t
     for t in admin node halt; do make_token "/etc/hoist/$t.token" || return 1; done
     start_unit hoist-coordinator /var/lib/hoist/coordinator/port \
-        "s|--listen 127.0.0.1:7000|--listen 127.0.0.1:0 --port-file /var/lib/hoist/coordinator/port|" ||
+        's|^listen = "127.0.0.1:7000"|listen = "127.0.0.1:0"\nport-file = "/var/lib/hoist/coordinator/port"|' ||
         return 1
     local ok=1
     if inside cluster --url "http://127.0.0.1:$unit_port" --token-file /etc/hoist/admin.token \
@@ -136,18 +137,19 @@ coordinator_unit_runs() {
     stop_unit
     return $ok
 }
-check "hoist-coordinator's command line and default flags run as hoist; cluster nodes answers" \
+check "hoist-coordinator's command line and config file run as hoist; cluster nodes answers" \
     coordinator_unit_runs
 
-# hoist-repo-server with the upload token its default file suggests: a package published to it
+# hoist-repo-server with the upload token its config file suggests: a package published to it
 # is written under /var/lib/hoist/repo by the hoist user and served back.
 repo_unit_runs() {
     make_token /etc/hoist/repo-upload.token || return 1
     mkdir -p "$root/tmp/pkg"
     echo '{"name": "hello", "version": "1.0.0", "kind": "module"}' >"$root/tmp/pkg/pkginfo.json"
     quiet inside pkgmgr pack /tmp/pkg -o /tmp/hello--1.0.0.tar.zst || return 1
-    start_unit hoist-repo-server /var/lib/hoist/repo/port "s|--listen 127.0.0.1:8070|--listen \
-127.0.0.1:0 --port-file /var/lib/hoist/repo/port --token-file /etc/hoist/repo-upload.token|" ||
+    local edit='s|^listen = "127.0.0.1:8070"|listen = "127.0.0.1:0"\nport-file = '
+    edit+='"/var/lib/hoist/repo/port"\ntoken-file = "/etc/hoist/repo-upload.token"|'
+    start_unit hoist-repo-server /var/lib/hoist/repo/port "$edit" ||
         return 1
     local ok=1 sha
     sha=$(sha256sum "$root/tmp/hello--1.0.0.tar.zst" | cut -d' ' -f1)
@@ -176,7 +178,7 @@ cluster_up() {
     return 1
 }
 # A fourth node the way a real machine runs one: bootstrapped into /opt/hoist from the local
-# cluster's repository with the fleet's node token in /etc/hoist (as the default file says),
+# cluster's repository with the fleet's node token in /etc/hoist (as node.toml says),
 # then hoist-node.service's ExecStartPre (recover) and ExecStart (pkgmgr serve); it registers
 # with the coordinator and the upgrade below takes it to 2.0.0 with the others.
 lc_url() { echo "http://127.0.0.1:$(cat "$root$cluster_dir/ports/$1")"; }
@@ -191,7 +193,7 @@ node_unit_joins() {
         return 1
     fi
     start_unit hoist-node /opt/hoist/run/serve.port \
-        's|^HOIST_NODE_OPTS="|HOIST_NODE_OPTS="--port-file /opt/hoist/run/serve.port |' || return 1
+        's|^token-file = |port-file = "/opt/hoist/run/serve.port"\ntoken-file = |' || return 1
     local i
     for i in $(seq 1 300); do
         lc cluster --json nodes 2>/dev/null | grep -q '"packaged-node"' && return 0
@@ -223,7 +225,9 @@ check "dpkg -P purges hoist-coordinator" quiet inside dpkg -P hoist-coordinator
 check "the purge removed /usr/bin/deploy-coordinator" gone /usr/bin/deploy-coordinator
 check "the purge removed the conffile /etc/default/hoist-coordinator" \
     gone /etc/default/hoist-coordinator
+check "the purge removed the conffile /etc/hoist/coordinator.toml" gone /etc/hoist/coordinator.toml
 check "dpkg -r removes hoist-node" quiet inside dpkg -r hoist-node
 check "the removal kept the conffile /etc/default/hoist-node" inside test -f /etc/default/hoist-node
+check "the removal kept the conffile /etc/hoist/node.toml" inside test -f /etc/hoist/node.toml
 
 exit "$failed"

@@ -54,6 +54,7 @@ expected_files() {
         echo "/usr/share/lintian/overrides/$package"
         if [ -n "$unit" ]; then
             echo "/etc/default/$unit"
+            echo "/etc/hoist/${unit#hoist-}.toml"
             echo "/lib/systemd/system/$unit.service"
         fi
     } | sort
@@ -124,8 +125,12 @@ check "hoist-provisioner depends on libsqlite3-0, libpugixml1v5 and adduser" \
 check "hoist-repo-server depends on libc6 and adduser" depends_on hoist-repo-server libc6 adduser
 check "hoist-config-gen depends on libarchive13" depends_on hoist-config-gen libarchive13
 for p in hoist-node hoist-coordinator hoist-repo-server hoist-provisioner; do
-    check "$p marks /etc/default/${units[$p]} as a conffile" \
-        conffiles_are "$p" "/etc/default/${units[$p]}"
+    check "$p depends on libtomlplusplus3 (config), libsystemd0 (sd_notify), procps (reload)" \
+        depends_on "$p" libtomlplusplus3 libsystemd0 procps
+done
+for p in hoist-node hoist-coordinator hoist-repo-server hoist-provisioner; do
+    check "$p marks /etc/default/${units[$p]} and /etc/hoist/${units[$p]#hoist-}.toml as conffiles" \
+        conffiles_are "$p" "/etc/default/${units[$p]}"$'\n'"/etc/hoist/${units[$p]#hoist-}.toml"
 done
 for p in hoist-coordinator hoist-repo-server hoist-provisioner; do
     check "$p has a postinst (the hoist user, its state folder)" has_postinst "$p" yes
@@ -181,6 +186,8 @@ verify_units() {
     # own units (the targets the hoist units order against) beside the hoist units; MANPATH:
     # Documentation=man: pages are looked up among the installed ones.
     cp -a --no-clobber /lib/systemd/system/. "$root/lib/systemd/system/" || return 1
+    # ExecReload='s /bin/kill (procps, which the packages depend on) is not in the scratch root.
+    mkdir -p "$root/bin" && cp -L /bin/kill "$root/bin/kill" || return 1
     local out rc
     out=$(MANPATH="$root/usr/share/man" systemd-analyze verify --root="$root" \
         /lib/systemd/system/hoist-{node,coordinator,repo-server,provisioner}.service 2>&1)
@@ -189,6 +196,16 @@ verify_units() {
     [ $rc -eq 0 ] && [ -z "$out" ]
 }
 check "systemd-analyze verify accepts the four units" verify_units
+notify_units() {  # each daemon tells systemd it is ready, reloads on SIGHUP and reads its config
+    local u
+    for u in node coordinator repo-server provisioner; do
+        grep -qx 'Type=notify' "$root/lib/systemd/system/hoist-$u.service" &&
+            grep -qx 'ExecReload=/bin/kill -HUP $MAINPID' "$root/lib/systemd/system/hoist-$u.service" &&
+            grep -q -- "--config /etc/hoist/$u.toml" "$root/lib/systemd/system/hoist-$u.service" ||
+            { echo "  hoist-$u.service"; return 1; }
+    done
+}
+check "the four units are Type=notify, reload with SIGHUP and read /etc/hoist/NAME.toml" notify_units
 
 # systemd's own score of each unit's sandbox (0 safest, 10 none), with a ceiling so that a
 # weakened unit fails: the hoist-user daemons 3.0, the node (root, starts services) 8.5.

@@ -4,7 +4,9 @@
 #include <cctype>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <string>
 #include <thread>
@@ -195,7 +197,8 @@ size_t onStream(char* data, size_t size, size_t count, void* user) noexcept {
 }
 
 void applyCommon(CURL* curl, std::string_view url, char* errbuf,
-                 std::chrono::milliseconds connect_timeout, std::chrono::milliseconds timeout) {
+                 std::chrono::milliseconds connect_timeout, std::chrono::milliseconds timeout,
+                 const ClientTls& asked = {}) {
     libcurl().easy_reset(curl);
     std::string url_copy(url);
     libcurl().easy_setopt(curl, CURLOPT_URL, url_copy.c_str());
@@ -207,9 +210,52 @@ void applyCommon(CURL* curl, std::string_view url, char* errbuf,
     libcurl().easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https,file");
     libcurl().easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
     libcurl().easy_setopt(curl, CURLOPT_TCP_KEEPALIVE, 1L);
+    // libcurl verifies the peer and the host name by default; only the trust anchors and
+    // this client's own certificate are set here (libcurl copies the strings).
+    auto fallback = defaultTls();
+    const std::string& ca = asked.ca_file.empty() ? fallback.ca_file : asked.ca_file;
+    bool own_cert = !asked.client_cert.empty();
+    const std::string& cert = own_cert ? asked.client_cert : fallback.client_cert;
+    const std::string& key = own_cert ? asked.client_key : fallback.client_key;
+    if (!ca.empty()) libcurl().easy_setopt(curl, CURLOPT_CAINFO, ca.c_str());
+    if (!cert.empty()) libcurl().easy_setopt(curl, CURLOPT_SSLCERT, cert.c_str());
+    if (!key.empty()) libcurl().easy_setopt(curl, CURLOPT_SSLKEY, key.c_str());
     errbuf[0] = '\0';
 }
+
+std::mutex& defaultTlsMutex() {
+    static std::mutex mutex;
+    return mutex;
+}
+std::optional<ClientTls>& defaultTlsValue() {
+    static std::optional<ClientTls> value;
+    return value;
+}
 }  // namespace
+
+void setDefaultTls(const ClientTls& tls) {
+    std::lock_guard lock(defaultTlsMutex());
+    defaultTlsValue() = tls;
+    auto exportVar = [](const char* name, const std::string& value) {
+        if (value.empty())
+            ::unsetenv(name);
+        else
+            ::setenv(name, value.c_str(), 1);
+    };
+    exportVar("HOIST_CA_FILE", tls.ca_file);
+    exportVar("HOIST_CLIENT_CERT", tls.client_cert);
+    exportVar("HOIST_CLIENT_KEY", tls.client_key);
+}
+
+ClientTls defaultTls() {
+    std::lock_guard lock(defaultTlsMutex());
+    if (defaultTlsValue()) return *defaultTlsValue();
+    auto env = [](const char* name) {
+        const char* value = std::getenv(name);
+        return value == nullptr ? std::string() : std::string(value);
+    };
+    return {env("HOIST_CA_FILE"), env("HOIST_CLIENT_CERT"), env("HOIST_CLIENT_KEY")};
+}
 
 Header bearer(std::string_view token) {
     return {"Authorization", "Bearer " + std::string(token)};
@@ -255,9 +301,8 @@ Client::~Client() = default;
 Result<Response> Client::send(const Request& request) {
     CURL* curl = impl_->curl.get();
     if (curl == nullptr) return noHandle();
-    applyCommon(curl, request.url, impl_->errbuf, request.connect_timeout, request.timeout);
-    if (!request.ca_file.empty())
-        libcurl().easy_setopt(curl, CURLOPT_CAINFO, request.ca_file.c_str());
+    applyCommon(curl, request.url, impl_->errbuf, request.connect_timeout, request.timeout,
+                {request.ca_file, request.client_cert, request.client_key});
     Response response;
     auto headers = makeHeaders(request.headers);
     libcurl().easy_setopt(curl, CURLOPT_HTTPHEADER, headers.get());
@@ -291,9 +336,8 @@ Result<Response> Client::send(const Request& request, const RetryPolicy& policy)
 Result<StreamResult> Client::stream(const StreamRequest& request) {
     CURL* curl = impl_->curl.get();
     if (curl == nullptr) return noHandle();
-    applyCommon(curl, request.url, impl_->errbuf, request.connect_timeout, request.timeout);
-    if (!request.ca_file.empty())
-        libcurl().easy_setopt(curl, CURLOPT_CAINFO, request.ca_file.c_str());
+    applyCommon(curl, request.url, impl_->errbuf, request.connect_timeout, request.timeout,
+                {request.ca_file, request.client_cert, request.client_key});
     StreamResult result;
     std::vector<Header> response_headers;
     StreamState state{curl, &request, &result, {}, false, false, false};

@@ -620,7 +620,15 @@ struct Server::Impl {
     std::mutex collectors_mutex;
     int port = 0;
     std::vector<Route> routes;
-    std::optional<ssl::context> tls;
+    // The TLS context new connections get; reloadTls() swaps in a new one. Replaced contexts
+    // stay alive (a reload is rare) so that connections made with them never outlive theirs.
+    std::shared_ptr<ssl::context> tls;
+    std::vector<std::shared_ptr<ssl::context>> retired_tls;
+    std::mutex tls_mutex;
+    std::shared_ptr<ssl::context> currentTls() {
+        std::lock_guard lock(tls_mutex);
+        return tls;
+    }
     std::function<Result<void>(const ServerRequest&)> before_body;
     std::function<std::optional<ServerReply>(const ServerRequest&)> intercept;
     std::atomic<bool> stopping{false};
@@ -1042,6 +1050,9 @@ public:
         if constexpr (kTls) {
             stream_.async_handshake(ssl::stream_base::server, [self = this->shared_from_this()](beast::error_code ec) {
                 if (ec) return self->shutdown();
+                // Verified in the handshake against tls_client_ca: a certificate here passed.
+                self->client_certificate_ =
+                    SSL_get0_peer_certificate(self->stream_.native_handle()) != nullptr;
                 self->readHeader();
             });
         } else {
@@ -1108,6 +1119,7 @@ private:
         request.method = std::string(message.method_string());
         splitTarget(std::string_view(message.target().data(), message.target().size()), request);
         request.remote_addr = peer;
+        request.client_certificate = client_certificate_;
         std::size_t count = 0;
         for (const auto& field : message) {
             if (++count > impl_.options.max_headers)
@@ -1524,6 +1536,7 @@ private:
     std::shared_ptr<ServerRequest> request_;
     const Route* route_ = nullptr;
     bool keep_alive_ = true;
+    bool client_certificate_ = false;
     bool body_too_large_ = false;
     bool body_unread_ = false;
     bool closed_ = false;
@@ -1563,21 +1576,58 @@ Server::~Server() {
     if (impl_->workers) impl_->workers->join();
 }
 
+namespace {
+// The server's TLS context from the files the options name; read again by reloadTls().
+Result<std::shared_ptr<ssl::context>> makeTlsContext(const ServerOptions& options) {
+    if (options.tls_cert.empty() || options.tls_key.empty())
+        return fail(Errc::Invalid, "TLS needs both a certificate and a key");
+    if (options.tls_require_client_cert && options.tls_client_ca.empty())
+        return fail(Errc::Invalid, "requiring client certificates needs the CA that signs them");
+    auto tls = std::make_shared<ssl::context>(ssl::context::tls_server);
+    tls->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                     ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
+    beast::error_code ec;
+    tls->use_certificate_chain_file(options.tls_cert, ec);
+    if (!ec) tls->use_private_key_file(options.tls_key, ssl::context::pem, ec);
+    if (ec)
+        return fail(Errc::Invalid, "cannot load the TLS certificate '", options.tls_cert,
+                    "' or key '", options.tls_key, "': ", ec.message());
+    if (!options.tls_client_ca.empty()) {
+        tls->load_verify_file(options.tls_client_ca, ec);
+        if (ec)
+            return fail(Errc::Invalid, "cannot load the client CA '", options.tls_client_ca,
+                        "': ", ec.message());
+        // A presented certificate must chain to the CA (or the handshake fails); without
+        // tls_require_client_cert a client may present none, and routes decide.
+        auto mode = ssl::verify_peer;
+        if (options.tls_require_client_cert) mode |= ssl::verify_fail_if_no_peer_cert;
+        tls->set_verify_mode(mode, ec);
+        if (ec) return fail(Errc::Invalid, "cannot ask for client certificates: ", ec.message());
+        // Session resumption would skip the check on a later connection's handshake.
+        SSL_CTX_set_session_id_context(tls->native_handle(),
+                                       reinterpret_cast<const unsigned char*>("hoist"), 5);
+    }
+    return tls;
+}
+}  // namespace
+
+Result<void> Server::reloadTls() {
+    auto& impl = *impl_;
+    if (impl.options.tls_cert.empty()) return ok();
+    HOIST_ASSIGN(auto fresh, makeTlsContext(impl.options));
+    std::lock_guard lock(impl.tls_mutex);
+    impl.retired_tls.push_back(std::move(impl.tls));
+    impl.tls = std::move(fresh);
+    return ok();
+}
+
 Result<std::unique_ptr<Server>> Server::create(ServerOptions options) {
     std::unique_ptr<Server> self(new Server());
     auto& impl = *self->impl_;
     if (!options.tls_cert.empty() || !options.tls_key.empty()) {
-        if (options.tls_cert.empty() || options.tls_key.empty())
-            return fail(Errc::Invalid, "TLS needs both a certificate and a key");
-        impl.tls.emplace(ssl::context::tls_server);
-        impl.tls->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
-                              ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
-        beast::error_code ec;
-        impl.tls->use_certificate_chain_file(options.tls_cert, ec);
-        if (!ec) impl.tls->use_private_key_file(options.tls_key, ssl::context::pem, ec);
-        if (ec)
-            return fail(Errc::Invalid, "cannot load the TLS certificate '", options.tls_cert,
-                        "' or key '", options.tls_key, "': ", ec.message());
+        HOIST_ASSIGN(impl.tls, makeTlsContext(options));
+    } else if (!options.tls_client_ca.empty() || options.tls_require_client_cert) {
+        return fail(Errc::Invalid, "client certificates need TLS: give a certificate and key too");
     }
     impl.options = std::move(options);
     impl.workers.emplace(std::max<std::size_t>(1, impl.options.threads));
@@ -1693,8 +1743,8 @@ void startSession(Server::Impl& impl, tcp::socket socket) {
         session->setEntry(entry);
         session->start();
     };
-    if (impl.tls) {
-        admit(std::make_shared<Session<beast::ssl_stream<beast::tcp_stream>>>(impl, std::move(socket), *impl.tls));
+    if (auto tls = impl.currentTls()) {
+        admit(std::make_shared<Session<beast::ssl_stream<beast::tcp_stream>>>(impl, std::move(socket), *tls));
     } else {
         admit(std::make_shared<Session<beast::tcp_stream>>(impl, std::move(socket)));
     }

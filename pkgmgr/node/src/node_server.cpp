@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "core/crypto.hpp"
+#include "core/daemon.hpp"
 #include "core/files.hpp"
 #include "core/http_server.hpp"
 #include "core/json.hpp"
@@ -65,7 +66,7 @@ struct NodeServer::Impl {
     NodeServerOptions options;
     NodeLayout layout;
     NodeConfig config;
-    std::string token;
+    daemon::Secret token;
     std::optional<RoleRules> rules;
     std::unique_ptr<http::Server> server;
     std::string host;
@@ -105,7 +106,7 @@ struct NodeServer::Impl {
         return g;
     }
     Result<void> authorize(const ServerRequest& request) const {
-        return http::requireBearer(request, token);
+        return http::requireBearer(request, token.value());
     }
 
     void routes();
@@ -548,7 +549,7 @@ std::string NodeServer::Impl::address() const {
         char buf[256] = {};
         h = ::gethostname(buf, sizeof buf - 1) == 0 ? std::string(buf) : "127.0.0.1";
     }
-    return "http://" + h + ":" + std::to_string(port);
+    return (options.tls_cert.empty() ? "http://" : "https://") + h + ":" + std::to_string(port);
 }
 
 // Registers with the coordinator (retrying with backoff until it answers) before any status
@@ -827,11 +828,21 @@ Result<std::unique_ptr<NodeServer>> NodeServer::create(NodeServerOptions options
         if (const char* env = std::getenv("HOIST_LAYOUTS"); env != nullptr && *env != '\0')
             options.layouts_dir = env;
     }
-    if (!options.token_file.empty()) {
-        HOIST_ASSIGN(auto text, files::readFile(options.token_file, 4096));
-        d.token = std::string(strings::trim(text));
-    } else {
-        HOIST_ASSIGN(d.token, d.config.nodeToken(d.layout));
+    {
+        auto token_file = !options.token_file.empty() ? options.token_file
+                          : d.config.token_file.empty()
+                              ? fs::path()
+                              : d.layout.root / d.config.token_file;
+        std::error_code missing;
+        if (!token_file.empty() &&
+            (!options.token_file.empty() || fs::exists(token_file, missing))) {
+            auto text = files::readFile(token_file, 4096);
+            if (!text) return std::unexpected(text.error());
+            // An empty file is the "no token" refusal below, as before.
+            if (!strings::trim(*text).empty()) {
+                HOIST_ASSIGN(d.token, daemon::Secret::fromFile(token_file, "node token"));
+            }
+        }
     }
     if (d.token.empty())
         return fail(Errc::Invalid, "no node token: write one to ",
@@ -857,6 +868,12 @@ Result<std::unique_ptr<NodeServer>> NodeServer::create(NodeServerOptions options
     if (options.pull_interval.count() > 0 && d.config.coordinator.empty())
         return fail(Errc::Invalid, "pull mode (--pull-interval-ms) needs a coordinator in ",
                     (d.layout.root / "node.json").string());
+    // A node serving TLS does not send its tokens and reports in clear text.
+    if (!options.tls_cert.empty() && d.config.coordinator.starts_with("http://"))
+        return fail(Errc::Invalid, "this node serves TLS but node.json's coordinator '",
+                    d.config.coordinator,
+                    "' is plain HTTP: the node token would cross the network in clear; give "
+                    "the coordinator an https:// URL");
     if (!options.advertise_url.empty() && !options.advertise_url.starts_with("http://") &&
         !options.advertise_url.starts_with("https://"))
         return fail(Errc::Invalid, "advertise URL '", options.advertise_url,
@@ -881,6 +898,10 @@ Result<std::unique_ptr<NodeServer>> NodeServer::create(NodeServerOptions options
     server_options.host = d.host;
     server_options.port = port;
     server_options.threads = 8;
+    server_options.tls_cert = options.tls_cert;
+    server_options.tls_key = options.tls_key;
+    server_options.tls_client_ca = options.tls_client_ca;
+    server_options.tls_require_client_cert = !options.tls_client_ca.empty();
     HOIST_ASSIGN(d.server, http::Server::create(server_options));
     d.options = std::move(options);
     d.routes();
@@ -918,6 +939,14 @@ void NodeServer::run() {
     if (d.puller.joinable()) d.puller.join();
     d.courier->stop(std::chrono::seconds(2));
     log::info(kComponent, "stopped");
+}
+
+Result<void> NodeServer::reload() {
+    auto& d = *impl_;
+    auto token = d.token.reload();
+    auto tls = d.server->reloadTls();
+    if (!token) return token;
+    return tls;
 }
 
 void NodeServer::stop() {

@@ -5,6 +5,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/daemon.hpp"
 #include "core/error.hpp"
 #include "core/http_server.hpp"
 #include "core/json.hpp"
@@ -60,8 +61,8 @@ public:
     /// Decommissions a node; a terminated node is returned as it is. NotFound for an unknown id.
     Result<NodeRecord> remove(const std::string& id);
 
-    /// Registers the routes of DESIGN.md; `token` guards POST and DELETE.
-    void addRoutes(http::Server& server, std::string token);
+    /// Registers the routes of DESIGN.md; `token` guards POST and DELETE (a reload is seen).
+    void addRoutes(http::Server& server, daemon::Secret token);
 
     /// Sets the provisioner's gauges (nodes by state) and copies its counters (backend calls,
     /// errors and retries, by operation) into `registry` before a /metrics render.

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "core/daemon.hpp"
 #include "core/error.hpp"
 #include "core/http_server.hpp"
 #include "repo_server/repository.hpp"
@@ -22,6 +23,8 @@ struct Options {
     /// Both set: HTTPS.
     std::string tls_cert;
     std::string tls_key;
+    /// Mutual TLS: every client presents a certificate signed by this CA (PEM).
+    std::string tls_client_ca;
     /// Largest package body accepted by PUT /packages/<sha256>.
     std::uint64_t max_upload_bytes = 8ull << 30;
     /// Connections served at once (each keep-alive connection holds a thread).
@@ -35,9 +38,11 @@ inline constexpr std::size_t kMaxReleaseBytes = 4u << 20;
 /// Builds the HTTP server over a repository: GET/HEAD /packages/<sha256> and
 /// /releases/<file> (single byte ranges, ETag, If-None-Match), PUT of both with the bearer
 /// token, /healthz and /metrics. The token is read from options.token_file here (Invalid
-/// when the file is empty, NotFound when absent). Call bind() and run() on the result.
+/// when the file is empty, NotFound when absent); `token_out`, when given, receives it as a
+/// secret whose reload() (SIGHUP) the routes see. Call bind() and run() on the result.
 Result<std::unique_ptr<http::Server>> makeServer(const Options& options,
-                                                 std::shared_ptr<Repository> repository);
+                                                 std::shared_ptr<Repository> repository,
+                                                 daemon::Secret* token_out = nullptr);
 
 /// Parses "host:port", "[v6]:port" or ":port" (host 127.0.0.1); Invalid otherwise.
 Result<std::pair<std::string, int>> parseListen(std::string_view text);

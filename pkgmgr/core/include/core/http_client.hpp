@@ -22,11 +22,34 @@ struct Header {
 /// "Authorization: Bearer <token>".
 Header bearer(std::string_view token);
 
+/// How a client proves and checks identities over https. Servers are always verified
+/// (certificate chain and host name); an empty field falls back to defaultTls().
+struct ClientTls {
+    /// PEM bundle of the CAs trusted for servers (empty: the system's).
+    std::string ca_file;
+    /// Mutual TLS: this client's certificate and key (PEM), for servers that ask for one.
+    std::string client_cert;
+    std::string client_key;
+};
+
+/// The process's defaults for every request (a daemon's --ca-file, --client-cert,
+/// --client-key). Also exported as $HOIST_CA_FILE, $HOIST_CLIENT_CERT and $HOIST_CLIENT_KEY,
+/// which programs it starts (the restart helper) read as their defaults. Call at start,
+/// before other threads run.
+void setDefaultTls(const ClientTls& tls);
+/// The defaults: what setDefaultTls set, else those environment variables.
+ClientTls defaultTls();
+
 struct Request {
     std::string method = "GET";
     std::string url;
     std::vector<Header> headers;
     std::string body;
+    /// PEM CA bundle to verify the server with (empty: defaultTls(), else the system's).
+    std::string ca_file;
+    /// Client certificate and key for mutual TLS (empty: defaultTls()'s).
+    std::string client_cert;
+    std::string client_key;
     std::chrono::milliseconds connect_timeout{5000};
     /// The whole transfer; zero means no limit (the low-speed limit still applies).
     std::chrono::milliseconds timeout{30000};
@@ -61,6 +84,10 @@ bool isTransient(const Result<Response>& result);
 struct StreamRequest {
     std::string url;
     std::vector<Header> headers;
+    /// As in Request.
+    std::string ca_file;
+    std::string client_cert;
+    std::string client_key;
     std::uint64_t offset = 0;
     /// When not empty, sent as a POST body (a streamed answer to a request, such as a watch).
     std::string body;

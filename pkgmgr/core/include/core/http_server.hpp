@@ -29,6 +29,8 @@ struct ServerRequest {
     /// The whole body, for routes that do not stream it.
     std::string body;
     std::string remote_addr;
+    /// The client presented a TLS certificate that chains to ServerOptions::tls_client_ca.
+    bool client_certificate = false;
     /// Reads the body in chunks, for routes registered with streaming_body; returns false
     /// when the client went away or a sink said stop.
     std::function<bool(const BodySink&)> read_body;
@@ -116,6 +118,12 @@ struct ServerOptions {
     /// Both set: serve HTTPS with OpenSSL.
     std::string tls_cert;
     std::string tls_key;
+    /// Mutual TLS: client certificates are checked against this CA (PEM). A client that
+    /// presents one that does not chain to it fails the handshake; ServerRequest::
+    /// client_certificate says whether a verified one was presented.
+    std::string tls_client_ca;
+    /// With tls_client_ca: a client without a certificate fails the handshake.
+    bool tls_require_client_cert = false;
     std::size_t payload_limit = 1u << 20;
     /// When larger than payload_limit: the body limit of routes registered with
     /// streaming_body (other routes keep payload_limit; a larger declared body gets 413).
@@ -195,6 +203,10 @@ public:
     void onMetrics(std::function<void(metrics::Registry&)> collector);
     metrics::Registry& metrics();
 
+    /// Reads the TLS certificate, key and client CA files again (SIGHUP): new connections get
+    /// them, open ones keep theirs and the listening socket stays. On an error nothing
+    /// changes. Thread-safe; nothing to do without TLS.
+    Result<void> reloadTls();
     /// Binds host:port (port 0: any free port); returns the bound port.
     Result<int> bind();
     /// Writes the bound port, atomically, for tests and scripts that started us with port 0.

@@ -36,8 +36,13 @@ struct NodeServerOptions {
     /// (GET /v1/nodes/<id>/desired) this often and apply the answer the way POST /v1/stage
     /// and POST /v1/restart would. Zero: push mode (the coordinator calls this endpoint).
     std::chrono::milliseconds pull_interval{0};
-    /// The address registered with the coordinator; empty: http://HOST:PORT as bound.
+    /// The address registered with the coordinator; empty: http(s)://HOST:PORT as bound.
     std::string advertise_url;
+    /// Both set: serve HTTPS only. A coordinator in node.json must then be https:// too.
+    std::string tls_cert;
+    std::string tls_key;
+    /// Mutual TLS: every caller (the coordinator) presents a certificate signed by this CA.
+    std::string tls_client_ca;
 };
 
 /// `pkgmgr serve`: the node endpoint (DESIGN.md "Node endpoint"). Reads node.json, serves the
@@ -58,6 +63,9 @@ public:
     Result<void> writePortFile(const std::filesystem::path& path) const;
     /// Serves (and runs the background work) until stop().
     void run();
+    /// SIGHUP: reads the token file and the TLS files again; on an error the old ones stay
+    /// (the first error is returned). Thread-safe.
+    Result<void> reload();
     /// Thread-safe.
     void stop();
 

@@ -1,0 +1,195 @@
+#include "core/daemon.hpp"
+
+#include <pthread.h>
+#include <signal.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+#if HOIST_HAVE_SYSTEMD
+#include <systemd/sd-daemon.h>
+#endif
+
+#include "core/files.hpp"
+#include "core/log.hpp"
+#include "core/metrics.hpp"
+#include "core/strings.hpp"
+
+namespace hoist::daemon {
+
+struct Secret::Shared {
+    std::filesystem::path file;
+    std::string what;
+    mutable std::mutex mutex;
+    std::string value;
+};
+
+Secret::Secret(std::string token) : shared_(std::make_shared<Shared>()) {
+    shared_->value = std::move(token);
+}
+
+namespace {
+Result<std::string> readSecret(const std::filesystem::path& file, std::string_view what) {
+    auto text = files::readFile(file, 4096);
+    if (!text) return std::unexpected(withContext(text.error(), std::string(what) + " file"));
+    std::string token(strings::trim(*text));
+    if (token.empty()) return fail(Errc::Invalid, what, " file ", file.string(), " is empty");
+    return token;
+}
+}  // namespace
+
+Result<Secret> Secret::fromFile(const std::filesystem::path& file, std::string what) {
+    Secret secret;
+    secret.shared_ = std::make_shared<Shared>();
+    secret.shared_->file = file;
+    secret.shared_->what = std::move(what);
+    if (file.empty()) return secret;
+    HOIST_ASSIGN(secret.shared_->value, readSecret(file, secret.shared_->what));
+    return secret;
+}
+
+std::string Secret::value() const {
+    if (!shared_) return {};
+    std::lock_guard lock(shared_->mutex);
+    return shared_->value;
+}
+
+bool Secret::empty() const {
+    if (!shared_) return true;
+    std::lock_guard lock(shared_->mutex);
+    return shared_->value.empty();
+}
+
+const std::filesystem::path& Secret::file() const {
+    static const std::filesystem::path kNone;
+    return shared_ ? shared_->file : kNone;
+}
+
+Result<void> Secret::reload() {
+    if (!shared_ || shared_->file.empty()) return ok();
+    HOIST_ASSIGN(auto token, readSecret(shared_->file, shared_->what));
+    std::lock_guard lock(shared_->mutex);
+    shared_->value = std::move(token);
+    return ok();
+}
+
+struct ReloadWaiter::Impl {
+    std::thread thread;
+    sigset_t set{};
+    std::atomic<bool> done{false};
+};
+
+ReloadWaiter::ReloadWaiter(std::function<void()> on_reload) : impl_(std::make_unique<Impl>()) {
+    sigemptyset(&impl_->set);
+    sigaddset(&impl_->set, SIGHUP);
+    sigaddset(&impl_->set, SIGUSR2);  // our own wake-up, from the destructor
+    pthread_sigmask(SIG_BLOCK, &impl_->set, nullptr);
+    // Our thread must never take SIGINT or SIGTERM (their default action would end the
+    // process before SignalWaiter sees them): it starts with them blocked as well.
+    sigset_t stops;
+    sigemptyset(&stops);
+    sigaddset(&stops, SIGINT);
+    sigaddset(&stops, SIGTERM);
+    sigset_t before;
+    pthread_sigmask(SIG_BLOCK, &stops, &before);
+    impl_->thread = std::thread([impl = impl_.get(), on_reload = std::move(on_reload)] {
+        while (!impl->done.load()) {
+            int sig = 0;
+            if (sigwait(&impl->set, &sig) != 0) continue;
+            if (impl->done.load()) break;
+            if (sig == SIGHUP) on_reload();
+        }
+    });
+    pthread_sigmask(SIG_SETMASK, &before, nullptr);
+}
+
+ReloadWaiter::~ReloadWaiter() {
+    impl_->done = true;
+    pthread_kill(impl_->thread.native_handle(), SIGUSR2);
+    impl_->thread.join();
+}
+
+void warnInsecure(std::string_view component, metrics::Registry& registry,
+                  std::string_view missing) {
+    log::warn(component,
+              "INSECURE: started with --insecure-no-auth; anyone who reaches this address can "
+              "call what the missing tokens would protect",
+              {{"missing", std::string(missing)}});
+    registry.describe("hoist_insecure_no_auth", "gauge",
+                      "1 when the daemon runs with --insecure-no-auth (routes without a token)");
+    registry.set("hoist_insecure_no_auth",
+                 "component=\"" + metrics::labelValue(component) + "\",missing=\"" +
+                     metrics::labelValue(missing) + "\"",
+                 1);
+}
+
+Error missingCredential(std::string_view component, std::string_view what, std::string_view flag) {
+    return Error{Errc::Invalid,
+                 std::string(component) + " needs " + std::string(what) + " (" + std::string(flag) +
+                     "); refusing to start without it (--insecure-no-auth runs open, for "
+                     "development only)",
+                 0};
+}
+
+namespace {
+void notify(const std::string& state) {
+#if HOIST_HAVE_SYSTEMD
+    sd_notify(0, state.c_str());
+#else
+    (void)state;
+#endif
+}
+}  // namespace
+
+void notifyReady(std::string_view status) {
+    notify("READY=1\nSTATUS=" + std::string(status));
+}
+void notifyReloading() {
+    notify("RELOADING=1");
+}
+void notifyStopping() {
+    notify("STOPPING=1");
+}
+
+bool haveSystemd() {
+    return HOIST_HAVE_SYSTEMD != 0;
+}
+
+struct Watchdog::Impl {
+    std::thread thread;
+    std::mutex mutex;
+    std::condition_variable wake;
+    bool done = false;
+};
+
+Watchdog::Watchdog(std::function<bool()> alive) : impl_(std::make_unique<Impl>()) {
+#if HOIST_HAVE_SYSTEMD
+    uint64_t usec = 0;
+    if (sd_watchdog_enabled(0, &usec) <= 0 || usec == 0) return;
+    auto interval = std::chrono::microseconds(usec / 2);
+    impl_->thread = std::thread([impl = impl_.get(), interval, alive = std::move(alive)] {
+        std::unique_lock lock(impl->mutex);
+        while (!impl->done) {
+            lock.unlock();
+            if (!alive || alive()) sd_notify(0, "WATCHDOG=1");
+            lock.lock();
+            impl->wake.wait_for(lock, interval, [impl] { return impl->done; });
+        }
+    });
+#else
+    (void)alive;
+#endif
+}
+
+Watchdog::~Watchdog() {
+    {
+        std::lock_guard lock(impl_->mutex);
+        impl_->done = true;
+    }
+    impl_->wake.notify_all();
+    if (impl_->thread.joinable()) impl_->thread.join();
+}
+
+}  // namespace hoist::daemon
