@@ -278,6 +278,7 @@ int runCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
     std::string node_role;
     std::int64_t node_count = 1;
     std::string node_id;
+    std::string forget_reason;
     {
         auto* node = verb(app, "node", "add, remove or forget nodes");
         node->require_subcommand(1);
@@ -292,7 +293,10 @@ int runCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
         auto* forget = verb(*node, "forget",
                             "drop a node from the coordinator's registry (DELETE /v1/nodes/ID)");
         forget->add_option("node", node_id, "node id")->required();
-        forget->callback([&] { action = [&](Context& c) { return nodeForget(c, node_id); }; });
+        forget->add_option("--reason", forget_reason, "why (kept in the audit log)")->required();
+        forget->callback([&] {
+            action = [&](Context& c) { return nodeForget(c, node_id, forget_reason); };
+        });
     }
 
     std::string monitor_name;

@@ -36,10 +36,11 @@ Result<void> Client::ready() {
         return fail(Errc::Invalid, "no coordinator URL: set CLUSTER_URL or pass --url");
     if (!token_.empty()) return ok();
     if (!o_.token_file.empty()) {
-        HOIST_ASSIGN(auto text, files::readFile(o_.token_file, 4096));
-        token_ = std::string(strings::trim(text));
-        if (token_.empty())
-            return fail(Errc::Unauthorized, "token file ", o_.token_file, " is empty");
+        auto read = files::readSecretFile(o_.token_file, "token file");
+        if (!read && read.error().code == Errc::Invalid)
+            return fail(Errc::Unauthorized, read.error().message);
+        if (!read) return std::unexpected(read.error());
+        token_ = std::move(*read);
     } else {
         token_ = o_.token;
     }

@@ -12,6 +12,7 @@
 #include "core/strings.hpp"
 #include "pkgmgr/package.hpp"
 #include "pkgmgr/release.hpp"
+#include "pkgmgr/repository.hpp"
 
 namespace hoist::cluster {
 
@@ -89,23 +90,13 @@ Result<std::string> publishModuleRelease(const ModuleOptions& o, std::ostream& l
     HOIST_ASSIGN(auto public_pem, crypto::ed25519PublicOf(private_pem));
     std::string token;
     if (!o.repo_token_file.empty()) {
-        HOIST_ASSIGN(auto text, files::readFile(o.repo_token_file, 4096));
-        token = std::string(strings::trim(text));
+        HOIST_ASSIGN(token, files::readSecretFile(o.repo_token_file, "repository token file"));
     }
     http::Client client;
-    http::Request get;
-    get.url = http::joinUrl(o.repo_url, "releases/" + o.base_version + ".json");
-    HOIST_ASSIGN(auto manifest, client.send(get));
-    if (!manifest.ok())
-        return fail(Errc::NotFound, "base release ", o.base_version, ": HTTP ", manifest.status,
-                    " from ", get.url);
-    get.url += ".sig";
-    HOIST_ASSIGN(auto sig, client.send(get));
-    if (!sig.ok())
-        return fail(Errc::Unauthorized, "base release ", o.base_version,
-                    " has no signature; refusing to re-sign it");
-    HOIST_TRY(pkgmgr::verifyReleaseSignature(manifest.body, sig.body, {public_pem}));
-    HOIST_ASSIGN(auto release, pkgmgr::Release::parse(manifest.body));
+    // The base release must verify against the admin's own key (no unsigned base is re-signed).
+    auto fetched = pkgmgr::fetchRelease(client, o.repo_url, o.base_version, {public_pem}, false);
+    if (!fetched) return std::unexpected(withContext(fetched.error(), "base release"));
+    auto release = std::move(fetched->release);
 
     std::vector<std::string> roles = o.roles;
     if (roles.empty())

@@ -72,7 +72,7 @@ int nodes(Context& c);
 int history(Context& c, int limit, bool events);
 int nodeAdd(Context& c, const std::string& role, std::int64_t count);
 int nodeRemove(Context& c, const std::string& node);
-int nodeForget(Context& c, const std::string& node);
+int nodeForget(Context& c, const std::string& node, const std::string& reason);
 int monitors(Context& c);
 int monitorRemove(Context& c, const std::string& name);
 int module(Context& c, ModuleOptions mo, const std::string& max_parallel, std::int64_t max_failures,

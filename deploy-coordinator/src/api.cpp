@@ -2,6 +2,7 @@
 
 #include "halt_body.hpp"
 
+#include <algorithm>
 #include <cctype>
 #include <charconv>
 
@@ -21,22 +22,15 @@ using http::ServerRequest;
 /// Which token the caller presented: "admin", "monitor" or "node"; Unauthorized otherwise.
 Result<std::string> caller(const ServerRequest& request, const Tokens& tokens,
                            std::initializer_list<std::string_view> allowed) {
-    auto header = request.header("Authorization");
-    if (!header) return fail(Errc::Unauthorized, "missing bearer token");
-    std::string_view value = *header;
-    if (!value.starts_with("Bearer "))
-        return fail(Errc::Unauthorized, "the Authorization header is not a bearer token");
-    value.remove_prefix(7);
-    // Every candidate is compared, matched or not, so timing says nothing about which one.
-    std::string who;
-    for (auto role : allowed) {
-        const std::string& token = role == "admin"     ? tokens.admin
-                                   : role == "monitor" ? tokens.halt
-                                                       : tokens.node;
-        if (!token.empty() && crypto::constantTimeEquals(value, token) && who.empty()) who = role;
-    }
-    if (who.empty()) return fail(Errc::Unauthorized, "wrong bearer token for this route");
-    return who;
+    std::string admin = tokens.admin.value();
+    std::string halt = tokens.halt.value();
+    std::string node = tokens.node.value();
+    auto has = [&](std::string_view role) {
+        return std::find(allowed.begin(), allowed.end(), role) != allowed.end();
+    };
+    return http::requireBearerRole(request, {{"admin", has("admin") ? admin : std::string_view()},
+                                             {"monitor", has("monitor") ? halt : std::string_view()},
+                                             {"node", has("node") ? node : std::string_view()}});
 }
 
 Result<std::int64_t> queryInt(const ServerRequest& request, std::string_view name,
@@ -164,6 +158,8 @@ std::optional<ServerReply> replayStart(Engine& engine, const std::string& key,
                 0});
     }
     return ServerReply::json(201, **prior);
+}
+
 /// A body a tokenless caller may send under open registration: at most this many bytes, with
 /// the length declared up front (a registration or a ping is well under 1 KiB).
 constexpr std::uint64_t kOpenNodeBodyLimit = 16 * 1024;

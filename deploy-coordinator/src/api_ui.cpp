@@ -20,10 +20,10 @@ using http::ServerRequest;
 /// Who may read: the admin or a monitor (as GET /v1/events). Both tokens are compared every
 /// time, so timing says nothing about which one matched.
 Result<void> requireReader(const ServerRequest& request, const Tokens& tokens) {
-    auto admin = http::requireBearer(request, tokens.admin);
-    auto monitor = http::requireBearer(request, tokens.halt);
-    if (admin || (!tokens.halt.empty() && monitor)) return ok();
-    return std::unexpected(admin.error());
+    std::string admin = tokens.admin.value();
+    std::string monitor = tokens.halt.value();
+    HOIST_TRY(http::requireBearerRole(request, {{"admin", admin}, {"monitor", monitor}}));
+    return ok();
 }
 
 ServerReply asset(std::string_view body, std::string content_type) {

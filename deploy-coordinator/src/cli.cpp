@@ -101,19 +101,6 @@ Result<daemon::Secret> readToken(const std::string& file, std::string_view what)
     return daemon::Secret::fromFile(file, std::string(what) + " token");
 }
 
-Result<std::pair<std::string, int>> parseListen(const std::string& listen) {
-    auto colon = listen.rfind(':');
-    if (colon == std::string::npos)
-        return fail(Errc::Invalid, "--listen '", listen,
-                    "' must be HOST:PORT (port 0 picks a free one)");
-    int port = -1;
-    auto digits = std::string_view(listen).substr(colon + 1);
-    auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), port);
-    if (ec != std::errc() || end != digits.data() + digits.size() || port < 0 || port > 65535)
-        return fail(Errc::Invalid, "--listen '", listen, "': port must be 0 to 65535");
-    return std::pair{listen.substr(0, colon), port};
-}
-
 int serve(const ServeOptions& o, std::ostream& err) {
     auto failWith = [&err](const Error& e) {
         err << "deploy-coordinator: " << e.describe() << "\n";
@@ -206,7 +193,7 @@ int serve(const ServeOptions& o, std::ostream& err) {
     }
     if (auto valid = eo.gates.validate(); !valid) return failWith(valid.error());
 
-    auto listen = parseListen(o.listen);
+    auto listen = http::parseHostPort(o.listen);
     if (!listen) return failWith(listen.error());
     if (o.state.empty()) return failWith(Error{Errc::Invalid, "--state must name a file", 0});
     // --state etcd://...: this process is one replica; otherwise the SQLite file.

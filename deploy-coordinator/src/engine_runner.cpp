@@ -30,10 +30,17 @@ void Engine::runPriority() {
 // only then sends the node actions the step started.
 void Engine::loop() {
     while (runner_.wait(std::chrono::milliseconds(50))) {
-        // An HA replica that does not lead holds no state and acts on nothing (its requests
-        // go to the leader); lead() fills the state, then wakes the loop.
+        // An HA replica that does not lead holds no rollout state and acts on nothing (its
+        // requests go to the leader); lead() fills the state, then wakes the loop. It still
+        // takes halts and hold clears: a halt that reached no leader is written to the store
+        // here (a write of holds only, which the store takes from any replica).
         if (standby_) {
-            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+            {
+                std::lock_guard lock(mutex_);
+                runPriority();
+            }
+            if (!runner_.priorityWaiting())
+                std::this_thread::sleep_for(std::chrono::milliseconds(20));
             continue;
         }
         std::optional<PreparedStep> step;

@@ -5,50 +5,21 @@
 
 #include "core/http_client.hpp"
 #include "core/strings.hpp"
+#include "pkgmgr/repository.hpp"
 
 namespace hoist::deploy_coordinator {
 
 Result<std::pair<pkgmgr::Release, std::string>> Engine::fetchRelease(const std::string& version) {
-    HOIST_TRY(pkgmgr::validateVersion(version));
     if (options_.repo_url.empty())
         return fail(Errc::Invalid,
                     "no repository configured (start the coordinator with --repo URL)");
+    // The repository client every component shares (pkgmgr/repository.hpp): the same URLs,
+    // the signature checked before the manifest is read, the same errors.
     thread_local http::Client client;
-    http::Request get;
-    get.url = http::joinUrl(options_.repo_url, "releases/" + version + ".json");
-    get.timeout = std::chrono::seconds(30);
-    auto fetched = client.send(get, {3, std::chrono::milliseconds(200), std::chrono::seconds(2)});
-    if (!fetched && get.url.starts_with("file://"))
-        return fail(Errc::NotFound, "release ", version, " is not in the repository ",
-                    options_.repo_url);
-    if (!fetched) return std::unexpected(fetched.error());
-    auto& manifest = *fetched;
-    if (manifest.status == 404)
-        return fail(Errc::NotFound, "release ", version, " is not in the repository ",
-                    options_.repo_url);
-    if (!manifest.ok())
-        return fail(Errc::Network, "fetching release ", version, " from ", get.url, ": HTTP ",
-                    manifest.status);
-    get.url += ".sig";
-    auto sig = client.send(get, {3, std::chrono::milliseconds(200), std::chrono::seconds(2)});
-    std::optional<std::string> signature;
-    if (!sig) {
-        // file:// reports a missing file as a transport error.
-        if (!get.url.starts_with("file://")) return std::unexpected(sig.error());
-    } else if (sig->ok()) {
-        signature = sig->body;
-    } else if (sig->status != 404) {
-        return fail(Errc::Network, "fetching ", get.url, ": HTTP ", sig->status);
-    }
-    std::optional<std::string_view> sig_view;
-    if (signature) sig_view = *signature;
-    HOIST_ASSIGN(auto release,
-                 pkgmgr::loadVerifiedRelease(manifest.body, sig_view, options_.trusted_keys,
-                                             options_.allow_unsigned, "release " + version));
-    if (release.version != version)
-        return fail(Errc::Invalid, "releases/", version, ".json names version '", release.version,
-                    "'");
-    return std::pair{std::move(release), std::move(manifest.body)};
+    HOIST_ASSIGN(auto fetched, pkgmgr::fetchRelease(client, options_.repo_url, version,
+                                                    options_.trusted_keys,
+                                                    options_.allow_unsigned));
+    return std::pair{std::move(fetched.release), std::move(fetched.manifest)};
 }
 
 namespace {

@@ -62,21 +62,6 @@ struct ServeArgs {
     std::string coordinator_token_file;
 };
 
-Result<std::pair<std::string, int>> splitListen(const std::string& listen) {
-    size_t colon = listen.rfind(':');
-    if (colon == std::string::npos || colon == 0)
-        return fail(Errc::Invalid, "--listen '", listen, "' must be HOST:PORT");
-    try {
-        size_t used = 0;
-        int port = std::stoi(listen.substr(colon + 1), &used);
-        if (used != listen.size() - colon - 1 || port < 0 || port > 65535)
-            throw std::out_of_range("");
-        return std::pair{listen.substr(0, colon), port};
-    } catch (const std::exception&) {
-        return fail(Errc::Invalid, "--listen '", listen, "': the port must be 0..65535");
-    }
-}
-
 Result<daemon::Secret> readToken(const std::string& file, std::string_view flag) {
     HOIST_ASSIGN(auto text, files::readFile(file, 4096));
     if (strings::trim(text).empty()) return fail(Errc::Invalid, flag, " ", file, " is empty");
@@ -204,7 +189,7 @@ int serve(const ServeArgs& a, std::ostream& err) {
         daemon::notifyStopping();
         if (auto* s = running.load()) s->stop();
     });
-    auto listen = splitListen(a.listen);
+    auto listen = http::parseHostPort(a.listen);
     if (!listen) return failWith(listen.error());
     auto backend = makeBackend(a);
     if (!backend) return failWith(backend.error());

@@ -116,7 +116,7 @@ int runCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
         err << "repo-server: --tls-cert and --tls-key go together\n";
         return exitCode(Errc::Invalid);
     }
-    auto address = parseListen(listen);
+    auto address = http::parseHostPort(listen);
     if (!address) {
         err << "repo-server: " << address.error().describe() << "\n";
         return exitCode(address.error().code);

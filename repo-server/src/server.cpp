@@ -267,32 +267,12 @@ private:
 };
 }  // namespace
 
-Result<std::pair<std::string, int>> parseListen(std::string_view text) {
-    auto colon = text.rfind(':');
-    if (colon == std::string_view::npos)
-        return fail(Errc::Invalid, "--listen '", text,
-                    "' must be HOST:PORT (for example 127.0.0.1:8070)");
-    std::string host(text.substr(0, colon));
-    if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
-        host = host.substr(1, host.size() - 2);
-    if (host.empty()) host = "127.0.0.1";
-    auto port_text = text.substr(colon + 1);
-    int port = -1;
-    auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-    if (ec != std::errc() || end != port_text.data() + port_text.size() || port < 0 || port > 65535)
-        return fail(Errc::Invalid, "--listen '", text,
-                    "': the port must be a number from 0 to 65535");
-    return std::pair{host, port};
-}
-
 Result<std::unique_ptr<http::Server>> makeServer(const Options& options,
                                                  std::shared_ptr<Repository> repository,
                                                  daemon::Secret* token_out) {
     daemon::Secret token;
     if (!options.token_file.empty()) {
-        HOIST_ASSIGN(auto text, files::readFile(options.token_file, 64 * 1024));
-        if (strings::trim(text).empty())
-            return fail(Errc::Invalid, "token file '", options.token_file.string(), "' is empty");
+        HOIST_TRY(files::readSecretFile(options.token_file, "token file"));
         HOIST_ASSIGN(token, daemon::Secret::fromFile(options.token_file, "upload token"));
     }
     if (token_out != nullptr) *token_out = token;

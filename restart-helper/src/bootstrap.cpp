@@ -63,11 +63,9 @@ Result<Journal> Helper::bootstrap(const BootstrapRequest& request) {
     }
     std::string coordinator_token;
     if (!request.coordinator_token_file.empty()) {
-        HOIST_ASSIGN(auto text, files::readFile(request.coordinator_token_file, 1u << 16));
-        coordinator_token = std::string(strings::trim(text));
-        if (coordinator_token.empty())
-            return fail(Errc::Invalid, "bootstrap: the coordinator token file '",
-                        request.coordinator_token_file.string(), "' is empty");
+        HOIST_ASSIGN(coordinator_token,
+                     files::readSecretFile(request.coordinator_token_file,
+                                           "bootstrap: the coordinator token file"));
         config.coordinator_token_file = "coordinator.token";
     }
     d.config = config;

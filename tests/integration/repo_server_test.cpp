@@ -588,7 +588,7 @@ TEST(RepoServerCli, HelpAndBadArguments) {
         run({REPO_SERVER_BIN, "--root", tmp.path().string(), "--listen", "localhost"});
     EXPECT_EQ(bad_listen.exit_code, exitCode(Errc::Invalid));
     EXPECT_EQ(bad_listen.err,
-              "repo-server: --listen 'localhost' must be HOST:PORT (for example 127.0.0.1:8070)\n");
+              "repo-server: --listen 'localhost' must be HOST:PORT (for example 127.0.0.1:8070; port 0 picks a free one)\n");
     writeFile(tmp / "empty-token", "\n");
     auto empty_token = run({REPO_SERVER_BIN, "--root", tmp.path().string(), "--listen",
                             "127.0.0.1:0", "--token-file", (tmp / "empty-token").string()});

@@ -25,13 +25,11 @@ std::string describe(const PublishItem& item) {
 }
 
 int runPublish(const Cli& cli, const PublishArgs& args) {
-    auto token = files::readFile(args.token_file, 64 * 1024);
-    if (!token) return cli.fail(withContext(token.error(), "--token-file"));
+    auto token = files::readSecretFile(args.token_file, "--token-file");
+    if (!token) return cli.fail(token.error());
     PublishOptions options;
     options.repo_url = args.repo;
-    options.token = std::string(strings::trim(*token));
-    if (options.token.empty())
-        return cli.fail(Error{Errc::Invalid, "token file '" + args.token_file + "' is empty", 0});
+    options.token = std::move(*token);
     if (!cli.json) {
         options.on_item = [&cli](const PublishItem& item) {
             cli.out << (item.uploaded ? "uploaded " : "present  ") << describe(item) << "\n";

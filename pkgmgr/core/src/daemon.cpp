@@ -32,11 +32,7 @@ Secret::Secret(std::string token) : shared_(std::make_shared<Shared>()) {
 
 namespace {
 Result<std::string> readSecret(const std::filesystem::path& file, std::string_view what) {
-    auto text = files::readFile(file, 4096);
-    if (!text) return std::unexpected(withContext(text.error(), std::string(what) + " file"));
-    std::string token(strings::trim(*text));
-    if (token.empty()) return fail(Errc::Invalid, what, " file ", file.string(), " is empty");
-    return token;
+    return files::readSecretFile(file, std::string(what) + " file");
 }
 }  // namespace
 

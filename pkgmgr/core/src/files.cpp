@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "core/crypto.hpp"
+#include "core/strings.hpp"
 
 namespace hoist::files {
 
@@ -90,6 +91,14 @@ Result<std::string> readFile(const fs::path& path, size_t max_bytes) {
         out.append(buffer, static_cast<size_t>(n));
     }
     return out;
+}
+
+Result<std::string> readSecretFile(const fs::path& path, std::string_view what) {
+    auto text = readFile(path, 64 * 1024);
+    if (!text) return std::unexpected(withContext(text.error(), what));
+    std::string secret(strings::trim(*text));
+    if (secret.empty()) return fail(Errc::Invalid, what, " '", path.string(), "' is empty");
+    return secret;
 }
 
 Result<void> renameDurable(const fs::path& from, const fs::path& to) {

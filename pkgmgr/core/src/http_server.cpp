@@ -1,5 +1,6 @@
 #include "core/http_server.hpp"
 
+#include <charconv>
 #include <algorithm>
 #include <array>
 #include <atomic>
@@ -35,6 +36,7 @@
 #include <boost/beast/ssl.hpp>
 
 #include "core/crypto.hpp"
+#include "core/fd.hpp"
 #include "core/files.hpp"
 #include "core/http_client.hpp"
 #include "core/json.hpp"
@@ -120,10 +122,7 @@ constexpr std::uint64_t kSmallFileBytes = 64 * 1024;
 
 // An open file a reply reads from; closed when the last chunk is sent.
 struct FileHandle {
-    int fd = -1;
-    ~FileHandle() {
-        if (fd >= 0) ::close(fd);
-    }
+    UniqueFd fd;
 };
 
 // A read-only mapping of a whole file, unmapped when the last reply using it is done.
@@ -755,15 +754,15 @@ struct Server::Impl {
     // Reads a small file whole, and keeps it when the open file is the one the caller saw.
     std::shared_ptr<const CachedFile> loadFile(const FileBody& file) {
         FileHandle handle;
-        handle.fd = ::open(file.path.c_str(), O_RDONLY | O_CLOEXEC);
+        handle.fd.reset(::open(file.path.c_str(), O_RDONLY | O_CLOEXEC));
         struct stat st {};
-        if (handle.fd < 0 || ::fstat(handle.fd, &st) != 0) return nullptr;
+        if (!handle.fd || ::fstat(handle.fd.get(), &st) != 0) return nullptr;
         auto entry = std::make_shared<CachedFile>();
         entry->inode = static_cast<std::uint64_t>(st.st_ino);
         entry->mtime_ns = static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
         entry->bytes.resize(static_cast<size_t>(file.size));
         if (static_cast<std::uint64_t>(st.st_size) != file.size ||
-            !readAt(handle.fd, entry->bytes.data(), entry->bytes.size(), 0))
+            !readAt(handle.fd.get(), entry->bytes.data(), entry->bytes.size(), 0))
             return nullptr;
         if (entry->inode != file.inode || entry->mtime_ns != file.mtime_ns) return entry;
         std::unique_lock lock(file_cache_mutex);
@@ -877,18 +876,18 @@ struct Server::Impl {
             return out;
         }
         auto handle = std::make_shared<FileHandle>();
-        handle->fd = ::open(file.path.c_str(), O_RDONLY | O_CLOEXEC);
-        if (handle->fd < 0) return internalError(file, "cannot open a file to send");
+        handle->fd.reset(::open(file.path.c_str(), O_RDONLY | O_CLOEXEC));
+        if (!handle->fd) return internalError(file, "cannot open a file to send");
         if (length <= kSmallFileBytes) {
             auto body = std::make_shared<std::string>(static_cast<size_t>(length), '\0');
-            if (!readAt(handle->fd, body->data(), body->size(), first))
+            if (!readAt(handle->fd.get(), body->data(), body->size(), first))
                 return internalError(file, "cannot read a file to send");
             out->data = body->data();
             out->owner = std::move(body);
             return out;
         }
         if (file.immutable) {
-            if (auto mapping = mapFile(handle->fd, size)) {
+            if (auto mapping = mapFile(handle->fd.get(), size)) {
                 out->data = static_cast<const char*>(mapping->data) + first;
                 out->owner = std::move(mapping);
                 return out;
@@ -1330,7 +1329,7 @@ private:
         }
         chunk_buffer_.resize(1u << 20);
         auto want = static_cast<std::size_t>(std::min<std::uint64_t>(remaining_, chunk_buffer_.size()));
-        auto got = ::pread(out_->file->fd, chunk_buffer_.data(), want,
+        auto got = ::pread(out_->file->fd.get(), chunk_buffer_.data(), want,
                            static_cast<off_t>(out_->file_offset + (out_->length - remaining_)));
         if (got <= 0) return shutdown();
         remaining_ -= static_cast<std::uint64_t>(got);
@@ -1821,15 +1820,50 @@ void Server::stop() {
     });
 }
 
-Result<void> requireBearer(const ServerRequest& request, std::string_view token) {
+Result<std::pair<std::string, int>> parseHostPort(std::string_view text, std::string_view what) {
+    auto colon = text.rfind(':');
+    if (colon == std::string_view::npos)
+        return fail(Errc::Invalid, what, " '", text,
+                    "' must be HOST:PORT (for example 127.0.0.1:8070; port 0 picks a free one)");
+    std::string host(text.substr(0, colon));
+    if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+        host = host.substr(1, host.size() - 2);
+    if (host.empty()) host = "127.0.0.1";
+    auto port_text = text.substr(colon + 1);
+    int port = -1;
+    auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+    if (ec != std::errc() || end != port_text.data() + port_text.size() || port < 0 || port > 65535)
+        return fail(Errc::Invalid, what, " '", text, "': the port must be a number from 0 to 65535");
+    return std::pair{host, port};
+}
+
+Result<std::string> requireBearerRole(const ServerRequest& request,
+                                      std::initializer_list<BearerRole> roles) {
     auto header = request.header("Authorization");
     if (!header) return fail(Errc::Unauthorized, "missing bearer token");
     std::string_view value = *header;
     constexpr std::string_view kPrefix = "Bearer ";
-    if (!value.starts_with(kPrefix)) return fail(Errc::Unauthorized, "the Authorization header is not a bearer token");
+    if (!value.starts_with(kPrefix))
+        return fail(Errc::Unauthorized, "the Authorization header is not a bearer token");
     value.remove_prefix(kPrefix.size());
-    if (token.empty() || !crypto::constantTimeEquals(value, token))
-        return fail(Errc::Unauthorized, "wrong bearer token");
+    // Every candidate is compared, matched or not, so timing says nothing about which one.
+    std::string who;
+    bool matched = false;
+    for (const auto& role : roles) {
+        bool equal = !role.token.empty() && crypto::constantTimeEquals(value, role.token);
+        if (equal && !matched) {
+            who = std::string(role.role);
+            matched = true;
+        }
+    }
+    if (!matched)
+        return fail(Errc::Unauthorized,
+                    roles.size() > 1 ? "wrong bearer token for this route" : "wrong bearer token");
+    return who;
+}
+
+Result<void> requireBearer(const ServerRequest& request, std::string_view token) {
+    HOIST_TRY(requireBearerRole(request, {{"", token}}));
     return ok();
 }
 

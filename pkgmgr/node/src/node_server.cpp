@@ -883,16 +883,9 @@ Result<std::unique_ptr<NodeServer>> NodeServer::create(NodeServerOptions options
         log::warn(kComponent, "restart-helper not found; restarts will fail (pass --restart-helper)");
 
     auto listen = options.listen.empty() ? d.config.listen : options.listen;
-    auto colon = listen.rfind(':');
-    if (colon == std::string::npos)
-        return fail(Errc::Invalid, "listen address '", listen, "' must be host:port");
-    d.host = listen.substr(0, colon);
-    int port = 0;
-    try {
-        port = std::stoi(listen.substr(colon + 1));
-    } catch (const std::exception&) {
-        return fail(Errc::Invalid, "listen address '", listen, "' has no port number");
-    }
+    HOIST_ASSIGN(auto address, http::parseHostPort(listen, "listen address"));
+    d.host = address.first;
+    int port = address.second;
     http::ServerOptions server_options;
     server_options.component = std::string(kComponent);
     server_options.host = d.host;

@@ -44,8 +44,6 @@ Result<std::unique_ptr<http::Server>> makeServer(const Options& options,
                                                  std::shared_ptr<Repository> repository,
                                                  daemon::Secret* token_out = nullptr);
 
-/// Parses "host:port", "[v6]:port" or ":port" (host 127.0.0.1); Invalid otherwise.
-Result<std::pair<std::string, int>> parseListen(std::string_view text);
 
 /// `repo-server --root DIR --listen ADDR ...`: serves until SIGTERM or SIGINT. Returns the
 /// exit code (hoist::exitCode of the failure, 0 after a signal).

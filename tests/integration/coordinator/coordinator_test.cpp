@@ -87,7 +87,11 @@ protected:
              "--repo", repo_->url() + "/repo", "--trusted-key", (dir_ / "trusted.pem").string(),
              "--admin-token-file", (dir_ / "admin.token").string(), "--halt-token-file",
              (dir_ / "halt.token").string(), "--poll-after-ms", "1500"});
-        if (!open_registration)
+        // Open registration is a deliberate choice: without a node token the coordinator
+        // starts only with --insecure-no-auth.
+        if (open_registration)
+            argv.push_back("--insecure-no-auth");
+        else
             argv.insert(argv.end(), {"--node-token-file", (dir_ / "node.token").string()});
         argv.insert(argv.end(), extra.begin(), extra.end());
         coordinator_ =
@@ -529,7 +533,7 @@ TEST_F(Coordinator, ASecondCoordinatorOnTheSameStateFileExitsNamingTheHolder) {
             COORDINATOR_BIN, "--state", state, "--listen", "127.0.0.1:0", "--port-file",
             (dir_ / "second.port").string(), "--repo", repo_->url() + "/repo", "--allow-unsigned",
             "--admin-token-file", (dir_ / "admin.token").string(), "--halt-token-file",
-            (dir_ / "halt.token").string()};
+            (dir_ / "halt.token").string(), "--node-token-file", (dir_ / "node.token").string()};
         if (init) argv.push_back("--init");
         process::Options options;
         options.timeout = 20s;
@@ -1143,11 +1147,18 @@ TEST_F(Coordinator, TheClusterCliBasicsAgainstARealCoordinator) {
     auto busy = cluster({"rollback", "--to", "9.9.9"});
     EXPECT_NE(busy.exit_code, 0);
     EXPECT_NE(busy.err.find("cluster history"), std::string::npos) << busy.err;
-    // node forget calls DELETE /v1/nodes/ID with the admin token; a coordinator without the
-    // route answers 404, which the CLI reports.
-    auto forget = cluster({"node", "forget", "agent-1"});
-    EXPECT_NE(forget.exit_code, 0);
-    EXPECT_NE(forget.err.find("cluster nodes"), std::string::npos) << forget.err;
+    // node forget calls DELETE /v1/nodes/ID with the admin token and the reason; an unknown
+    // node is reported naming the verb that lists them, and a reason is required.
+    auto unknown = cluster({"node", "forget", "agent-99", "--reason", "typo"});
+    EXPECT_NE(unknown.exit_code, 0);
+    EXPECT_NE(unknown.err.find("cluster nodes"), std::string::npos) << unknown.err;
+    auto no_reason = cluster({"node", "forget", "agent-1"});
+    EXPECT_NE(no_reason.exit_code, 0);
+    EXPECT_NE(no_reason.err.find("--reason"), std::string::npos) << no_reason.err;
+    auto forget = cluster({"node", "forget", "agent-1", "--reason", "replaced by agent-6"});
+    EXPECT_EQ(forget.exit_code, 0) << forget.err;
+    auto events = cluster({"history", "--events", "--json"});
+    EXPECT_NE(events.out.find("replaced by agent-6"), std::string::npos) << events.out;
 }
 
 TEST_F(Coordinator, TheClusterCliTrustsAPrivateCaGivenWithCaFile) {
@@ -1175,6 +1186,7 @@ TEST_F(Coordinator, TheClusterCliTrustsAPrivateCaGivenWithCaFile) {
     EXPECT_NE(trusted.out.find("\"nodes\""), std::string::npos) << trusted.out;
     auto bundle = run({"status"}, {{"CURL_CA_BUNDLE", cert}});
     EXPECT_EQ(bundle.exit_code, 0) << bundle.err;
+}
 
 static std::string registration(const std::string& id, const std::string& address) {
     return R"({"id":")" + id + R"(","role":"agent","address":")" + address + R"("})";

@@ -407,7 +407,9 @@ TEST_F(Ha, ReplicasAnswerTheCoordinatorsListAndRefuseWithoutEtcd) {
     // A replica cannot start without etcd.
     auto refused =
         testing::run({COORDINATOR_BIN, "--state", etcd_->stateUrl("hoist"), "--listen",
-                      "127.0.0.1:0", "--admin-token-file", (dir_ / "admin.token").string()},
+                      "127.0.0.1:0", "--admin-token-file", (dir_ / "admin.token").string(),
+                      "--halt-token-file", (dir_ / "halt.token").string(), "--node-token-file",
+                      (dir_ / "node.token").string()},
                      {}, 30s);
     EXPECT_NE(refused.exit_code, 0);
     EXPECT_NE(refused.err.find("unreachable"), std::string::npos) << refused.err;

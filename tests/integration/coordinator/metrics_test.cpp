@@ -197,6 +197,7 @@ protected:
         });
         auto port = sd_->bind();
         ASSERT_OK(port);
+        sd_port_ = *port;
         sd_thread_ = std::thread([this] { sd_->run(); });
     }
 
@@ -206,7 +207,7 @@ protected:
                   "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
                   "scrape_configs:\n  - job_name: standin\n    scrape_interval: 1s\n"
                   "    http_sd_configs:\n      - url: http://127.0.0.1:" +
-                      std::to_string(sd_->port()) +
+                      std::to_string(sd_port_) +
                       "/targets\n        refresh_interval: 1s\n");
         prometheus_ = std::make_unique<ServerProcess>(
             std::vector<std::string>{kPrometheus, "--config.file=" + (tmp_ / "prometheus.yml").string(),
@@ -262,6 +263,7 @@ protected:
     std::unique_ptr<ServerProcess> coordinator_;
     std::unique_ptr<ServerProcess> prometheus_;
     std::unique_ptr<http::Server> sd_;
+    int sd_port_ = 0;
     std::thread sd_thread_;
     std::vector<FleetNode> nodes_;
 };

@@ -116,7 +116,9 @@ TEST(Server, RoutesMatchAsTheirRegexDoes) {
             for (const auto& m : r.matches) out += "|" + m;
             return ServerReply::text(200, out);
         });
-    ASSERT_OK(server.bind());
+    auto bound = server.bind();
+    ASSERT_OK(bound);
+    const int port = *bound;
     std::thread thread([&] { server.run(); });
     Client client;
     const std::vector<std::string> paths = {"/packages/abc",
@@ -151,7 +153,9 @@ TEST(Server, RoutesMatchAsTheirRegexDoes) {
             want = std::to_string(i);
             for (const auto& g : m) want += "|" + g.str();
         }
-        auto r = client.send({.url = "http://127.0.0.1:" + std::to_string(server.port()) + path});
+        http::Request request;
+        request.url = "http://127.0.0.1:" + std::to_string(port) + path;
+        auto r = client.send(request);
         ASSERT_OK(r);
         EXPECT_EQ(r->status == 200 ? r->body : std::to_string(r->status), want) << path;
     }

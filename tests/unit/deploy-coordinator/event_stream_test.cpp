@@ -47,7 +47,7 @@ protected:
         auto server = http::Server::create(options);
         ASSERT_OK(server);
         server_ = std::move(*server);
-        registerUiRoutes(*server_, *hub_, {"admin-t", "halt-t", "node-t"});
+        registerUiRoutes(*server_, *hub_, Tokens{std::string("admin-t"), std::string("halt-t"), std::string("node-t")});
         auto port = server_->bind();
         ASSERT_OK(port);
         port_ = *port;

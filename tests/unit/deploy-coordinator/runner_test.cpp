@@ -143,6 +143,11 @@ public:
         return state_.events(d, limit);
     }
     Result<std::int64_t> nextDeploymentNumber() override { return state_.nextDeploymentNumber(); }
+    Result<std::vector<MonitorRecord>> monitors() override { return state_.monitors(); }
+    Result<void> writeMonitor(const std::optional<MonitorRecord>& put, std::string_view remove,
+                              const std::vector<Event>& events) override {
+        return state_.writeMonitor(put, remove, events);
+    }
 
     void arm() {
         std::lock_guard lock(mutex_);

@@ -143,18 +143,18 @@ TEST(Repository, RemovesStaleTemporaryFilesOnOpen) {
 }
 
 TEST(Listen, ParsesHostAndPort) {
-    auto v4 = parseListen("0.0.0.0:8070");
+    auto v4 = http::parseHostPort("0.0.0.0:8070");
     ASSERT_OK(v4);
     EXPECT_EQ(v4->first, "0.0.0.0");
     EXPECT_EQ(v4->second, 8070);
-    auto v6 = parseListen("[::1]:0");
+    auto v6 = http::parseHostPort("[::1]:0");
     ASSERT_OK(v6);
     EXPECT_EQ(v6->first, "::1");
-    auto bare = parseListen(":9000");
+    auto bare = http::parseHostPort(":9000");
     ASSERT_OK(bare);
     EXPECT_EQ(bare->first, "127.0.0.1");
-    ASSERT_ERROR(parseListen("127.0.0.1"), Errc::Invalid, "must be HOST:PORT");
-    ASSERT_ERROR(parseListen("127.0.0.1:99999"), Errc::Invalid,
+    ASSERT_ERROR(http::parseHostPort("127.0.0.1"), Errc::Invalid, "must be HOST:PORT");
+    ASSERT_ERROR(http::parseHostPort("127.0.0.1:99999"), Errc::Invalid,
                  "the port must be a number from 0 to 65535");
 }
 

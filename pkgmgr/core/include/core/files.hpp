@@ -22,6 +22,10 @@ Result<void> writeFileAtomic(const fs::path& path, std::string_view data, mode_t
                              Durability durability = Durability::Synced);
 /// Reads a whole file; Invalid when it is larger than max_bytes, NotFound when absent.
 Result<std::string> readFile(const fs::path& path, size_t max_bytes = 64u << 20);
+/// Reads a secret (a token) from a file of at most 64 KiB, trimmed of surrounding white space.
+/// `what` names it in errors ("token file"): NotFound or Io as readFile, Invalid "WHAT 'PATH'
+/// is empty" when nothing is left. The one way hoist reads a token file.
+Result<std::string> readSecretFile(const fs::path& path, std::string_view what);
 /// fsync(2) on a file or a folder.
 Result<void> fsyncPath(const fs::path& path);
 /// rename(2) then fsync of the destination's folder (and the source's, when different).

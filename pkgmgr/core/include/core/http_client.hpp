@@ -53,8 +53,6 @@ struct Request {
     std::chrono::milliseconds connect_timeout{5000};
     /// The whole transfer; zero means no limit (the low-speed limit still applies).
     std::chrono::milliseconds timeout{30000};
-    /// PEM bundle of the CAs an https server's certificate must chain to; empty: the system's.
-    std::string ca_file;
 };
 
 struct Response {
@@ -95,8 +93,6 @@ struct StreamRequest {
     std::chrono::milliseconds timeout{0};
     /// Aborts when fewer than 1 byte/s arrive for this long.
     std::chrono::seconds low_speed_time{30};
-    /// PEM bundle of the CAs an https server's certificate must chain to; empty: the system's.
-    std::string ca_file;
     /// Called with each chunk of a 2xx body; an error aborts the transfer and is returned.
     std::function<Result<void>(std::string_view)> on_data;
 };

@@ -4,9 +4,11 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <initializer_list>
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <string_view>
 #include <vector>
 
@@ -223,6 +225,23 @@ private:
     Server();
     std::unique_ptr<Impl> impl_;
 };
+
+/// A listen address "HOST:PORT" as every server's --listen takes it: "[::1]:0" (brackets for
+/// IPv6), ":9000" (host 127.0.0.1); port 0 picks a free one. Invalid naming `what` (the flag,
+/// "--listen") and the rule.
+Result<std::pair<std::string, int>> parseHostPort(std::string_view text,
+                                                  std::string_view what = "--listen");
+
+/// One role a bearer token may stand for ("admin" and its token).
+struct BearerRole {
+    std::string_view role;
+    std::string_view token;
+};
+/// The role whose token the request's "Authorization: Bearer" carries. Every non-empty token
+/// is compared in constant time, matched or not, so timing says nothing about which one did.
+/// Unauthorized when missing or none matches; the message never holds a token.
+Result<std::string> requireBearerRole(const ServerRequest& request,
+                                      std::initializer_list<BearerRole> roles);
 
 /// Checks "Authorization: Bearer <token>" in constant time. Unauthorized when missing or
 /// wrong; the message never holds the token.
