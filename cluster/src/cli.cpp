@@ -294,9 +294,8 @@ int runCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
                             "drop a node from the coordinator's registry (DELETE /v1/nodes/ID)");
         forget->add_option("node", node_id, "node id")->required();
         forget->add_option("--reason", forget_reason, "why (kept in the audit log)")->required();
-        forget->callback([&] {
-            action = [&](Context& c) { return nodeForget(c, node_id, forget_reason); };
-        });
+        forget->callback(
+            [&] { action = [&](Context& c) { return nodeForget(c, node_id, forget_reason); }; });
     }
 
     std::string monitor_name;

@@ -32,8 +32,8 @@ void printGates(std::ostringstream& s, const json::Value& doc) {
     if (const auto* list = member(*gates, "gates"); list != nullptr && list->IsArray())
         for (const auto& g : list->GetArray())
             if (g.IsString()) specs.push_back(g.GetString());
-    s << "gates after each wave (" << str(*gates, "prometheus") << ", on fail: "
-      << str(*gates, "on_fail") << "): " << strings::join(specs, "; ") << "\n";
+    s << "gates after each wave (" << str(*gates, "prometheus")
+      << ", on fail: " << str(*gates, "on_fail") << "): " << strings::join(specs, "; ") << "\n";
 }
 }  // namespace
 

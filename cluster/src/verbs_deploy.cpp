@@ -239,14 +239,13 @@ int status(Context& c, std::string id, bool watch) {
     if (!c.json && coordinators_text) {
         if (auto cd = parseAs<Coordinators>(*coordinators_text, "coordinators")) {
             c.out << "coordinators: "
-                  << (cd->leader.empty() ? std::string("no leader (election under way)")
-                                         : "leader " + cd->leader + " (epoch " +
-                                               std::to_string(cd->epoch) + ")")
+                  << (cd->leader.empty()
+                          ? std::string("no leader (election under way)")
+                          : "leader " + cd->leader + " (epoch " + std::to_string(cd->epoch) + ")")
                   << "\n";
             for (const auto& r : cd->replicas)
-                c.out << "  " << r.id << "  " << r.url << "  "
-                      << (r.leader ? "leader" : "follower") << "  renewed " << r.last_renewal
-                      << "\n";
+                c.out << "  " << r.id << "  " << r.url << "  " << (r.leader ? "leader" : "follower")
+                      << "  renewed " << r.last_renewal << "\n";
         }
     }
     if (!c.json) {

@@ -91,7 +91,8 @@ int nodeRemove(Context& c, const std::string& node) {
 }
 
 int nodeForget(Context& c, const std::string& node, const std::string& reason) {
-    auto r = c.client.del("/v1/nodes/" + http::urlEncode(node) + "?reason=" + http::urlEncode(reason));
+    auto r =
+        c.client.del("/v1/nodes/" + http::urlEncode(node) + "?reason=" + http::urlEncode(reason));
     if (!r) {
         if (r.error().code == Errc::NotFound)
             c.err << "cluster: (cluster nodes lists the nodes the coordinator knows)\n";

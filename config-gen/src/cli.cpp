@@ -8,8 +8,8 @@
 #include "config_gen/package.hpp"
 #include "config_gen/release.hpp"
 #include "config_gen/schema.hpp"
-#include "core/files.hpp"
 #include "core/cli.hpp"
+#include "core/files.hpp"
 #include "core/log.hpp"
 #include "core/strings.hpp"
 

@@ -8,8 +8,8 @@
 #include <system_error>
 
 #include "config_gen/package.hpp"
-#include "core/deleter.hpp"
 #include "core/crypto.hpp"
+#include "core/deleter.hpp"
 #include "core/files.hpp"
 
 namespace hoist::config_gen {

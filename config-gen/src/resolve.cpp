@@ -18,9 +18,11 @@ const std::vector<std::string> kReservedEnv = {"MESOS_MODULES"};
 /// restart helper sets). A config package may not set them for the service.
 bool controlsTheProcess(std::string_view key) {
     static const std::vector<std::string_view> kExact = {
-        "PATH", "HOME", "USER", "LOGNAME", "SHELL", "IFS", "ENV", "BASH_ENV", "PYTHONPATH",
-        "PYTHONHOME", "PERL5LIB", "PERL5OPT", "RUBYLIB", "RUBYOPT", "NODE_OPTIONS",
-        "JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS", "GCONV_PATH", "MALLOC_CONF", "TMPDIR"};
+        "PATH",          "HOME",       "USER",         "LOGNAME",
+        "SHELL",         "IFS",        "ENV",          "BASH_ENV",
+        "PYTHONPATH",    "PYTHONHOME", "PERL5LIB",     "PERL5OPT",
+        "RUBYLIB",       "RUBYOPT",    "NODE_OPTIONS", "JAVA_TOOL_OPTIONS",
+        "_JAVA_OPTIONS", "GCONV_PATH", "MALLOC_CONF",  "TMPDIR"};
     if (std::find(kExact.begin(), kExact.end(), key) != kExact.end()) return true;
     return key.starts_with("LD_") || key.starts_with("HOIST_") || key.starts_with("GLIBC_") ||
            key.starts_with("MALLOC_") || key.starts_with("BASH_FUNC_");

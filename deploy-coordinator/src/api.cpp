@@ -28,9 +28,10 @@ Result<std::string> caller(const ServerRequest& request, const Tokens& tokens,
     auto has = [&](std::string_view role) {
         return std::find(allowed.begin(), allowed.end(), role) != allowed.end();
     };
-    return http::requireBearerRole(request, {{"admin", has("admin") ? admin : std::string_view()},
-                                             {"monitor", has("monitor") ? halt : std::string_view()},
-                                             {"node", has("node") ? node : std::string_view()}});
+    return http::requireBearerRole(request,
+                                   {{"admin", has("admin") ? admin : std::string_view()},
+                                    {"monitor", has("monitor") ? halt : std::string_view()},
+                                    {"node", has("node") ? node : std::string_view()}});
 }
 
 Result<std::int64_t> queryInt(const ServerRequest& request, std::string_view name,
@@ -332,7 +333,8 @@ void registerRoutes(http::Server& server, Engine& engine, MonitorWatch& watch,
         if (auto who = caller(request, t, {"admin", "monitor"}); !who)
             return ServerReply::error(who.error());
         auto format = request.queryParam("format");
-        if (format && *format == "prometheus-sd") return ServerReply::json(200, e->nodesPrometheusSd());
+        if (format && *format == "prometheus-sd")
+            return ServerReply::json(200, e->nodesPrometheusSd());
         if (format && *format != "json")
             return ServerReply::error(400, "GET /v1/nodes: unknown format '" + *format +
                                                "' (formats: json, prometheus-sd)");
@@ -423,9 +425,9 @@ void registerRoutes(http::Server& server, Engine& engine, MonitorWatch& watch,
         if (!notice.warning.empty()) note += "; " + notice.warning;
         if (!notice.kept_body.empty()) note += "; body: " + notice.kept_body;
         if (notice.resolved) return reply(e->resolveHold(notice.source, *who, note));
-        return reply(e->halt(notice.source, notice.reason, *who,
-                             {notice.alerts_json, note, notice.warning}),
-                     201);
+        return reply(
+            e->halt(notice.source, notice.reason, *who, {notice.alerts_json, note, notice.warning}),
+            201);
     });
 
     // The dead man's switch: any body (Alertmanager's Watchdog notification included) is a beat.

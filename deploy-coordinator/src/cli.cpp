@@ -122,9 +122,8 @@ int serve(const ServeOptions& o, std::ostream& err) {
     if (halt->empty()) missing.push_back("halt-token-file");
     if (!o.provisioner.empty() && prov->empty()) missing.push_back("provisioner-token-file");
     if (!missing.empty() && !o.insecure_no_auth)
-        return failWith(daemon::missingCredential("deploy-coordinator",
-                                                  "--" + strings::join(missing, ", --"),
-                                                  "a token file for each"));
+        return failWith(daemon::missingCredential(
+            "deploy-coordinator", "--" + strings::join(missing, ", --"), "a token file for each"));
     tokens.admin = *admin;
     tokens.halt = *halt;
     tokens.node = *node;
@@ -219,16 +218,15 @@ int serve(const ServeOptions& o, std::ostream& err) {
             if (reachable) break;
             if (!o.rejoin || stop_requested)
                 return failWith(Error{reachable.error().code,
-                                      reachable.error().message +
-                                          " (start etcd, or check --state)",
+                                      reachable.error().message + " (start etcd, or check --state)",
                                       0});
             std::this_thread::sleep_for(std::chrono::milliseconds(500));
         }
         store = etcd_store.get();
         eo.standby = true;
     } else {
-        if (o.state == kDefaultState && !std::filesystem::is_directory(
-                                            std::filesystem::path(o.state).parent_path()))
+        if (o.state == kDefaultState &&
+            !std::filesystem::is_directory(std::filesystem::path(o.state).parent_path()))
             return failWith(Error{Errc::NotFound,
                                   std::string("the default state folder ") +
                                       std::filesystem::path(o.state).parent_path().string() +
@@ -265,7 +263,8 @@ int serve(const ServeOptions& o, std::ostream& err) {
     auto server = http::Server::create(so);
     if (!server) return failWith(server.error());
     if (!missing.empty())
-        daemon::warnInsecure("deploy-coordinator", (*server)->metrics(), strings::join(missing, ","));
+        daemon::warnInsecure("deploy-coordinator", (*server)->metrics(),
+                             strings::join(missing, ","));
     auto port = (*server)->bind();
     if (!port) return failWith(port.error());
     std::string scheme = o.tls_cert.empty() ? "http://" : "https://";
@@ -278,19 +277,20 @@ int serve(const ServeOptions& o, std::ostream& err) {
     ObservedStore observed(*store, hub);
     std::unique_ptr<Replica> replica;
     std::atomic<Replica*> replica_ptr{nullptr};
-    if (etcd_store) eo.may_act = [&replica_ptr] {
-        auto* r = replica_ptr.load();
-        return r != nullptr && r->mayAct();
-    };
+    if (etcd_store)
+        eo.may_act = [&replica_ptr] {
+            auto* r = replica_ptr.load();
+            return r != nullptr && r->mayAct();
+        };
     auto engine = Engine::create(observed, eo);
     if (!engine) return failWith(engine.error());
     Engine* engine_ptr = engine->get();
     auto watch = MonitorWatch::create(
         *store, {[engine_ptr] { return engine_ptr->acting(); },
-                  [engine_ptr](const std::string& source, const std::string& reason) {
-                      return engine_ptr->halt(source, reason, "coordinator");
-                  },
-                  nowMs});
+                 [engine_ptr](const std::string& source, const std::string& reason) {
+                     return engine_ptr->halt(source, reason, "coordinator");
+                 },
+                 nowMs});
     if (!watch) return failWith(watch.error());
     registerRoutes(**server, **engine, **watch, tokens);
     registerUiRoutes(**server, hub, tokens);
@@ -407,8 +407,9 @@ int runCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
     app.add_option("--ca-file", o.ca_file,
                    "CA bundle (PEM) trusted for https nodes, provisioner and repository "
                    "(default: the system's)");
-    app.add_option("--client-cert", o.client_cert,
-                   "client certificate (PEM) presented to nodes and the provisioner that ask for one");
+    app.add_option(
+        "--client-cert", o.client_cert,
+        "client certificate (PEM) presented to nodes and the provisioner that ask for one");
     app.add_option("--client-key", o.client_key, "and its key");
     app.add_flag("--insecure-no-auth", o.insecure_no_auth,
                  "start without the node, halt or provisioner token (routes left open; warned at "

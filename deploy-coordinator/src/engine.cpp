@@ -17,7 +17,9 @@ constexpr std::string_view kLog = "deploy-coordinator";
 }  // namespace
 
 Engine::Engine(StateStore& state, EngineOptions options, std::unique_ptr<NodeGateway> gateway)
-    : state_(state), standby_(options.standby), options_(std::move(options)),
+    : state_(state),
+      standby_(options.standby),
+      options_(std::move(options)),
       gateway_(std::move(gateway)) {
     if (!gateway_) gateway_ = makeHttpGateway(options_.node_token, options_.stage_timeout);
 }
@@ -189,7 +191,8 @@ std::function<void()> Engine::task(const NodeAction& action) {
                     outcome = gateway_->stage(address, version, epoch);
                     rollout_metrics_.stageFinished(
                         outcome.kind == StageOutcome::Kind::staged ? "staged" : "failed",
-                        std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count());
+                        std::chrono::duration<double>(std::chrono::steady_clock::now() - began)
+                            .count());
                     actions_sent_++;
                 } else {
                     actions_deferred_++;

@@ -29,8 +29,8 @@
 #include "pkgmgr/status.hpp"
 #include "pkgmgr/wire.hpp"
 #include "rollout.hpp"
-#include "runner.hpp"
 #include "rollout_metrics.hpp"
+#include "runner.hpp"
 #include "worker_pool.hpp"
 
 namespace hoist::deploy_coordinator {

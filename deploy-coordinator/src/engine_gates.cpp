@@ -27,10 +27,9 @@ void Engine::dispatchGates(Output& out) {
     if (!active_ || (out.gate_queries.empty() && out.gate_holds.empty())) return;
     std::string dep = active_->d.id;
     for (const auto& q : out.gate_queries) {
-        auto deliver = [this, dep, gate = q.gate, name = active_->gates.gates[q.gate].name](
-                           GateSample sample) {
-            rollout_metrics_.gateEvaluated(
-                name, sample.value ? "sampled" : "error");
+        auto deliver = [this, dep, gate = q.gate,
+                        name = active_->gates.gates[q.gate].name](GateSample sample) {
+            rollout_metrics_.gateEvaluated(name, sample.value ? "sampled" : "error");
             post([this, dep, gate, sample = std::move(sample)] {
                 if (!active_ || active_->d.id != dep) return;
                 Output next;
@@ -41,9 +40,10 @@ void Engine::dispatchGates(Output& out) {
         // Stopping: no worker runs it (and a sample delivered here, under the engine's lock,
         // could not be posted). A restart asks the gates again.
         if (!check_pool_) continue;
-        check_pool_->post([deliver, prometheus = q.prometheus, query = q.query](http::Client& client) {
-            deliver(evaluateGate(client, prometheus, query));
-        });
+        check_pool_->post(
+            [deliver, prometheus = q.prometheus, query = q.query](http::Client& client) {
+                deliver(evaluateGate(client, prometheus, query));
+            });
     }
     for (const auto& h : out.gate_holds) {
         rollout_metrics_.gateEvaluated(h.source.substr(5), "failed");

@@ -343,8 +343,7 @@ Result<void> EtcdStateStore::commit(const StepWrite& w, std::int64_t term, bool 
                          election_key_,
                          lease_,
                          {}});
-    } else if (w.deployment || !w.nodes.empty() || !w.registry.empty() ||
-               !w.forget_nodes.empty()) {
+    } else if (w.deployment || !w.nodes.empty() || !w.registry.empty() || !w.forget_nodes.empty()) {
         return fail(Errc::Conflict,
                     "write refused: only the leader writes rollout state (this replica does not "
                     "lead)");

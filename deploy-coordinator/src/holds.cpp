@@ -133,9 +133,9 @@ Result<std::string> Engine::resolveHold(const std::string& source, const std::st
     }
     auto now = nowMs();
     if (hold && hold->resolved_ms == 0) hold->resolved_ms = now;
-    std::string detail = source + ": the monitor reports its alerts resolved" +
-                         (hold ? "; the hold stands until an admin clears it"
-                               : "; no hold of that source stands");
+    std::string detail =
+        source + ": the monitor reports its alerts resolved" +
+        (hold ? "; the hold stands until an admin clears it" : "; no hold of that source stands");
     if (!audit_note.empty()) detail += " [" + audit_note + "]";
     auto written = run<void>(
         "halt resolution",

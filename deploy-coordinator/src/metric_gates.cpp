@@ -21,8 +21,11 @@ Result<std::int64_t> parseDuration(std::string_view text, std::string_view gate)
     std::int64_t n = 0;
     auto [end, ec] = std::from_chars(text.data(), text.data() + digits, n);
     auto unit = text.substr(digits);
-    std::int64_t scale = unit == "ms" ? 1 : unit == "s" ? 1000 : unit == "m" ? 60000
-                                            : unit == "h" ? 3600000 : 0;
+    std::int64_t scale = unit == "ms"  ? 1
+                         : unit == "s" ? 1000
+                         : unit == "m" ? 60000
+                         : unit == "h" ? 3600000
+                                       : 0;
     if (digits == 0 || ec != std::errc{} || end != text.data() + digits || scale == 0 ||
         n > 24 * 3600000 / scale)
         return fail(Errc::Invalid, "gate '", gate, "': '", text,
@@ -56,7 +59,8 @@ Result<GateSpec> GateSpec::parse(std::string_view text) {
     try {
         g.threshold = std::stod(m[4]);
     } catch (...) {
-        return fail(Errc::Invalid, "gate '", g.name, "': '", std::string(m[4]), "' is not a number");
+        return fail(Errc::Invalid, "gate '", g.name, "': '", std::string(m[4]),
+                    "' is not a number");
     }
     if (m[5].matched) {
         HOIST_ASSIGN(g.for_ms, parseDuration(std::string(m[5]), g.name));
@@ -69,9 +73,12 @@ Result<GateSpec> GateSpec::parse(std::string_view text) {
 std::string GateSpec::text() const {
     std::string out = name + ": " + query + " " + op + " " + number(threshold);
     if (for_ms > 0) {
-        if (for_ms % 60000 == 0) out += " for " + std::to_string(for_ms / 60000) + "m";
-        else if (for_ms % 1000 == 0) out += " for " + std::to_string(for_ms / 1000) + "s";
-        else out += " for " + std::to_string(for_ms) + "ms";
+        if (for_ms % 60000 == 0)
+            out += " for " + std::to_string(for_ms / 60000) + "m";
+        else if (for_ms % 1000 == 0)
+            out += " for " + std::to_string(for_ms / 1000) + "s";
+        else
+            out += " for " + std::to_string(for_ms) + "ms";
     }
     return out;
 }
@@ -145,7 +152,8 @@ GateSample evaluateGate(http::Client& client, const std::string& prometheus,
     request.timeout = std::chrono::seconds(10);
     auto response = client.send(request);
     if (!response) {
-        sample.error = "prometheus at " + prometheus + " cannot be reached: " + response.error().message;
+        sample.error =
+            "prometheus at " + prometheus + " cannot be reached: " + response.error().message;
         return sample;
     }
     auto doc = json::parseObject(response->body, "prometheus answer");

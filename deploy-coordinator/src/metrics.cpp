@@ -40,8 +40,9 @@ void Engine::observeOutput(const Output& out) {
         // A node that failed before a restart was accepted (a stage failure) made no swap.
         if (slot->row.started_ms <= 0 || (*step == NodeStep::failed && slot->row.restarts == 0))
             continue;
-        double seconds =
-            static_cast<double>(std::max<std::int64_t>(0, slot->row.finished_ms - slot->row.started_ms)) / 1000.0;
+        double seconds = static_cast<double>(std::max<std::int64_t>(
+                             0, slot->row.finished_ms - slot->row.started_ms)) /
+                         1000.0;
         rollout_metrics_.swapFinished(*step, seconds);
     }
 }
@@ -88,7 +89,8 @@ void Engine::collectMetrics(metrics::Registry& r) {
             for (const auto& s : active_->slots) by_state[std::string(toString(s.row.state))]++;
             if (active_->d.active()) {
                 acting = active_->d;
-                budget_left = std::max<std::int64_t>(0, active_->d.max_failures - active_->failedCount());
+                budget_left =
+                    std::max<std::int64_t>(0, active_->d.max_failures - active_->failedCount());
             }
         }
         std::lock_guard data_lock(holds_data_mutex_);
@@ -127,8 +129,7 @@ void Engine::collectMetrics(metrics::Registry& r) {
     r.set("hoist_coordinator_node_actions_total", "", static_cast<double>(actions_sent_.load()));
     r.set("hoist_coordinator_node_actions_deferred_total", "",
           static_cast<double>(actions_deferred_.load()));
-    r.set("hoist_coordinator_queued_tasks", "",
-          pool_ ? static_cast<double>(pool_->queued()) : 0.0);
+    r.set("hoist_coordinator_queued_tasks", "", pool_ ? static_cast<double>(pool_->queued()) : 0.0);
     rollout_metrics_.publish(r);
 }
 
@@ -146,8 +147,11 @@ std::string Engine::nodesPrometheusSd() {
     for (const auto& n : list) {
         auto [host_port, scheme] = target(n.address);
         w.beginObject().key("targets").beginArray().value(host_port).endArray();
-        w.key("labels").beginObject().field("__scheme__", scheme).field("node", n.id).field(
-            "role", n.role);
+        w.key("labels")
+            .beginObject()
+            .field("__scheme__", scheme)
+            .field("node", n.id)
+            .field("role", n.role);
         w.endObject().endObject();
     }
     w.endArray();

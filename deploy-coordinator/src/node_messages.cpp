@@ -12,8 +12,7 @@ Result<NodeRecord> parseRegistration(std::string_view body) {
     // layouts know (embedded, or $HOIST_LAYOUTS as on the nodes) may register.
     if (auto rules = pkgmgr::RoleRules::load(registration.role); !rules)
         return fail(Errc::Invalid, "registration: role '", registration.role,
-                    "' is not a role the coordinator's layouts know (", rules.error().message,
-                    ")");
+                    "' is not a role the coordinator's layouts know (", rules.error().message, ")");
     NodeRecord n;
     n.id = std::move(registration.id);
     n.role = std::move(registration.role);

@@ -137,8 +137,9 @@ Result<std::string> Engine::registerNode(NodeRecord node, const NodeCredential& 
     std::string presented = credential.secret.empty() ? "" : crypto::sha256Hex(credential.secret);
     // Answered once the step holding the registration is committed: registrations arriving
     // together (a fleet booting) share one write.
-    auto body = [this, &node, &credential, &presented](std::shared_ptr<Answer<std::string>> answer)
-        -> std::optional<Result<std::string>> {
+    auto body =
+        [this, &node, &credential, &presented](
+            std::shared_ptr<Answer<std::string>> answer) -> std::optional<Result<std::string>> {
         if (auto it = nodes_.find(node.id); it != nodes_.end() && !credential.admin) {
             const auto& known = it->second;
             if (!known.secret_hash.empty()) {

@@ -16,9 +16,9 @@ Result<std::pair<pkgmgr::Release, std::string>> Engine::fetchRelease(const std::
     // The repository client every component shares (pkgmgr/repository.hpp): the same URLs,
     // the signature checked before the manifest is read, the same errors.
     thread_local http::Client client;
-    HOIST_ASSIGN(auto fetched, pkgmgr::fetchRelease(client, options_.repo_url, version,
-                                                    options_.trusted_keys,
-                                                    options_.allow_unsigned));
+    HOIST_ASSIGN(auto fetched,
+                 pkgmgr::fetchRelease(client, options_.repo_url, version, options_.trusted_keys,
+                                      options_.allow_unsigned));
     return std::pair{std::move(fetched.release), std::move(fetched.manifest)};
 }
 

@@ -11,8 +11,8 @@
 #include "core/error.hpp"
 #include "deploy_coordinator/state.hpp"
 #include "deploy_coordinator/states.hpp"
-#include "pkgmgr/status.hpp"
 #include "metric_gates.hpp"
+#include "pkgmgr/status.hpp"
 
 namespace hoist::deploy_coordinator {
 

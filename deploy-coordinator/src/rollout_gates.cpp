@@ -18,8 +18,8 @@ namespace {
 // A sample as people read it: 6 significant digits (25.37, not 25.369999999999997).
 std::string number(double value) {
     char buffer[64];
-    auto [end, ec] = std::to_chars(buffer, buffer + sizeof buffer, value,
-                                   std::chars_format::general, 6);
+    auto [end, ec] =
+        std::to_chars(buffer, buffer + sizeof buffer, value, std::chars_format::general, 6);
     return ec == std::errc{} ? std::string(buffer, end) : std::string("NaN");
 }
 
@@ -68,8 +68,8 @@ bool Rollout::gatesAllowNextWave(std::int64_t now, Output& out) {
             gate_run_.last.empty())
             event(out, "coordinator", "gates", "",
                   detail::concat("evaluating ", gates.gates.size(), " gate",
-                                 gates.gates.size() == 1 ? "" : "s", " after ", finished,
-                                 " node", finished == 1 ? "" : "s", " finished"),
+                                 gates.gates.size() == 1 ? "" : "s", " after ", finished, " node",
+                                 finished == 1 ? "" : "s", " finished"),
                   now);
         gate_run_.querying = true;
         const auto& gate = gates.gates[gate_run_.index];
@@ -88,7 +88,8 @@ void Rollout::onGateSample(std::size_t index, const GateSample& sample, std::int
     if (!sample.assume_pass && !sample.value) {
         if (gate_run_.error_since < 0) gate_run_.error_since = now;
         gate_run_.ok_since = -1;
-        gate_run_.last = "query failing for " + seconds(now - gate_run_.error_since) + ": " + sample.error;
+        gate_run_.last =
+            "query failing for " + seconds(now - gate_run_.error_since) + ": " + sample.error;
         if (now - gate_run_.error_since >= gates.error_grace_ms)
             return failGate(gate,
                             "its query failed for " + seconds(now - gate_run_.error_since) +
@@ -108,7 +109,8 @@ void Rollout::onGateSample(std::size_t index, const GateSample& sample, std::int
     if (gate_run_.ok_since < 0) gate_run_.ok_since = now;
     gate_run_.last = sample.assume_pass ? "assumed to hold" : "value " + number(value);
     if (gate.for_ms > 0)
-        gate_run_.last += ", held " + seconds(now - gate_run_.ok_since) + " of " + seconds(gate.for_ms);
+        gate_run_.last +=
+            ", held " + seconds(now - gate_run_.ok_since) + " of " + seconds(gate.for_ms);
     if (now - gate_run_.ok_since >= gate.for_ms) {
         event(out, "coordinator", "gate passed", "",
               "gate '" + gate.name + "' (" + gate.text() + "): " + gate_run_.last, now);
@@ -145,8 +147,9 @@ std::string Rollout::gateWaiting() const {
         return "";
     const auto& gate = gates.gates[gate_run_.index];
     if (gate_run_.failed)
-        return "gate '" + gate.name + "' failed: " + gate_run_.last + "; its hold gate/" + gate.name +
-               " stops the next wave (clear it with cluster resume --source gate/" + gate.name + ")";
+        return "gate '" + gate.name + "' failed: " + gate_run_.last + "; its hold gate/" +
+               gate.name + " stops the next wave (clear it with cluster resume --source gate/" +
+               gate.name + ")";
     std::string text = "gate '" + gate.name + "' (" + gate.text() + ") before the next wave";
     if (gate_run_.last.empty()) return text + ": evaluating";
     return text + ": " + gate_run_.last;

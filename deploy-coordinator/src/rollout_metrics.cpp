@@ -21,7 +21,9 @@ RolloutMetrics::RolloutMetrics() {
                                 metrics::stepBuckets());
     registry_.describeHistogram(kStageSeconds, "stage requests from sent to answered, by result",
                                 metrics::stepBuckets());
-    registry_.describe(kGates, "counter", "metric gate queries by gate and result (sampled: a value came back; error: the query failed) and gate failures (failed)");
+    registry_.describe(kGates, "counter",
+                       "metric gate queries by gate and result (sampled: a value came back; error: "
+                       "the query failed) and gate failures (failed)");
     for (auto result : kSwapResults) {
         auto labels = metrics::label("result", toString(result));
         registry_.declare(kSwaps, labels);

@@ -176,7 +176,9 @@ Result<void> State::commit(const StepWrite& w, std::int64_t term, bool durable) 
         durable);
     // A write that held the store long delays every other one (a halt's hold among them).
     auto done = std::chrono::steady_clock::now();
-    auto ms = [](auto d) { return std::chrono::duration_cast<std::chrono::milliseconds>(d).count(); };
+    auto ms = [](auto d) {
+        return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
+    };
     if (ms(done - asked) >= kSlowWriteMs)
         log::warn("deploy-coordinator", "slow state write",
                   {{"waited_ms", static_cast<std::int64_t>(ms(began - asked))},
@@ -340,10 +342,10 @@ Result<std::vector<NodeRecord>> State::nodes() {
 
 Result<std::vector<Hold>> State::holds() {
     std::lock_guard lock(impl_->mutex);
-    HOIST_ASSIGN(auto stmt,
-                 impl_->db.prepare(
-                     "SELECT source, reason, by, since_ms, alerts, resolved_ms FROM holds "
-                     "ORDER BY since_ms, source"));
+    HOIST_ASSIGN(
+        auto stmt,
+        impl_->db.prepare("SELECT source, reason, by, since_ms, alerts, resolved_ms FROM holds "
+                          "ORDER BY since_ms, source"));
     std::vector<Hold> out;
     HOIST_TRY(stmt.each([&](const sqlite::Statement& s) {
         out.push_back({s.text(0), s.text(1), s.text(2), s.integer(3), s.text(4), s.integer(5)});

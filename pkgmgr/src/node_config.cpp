@@ -30,19 +30,20 @@ Result<std::string> readToken(const NodeLayout& layout, const std::string& file)
 Result<NodeConfig> NodeConfig::parse(std::string_view text) {
     constexpr std::string_view ctx = "node.json";
     HOIST_ASSIGN(auto doc, json::parseObject(text, ctx));
-    HOIST_TRY(json::rejectUnknown(doc,
-                                  {"id", "role", "repository", "coordinator", "listen",
-                                   "service_manager", "systemd_unit", "trusted_keys",
-                                   "allow_unsigned", "token_file", "coordinator_token_file",
-                                   "release"},
-                                  ctx));
+    HOIST_TRY(json::rejectUnknown(
+        doc,
+        {"id", "role", "repository", "coordinator", "listen", "service_manager", "systemd_unit",
+         "trusted_keys", "allow_unsigned", "token_file", "coordinator_token_file", "release"},
+        ctx));
     NodeConfig c;
     HOIST_ASSIGN(c.id, json::getString(doc, "id", ctx));
     HOIST_ASSIGN(c.role, json::getString(doc, "role", ctx));
     if (auto v = validateName(c.id); !v)
-        return fail(Errc::Invalid, ctx, ": field 'id' must be a name of a-z, 0-9 and '-' (got '", c.id, "')");
+        return fail(Errc::Invalid, ctx, ": field 'id' must be a name of a-z, 0-9 and '-' (got '",
+                    c.id, "')");
     if (auto v = validateName(c.role); !v)
-        return fail(Errc::Invalid, ctx, ": field 'role' must be a name of a-z, 0-9 and '-' (got '", c.role, "')");
+        return fail(Errc::Invalid, ctx, ": field 'role' must be a name of a-z, 0-9 and '-' (got '",
+                    c.role, "')");
     HOIST_ASSIGN(auto repository, json::optString(doc, "repository", ctx));
     HOIST_ASSIGN(auto coordinator, json::optString(doc, "coordinator", ctx));
     HOIST_ASSIGN(auto listen, json::optString(doc, "listen", ctx));
@@ -63,7 +64,8 @@ Result<NodeConfig> NodeConfig::parse(std::string_view text) {
     c.coordinator_token_file = coordinator_token_file.value_or("");
     c.release = release.value_or("");
     if (c.service_manager != "process" && c.service_manager != "systemd")
-        return fail(Errc::Invalid, ctx, ": field 'service_manager' must be 'process' or 'systemd' (got '",
+        return fail(Errc::Invalid, ctx,
+                    ": field 'service_manager' must be 'process' or 'systemd' (got '",
                     c.service_manager, "')");
     return c;
 }

@@ -48,7 +48,8 @@ Result<Release> Release::parse(std::string_view text) {
     if (auto valid = validateVersion(release.version); !valid)
         return std::unexpected(withContext(valid.error(), "release"));
     const std::string ctx = "release " + release.version;
-    HOIST_TRY(json::rejectUnknown(doc, {"version", "upgrade_from", "roles", "created", "notes"}, ctx));
+    HOIST_TRY(
+        json::rejectUnknown(doc, {"version", "upgrade_from", "roles", "created", "notes"}, ctx));
     HOIST_ASSIGN(release.upgrade_from, json::optStringArray(doc, "upgrade_from", ctx));
     for (const auto& pattern : release.upgrade_from)
         if (auto valid = validateUpgradePattern(pattern); !valid)
@@ -61,14 +62,16 @@ Result<Release> Release::parse(std::string_view text) {
         const std::string role_ctx = ctx + ", role '" + role + "'";
         if (!member.value.IsObject()) return fail(Errc::Invalid, role_ctx, ": must be an object");
         HOIST_TRY(json::rejectUnknown(member.value, {"packages"}, role_ctx));
-        HOIST_ASSIGN(const json::Value* packages, json::getArray(member.value, "packages", role_ctx));
+        HOIST_ASSIGN(const json::Value* packages,
+                     json::getArray(member.value, "packages", role_ctx));
         std::vector<PackageRef> refs;
         std::set<std::string> names;
         for (const auto& item : packages->GetArray()) {
             HOIST_ASSIGN(auto ref, PackageRef::fromJson(item, role_ctx));
             HOIST_ASSIGN(auto id, PackageId::parse(ref.id));
             if (!names.insert(id.name).second)
-                return fail(Errc::Invalid, role_ctx, ": package name '", id.name, "' appears twice");
+                return fail(Errc::Invalid, role_ctx, ": package name '", id.name,
+                            "' appears twice");
             refs.push_back(std::move(ref));
         }
         if (refs.empty()) return fail(Errc::Invalid, role_ctx, ": field 'packages' is empty");
@@ -136,7 +139,8 @@ Result<void> verifyReleaseSignature(std::string_view manifest_bytes, std::string
     auto signature = crypto::base64Decode(signature_b64);
     if (!signature) return fail(Errc::Invalid, "release signature: ", signature.error().message);
     if (trusted_public_pems.empty())
-        return fail(Errc::Unauthorized, "no trusted key is configured to verify the release signature");
+        return fail(Errc::Unauthorized,
+                    "no trusted key is configured to verify the release signature");
     for (const auto& pem : trusted_public_pems) {
         auto verified = crypto::ed25519Verify(pem, manifest_bytes, *signature);
         if (verified) return ok();
@@ -158,7 +162,8 @@ Result<Release> loadVerifiedRelease(std::string_view manifest_bytes,
     // The signature covers the bytes: check it before any parser sees them.
     if (!signature_b64 || signature_b64->empty()) {
         if (!allow_unsigned)
-            return fail(Errc::Unauthorized, what, " is not signed (use --allow-unsigned to accept it)");
+            return fail(Errc::Unauthorized, what,
+                        " is not signed (use --allow-unsigned to accept it)");
         HOIST_ASSIGN(auto release, Release::parse(manifest_bytes));
         log::warn("pkgmgr", "accepting an unsigned release", {{"version", release.version}});
         return release;

@@ -39,9 +39,8 @@ Result<FetchedRelease> fetchRelease(http::Client& client, const std::string& rep
     if (signature) sig_text = std::string(strings::trim(*signature));
     std::optional<std::string_view> sig_view;
     if (sig_text) sig_view = *sig_text;
-    HOIST_ASSIGN(auto release,
-                 loadVerifiedRelease(*manifest, sig_view, trusted_public_pems, allow_unsigned,
-                                     "release " + version));
+    HOIST_ASSIGN(auto release, loadVerifiedRelease(*manifest, sig_view, trusted_public_pems,
+                                                   allow_unsigned, "release " + version));
     if (release.version != version)
         return fail(Errc::Corrupt, "the repository's releases/", version, ".json holds release ",
                     release.version);

@@ -46,7 +46,8 @@ Result<json::Document> parseBody(std::string_view text, std::string_view ctx) {
 // The optional "epoch" of a command or pull answer: absent reads as 0 (no epoch).
 Result<std::int64_t> readEpoch(const json::Value& doc, std::string_view ctx) {
     HOIST_ASSIGN(auto epoch, json::optInt(doc, "epoch", ctx));
-    if (epoch.value_or(0) < 0) return fail(Errc::Invalid, ctx, ": field 'epoch' must not be negative");
+    if (epoch.value_or(0) < 0)
+        return fail(Errc::Invalid, ctx, ": field 'epoch' must not be negative");
     return epoch.value_or(0);
 }
 

@@ -238,9 +238,9 @@ int localBoot(const LocalBootArgs& a, std::ostream& err) {
             << outcome->exit_code << "\n";
         return outcome->exit_code > 0 ? outcome->exit_code : exitCode(Errc::Internal);
     }
-    std::vector<std::string> serve = {a.pkgmgr,        "--root",      a.root,
-                                      "serve",         "--listen",    "127.0.0.1:0",
-                                      "--port-file",   a.port_file,   "--restart-helper",
+    std::vector<std::string> serve = {a.pkgmgr,        "--root",    a.root,
+                                      "serve",         "--listen",  "127.0.0.1:0",
+                                      "--port-file",   a.port_file, "--restart-helper",
                                       a.restart_helper};
     if (!a.serve_token_file.empty()) {
         serve.push_back("--token-file");

@@ -6,9 +6,9 @@
 
 #include <CLI/CLI.hpp>
 
+#include "core/cli.hpp"
 #include "core/error.hpp"
 #include "core/json.hpp"
-#include "core/cli.hpp"
 #include "core/log.hpp"
 #include "core/strings.hpp"
 #include "provisioner/backend.hpp"

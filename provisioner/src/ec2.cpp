@@ -336,7 +336,8 @@ Result<std::string> Client::call(std::string_view action, const Params& params) 
         int retry_cost = options_.retry.retry_cost;
         if (!response) {
             why = response.error().message;
-            if (response.error().code == Errc::Timeout) retry_cost = options_.retry.timeout_retry_cost;
+            if (response.error().code == Errc::Timeout)
+                retry_cost = options_.retry.timeout_retry_cost;
             if (attempt >= max_attempts)
                 return fail(response.error().code, "ec2 ", action, ": ", why, " (after ", attempt,
                             attempt == 1 ? " attempt)" : " attempts)");
@@ -357,9 +358,10 @@ Result<std::string> Client::call(std::string_view action, const Params& params) 
             if (last || retry_tokens_ < retry_cost) {
                 std::string request_id =
                     aws->request_id.empty() ? "" : " (request id " + aws->request_id + ")";
-                std::string ending = !last       ? std::string(kQuotaSpent)
-                                     : attempt > 1 ? " after " + std::to_string(attempt) + " attempts"
-                                                   : "";
+                std::string ending = !last ? std::string(kQuotaSpent)
+                                     : attempt > 1
+                                         ? " after " + std::to_string(attempt) + " attempts"
+                                         : "";
                 return fail(errcOf(*aws), "ec2 ", action, ": ", aws->code, ": ", aws->message,
                             request_id, ending);
             }

@@ -165,7 +165,7 @@ int serve(const ServeArgs& a, std::ostream& err) {
     auto token = readToken(a.token_file, "--token-file");
     if (!token) return failWith(token.error());
     std::atomic<http::Server*> running{nullptr};
-    daemon::ReloadWaiter reloader([&running, secret = *token] () mutable {
+    daemon::ReloadWaiter reloader([&running, secret = *token]() mutable {
         daemon::notifyReloading();
         bool all = true;
         if (auto r = secret.reload(); !r) {

@@ -263,7 +263,9 @@ void Service::addRoutes(http::Server& server, daemon::Secret token) {
     const std::string id_pattern = "/v1/nodes/([A-Za-z0-9._-]+)";
     // Every route with a body needs the token: checked before the body is read.
     server.onMetrics([this](metrics::Registry& registry) { collectMetrics(registry); });
-    server.beforeBody([token](const http::ServerRequest& req) { return http::requireBearer(req, token.value()); });
+    server.beforeBody([token](const http::ServerRequest& req) {
+        return http::requireBearer(req, token.value());
+    });
     server.route("POST", "/v1/nodes", [this, token](const http::ServerRequest& req) {
         if (auto auth = http::requireBearer(req, token.value()); !auth)
             return http::ServerReply::error(auth.error());

@@ -45,7 +45,8 @@ Result<json::Document> ServiceClient::call(const std::string& method, const std:
         if (doc) {
             if (auto e = json::optString(*doc, "error", kCtx); e && *e) message = **e;
         }
-        return fail(errcFromHttpStatus(reply.status), "provisioner: ", method, " ", path, ": ", message);
+        return fail(errcFromHttpStatus(reply.status), "provisioner: ", method, " ", path, ": ",
+                    message);
     }
     return doc;
 }

@@ -102,7 +102,8 @@ int runCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
                    "largest package upload accepted")
         ->capture_default_str()
         ->check(CLI::PositiveNumber);
-    app.add_option("--threads", options.threads, "requests handled at once (connections cost no thread)")
+    app.add_option("--threads", options.threads,
+                   "requests handled at once (connections cost no thread)")
         ->capture_default_str()
         ->check(CLI::Range(1, 4096));
     app.add_flag("--no-access-log", no_access_log, "do not log a line per request");

@@ -7,8 +7,8 @@
 #include <cerrno>
 #include <chrono>
 
-#include "core/fd.hpp"
 #include "core/crypto.hpp"
+#include "core/fd.hpp"
 #include "core/files.hpp"
 #include "core/json.hpp"
 #include "core/log.hpp"

@@ -48,10 +48,9 @@ ServerReply serveFile(const ServerRequest& request, const fs::path& path, const 
     reply.status = 200;
     reply.content_type = std::move(content_type);
     // Packages and release files are only ever replaced by rename(2), never rewritten.
-    reply.file = http::FileBody{path, static_cast<std::uint64_t>(st.st_size), true,
-                                static_cast<std::uint64_t>(st.st_ino),
-                                static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 +
-                                    st.st_mtim.tv_nsec};
+    reply.file = http::FileBody{
+        path, static_cast<std::uint64_t>(st.st_size), true, static_cast<std::uint64_t>(st.st_ino),
+        static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec};
     return reply;
 }
 
@@ -210,8 +209,9 @@ public:
                                : request.path.starts_with("/releases/") ? "release"
                                                                         : "package";
             count(kind, "refused");
-            log::warn(kComponent, "upload refused",
-                      {{"kind", kind}, {"path", request.path}, {"error", allowed.error().describe()}});
+            log::warn(
+                kComponent, "upload refused",
+                {{"kind", kind}, {"path", request.path}, {"error", allowed.error().describe()}});
         }
         return allowed;
     }

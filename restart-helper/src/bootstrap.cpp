@@ -16,12 +16,15 @@ namespace {
 
 std::string hostName() {
     char buf[256] = {};
-    if (::gethostname(buf, sizeof buf - 1) != 0 || buf[0] == '\0') return "node-" + crypto::randomHex(4);
+    if (::gethostname(buf, sizeof buf - 1) != 0 || buf[0] == '\0')
+        return "node-" + crypto::randomHex(4);
     std::string name(buf);
     // A node id follows the package name rules (lowercase, digits, '-').
     for (auto& c : name) {
-        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-        else if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')) c = '-';
+        if (c >= 'A' && c <= 'Z')
+            c = static_cast<char>(c - 'A' + 'a');
+        else if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'))
+            c = '-';
     }
     return name;
 }
@@ -34,8 +37,9 @@ Result<Journal> Helper::bootstrap(const BootstrapRequest& request) {
     if (request.repository.empty()) return fail(Errc::Invalid, "bootstrap: --repo is required");
     if (request.role.empty()) return fail(Errc::Invalid, "bootstrap: --role is required");
     if (!request.allow_unsigned && request.trusted_keys.empty())
-        return fail(Errc::Invalid,
-                    "bootstrap: give --trusted-key FILE to verify the release, or --allow-unsigned");
+        return fail(
+            Errc::Invalid,
+            "bootstrap: give --trusted-key FILE to verify the release, or --allow-unsigned");
     HOIST_TRY(d.openStore());
     HOIST_ASSIGN(auto cur, d.gens->current());
     std::error_code ec;
@@ -75,8 +79,10 @@ Result<Journal> Helper::bootstrap(const BootstrapRequest& request) {
     HOIST_TRY(d.lockNode());
     d.gens->setCallerHoldsLock(true);
     log::info(kComponent, "bootstrapping",
-              {{"repository", request.repository}, {"release", request.release},
-               {"role", request.role}, {"id", config.id}});
+              {{"repository", request.repository},
+               {"release", request.release},
+               {"role", request.role},
+               {"id", config.id}});
     http::Client client;
     HOIST_ASSIGN(auto fetched, pkgmgr::fetchRelease(client, request.repository, request.release,
                                                     pems, request.allow_unsigned));

@@ -48,10 +48,12 @@ int runCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
     Options o;
     app.require_subcommand(1);
     app.add_option("--root", o.root, "node root (default: $HOIST_ROOT or /opt/hoist)");
-    app.add_option("--layouts", o.layouts, "role rules folder (default: $HOIST_LAYOUTS or built in)");
+    app.add_option("--layouts", o.layouts,
+                   "role rules folder (default: $HOIST_LAYOUTS or built in)");
     app.add_option("--log-level", o.log_level, "debug, info, warn or error")
         ->check(CLI::IsMember({"debug", "info", "warn", "error"}));
-    app.add_option("--log-format", o.log_format, "text or json")->check(CLI::IsMember({"text", "json"}));
+    app.add_option("--log-format", o.log_format, "text or json")
+        ->check(CLI::IsMember({"text", "json"}));
     app.add_option("--lock-wait", o.lock_wait_ms, "milliseconds to wait for the node lock")
         ->check(hoist::cli::wholeNumber(0));
     app.add_option("--ping-grace", o.ping_grace_ms,
@@ -61,8 +63,9 @@ int runCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
 
     std::function<int(Helper&)> action;
 
-    auto* swap = app.add_subcommand("swap", "stop the service, switch to a generation, start, check; "
-                                            "roll back when it does not come up");
+    auto* swap = app.add_subcommand("swap",
+                                    "stop the service, switch to a generation, start, check; "
+                                    "roll back when it does not come up");
     swap->add_option("--to", o.swap.to, "the generation to switch to")->required();
     swap->add_option("--deployment", o.swap.deployment, "deployment id for the status pings");
     swap->add_option("--report-to", o.swap.report_to,
@@ -96,8 +99,10 @@ int runCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
                 return exitCode(done.error().code);
             }
             if (!*done) {
-                if (o.json) out << "{\"recovered\":null}\n";
-                else out << "nothing to recover\n";
+                if (o.json)
+                    out << "{\"recovered\":null}\n";
+                else
+                    out << "nothing to recover\n";
                 return 0;
             }
             printJournal(out, **done, o.json);
@@ -105,8 +110,8 @@ int runCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
         };
     });
 
-    auto* bootstrap = app.add_subcommand(
-        "bootstrap", "turn an empty root into a running node from a repository");
+    auto* bootstrap =
+        app.add_subcommand("bootstrap", "turn an empty root into a running node from a repository");
     bootstrap->add_option("--repo", o.bootstrap.repository, "repository URL (http, https, file)")
         ->required();
     bootstrap->add_option("--release", o.bootstrap.release, "release version")->required();
@@ -115,13 +120,15 @@ int runCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
     bootstrap->add_option("--id", o.bootstrap.id, "node id (default: the host name)");
     auto* unsigned_flag = bootstrap->add_flag("--allow-unsigned", o.bootstrap.allow_unsigned,
                                               "accept a release without a signature");
-    bootstrap->add_option("--trusted-key", o.trusted_keys, "public key (PEM) releases are signed with")
+    bootstrap
+        ->add_option("--trusted-key", o.trusted_keys, "public key (PEM) releases are signed with")
         ->excludes(unsigned_flag);
     bootstrap->add_option("--coordinator-token-file", o.bootstrap.coordinator_token_file,
                           "file with the token this node presents to the coordinator");
     bootstrap->add_option("--service-manager", o.bootstrap.service_manager, "process or systemd")
         ->check(CLI::IsMember({"process", "systemd"}));
-    bootstrap->add_option("--systemd-unit", o.bootstrap.systemd_unit, "unit of the service (systemd)");
+    bootstrap->add_option("--systemd-unit", o.bootstrap.systemd_unit,
+                          "unit of the service (systemd)");
     bootstrap->add_option("--listen", o.bootstrap.listen, "address `pkgmgr serve` listens on");
     bootstrap->add_option("--parallel", o.bootstrap.parallel, "packages fetched at once");
     bootstrap->callback([&] {
@@ -137,7 +144,8 @@ int runCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
         };
     });
 
-    auto* status = app.add_subcommand("status", "the transaction under way, the last one, the service");
+    auto* status =
+        app.add_subcommand("status", "the transaction under way, the last one, the service");
     status->callback([&] {
         action = [&](Helper& h) {
             auto s = h.status();
@@ -149,19 +157,20 @@ int runCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
                 out << s->toJson() << "\n";
                 return 0;
             }
-            out << "current generation: " << (s->current ? std::to_string(*s->current) : "none") << "\n";
+            out << "current generation: " << (s->current ? std::to_string(*s->current) : "none")
+                << "\n";
             out << "service: " << (s->service_running ? "running" : "not running");
             if (!s->service_detail.empty()) out << " (" << s->service_detail << ")";
             out << "\n";
             if (s->transaction)
-                out << "transaction: " << s->transaction->operation << " " << s->transaction->state << "\n";
+                out << "transaction: " << s->transaction->operation << " " << s->transaction->state
+                    << "\n";
             if (s->last)
                 out << "last transaction: " << s->last->operation << " " << s->last->state
                     << (s->last->message.empty() ? "" : " (" + s->last->message + ")") << "\n";
             out << "pings queued: " << s->pings_queued << "\n";
             if (!s->pings_damaged.empty())
-                out << "pings damaged (set aside, never sent): " << s->pings_damaged.size()
-                    << "\n";
+                out << "pings damaged (set aside, never sent): " << s->pings_damaged.size() << "\n";
             return 0;
         };
     });

@@ -1,8 +1,8 @@
 #include "restart_helper/helper.hpp"
 
+#include <unistd.h>
 #include <cstdlib>
 #include <thread>
-#include <unistd.h>
 
 #include "core/crypto.hpp"
 #include "core/files.hpp"
@@ -10,9 +10,9 @@
 #include "core/log.hpp"
 #include "helper_impl.hpp"
 #include "pkgmgr/epoch.hpp"
-#include "recovery.hpp"
 #include "pkgmgr/status.hpp"
 #include "pkgmgr/wire.hpp"
+#include "recovery.hpp"
 
 namespace hoist::restart_helper {
 
@@ -29,15 +29,25 @@ std::string HelperStatus::toJson() const {
     json::Writer w;
     w.beginObject();
     w.key("current");
-    if (current) w.value(static_cast<std::int64_t>(*current));
-    else w.null();
+    if (current)
+        w.value(static_cast<std::int64_t>(*current));
+    else
+        w.null();
     w.key("transaction");
-    if (transaction) w.raw(transaction->toJson());
-    else w.null();
+    if (transaction)
+        w.raw(transaction->toJson());
+    else
+        w.null();
     w.key("last");
-    if (last) w.raw(last->toJson());
-    else w.null();
-    w.key("service").beginObject().field("running", service_running).field("detail", service_detail).endObject();
+    if (last)
+        w.raw(last->toJson());
+    else
+        w.null();
+    w.key("service")
+        .beginObject()
+        .field("running", service_running)
+        .field("detail", service_detail)
+        .endObject();
     w.field("pings_queued", static_cast<std::uint64_t>(pings_queued));
     w.key("pings_damaged").beginArray();
     for (const auto& file : pings_damaged) w.value(file.string());
@@ -67,7 +77,9 @@ Helper::Impl::Impl(HelperOptions o) : options(std::move(o)), layout(options.layo
     }
 }
 
-Helper::Impl::~Impl() { stopCourier(); }
+Helper::Impl::~Impl() {
+    stopCourier();
+}
 
 Result<void> Helper::Impl::openStore() {
     if (!store) {
@@ -104,8 +116,8 @@ Result<void> Helper::Impl::useConfig() {
 
 Result<void> Helper::Impl::lockNode() {
     if (node_lock) return ok();
-    HOIST_ASSIGN(auto held, files::FileLock::acquire(layout.lock(), options.lock_wait,
-                                                     "restart-helper"));
+    HOIST_ASSIGN(auto held,
+                 files::FileLock::acquire(layout.lock(), options.lock_wait, "restart-helper"));
     node_lock.emplace(std::move(held));
     if (gens) gens->setCallerHoldsLock(true);
     return ok();
@@ -198,7 +210,8 @@ Result<void> Helper::Impl::checkService(const ServiceLaunch& launch) {
     if (!launch.spec.health) {
         // No health check declared: the service counts as healthy while it keeps running.
         std::this_thread::sleep_for(std::chrono::milliseconds(500));
-        if (auto gone = context.gone()) return fail(Errc::Unhealthy, "the service stopped: ", *gone);
+        if (auto gone = context.gone())
+            return fail(Errc::Unhealthy, "the service stopped: ", *gone);
         return ok();
     }
     return pkgmgr::waitHealthy(*launch.spec.health, context);
@@ -212,7 +225,8 @@ Result<Journal> Helper::Impl::close(Journal j) {
         if (gen && !gen->release.empty() && gen->release != config->release) {
             config->release = gen->release;
             if (auto saved = config->save(layout); !saved)
-                log::warn(kComponent, "cannot update node.json", {{"error", saved.error().describe()}});
+                log::warn(kComponent, "cannot update node.json",
+                          {{"error", saved.error().describe()}});
         }
     }
     HOIST_TRY(j.close(layout));
@@ -232,18 +246,20 @@ Result<Journal> Helper::Impl::forward(Journal j) {
     if (!(st.running && st.generation == j.to_generation)) {
         HOIST_TRY(stopService());
         HOIST_TRY(step(j, "starting"));
-        if (auto started = manager->start(launch); !started) return rollBack(std::move(j), started.error());
+        if (auto started = manager->start(launch); !started)
+            return rollBack(std::move(j), started.error());
         crashPoint("helper.started");
     }
     HOIST_TRY(step(j, "checking"));
-    if (auto healthy = checkService(launch); !healthy) return rollBack(std::move(j), healthy.error());
+    if (auto healthy = checkService(launch); !healthy)
+        return rollBack(std::move(j), healthy.error());
     crashPoint("helper.checked");
     return finish(std::move(j), "healthy", "");
 }
 
 Result<Journal> Helper::Impl::rollBack(Journal j, const Error& why) {
-    std::string reason = "generation " + std::to_string(j.to_generation) +
-                         " did not come up: " + why.describe();
+    std::string reason =
+        "generation " + std::to_string(j.to_generation) + " did not come up: " + why.describe();
     log::warn(kComponent, "rolling back", {{"reason", reason}});
     if (j.from_generation == 0 || j.from_generation == j.to_generation)
         return finish(std::move(j), "failed", reason + "; no other generation to go back to");
@@ -254,7 +270,8 @@ Result<Journal> Helper::Impl::rollBack(Journal j, const Error& why) {
 Result<Journal> Helper::Impl::continueRollBack(Journal j, const std::string& reason) {
     HOIST_ASSIGN(auto cur, gens->current());
     HOIST_ASSIGN(auto st, manager->status());
-    bool old_runs = cur && *cur == j.from_generation && st.running && st.generation == j.from_generation;
+    bool old_runs =
+        cur && *cur == j.from_generation && st.running && st.generation == j.from_generation;
     HOIST_ASSIGN(auto launch, launchFor(j.from_generation));
     if (!old_runs) {
         HOIST_TRY(stopService());
@@ -268,9 +285,9 @@ Result<Journal> Helper::Impl::continueRollBack(Journal j, const std::string& rea
         crashPoint("helper.rb_started");
     }
     if (auto healthy = checkService(launch); !healthy)
-        return finish(std::move(j), "failed",
-                      reason + "; the old generation is not healthy either: " +
-                          healthy.error().describe());
+        return finish(
+            std::move(j), "failed",
+            reason + "; the old generation is not healthy either: " + healthy.error().describe());
     return finish(std::move(j), "rolled_back", reason);
 }
 
@@ -280,7 +297,8 @@ Result<Journal> Helper::Impl::runSwap(Journal j) {
     HOIST_ASSIGN(auto launch, launchFor(j.to_generation));
     HOIST_ASSIGN(auto running, manager->status());
     std::optional<std::chrono::milliseconds> stop_timeout;
-    if (long old_gen = running.generation != 0 ? running.generation : j.from_generation; old_gen != 0) {
+    if (long old_gen = running.generation != 0 ? running.generation : j.from_generation;
+        old_gen != 0) {
         if (auto old_launch = launchFor(old_gen))
             stop_timeout = std::chrono::milliseconds(old_launch->spec.stop_timeout_ms);
     }
@@ -294,10 +312,12 @@ Result<Journal> Helper::Impl::runSwap(Journal j) {
     }
     crashPoint("helper.swapped");
     HOIST_TRY(step(j, "starting"));
-    if (auto started = manager->start(launch); !started) return rollBack(std::move(j), started.error());
+    if (auto started = manager->start(launch); !started)
+        return rollBack(std::move(j), started.error());
     crashPoint("helper.started");
     HOIST_TRY(step(j, "checking"));
-    if (auto healthy = checkService(launch); !healthy) return rollBack(std::move(j), healthy.error());
+    if (auto healthy = checkService(launch); !healthy)
+        return rollBack(std::move(j), healthy.error());
     crashPoint("helper.checked");
     return finish(std::move(j), "healthy", "");
 }
@@ -308,8 +328,9 @@ Result<std::optional<Journal>> Helper::Impl::recoverDamagedJournal(const Error& 
     auto aside = layout.run() / ("txn.json.damaged-" + crypto::randomHex(4));
     HOIST_TRY(files::makeDirs(layout.run()));
     HOIST_TRY(files::renameDurable(layout.txn(), aside));
-    log::warn(kComponent, "the journal is damaged; it was set aside and the current generation is "
-                          "brought up",
+    log::warn(kComponent,
+              "the journal is damaged; it was set aside and the current generation is "
+              "brought up",
               {{"error", damage.describe()}, {"kept_as", aside.string()}});
     HOIST_ASSIGN(auto cur, gens->current());
     if (!cur) return std::optional<Journal>();
@@ -328,7 +349,8 @@ Result<std::optional<Journal>> Helper::Impl::recoverLocked(bool start_service,
                                                            bool set_aside_damaged) {
     auto repaired = gens->recover();
     if (!repaired) return std::unexpected(repaired.error());
-    for (const auto& action : repaired->actions) log::info(kComponent, "recover", {{"action", action}});
+    for (const auto& action : repaired->actions)
+        log::info(kComponent, "recover", {{"action", action}});
     auto loaded = Journal::load(layout);
     if (!loaded && loaded.error().code == Errc::Corrupt && set_aside_damaged)
         return recoverDamagedJournal(loaded.error());
@@ -352,7 +374,9 @@ Result<std::optional<Journal>> Helper::Impl::recoverLocked(bool start_service,
     Journal j = std::move(*journal);
     j.recovered = true;
     log::warn(kComponent, "recovering an interrupted transaction",
-              {{"operation", j.operation}, {"state", j.state}, {"pid", j.pid},
+              {{"operation", j.operation},
+               {"state", j.state},
+               {"pid", j.pid},
                {"action", std::string(actionName(action))}});
     Result<Journal> done = fail(Errc::Internal, "unreachable");
     switch (action) {
@@ -367,8 +391,9 @@ Result<std::optional<Journal>> Helper::Impl::recoverLocked(bool start_service,
             done = continueRollBack(j, j.message);
             break;
         case RecoveryAction::fail_bootstrap:
-            done = finish(j, "failed", "the bootstrap was interrupted before its generation was "
-                                       "activated; run bootstrap again");
+            done = finish(j, "failed",
+                          "the bootstrap was interrupted before its generation was "
+                          "activated; run bootstrap again");
             break;
         case RecoveryAction::adopt_bootstrap:
             j.to_generation = *cur;
@@ -465,13 +490,16 @@ Result<FlushResult> Helper::flush(std::chrono::milliseconds timeout) {
     http::Client client;
     auto deadline = std::chrono::steady_clock::now() + timeout;
     int attempt = 0;
-    http::RetryPolicy backoff{.attempts = 0, .base = std::chrono::milliseconds(100),
+    http::RetryPolicy backoff{.attempts = 0,
+                              .base = std::chrono::milliseconds(100),
                               .cap = std::chrono::milliseconds(2000)};
     while (true) {
         auto drained = outbox.drain(client, token, std::chrono::seconds(3));
         std::size_t left = 1;
-        if (drained) left = drained->left;
-        else if (drained.error().code != Errc::Busy) return std::unexpected(drained.error());
+        if (drained)
+            left = drained->left;
+        else if (drained.error().code != Errc::Busy)
+            return std::unexpected(drained.error());
         if (left == 0) return FlushResult{0, outbox.damaged()};
         if (std::chrono::steady_clock::now() >= deadline) {
             HOIST_ASSIGN(auto queued, outbox.pending());

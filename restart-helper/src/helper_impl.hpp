@@ -70,7 +70,8 @@ struct Helper::Impl {
     Result<Journal> close(Journal j);
     /// `set_aside_damaged`: a txn.json that cannot be read is moved aside and the current
     /// generation brought up (recover); otherwise it is a Corrupt refusal (swap).
-    Result<std::optional<Journal>> recoverLocked(bool start_service, bool set_aside_damaged = false);
+    Result<std::optional<Journal>> recoverLocked(bool start_service,
+                                                 bool set_aside_damaged = false);
     Result<std::optional<Journal>> recoverDamagedJournal(const Error& damage);
 };
 

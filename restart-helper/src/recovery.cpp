@@ -4,15 +4,24 @@ namespace hoist::restart_helper {
 
 std::string_view actionName(RecoveryAction action) {
     switch (action) {
-        case RecoveryAction::none: return "none";
-        case RecoveryAction::start_service: return "start_service";
-        case RecoveryAction::close: return "close";
-        case RecoveryAction::continue_rollback: return "continue_rollback";
-        case RecoveryAction::fail_bootstrap: return "fail_bootstrap";
-        case RecoveryAction::adopt_bootstrap: return "adopt_bootstrap";
-        case RecoveryAction::forward: return "forward";
-        case RecoveryAction::activate_then_forward: return "activate_then_forward";
-        case RecoveryAction::roll_back: return "roll_back";
+        case RecoveryAction::none:
+            return "none";
+        case RecoveryAction::start_service:
+            return "start_service";
+        case RecoveryAction::close:
+            return "close";
+        case RecoveryAction::continue_rollback:
+            return "continue_rollback";
+        case RecoveryAction::fail_bootstrap:
+            return "fail_bootstrap";
+        case RecoveryAction::adopt_bootstrap:
+            return "adopt_bootstrap";
+        case RecoveryAction::forward:
+            return "forward";
+        case RecoveryAction::activate_then_forward:
+            return "activate_then_forward";
+        case RecoveryAction::roll_back:
+            return "roll_back";
     }
     return "unknown";
 }

@@ -16,11 +16,12 @@
 
 namespace hoist::testing {
 
-TempFolder::TempFolder() : dir_([] {
-    auto made = files::TempDir::createSystem("hoist-test-");
-    if (!made) throw std::runtime_error(made.error().describe());
-    return std::move(*made);
-}()) {}
+TempFolder::TempFolder()
+    : dir_([] {
+          auto made = files::TempDir::createSystem("hoist-test-");
+          if (!made) throw std::runtime_error(made.error().describe());
+          return std::move(*made);
+      }()) {}
 
 void writeFile(const fs::path& path, const std::string& content, fs::perms perms) {
     fs::create_directories(path.parent_path());
@@ -94,15 +95,17 @@ ServerProcess::ServerProcess(const std::vector<std::string>& argv, const fs::pat
     std::error_code ec;
     fs::remove(port_file, ec);
     if (!launch(argv, log_file, env)) return;
-    bool up = waitFor([&] {
-        std::ifstream in(port_file);
-        int port = 0;
-        if (in >> port && port > 0) {
-            port_ = port;
-            return true;
-        }
-        return !child_->running();
-    }, std::chrono::seconds(30));
+    bool up = waitFor(
+        [&] {
+            std::ifstream in(port_file);
+            int port = 0;
+            if (in >> port && port > 0) {
+                port_ = port;
+                return true;
+            }
+            return !child_->running();
+        },
+        std::chrono::seconds(30));
     if (!up || port_ == 0)
         ADD_FAILURE() << argv.at(0) << " did not write its port file; log:\n" << readFile(log_file);
 }
@@ -114,15 +117,18 @@ ServerProcess::ServerProcess(const std::vector<std::string>& argv, int port,
     http::Request ready;
     ready.url = "http://127.0.0.1:" + std::to_string(port) + ready_path;
     ready.timeout = std::chrono::seconds(2);
-    bool up = waitFor([&] {
-        auto r = client.send(ready);
-        return (r && r->status == 200) || !child_->running();
-    }, std::chrono::seconds(60), std::chrono::milliseconds(100));
+    bool up = waitFor(
+        [&] {
+            auto r = client.send(ready);
+            return (r && r->status == 200) || !child_->running();
+        },
+        std::chrono::seconds(60), std::chrono::milliseconds(100));
     if (up && child_->running())
         port_ = port;
     else
         ADD_FAILURE() << argv.at(0) << " did not answer " << ready_path << " on port " << port
-                      << "; log:\n" << readFile(log_file);
+                      << "; log:\n"
+                      << readFile(log_file);
 }
 
 RawConnection::RawConnection(int port, const char* source) {
@@ -157,7 +163,8 @@ std::string RawConnection::readAll(std::chrono::milliseconds timeout) {
     std::string out;
     auto deadline = std::chrono::steady_clock::now() + timeout;
     for (;;) {
-        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            deadline - std::chrono::steady_clock::now());
         if (left.count() <= 0) return out;
         pollfd p{fd_, POLLIN, 0};
         if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) return out;
@@ -190,7 +197,9 @@ int freeLoopbackPort() {
     return port;
 }
 
-ServerProcess::~ServerProcess() { stop(); }
+ServerProcess::~ServerProcess() {
+    stop();
+}
 
 void ServerProcess::kill(int sig) {
     if (child_) child_->signal(sig);

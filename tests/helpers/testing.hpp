@@ -15,33 +15,33 @@
 #include "core/process.hpp"
 
 /// Asserts that a Result holds a value, printing the error otherwise (stout's ASSERT_SOME).
-#define ASSERT_OK(expr)                                                                 \
-    do {                                                                                \
-        const auto& hoist_assert_ok_ = (expr);                                          \
-        ASSERT_TRUE(hoist_assert_ok_.has_value()) << #expr << " failed: "               \
-                                                  << hoist_assert_ok_.error().describe(); \
+#define ASSERT_OK(expr)                                                     \
+    do {                                                                    \
+        const auto& hoist_assert_ok_ = (expr);                              \
+        ASSERT_TRUE(hoist_assert_ok_.has_value())                           \
+            << #expr << " failed: " << hoist_assert_ok_.error().describe(); \
     } while (0)
-#define EXPECT_OK(expr)                                                                 \
-    do {                                                                                \
-        const auto& hoist_expect_ok_ = (expr);                                          \
-        EXPECT_TRUE(hoist_expect_ok_.has_value()) << #expr << " failed: "               \
-                                                  << hoist_expect_ok_.error().describe(); \
+#define EXPECT_OK(expr)                                                     \
+    do {                                                                    \
+        const auto& hoist_expect_ok_ = (expr);                              \
+        EXPECT_TRUE(hoist_expect_ok_.has_value())                           \
+            << #expr << " failed: " << hoist_expect_ok_.error().describe(); \
     } while (0)
 /// Asserts that a Result holds an error of that code whose message contains `needle`.
-#define ASSERT_ERROR(expr, errc, needle)                                                \
-    do {                                                                                \
-        const auto& hoist_assert_err_ = (expr);                                         \
-        ASSERT_FALSE(hoist_assert_err_.has_value()) << #expr << " succeeded";           \
+#define ASSERT_ERROR(expr, errc, needle)                                                      \
+    do {                                                                                      \
+        const auto& hoist_assert_err_ = (expr);                                               \
+        ASSERT_FALSE(hoist_assert_err_.has_value()) << #expr << " succeeded";                 \
         EXPECT_EQ(hoist_assert_err_.error().code, errc) << hoist_assert_err_.error().message; \
-        EXPECT_NE(hoist_assert_err_.error().message.find(needle), std::string::npos)    \
-            << "message: " << hoist_assert_err_.error().message;                        \
+        EXPECT_NE(hoist_assert_err_.error().message.find(needle), std::string::npos)          \
+            << "message: " << hoist_assert_err_.error().message;                              \
     } while (0)
 
 /// Declares `var`, the SigV4 suite's folder, or skips the test with kSigV4SuiteMissing when the
 /// suite is not here (an explicit HOIST_SIGV4_SUITE that names no folder fails instead).
-#define HOIST_REQUIRE_SIGV4_SUITE(var)                                              \
-    const auto var##_found_ = ::hoist::testing::sigv4Suite();                       \
-    ASSERT_TRUE(var##_found_.has_value()) << var##_found_.error().message;          \
+#define HOIST_REQUIRE_SIGV4_SUITE(var)                                               \
+    const auto var##_found_ = ::hoist::testing::sigv4Suite();                        \
+    ASSERT_TRUE(var##_found_.has_value()) << var##_found_.error().message;           \
     if (var##_found_->empty()) GTEST_SKIP() << ::hoist::testing::kSigV4SuiteMissing; \
     const std::filesystem::path var = *var##_found_
 

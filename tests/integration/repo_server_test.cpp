@@ -357,10 +357,12 @@ TEST_F(RepoServerTest, UploadLimit) {
 TEST_F(RepoServerTest, LargeBodiesGoOnlyToUploadRoutes) {
     start();
     // Only the PUT routes stream their bodies; elsewhere a large body is refused unread.
-    auto r = client_.send({.method = "POST", .url = base_ + "/healthz", .body = std::string(200000, 'x')});
+    auto r = client_.send(
+        {.method = "POST", .url = base_ + "/healthz", .body = std::string(200000, 'x')});
     ASSERT_OK(r);
     EXPECT_EQ(r->status, 413);
-    EXPECT_EQ(r->body, R"({"error":"request body of 200000 bytes exceeds the limit of 65536 bytes"})");
+    EXPECT_EQ(r->body,
+              R"({"error":"request body of 200000 bytes exceeds the limit of 65536 bytes"})");
 }
 
 TEST_F(RepoServerTest, InvalidReleasesAreRefused) {
@@ -537,15 +539,13 @@ TEST_F(RepoServerTest, PublishEndToEnd) {
     // The server saw a HEAD for each package and one PUT for the missing one only.
     auto metrics = get("/metrics");
     ASSERT_OK(metrics);
-    EXPECT_NE(
-        metrics->body.find(
-            "hoist_http_requests_total{route=\"/packages/{path}\",method=\"HEAD\",status=\"200\"} 1"),
-        std::string::npos)
+    EXPECT_NE(metrics->body.find("hoist_http_requests_total{route=\"/packages/"
+                                 "{path}\",method=\"HEAD\",status=\"200\"} 1"),
+              std::string::npos)
         << metrics->body;
-    EXPECT_NE(
-        metrics->body.find(
-            "hoist_http_requests_total{route=\"/packages/{path}\",method=\"PUT\",status=\"201\"} 2"),
-        std::string::npos)
+    EXPECT_NE(metrics->body.find("hoist_http_requests_total{route=\"/packages/"
+                                 "{path}\",method=\"PUT\",status=\"201\"} 2"),
+              std::string::npos)
         << metrics->body;
 
     auto again = run({PKGMGR_BIN, "publish", "--json", "--repo", base_, "--token-file",
@@ -588,7 +588,8 @@ TEST(RepoServerCli, HelpAndBadArguments) {
         run({REPO_SERVER_BIN, "--root", tmp.path().string(), "--listen", "localhost"});
     EXPECT_EQ(bad_listen.exit_code, exitCode(Errc::Invalid));
     EXPECT_EQ(bad_listen.err,
-              "repo-server: --listen 'localhost' must be HOST:PORT (for example 127.0.0.1:8070; port 0 picks a free one)\n");
+              "repo-server: --listen 'localhost' must be HOST:PORT (for example 127.0.0.1:8070; "
+              "port 0 picks a free one)\n");
     writeFile(tmp / "empty-token", "\n");
     auto empty_token = run({REPO_SERVER_BIN, "--root", tmp.path().string(), "--listen",
                             "127.0.0.1:0", "--token-file", (tmp / "empty-token").string()});

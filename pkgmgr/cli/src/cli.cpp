@@ -1,6 +1,5 @@
 #include "pkgmgr/cli.hpp"
 
-
 #include "cli_internal.hpp"
 #include "core/cli.hpp"
 
@@ -15,9 +14,10 @@ Result<NodeLayout> Cli::existingLayout() const {
     std::error_code ec;
     for (const auto& marker : {layout.store(), layout.generations(), layout.nodeJson()})
         if (fs::exists(marker, ec)) return layout;
-    return hoist::fail(Errc::NotFound, "no hoist node root at ", layout.root.string(),
-                " (it holds no store/, generations/ or node.json): give --root or HOIST_ROOT; "
-                "`pkgmgr add` or `restart-helper bootstrap` makes a new one");
+    return hoist::fail(
+        Errc::NotFound, "no hoist node root at ", layout.root.string(),
+        " (it holds no store/, generations/ or node.json): give --root or HOIST_ROOT; "
+        "`pkgmgr add` or `restart-helper bootstrap` makes a new one");
 }
 
 int Cli::fail(const Error& error) const {

@@ -36,8 +36,9 @@ struct Cli {
 };
 
 // One function per area; each lives in its folder under src/.
-void addStoreCommands(Cli& cli);    // pack add fetch list info remove verify
-void addSetCommands(Cli& cli);      // check stage activate active generations rollback gc recover keygen release
+void addStoreCommands(Cli& cli);  // pack add fetch list info remove verify
+void addSetCommands(
+    Cli& cli);  // check stage activate active generations rollback gc recover keygen release
 void addPublishCommands(Cli& cli);  // publish
 void addNodeCommands(Cli& cli);     // serve
 

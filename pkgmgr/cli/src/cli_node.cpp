@@ -99,9 +99,11 @@ void addNodeCommands(Cli& cli) {
     sub->add_option("--port-file", o->port_file, "write the bound port here");
     sub->add_option("--token-file", o->token_file,
                     "bearer token for mutating routes (default: node.json's token_file)");
-    sub->add_option("--restart-helper", o->restart_helper,
-                    "restart-helper binary (default: $HOIST_RESTART_HELPER, beside pkgmgr, or PATH)");
-    sub->add_option("--layouts", o->layouts, "role rules folder (default: $HOIST_LAYOUTS or built in)");
+    sub->add_option(
+        "--restart-helper", o->restart_helper,
+        "restart-helper binary (default: $HOIST_RESTART_HELPER, beside pkgmgr, or PATH)");
+    sub->add_option("--layouts", o->layouts,
+                    "role rules folder (default: $HOIST_LAYOUTS or built in)");
     sub->add_option("--parallel", o->parallel, "packages stage fetches at once")
         ->check(hoist::cli::wholeNumber(1, 256));
     sub->add_option("--fetch-retry-for", o->fetch_retry_for_s,
@@ -121,8 +123,9 @@ void addNodeCommands(Cli& cli) {
                     "serve HTTPS only, with this certificate (PEM); node.json's coordinator must "
                     "then be https://");
     sub->add_option("--tls-key", o->tls_key, "and this key (PEM)");
-    sub->add_option("--tls-client-ca", o->tls_client_ca,
-                    "mutual TLS: callers (the coordinator) present a certificate signed by this CA");
+    sub->add_option(
+        "--tls-client-ca", o->tls_client_ca,
+        "mutual TLS: callers (the coordinator) present a certificate signed by this CA");
     sub->add_option("--ca-file", o->ca_file,
                     "CA bundle (PEM) trusted for the https coordinator and repository (default: "
                     "the system's; passed on to the restart helper)");

@@ -152,8 +152,8 @@ Result<void> refuseUnderLiveService(const Cli& cli, const Generations& gens) {
     HOIST_ASSIGN(auto previous, gens.previous());
     if (!previous) return fail(Errc::NotFound, "rollback: no previous generation to go back to");
     return fail(Errc::Conflict, "the node's service is running: `pkgmgr rollback` would switch ",
-                "`current` without restarting it; run `restart-helper --root ", root,
-                " swap --to ", *previous,
+                "`current` without restarting it; run `restart-helper --root ", root, " swap --to ",
+                *previous,
                 "` (stops the service, switches, checks its health, rolls back on failure), or "
                 "POST /v1/rollback to the node endpoint");
 }

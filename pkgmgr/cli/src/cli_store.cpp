@@ -348,9 +348,10 @@ void addStoreCommands(Cli& cli) {
     fetch->add_option("--parallel", o->parallel, "packages fetched at once")
         ->check(hoist::cli::wholeNumber(1, 256))
         ->capture_default_str();
-    fetch->add_option("--retry-for", o->retry_for_s,
-                      "seconds to keep retrying a repository that is unreachable or failing "
-                      "(the partial download is kept and resumed)")
+    fetch
+        ->add_option("--retry-for", o->retry_for_s,
+                     "seconds to keep retrying a repository that is unreachable or failing "
+                     "(the partial download is kept and resumed)")
         ->check(hoist::cli::wholeNumber(0, 86400))
         ->capture_default_str();
     fetch->add_flag("--json", o->json, "print the package references as JSON");

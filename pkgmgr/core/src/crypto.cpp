@@ -1,8 +1,8 @@
 #include "core/crypto.hpp"
 
-#include <cstdio>
 #include <fcntl.h>
 #include <unistd.h>
+#include <cstdio>
 
 #include <openssl/bio.h>
 #include <openssl/crypto.h>
@@ -151,7 +151,8 @@ std::string base64Encode(std::string_view bytes) {
 
 Result<std::string> base64Decode(std::string_view text) {
     text = strings::trim(text);
-    if (text.size() % 4 != 0) return fail(Errc::Invalid, "invalid base64: length is not a multiple of 4");
+    if (text.size() % 4 != 0)
+        return fail(Errc::Invalid, "invalid base64: length is not a multiple of 4");
     for (char c : text) {
         bool valid = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
                      c == '+' || c == '/' || c == '=';
@@ -216,9 +217,9 @@ Result<void> ed25519Verify(std::string_view public_pem, std::string_view message
     MdCtxPtr ctx(EVP_MD_CTX_new());
     if (EVP_DigestVerifyInit(ctx.get(), nullptr, nullptr, nullptr, key.get()) != 1)
         return fail(Errc::Internal, "cannot start an Ed25519 verification");
-    int rc = EVP_DigestVerify(ctx.get(), reinterpret_cast<const unsigned char*>(signature.data()),
-                              signature.size(),
-                              reinterpret_cast<const unsigned char*>(message.data()), message.size());
+    int rc = EVP_DigestVerify(
+        ctx.get(), reinterpret_cast<const unsigned char*>(signature.data()), signature.size(),
+        reinterpret_cast<const unsigned char*>(message.data()), message.size());
     if (rc != 1) return fail(Errc::Corrupt, "the Ed25519 signature does not verify");
     return ok();
 }

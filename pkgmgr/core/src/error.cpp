@@ -47,9 +47,15 @@ Error withContext(Error error, std::string_view context) {
     return error;
 }
 
-std::string_view errcName(Errc code) { return info(code).name; }
-int httpStatus(Errc code) { return info(code).http; }
-int exitCode(Errc code) { return info(code).exit; }
+std::string_view errcName(Errc code) {
+    return info(code).name;
+}
+int httpStatus(Errc code) {
+    return info(code).http;
+}
+int exitCode(Errc code) {
+    return info(code).exit;
+}
 
 Errc errcFromHttpStatus(long status) {
     switch (status) {

@@ -1,12 +1,12 @@
 #include "core/files.hpp"
 
-#include <cerrno>
-#include <cstdlib>
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
-#include <thread>
 #include <unistd.h>
+#include <cerrno>
+#include <cstdlib>
+#include <thread>
 
 #include "core/crypto.hpp"
 #include "core/strings.hpp"
@@ -39,7 +39,8 @@ fs::path tempSibling(const fs::path& path) {
 Result<void> fsyncPath(const fs::path& path) {
     UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
     if (!fd) return failErrno(Errc::Io, errno, "cannot open '", path.string(), "' to sync it");
-    if (::fsync(fd.get()) != 0) return failErrno(Errc::Io, errno, "cannot sync '", path.string(), "'");
+    if (::fsync(fd.get()) != 0)
+        return failErrno(Errc::Io, errno, "cannot sync '", path.string(), "'");
     return ok();
 }
 
@@ -86,7 +87,8 @@ Result<std::string> readFile(const fs::path& path, size_t max_bytes) {
         }
         if (n == 0) break;
         if (out.size() + static_cast<size_t>(n) > max_bytes) {
-            return fail(Errc::Invalid, "'", path.string(), "' is larger than ", max_bytes, " bytes");
+            return fail(Errc::Invalid, "'", path.string(), "' is larger than ", max_bytes,
+                        " bytes");
         }
         out.append(buffer, static_cast<size_t>(n));
     }
@@ -103,7 +105,8 @@ Result<std::string> readSecretFile(const fs::path& path, std::string_view what) 
 
 Result<void> renameDurable(const fs::path& from, const fs::path& to) {
     if (::rename(from.c_str(), to.c_str()) != 0)
-        return failErrno(Errc::Io, errno, "cannot rename '", from.string(), "' to '", to.string(), "'");
+        return failErrno(Errc::Io, errno, "cannot rename '", from.string(), "' to '", to.string(),
+                         "'");
     HOIST_TRY(fsyncPath(parentOf(to)));
     if (parentOf(from) != parentOf(to)) HOIST_TRY(fsyncPath(parentOf(from)));
     return ok();
@@ -124,7 +127,8 @@ Result<void> swapSymlink(const fs::path& link, const fs::path& target) {
 Result<void> makeDirs(const fs::path& path) {
     std::error_code ec;
     fs::create_directories(path, ec);
-    if (ec) return failErrno(Errc::Io, ec.value(), "cannot create the folder '", path.string(), "'");
+    if (ec)
+        return failErrno(Errc::Io, ec.value(), "cannot create the folder '", path.string(), "'");
     return ok();
 }
 
@@ -134,8 +138,7 @@ Result<void> removeTree(const fs::path& path) {
     if (fs::is_directory(fs::symlink_status(path, ec))) {
         for (auto it = fs::recursive_directory_iterator(path, ec);
              !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
-            if (it->is_directory(ec) && !it->is_symlink(ec))
-                ::chmod(it->path().c_str(), 0755);
+            if (it->is_directory(ec) && !it->is_symlink(ec)) ::chmod(it->path().c_str(), 0755);
         }
         ::chmod(path.c_str(), 0755);
     }
@@ -160,7 +163,9 @@ Result<TempDir> TempDir::createSystem(std::string_view prefix) {
     return create(tmp != nullptr && *tmp != '\0' ? fs::path(tmp) : fs::path("/tmp"), prefix);
 }
 
-TempDir::TempDir(TempDir&& other) noexcept : path_(std::move(other.path_)) { other.path_.clear(); }
+TempDir::TempDir(TempDir&& other) noexcept : path_(std::move(other.path_)) {
+    other.path_.clear();
+}
 
 TempDir& TempDir::operator=(TempDir&& other) noexcept {
     if (this != &other) {

@@ -1,27 +1,27 @@
 #include "core/http_server.hpp"
 
-#include <charconv>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <algorithm>
 #include <array>
 #include <atomic>
 #include <cctype>
+#include <charconv>
 #include <csignal>
 #include <deque>
-#include <fcntl.h>
 #include <future>
 #include <limits>
 #include <list>
 #include <map>
 #include <mutex>
-#include <pthread.h>
 #include <regex>
 #include <shared_mutex>
-#include <sys/mman.h>
-#include <sys/resource.h>
-#include <sys/stat.h>
 #include <thread>
 #include <type_traits>
-#include <unistd.h>
 #include <unordered_map>
 
 #include <boost/asio/ip/tcp.hpp>
@@ -46,8 +46,7 @@ namespace hoist::http {
 
 namespace {
 bool equalsNoCase(std::string_view a, std::string_view b) {
-    return a.size() == b.size() &&
-           std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
                return std::tolower(static_cast<unsigned char>(x)) ==
                       std::tolower(static_cast<unsigned char>(y));
            });
@@ -171,7 +170,8 @@ struct RouteStats {
     std::string method;
     // [0] counts the route's own method, [1] HEAD (GET routes answer HEAD too);
     // indexed by status - kFirstStatus.
-    std::array<std::array<std::atomic<std::uint64_t>, kLastStatus - kFirstStatus + 1>, 2> requests{};
+    std::array<std::array<std::atomic<std::uint64_t>, kLastStatus - kFirstStatus + 1>, 2>
+        requests{};
     std::atomic<std::uint64_t> bytes{0};
     std::atomic<bool> used{false};
     // Latency (header read to reply ready) in metrics::requestBuckets(), plus one above them.
@@ -332,7 +332,8 @@ struct Outgoing {
 std::shared_ptr<Outgoing> outgoing(int status, std::string body, std::string_view content_type) {
     auto out = std::make_shared<Outgoing>();
     out->header.result(static_cast<unsigned>(status));
-    out->header.set(bhttp::field::content_type, beast::string_view(content_type.data(), content_type.size()));
+    out->header.set(bhttp::field::content_type,
+                    beast::string_view(content_type.data(), content_type.size()));
     auto owned = std::make_shared<std::string>(std::move(body));
     out->data = owned->data();
     out->length = owned->size();
@@ -356,8 +357,9 @@ void splitTarget(std::string_view target, ServerRequest& request) {
         if (pair.empty()) continue;
         auto eq = pair.find('=');
         request.query.emplace_back(http::urlDecode(pair.substr(0, eq), true),
-                                   eq == std::string_view::npos ? std::string{}
-                                                                : http::urlDecode(pair.substr(eq + 1), true));
+                                   eq == std::string_view::npos
+                                       ? std::string{}
+                                       : http::urlDecode(pair.substr(eq + 1), true));
     }
 }
 
@@ -531,8 +533,8 @@ class ConnectionTable {
 public:
     using Entry = std::list<SessionBase*>::iterator;
 
-    bool admit(SessionBase* session, const std::string& peer,
-               std::size_t max_total, std::size_t max_per_peer, Entry& entry);
+    bool admit(SessionBase* session, const std::string& peer, std::size_t max_total,
+               std::size_t max_per_peer, Entry& entry);
     void remove(Entry entry, SessionBase& session);
     void closeAll();
     std::size_t open() {
@@ -580,8 +582,8 @@ bool ConnectionTable::evictOldestIdle(const std::string* peer) {
     return false;
 }
 
-bool ConnectionTable::admit(SessionBase* session, const std::string& peer,
-                            std::size_t max_total, std::size_t max_per_peer, Entry& entry) {
+bool ConnectionTable::admit(SessionBase* session, const std::string& peer, std::size_t max_total,
+                            std::size_t max_per_peer, Entry& entry) {
     std::lock_guard lock(mutex_);
     if (per_peer_[peer] >= max_per_peer && !evictOldestIdle(&peer)) {
         refused.fetch_add(1, std::memory_order_relaxed);
@@ -663,21 +665,27 @@ struct Server::Impl {
                 std::chrono::steady_clock::time_point received) {
         stats.used.store(true, std::memory_order_relaxed);
         if (received != std::chrono::steady_clock::time_point{}) {
-            auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - received);
+            auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                std::chrono::steady_clock::now() - received);
             auto seconds = static_cast<double>(ns.count()) / 1e9;
-            stats.latency[metrics::bucketIndex(metrics::requestBuckets(), seconds)].fetch_add(1, std::memory_order_relaxed);
-            stats.latency_ns.fetch_add(static_cast<std::uint64_t>(ns.count()), std::memory_order_relaxed);
+            stats.latency[metrics::bucketIndex(metrics::requestBuckets(), seconds)].fetch_add(
+                1, std::memory_order_relaxed);
+            stats.latency_ns.fetch_add(static_cast<std::uint64_t>(ns.count()),
+                                       std::memory_order_relaxed);
         }
         stats.bytes.fetch_add(bytes, std::memory_order_relaxed);
         int slot = method == stats.method ? 0 : method == "HEAD" ? 1 : -1;
         if (slot >= 0 && status >= RouteStats::kFirstStatus && status <= RouteStats::kLastStatus) {
-            stats.requests[static_cast<size_t>(slot)][static_cast<size_t>(status - RouteStats::kFirstStatus)]
+            stats
+                .requests[static_cast<size_t>(slot)]
+                         [static_cast<size_t>(status - RouteStats::kFirstStatus)]
                 .fetch_add(1, std::memory_order_relaxed);
             return;
         }
         // Anything else (a status no standard names) goes through the registry directly.
         registry.add("hoist_http_requests_total", routeLabel(stats.route) + ",method=\"" + method +
-                                                      "\",status=\"" + std::to_string(status) + "\"");
+                                                      "\",status=\"" + std::to_string(status) +
+                                                      "\"");
         if (status >= 500) registry.add("hoist_http_errors_total", routeLabel(stats.route));
     }
 
@@ -696,7 +704,8 @@ struct Server::Impl {
                 latency.counts.push_back(bucket.load(std::memory_order_relaxed));
                 latency.count += latency.counts.back();
             }
-            latency.sum = static_cast<double>(stats.latency_ns.load(std::memory_order_relaxed)) / 1e9;
+            latency.sum =
+                static_cast<double>(stats.latency_ns.load(std::memory_order_relaxed)) / 1e9;
             registry.setHistogram("hoist_http_request_duration_seconds",
                                   route + ",method=\"" + stats.method + "\"", latency);
             bytes_by_route[route] += stats.bytes.load(std::memory_order_relaxed);
@@ -709,7 +718,8 @@ struct Server::Impl {
                     if (n == 0) continue;
                     int status = RouteStats::kFirstStatus + static_cast<int>(i);
                     if (status >= 500) errors_by_route[route] += n;
-                    requests[route + ",method=\"" + method + "\",status=\"" + std::to_string(status) + "\""] += n;
+                    requests[route + ",method=\"" + method + "\",status=\"" +
+                             std::to_string(status) + "\""] += n;
                 }
             }
         }
@@ -718,8 +728,10 @@ struct Server::Impl {
         for (const auto& [route, n] : bytes_by_route)
             registry.set("hoist_http_response_bytes_total", route, static_cast<double>(n));
         for (const auto& [route, n] : errors_by_route) {
-            if (n > 0) registry.set("hoist_http_errors_total", route, static_cast<double>(n));
-            else registry.declare("hoist_http_errors_total", route);
+            if (n > 0)
+                registry.set("hoist_http_errors_total", route, static_cast<double>(n));
+            else
+                registry.declare("hoist_http_errors_total", route);
         }
         registry.set("hoist_http_connections", "", static_cast<double>(connections.open()));
         registry.set("hoist_http_streams", "", static_cast<double>(openStreams()));
@@ -746,7 +758,8 @@ struct Server::Impl {
         auto it = file_cache.find(file.path.native());
         if (it == file_cache.end()) return nullptr;
         const auto& entry = *it->second;
-        if (entry.inode != file.inode || entry.mtime_ns != file.mtime_ns || entry.bytes.size() != file.size)
+        if (entry.inode != file.inode || entry.mtime_ns != file.mtime_ns ||
+            entry.bytes.size() != file.size)
             return nullptr;
         return it->second;
     }
@@ -759,7 +772,8 @@ struct Server::Impl {
         if (!handle.fd || ::fstat(handle.fd.get(), &st) != 0) return nullptr;
         auto entry = std::make_shared<CachedFile>();
         entry->inode = static_cast<std::uint64_t>(st.st_ino);
-        entry->mtime_ns = static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
+        entry->mtime_ns =
+            static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
         entry->bytes.resize(static_cast<size_t>(file.size));
         if (static_cast<std::uint64_t>(st.st_size) != file.size ||
             !readAt(handle.fd.get(), entry->bytes.data(), entry->bytes.size(), 0))
@@ -773,7 +787,8 @@ struct Server::Impl {
         }
         file_cache_bytes += entry->bytes.size();
         // Over the budget: drop other entries (a later request reads them again).
-        for (auto other = file_cache.begin(); file_cache_bytes > kFileCacheBytes && other != file_cache.end();) {
+        for (auto other = file_cache.begin();
+             file_cache_bytes > kFileCacheBytes && other != file_cache.end();) {
             if (other->second == entry) {
                 ++other;
                 continue;
@@ -837,7 +852,8 @@ struct Server::Impl {
         auto out = std::make_shared<Outgoing>();
         out->header.result(static_cast<unsigned>(reply.status));
         for (const auto& h : reply.headers) out->header.set(h.name, h.value);
-        if (!replyHeader(reply, "Accept-Ranges")) out->header.set(bhttp::field::accept_ranges, "bytes");
+        if (!replyHeader(reply, "Accept-Ranges"))
+            out->header.set(bhttp::field::accept_ranges, "bytes");
         auto range_header = request.header("Range").value_or("");
         bool use_range = reply.status == 200 && !range_header.empty();
         if (use_range) {
@@ -850,8 +866,8 @@ struct Server::Impl {
         if (use_range) {
             auto range = parseByteRange(range_header, size);
             if (range.kind == ByteRange::Kind::Unsatisfiable) {
-                auto refused = errorOutgoing(416, "range not satisfiable: '" + range_header + "' for " +
-                                                      std::to_string(size) + " bytes");
+                auto refused = errorOutgoing(416, "range not satisfiable: '" + range_header +
+                                                      "' for " + std::to_string(size) + " bytes");
                 refused->header.set(bhttp::field::content_range, "bytes */" + std::to_string(size));
                 return refused;
             }
@@ -860,8 +876,9 @@ struct Server::Impl {
                 length = range.length;
                 out->header.result(bhttp::status::partial_content);
                 out->header.set(bhttp::field::content_range,
-                                "bytes " + std::to_string(first) + "-" + std::to_string(first + length - 1) +
-                                    "/" + std::to_string(size));
+                                "bytes " + std::to_string(first) + "-" +
+                                    std::to_string(first + length - 1) + "/" +
+                                    std::to_string(size));
             }
         }
         out->header.set(bhttp::field::content_type, reply.content_type);
@@ -980,7 +997,8 @@ struct Server::Impl {
             if (intercept) taken = intercept(request);
             reply = taken ? std::move(*taken) : route.handler(request);
         } catch (const std::exception& e) {
-            log::error(options.component, "handler threw", {{"route", route.name}, {"what", e.what()}});
+            log::error(options.component, "handler threw",
+                       {{"route", route.name}, {"what", e.what()}});
             reply = ServerReply::error(500, "internal error");
         }
         auto out = reply.stream ? admitStream(reply, request) : prepare(reply, request);
@@ -992,13 +1010,14 @@ struct Server::Impl {
     void accessLog(const ServerRequest& request, unsigned status, std::uint64_t bytes) const {
         if (!options.access_log) return;
         log::info(options.component, "request",
-                  {{"method", request.method}, {"path", request.path}, {"status", static_cast<int>(status)},
-                   {"bytes", static_cast<std::int64_t>(bytes)}, {"remote", request.remote_addr}});
+                  {{"method", request.method},
+                   {"path", request.path},
+                   {"status", static_cast<int>(status)},
+                   {"bytes", static_cast<std::int64_t>(bytes)},
+                   {"remote", request.remote_addr}});
     }
 
-    std::size_t maxConnections() const {
-        return std::max<std::size_t>(1, options.max_connections);
-    }
+    std::size_t maxConnections() const { return std::max<std::size_t>(1, options.max_connections); }
 
     // Declared last: destroyed first, with the connections it still holds, while everything
     // they use is still alive.
@@ -1029,7 +1048,8 @@ template <class Stream>
 class Session : public SessionBase, public std::enable_shared_from_this<Session<Stream>> {
 public:
     template <class... Args>
-    Session(Server::Impl& impl, Args&&... args) : impl_(impl), stream_(std::forward<Args>(args)...) {}
+    Session(Server::Impl& impl, Args&&... args)
+        : impl_(impl), stream_(std::forward<Args>(args)...) {}
 
     ~Session() override {
         endStream();
@@ -1047,13 +1067,14 @@ public:
     void start() {
         lowest().expires_after(impl_.options.header_timeout);
         if constexpr (kTls) {
-            stream_.async_handshake(ssl::stream_base::server, [self = this->shared_from_this()](beast::error_code ec) {
-                if (ec) return self->shutdown();
-                // Verified in the handshake against tls_client_ca: a certificate here passed.
-                self->client_certificate_ =
-                    SSL_get0_peer_certificate(self->stream_.native_handle()) != nullptr;
-                self->readHeader();
-            });
+            stream_.async_handshake(
+                ssl::stream_base::server, [self = this->shared_from_this()](beast::error_code ec) {
+                    if (ec) return self->shutdown();
+                    // Verified in the handshake against tls_client_ca: a certificate here passed.
+                    self->client_certificate_ =
+                        SSL_get0_peer_certificate(self->stream_.native_handle()) != nullptr;
+                    self->readHeader();
+                });
         } else {
             readHeader();
         }
@@ -1096,9 +1117,8 @@ private:
         header_parser_->header_limit(static_cast<std::uint32_t>(impl_.options.max_header_bytes));
         header_parser_->body_limit(std::numeric_limits<std::uint64_t>::max());
         bhttp::async_read_header(stream_, buffer_, *header_parser_,
-                                 [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
-                                     self->onHeader(ec);
-                                 });
+                                 [self = this->shared_from_this()](
+                                     beast::error_code ec, std::size_t) { self->onHeader(ec); });
     }
 
     void onHeader(beast::error_code ec) {
@@ -1107,8 +1127,9 @@ private:
         if (ec == bhttp::error::header_limit)
             return refuse(431, "request header exceeds the limit of " +
                                    std::to_string(impl_.options.max_header_bytes) + " bytes");
-        if (ec == beast::error::timeout || ec == bhttp::error::end_of_stream || ec == asio::error::eof ||
-            ec == asio::error::operation_aborted || ec == asio::error::connection_reset)
+        if (ec == beast::error::timeout || ec == bhttp::error::end_of_stream ||
+            ec == asio::error::eof || ec == asio::error::operation_aborted ||
+            ec == asio::error::connection_reset)
             return shutdown();
         if (ec) return refuse(400, std::string("malformed request: ") + ec.message());
         const auto& message = header_parser_->get();
@@ -1122,21 +1143,24 @@ private:
         std::size_t count = 0;
         for (const auto& field : message) {
             if (++count > impl_.options.max_headers)
-                return refuse(431, "request has more than " + std::to_string(impl_.options.max_headers) +
+                return refuse(431, "request has more than " +
+                                       std::to_string(impl_.options.max_headers) +
                                        " header fields");
-            request.headers.push_back({std::string(field.name_string()), std::string(field.value())});
+            request.headers.push_back(
+                {std::string(field.name_string()), std::string(field.value())});
         }
         keep_alive_ = message.keep_alive();
         std::string allowed;
         route_ = impl_.findRoute(request.method, request.path, request.matches, allowed);
-        bool has_body = header_parser_->chunked() ||
-                        header_parser_->content_length().value_or(0) > 0;
+        bool has_body =
+            header_parser_->chunked() || header_parser_->content_length().value_or(0) > 0;
         body_unread_ = has_body;
         // The size limit first: an oversized body is refused by size on any path.
         const std::uint64_t limit = impl_.bodyLimit(route_);
         if (auto declared = header_parser_->content_length(); declared && *declared > limit)
             return refuse(413, "request body of " + std::to_string(*declared) +
-                                   " bytes exceeds the limit of " + std::to_string(limit) + " bytes");
+                                   " bytes exceeds the limit of " + std::to_string(limit) +
+                                   " bytes");
         if (route_ == nullptr) {
             // Answered without reading a body it may have: the connection closes after.
             if (has_body) keep_alive_ = false;
@@ -1151,7 +1175,8 @@ private:
         if (!has_body) return dispatch();
         if (impl_.before_body) {
             if (auto allowed_body = impl_.before_body(request); !allowed_body)
-                return refuse(httpStatus(allowed_body.error().code), allowed_body.error().describe());
+                return refuse(httpStatus(allowed_body.error().code),
+                              allowed_body.error().describe());
         }
         if (!route_->streaming) {
             // Reserved before a byte is read: many connections each sending a body up to
@@ -1176,17 +1201,18 @@ private:
             self->string_parser_.emplace(std::move(*self->header_parser_));
             self->string_parser_->body_limit(limit);
             self->lowest().expires_after(self->impl_.options.read_timeout);
-            bhttp::async_read(self->stream_, self->buffer_, *self->string_parser_,
-                              [self, limit](beast::error_code read_ec, std::size_t) {
-                                  if (read_ec == bhttp::error::body_limit)
-                                      return self->refuse(413, "request body exceeds the limit of " +
-                                                                   std::to_string(limit) + " bytes");
-                                  if (read_ec) return self->shutdown();
-                                  self->body_unread_ = false;
-                                  self->request_->body = std::move(self->string_parser_->get().body());
-                                  self->string_parser_.reset();
-                                  self->dispatch();
-                              });
+            bhttp::async_read(
+                self->stream_, self->buffer_, *self->string_parser_,
+                [self, limit](beast::error_code read_ec, std::size_t) {
+                    if (read_ec == bhttp::error::body_limit)
+                        return self->refuse(413, "request body exceeds the limit of " +
+                                                     std::to_string(limit) + " bytes");
+                    if (read_ec) return self->shutdown();
+                    self->body_unread_ = false;
+                    self->request_->body = std::move(self->string_parser_->get().body());
+                    self->string_parser_.reset();
+                    self->dispatch();
+                });
         });
     }
 
@@ -1197,11 +1223,12 @@ private:
         if (!beast::iequals(expect, "100-continue")) return next();
         static const std::string kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
         lowest().expires_after(impl_.options.write_timeout);
-        asio::async_write(stream_, asio::buffer(kContinue),
-                          [self = this->shared_from_this(), next](beast::error_code ec, std::size_t) {
-                              if (ec) return self->shutdown();
-                              next();
-                          });
+        asio::async_write(
+            stream_, asio::buffer(kContinue),
+            [self = this->shared_from_this(), next](beast::error_code ec, std::size_t) {
+                if (ec) return self->shutdown();
+                next();
+            });
     }
 
     // Runs the handler on a worker; the reply comes back to this connection's strand.
@@ -1247,7 +1274,8 @@ private:
     BodyChunk pullChunk() {
         auto promise = std::make_shared<std::promise<BodyChunk>>();
         auto future = promise->get_future();
-        asio::post(stream_.get_executor(), [self = this->shared_from_this(), promise] { self->readChunk(promise); });
+        asio::post(stream_.get_executor(),
+                   [self = this->shared_from_this(), promise] { self->readChunk(promise); });
         while (future.wait_for(std::chrono::milliseconds(200)) != std::future_status::ready) {
             if (impl_.stopping) return {};
         }
@@ -1263,19 +1291,20 @@ private:
         body_parser_->get().body().data = chunk_buffer_.data();
         body_parser_->get().body().size = chunk_buffer_.size();
         lowest().expires_after(impl_.options.read_timeout);
-        bhttp::async_read_some(stream_, buffer_, *body_parser_,
-                               [self = this->shared_from_this(), promise](beast::error_code ec, std::size_t) {
-                                   if (ec == bhttp::error::need_buffer) ec = {};
-                                   if (ec == bhttp::error::body_limit) self->body_too_large_ = true;
-                                   if (ec) {
-                                       self->keep_alive_ = false;
-                                       return promise->set_value({});
-                                   }
-                                   auto got = self->chunk_buffer_.size() - self->body_parser_->get().body().size;
-                                   if (self->body_parser_->is_done()) self->body_unread_ = false;
-                                   promise->set_value({true, self->body_parser_->is_done(),
-                                                       std::string(self->chunk_buffer_.data(), got)});
-                               });
+        bhttp::async_read_some(
+            stream_, buffer_, *body_parser_,
+            [self = this->shared_from_this(), promise](beast::error_code ec, std::size_t) {
+                if (ec == bhttp::error::need_buffer) ec = {};
+                if (ec == bhttp::error::body_limit) self->body_too_large_ = true;
+                if (ec) {
+                    self->keep_alive_ = false;
+                    return promise->set_value({});
+                }
+                auto got = self->chunk_buffer_.size() - self->body_parser_->get().body().size;
+                if (self->body_parser_->is_done()) self->body_unread_ = false;
+                promise->set_value({true, self->body_parser_->is_done(),
+                                    std::string(self->chunk_buffer_.data(), got)});
+            });
     }
 
     // Answers without reading the body, then closes.
@@ -1304,7 +1333,8 @@ private:
         response_->keep_alive(keep_alive_);
         if (!keep_alive_) response_->set(bhttp::field::connection, "close");
         auto status = out_->header.result_int();
-        if (status >= 200 && status != 204 && status != 304) response_->content_length(out_->length);
+        if (status >= 200 && status != 204 && status != 304)
+            response_->content_length(out_->length);
         response_->body().data = nullptr;
         response_->body().size = 0;
         response_->body().more = false;
@@ -1328,7 +1358,8 @@ private:
             return writeSome();
         }
         chunk_buffer_.resize(1u << 20);
-        auto want = static_cast<std::size_t>(std::min<std::uint64_t>(remaining_, chunk_buffer_.size()));
+        auto want =
+            static_cast<std::size_t>(std::min<std::uint64_t>(remaining_, chunk_buffer_.size()));
         auto got = ::pread(out_->file->fd.get(), chunk_buffer_.data(), want,
                            static_cast<off_t>(out_->file_offset + (out_->length - remaining_)));
         if (got <= 0) return shutdown();
@@ -1386,12 +1417,13 @@ private:
     }
 
     void drain() {
-        lowest().async_read_some(asio::buffer(chunk_buffer_), [self = this->shared_from_this()](
-                                                                 beast::error_code ec, std::size_t n) {
-            self->lingered_ += n;
-            if (ec || self->lingered_ > (8u << 20)) return self->shutdown();
-            self->drain();
-        });
+        lowest().async_read_some(
+            asio::buffer(chunk_buffer_),
+            [self = this->shared_from_this()](beast::error_code ec, std::size_t n) {
+                self->lingered_ += n;
+                if (ec || self->lingered_ > (8u << 20)) return self->shutdown();
+                self->drain();
+            });
     }
 
     // An event stream: the header, then whatever its producers queue, as chunks. Nothing
@@ -1630,8 +1662,10 @@ Result<std::unique_ptr<Server>> Server::create(ServerOptions options) {
     }
     impl.options = std::move(options);
     impl.workers.emplace(std::max<std::size_t>(1, impl.options.threads));
-    impl.registry.describe("hoist_http_requests_total", "counter", "HTTP requests by route, method and status");
-    impl.registry.describe("hoist_http_response_bytes_total", "counter", "HTTP response body bytes by route");
+    impl.registry.describe("hoist_http_requests_total", "counter",
+                           "HTTP requests by route, method and status");
+    impl.registry.describe("hoist_http_response_bytes_total", "counter",
+                           "HTTP response body bytes by route");
     impl.registry.describe("hoist_http_errors_total", "counter", "HTTP 5xx responses by route");
     impl.registry.describeHistogram("hoist_http_request_duration_seconds",
                                     "HTTP request latency by route template and method, from the "
@@ -1689,19 +1723,23 @@ void Server::onMetrics(std::function<void(metrics::Registry&)> collector) {
     impl_->collectors.push_back(std::move(collector));
 }
 
-metrics::Registry& Server::metrics() { return impl_->registry; }
+metrics::Registry& Server::metrics() {
+    return impl_->registry;
+}
 
 Result<int> Server::bind() {
     auto& impl = *impl_;
     beast::error_code ec;
     auto address = asio::ip::make_address(impl.options.host, ec);
-    if (ec) return fail(Errc::Invalid, "cannot listen on '", impl.options.host, "': not an IP address");
+    if (ec)
+        return fail(Errc::Invalid, "cannot listen on '", impl.options.host, "': not an IP address");
     tcp::endpoint endpoint(address, static_cast<std::uint16_t>(impl.options.port));
     impl.acceptor.emplace(impl.io);
     auto& acceptor = *impl.acceptor;
     auto refuse = [&]() -> Result<int> {
         impl.acceptor.reset();
-        if (impl.options.port == 0) return fail(Errc::Io, "cannot listen on ", impl.options.host, " (any port)");
+        if (impl.options.port == 0)
+            return fail(Errc::Io, "cannot listen on ", impl.options.host, " (any port)");
         return fail(Errc::Io, "cannot listen on ", impl.options.host, ":", impl.options.port,
                     " (in use, or not an address of this machine)");
     };
@@ -1735,7 +1773,8 @@ void startSession(Server::Impl& impl, tcp::socket socket) {
         session->peer = peer;
         ConnectionTable::Entry entry;
         if (!impl.connections.admit(session.get(), peer, impl.maxConnections(),
-                                    std::max<std::size_t>(1, impl.options.max_connections_per_peer), entry)) {
+                                    std::max<std::size_t>(1, impl.options.max_connections_per_peer),
+                                    entry)) {
             session->dropUnregistered();
             return;
         }
@@ -1743,28 +1782,30 @@ void startSession(Server::Impl& impl, tcp::socket socket) {
         session->start();
     };
     if (auto tls = impl.currentTls()) {
-        admit(std::make_shared<Session<beast::ssl_stream<beast::tcp_stream>>>(impl, std::move(socket), *tls));
+        admit(std::make_shared<Session<beast::ssl_stream<beast::tcp_stream>>>(
+            impl, std::move(socket), *tls));
     } else {
         admit(std::make_shared<Session<beast::tcp_stream>>(impl, std::move(socket)));
     }
 }
 
 void acceptNext(Server::Impl& impl) {
-    impl.acceptor->async_accept(impl.connectionLoop(), [&impl](beast::error_code ec,
-                                                               tcp::socket socket) {
-        if (ec == asio::error::operation_aborted || impl.stopping) return;
-        if (ec) {
-            // Out of descriptors (or another transient failure): pause instead of spinning.
-            log::warn(impl.options.component, "cannot accept a connection", {{"error", ec.message()}});
-            impl.accept_retry.emplace(impl.io, std::chrono::milliseconds(50));
-            impl.accept_retry->async_wait([&impl](beast::error_code) {
-                if (!impl.stopping) acceptNext(impl);
-            });
-            return;
-        }
-        startSession(impl, std::move(socket));
-        acceptNext(impl);
-    });
+    impl.acceptor->async_accept(
+        impl.connectionLoop(), [&impl](beast::error_code ec, tcp::socket socket) {
+            if (ec == asio::error::operation_aborted || impl.stopping) return;
+            if (ec) {
+                // Out of descriptors (or another transient failure): pause instead of spinning.
+                log::warn(impl.options.component, "cannot accept a connection",
+                          {{"error", ec.message()}});
+                impl.accept_retry.emplace(impl.io, std::chrono::milliseconds(50));
+                impl.accept_retry->async_wait([&impl](beast::error_code) {
+                    if (!impl.stopping) acceptNext(impl);
+                });
+                return;
+            }
+            startSession(impl, std::move(socket));
+            acceptNext(impl);
+        });
 }
 }  // namespace
 
@@ -1773,7 +1814,8 @@ void Server::run() {
     if (!impl.acceptor || impl.stopping) return;
     impl.keep_running.emplace(impl.io.get_executor());
     std::size_t io_threads = impl.options.io_threads;
-    if (io_threads == 0) io_threads = std::clamp<std::size_t>(std::thread::hardware_concurrency(), 1, 4);
+    if (io_threads == 0)
+        io_threads = std::clamp<std::size_t>(std::thread::hardware_concurrency(), 1, 4);
     std::vector<std::thread> threads;
     for (std::size_t i = 1; i < io_threads; ++i) {
         auto& loop = *impl.more_io.emplace_back(std::make_unique<asio::io_context>(1));
@@ -1833,7 +1875,8 @@ Result<std::pair<std::string, int>> parseHostPort(std::string_view text, std::st
     int port = -1;
     auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
     if (ec != std::errc() || end != port_text.data() + port_text.size() || port < 0 || port > 65535)
-        return fail(Errc::Invalid, what, " '", text, "': the port must be a number from 0 to 65535");
+        return fail(Errc::Invalid, what, " '", text,
+                    "': the port must be a number from 0 to 65535");
     return std::pair{host, port};
 }
 

@@ -6,8 +6,8 @@
 #include <rapidjson/encodedstream.h>
 #include <rapidjson/error/en.h>
 #include <rapidjson/memorystream.h>
-#include <rapidjson/reader.h>
 #include <rapidjson/prettywriter.h>
+#include <rapidjson/reader.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
@@ -17,11 +17,12 @@ namespace hoist::json {
 
 namespace {
 rapidjson::Value::ConstMemberIterator find(const Value& obj, std::string_view key) {
-    return obj.FindMember(
-        rapidjson::Value(rapidjson::StringRef(key.data(), static_cast<rapidjson::SizeType>(key.size()))));
+    return obj.FindMember(rapidjson::Value(
+        rapidjson::StringRef(key.data(), static_cast<rapidjson::SizeType>(key.size()))));
 }
 
-std::unexpected<Error> typeError(std::string_view ctx, std::string_view key, std::string_view type) {
+std::unexpected<Error> typeError(std::string_view ctx, std::string_view key,
+                                 std::string_view type) {
     return fail(Errc::Invalid, ctx, ": field '", key, "' must be ", type);
 }
 
@@ -49,7 +50,9 @@ public:
     bool Int64(std::int64_t i) { return doc_.Int64(i); }
     bool Uint64(std::uint64_t u) { return doc_.Uint64(u); }
     bool Double(double d) { return doc_.Double(d); }
-    bool RawNumber(const char* s, rapidjson::SizeType n, bool copy) { return doc_.RawNumber(s, n, copy); }
+    bool RawNumber(const char* s, rapidjson::SizeType n, bool copy) {
+        return doc_.RawNumber(s, n, copy);
+    }
     bool String(const char* s, rapidjson::SizeType n, bool copy) { return doc_.String(s, n, copy); }
     bool StartObject() {
         if (!enter()) return false;
@@ -109,14 +112,15 @@ Result<Document> parse(std::string_view text, std::string_view what) {
     };
     doc.Populate(generate);
     if (handler.refusal() == LimitedHandler::Refusal::TooDeep)
-        return fail(Errc::Invalid, what, ": JSON nested deeper than ", kMaxDepth, " levels (at offset ",
-                    result.Offset(), ")");
+        return fail(Errc::Invalid, what, ": JSON nested deeper than ", kMaxDepth,
+                    " levels (at offset ", result.Offset(), ")");
     if (handler.refusal() == LimitedHandler::Refusal::DuplicateKey)
         return fail(Errc::Invalid, what, ": duplicate key '", handler.duplicate(), "' at offset ",
                     result.Offset());
     if (result.IsError()) {
         if (result.Code() == rapidjson::kParseErrorStringInvalidEncoding)
-            return fail(Errc::Invalid, what, ": invalid UTF-8 in a string at offset ", result.Offset());
+            return fail(Errc::Invalid, what, ": invalid UTF-8 in a string at offset ",
+                        result.Offset());
         return fail(Errc::Invalid, what, ": invalid JSON at offset ", result.Offset(), ": ",
                     rapidjson::GetParseError_En(result.Code()));
     }
@@ -141,7 +145,8 @@ Result<std::optional<std::string>> optString(const Value& obj, std::string_view 
     auto it = find(obj, key);
     if (it == obj.MemberEnd()) return std::optional<std::string>{};
     if (!it->value.IsString()) return typeError(ctx, key, "a string");
-    return std::optional<std::string>(std::string(it->value.GetString(), it->value.GetStringLength()));
+    return std::optional<std::string>(
+        std::string(it->value.GetString(), it->value.GetStringLength()));
 }
 
 Result<std::int64_t> getInt(const Value& obj, std::string_view key, std::string_view ctx) {
@@ -233,7 +238,8 @@ Result<void> rejectUnknown(const Value& obj, std::initializer_list<std::string_v
         std::vector<std::string> candidates(allowed.begin(), allowed.end());
         auto hint = strings::didYouMean(name, candidates);
         if (hint.empty()) return fail(Errc::Invalid, ctx, ": unknown field '", name, "'");
-        return fail(Errc::Invalid, ctx, ": unknown field '", name, "' (did you mean '", hint, "'?)");
+        return fail(Errc::Invalid, ctx, ": unknown field '", name, "' (did you mean '", hint,
+                    "'?)");
     }
     return ok();
 }
@@ -275,7 +281,8 @@ struct NullStream {
 // decode replaced by U+FFFD: output JSON stays valid whatever bytes a caller echoes (a path,
 // a query parameter, a file name).
 std::string_view validUtf8(std::string_view text, std::string& scratch) {
-    bool ascii = std::all_of(text.begin(), text.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; });
+    bool ascii = std::all_of(text.begin(), text.end(),
+                             [](char c) { return static_cast<unsigned char>(c) < 0x80; });
     if (ascii) return text;
     scratch.clear();
     ViewStream in{text.data(), text.data() + text.size()};
@@ -361,6 +368,8 @@ Writer& Writer::value(const Value& v) {
     return *this;
 }
 
-std::string Writer::str() const { return {impl_->buffer.GetString(), impl_->buffer.GetSize()}; }
+std::string Writer::str() const {
+    return {impl_->buffer.GetString(), impl_->buffer.GetSize()};
+}
 
 }  // namespace hoist::json

@@ -18,10 +18,14 @@ std::mutex g_mutex;
 
 std::string_view levelName(Level level) {
     switch (level) {
-        case Level::Debug: return "debug";
-        case Level::Info: return "info";
-        case Level::Warn: return "warn";
-        case Level::Error: return "error";
+        case Level::Debug:
+            return "debug";
+        case Level::Info:
+            return "info";
+        case Level::Warn:
+            return "warn";
+        case Level::Error:
+            return "error";
     }
     return "info";
 }
@@ -64,9 +68,12 @@ bool parseLevel(std::string_view word, Level& out) {
 }
 
 bool parseFormat(std::string_view word, Format& out) {
-    if (word == "text") out = Format::Text;
-    else if (word == "json") out = Format::Json;
-    else return false;
+    if (word == "text")
+        out = Format::Text;
+    else if (word == "json")
+        out = Format::Json;
+    else
+        return false;
     return true;
 }
 
@@ -113,8 +120,10 @@ void write(Level level, std::string_view component, std::string_view message,
         str(message);
         for (const auto& f : fields) {
             str(f.key);
-            if (f.numeric) w.RawValue(f.value.data(), f.value.size(), rapidjson::kNumberType);
-            else str(f.value);
+            if (f.numeric)
+                w.RawValue(f.value.data(), f.value.size(), rapidjson::kNumberType);
+            else
+                str(f.value);
         }
         w.EndObject();
         line.assign(buffer.GetString(), buffer.GetSize());
@@ -130,8 +139,10 @@ void write(Level level, std::string_view component, std::string_view message,
             line += ' ';
             line += f.key;
             line += '=';
-            if (!f.numeric && needsQuotes(f.value)) appendQuoted(line, f.value);
-            else line += f.value;
+            if (!f.numeric && needsQuotes(f.value))
+                appendQuoted(line, f.value);
+            else
+                line += f.value;
         }
     }
     line += '\n';

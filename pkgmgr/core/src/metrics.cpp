@@ -37,7 +37,8 @@ std::string withLabel(const std::string& labels, const std::string& extra) {
     return labels.empty() ? extra : labels + "," + extra;
 }
 
-void appendSeries(std::string& out, std::string_view name, const std::string& labels, double value) {
+void appendSeries(std::string& out, std::string_view name, const std::string& labels,
+                  double value) {
     out += name;
     if (!labels.empty()) out += "{" + labels + "}";
     out += ' ';
@@ -48,8 +49,8 @@ void appendSeries(std::string& out, std::string_view name, const std::string& la
 }  // namespace
 
 const std::vector<double>& requestBuckets() {
-    static const std::vector<double> kBounds{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-                                             0.1,   0.25,   0.5,   1,    2.5,   5, 10};
+    static const std::vector<double> kBounds{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                             0.25,  0.5,    1,     2.5,  5,     10};
     return kBounds;
 }
 
@@ -165,8 +166,10 @@ std::string Registry::render() const {
             for (std::size_t i = 0; i < h.counts.size(); ++i) {
                 cumulative += h.counts[i];
                 std::string le;
-                if (i < family.bounds.size()) appendNumber(le, family.bounds[i]);
-                else le = "+Inf";
+                if (i < family.bounds.size())
+                    appendNumber(le, family.bounds[i]);
+                else
+                    le = "+Inf";
                 appendSeries(out, name + "_bucket", withLabel(labels, "le=\"" + le + "\""),
                              static_cast<double>(cumulative));
             }
@@ -216,7 +219,8 @@ std::string routeTemplate(std::string_view pattern) {
                 continue;
             }
             if (c == '|' && allow_bar) continue;
-            if (std::isalnum(static_cast<unsigned char>(c)) == 0 && c != '_' && c != '-' && c != '/')
+            if (std::isalnum(static_cast<unsigned char>(c)) == 0 && c != '_' && c != '-' &&
+                c != '/')
                 return false;
         }
         return !text.empty();
@@ -245,27 +249,40 @@ std::string routeTemplate(std::string_view pattern) {
                 in_class = d != ']';
                 continue;
             }
-            if (d == '[') in_class = true;
-            else if (d == '(') ++depth;
-            else if (d == ')' && --depth == 0) break;
+            if (d == '[')
+                in_class = true;
+            else if (d == '(')
+                ++depth;
+            else if (d == ')' && --depth == 0)
+                break;
         }
-        auto inner = pattern.substr(i + 1, j >= pattern.size() ? std::string_view::npos : j - i - 1);
+        auto inner =
+            pattern.substr(i + 1, j >= pattern.size() ? std::string_view::npos : j - i - 1);
         if (inner.starts_with("?:")) inner.remove_prefix(2);
         bool optional = j + 1 < pattern.size() && pattern[j + 1] == '?';
-        if (optional && plainText(inner, false)) out += "[" + literal(inner) + "]";
-        else if (inner.find('|') != std::string_view::npos && plainText(inner, true)) out += "{action}";
-        else if (inner == ".*" || inner == ".+" || inner == ".*?" || inner == ".+?") out += "{path}";
-        else out += "{id}";
+        if (optional && plainText(inner, false))
+            out += "[" + literal(inner) + "]";
+        else if (inner.find('|') != std::string_view::npos && plainText(inner, true))
+            out += "{action}";
+        else if (inner == ".*" || inner == ".+" || inner == ".*?" || inner == ".+?")
+            out += "{path}";
+        else
+            out += "{id}";
         i = optional ? j + 1 : j;
     }
     return out;
 }
 
-std::string_view buildVersion() { return HOIST_VERSION; }
-std::string_view buildRevision() { return HOIST_REVISION; }
+std::string_view buildVersion() {
+    return HOIST_VERSION;
+}
+std::string_view buildRevision() {
+    return HOIST_REVISION;
+}
 
 void collectProcess(Registry& r) {
-    r.describe("hoist_build_info", "gauge", "1, labelled with the version and source revision built");
+    r.describe("hoist_build_info", "gauge",
+               "1, labelled with the version and source revision built");
     r.describe("process_resident_memory_bytes", "gauge", "resident memory size in bytes");
     r.describe("process_virtual_memory_bytes", "gauge", "virtual memory size in bytes");
     r.describe("process_open_fds", "gauge", "open file descriptors");
@@ -312,7 +329,8 @@ void collectProcess(Registry& r) {
         std::istringstream fields(text.substr(close + 2));
         std::string field;
         // Fields after the command name start at field 3 (the state); starttime is field 22.
-        for (int n = 3; n <= 22 && (fields >> field); ++n) {}
+        for (int n = 3; n <= 22 && (fields >> field); ++n) {
+        }
         double start_ticks = 0;
         try {
             start_ticks = std::stod(field);

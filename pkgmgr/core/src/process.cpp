@@ -1,14 +1,14 @@
 #include "core/process.hpp"
 
+#include <fcntl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <cerrno>
 #include <csignal>
 #include <cstdlib>
-#include <fcntl.h>
 #include <fstream>
-#include <sys/syscall.h>
-#include <sys/wait.h>
 #include <thread>
-#include <unistd.h>
 
 #include <boost/process.hpp>
 #include <boost/process/extend.hpp>
@@ -112,8 +112,8 @@ void decode(int status, Outcome& out) {
 }
 
 Result<void> startImpl(const std::vector<std::string>& argv, const Options& options,
-                        const std::filesystem::path& out_path, const std::filesystem::path& err_path,
-                        const std::filesystem::path& in_path, pid_t& pid, bool& session) {
+                       const std::filesystem::path& out_path, const std::filesystem::path& err_path,
+                       const std::filesystem::path& in_path, pid_t& pid, bool& session) {
     if (argv.empty()) return fail(Errc::Invalid, "empty command");
     HOIST_ASSIGN(auto exe, resolve(argv[0]));
     std::vector<std::string> args(argv.begin() + 1, argv.end());
@@ -135,14 +135,19 @@ Result<void> startImpl(const std::vector<std::string>& argv, const Options& opti
     FILE* out_file = out_fd >= 0 ? ::fdopen(out_fd, "w") : nullptr;
     FILE* err_file = err_fd >= 0 ? ::fdopen(err_fd, "w") : nullptr;
     if (out_file == nullptr || err_file == nullptr) {
-        if (out_file) std::fclose(out_file);
-        else if (out_fd >= 0) ::close(out_fd);
-        if (err_file) std::fclose(err_file);
-        else if (err_fd >= 0) ::close(err_fd);
+        if (out_file)
+            std::fclose(out_file);
+        else if (out_fd >= 0)
+            ::close(out_fd);
+        if (err_file)
+            std::fclose(err_file);
+        else if (err_fd >= 0)
+            ::close(err_fd);
         return fail(Errc::Io, "cannot open the output files of '", argv[0], "'");
     }
-    boost::filesystem::path cwd = options.cwd.empty() ? boost::filesystem::current_path()
-                                                      : boost::filesystem::path(options.cwd.string());
+    boost::filesystem::path cwd = options.cwd.empty()
+                                      ? boost::filesystem::current_path()
+                                      : boost::filesystem::path(options.cwd.string());
     bp::child child(exe, bp::args = args, bp::std_out > out_file, bp::std_err > err_file,
                     bp::std_in < in_str, env_handler, bp::start_dir = cwd, handler, ec);
     std::fclose(out_file);
@@ -158,8 +163,8 @@ Result<void> startImpl(const std::vector<std::string>& argv, const Options& opti
 
 Result<Child> Child::start(const std::vector<std::string>& argv, const Options& options) {
     Child c;
-    HOIST_TRY(startImpl(argv, options, options.stdout_file, options.stderr_file, {}, c.pid_,
-                        c.session_));
+    HOIST_TRY(
+        startImpl(argv, options, options.stdout_file, options.stderr_file, {}, c.pid_, c.session_));
     return c;
 }
 
@@ -202,7 +207,8 @@ Result<Outcome> Child::wait(std::chrono::milliseconds timeout) {
     auto pause = std::chrono::milliseconds(1);
     while (running()) {
         if (std::chrono::steady_clock::now() >= deadline)
-            return fail(Errc::Timeout, "process ", pid_, " still runs after ", timeout.count(), " ms");
+            return fail(Errc::Timeout, "process ", pid_, " still runs after ", timeout.count(),
+                        " ms");
         std::this_thread::sleep_for(pause);
         pause = std::min(pause * 2, std::chrono::milliseconds(20));
     }

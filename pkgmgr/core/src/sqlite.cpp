@@ -146,8 +146,9 @@ Result<Database> Database::open(const std::filesystem::path& path, std::string n
                     "; refusing to use it (what it held would be lost without a word): restore "
                     "it from a backup, or move it aside to begin with an empty one");
     HOIST_ASSIGN(auto aside, setAside(path));
-    log::warn("sqlite", "the damaged database was moved aside; starting with an empty one",
-              {{"database", name}, {"damage", opened.error().message}, {"kept_as", aside.string()}});
+    log::warn(
+        "sqlite", "the damaged database was moved aside; starting with an empty one",
+        {{"database", name}, {"damage", opened.error().message}, {"kept_as", aside.string()}});
     return openChecked(path, std::move(name), sync);
 }
 

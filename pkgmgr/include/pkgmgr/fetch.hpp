@@ -28,7 +28,8 @@ struct FetchOptions {
     std::chrono::milliseconds retry_for{std::chrono::minutes(5)};
     /// The pause between retries: exponential from `base`, capped at `cap`, full jitter.
     /// (`attempts` is not used: retry_for bounds the retries.)
-    http::RetryPolicy retry{.attempts = 0, .base = std::chrono::milliseconds(200),
+    http::RetryPolicy retry{.attempts = 0,
+                            .base = std::chrono::milliseconds(200),
                             .cap = std::chrono::milliseconds(10000)};
     std::chrono::milliseconds connect_timeout{5000};
     std::chrono::seconds low_speed_time{30};

@@ -31,7 +31,8 @@ struct Generation {
 
     /// The service to run: the package of the role's service kind, with exec and health.
     /// NotFound when the set has none.
-    Result<std::pair<PackageRef, ServiceSpec>> service(const Store& store, const RoleRules& rules) const;
+    Result<std::pair<PackageRef, ServiceSpec>> service(const Store& store,
+                                                       const RoleRules& rules) const;
 };
 
 struct GcReport {

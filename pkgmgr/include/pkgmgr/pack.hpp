@@ -18,6 +18,7 @@ struct PackResult {
 /// modes normalised to 0755/0644 (executable bit kept). Validates pkginfo.json and the root
 /// first. Writes `out` atomically; when `out` is empty, writes "<id>.tar.zst" in the current
 /// folder.
-Result<PackResult> packDirectory(const std::filesystem::path& dir, const std::filesystem::path& out);
+Result<PackResult> packDirectory(const std::filesystem::path& dir,
+                                 const std::filesystem::path& out);
 
 }  // namespace hoist::pkgmgr

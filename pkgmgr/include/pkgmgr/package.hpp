@@ -14,8 +14,8 @@
 namespace hoist::pkgmgr {
 
 /// The folders a package may hold at its root, beside pkginfo.json.
-inline const std::vector<std::string> kWellKnownDirs = {"bin", "lib", "libexec", "etc",
-                                                         "share", "include", "units"};
+inline const std::vector<std::string> kWellKnownDirs = {"bin",   "lib",     "libexec", "etc",
+                                                        "share", "include", "units"};
 /// Package kinds (pkginfo.json "kind").
 inline const std::vector<std::string> kKinds = {"mesos", "mesos-config", "module", "library",
                                                 "tool"};
@@ -82,8 +82,8 @@ struct PkgInfo {
     std::string name;
     std::string version;
     std::string kind;
-    std::vector<std::string> requires_names;                 ///< "requires"
-    std::vector<std::pair<std::string, std::string>> compatible;  ///< name -> version range
+    std::vector<std::string> requires_names;                       ///< "requires"
+    std::vector<std::pair<std::string, std::string>> compatible;   ///< name -> version range
     std::vector<std::pair<std::string, std::string>> environment;  ///< in file order
     std::optional<ServiceSpec> service;
     std::optional<ModuleSpec> module;

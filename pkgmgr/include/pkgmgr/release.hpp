@@ -62,6 +62,7 @@ Result<std::string> signRelease(std::string_view manifest_bytes, std::string_vie
 Result<Release> loadVerifiedRelease(std::string_view manifest_bytes,
                                     std::optional<std::string_view> signature_b64,
                                     const std::vector<std::string>& trusted_public_pems,
-                                    bool allow_unsigned, std::string_view what = "release manifest");
+                                    bool allow_unsigned,
+                                    std::string_view what = "release manifest");
 
 }  // namespace hoist::pkgmgr

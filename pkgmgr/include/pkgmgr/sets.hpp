@@ -29,7 +29,8 @@ struct RoleRules {
 
     static Result<RoleRules> parse(std::string_view text, std::string_view ctx);
     /// Reads <layouts_dir>/roles/<role>.json, or the embedded copy when layouts_dir is empty.
-    static Result<RoleRules> load(std::string_view role, const std::filesystem::path& layouts_dir = {});
+    static Result<RoleRules> load(std::string_view role,
+                                  const std::filesystem::path& layouts_dir = {});
 };
 
 /// Checks every rule of DESIGN.md "Active sets": unique names, kind counts, requires,

@@ -99,9 +99,9 @@ struct NodeView {
     std::string toJson() const;
 };
 
-/// GET /v1/transaction[?operation=ID]: {"active", "transaction": journal or null, "damaged"?}. Active with a
-/// journal: a swap under way; active with null: a helper launched that has not journaled yet;
-/// not active with a journal: how the last one ended. Required: active, transaction.
+/// GET /v1/transaction[?operation=ID]: {"active", "transaction": journal or null, "damaged"?}.
+/// Active with a journal: a swap under way; active with null: a helper launched that has not
+/// journaled yet; not active with a journal: how the last one ended. Required: active, transaction.
 struct TransactionView {
     bool active = false;
     std::optional<Journal> transaction;
@@ -145,7 +145,7 @@ struct StageReply {
 struct RestartRequest {
     std::int64_t generation = 0;
     std::string deployment;
-    std::string report_to;  ///< coordinator base URL the helper pings
+    std::string report_to;   ///< coordinator base URL the helper pings
     std::int64_t epoch = 0;  ///< the sender's leadership epoch; 0: none
 
     static Result<RestartRequest> fromJson(std::string_view text);
@@ -182,7 +182,7 @@ struct DesiredState {
     std::string deployment;
     std::string release;
     std::int64_t generation = 0;
-    bool held = false;  ///< a hold stops the coordinator from handing out anything
+    bool held = false;       ///< a hold stops the coordinator from handing out anything
     std::int64_t epoch = 0;  ///< the answering coordinator's leadership epoch; 0: none
 
     static Result<DesiredState> fromJson(std::string_view text);

@@ -43,10 +43,11 @@ Result<std::int64_t> seenEpoch(const NodeLayout& layout) {
 
 Result<void> admitEpoch(const NodeLayout& layout, std::int64_t epoch, std::string_view what) {
     if (epoch == 0) return ok();
-    if (epoch < 0) return fail(Errc::Invalid, what, ": the coordinator epoch ", epoch, " is negative");
+    if (epoch < 0)
+        return fail(Errc::Invalid, what, ": the coordinator epoch ", epoch, " is negative");
     HOIST_TRY(files::makeDirs(layout.run()));
-    HOIST_ASSIGN(auto held, files::FileLock::acquire(epochLock(layout),
-                                                     std::chrono::seconds(10), "epoch check"));
+    HOIST_ASSIGN(auto held, files::FileLock::acquire(epochLock(layout), std::chrono::seconds(10),
+                                                     "epoch check"));
     HOIST_ASSIGN(auto seen, seenEpoch(layout));
     if (epoch < seen) return std::unexpected(staleEpoch(what, epoch, seen));
     if (epoch == seen) return ok();

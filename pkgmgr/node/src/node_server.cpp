@@ -1,5 +1,6 @@
 #include "pkgmgr/node_server.hpp"
 
+#include <unistd.h>
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
@@ -7,7 +8,6 @@
 #include <mutex>
 #include <set>
 #include <thread>
-#include <unistd.h>
 
 #include "core/crypto.hpp"
 #include "core/daemon.hpp"
@@ -39,7 +39,9 @@ constexpr std::string_view kSha = "([0-9a-f]{64})";
 using http::ServerReply;
 using http::ServerRequest;
 
-ServerReply errorReply(const Error& error) { return ServerReply::error(error); }
+ServerReply errorReply(const Error& error) {
+    return ServerReply::error(error);
+}
 
 std::string damageAdvice(const Error& damage) {
     return "the transaction journal is damaged (" + damage.describe() +
@@ -58,7 +60,9 @@ fs::path findHelper(const fs::path& configured) {
     return process::findProgram("restart-helper");
 }
 
-void writeRef(json::Writer& w, const PackageRef& ref) { ref.write(w); }
+void writeRef(json::Writer& w, const PackageRef& ref) {
+    ref.write(w);
+}
 
 }  // namespace
 
@@ -152,7 +156,8 @@ void NodeServer::Impl::routes() {
     s.beforeBody([this](const ServerRequest& r) { return authorize(r); });
     s.route("GET", "/v1/node", [this](const ServerRequest& r) { return getNode(r); });
     s.route("GET", "/v1/packages", [this](const ServerRequest& r) { return getPackages(r); });
-    s.route("PUT", "/v1/packages/" + std::string(kSha), [this](const ServerRequest& r) { return putPackage(r); });
+    s.route("PUT", "/v1/packages/" + std::string(kSha),
+            [this](const ServerRequest& r) { return putPackage(r); });
     s.route("DELETE", "/v1/packages/" + std::string(kSha),
             [this](const ServerRequest& r) { return deletePackage(r); });
     s.route("GET", "/v1/active", [this](const ServerRequest& r) { return getActive(r); });
@@ -171,7 +176,8 @@ void NodeServer::Impl::routes() {
     m.describe("hoist_node_packages", "gauge", "packages in the store");
     m.describe("hoist_node_stages_total", "counter", "stage requests by result");
     m.describe("hoist_node_restarts_total", "counter", "restart helpers launched");
-    m.describe("hoist_node_release_info", "gauge", "1, labelled with the node's id, role and release");
+    m.describe("hoist_node_release_info", "gauge",
+               "1, labelled with the node's id, role and release");
     m.declare("hoist_node_stages_total", "result=\"ok\"");
     m.declare("hoist_node_stages_total", "result=\"refused\"");
     m.declare("hoist_node_restarts_total");
@@ -187,8 +193,10 @@ ServerReply NodeServer::Impl::getNode(const ServerRequest&) {
     {
         std::lock_guard lock(service_mutex);
         auto status = manager->status();
-        if (status) st = *status;
-        else st.detail = status.error().describe();
+        if (status)
+            st = *status;
+        else
+            st.detail = status.error().describe();
     }
     if (st.running && *cur && rules) {
         // One probe, not the whole healthy_after_ms check: this says how it is right now.
@@ -234,7 +242,8 @@ ServerReply NodeServer::Impl::getPackages(const ServerRequest&) {
     if (!list) return errorReply(list.error());
     std::set<std::string> in_use;
     if (auto gens = generations()) {
-        if (auto used = gens->packagesInUse(options.keep)) in_use.insert(used->begin(), used->end());
+        if (auto used = gens->packagesInUse(options.keep))
+            in_use.insert(used->begin(), used->end());
     }
     json::Writer w;
     w.beginObject().key("packages").beginArray();
@@ -279,8 +288,9 @@ ServerReply NodeServer::Impl::putPackage(const ServerRequest& request) {
     auto fetched = fetchPackage(*s, config.repository, sha, fetch_options);
     if (!fetched) return errorReply(fetched.error());
     if (id && fetched->ref.id != *id)
-        return errorReply(Error{Errc::Corrupt,
-                                "package " + sha + " is '" + fetched->ref.id + "', not '" + *id + "'", 0});
+        return errorReply(
+            Error{Errc::Corrupt,
+                  "package " + sha + " is '" + fetched->ref.id + "', not '" + *id + "'", 0});
     json::Writer w;
     w.beginObject().field("fetched", !had).key("package");
     writeRef(w, fetched->ref);
@@ -296,15 +306,17 @@ ServerReply NodeServer::Impl::deletePackage(const ServerRequest& request) {
     if (!held) return errorReply(held.error());
     auto s = store();
     if (!s) return errorReply(s.error());
-    if (!s->has(sha)) return errorReply(Error{Errc::NotFound, "package " + sha + " is not in the store", 0});
+    if (!s->has(sha))
+        return errorReply(Error{Errc::NotFound, "package " + sha + " is not in the store", 0});
     auto gens = generations();
     if (!gens) return errorReply(gens.error());
     auto used = gens->packagesInUse(options.keep);
     if (!used) return errorReply(used.error());
     if (std::find(used->begin(), used->end(), sha) != used->end())
         return errorReply(Error{Errc::Conflict,
-                                "package " + sha + " is used by a generation that is kept; "
-                                "it can go once gc no longer keeps that generation",
+                                "package " + sha +
+                                    " is used by a generation that is kept; "
+                                    "it can go once gc no longer keeps that generation",
                                 0});
     if (auto removed = s->remove(sha); !removed) return errorReply(removed.error());
     return ServerReply::json(200, "{\"removed\":\"" + sha + "\"}");
@@ -417,7 +429,8 @@ Result<std::string> NodeServer::Impl::launchHelper(long generation, const std::s
                                                    const std::string& report_to,
                                                    std::int64_t epoch) {
     if (helper.empty() || !fs::exists(helper))
-        return fail(Errc::Internal, "the restart-helper binary was not found (pass --restart-helper)");
+        return fail(Errc::Internal,
+                    "the restart-helper binary was not found (pass --restart-helper)");
     // Another transaction: a journal on disk, or a helper we started that has not written one yet.
     auto txn = Journal::load(layout);
     if (!txn) return fail(Errc::Corrupt, damageAdvice(txn.error()));
@@ -445,7 +458,8 @@ Result<std::string> NodeServer::Impl::launchHelper(long generation, const std::s
     HOIST_TRY(files::makeDirs(layout.run()));
     HOIST_ASSIGN(auto child, process::Child::start(argv, popts));
     log::info(kComponent, "restart helper started",
-              {{"operation", op}, {"generation", static_cast<std::int64_t>(generation)},
+              {{"operation", op},
+               {"generation", static_cast<std::int64_t>(generation)},
                {"pid", static_cast<std::int64_t>(child.pid())}});
     server->metrics().add("hoist_node_restarts_total");
     std::lock_guard lock(helpers_mutex);
@@ -467,8 +481,7 @@ ServerReply NodeServer::Impl::postRestart(const ServerRequest& request) {
 
 // What POST /v1/restart does once its body is read; a pull node's restart runs it too.
 Result<std::string> NodeServer::Impl::restartTo(long generation, const std::string& deployment,
-                                                const std::string& report_to,
-                                                std::int64_t epoch) {
+                                                const std::string& report_to, std::int64_t epoch) {
     std::lock_guard change(change_mutex);
     HOIST_ASSIGN(auto gens, generations());
     HOIST_TRY(gens.load(generation));
@@ -486,7 +499,9 @@ ServerReply NodeServer::Impl::postRollback(const ServerRequest& request) {
     if (!gens) return errorReply(gens.error());
     auto prev = gens->previous();
     if (!prev) return errorReply(prev.error());
-    if (!*prev) return errorReply(Error{Errc::NotFound, "rollback: no previous generation to go back to", 0});
+    if (!*prev)
+        return errorReply(
+            Error{Errc::NotFound, "rollback: no previous generation to go back to", 0});
     auto op = launchHelper(**prev, body->deployment, body->report_to, body->epoch);
     if (!op) return errorReply(op.error());
     return ServerReply::json(202, RestartReply{*op, **prev}.toJson());
@@ -510,7 +525,8 @@ ServerReply NodeServer::Impl::getTransaction(const ServerRequest& request) {
     if (wanted) {
         // Launched but not journaled yet: the helper is still starting.
         if (helperRunning()) return ServerReply::json(200, TransactionView{true, {}}.toJson());
-        return errorReply(Error{Errc::NotFound, "no transaction with operation id '" + *wanted + "'", 0});
+        return errorReply(
+            Error{Errc::NotFound, "no transaction with operation id '" + *wanted + "'", 0});
     }
     return ServerReply::json(200, TransactionView{}.toJson());
 }
@@ -518,12 +534,14 @@ ServerReply NodeServer::Impl::getTransaction(const ServerRequest& request) {
 void NodeServer::Impl::collectMetrics(metrics::Registry& registry) {
     // The helper updates node.json's release after each swap.
     auto fresh = NodeConfig::load(layout);
-    registry.replace("hoist_node_release_info",
-                     {{metrics::label("node", config.id) + "," + metrics::label("role", config.role) +
-                           "," + metrics::label("release", fresh ? fresh->release : config.release),
-                       1.0}});
+    registry.replace(
+        "hoist_node_release_info",
+        {{metrics::label("node", config.id) + "," + metrics::label("role", config.role) + "," +
+              metrics::label("release", fresh ? fresh->release : config.release),
+          1.0}});
     if (auto gens = generations()) {
-        if (auto cur = gens->current()) registry.set("hoist_node_generation", {}, static_cast<double>(cur->value_or(0)));
+        if (auto cur = gens->current())
+            registry.set("hoist_node_generation", {}, static_cast<double>(cur->value_or(0)));
     }
     {
         std::lock_guard lock(service_mutex);
@@ -533,12 +551,13 @@ void NodeServer::Impl::collectMetrics(metrics::Registry& registry) {
     std::error_code ec;
     registry.set("hoist_node_transaction_active", {}, fs::exists(layout.txn(), ec) ? 1.0 : 0.0);
     if (auto outbox = Outbox::open(layout)) {
-        if (auto queued = outbox->pending()) registry.set("hoist_node_pings_queued", {}, static_cast<double>(queued->size()));
-        registry.set("hoist_node_pings_damaged", {},
-                     static_cast<double>(outbox->damaged().size()));
+        if (auto queued = outbox->pending())
+            registry.set("hoist_node_pings_queued", {}, static_cast<double>(queued->size()));
+        registry.set("hoist_node_pings_damaged", {}, static_cast<double>(outbox->damaged().size()));
     }
     if (auto s = store()) {
-        if (auto list = s->list()) registry.set("hoist_node_packages", {}, static_cast<double>(list->size()));
+        if (auto list = s->list())
+            registry.set("hoist_node_packages", {}, static_cast<double>(list->size()));
     }
 }
 
@@ -561,7 +580,8 @@ void NodeServer::Impl::backgroundLoop() {
     bool registered = !options.register_node || config.coordinator.empty();
     bool accepted = false;
     int attempt = 0;
-    http::RetryPolicy backoff{.attempts = 0, .base = std::chrono::milliseconds(200),
+    http::RetryPolicy backoff{.attempts = 0,
+                              .base = std::chrono::milliseconds(200),
                               .cap = std::chrono::milliseconds(10000)};
     http::Client client;
     while (true) {
@@ -606,7 +626,8 @@ void NodeServer::Impl::backgroundLoop() {
             if (response && response->ok()) {
                 registered = accepted = true;
                 courier->resume();
-                log::info(kComponent, "registered with the coordinator", {{"coordinator", config.coordinator}});
+                log::info(kComponent, "registered with the coordinator",
+                          {{"coordinator", config.coordinator}});
             } else if (response && !http::isTransient(response)) {
                 registered = true;  // refused for good: retrying would not change the answer
                 log::warn(kComponent, "the coordinator refused the registration",
@@ -685,8 +706,7 @@ void NodeServer::Impl::pullOnce(http::Client& client) {
         return;
     }
     // An answer from a coordinator that has lost its leadership is not acted on.
-    if (auto admitted = admitEpoch(layout, desired->epoch, "the coordinator's answer");
-        !admitted) {
+    if (auto admitted = admitEpoch(layout, desired->epoch, "the coordinator's answer"); !admitted) {
         problem = admitted.error().describe();
         if (problem != last_pull_error)
             log::warn(kComponent, "pull: answer refused", {{"error", problem}});
@@ -760,7 +780,7 @@ void NodeServer::Impl::pullStage(const std::string& deployment, const std::strin
 }
 
 void NodeServer::Impl::pullRestart(const std::string& deployment, long generation,
-                                    std::int64_t epoch) {
+                                   std::int64_t epoch) {
     // A swap under way reports its own steps. A damaged journal goes on to restartTo, whose
     // refusal is reported, so the coordinator learns why this node does not move.
     auto txn = Journal::load(layout);
@@ -814,7 +834,9 @@ void NodeServer::Impl::pullRestart(const std::string& deployment, long generatio
 // ---- NodeServer
 
 NodeServer::NodeServer() : impl_(std::make_unique<Impl>()) {}
-NodeServer::~NodeServer() { stop(); }
+NodeServer::~NodeServer() {
+    stop();
+}
 
 Result<std::unique_ptr<NodeServer>> NodeServer::create(NodeServerOptions options) {
     std::unique_ptr<NodeServer> self(new NodeServer());
@@ -829,10 +851,9 @@ Result<std::unique_ptr<NodeServer>> NodeServer::create(NodeServerOptions options
             options.layouts_dir = env;
     }
     {
-        auto token_file = !options.token_file.empty() ? options.token_file
-                          : d.config.token_file.empty()
-                              ? fs::path()
-                              : d.layout.root / d.config.token_file;
+        auto token_file = !options.token_file.empty()   ? options.token_file
+                          : d.config.token_file.empty() ? fs::path()
+                                                        : d.layout.root / d.config.token_file;
         std::error_code missing;
         if (!token_file.empty() &&
             (!options.token_file.empty() || fs::exists(token_file, missing))) {
@@ -855,12 +876,13 @@ Result<std::unique_ptr<NodeServer>> NodeServer::create(NodeServerOptions options
     HOIST_ASSIGN(d.manager, makeServiceManager(d.layout, d.config));
     // Leftovers of a serve killed mid-stage go now, unless another operation holds the node
     // (then its staging folders are live; the next stage removes what is stale).
-    if (auto held = files::FileLock::acquire(d.layout.lock(), std::chrono::milliseconds(0),
-                                             "serve start");
+    if (auto held =
+            files::FileLock::acquire(d.layout.lock(), std::chrono::milliseconds(0), "serve start");
         held) {
         HOIST_TRY(d.storeForChange());
     } else {
-        log::info(kComponent, "the node is busy; stale store leftovers are removed at the next stage",
+        log::info(kComponent,
+                  "the node is busy; stale store leftovers are removed at the next stage",
                   {{"reason", held.error().describe()}});
     }
     if (options.pull_interval.count() < 0)
@@ -880,7 +902,8 @@ Result<std::unique_ptr<NodeServer>> NodeServer::create(NodeServerOptions options
                     "' must be an http:// or https:// URL");
     d.helper = findHelper(options.restart_helper);
     if (d.helper.empty())
-        log::warn(kComponent, "restart-helper not found; restarts will fail (pass --restart-helper)");
+        log::warn(kComponent,
+                  "restart-helper not found; restarts will fail (pass --restart-helper)");
 
     auto listen = options.listen.empty() ? d.config.listen : options.listen;
     HOIST_ASSIGN(auto address, http::parseHostPort(listen, "listen address"));

@@ -1,9 +1,9 @@
 #include "pkgmgr/outbox.hpp"
 
+#include <unistd.h>
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
-#include <unistd.h>
 
 #include "core/files.hpp"
 #include "core/json.hpp"
@@ -65,8 +65,8 @@ std::string Outbox::statusUrl(std::string_view coordinator, std::string_view nod
 }
 
 Result<StatusPing> Outbox::enqueue(StatusPing ping, const std::string& url) {
-    HOIST_ASSIGN(auto lock, files::FileLock::acquire(folder_ / ".seq.lock", std::chrono::seconds(10),
-                                                     "outbox seq"));
+    HOIST_ASSIGN(auto lock, files::FileLock::acquire(folder_ / ".seq.lock",
+                                                     std::chrono::seconds(10), "outbox seq"));
     std::int64_t last = 0;
     auto seq_file = folder_ / ".seq";
     auto text = files::readFile(seq_file, 64);
@@ -92,7 +92,9 @@ Result<StatusPing> Outbox::enqueue(StatusPing ping, const std::string& url) {
     return ping;
 }
 
-Result<std::vector<QueuedPing>> Outbox::pending() const { return scan(nullptr); }
+Result<std::vector<QueuedPing>> Outbox::pending() const {
+    return scan(nullptr);
+}
 
 std::vector<fs::path> Outbox::damaged() const {
     std::vector<fs::path> out;
@@ -159,8 +161,8 @@ Result<Outbox::DrainResult> Outbox::drain(http::Client& client, const std::strin
         request.timeout = request_timeout;
         auto response = client.send(request);
         if (!response || transientStatus(response->status)) {
-            result.last_error = response ? "HTTP " + std::to_string(response->status)
-                                         : response.error().describe();
+            result.last_error =
+                response ? "HTTP " + std::to_string(response->status) : response.error().describe();
             result.left = queued.size() - i;
             log::debug(kComponent, "coordinator did not take the ping",
                        {{"seq", q.ping.seq}, {"error", result.last_error}});
@@ -200,7 +202,9 @@ PingCourier::PingCourier(NodeLayout layout, std::function<std::string()> token,
       backoff_(backoff),
       request_timeout_(request_timeout) {}
 
-PingCourier::~PingCourier() { (void)stop(std::chrono::milliseconds(0)); }
+PingCourier::~PingCourier() {
+    (void)stop(std::chrono::milliseconds(0));
+}
 
 void PingCourier::start() {
     std::lock_guard lock(mutex_);
@@ -263,7 +267,8 @@ void PingCourier::loop() {
         bool unregistered = false;
         auto outbox = Outbox::open(layout_);
         if (outbox) {
-            auto drained = outbox->drain(client, token_ ? token_() : std::string(), request_timeout_);
+            auto drained =
+                outbox->drain(client, token_ ? token_() : std::string(), request_timeout_);
             if (drained) {
                 left = drained->left;
                 delivered_all = drained->left == 0;
@@ -285,8 +290,10 @@ void PingCourier::loop() {
             if (stopping_) return;
             continue;
         }
-        if (delivered_all) failures = 0;
-        else ++failures;
+        if (delivered_all)
+            failures = 0;
+        else
+            ++failures;
         auto now = std::chrono::steady_clock::now();
         if (stopping_ && (delivered_all || now >= stop_deadline_)) return;
         if (notified_ && !delivered_all) notified_ = false;

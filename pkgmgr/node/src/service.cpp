@@ -1,10 +1,10 @@
 #include "pkgmgr/service.hpp"
 
+#include <sys/wait.h>
 #include <cerrno>
 #include <csignal>
 #include <fstream>
 #include <sstream>
-#include <sys/wait.h>
 #include <thread>
 
 #include "core/files.hpp"
@@ -122,8 +122,9 @@ public:
             child.terminate(std::chrono::milliseconds(2000));
             return std::unexpected(written.error());
         }
-        log::info(kComponent, "started", {{"pid", static_cast<std::int64_t>(p.pid)},
-                                          {"generation", static_cast<std::int64_t>(p.generation)}});
+        log::info(kComponent, "started",
+                  {{"pid", static_cast<std::int64_t>(p.pid)},
+                   {"generation", static_cast<std::int64_t>(p.generation)}});
         child_ = std::move(child);
         return ok();
     }
@@ -227,7 +228,8 @@ private:
             reap();
             if (!sameProcessAlive(p)) return true;
             if (Clock::now() >= deadline) return false;
-            // Short pauses: the service is down from SIGTERM on, every millisecond here is downtime.
+            // Short pauses: the service is down from SIGTERM on, every millisecond here is
+            // downtime.
             std::this_thread::sleep_for(pause);
             pause = std::min(pause * 2, std::chrono::microseconds(2000));
         }
@@ -245,7 +247,9 @@ private:
 class SystemdManager final : public ServiceManager {
 public:
     SystemdManager(const NodeLayout& layout, std::string unit, std::string systemctl)
-        : paths_(ServicePaths::of(layout)), unit_(std::move(unit)), systemctl_(std::move(systemctl)) {}
+        : paths_(ServicePaths::of(layout)),
+          unit_(std::move(unit)),
+          systemctl_(std::move(systemctl)) {}
 
     std::string_view name() const override { return "systemd"; }
 
@@ -289,8 +293,8 @@ private:
         HOIST_ASSIGN(auto outcome, runSystemctl(args, timeout));
         if (outcome.timed_out) return fail(Errc::Timeout, what, " did not finish in time");
         if (outcome.exit_code != 0)
-            return fail(Errc::Io, what, " failed (exit ", outcome.exit_code, "): ",
-                        strings::trim(outcome.err));
+            return fail(Errc::Io, what, " failed (exit ", outcome.exit_code,
+                        "): ", strings::trim(outcome.err));
         return ok();
     }
 
@@ -335,10 +339,8 @@ Result<ServiceLaunch> prepareLaunch(const NodeLayout& layout, const Store& store
     HOIST_ASSIGN(auto stored, store.get(service.first.sha256));
     auto paths = ServicePaths::of(layout);
     std::map<std::string, std::string> vars = {
-        {"PKG", stored.path.string()},
-        {"STATE", layout.state().string()},
-        {"GEN", generation.path.string()},
-        {"ROOT", layout.root.string()},
+        {"PKG", stored.path.string()},          {"STATE", layout.state().string()},
+        {"GEN", generation.path.string()},      {"ROOT", layout.root.string()},
         {"PORT_FILE", paths.portfile.string()},
     };
     ServiceLaunch launch;
@@ -349,8 +351,7 @@ Result<ServiceLaunch> prepareLaunch(const NodeLayout& layout, const Store& store
         return fail(Errc::Invalid, "package '", service.first.id, "' has an empty service exec");
     for (const auto& arg : launch.spec.exec) launch.argv.push_back(expandVars(arg, vars));
     // A relative program is relative to the package's store path.
-    if (fs::path(launch.argv[0]).is_relative() &&
-        launch.argv[0].find('/') != std::string::npos)
+    if (fs::path(launch.argv[0]).is_relative() && launch.argv[0].find('/') != std::string::npos)
         launch.argv[0] = (stored.path / launch.argv[0]).string();
     else if (fs::path(launch.argv[0]).is_relative() && fs::exists(stored.path / launch.argv[0]))
         launch.argv[0] = (stored.path / launch.argv[0]).string();
@@ -386,7 +387,8 @@ Result<std::unique_ptr<ServiceManager>> makeServiceManager(const NodeLayout& lay
             return fail(Errc::Invalid, "node.json: field 'systemd_unit' is empty");
         return makeSystemdManager(layout, config.systemd_unit);
     }
-    return fail(Errc::Invalid, "node.json: field 'service_manager' must be 'process' or 'systemd', not '",
+    return fail(Errc::Invalid,
+                "node.json: field 'service_manager' must be 'process' or 'systemd', not '",
                 config.service_manager, "'");
 }
 
@@ -399,8 +401,8 @@ Result<std::string> readPort(const NodeLayout& layout) {
     auto text = files::readFile(path, 64);
     if (!text) {
         if (text.error().code == Errc::NotFound)
-            return fail(Errc::Unhealthy, "the service has not written its port file ", path.string(),
-                        " yet");
+            return fail(Errc::Unhealthy, "the service has not written its port file ",
+                        path.string(), " yet");
         return std::unexpected(text.error());
     }
     auto port = std::string(strings::trim(*text));
@@ -469,8 +471,8 @@ Result<void> waitHealthy(const HealthCheck& check, const HealthContext& context)
     while (true) {
         if (context.gone) {
             if (auto gone = context.gone())
-                return fail(Errc::Unhealthy, "the service stopped during the health check (",
-                            *gone, "); last probe: ", last_error);
+                return fail(Errc::Unhealthy, "the service stopped during the health check (", *gone,
+                            "); last probe: ", last_error);
         }
         auto probe_started = Clock::now();
         auto probed = probeHealth(check, context, client);
@@ -479,11 +481,12 @@ Result<void> waitHealthy(const HealthCheck& check, const HealthContext& context)
         if (probed) {
             if (!passing_since) passing_since = probe_started;
             if (now - *passing_since >= needed) {
-                log::info(kComponent, "healthy",
-                          {{"probes", probes},
-                           {"ms", static_cast<std::int64_t>(
-                                      std::chrono::duration_cast<std::chrono::milliseconds>(now - start)
-                                          .count())}});
+                log::info(
+                    kComponent, "healthy",
+                    {{"probes", probes},
+                     {"ms", static_cast<std::int64_t>(
+                                std::chrono::duration_cast<std::chrono::milliseconds>(now - start)
+                                    .count())}});
                 return ok();
             }
         } else {
@@ -495,8 +498,8 @@ Result<void> waitHealthy(const HealthCheck& check, const HealthContext& context)
         }
         if (now >= deadline)
             return fail(Errc::Unhealthy, "not healthy within ", check.deadline_ms,
-                        " ms (healthy_after_ms ", check.healthy_after_ms, "); last failure: ",
-                        last_error);
+                        " ms (healthy_after_ms ", check.healthy_after_ms,
+                        "); last failure: ", last_error);
         auto next = std::min(probe_started + interval, deadline);
         if (next > now) std::this_thread::sleep_for(next - now);
     }

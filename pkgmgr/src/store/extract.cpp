@@ -19,8 +19,8 @@
 
 #include "archive_probe.hpp"
 #include "archive_rules.hpp"
-#include "core/deleter.hpp"
 #include "core/crypto.hpp"
+#include "core/deleter.hpp"
 #include "core/fd.hpp"
 
 namespace hoist::pkgmgr::extract {

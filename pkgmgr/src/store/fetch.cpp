@@ -12,9 +12,9 @@
 #include <thread>
 
 #include "core/crypto.hpp"
+#include "core/fd.hpp"
 #include "core/files.hpp"
 #include "core/log.hpp"
-#include "core/fd.hpp"
 
 namespace hoist::pkgmgr {
 
@@ -187,11 +187,11 @@ Result<StoredPackage> fetchWith(http::Client& client, Store& store, const std::s
         if (now >= give_up_at) {
             return std::unexpected(withContext(
                 *retryable,
-                detail::concat("fetching package ", sha256, " (gave up after retrying for ",
-                               std::chrono::duration_cast<std::chrono::seconds>(options.retry_for)
-                                   .count(),
-                               " s; the ", part.size(), " bytes received are kept in ",
-                               part_path.filename().string(), " and the next fetch resumes)")));
+                detail::concat(
+                    "fetching package ", sha256, " (gave up after retrying for ",
+                    std::chrono::duration_cast<std::chrono::seconds>(options.retry_for).count(),
+                    " s; the ", part.size(), " bytes received are kept in ",
+                    part_path.filename().string(), " and the next fetch resumes)")));
         }
         log::warn("fetch", "retrying",
                   {{"sha256", sha256},

@@ -13,11 +13,11 @@
 #include <utility>
 
 #include "archive_rules.hpp"
-#include "core/deleter.hpp"
 #include "core/crypto.hpp"
+#include "core/deleter.hpp"
+#include "core/fd.hpp"
 #include "core/files.hpp"
 #include "pkgmgr/store.hpp"
-#include "core/fd.hpp"
 
 namespace hoist::pkgmgr {
 

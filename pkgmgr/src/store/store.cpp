@@ -11,13 +11,13 @@
 #include <set>
 
 #include "core/crypto.hpp"
+#include "core/fd.hpp"
 #include "core/files.hpp"
 #include "core/log.hpp"
 #include "core/strings.hpp"
 #include "extract.hpp"
 #include "manifest.hpp"
 #include "store_index.hpp"
-#include "core/fd.hpp"
 
 namespace hoist::pkgmgr {
 

@@ -44,7 +44,6 @@ Result<std::unique_ptr<http::Server>> makeServer(const Options& options,
                                                  std::shared_ptr<Repository> repository,
                                                  daemon::Secret* token_out = nullptr);
 
-
 /// `repo-server --root DIR --listen ADDR ...`: serves until SIGTERM or SIGINT. Returns the
 /// exit code (hoist::exitCode of the failure, 0 after a signal).
 int runCli(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);

@@ -33,10 +33,10 @@ int exitCodeFor(std::string_view terminal_state);
 /// work; "helper.stopped", ".swapped", ".started", ".checked" (and the rb_ ones of a rollback)
 /// right after the work; "helper.closed" after the journal moved to run/last-txn.json.
 inline const std::vector<std::string> kCrashPoints = {
-    "helper.stopping",     "helper.stopped",     "helper.swapping",   "helper.swapped",
-    "helper.starting",     "helper.started",     "helper.checking",   "helper.checked",
-    "helper.healthy",      "helper.closed",      "helper.rolling_back", "helper.rb_stopped",
-    "helper.rb_swapped",   "helper.rb_started",  "helper.rolled_back", "helper.failed",
+    "helper.stopping",   "helper.stopped",    "helper.swapping",     "helper.swapped",
+    "helper.starting",   "helper.started",    "helper.checking",     "helper.checked",
+    "helper.healthy",    "helper.closed",     "helper.rolling_back", "helper.rb_stopped",
+    "helper.rb_swapped", "helper.rb_started", "helper.rolled_back",  "helper.failed",
 };
 
 struct HelperOptions {
@@ -95,8 +95,8 @@ struct HelperStatus {
 
 /// What flush left behind.
 struct FlushResult {
-    std::size_t left = 0;                ///< still queued (the coordinator did not take them)
-    std::vector<fs::path> damaged;       ///< unreadable pings set aside, never sent
+    std::size_t left = 0;           ///< still queued (the coordinator did not take them)
+    std::vector<fs::path> damaged;  ///< unreadable pings set aside, never sent
 };
 
 /// The restart helper: swaps the active set with the service stopped, checks health and rolls

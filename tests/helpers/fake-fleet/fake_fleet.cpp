@@ -217,19 +217,19 @@ public:
             n.txn_deployment = request->deployment;
             n.txn_operation = operation;
             n.report_to = request->report_to;
-            actions_.push_back(
-                {id, n.role, "restart", n.txn_deployment, request->generation, now, request->epoch});
+            actions_.push_back({id, n.role, "restart", n.txn_deployment, request->generation, now,
+                                request->epoch});
             timers_.push({now + swap_ms * 500, id, 0});
         }
         timer_cv_.notify_one();
-        return http::ServerReply::json(202,
-                                       pkgmgr::RestartReply{operation, request->generation}.toJson());
+        return http::ServerReply::json(
+            202, pkgmgr::RestartReply{operation, request->generation}.toJson());
     }
 
     // As a real node: an epoch below the highest seen is refused (recorded as "stale_<what>"),
     // a higher one is kept. Under mutex_.
-    std::optional<http::ServerReply> fence(SimNode& n, const std::string& what,
-                                           std::int64_t epoch, std::int64_t now) {
+    std::optional<http::ServerReply> fence(SimNode& n, const std::string& what, std::int64_t epoch,
+                                           std::int64_t now) {
         if (epoch == 0) return std::nullopt;
         if (epoch < n.epoch) {
             actions_.push_back({n.id, n.role, "stale_" + what, "", 0, now, epoch});
@@ -301,8 +301,8 @@ private:
         ping.to_generation = to;
         ping.release = n.releases[to];
         ping.time = log::nowRfc3339();
-        pings_.push_back({http::joinUrl(n.report_to, "/v1/nodes/" + n.id + "/status"),
-                          ping.toJson(), 0});
+        pings_.push_back(
+            {http::joinUrl(n.report_to, "/v1/nodes/" + n.id + "/status"), ping.toJson(), 0});
     }
 
     void schedule() {
@@ -624,8 +624,8 @@ int haltProbe(int argc, char** argv) {
     };
     std::printf("halt_latency_ms p50=%.2f p99=%.2f max=%.2f rounds=%zu\n", pct(latencies, 0.5),
                 pct(latencies, 0.99), latencies.back(), latencies.size());
-    std::printf("halt_reply_ms p50=%.2f p99=%.2f max=%.2f\n", pct(replies, 0.5),
-                pct(replies, 0.99), replies.back());
+    std::printf("halt_reply_ms p50=%.2f p99=%.2f max=%.2f\n", pct(replies, 0.5), pct(replies, 0.99),
+                replies.back());
     return 0;
 }
 

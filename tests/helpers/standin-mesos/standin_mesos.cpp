@@ -12,6 +12,7 @@
 //  "errors_per_second": 0}         grow standin_errors_total on /metrics at this rate (a broken
 //                                  release for metric gates; the counter is there at 0 otherwise)
 
+#include <unistd.h>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -20,7 +21,6 @@
 #include <iostream>
 #include <string>
 #include <thread>
-#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 
@@ -56,9 +56,9 @@ Result<Behaviour> loadBehaviour(const std::string& path) {
         return std::unexpected(text.error());
     }
     HOIST_ASSIGN(auto doc, json::parseObject(*text, path));
-    HOIST_TRY(json::rejectUnknown(doc, {"health", "crash_at_start", "exit_code", "start_delay_ms",
-                                        "unhealthy_after_ms", "ignore_sigterm",
-                                        "errors_per_second"},
+    HOIST_TRY(json::rejectUnknown(doc,
+                                  {"health", "crash_at_start", "exit_code", "start_delay_ms",
+                                   "unhealthy_after_ms", "ignore_sigterm", "errors_per_second"},
                                   path));
     HOIST_ASSIGN(auto health, json::optString(doc, "health", path));
     if (health) {
@@ -194,4 +194,6 @@ int run(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) { return run(argc, argv); }
+int main(int argc, char** argv) {
+    return run(argc, argv);
+}

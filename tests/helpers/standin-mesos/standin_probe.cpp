@@ -117,7 +117,8 @@ int start(const std::string& standin, const std::string& port_file, int runs) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    CLI::App app{"standin-probe: outage and start-time measurements of the stand-in", "standin-probe"};
+    CLI::App app{"standin-probe: outage and start-time measurements of the stand-in",
+                 "standin-probe"};
     app.require_subcommand(1);
     std::string port_file;
     std::string stop_file;

@@ -529,11 +529,22 @@ TEST_F(Coordinator, ASecondCoordinatorOnTheSameStateFileExitsNamingTheHolder) {
     startCoordinator();
     auto state = (dir_ / "state.db").string();
     for (bool init : {false, true}) {
-        std::vector<std::string> argv = {
-            COORDINATOR_BIN, "--state", state, "--listen", "127.0.0.1:0", "--port-file",
-            (dir_ / "second.port").string(), "--repo", repo_->url() + "/repo", "--allow-unsigned",
-            "--admin-token-file", (dir_ / "admin.token").string(), "--halt-token-file",
-            (dir_ / "halt.token").string(), "--node-token-file", (dir_ / "node.token").string()};
+        std::vector<std::string> argv = {COORDINATOR_BIN,
+                                         "--state",
+                                         state,
+                                         "--listen",
+                                         "127.0.0.1:0",
+                                         "--port-file",
+                                         (dir_ / "second.port").string(),
+                                         "--repo",
+                                         repo_->url() + "/repo",
+                                         "--allow-unsigned",
+                                         "--admin-token-file",
+                                         (dir_ / "admin.token").string(),
+                                         "--halt-token-file",
+                                         (dir_ / "halt.token").string(),
+                                         "--node-token-file",
+                                         (dir_ / "node.token").string()};
         if (init) argv.push_back("--init");
         process::Options options;
         options.timeout = 20s;
@@ -588,8 +599,9 @@ TEST_F(Coordinator, TheFakeFleetRefusesALowerEpochAndRecordsEachEpoch) {
     EXPECT_EQ(send("/v1/stage", R"({"release":"2.0.0","epoch":5})").status, 200);
     auto stale = send("/v1/restart", R"({"generation":2,"epoch":4})");
     EXPECT_EQ(stale.status, 409);
-    EXPECT_NE(stale.body.find("carries coordinator epoch 4, but this node has already seen epoch 5"),
-              std::string::npos)
+    EXPECT_NE(
+        stale.body.find("carries coordinator epoch 4, but this node has already seen epoch 5"),
+        std::string::npos)
         << stale.body;
     EXPECT_EQ(send("/v1/restart", R"({"generation":2,"epoch":5})").status, 202);
 
@@ -628,12 +640,15 @@ TEST_F(Coordinator, AnAlertmanagerAlertHaltsARolloutAndItsResolveKeepsTheHold) {
                        "receivers:\n"
                        "  - name: hoist\n"
                        "    webhook_configs:\n"
-                       "      - url: " + coordinator_->url() + "/v1/halt\n"
-                       "        send_resolved: true\n"
-                       "        http_config:\n"
-                       "          authorization:\n"
-                       "            type: Bearer\n"
-                       "            credentials_file: " + (dir_ / "halt.token").string() + "\n");
+                       "      - url: " +
+                           coordinator_->url() +
+                           "/v1/halt\n"
+                           "        send_resolved: true\n"
+                           "        http_config:\n"
+                           "          authorization:\n"
+                           "            type: Bearer\n"
+                           "            credentials_file: " +
+                           (dir_ / "halt.token").string() + "\n");
     ServerProcess alertmanager(
         {ALERTMANAGER_BIN, "--config.file=" + (dir_ / "alertmanager.yml").string(),
          "--storage.path=" + (dir_ / "am").string(),
@@ -670,7 +685,8 @@ TEST_F(Coordinator, AnAlertmanagerAlertHaltsARolloutAndItsResolveKeepsTheHold) {
     ASSERT_TRUE(testing::waitFor([&] { return holdOf().HasMember("source"); }, 30s))
         << testing::readFile(dir_ / "alertmanager.log");
     auto held = nowUs();
-    std::printf("alert -> hold latency: %.0f ms (group_wait 1s)\n", static_cast<double>(held - injected) / 1000.0);
+    std::printf("alert -> hold latency: %.0f ms (group_wait 1s)\n",
+                static_cast<double>(held - injected) / 1000.0);
     auto hold = holdOf();
     EXPECT_STREQ(hold["reason"].GetString(), "error rate 7% on agents");
     EXPECT_STREQ(hold["by"].GetString(), "monitor");
@@ -945,9 +961,9 @@ TEST_F(Coordinator, ACallerWithoutATokenCannotMakeTheCoordinatorReadABody) {
 // packages for role 'bogus'"); it is refused, and the fleet still upgrades.
 TEST_F(Coordinator, ARoleTheLayoutsDoNotKnowCannotRegister) {
     startCoordinator();
-    auto bogus = call("POST", "/v1/nodes/register",
-                      R"({"id":"bogus-1","role":"bogus","address":"http://127.0.0.1:1"})",
-                      "node-secret");
+    auto bogus =
+        call("POST", "/v1/nodes/register",
+             R"({"id":"bogus-1","role":"bogus","address":"http://127.0.0.1:1"})", "node-secret");
     EXPECT_EQ(bogus.status, 400) << bogus.body;
     EXPECT_NE(bogus.body.find("role 'bogus' is not a role the coordinator's layouts know"),
               std::string::npos)

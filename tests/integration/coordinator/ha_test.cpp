@@ -389,9 +389,7 @@ TEST_F(Ha, ReplicasAnswerTheCoordinatorsListAndRefuseWithoutEtcd) {
         ASSERT_OK(written);
         ASSERT_EQ(written->status, 201) << written->body;
         EXPECT_TRUE(testing::waitFor(
-            [&] {
-                return call(l, "GET", "/v1/halt").body.find("\"direct\"") != std::string::npos;
-            },
+            [&] { return call(l, "GET", "/v1/halt").body.find("\"direct\"") != std::string::npos; },
             2s, 5ms));
         auto refused_start = call(l, "POST", "/v1/deployments", R"({"version":"2.0.0"})");
         EXPECT_EQ(refused_start.status, 423) << refused_start.body;
@@ -405,12 +403,11 @@ TEST_F(Ha, ReplicasAnswerTheCoordinatorsListAndRefuseWithoutEtcd) {
         },
         30s, 100ms));
     // A replica cannot start without etcd.
-    auto refused =
-        testing::run({COORDINATOR_BIN, "--state", etcd_->stateUrl("hoist"), "--listen",
-                      "127.0.0.1:0", "--admin-token-file", (dir_ / "admin.token").string(),
-                      "--halt-token-file", (dir_ / "halt.token").string(), "--node-token-file",
-                      (dir_ / "node.token").string()},
-                     {}, 30s);
+    auto refused = testing::run(
+        {COORDINATOR_BIN, "--state", etcd_->stateUrl("hoist"), "--listen", "127.0.0.1:0",
+         "--admin-token-file", (dir_ / "admin.token").string(), "--halt-token-file",
+         (dir_ / "halt.token").string(), "--node-token-file", (dir_ / "node.token").string()},
+        {}, 30s);
     EXPECT_NE(refused.exit_code, 0);
     EXPECT_NE(refused.err.find("unreachable"), std::string::npos) << refused.err;
 }

@@ -86,14 +86,28 @@ protected:
     }
 
     void startCoordinator(const std::vector<std::string>& extra = {}) {
-        std::vector<std::string> argv{
-            COORDINATOR_BIN, "--state", (tmp_ / "state.db").string(), "--listen", "127.0.0.1:0",
-            "--port-file", (tmp_ / "coord.port").string(), "--repo", repo_->url(),
-            "--trusted-key", publicKeyFile().string(), "--admin-token-file",
-            (tmp_ / "admin.token").string(), "--halt-token-file", (tmp_ / "halt.token").string(),
-            "--node-token-file", (tmp_ / "node.token").string(), "--poll-after-ms", "1500"};
+        std::vector<std::string> argv{COORDINATOR_BIN,
+                                      "--state",
+                                      (tmp_ / "state.db").string(),
+                                      "--listen",
+                                      "127.0.0.1:0",
+                                      "--port-file",
+                                      (tmp_ / "coord.port").string(),
+                                      "--repo",
+                                      repo_->url(),
+                                      "--trusted-key",
+                                      publicKeyFile().string(),
+                                      "--admin-token-file",
+                                      (tmp_ / "admin.token").string(),
+                                      "--halt-token-file",
+                                      (tmp_ / "halt.token").string(),
+                                      "--node-token-file",
+                                      (tmp_ / "node.token").string(),
+                                      "--poll-after-ms",
+                                      "1500"};
         argv.insert(argv.end(), extra.begin(), extra.end());
-        coordinator_ = std::make_unique<ServerProcess>(argv, tmp_ / "coord.port", tmp_ / "coord.log");
+        coordinator_ =
+            std::make_unique<ServerProcess>(argv, tmp_ / "coord.port", tmp_ / "coord.log");
         ASSERT_TRUE(coordinator_->started()) << readFile(tmp_ / "coord.log");
     }
 
@@ -141,7 +155,8 @@ protected:
         return parsed(call("GET", "/v1/deployments/" + id + "?events=200"));
     }
 
-    std::map<std::string, std::pair<std::string, std::int64_t>> nodeStates(const json::Document& d) {
+    std::map<std::string, std::pair<std::string, std::int64_t>> nodeStates(
+        const json::Document& d) {
         std::map<std::string, std::pair<std::string, std::int64_t>> out;
         if (!d.IsObject() || !d.HasMember("nodes")) return out;
         for (const auto& n : d["nodes"].GetArray())
@@ -157,8 +172,9 @@ protected:
         EXPECT_EQ(r->status, 200) << what;
         auto file = tmp_ / ("metrics-" + what + ".txt");
         writeFile(file, r->body);
-        auto checked = run({"/bin/sh", "-c", std::string(kPromtool) + " check metrics < '" +
-                                                 file.string() + "' 2>&1"});
+        auto checked =
+            run({"/bin/sh", "-c",
+                 std::string(kPromtool) + " check metrics < '" + file.string() + "' 2>&1"});
         EXPECT_EQ(checked.exit_code, 0) << what << ": promtool says\n"
                                         << checked.out << checked.err << "\n"
                                         << r->body;
@@ -190,7 +206,12 @@ protected:
                 if (!port) continue;
                 w.beginObject().key("targets").beginArray();
                 w.value("127.0.0.1:" + std::string(strings::trim(*port)));
-                w.endArray().key("labels").beginObject().field("node", n.id).endObject().endObject();
+                w.endArray()
+                    .key("labels")
+                    .beginObject()
+                    .field("node", n.id)
+                    .endObject()
+                    .endObject();
             }
             w.endArray();
             return http::ServerReply::json(200, w.str());
@@ -207,10 +228,10 @@ protected:
                   "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
                   "scrape_configs:\n  - job_name: standin\n    scrape_interval: 1s\n"
                   "    http_sd_configs:\n      - url: http://127.0.0.1:" +
-                      std::to_string(sd_port_) +
-                      "/targets\n        refresh_interval: 1s\n");
+                      std::to_string(sd_port_) + "/targets\n        refresh_interval: 1s\n");
         prometheus_ = std::make_unique<ServerProcess>(
-            std::vector<std::string>{kPrometheus, "--config.file=" + (tmp_ / "prometheus.yml").string(),
+            std::vector<std::string>{kPrometheus,
+                                     "--config.file=" + (tmp_ / "prometheus.yml").string(),
                                      "--storage.tsdb.path=" + (tmp_ / "prometheus-data").string(),
                                      "--web.listen-address=127.0.0.1:" + std::to_string(port)},
             port, "/-/ready", tmp_ / "prometheus.log");
@@ -220,7 +241,9 @@ protected:
     /// Brings up a gated fleet: Prometheus scraping the stand-ins of master-1, agent-1 and
     /// agent-2, and the coordinator with --prometheus.
     void gatedFleet() {
-        if (!fs::exists(kPrometheus)) GTEST_SKIP() << kPrometheus << " is not installed (tools/setup-deps installs prometheus)";
+        if (!fs::exists(kPrometheus))
+            GTEST_SKIP() << kPrometheus
+                         << " is not installed (tools/setup-deps installs prometheus)";
         startServiceDiscovery();
         startPrometheus();
         startCoordinator({"--prometheus", prometheus_->url(), "--gate-error-grace-ms", "20000"});
@@ -231,8 +254,8 @@ protected:
         // The 1.0.0 stand-ins are scraped (their error counters exist, at 0).
         ASSERT_TRUE(waitFor(
             [&] {
-                auto r = httpGet(prometheus_->url() +
-                                 "/api/v1/query?query=count(standin_errors_total)");
+                auto r =
+                    httpGet(prometheus_->url() + "/api/v1/query?query=count(standin_errors_total)");
                 return r && r->body.find("\"value\":[") != std::string::npos &&
                        r->body.find(",\"3\"]") != std::string::npos;
             },
@@ -240,8 +263,7 @@ protected:
             << readFile(tmp_ / "prometheus.log");
     }
 
-    static constexpr const char* kGate =
-        "errors: sum(rate(standin_errors_total[5s])) < 1 for 8s";
+    static constexpr const char* kGate = "errors: sum(rate(standin_errors_total[5s])) < 1 for 8s";
 
     std::string upgrade(const std::string& version) {
         json::Writer w;
@@ -269,44 +291,52 @@ protected:
 };
 
 TEST_F(MonitoredFleet, EveryMetricsEndpointPassesPromtool) {
-    if (!fs::exists(kPromtool)) GTEST_SKIP() << kPromtool << " is not installed (tools/setup-deps installs prometheus)";
+    if (!fs::exists(kPromtool))
+        GTEST_SKIP() << kPromtool << " is not installed (tools/setup-deps installs prometheus)";
     startCoordinator();
     addNode("master-1", "master");
     addNode("agent-1", "agent");
     ASSERT_TRUE(waitRegistered(2));
     writeFile(tmp_ / "prov.token", "prov-token\n", fs::perms(0600));
-    ServerProcess provisioner(
-        {PROVISIONER_BIN, "serve", "--listen", "127.0.0.1:0", "--port-file",
-         (tmp_ / "prov.port").string(), "--token-file", (tmp_ / "prov.token").string(), "--state",
-         (tmp_ / "prov.db").string(), "--backend", "local", "--nodes-dir",
-         (tmp_ / "prov-nodes").string(), "--restart-helper", RESTART_HELPER_BIN, "--pkgmgr",
-         PKGMGR_BIN, "--repo-url", repo_->url(), "--coordinator-url", coordinator_->url(),
-         "--release", "1.0.0", "--trusted-key", publicKeyFile().string()},
-        tmp_ / "prov.port", tmp_ / "prov.log");
+    ServerProcess provisioner({PROVISIONER_BIN,     "serve",
+                               "--listen",          "127.0.0.1:0",
+                               "--port-file",       (tmp_ / "prov.port").string(),
+                               "--token-file",      (tmp_ / "prov.token").string(),
+                               "--state",           (tmp_ / "prov.db").string(),
+                               "--backend",         "local",
+                               "--nodes-dir",       (tmp_ / "prov-nodes").string(),
+                               "--restart-helper",  RESTART_HELPER_BIN,
+                               "--pkgmgr",          PKGMGR_BIN,
+                               "--repo-url",        repo_->url(),
+                               "--coordinator-url", coordinator_->url(),
+                               "--release",         "1.0.0",
+                               "--trusted-key",     publicKeyFile().string()},
+                              tmp_ / "prov.port", tmp_ / "prov.log");
     ASSERT_TRUE(provisioner.started()) << readFile(tmp_ / "prov.log");
 
     // Before any deployment: every series an alert rates over is there, at 0.
     auto coordinator = lint("coordinator", coordinator_->url());
-    for (const char* line : {"hoist_coordinator_deployment_nodes{state=\"failed\"} 0\n",
-                             "hoist_coordinator_node_swaps_total{result=\"done\"} 0\n",
-                             "hoist_coordinator_deployment_acting 0\n",
-                             "hoist_coordinator_nodes{status=\"up\"} 2\n",
-                             "route=\"/v1/deployments/{id}/{action}\",method=\"POST\"",
-                             "route=\"/v1/nodes/{id}/status\",method=\"POST\""})
+    for (const char* line :
+         {"hoist_coordinator_deployment_nodes{state=\"failed\"} 0\n",
+          "hoist_coordinator_node_swaps_total{result=\"done\"} 0\n",
+          "hoist_coordinator_deployment_acting 0\n", "hoist_coordinator_nodes{status=\"up\"} 2\n",
+          "route=\"/v1/deployments/{id}/{action}\",method=\"POST\"",
+          "route=\"/v1/nodes/{id}/status\",method=\"POST\""})
         EXPECT_NE(coordinator.find(line), std::string::npos) << line << coordinator;
     EXPECT_EQ(coordinator.find("([^/]+)"), std::string::npos) << "a raw regex as a route label";
 
     auto started = call("POST", "/v1/deployments", R"({"version":"2.0.0","max_parallel":1})");
     ASSERT_EQ(started.status, 201) << started.body;
-    ASSERT_TRUE(waitFor([&] { return std::string(deployment("d-1")["state"].GetString()) == "done"; },
-                        60s, 200ms))
+    ASSERT_TRUE(waitFor(
+        [&] { return std::string(deployment("d-1")["state"].GetString()) == "done"; }, 60s, 200ms))
         << readFile(tmp_ / "coord.log");
 
     coordinator = lint("coordinator", coordinator_->url());
-    for (const char* line : {"hoist_coordinator_node_swaps_total{result=\"done\"} 2\n",
-                             "hoist_coordinator_node_swap_duration_seconds_count{result=\"done\"} 2\n",
-                             "hoist_coordinator_stage_duration_seconds_count{result=\"staged\"} 2\n",
-                             "hoist_coordinator_deployment_nodes{state=\"done\"} 0\n"})
+    for (const char* line :
+         {"hoist_coordinator_node_swaps_total{result=\"done\"} 2\n",
+          "hoist_coordinator_node_swap_duration_seconds_count{result=\"done\"} 2\n",
+          "hoist_coordinator_stage_duration_seconds_count{result=\"staged\"} 2\n",
+          "hoist_coordinator_deployment_nodes{state=\"done\"} 0\n"})
         EXPECT_NE(coordinator.find(line), std::string::npos) << line << coordinator;
     auto repo = lint("repo-server", repo_->url());
     // The package bodies the nodes fetched are counted.
@@ -378,11 +408,14 @@ TEST_F(MonitoredFleet, AGateOnTheServiceErrorRateHoldsTheBrokenReleaseBeforeTheN
     EXPECT_EQ(states["agent-1"].first, "staged");
     auto metrics = httpGet(coordinator_->url() + "/metrics");
     ASSERT_TRUE(metrics.has_value());
-    EXPECT_NE(metrics->body.find("hoist_coordinator_gate_evaluations_total{gate=\"errors\",result=\"failed\"} 1\n"),
-              std::string::npos)
+    EXPECT_NE(
+        metrics->body.find(
+            "hoist_coordinator_gate_evaluations_total{gate=\"errors\",result=\"failed\"} 1\n"),
+        std::string::npos)
         << metrics->body;
-    EXPECT_NE(metrics->body.find("hoist_coordinator_hold_start_time_seconds{source=\"gate/errors\"} "),
-              std::string::npos)
+    EXPECT_NE(
+        metrics->body.find("hoist_coordinator_hold_start_time_seconds{source=\"gate/errors\"} "),
+        std::string::npos)
         << metrics->body;
 }
 
@@ -390,9 +423,9 @@ TEST_F(MonitoredFleet, AGoodReleasePassesTheSameGateAfterEveryWave) {
     gatedFleet();
     if (IsSkipped() || HasFatalFailure()) return;
     // The rehearsal shows the gates and where they come.
-    auto rehearsal = call("POST", "/v1/rehearsals",
-                          std::string(R"({"version":"2.0.0","max_parallel":"1","gates":[")") + kGate +
-                              R"("]})");
+    auto rehearsal =
+        call("POST", "/v1/rehearsals",
+             std::string(R"({"version":"2.0.0","max_parallel":"1","gates":[")") + kGate + R"("]})");
     ASSERT_EQ(rehearsal.status, 200) << rehearsal.body;
     auto rehearsed = parsed(rehearsal);
     ASSERT_TRUE(rehearsed["gates"].IsObject()) << rehearsal.body;
@@ -403,13 +436,13 @@ TEST_F(MonitoredFleet, AGoodReleasePassesTheSameGateAfterEveryWave) {
         if (std::string(m["what"].GetString()).starts_with("gate passed")) ++rehearsed_passes;
     EXPECT_EQ(rehearsed_passes, 2) << rehearsal.body;
     // The same through `cluster upgrade --rehearse --gate` (the coordinator's Prometheus).
-    std::vector<std::pair<std::string, std::string>> env{{"CLUSTER_URL", coordinator_->url()},
-                                                         {"CLUSTER_TOKEN", std::string(kAdminToken)}};
+    std::vector<std::pair<std::string, std::string>> env{
+        {"CLUSTER_URL", coordinator_->url()}, {"CLUSTER_TOKEN", std::string(kAdminToken)}};
     auto cli = run({CLUSTER_BIN, "upgrade", "2.0.0", "--rehearse", "--gate", kGate}, env);
     EXPECT_EQ(cli.exit_code, 0) << cli.out << cli.err;
-    EXPECT_NE(cli.out.find("gates after each wave (" + prometheus_->url() + ", on fail: hold): " +
-                           kGate),
-              std::string::npos)
+    EXPECT_NE(
+        cli.out.find("gates after each wave (" + prometheus_->url() + ", on fail: hold): " + kGate),
+        std::string::npos)
         << cli.out;
     auto bad = run({CLUSTER_BIN, "upgrade", "2.0.0", "--gate", "error-rate: no comparison"}, env);
     EXPECT_NE(bad.exit_code, 0);

@@ -23,8 +23,17 @@ protected:
     }
 
     std::vector<std::string> bootstrapArgs(const std::string& repo) {
-        return {"bootstrap", "--repo", repo, "--release", "1.0.0", "--role", "agent",
-                "--id", "agent-7", "--trusted-key", publicKeyFile().string()};
+        return {"bootstrap",
+                "--repo",
+                repo,
+                "--release",
+                "1.0.0",
+                "--role",
+                "agent",
+                "--id",
+                "agent-7",
+                "--trusted-key",
+                publicKeyFile().string()};
     }
 };
 
@@ -49,7 +58,8 @@ TEST_F(BootstrapTest, FromAFileRepository) {
     EXPECT_EQ(token->size(), 64u);
     EXPECT_EQ(fs::status(root_ / "node.token").permissions() & fs::perms::all, fs::perms(0600));
     EXPECT_TRUE(fs::exists(root_ / "releases/1.0.0.json.sig"));
-    EXPECT_EQ(lastSteps(), (std::vector<std::string>{"bootstrapping", "starting", "checking", "healthy"}));
+    EXPECT_EQ(lastSteps(),
+              (std::vector<std::string>{"bootstrapping", "starting", "checking", "healthy"}));
 
     // A second bootstrap refuses: the root holds a node now.
     auto again = helper(bootstrapArgs(repoUrl()));
@@ -62,8 +72,8 @@ TEST_F(BootstrapTest, FromAFileRepository) {
 TEST_F(BootstrapTest, FromRepoServerOnLoopback) {
     publishRelease("1.0.0", {}, {mesosPackage("1.0.0"), configPackage("1.0.0", {})});
     writeFile(tmp_ / "repo.token", "repo-token\n", fs::perms(0600));
-    ServerProcess repo({REPO_SERVER_BIN, "--root", (tmp_ / "repo").string(), "--listen", "127.0.0.1:0",
-                        "--port-file", (tmp_ / "repo.port").string(), "--token-file",
+    ServerProcess repo({REPO_SERVER_BIN, "--root", (tmp_ / "repo").string(), "--listen",
+                        "127.0.0.1:0", "--port-file", (tmp_ / "repo.port").string(), "--token-file",
                         (tmp_ / "repo.token").string()},
                        tmp_ / "repo.port", tmp_ / "repo.log");
     ASSERT_TRUE(repo.started()) << readFile(tmp_ / "repo.log");
@@ -90,14 +100,15 @@ TEST_F(BootstrapTest, RefusesABadSignatureAndChangesNothing) {
 }
 
 TEST_F(BootstrapTest, RefusesAnUnsignedReleaseUnlessAllowed) {
-    publishRelease("1.0.0", {}, {mesosPackage("1.0.0"), configPackage("1.0.0", {})}, /*sign=*/false);
+    publishRelease("1.0.0", {}, {mesosPackage("1.0.0"), configPackage("1.0.0", {})},
+                   /*sign=*/false);
     auto boot = helper(bootstrapArgs(repoUrl()));
     EXPECT_EQ(boot.exit_code, exitCode(Errc::Unauthorized)) << boot.err;
     EXPECT_NE(boot.err.find("release 1.0.0 is not signed"), std::string::npos) << boot.err;
     EXPECT_FALSE(fs::exists(root_ / "node.json"));
 
-    auto allowed = helper({"bootstrap", "--repo", repoUrl(), "--release", "1.0.0", "--role", "agent",
-                           "--allow-unsigned"});
+    auto allowed = helper({"bootstrap", "--repo", repoUrl(), "--release", "1.0.0", "--role",
+                           "agent", "--allow-unsigned"});
     ASSERT_EQ(allowed.exit_code, kExitHealthy) << allowed.err;
     EXPECT_EQ(runningVersion(), "1.0.0");
 }
@@ -105,8 +116,9 @@ TEST_F(BootstrapTest, RefusesAnUnsignedReleaseUnlessAllowed) {
 TEST_F(BootstrapTest, NeedsAKeyOrAllowUnsigned) {
     auto boot = helper({"bootstrap", "--repo", repoUrl(), "--release", "1.0.0", "--role", "agent"});
     EXPECT_EQ(boot.exit_code, exitCode(Errc::Invalid));
-    EXPECT_EQ(boot.err, "restart-helper: bootstrap: give --trusted-key FILE to verify the release, "
-                        "or --allow-unsigned\n");
+    EXPECT_EQ(boot.err,
+              "restart-helper: bootstrap: give --trusted-key FILE to verify the release, "
+              "or --allow-unsigned\n");
 }
 
 TEST_F(BootstrapTest, UnhealthyServiceEndsFailed) {
@@ -116,7 +128,8 @@ TEST_F(BootstrapTest, UnhealthyServiceEndsFailed) {
     auto boot = helper(bootstrapArgs(repoUrl()));
     EXPECT_EQ(boot.exit_code, kExitFailed) << boot.err;
     EXPECT_EQ(lastState(), "failed");
-    EXPECT_NE(lastMessage().find("no other generation to go back to"), std::string::npos) << lastMessage();
+    EXPECT_NE(lastMessage().find("no other generation to go back to"), std::string::npos)
+        << lastMessage();
 }
 
 }  // namespace

@@ -75,7 +75,8 @@ TEST_P(CrashTest, RecoverLeavesTheNodeOnOneGenerationAndHealthy) {
     ASSERT_EQ(new_gen, 2);
 
     auto crashed = helper({"swap", "--to", "2"}, {{"HOIST_CRASH_AT", c.point}});
-    ASSERT_EQ(crashed.exit_code, kCrashExitCode) << "no crash at " << c.point << ": " << crashed.err;
+    ASSERT_EQ(crashed.exit_code, kCrashExitCode)
+        << "no crash at " << c.point << ": " << crashed.err;
     if (c.expected_exit >= 0) {
         EXPECT_TRUE(fs::exists(layout_.txn())) << "no journal left at " << c.point;
     }
@@ -121,7 +122,8 @@ TEST(CrashPoints, AllAreCovered) {
 TEST_F(NodeFixture, FailedIsClosedByRecover) {
     HealthSpec fast{.healthy_after_ms = 100, .deadline_ms = 500};
     auto gen = stageVersion("1.0.0", Behaviour{.health = "fail"}, fast);
-    auto crashed = helper({"swap", "--to", std::to_string(gen)}, {{"HOIST_CRASH_AT", "helper.failed"}});
+    auto crashed =
+        helper({"swap", "--to", std::to_string(gen)}, {{"HOIST_CRASH_AT", "helper.failed"}});
     ASSERT_EQ(crashed.exit_code, kCrashExitCode) << crashed.err;
     auto recovered = helper({"recover"});
     EXPECT_EQ(recovered.exit_code, restart_helper::kExitFailed) << recovered.err;
@@ -163,9 +165,9 @@ TEST_F(NodeFixture, ACrashBetweenForkAndPidfileLeavesNoOrphan) {
     EXPECT_EQ(servicePid(), 0);
 
     auto status = helper({"status"});
-    EXPECT_NE(status.out.find("a service process no pidfile records (pid " +
-                              std::to_string(orphans[0])),
-              std::string::npos)
+    EXPECT_NE(
+        status.out.find("a service process no pidfile records (pid " + std::to_string(orphans[0])),
+        std::string::npos)
         << status.out;
 
     auto recovered = helper({"recover"});
@@ -196,9 +198,9 @@ TEST_F(NodeFixture, RandomKillsAroundTheStartNeverLeaveTwoServices) {
         auto to = std::to_string(i % 2 == 0 ? 2 : 1);
         process::Options options;
         options.new_session = false;
-        auto swap = process::Child::start({RESTART_HELPER_BIN, "--root", root_.string(), "--ping-grace",
-                                           "0", "swap", "--to", to},
-                                          options);
+        auto swap = process::Child::start(
+            {RESTART_HELPER_BIN, "--root", root_.string(), "--ping-grace", "0", "swap", "--to", to},
+            options);
         ASSERT_OK(swap);
         // Polled finely: the window after "starting" is a few milliseconds.
         bool starting = false;
@@ -215,7 +217,8 @@ TEST_F(NodeFixture, RandomKillsAroundTheStartNeverLeaveTwoServices) {
         swap->signal(SIGKILL);
         (void)swap->wait(std::chrono::seconds(10));
         auto recovered = helper({"recover"});
-        EXPECT_TRUE(recovered.exit_code == 0 || recovered.exit_code == restart_helper::kExitRolledBack)
+        EXPECT_TRUE(recovered.exit_code == 0 ||
+                    recovered.exit_code == restart_helper::kExitRolledBack)
             << recovered.out << recovered.err;
         auto running = processesMentioning(root_.string());
         if (running != std::vector<pid_t>{servicePid()}) {

@@ -71,7 +71,8 @@ TEST(FetchOutage, ResumesAfterTheRepositoryIsKilledAndRestarted) {
     std::atomic<std::uint64_t> part_before_restart{0};
     std::thread restarter;
     pkgmgr::FetchOptions options;
-    options.retry = {.attempts = 0, .base = std::chrono::milliseconds(50),
+    options.retry = {.attempts = 0,
+                     .base = std::chrono::milliseconds(50),
                      .cap = std::chrono::milliseconds(500)};
     options.retry_for = std::chrono::seconds(60);
     options.progress = [&](const pkgmgr::FetchProgress& p) {
@@ -86,8 +87,8 @@ TEST(FetchOutage, ResumesAfterTheRepositoryIsKilledAndRestarted) {
             repo = startRepo(tmp.path(), "127.0.0.1:" + std::to_string(port), "second");
         });
     };
-    auto fetched = pkgmgr::fetchPackage(*store, "http://127.0.0.1:" + std::to_string(port), sha,
-                                        options);
+    auto fetched =
+        pkgmgr::fetchPackage(*store, "http://127.0.0.1:" + std::to_string(port), sha, options);
     if (restarter.joinable()) restarter.join();
     ASSERT_OK(fetched);
     ASSERT_GT(killed_at.load(), 0u) << "the repository was never killed";
@@ -125,8 +126,8 @@ TEST(FetchOutage, AMissingPackageLeavesNothing) {
 // is not left full. The node root is a 4 MiB tmpfs in a private mount namespace.
 TEST(FetchOutage, AFullDiskRemovesThePartItWasWriting) {
     TempFolder tmp;
-    auto probe = run({"unshare", "-rm", "sh", "-c",
-                      "mount -t tmpfs -o size=1m tmpfs " + tmp.path().string()});
+    auto probe = run(
+        {"unshare", "-rm", "sh", "-c", "mount -t tmpfs -o size=1m tmpfs " + tmp.path().string()});
     if (probe.exit_code != 0)
         GTEST_SKIP() << "cannot mount a small tmpfs here (unshare -rm + mount -t tmpfs failed: "
                      << strings::trim(probe.err) << "); the full-disk case is not exercised";
@@ -139,9 +140,8 @@ TEST(FetchOutage, AFullDiskRemovesThePartItWasWriting) {
     fs::create_directories(small);
     auto root = (small / "node").string();
     // pkgmgr runs inside the namespace; the listing after it shows what it left.
-    std::string script = "mount -t tmpfs -o size=4m tmpfs " + small.string() + " && mkdir " +
-                         root + " && " +
-                         PKGMGR_BIN + " --root " + root + " fetch --retry-for 5 --repo " +
+    std::string script = "mount -t tmpfs -o size=4m tmpfs " + small.string() + " && mkdir " + root +
+                         " && " + PKGMGR_BIN + " --root " + root + " fetch --retry-for 5 --repo " +
                          repo->url() + " " + sha + "; echo \"exit=$?\"; ls -A " + root +
                          "/downloads; echo end";
     auto outcome = run({"unshare", "-rm", "sh", "-c", script});

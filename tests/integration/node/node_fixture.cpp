@@ -46,7 +46,9 @@ void NodeFixture::SetUp() {
     writeFile(root_ / "node.token", token_ + "\n", fs::perms(0600));
 }
 
-void NodeFixture::TearDown() { stopService(); }
+void NodeFixture::TearDown() {
+    stopService();
+}
 
 void NodeFixture::stopService() {
     auto manager = pkgmgr::makeProcessManager(layout_);
@@ -87,8 +89,8 @@ BuiltPackage NodeFixture::mesosPackage(const std::string& version, const HealthS
         .endObject()
         .endObject();
     writeFile(dir / "pkginfo.json", w.str());
-    writeFile(dir / "bin/standin-mesos", std::string("#!/bin/sh\nexec ") + STANDIN_MESOS_BIN + " \"$@\"\n",
-              fs::perms(0755));
+    writeFile(dir / "bin/standin-mesos",
+              std::string("#!/bin/sh\nexec ") + STANDIN_MESOS_BIN + " \"$@\"\n", fs::perms(0755));
     writeFile(dir / "share/version", version + "\n");
     auto out = tmp_ / ("pkg-" + std::to_string(package_counter_) + ".tar.zst");
     auto packed = pkgmgr::packDirectory(dir, out);
@@ -163,7 +165,8 @@ fs::path NodeFixture::publicKeyFile() {
     return path;
 }
 
-void NodeFixture::publishRelease(const std::string& version, const std::vector<std::string>& upgrade_from,
+void NodeFixture::publishRelease(const std::string& version,
+                                 const std::vector<std::string>& upgrade_from,
                                  const std::vector<BuiltPackage>& packages, bool sign) {
     publish(packages);
     pkgmgr::Release release;
@@ -260,9 +263,13 @@ std::vector<std::string> NodeFixture::lastSteps() {
 
 // ---- RecordingCoordinator
 
-RecordingCoordinator::RecordingCoordinator(int port) : port_(port) { start(); }
+RecordingCoordinator::RecordingCoordinator(int port) : port_(port) {
+    start();
+}
 
-RecordingCoordinator::~RecordingCoordinator() { stop(); }
+RecordingCoordinator::~RecordingCoordinator() {
+    stop();
+}
 
 bool RecordingCoordinator::start() {
     if (server_) return true;
@@ -349,7 +356,8 @@ std::vector<RecordingCoordinator::Record> RecordingCoordinator::registrations() 
     return out;
 }
 
-std::optional<http::Response> httpGet(const std::string& url, const std::vector<http::Header>& headers) {
+std::optional<http::Response> httpGet(const std::string& url,
+                                      const std::vector<http::Header>& headers) {
     http::Client client;
     http::Request request;
     request.url = url;

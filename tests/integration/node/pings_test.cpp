@@ -47,7 +47,8 @@ std::vector<std::string> states(const std::vector<SeenPing>& pings) {
     return out;
 }
 
-const std::vector<std::string> kHealthySwap = {"stopping", "swapping", "starting", "checking", "healthy"};
+const std::vector<std::string> kHealthySwap = {"stopping", "swapping", "starting", "checking",
+                                               "healthy"};
 
 class PingTest : public NodeFixture {
 protected:
@@ -96,7 +97,8 @@ TEST_F(PingTest, KeptWhileTheCoordinatorIsUnreachableThenDeliveredOnce) {
     ASSERT_EQ(swap.exit_code, kExitHealthy) << swap.err;
     EXPECT_EQ(runningVersion(), "2.0.0");
     EXPECT_EQ(queued(), kHealthySwap.size());
-    EXPECT_NE(swap.err.find("status pings left in the outbox for later"), std::string::npos) << swap.err;
+    EXPECT_NE(swap.err.find("status pings left in the outbox for later"), std::string::npos)
+        << swap.err;
 
     // Still unreachable: flush keeps them.
     auto early = helper({"flush", "--timeout", "200"});
@@ -130,9 +132,9 @@ TEST_F(PingTest, ATruncatedQueuedPingIsSetAsideAndReported) {
     int port = coordinator.port();
     coordinator.stop();
     startOld();
-    auto swap = helper({"--ping-grace", "100", "swap", "--to",
-                        std::to_string(stageVersion("2.0.0")), "--deployment", "d-3",
-                        "--report-to", coordinator.url()});
+    auto swap =
+        helper({"--ping-grace", "100", "swap", "--to", std::to_string(stageVersion("2.0.0")),
+                "--deployment", "d-3", "--report-to", coordinator.url()});
     ASSERT_EQ(swap.exit_code, kExitHealthy) << swap.err;
     ASSERT_EQ(queued(), kHealthySwap.size());
     auto first = layout_.outbox() / "000000000001.json";
@@ -168,10 +170,10 @@ TEST_F(PingTest, ServeDeliversWhatTheHelperLeftBehind) {
               kExitHealthy);
     ASSERT_EQ(queued(), kHealthySwap.size());
     ASSERT_TRUE(coordinator.start());
-    ServerProcess serve({PKGMGR_BIN, "--root", root_.string(), "serve", "--no-register",
-                         "--port-file", (tmp_ / "serve.port").string(), "--restart-helper",
-                         RESTART_HELPER_BIN},
-                        tmp_ / "serve.port", tmp_ / "serve.log");
+    ServerProcess serve(
+        {PKGMGR_BIN, "--root", root_.string(), "serve", "--no-register", "--port-file",
+         (tmp_ / "serve.port").string(), "--restart-helper", RESTART_HELPER_BIN},
+        tmp_ / "serve.port", tmp_ / "serve.log");
     ASSERT_TRUE(serve.started());
     EXPECT_TRUE(waitFor([&] { return coordinator.pings().size() == kHealthySwap.size(); },
                         std::chrono::seconds(15)))

@@ -37,8 +37,9 @@ protected:
     }
 
     void startServe(const std::vector<std::string>& extra = {}) {
-        std::vector<std::string> argv = {PKGMGR_BIN, "--root", root_.string(), "serve",
-                                         "--port-file", (tmp_ / "serve.port").string(),
+        std::vector<std::string> argv = {PKGMGR_BIN,         "--root",
+                                         root_.string(),     "serve",
+                                         "--port-file",      (tmp_ / "serve.port").string(),
                                          "--restart-helper", RESTART_HELPER_BIN};
         argv.insert(argv.end(), extra.begin(), extra.end());
         serve_ = std::make_unique<ServerProcess>(argv, tmp_ / "serve.port", tmp_ / "serve.log");
@@ -69,14 +70,16 @@ protected:
     // Polls GET /v1/transaction?operation=op until the helper is done; returns its state.
     std::string waitForOperation(const std::string& op) {
         std::string state;
-        bool done = waitFor([&] {
-            auto response = httpGet(url_ + "/v1/transaction?operation=" + op);
-            if (!response || response->status != 200) return false;
-            auto doc = json::parseObject(response->body, "transaction");
-            if (!doc || (*doc)["active"].GetBool()) return false;
-            state = (*doc)["transaction"]["state"].GetString();
-            return true;
-        }, std::chrono::seconds(30), std::chrono::milliseconds(50));
+        bool done = waitFor(
+            [&] {
+                auto response = httpGet(url_ + "/v1/transaction?operation=" + op);
+                if (!response || response->status != 200) return false;
+                auto doc = json::parseObject(response->body, "transaction");
+                if (!doc || (*doc)["active"].GetBool()) return false;
+                state = (*doc)["transaction"]["state"].GetString();
+                return true;
+            },
+            std::chrono::seconds(30), std::chrono::milliseconds(50));
         EXPECT_TRUE(done) << "operation " << op << " did not finish; helper log:\n"
                           << readFile(root_ / "run/helper.log");
         return state;
@@ -215,10 +218,13 @@ TEST_F(ServeTest, RestartSwapsThroughTheDetachedHelper) {
     // moment after its journal closed (its courier stops once the outbox is empty, and serve's
     // courier may be the one that emptied it): until it exits, a new restart is refused.
     std::optional<http::Response> rollback;
-    ASSERT_TRUE(waitFor([&] {
-        rollback = post("/v1/rollback", "{\"deployment\":\"d-9\"}");
-        return !rollback || rollback->body.find("a restart helper is still running") == std::string::npos;
-    }, std::chrono::seconds(10)));
+    ASSERT_TRUE(waitFor(
+        [&] {
+            rollback = post("/v1/rollback", "{\"deployment\":\"d-9\"}");
+            return !rollback ||
+                   rollback->body.find("a restart helper is still running") == std::string::npos;
+        },
+        std::chrono::seconds(10)));
     ASSERT_TRUE(rollback);
     ASSERT_EQ(rollback->status, 202) << rollback->body;
     auto rb = body(rollback);
@@ -240,8 +246,7 @@ TEST_F(ServeTest, ACommandUnderALowerCoordinatorEpochIsRefusedAcrossRestarts) {
 
     const std::string stale =
         "refused: it carries coordinator epoch 4, but this node has already seen epoch 5";
-    for (const auto& [path, request] :
-         std::vector<std::pair<std::string, std::string>>{
+    for (const auto& [path, request] : std::vector<std::pair<std::string, std::string>>{
              {"/v1/stage", R"({"release":"2.0.0","epoch":4})"},
              {"/v1/restart", R"({"generation":2,"epoch":4})"},
              {"/v1/rollback", R"({"epoch":4})"}}) {
@@ -331,9 +336,15 @@ std::vector<std::string> storeLeftovers(const pkgmgr::NodeLayout& layout) {
 // serve killed in the middle of a stage leaves a staging folder; the next serve removes it at
 // start, and a stage removes any that appear while it runs.
 TEST_F(ServeTest, StagingLeftoversOfAKilledServeAreRemoved) {
-    std::vector<std::string> argv = {PKGMGR_BIN, "--root", root_.string(), "serve", "--no-register",
-                                     "--port-file", (tmp_ / "crash.port").string(),
-                                     "--restart-helper", RESTART_HELPER_BIN};
+    std::vector<std::string> argv = {PKGMGR_BIN,
+                                     "--root",
+                                     root_.string(),
+                                     "serve",
+                                     "--no-register",
+                                     "--port-file",
+                                     (tmp_ / "crash.port").string(),
+                                     "--restart-helper",
+                                     RESTART_HELPER_BIN};
     {
         ServerProcess crashing(argv, tmp_ / "crash.port", tmp_ / "crash.log",
                                {{"HOIST_CRASH_AT", "store-add-before-rename"}});
@@ -369,8 +380,9 @@ TEST_F(ServeTest, ADamagedJournalIsReportedAndBlocksRestartsUntilRecover) {
               std::string::npos);
     auto node = body(httpGet(url_ + "/v1/node"));
     ASSERT_TRUE(node["transaction"].IsObject());
-    EXPECT_NE(std::string(node["transaction"]["damaged"].GetString()).find("restart-helper recover"),
-              std::string::npos);
+    EXPECT_NE(
+        std::string(node["transaction"]["damaged"].GetString()).find("restart-helper recover"),
+        std::string::npos);
     auto restart = post("/v1/restart", "{\"generation\":1}");
     ASSERT_TRUE(restart);
     EXPECT_EQ(restart->status, 422) << restart->body;
@@ -378,10 +390,12 @@ TEST_F(ServeTest, ADamagedJournalIsReportedAndBlocksRestartsUntilRecover) {
         << restart->body;
 
     // The helper refuses it too, naming the way out.
-    for (const auto& verb : std::vector<std::vector<std::string>>{{"status"}, {"swap", "--to", "1"}}) {
+    for (const auto& verb :
+         std::vector<std::vector<std::string>>{{"status"}, {"swap", "--to", "1"}}) {
         auto refused = helper(verb);
         EXPECT_EQ(refused.exit_code, exitCode(Errc::Corrupt)) << verb[0] << ": " << refused.err;
-        EXPECT_NE(refused.err.find("run 'restart-helper recover' to set it aside"), std::string::npos)
+        EXPECT_NE(refused.err.find("run 'restart-helper recover' to set it aside"),
+                  std::string::npos)
             << verb[0] << ": " << refused.err;
     }
 
@@ -401,16 +415,20 @@ TEST_F(ServeTest, PackagesCanBeFetchedListedAndDeleted) {
     auto extra = configPackage("9.0.0", {});
     publish({extra});
     auto sha = extra.ref.sha256;
-    auto put = httpSend("PUT", url_ + "/v1/packages/" + sha, "{\"id\":\"mesos-config--9.0.0\"}", token_);
+    auto put =
+        httpSend("PUT", url_ + "/v1/packages/" + sha, "{\"id\":\"mesos-config--9.0.0\"}", token_);
     ASSERT_TRUE(put);
     EXPECT_EQ(put->status, 201) << put->body;
-    auto again = httpSend("PUT", url_ + "/v1/packages/" + sha, "{\"id\":\"mesos-config--9.0.0\"}", token_);
+    auto again =
+        httpSend("PUT", url_ + "/v1/packages/" + sha, "{\"id\":\"mesos-config--9.0.0\"}", token_);
     ASSERT_TRUE(again);
     EXPECT_EQ(again->status, 200);
-    auto wrong_id = httpSend("PUT", url_ + "/v1/packages/" + sha, "{\"id\":\"mesos--9.0.0\"}", token_);
+    auto wrong_id =
+        httpSend("PUT", url_ + "/v1/packages/" + sha, "{\"id\":\"mesos--9.0.0\"}", token_);
     ASSERT_TRUE(wrong_id);
     EXPECT_EQ(wrong_id->status, 422);
-    EXPECT_EQ(wrong_id->body, "{\"error\":\"package " + sha + " is 'mesos-config--9.0.0', not 'mesos--9.0.0'\"}");
+    EXPECT_EQ(wrong_id->body,
+              "{\"error\":\"package " + sha + " is 'mesos-config--9.0.0', not 'mesos--9.0.0'\"}");
 
     auto list = body(httpGet(url_ + "/v1/packages"));
     ASSERT_EQ(list["packages"].Size(), 3u);
@@ -442,7 +460,8 @@ TEST_F(ServeTest, RegistersWithTheCoordinator) {
     ASSERT_OK(config->save(layout_));
     writeFile(root_ / "coordinator.token", "coord-secret\n", fs::perms(0600));
     startServe();
-    ASSERT_TRUE(waitFor([&] { return !coordinator.registrations().empty(); }, std::chrono::seconds(10)));
+    ASSERT_TRUE(
+        waitFor([&] { return !coordinator.registrations().empty(); }, std::chrono::seconds(10)));
     auto reg = coordinator.registrations().front();
     EXPECT_EQ(reg.authorization, "Bearer coord-secret");
     auto doc = json::parseObject(reg.body, "register");
@@ -489,7 +508,8 @@ TEST_F(ServeTest, RegistersBeforeAnyPingAndAgainWhenForgotten) {
     for (const auto& r : coordinator.pings()) EXPECT_EQ(r.status, 200) << r.body;
     auto pings = accepted();
     for (size_t i = 0; i < pings.size(); ++i)
-        EXPECT_EQ(pkgmgr::StatusPing::fromJson(pings[i].body)->seq, static_cast<std::int64_t>(i + 1));
+        EXPECT_EQ(pkgmgr::StatusPing::fromJson(pings[i].body)->seq,
+                  static_cast<std::int64_t>(i + 1));
     // The coordinator's 200 comes before the courier drops the ping from the outbox.
     EXPECT_TRUE(waitFor([&] { return outbox->pending()->empty(); }, std::chrono::seconds(10)));
 

@@ -1,8 +1,8 @@
 // restart-helper swap: healthy swaps and every way a new generation can fail to come up.
 
 #include "core/process.hpp"
-#include "pkgmgr/generations.hpp"
 #include "node_fixture.hpp"
+#include "pkgmgr/generations.hpp"
 #include "restart_helper/helper.hpp"
 
 namespace hoist::testing {
@@ -33,8 +33,9 @@ protected:
         EXPECT_EQ(runningVersion(), "1.0.0");
         EXPECT_TRUE(serviceHealthy());
         EXPECT_FALSE(fs::exists(layout_.txn()));
-        EXPECT_EQ(lastSteps(), (std::vector<std::string>{"stopping", "swapping", "starting", "checking",
-                                                         "rolling_back", "rolled_back"}));
+        EXPECT_EQ(lastSteps(),
+                  (std::vector<std::string>{"stopping", "swapping", "starting", "checking",
+                                            "rolling_back", "rolled_back"}));
     }
 
     long old_ = 0;
@@ -90,8 +91,8 @@ TEST_F(SwapTest, HealthySwapRunsTheNewVersion) {
     EXPECT_FALSE(process::alive(old_pid_)) << "the old service still runs";
     EXPECT_FALSE(fs::exists(layout_.txn()));
     EXPECT_EQ(lastState(), "healthy");
-    EXPECT_EQ(lastSteps(),
-              (std::vector<std::string>{"stopping", "swapping", "starting", "checking", "healthy"}));
+    EXPECT_EQ(lastSteps(), (std::vector<std::string>{"stopping", "swapping", "starting", "checking",
+                                                     "healthy"}));
 }
 
 TEST_F(SwapTest, FailingHealthRollsBackToTheOldVersion) {
@@ -132,8 +133,8 @@ TEST_F(SwapTest, SlowStartWithinTheDeadlineIsHealthy) {
 
 TEST_F(SwapTest, SlowStartPastTheDeadlineRollsBack) {
     startOld();
-    auto next = stageVersion("2.0.0", Behaviour{.start_delay_ms = 3000},
-                             HealthSpec{.deadline_ms = 800});
+    auto next =
+        stageVersion("2.0.0", Behaviour{.start_delay_ms = 3000}, HealthSpec{.deadline_ms = 800});
     auto swap = helper({"swap", "--to", std::to_string(next)});
     expectRolledBack(swap, "has not written its port file");
 }
@@ -163,7 +164,8 @@ TEST_F(SwapTest, BothGenerationsFailingEndsFailed) {
     auto worse = stageVersion("3.0.0", Behaviour{.health = "fail"}, HealthSpec{.deadline_ms = 600});
     // Force generation 2 to be current without a health check (as an admin with `pkgmgr
     // activate` would), then swap to 3: both are unhealthy.
-    ASSERT_EQ(run({PKGMGR_BIN, "--root", root_.string(), "activate", std::to_string(bad)}).exit_code, 0);
+    ASSERT_EQ(
+        run({PKGMGR_BIN, "--root", root_.string(), "activate", std::to_string(bad)}).exit_code, 0);
     auto swap = helper({"swap", "--to", std::to_string(worse)});
     EXPECT_EQ(swap.exit_code, kExitFailed) << swap.err;
     EXPECT_EQ(lastState(), "failed");
@@ -183,8 +185,7 @@ TEST_F(SwapTest, PkgmgrRollbackUnderARunningServiceIsRefusedNamingTheHelper) {
     EXPECT_EQ(refused.exit_code, exitCode(Errc::Conflict)) << refused.err;
     auto command = "restart-helper --root " + fs::absolute(root_).string() + " swap --to " +
                    std::to_string(old_);
-    EXPECT_NE(refused.err.find("the node's service is running"), std::string::npos)
-        << refused.err;
+    EXPECT_NE(refused.err.find("the node's service is running"), std::string::npos) << refused.err;
     EXPECT_NE(refused.err.find(command), std::string::npos) << refused.err;
     EXPECT_EQ(currentGeneration(), next);
     EXPECT_EQ(runningVersion(), "2.0.0");

@@ -183,12 +183,14 @@ TEST_F(Ec2ClientTest, RetryQuotaStopsRetriesUntilCallsSucceedAgain) {
     options.endpoint = fake_.url();
     options.region = kRegion;
     options.retry = {3, std::chrono::milliseconds(1), std::chrono::milliseconds(5), 12, 5, 10};
-    ec2::Client client(options, std::make_shared<provisioner::CredentialProvider>(std::move(creds)));
+    ec2::Client client(options,
+                       std::make_shared<provisioner::CredentialProvider>(std::move(creds)));
 
     fake_.inject("*", "RequestLimitExceeded", 503, 5);
     auto spent = client.describeInstances({});
     ASSERT_FALSE(spent.has_value());
-    EXPECT_NE(spent.error().message.find("after 3 attempts"), std::string::npos) << spent.error().message;
+    EXPECT_NE(spent.error().message.find("after 3 attempts"), std::string::npos)
+        << spent.error().message;
     EXPECT_EQ(client.retryTokens(), 2);  // 12 - 2 retries x 5
 
     ASSERT_ERROR(client.describeInstances({}), Errc::Busy,
@@ -197,7 +199,8 @@ TEST_F(Ec2ClientTest, RetryQuotaStopsRetriesUntilCallsSucceedAgain) {
     EXPECT_NE(client.lastAwsError()->message.find("injected"), std::string::npos);
     auto refused = client.describeInstances({});  // the 4th injected failure, not retried either
     ASSERT_FALSE(refused.has_value());
-    EXPECT_NE(refused.error().message.find("(not retried: the retry quota is spent)"), std::string::npos)
+    EXPECT_NE(refused.error().message.find("(not retried: the retry quota is spent)"),
+              std::string::npos)
         << refused.error().message;
     EXPECT_EQ(fake_.requests().size(), 5u);
 

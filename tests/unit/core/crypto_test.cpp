@@ -66,10 +66,12 @@ TEST(Ed25519, SignVerifyAndTamper) {
     ASSERT_OK(sig);
     EXPECT_EQ(sig->size(), 64u);
     EXPECT_OK(ed25519Verify(keys->public_pem, "release bytes", *sig));
-    ASSERT_ERROR(ed25519Verify(keys->public_pem, "release bytez", *sig), Errc::Corrupt, "does not verify");
+    ASSERT_ERROR(ed25519Verify(keys->public_pem, "release bytez", *sig), Errc::Corrupt,
+                 "does not verify");
     auto other = ed25519Generate();
     ASSERT_OK(other);
-    ASSERT_ERROR(ed25519Verify(other->public_pem, "release bytes", *sig), Errc::Corrupt, "does not verify");
+    ASSERT_ERROR(ed25519Verify(other->public_pem, "release bytes", *sig), Errc::Corrupt,
+                 "does not verify");
     ASSERT_ERROR(ed25519Verify("not a key", "x", *sig), Errc::Invalid, "Ed25519 public key");
     auto pub = ed25519PublicOf(keys->private_pem);
     ASSERT_OK(pub);

@@ -42,24 +42,27 @@ protected:
             return ++flaky_calls_ < 3 ? ServerReply::error(503, "try later")
                                       : ServerReply::json(200, "{}");
         });
-        server_->route("PUT", "/upload", [](const ServerRequest& r) {
-            size_t total = 0;
-            r.read_body([&](std::string_view chunk) {
-                total += chunk.size();
-                return true;
-            });
-            return ServerReply::json(200, "{\"bytes\":" + std::to_string(total) + "}");
-        }, true);
+        server_->route(
+            "PUT", "/upload",
+            [](const ServerRequest& r) {
+                size_t total = 0;
+                r.read_body([&](std::string_view chunk) {
+                    total += chunk.size();
+                    return true;
+                });
+                return ServerReply::json(200, "{\"bytes\":" + std::to_string(total) + "}");
+            },
+            true);
         server_->route("GET", "/files/(.*)", [this](const ServerRequest& r) {
             auto path = files_.path() / r.matches.at(1);
             struct stat st {};
             if (::stat(path.c_str(), &st) != 0) return ServerReply::error(404, "no such file");
             ServerReply reply;
             reply.content_type = "application/octet-stream";
-            reply.file = FileBody{path, static_cast<std::uint64_t>(st.st_size), true,
-                                  static_cast<std::uint64_t>(st.st_ino),
-                                  static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 +
-                                      st.st_mtim.tv_nsec};
+            reply.file = FileBody{
+                path, static_cast<std::uint64_t>(st.st_size), true,
+                static_cast<std::uint64_t>(st.st_ino),
+                static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec};
             return reply;
         });
         auto port = server_->bind();
@@ -168,13 +171,15 @@ TEST_F(ServerFixture, BearerTokenChecked) {
     auto no_token = client.send({.method = "POST", .url = base_ + "/v1/secret", .body = "{}"});
     ASSERT_OK(no_token);
     EXPECT_EQ(no_token->status, 401);
-    auto wrong = client.send({.method = "POST", .url = base_ + "/v1/secret",
-                              .headers = {bearer("nope")}, .body = "{}"});
+    auto wrong = client.send(
+        {.method = "POST", .url = base_ + "/v1/secret", .headers = {bearer("nope")}, .body = "{}"});
     ASSERT_OK(wrong);
     EXPECT_EQ(wrong->status, 401);
     EXPECT_EQ(wrong->body.find("s3cret"), std::string::npos);
-    auto right = client.send({.method = "POST", .url = base_ + "/v1/secret",
-                              .headers = {bearer("s3cret")}, .body = "{\"x\":1}"});
+    auto right = client.send({.method = "POST",
+                              .url = base_ + "/v1/secret",
+                              .headers = {bearer("s3cret")},
+                              .body = "{\"x\":1}"});
     ASSERT_OK(right);
     EXPECT_EQ(right->status, 200);
     EXPECT_EQ(right->body, "{\"x\":1}");
@@ -182,7 +187,8 @@ TEST_F(ServerFixture, BearerTokenChecked) {
 
 TEST_F(ServerFixture, RetriesTransientStatuses) {
     Client client;
-    auto r = client.send({.url = base_ + "/flaky"}, RetryPolicy{.attempts = 5, .base = std::chrono::milliseconds(1)});
+    auto r = client.send({.url = base_ + "/flaky"},
+                         RetryPolicy{.attempts = 5, .base = std::chrono::milliseconds(1)});
     ASSERT_OK(r);
     EXPECT_EQ(r->status, 200);
     EXPECT_EQ(flaky_calls_.load(), 3);
@@ -197,8 +203,10 @@ TEST_F(ServerFixture, StreamsUploadsAndCountsMetrics) {
     EXPECT_EQ(r->body, "{\"bytes\":300000}");
     auto m = client.send({.url = base_ + "/metrics"});
     ASSERT_OK(m);
-    EXPECT_NE(m->body.find("hoist_http_requests_total{route=\"/upload\",method=\"PUT\",status=\"200\"} 1"),
-              std::string::npos) << m->body;
+    EXPECT_NE(m->body.find(
+                  "hoist_http_requests_total{route=\"/upload\",method=\"PUT\",status=\"200\"} 1"),
+              std::string::npos)
+        << m->body;
 }
 
 TEST_F(ServerFixture, CountsRequestsByMethodAndStatus) {
@@ -213,7 +221,8 @@ TEST_F(ServerFixture, CountsRequestsByMethodAndStatus) {
              "hoist_http_requests_total{route=\"/flaky\",method=\"GET\",status=\"503\"} 2\n",
              "hoist_http_requests_total{route=\"/flaky\",method=\"GET\",status=\"200\"} 1\n",
              "hoist_http_errors_total{route=\"/flaky\"} 2\n",
-             "hoist_http_requests_total{route=\"/v1/echo/{id}\",method=\"HEAD\",status=\"200\"} 1\n",
+             "hoist_http_requests_total{route=\"/v1/echo/{id}\",method=\"HEAD\",status=\"200\"} "
+             "1\n",
              "hoist_http_response_bytes_total{route=\"/flaky\"} ",
          })
         EXPECT_NE(m->body.find(line), std::string::npos) << line << "\n" << m->body;
@@ -225,11 +234,13 @@ TEST_F(ServerFixture, CountsRequestsByMethodAndStatus) {
              "hoist_http_response_bytes_total{route=\"/upload\"} 0\n",
              "hoist_http_request_duration_seconds_count{route=\"/upload\",method=\"PUT\"} 0\n",
              "hoist_http_request_duration_seconds_count{route=\"/flaky\",method=\"GET\"} 3\n",
-             "hoist_http_request_duration_seconds_bucket{route=\"/flaky\",method=\"GET\",le=\"+Inf\"} 3\n",
+             "hoist_http_request_duration_seconds_bucket{route=\"/"
+             "flaky\",method=\"GET\",le=\"+Inf\"} 3\n",
          })
         EXPECT_NE(m->body.find(line), std::string::npos) << line << "\n" << m->body;
     // No status that never happened is made up.
-    EXPECT_EQ(m->body.find("hoist_http_requests_total{route=\"/upload\""), std::string::npos) << m->body;
+    EXPECT_EQ(m->body.find("hoist_http_requests_total{route=\"/upload\""), std::string::npos)
+        << m->body;
 }
 
 TEST_F(ServerFixture, ServesBuildInfoAndProcessMetrics) {
@@ -237,11 +248,13 @@ TEST_F(ServerFixture, ServesBuildInfoAndProcessMetrics) {
     auto m = client.send({.url = base_ + "/metrics"});
     ASSERT_OK(m);
     EXPECT_NE(m->body.find("hoist_build_info{version=\"" HOIST_TEST_VERSION "\",revision=\""),
-              std::string::npos) << m->body;
-    for (const char* name : {"process_resident_memory_bytes ", "process_open_fds ",
-                             "process_start_time_seconds ", "process_cpu_seconds_total ",
-                             "process_max_fds "})
-        EXPECT_NE(m->body.find(std::string("\n") + name), std::string::npos) << name << "\n" << m->body;
+              std::string::npos)
+        << m->body;
+    for (const char* name :
+         {"process_resident_memory_bytes ", "process_open_fds ", "process_start_time_seconds ",
+          "process_cpu_seconds_total ", "process_max_fds "})
+        EXPECT_NE(m->body.find(std::string("\n") + name), std::string::npos) << name << "\n"
+                                                                             << m->body;
 }
 
 // A file body is counted in the response bytes, whole or by range.
@@ -276,7 +289,8 @@ TEST_F(ServerFixture, SmallImmutableFilesFollowReplacement) {
 
     // The same size and modification time: only the inode tells the two apart.
     testing::writeFile(files_ / "pkg.new", "other version");
-    std::filesystem::last_write_time(files_ / "pkg.new", std::filesystem::last_write_time(files_ / "pkg"));
+    std::filesystem::last_write_time(files_ / "pkg.new",
+                                     std::filesystem::last_write_time(files_ / "pkg"));
     ASSERT_EQ(std::rename((files_ / "pkg.new").c_str(), (files_ / "pkg").c_str()), 0);
     auto b = client.send({.url = base_ + "/files/pkg"});
     ASSERT_OK(b);
@@ -308,7 +322,8 @@ TEST(Server, RefusesAPortAlreadyServed) {
     ASSERT_OK(port);
     auto second = Server::create({.component = "test", .port = *port, .access_log = false});
     ASSERT_OK(second);
-    ASSERT_ERROR((*second)->bind(), Errc::Io, "cannot listen on 127.0.0.1:" + std::to_string(*port));
+    ASSERT_ERROR((*second)->bind(), Errc::Io,
+                 "cannot listen on 127.0.0.1:" + std::to_string(*port));
 }
 
 // A burst of connections is queued by the kernel while every server thread is busy: none
@@ -372,16 +387,20 @@ protected:
         server_->route("POST", "/v1/halt", [](const ServerRequest& r) {
             return ServerReply::json(201, "{\"bytes\":" + std::to_string(r.body.size()) + "}");
         });
-        server_->route("DELETE", "/v1/halt", [](const ServerRequest&) { return ServerReply::json(200, "{}"); });
-        server_->route("PUT", "/upload", [](const ServerRequest& r) {
-            size_t total = 0;
-            bool complete = r.read_body([&](std::string_view chunk) {
-                total += chunk.size();
-                return true;
-            });
-            if (!complete) return ServerReply::error(400, "incomplete");
-            return ServerReply::json(200, "{\"bytes\":" + std::to_string(total) + "}");
-        }, true);
+        server_->route("DELETE", "/v1/halt",
+                       [](const ServerRequest&) { return ServerReply::json(200, "{}"); });
+        server_->route(
+            "PUT", "/upload",
+            [](const ServerRequest& r) {
+                size_t total = 0;
+                bool complete = r.read_body([&](std::string_view chunk) {
+                    total += chunk.size();
+                    return true;
+                });
+                if (!complete) return ServerReply::error(400, "incomplete");
+                return ServerReply::json(200, "{\"bytes\":" + std::to_string(total) + "}");
+            },
+            true);
         if (before_body_) server_->beforeBody(before_body_);
         auto port = server_->bind();
         ASSERT_OK(port);
@@ -424,7 +443,8 @@ TEST_F(HostileFixture, AChunkedGigabyteIsAnswered413QuicklyInBoundedMemory) {
     ::shutdown(c.fd(), SHUT_RDWR);
     sender.join();
     EXPECT_TRUE(reply.starts_with("HTTP/1.1 413")) << reply.substr(0, 200);
-    EXPECT_NE(reply.find("request body exceeds the limit of 1048576 bytes"), std::string::npos) << reply;
+    EXPECT_NE(reply.find("request body exceeds the limit of 1048576 bytes"), std::string::npos)
+        << reply;
     EXPECT_LT(sent.load(), 256ull << 20) << "the server kept reading the body";
     EXPECT_LT(took, std::chrono::seconds(5));
     EXPECT_LT(peakRss() - before, 64ull << 20);
@@ -439,7 +459,8 @@ TEST_F(HostileFixture, ADeclaredOversizedBodyIsRefusedBeforeItIsSent) {
     auto reply = c.readAll(std::chrono::seconds(5));
     EXPECT_TRUE(reply.starts_with("HTTP/1.1 413")) << reply;
     EXPECT_NE(reply.find("request body of 1073741824 bytes exceeds the limit of 1048576 bytes"),
-              std::string::npos) << reply;
+              std::string::npos)
+        << reply;
     // A streaming route's own limit applies to its chunked bodies too.
     RawConnection s(port_);
     ASSERT_TRUE(s.send("PUT /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"));
@@ -458,7 +479,9 @@ TEST_F(HostileFixture, ACallerWithoutATokenCannotMakeTheServerReadABody) {
     EXPECT_TRUE(reply.starts_with("HTTP/1.1 401")) << reply;
     EXPECT_NE(reply.find("missing bearer token"), std::string::npos) << reply;
     Client client;
-    auto right = client.send({.method = "POST", .url = base_ + "/v1/halt", .headers = {bearer("s3cret")},
+    auto right = client.send({.method = "POST",
+                              .url = base_ + "/v1/halt",
+                              .headers = {bearer("s3cret")},
                               .body = std::string(1000, 'x')});
     ASSERT_OK(right);
     EXPECT_EQ(right->status, 201);
@@ -589,7 +612,8 @@ TEST(Server, InlineRoutesAnswerWhileEveryWorkerIsBlocked) {
     });
     EXPECT_TRUE(testing::waitFor([&] { return entered.load(); }, std::chrono::seconds(5)));
     Client client;
-    auto health = client.send({.url = base + "/healthz", .timeout = std::chrono::milliseconds(2000)});
+    auto health =
+        client.send({.url = base + "/healthz", .timeout = std::chrono::milliseconds(2000)});
     release = true;
     blocked.join();
     (*server)->stop();
@@ -604,7 +628,8 @@ TEST_F(HostileFixture, AWrongMethodGets405WithAllow) {
     auto r = client.send({.method = "GET", .url = base_ + "/v1/halt"});
     ASSERT_OK(r);
     EXPECT_EQ(r->status, 405);
-    EXPECT_NE(r->body.find("method GET is not allowed on /v1/halt (allowed: POST, DELETE)"), std::string::npos)
+    EXPECT_NE(r->body.find("method GET is not allowed on /v1/halt (allowed: POST, DELETE)"),
+              std::string::npos)
         << r->body;
     EXPECT_EQ(r->header("Allow").value_or(""), "POST, DELETE");
     auto missing = client.send({.url = base_ + "/nope"});
@@ -615,7 +640,8 @@ TEST_F(HostileFixture, AWrongMethodGets405WithAllow) {
 TEST_F(HostileFixture, OversizedHeadersAre431) {
     start({});
     RawConnection big(port_);
-    ASSERT_TRUE(big.send("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(20000, 'a') + "\r\n\r\n"));
+    ASSERT_TRUE(big.send("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(20000, 'a') +
+                         "\r\n\r\n"));
     EXPECT_TRUE(big.readAll(std::chrono::seconds(5)).starts_with("HTTP/1.1 431"));
     RawConnection many(port_);
     std::string request = "GET /healthz HTTP/1.1\r\nHost: x\r\n";
@@ -639,16 +665,20 @@ TEST_F(HostileFixture, IdleConnectionsDoNotStarveOthers) {
         ASSERT_TRUE(idle.back()->connected()) << i;
     }
     // A request half sent on some of them, too.
-    for (int i = 0; i < kIdle; i += 10) idle[static_cast<size_t>(i)]->send("GET /healthz HTTP/1.1\r\nHo");
+    for (int i = 0; i < kIdle; i += 10)
+        idle[static_cast<size_t>(i)]->send("GET /healthz HTTP/1.1\r\nHo");
     for (int i = 0; i < 20; ++i) EXPECT_EQ(healthz(std::chrono::milliseconds(2000)), 200);
     Client client;
-    auto halt = client.send({.method = "POST", .url = base_ + "/v1/halt", .body = "{}",
+    auto halt = client.send({.method = "POST",
+                             .url = base_ + "/v1/halt",
+                             .body = "{}",
                              .timeout = std::chrono::milliseconds(2000)});
     ASSERT_OK(halt);
     EXPECT_EQ(halt->status, 201);
     // They are held, not dropped.
     int closed = 0;
-    for (int i = 1; i < kIdle; i += 10) closed += idle[static_cast<size_t>(i)]->closedByServer(std::chrono::milliseconds(0));
+    for (int i = 1; i < kIdle; i += 10)
+        closed += idle[static_cast<size_t>(i)]->closedByServer(std::chrono::milliseconds(0));
     EXPECT_EQ(closed, 0);
 }
 
@@ -671,7 +701,8 @@ TEST_F(HostileFixture, SlowHeadersAreClosedAtTheDeadline) {
         for (int i = 0; i < kSlow; ++i) {
             auto index = static_cast<size_t>(i);
             if (done[index]) continue;
-            if (slow[index]->closedByServer(std::chrono::milliseconds(0)) || !slow[index]->send("X")) {
+            if (slow[index]->closedByServer(std::chrono::milliseconds(0)) ||
+                !slow[index]->send("X")) {
                 done[index] = true;
                 ++closed;
             }
@@ -706,8 +737,12 @@ TEST_F(HostileFixture, ConnectionsPerPeerAreCappedOldestIdleFirst) {
         std::chrono::seconds(5)));
     EXPECT_EQ(closed, 13);
     // The oldest went first.
-    for (int i = 0; i < 12; ++i) EXPECT_TRUE(held[static_cast<size_t>(i)]->closedByServer(std::chrono::milliseconds(0))) << i;
-    for (int i = 13; i < 20; ++i) EXPECT_FALSE(held[static_cast<size_t>(i)]->closedByServer(std::chrono::milliseconds(0))) << i;
+    for (int i = 0; i < 12; ++i)
+        EXPECT_TRUE(held[static_cast<size_t>(i)]->closedByServer(std::chrono::milliseconds(0)))
+            << i;
+    for (int i = 13; i < 20; ++i)
+        EXPECT_FALSE(held[static_cast<size_t>(i)]->closedByServer(std::chrono::milliseconds(0)))
+            << i;
 }
 
 TEST_F(HostileFixture, KeepAliveConnectionsIdleTooLongAreClosed) {
@@ -727,14 +762,17 @@ TEST_F(HostileFixture, KeepAliveConnectionsIdleTooLongAreClosed) {
 TEST(Client, TransportErrorsAreErrors) {
     Client client;
     // Port 1 on loopback: nothing listens, the connection is refused at once.
-    auto r = client.send({.url = "http://127.0.0.1:1/", .connect_timeout = std::chrono::milliseconds(500)});
+    auto r = client.send(
+        {.url = "http://127.0.0.1:1/", .connect_timeout = std::chrono::milliseconds(500)});
     ASSERT_ERROR(r, Errc::Network, "127.0.0.1:1");
     EXPECT_TRUE(isTransient(r));
     ASSERT_ERROR(client.send({.url = "gopher://127.0.0.1/"}), Errc::Invalid, "gopher");
 }
 
 TEST(Client, BackoffIsBoundedByCap) {
-    RetryPolicy p{.attempts = 10, .base = std::chrono::milliseconds(100), .cap = std::chrono::milliseconds(400)};
+    RetryPolicy p{.attempts = 10,
+                  .base = std::chrono::milliseconds(100),
+                  .cap = std::chrono::milliseconds(400)};
     for (int attempt = 0; attempt < 10; ++attempt) {
         auto d = backoffDelay(p, attempt);
         EXPECT_GE(d.count(), 0);

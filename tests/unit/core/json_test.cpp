@@ -8,8 +8,10 @@ namespace hoist::json {
 namespace {
 
 TEST(Json, ParseErrorsNameTheInput) {
-    ASSERT_ERROR(parse("{\"a\": }", "node.json"), Errc::Invalid, "node.json: invalid JSON at offset");
-    ASSERT_ERROR(parseObject("[1]", "node.json"), Errc::Invalid, "node.json: must be a JSON object");
+    ASSERT_ERROR(parse("{\"a\": }", "node.json"), Errc::Invalid,
+                 "node.json: invalid JSON at offset");
+    ASSERT_ERROR(parseObject("[1]", "node.json"), Errc::Invalid,
+                 "node.json: must be a JSON object");
     ASSERT_ERROR(parse("{} {}", "x"), Errc::Invalid, "invalid JSON");
 }
 
@@ -46,9 +48,13 @@ TEST(Json, InvalidUtf8IsRefused) {
 TEST(Json, WriterOutputStaysValidUtf8) {
     // An echoed path or query parameter with stray bytes used to make the reply invalid JSON.
     Writer w;
-    w.beginObject().field("error", "no deployment 'a\xff\xc3'").field("caf\xc3\xa9", "ok").endObject();
+    w.beginObject()
+        .field("error", "no deployment 'a\xff\xc3'")
+        .field("caf\xc3\xa9", "ok")
+        .endObject();
     auto text = w.str();
-    EXPECT_EQ(text, "{\"error\":\"no deployment 'a\xEF\xBF\xBD\xEF\xBF\xBD'\",\"caf\xc3\xa9\":\"ok\"}");
+    EXPECT_EQ(text,
+              "{\"error\":\"no deployment 'a\xEF\xBF\xBD\xEF\xBF\xBD'\",\"caf\xc3\xa9\":\"ok\"}");
     EXPECT_OK(parse(text, "reply"));
 }
 
@@ -62,7 +68,8 @@ TEST(Json, TypedAccessorsNameFieldAndRule) {
                  "pkginfo.json: field 'count' must be an integer");
     ASSERT_ERROR(getString(*doc, "version", "pkginfo.json"), Errc::Invalid,
                  "pkginfo.json: field 'version' is required");
-    ASSERT_ERROR(optStringArray(*doc, "tags", "pkginfo.json"), Errc::Invalid, "an array of strings");
+    ASSERT_ERROR(optStringArray(*doc, "tags", "pkginfo.json"), Errc::Invalid,
+                 "an array of strings");
     auto absent = optString(*doc, "kind", "pkginfo.json");
     ASSERT_OK(absent);
     EXPECT_FALSE(absent->has_value());
@@ -77,7 +84,15 @@ TEST(Json, UnknownFieldsSuggestTheClosest) {
 
 TEST(Json, WriterKeepsKeyOrderAndEscapes) {
     Writer w;
-    w.beginObject().field("z", 1).field("a", "q\"uote").key("list").beginArray().value(true).null().endArray().endObject();
+    w.beginObject()
+        .field("z", 1)
+        .field("a", "q\"uote")
+        .key("list")
+        .beginArray()
+        .value(true)
+        .null()
+        .endArray()
+        .endObject();
     EXPECT_EQ(w.str(), R"({"z":1,"a":"q\"uote","list":[true,null]})");
 }
 

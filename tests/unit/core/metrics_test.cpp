@@ -74,7 +74,8 @@ TEST(Metrics, NumbersKeepEveryDigit) {
     Registry r;
     r.describe("start_time_seconds", "gauge", "start");
     r.set("start_time_seconds", "", 1764583380.25);
-    EXPECT_NE(r.render().find("start_time_seconds 1764583380.25\n"), std::string::npos) << r.render();
+    EXPECT_NE(r.render().find("start_time_seconds 1764583380.25\n"), std::string::npos)
+        << r.render();
 }
 
 TEST(Metrics, RouteTemplatesNameTheGroups) {
@@ -94,8 +95,10 @@ TEST(Metrics, ProcessMetricsAndBuildInfo) {
     EXPECT_GT(r.get("process_open_fds"), 0);
     EXPECT_GT(r.get("process_start_time_seconds"), 1.6e9);
     auto text = r.render();
-    EXPECT_NE(text.find("hoist_build_info{version=\"" + std::string(buildVersion()) + "\",revision=\""),
-              std::string::npos) << text;
+    EXPECT_NE(
+        text.find("hoist_build_info{version=\"" + std::string(buildVersion()) + "\",revision=\""),
+        std::string::npos)
+        << text;
 }
 
 }  // namespace

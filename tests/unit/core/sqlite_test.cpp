@@ -89,8 +89,8 @@ TEST(Sqlite, StartOverMovesTheDamagedFileAsideAndBeginsEmpty) {
     testing::TempFolder tmp;
     auto path = tmp / "s.db";
     testing::writeFile(path, "");
-    auto db = Database::open(path, "state s.db", Database::Sync::Normal,
-                             Database::Damaged::StartOver);
+    auto db =
+        Database::open(path, "state s.db", Database::Sync::Normal, Database::Damaged::StartOver);
     ASSERT_OK(db);
     EXPECT_EQ(db->userVersion(), 0);
     EXPECT_TRUE(std::filesystem::exists(tmp / "s.db.damaged-1"));

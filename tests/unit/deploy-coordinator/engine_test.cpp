@@ -255,7 +255,6 @@ TEST(EngineWithFakeGateway, ANodeSwappingWhenItsDeploymentWasAbortedIsRecordedAf
     (*engine)->stop();
 }
 
-
 std::string render(Engine& engine) {
     metrics::Registry registry;
     engine.collectMetrics(registry);
@@ -284,12 +283,13 @@ TEST(EngineWithFakeGateway, PerStateGaugesKeepNoStaleValueAcrossDeployments) {
     ASSERT_OK(engine);
     auto& e = **engine;
     auto before = render(e);
-    for (const char* line : {"hoist_coordinator_deployment_nodes{state=\"failed\"} 0",
-                             "hoist_coordinator_deployment_acting 0",
-                             "hoist_coordinator_node_swaps_total{result=\"done\"} 0",
-                             "hoist_coordinator_node_swaps_total{result=\"failed\"} 0",
-                             "hoist_coordinator_node_swap_duration_seconds_count{result=\"done\"} 0",
-                             "hoist_coordinator_deployment_state{state=\"rolling\"} 0"})
+    for (const char* line :
+         {"hoist_coordinator_deployment_nodes{state=\"failed\"} 0",
+          "hoist_coordinator_deployment_acting 0",
+          "hoist_coordinator_node_swaps_total{result=\"done\"} 0",
+          "hoist_coordinator_node_swaps_total{result=\"failed\"} 0",
+          "hoist_coordinator_node_swap_duration_seconds_count{result=\"done\"} 0",
+          "hoist_coordinator_deployment_state{state=\"rolling\"} 0"})
         EXPECT_TRUE(has(before, line)) << line << "\n" << before;
     e.start();
     for (const char* id : {"agent-2", "master-1", "agent-1"}) {
@@ -317,7 +317,8 @@ TEST(EngineWithFakeGateway, PerStateGaugesKeepNoStaleValueAcrossDeployments) {
         10s, 1ms))
         << during;
     EXPECT_NE(during.find("hoist_coordinator_deployment_info{id=\"d-1\",version=\"2.0.0\""),
-              std::string::npos) << during;
+              std::string::npos)
+        << during;
     ASSERT_TRUE(testing::waitFor(
         [&] {
             auto d = (*state)->deployment("d-1");
@@ -344,7 +345,8 @@ TEST(EngineWithFakeGateway, PerStateGaugesKeepNoStaleValueAcrossDeployments) {
     for (auto step : allNodeSteps())
         EXPECT_TRUE(has(after, "hoist_coordinator_deployment_nodes{state=\"" +
                                    std::string(toString(step)) + "\"} 0"))
-            << toString(step) << "\n" << after;
+            << toString(step) << "\n"
+            << after;
     EXPECT_EQ(after.find("hoist_coordinator_deployment_info{"), std::string::npos) << after;
     // d-1 swapped two nodes (agent-2 failed its stage: no swap), d-2 put both back.
     EXPECT_TRUE(has(after, "hoist_coordinator_node_swaps_total{result=\"done\"} 2")) << after;

@@ -47,7 +47,9 @@ protected:
         auto server = http::Server::create(options);
         ASSERT_OK(server);
         server_ = std::move(*server);
-        registerUiRoutes(*server_, *hub_, Tokens{std::string("admin-t"), std::string("halt-t"), std::string("node-t")});
+        registerUiRoutes(
+            *server_, *hub_,
+            Tokens{std::string("admin-t"), std::string("halt-t"), std::string("node-t")});
         auto port = server_->bind();
         ASSERT_OK(port);
         port_ = *port;

@@ -101,13 +101,15 @@ protected:
                     case NodeAction::Kind::restart:
                         restarted_.push_back(a.node);
                         r_.onRestart(*slot, {RestartOutcome::Kind::accepted, ""}, now_, out);
-                        r_.onPing(*slot, {++seq_, pkgmgr::HelperStep::healthy, 1, a.generation, ""}, now_, out);
+                        r_.onPing(*slot, {++seq_, pkgmgr::HelperStep::healthy, 1, a.generation, ""},
+                                  now_, out);
                         break;
                     case NodeAction::Kind::probe:
                         r_.onProbe(*slot, NodeView{2, "2.0.0", true}, now_, out);
                         break;
                     case NodeAction::Kind::poll:
-                        r_.onPoll(*slot, {true, false, std::nullopt, {2, "2.0.0", true}}, now_, out);
+                        r_.onPoll(*slot, {true, false, std::nullopt, {2, "2.0.0", true}}, now_,
+                                  out);
                         break;
                 }
             }

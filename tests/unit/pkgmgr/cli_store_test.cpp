@@ -78,7 +78,8 @@ TEST(PkgmgrCli, HostileManifestsAreRefusedClearly) {
     std::vector<Case> cases = {
         {"brackets.json", std::string(200 * 1024, '['), "nested deeper than 128 levels"},
         {"objects.json", objects, "nested deeper than 128 levels"},
-        {"dup.json", R"({"version": "1.0.0", "version": "6.6.6", "roles": {}})", "duplicate key 'version'"},
+        {"dup.json", R"({"version": "1.0.0", "version": "6.6.6", "roles": {}})",
+         "duplicate key 'version'"},
         {"utf8.json", "{\"version\": \"1.0.0\xff\", \"roles\": {}}", "invalid UTF-8"},
     };
     for (const auto& c : cases) {
@@ -87,11 +88,13 @@ TEST(PkgmgrCli, HostileManifestsAreRefusedClearly) {
         // Unsigned: refused before any parsing.
         auto unsigned_verify = testing::run({PKGMGR_BIN, "release", "verify", "--key",
                                              (tmp.path() / "release.pub").string(), file});
-        EXPECT_EQ(unsigned_verify.exit_code, exitCode(Errc::Unauthorized)) << c.name << unsigned_verify.err;
-        EXPECT_NE(unsigned_verify.err.find("is not signed"), std::string::npos) << unsigned_verify.err;
+        EXPECT_EQ(unsigned_verify.exit_code, exitCode(Errc::Unauthorized))
+            << c.name << unsigned_verify.err;
+        EXPECT_NE(unsigned_verify.err.find("is not signed"), std::string::npos)
+            << unsigned_verify.err;
         // Signing refuses to sign what it cannot read.
-        auto sign = testing::run({PKGMGR_BIN, "release", "sign", "--key",
-                                  (tmp.path() / "release.key").string(), file});
+        auto sign = testing::run(
+            {PKGMGR_BIN, "release", "sign", "--key", (tmp.path() / "release.key").string(), file});
         EXPECT_EQ(sign.exit_code, exitCode(Errc::Invalid)) << c.name << sign.err;
         EXPECT_NE(sign.err.find(c.needle), std::string::npos) << sign.err;
         // Signed by a trusted key: the signature holds, the parser refuses it within its limits.

@@ -56,7 +56,6 @@ protected:
         std::sort(names.begin(), names.end());
         return names;
     }
-
 };
 
 TEST_F(GenerationsTest, StageBuildsTheGeneration) {
@@ -147,7 +146,8 @@ TEST_F(GenerationsTest, StageRefusesAPackageWithAFlippedByte) {
     ASSERT_ERROR(gens->stage(set, rules, ""), Errc::Corrupt,
                  "package mesos--1.11.0 (" + set[0] +
                      ") differs from what was added, so it is not used: lib/libmesos.so: content "
-                     "changed (see 'pkgmgr verify " + set[0] + "')");
+                     "changed (see 'pkgmgr verify " +
+                     set[0] + "')");
     EXPECT_TRUE(listing(layout.generations()).empty());
 
     // An already staged set is refused too, rather than handed back.
@@ -269,9 +269,9 @@ TEST_F(GenerationsTest, RecoverRemovesTemporaryFilesOfKilledWrites) {
     auto report = gens->recover();
     ASSERT_OK(report);
     std::sort(report->actions.begin(), report->actions.end());
-    EXPECT_EQ(report->actions,
-              (std::vector<std::string>{"removed .tmp-node.json-3d4e5f", "removed .tmp-txn.json-0a1b2c",
-                                        "removed run/.tmp-service.pid-777777"}))
+    EXPECT_EQ(report->actions, (std::vector<std::string>{"removed .tmp-node.json-3d4e5f",
+                                                         "removed .tmp-txn.json-0a1b2c",
+                                                         "removed run/.tmp-service.pid-777777"}))
         << strings::join(report->actions, ", ");
     EXPECT_FALSE(fs::exists(layout.root / ".tmp-txn.json-0a1b2c"));
     EXPECT_FALSE(fs::exists(layout.root / ".tmp-node.json-3d4e5f"));

@@ -37,7 +37,8 @@ TEST(NodeConfig, Refusals) {
     ASSERT_ERROR(NodeConfig::parse(R"({"id": "A B", "role": "agent"})"), Errc::Invalid,
                  "node.json: field 'id' must be a name");
     ASSERT_ERROR(NodeConfig::parse(R"({"id": "a", "role": "agent", "service_manager": "runit"})"),
-                 Errc::Invalid, "field 'service_manager' must be 'process' or 'systemd' (got 'runit')");
+                 Errc::Invalid,
+                 "field 'service_manager' must be 'process' or 'systemd' (got 'runit')");
 }
 
 }  // namespace

@@ -30,7 +30,8 @@ TEST(ExpandVars, ReplacesKnownNamesAndKeepsOthers) {
 class FakeCoordinator {
 public:
     FakeCoordinator() {
-        auto created = http::Server::create({.component = "fake-coordinator", .threads = 2, .access_log = false});
+        auto created = http::Server::create(
+            {.component = "fake-coordinator", .threads = 2, .access_log = false});
         server_ = std::move(*created);
         server_->route("POST", "/v1/nodes/([^/]+)/status", [this](const http::ServerRequest& r) {
             std::lock_guard lock(mutex_);
@@ -43,10 +44,12 @@ public:
         });
         port_ = *server_->bind();
         thread_ = std::thread([this] { server_->run(); });
-        waitFor([this] {
-            http::Client c;
-            return c.send({.url = url() + "/healthz"}).has_value();
-        }, std::chrono::seconds(5));
+        waitFor(
+            [this] {
+                http::Client c;
+                return c.send({.url = url() + "/healthz"}).has_value();
+            },
+            std::chrono::seconds(5));
     }
     ~FakeCoordinator() {
         server_->stop();
@@ -94,7 +97,8 @@ TEST(Outbox, SeqGrowsAcrossOpensAndPendingIsInOrder) {
     {
         auto outbox = Outbox::open(layout);
         ASSERT_OK(outbox);
-        for (auto state : {"stopping", "swapping"}) ASSERT_OK(outbox->enqueue(ping(state), "http://x/"));
+        for (auto state : {"stopping", "swapping"})
+            ASSERT_OK(outbox->enqueue(ping(state), "http://x/"));
     }
     auto outbox = Outbox::open(layout);
     ASSERT_OK(outbox);
@@ -118,7 +122,8 @@ TEST(Outbox, DrainStopsAtAnUnavailableCoordinatorAndResumesInOrder) {
     ASSERT_OK(outbox);
     auto url = Outbox::statusUrl(coordinator.url(), "n1");
     EXPECT_EQ(url, coordinator.url() + "/v1/nodes/n1/status");
-    for (auto state : {"stopping", "swapping", "starting"}) ASSERT_OK(outbox->enqueue(ping(state), url));
+    for (auto state : {"stopping", "swapping", "starting"})
+        ASSERT_OK(outbox->enqueue(ping(state), url));
 
     coordinator.answer(503);
     http::Client client;
@@ -205,7 +210,9 @@ protected:
 
 TEST_F(UnregisteredNode, TheCourierParksAndDeliversOnResume) {
     PingCourier courier(layout, [] { return std::string(); },
-                        {.attempts = 0, .base = std::chrono::milliseconds(5), .cap = std::chrono::milliseconds(20)});
+                        {.attempts = 0,
+                         .base = std::chrono::milliseconds(5),
+                         .cap = std::chrono::milliseconds(20)});
     parkCourier(courier);
     // Parked: a new ping queues behind the refused one, and nothing is sent again (the
     // backoff would have retried about ten times in this while).
@@ -236,7 +243,8 @@ TEST(Outbox, OnlyOneDrainerAtATime) {
     TempFolder tmp;
     auto outbox = Outbox::open(NodeLayout::at(tmp.path()));
     ASSERT_OK(outbox);
-    auto held = files::FileLock::acquire(tmp.path() / "outbox/.drain.lock", std::chrono::milliseconds(0), "test");
+    auto held = files::FileLock::acquire(tmp.path() / "outbox/.drain.lock",
+                                         std::chrono::milliseconds(0), "test");
     ASSERT_OK(held);
     http::Client client;
     ASSERT_ERROR(outbox->drain(client, "", std::chrono::seconds(1)), Errc::Busy, "outbox drain");
@@ -251,7 +259,9 @@ TEST(PingCourier, DeliversInTheBackgroundOnceTheCoordinatorAnswers) {
     ASSERT_OK(outbox);
     ASSERT_OK(outbox->enqueue(ping("checking"), Outbox::statusUrl(coordinator.url(), "n1")));
     PingCourier courier(layout, [] { return std::string(); },
-                        {.attempts = 0, .base = std::chrono::milliseconds(20), .cap = std::chrono::milliseconds(100)});
+                        {.attempts = 0,
+                         .base = std::chrono::milliseconds(20),
+                         .cap = std::chrono::milliseconds(100)});
     courier.start();
     courier.notify();
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
@@ -288,7 +298,8 @@ TEST_F(ServiceTest, ProcessManagerStartsInItsOwnSessionAndStops) {
     EXPECT_TRUE(st->running);
     EXPECT_EQ(st->generation, 4);
     EXPECT_EQ(::getsid(st->pid), st->pid);
-    ASSERT_ERROR(manager->start(sleeper("exec sleep 30\n")), Errc::Conflict, "the service already runs");
+    ASSERT_ERROR(manager->start(sleeper("exec sleep 30\n")), Errc::Conflict,
+                 "the service already runs");
     // Another manager (another helper process) finds it through the pidfile.
     auto other = makeProcessManager(layout_);
     ASSERT_OK(other->stop(std::chrono::seconds(2)));
@@ -340,7 +351,8 @@ TEST_F(ServiceTest, SystemdManagerRunsSystemctl) {
     EXPECT_TRUE(manager->status()->running);
     ASSERT_OK(manager->stop(std::chrono::seconds(1)));
     EXPECT_EQ(testing::readFile(tmp_ / "calls"),
-              "start mesos.service\nis-active mesos.service\nis-active mesos.service\nstop mesos.service\n");
+              "start mesos.service\nis-active mesos.service\nis-active mesos.service\nstop "
+              "mesos.service\n");
 }
 
 TEST_F(ServiceTest, HealthCommandMustPassForHealthyAfter) {

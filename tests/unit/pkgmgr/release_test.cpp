@@ -8,15 +8,18 @@
 namespace hoist::pkgmgr {
 namespace {
 
-std::string sha(char c) { return std::string(64, c); }
+std::string sha(char c) {
+    return std::string(64, c);
+}
 
 std::string manifest(const std::string& version = "2.0.0") {
     return R"({"version": ")" + version + R"(", "upgrade_from": ["1.*"],
-      "roles": {"master": {"packages": [{"id": "mesos--2.0.0", "sha256": ")" + sha('a') +
-           R"(", "size": 10}, {"id": "mesos-config-master--2.0.0", "sha256": ")" + sha('b') +
+      "roles": {"master": {"packages": [{"id": "mesos--2.0.0", "sha256": ")" +
+           sha('a') + R"(", "size": 10}, {"id": "mesos-config-master--2.0.0", "sha256": ")" +
+           sha('b') +
            R"(", "size": 20}]},
-                "agent": {"packages": [{"id": "mesos--2.0.0", "sha256": ")" + sha('a') +
-           R"(", "size": 10}]}}})";
+                "agent": {"packages": [{"id": "mesos--2.0.0", "sha256": ")" +
+           sha('a') + R"(", "size": 10}]}}})";
 }
 
 TEST(Release, ParsesAndRoundTrips) {
@@ -91,8 +94,10 @@ TEST(Release, RefusalsNameTheRule) {
     ASSERT_ERROR(Release::parse(R"({"version": "2.0", "roles": {"agent": {"packages": []}}})"),
                  Errc::Invalid, "release 2.0, role 'agent': field 'packages' is empty");
     std::string dup = R"({"version": "2.0", "roles": {"agent": {"packages": [
-        {"id": "mesos--1", "sha256": ")" + sha('a') + R"(", "size": 1},
-        {"id": "mesos--2", "sha256": ")" + sha('b') + R"(", "size": 1}]}}})";
+        {"id": "mesos--1", "sha256": ")" +
+                      sha('a') + R"(", "size": 1},
+        {"id": "mesos--2", "sha256": ")" +
+                      sha('b') + R"(", "size": 1}]}}})";
     ASSERT_ERROR(Release::parse(dup), Errc::Invalid, "package name 'mesos' appears twice");
     std::string bad_sha = R"({"version": "2.0", "roles": {"agent": {"packages": [
         {"id": "mesos--1", "sha256": "ABC", "size": 1}]}}})";
@@ -122,16 +127,17 @@ TEST(Release, UnsignedRefusedUnlessAllowed) {
     auto keys = crypto::ed25519Generate();
     ASSERT_OK(keys);
     auto text = manifest();
-    ASSERT_ERROR(loadVerifiedRelease(text, std::nullopt, {keys->public_pem}, false, "release 2.0.0"),
-                 Errc::Unauthorized, "release 2.0.0 is not signed (use --allow-unsigned to accept it)");
+    ASSERT_ERROR(
+        loadVerifiedRelease(text, std::nullopt, {keys->public_pem}, false, "release 2.0.0"),
+        Errc::Unauthorized, "release 2.0.0 is not signed (use --allow-unsigned to accept it)");
     EXPECT_OK(loadVerifiedRelease(text, std::nullopt, {keys->public_pem}, true));
     auto other = crypto::ed25519Generate();
     ASSERT_OK(other);
     auto wrong = signRelease(text, other->private_pem);
     ASSERT_OK(wrong);
     // A bad signature is refused even with allow_unsigned: it is not unsigned, it is forged.
-    ASSERT_ERROR(loadVerifiedRelease(text, *wrong, {keys->public_pem}, true, "release 2.0.0"), Errc::Corrupt,
-                 "release 2.0.0: the release signature does not verify");
+    ASSERT_ERROR(loadVerifiedRelease(text, *wrong, {keys->public_pem}, true, "release 2.0.0"),
+                 Errc::Corrupt, "release 2.0.0: the release signature does not verify");
 }
 
 }  // namespace

@@ -243,7 +243,8 @@ TEST_F(StoreTest, FilesWrittenOnWriterThreadsRecordTheirHashes) {
     std::map<std::string, std::string> contents;
     for (int i = 0; i < 300; ++i) {
         auto path = "share/f" + std::to_string(i);
-        contents[path] = std::string(static_cast<std::size_t>(i * 97), static_cast<char>('a' + i % 26));
+        contents[path] =
+            std::string(static_cast<std::size_t>(i * 97), static_cast<char>('a' + i % 26));
         b.file(path, contents[path]);
     }
     std::string big(9u << 20, 'x');

@@ -54,8 +54,9 @@ TEST(StateStore, RefusesANewerSchema) {
     ASSERT_EQ(sqlite3_open((tmp / "state.db").c_str(), &db), SQLITE_OK);
     ASSERT_EQ(sqlite3_exec(db, "PRAGMA user_version = 99", nullptr, nullptr, nullptr), SQLITE_OK);
     sqlite3_close(db);
-    ASSERT_ERROR(StateStore::open(tmp / "state.db"), Errc::Invalid,
-                 "has schema version 99, newer than this provisioner knows (1); use a newer provisioner");
+    ASSERT_ERROR(
+        StateStore::open(tmp / "state.db"), Errc::Invalid,
+        "has schema version 99, newer than this provisioner knows (1); use a newer provisioner");
 }
 
 TEST(StateStore, UsesWriteAheadLogging) {

@@ -25,7 +25,9 @@ struct Row {
     RecoveryAction expected;
 };
 
-std::ostream& operator<<(std::ostream& os, const Row& row) { return os << row.name; }
+std::ostream& operator<<(std::ostream& os, const Row& row) {
+    return os << row.name;
+}
 
 RecoveryFacts factsOf(const Row& row) {
     RecoveryFacts facts;
@@ -69,13 +71,16 @@ const std::vector<Row> kRows = {
     {"failed_is_closed", "failed", "swap", 3, 4, 3, true, false, A::close},
 
     // A rollback under way is finished, wherever current points.
-    {"rolling_back_on_new_continues", "rolling_back", "swap", 3, 4, 4, true, false, A::continue_rollback},
-    {"rolling_back_on_old_continues", "rolling_back", "swap", 3, 4, 3, true, false, A::continue_rollback},
+    {"rolling_back_on_new_continues", "rolling_back", "swap", 3, 4, 4, true, false,
+     A::continue_rollback},
+    {"rolling_back_on_old_continues", "rolling_back", "swap", 3, 4, 3, true, false,
+     A::continue_rollback},
 
     // Before the switch: stopping with current still on the old generation rolls back.
     {"stopping_before_switch_rolls_back", "stopping", "swap", 3, 4, 3, true, false, A::roll_back},
     // current already on the target while "stopping" is not a switch made by this swap.
-    {"stopping_current_already_target_rolls_back", "stopping", "swap", 3, 4, 4, true, false, A::roll_back},
+    {"stopping_current_already_target_rolls_back", "stopping", "swap", 3, 4, 4, true, false,
+     A::roll_back},
     // ... unless the swap is a restart in place (from == to).
     {"stopping_restart_in_place_forwards", "stopping", "swap", 4, 4, 4, true, false, A::forward},
 
@@ -86,18 +91,25 @@ const std::vector<Row> kRows = {
     // The switch did not happen (current still old): roll back.
     {"swapping_before_switch_rolls_back", "swapping", "swap", 3, 4, 3, true, false, A::roll_back},
     // current went elsewhere: roll back to the old generation.
-    {"checking_current_elsewhere_rolls_back", "checking", "swap", 3, 4, 7, true, false, A::roll_back},
+    {"checking_current_elsewhere_rolls_back", "checking", "swap", 3, 4, 7, true, false,
+     A::roll_back},
 
     // A first swap on a node with no generation yet: activate the target, then finish.
-    {"first_swap_no_current_activates", "swapping", "swap", 0, 4, kNone, true, false, A::activate_then_forward},
-    {"first_swap_stopping_activates", "stopping", "swap", 0, 4, kNone, true, false, A::activate_then_forward},
+    {"first_swap_no_current_activates", "swapping", "swap", 0, 4, kNone, true, false,
+     A::activate_then_forward},
+    {"first_swap_stopping_activates", "stopping", "swap", 0, 4, kNone, true, false,
+     A::activate_then_forward},
 
     // Bootstraps: before a generation was made, fail; once one is current, adopt it.
-    {"bootstrap_before_activation_fails", "bootstrapping", "bootstrap", 0, 0, kNone, true, false, A::fail_bootstrap},
-    {"bootstrap_after_activation_adopts", "bootstrapping", "bootstrap", 0, 0, 1, true, false, A::adopt_bootstrap},
+    {"bootstrap_before_activation_fails", "bootstrapping", "bootstrap", 0, 0, kNone, true, false,
+     A::fail_bootstrap},
+    {"bootstrap_after_activation_adopts", "bootstrapping", "bootstrap", 0, 0, 1, true, false,
+     A::adopt_bootstrap},
     // A bootstrap that knew its generation goes on like a first swap.
-    {"bootstrap_known_target_current_forwards", "starting", "bootstrap", 0, 1, 1, true, false, A::forward},
-    {"bootstrap_known_target_no_current_activates", "starting", "bootstrap", 0, 1, kNone, true, false, A::activate_then_forward},
+    {"bootstrap_known_target_current_forwards", "starting", "bootstrap", 0, 1, 1, true, false,
+     A::forward},
+    {"bootstrap_known_target_no_current_activates", "starting", "bootstrap", 0, 1, kNone, true,
+     false, A::activate_then_forward},
 };
 
 INSTANTIATE_TEST_SUITE_P(Decisions, Recovery, ::testing::ValuesIn(kRows),

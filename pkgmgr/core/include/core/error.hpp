@@ -40,7 +40,9 @@ template <class T>
 using Result = std::expected<T, Error>;
 
 /// Success of a Result<void>.
-inline Result<void> ok() { return {}; }
+inline Result<void> ok() {
+    return {};
+}
 
 namespace detail {
 template <class... Parts>
@@ -71,16 +73,16 @@ int httpStatus(Errc code);
 int exitCode(Errc code);
 /// What an error status from one of our servers stands for (the inverse of httpStatus where
 /// that is one-to-one): 401 and 403 Unauthorized, 404 NotFound, 409 Conflict, 422 Corrupt,
-/// 423 Halted, 429 Busy, 503 Unhealthy, 504 Timeout; any other 4xx is Invalid (the request was bad) and
-/// any other 5xx Network (the server failed; the same request may succeed later).
+/// 423 Halted, 429 Busy, 503 Unhealthy, 504 Timeout; any other 4xx is Invalid (the request was bad)
+/// and any other 5xx Network (the server failed; the same request may succeed later).
 Errc errcFromHttpStatus(long status);
 
 }  // namespace hoist
 
 /// Propagates the error of a Result expression, or evaluates to nothing.
-#define HOIST_TRY(expr)                                        \
-    do {                                                       \
-        if (auto hoist_try_result_ = (expr); !hoist_try_result_) \
+#define HOIST_TRY(expr)                                                   \
+    do {                                                                  \
+        if (auto hoist_try_result_ = (expr); !hoist_try_result_)          \
             return std::unexpected(std::move(hoist_try_result_.error())); \
     } while (0)
 
@@ -88,8 +90,9 @@ Errc errcFromHttpStatus(long status);
 #define HOIST_CONCAT_(a, b) HOIST_CONCAT_INNER_(a, b)
 /// Declares `decl` from the value of a Result expression, or propagates its error:
 /// HOIST_ASSIGN(auto info, PkgInfo::parse(text));
-#define HOIST_ASSIGN(decl, expr) HOIST_ASSIGN_IMPL_(decl, expr, HOIST_CONCAT_(hoist_assign_, __LINE__))
-#define HOIST_ASSIGN_IMPL_(decl, expr, tmp)                           \
-    auto tmp = (expr);                                                \
-    if (!tmp) return std::unexpected(std::move(tmp.error()));         \
+#define HOIST_ASSIGN(decl, expr) \
+    HOIST_ASSIGN_IMPL_(decl, expr, HOIST_CONCAT_(hoist_assign_, __LINE__))
+#define HOIST_ASSIGN_IMPL_(decl, expr, tmp)                   \
+    auto tmp = (expr);                                        \
+    if (!tmp) return std::unexpected(std::move(tmp.error())); \
     decl = std::move(*tmp)

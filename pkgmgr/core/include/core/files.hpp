@@ -1,10 +1,10 @@
 #pragma once
 
+#include <sys/types.h>
 #include <chrono>
 #include <filesystem>
 #include <string>
 #include <string_view>
-#include <sys/types.h>
 
 #include "core/error.hpp"
 #include "core/fd.hpp"

@@ -47,7 +47,8 @@ public:
     void observe(std::string_view name, std::string_view labels, double value);
     /// Sets a histogram series whole (counts kept elsewhere, copied in before a render);
     /// counts must have one entry per bound plus one.
-    void setHistogram(std::string_view name, std::string_view labels, const HistogramCounts& counts);
+    void setHistogram(std::string_view name, std::string_view labels,
+                      const HistogramCounts& counts);
     double get(std::string_view name, std::string_view labels = {}) const;
     /// A histogram series' counts (empty when there is none).
     HistogramCounts histogram(std::string_view name, std::string_view labels = {}) const;

@@ -51,9 +51,9 @@ public:
 
     struct DrainResult {
         int delivered = 0;
-        int dropped = 0;      ///< refused for good (4xx other than 408/429): logged, removed
-        std::size_t left = 0; ///< still queued (the coordinator did not take them)
-        int damaged = 0;      ///< unreadable ping files set aside by this drain (damaged())
+        int dropped = 0;       ///< refused for good (4xx other than 408/429): logged, removed
+        std::size_t left = 0;  ///< still queued (the coordinator did not take them)
+        int damaged = 0;       ///< unreadable ping files set aside by this drain (damaged())
         /// The coordinator does not know this node: the pings stay until it registers.
         bool unregistered = false;
         std::string last_error;
@@ -79,8 +79,8 @@ private:
 /// Drains an outbox from a thread of its own: at once when notified, then again with
 /// exponential backoff and full jitter while pings stay queued. When the coordinator answers
 /// that the node is not registered, the courier parks: it sends nothing more until resume()
-/// (called once the node has registered), and stop() no longer waits for delivery. Used by the restart helper
-/// (during a swap) and by `pkgmgr serve` (all the time). Thread-safe.
+/// (called once the node has registered), and stop() no longer waits for delivery. Used by the
+/// restart helper (during a swap) and by `pkgmgr serve` (all the time). Thread-safe.
 class PingCourier {
 public:
     /// `token` returns the coordinator token (read each time: it may change on disk).

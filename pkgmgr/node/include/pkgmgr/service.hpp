@@ -1,5 +1,6 @@
 #pragma once
 
+#include <sys/types.h>
 #include <chrono>
 #include <functional>
 #include <map>
@@ -7,7 +8,6 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <sys/types.h>
 #include <utility>
 #include <vector>
 
@@ -59,9 +59,9 @@ Result<ServiceLaunch> prepareLaunch(const NodeLayout& layout, const Store& store
 
 struct ServiceStatus {
     bool running = false;
-    pid_t pid = 0;           ///< process manager only; 0 otherwise
-    long generation = 0;     ///< the generation it was started from, when known (0: unknown)
-    std::string detail;      ///< "exited with code 1", "systemctl: inactive", ...
+    pid_t pid = 0;        ///< process manager only; 0 otherwise
+    long generation = 0;  ///< the generation it was started from, when known (0: unknown)
+    std::string detail;   ///< "exited with code 1", "systemctl: inactive", ...
 };
 
 /// Starts and stops the node's one service. Not thread-safe.
