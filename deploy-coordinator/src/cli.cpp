@@ -139,24 +139,11 @@ int serve(const ServeOptions& o, std::ostream& err) {
     http::Server* server_ptr = nullptr;
     std::atomic<http::Server*> reload_target{nullptr};
     daemon::ReloadWaiter reloader([&] {
-        daemon::notifyReloading();
-        bool all = true;
-        for (auto* secret : {&tokens.admin, &tokens.halt, &tokens.node, &*prov}) {
-            if (auto r = secret->reload(); !r) {
-                all = false;
-                log::warn("deploy-coordinator", "reload: kept the old token",
-                          {{"error", r.error().describe()}});
-            }
-        }
-        if (auto* s = reload_target.load()) {
-            if (auto r = s->reloadTls(); !r) {
-                all = false;
-                log::warn("deploy-coordinator", "reload: kept the old TLS files",
-                          {{"error", r.error().describe()}});
-            }
-        }
-        log::info("deploy-coordinator", all ? "reloaded" : "reloaded with errors");
-        daemon::notifyReady("reloaded");
+        daemon::reloadSecrets("deploy-coordinator", {tokens.admin, tokens.halt, tokens.node, *prov},
+                              [&]() -> Result<void> {
+                                  auto* s = reload_target.load();
+                                  return s != nullptr ? s->reloadTls() : ok();
+                              });
     });
     std::atomic<bool> stop_requested{false};
     http::SignalWaiter waiter([&] {

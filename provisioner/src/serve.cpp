@@ -165,22 +165,11 @@ int serve(const ServeArgs& a, std::ostream& err) {
     auto token = readToken(a.token_file, "--token-file");
     if (!token) return failWith(token.error());
     std::atomic<http::Server*> running{nullptr};
-    daemon::ReloadWaiter reloader([&running, secret = *token]() mutable {
-        daemon::notifyReloading();
-        bool all = true;
-        if (auto r = secret.reload(); !r) {
-            all = false;
-            log::warn(kComponent, "reload: kept the old token", {{"error", r.error().describe()}});
-        }
-        if (auto* s = running.load()) {
-            if (auto r = s->reloadTls(); !r) {
-                all = false;
-                log::warn(kComponent, "reload: kept the old TLS files",
-                          {{"error", r.error().describe()}});
-            }
-        }
-        log::info(kComponent, all ? "reloaded" : "reloaded with errors");
-        daemon::notifyReady("reloaded");
+    daemon::ReloadWaiter reloader([&running, secret = *token] {
+        daemon::reloadSecrets(kComponent, {secret}, [&running]() -> Result<void> {
+            auto* s = running.load();
+            return s != nullptr ? s->reloadTls() : ok();
+        });
     });
     std::unique_ptr<http::Server> server;
     std::atomic<bool> stop_requested{false};

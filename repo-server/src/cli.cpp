@@ -23,21 +23,10 @@ int serve(const Options& options, std::ostream& err, const std::string& port_fil
     std::atomic<http::Server*> running{nullptr};
     daemon::Secret token;
     daemon::ReloadWaiter reloader([&running, &token] {
-        daemon::notifyReloading();
-        bool all = true;
-        if (auto r = token.reload(); !r) {
-            all = false;
-            log::warn(kComponent, "reload: kept the old token", {{"error", r.error().describe()}});
-        }
-        if (auto* s = running.load()) {
-            if (auto r = s->reloadTls(); !r) {
-                all = false;
-                log::warn(kComponent, "reload: kept the old TLS files",
-                          {{"error", r.error().describe()}});
-            }
-        }
-        log::info(kComponent, all ? "reloaded" : "reloaded with errors");
-        daemon::notifyReady("reloaded");
+        daemon::reloadSecrets(kComponent, {token}, [&running]() -> Result<void> {
+            auto* s = running.load();
+            return s != nullptr ? s->reloadTls() : ok();
+        });
     });
     std::atomic<bool> stop_requested{false};
     http::SignalWaiter waiter([&running, &stop_requested] {

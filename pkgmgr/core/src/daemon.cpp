@@ -188,4 +188,25 @@ Watchdog::~Watchdog() {
     if (impl_->thread.joinable()) impl_->thread.join();
 }
 
+void reloadSecrets(std::string_view component, std::vector<Secret> secrets,
+                   const std::function<Result<void>()>& reload_tls) {
+    notifyReloading();
+    bool all = true;
+    for (auto& secret : secrets) {
+        if (auto r = secret.reload(); !r) {
+            all = false;
+            log::warn(component, "reload: kept the old token", {{"error", r.error().describe()}});
+        }
+    }
+    if (reload_tls) {
+        if (auto r = reload_tls(); !r) {
+            all = false;
+            log::warn(component, "reload: kept the old TLS files",
+                      {{"error", r.error().describe()}});
+        }
+    }
+    log::info(component, all ? "reloaded" : "reloaded with errors");
+    notifyReady("reloaded");
+}
+
 }  // namespace hoist::daemon

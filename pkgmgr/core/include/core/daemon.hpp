@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/error.hpp"
 
@@ -64,6 +65,13 @@ void warnInsecure(std::string_view component, metrics::Registry& registry,
                   std::string_view missing);
 /// The refusal when a token is missing and --insecure-no-auth was not given.
 Error missingCredential(std::string_view component, std::string_view what, std::string_view flag);
+
+/// What SIGHUP does in every daemon (a ReloadWaiter's callback): tells systemd RELOADING,
+/// re-reads each of `secrets` (copies share their value) and calls `reload_tls` when set (the
+/// server's certificate files); a file that cannot be read keeps the old value and is logged
+/// under `component`; READY again at the end.
+void reloadSecrets(std::string_view component, std::vector<Secret> secrets,
+                   const std::function<Result<void>()>& reload_tls);
 
 /// systemd's notify protocol (sd_notify), a no-op when not started by systemd ($NOTIFY_SOCKET
 /// unset) or when built without libsystemd.
