@@ -6,6 +6,7 @@
 
 #include "core/cli.hpp"
 #include "core/error.hpp"
+#include "core/http_client.hpp"
 #include "core/json.hpp"
 #include "core/log.hpp"
 #include "restart_helper/helper.hpp"
@@ -28,6 +29,9 @@ struct Options {
     BootstrapRequest bootstrap;
     std::vector<std::string> trusted_keys;
     int flush_timeout_ms = 10000;
+    // TLS as a client (the repository, the coordinator): default $HOIST_CA_FILE etc., which
+    // `pkgmgr serve` sets for the helper it starts.
+    http::ClientTls tls = http::defaultTls();
 };
 
 void printJournal(std::ostream& out, const Journal& j, bool as_json) {
@@ -60,6 +64,12 @@ int runCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
                    "milliseconds to keep delivering status pings before exiting")
         ->check(hoist::cli::wholeNumber(0));
     app.add_flag("--json", o.json, "print results as JSON");
+    app.add_option("--ca-file", o.tls.ca_file,
+                   "PEM bundle of the CAs that https servers (repository, coordinator) must chain "
+                   "to (default: $HOIST_CA_FILE, else the system's)");
+    app.add_option("--client-cert", o.tls.client_cert,
+                   "client certificate (PEM) for servers that ask for one ($HOIST_CLIENT_CERT)");
+    app.add_option("--client-key", o.tls.client_key, "its private key (PEM) ($HOIST_CLIENT_KEY)");
 
     std::function<int(Helper&)> action;
 
@@ -215,6 +225,11 @@ int runCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
     log::parseLevel(o.log_level, level);
     log::parseFormat(o.log_format, format);
     log::configure(level, format);
+    if (o.tls.client_cert.empty() != o.tls.client_key.empty()) {
+        err << "restart-helper: --client-cert and --client-key go together\n";
+        return exitCode(Errc::Invalid);
+    }
+    http::setDefaultTls(o.tls);
 
     HelperOptions options;
     options.layout = pkgmgr::NodeLayout::at(o.root.empty() ? pkgmgr::NodeLayout::defaultRoot()
