@@ -47,7 +47,7 @@ Result<void> checkRequires(http::Client& client, const std::string& repo_url,
             auto known = requires_of.find(ref.id);
             if (known == requires_of.end()) {
                 http::Request get;
-                get.url = http::joinUrl(repo_url, "packages/" + ref.sha256);
+                get.url = http::joinUrl(repo_url, pkgmgr::repo_layout::package(ref.sha256));
                 get.timeout = std::chrono::minutes(5);
                 HOIST_ASSIGN(auto body, client.send(get));
                 if (!body.ok())
@@ -133,7 +133,7 @@ Result<std::string> publishModuleRelease(const ModuleOptions& o, std::ostream& l
                         "; nothing was published");
         http::Request head;
         head.method = "HEAD";
-        head.url = http::joinUrl(o.repo_url, "packages/" + sha);
+        head.url = http::joinUrl(o.repo_url, pkgmgr::repo_layout::package(sha));
         HOIST_ASSIGN(auto present, client.send(head));
         if (!present.ok()) {
             std::vector<http::Header> headers;
@@ -173,7 +173,7 @@ Result<std::string> publishModuleRelease(const ModuleOptions& o, std::ostream& l
     if (!o.install) HOIST_TRY(checkRequires(client, o.repo_url, release, roles));
     std::string bytes = release.toJson();
     HOIST_ASSIGN(auto signature, pkgmgr::signRelease(bytes, private_pem));
-    std::string base = http::joinUrl(o.repo_url, "releases/" + version + ".json");
+    std::string base = http::joinUrl(o.repo_url, pkgmgr::repo_layout::release(version));
     HOIST_TRY(put(client, base, token, bytes));
     HOIST_TRY(put(client, base + ".sig", token, signature));
     return version;

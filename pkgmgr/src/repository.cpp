@@ -30,7 +30,7 @@ Result<FetchedRelease> fetchRelease(http::Client& client, const std::string& rep
                                     const std::vector<std::string>& trusted_public_pems,
                                     bool allow_unsigned) {
     HOIST_TRY(validateVersion(version));
-    auto url = http::joinUrl(repo_url, "releases/" + version + ".json");
+    auto url = http::joinUrl(repo_url, repo_layout::release(version));
     HOIST_ASSIGN(auto manifest, getOptional(client, url));
     if (!manifest)
         return fail(Errc::NotFound, "release ", version, " is not in the repository (", url, ")");

@@ -8,6 +8,7 @@
 #include "core/json.hpp"
 #include "core/log.hpp"
 #include "core/strings.hpp"
+#include "pkgmgr/repository.hpp"
 
 namespace hoist::repo_server {
 
@@ -160,7 +161,7 @@ public:
                 reply.headers.push_back({"Connection", "close"});
             return reply;
         }
-        return accepted("package", "packages/" + name, *stored);
+        return accepted("package", pkgmgr::repo_layout::package(name), *stored);
     }
 
     ServerReply putRelease(const ServerRequest& request) {
@@ -197,7 +198,8 @@ public:
         auto stored =
             signature ? repo_->putSignature(version, body) : repo_->putRelease(version, body);
         if (!stored) return refuse(request, kind, stored.error(), false);
-        std::string path = "releases/" + version + (signature ? ".json.sig" : ".json");
+        std::string path = signature ? pkgmgr::repo_layout::signature(version)
+                                     : pkgmgr::repo_layout::release(version);
         return accepted(kind, path, *stored);
     }
 
@@ -205,9 +207,11 @@ public:
     Result<void> authorizeUpload(const ServerRequest& request) {
         auto allowed = authorize(request);
         if (!allowed) {
-            const char* kind = request.path.ends_with(".sig")           ? "signature"
-                               : request.path.starts_with("/releases/") ? "release"
-                                                                        : "package";
+            const char* kind =
+                request.path.ends_with(".sig") ? "signature"
+                : request.path.starts_with("/" + std::string(pkgmgr::repo_layout::kReleases))
+                    ? "release"
+                    : "package";
             count(kind, "refused");
             log::warn(
                 kComponent, "upload refused",
@@ -296,15 +300,16 @@ Result<std::unique_ptr<http::Server>> makeServer(const Options& options,
     auto routes = std::make_shared<Routes>(std::move(repository), std::move(token),
                                            options.max_upload_bytes, *server);
     // The hot path (a stat, then a cached or mapped file) runs on the I/O thread.
-    server->inlineRoute("GET", "/packages/(.*)",
+    const std::string packages = "/" + std::string(pkgmgr::repo_layout::kPackages) + "(.*)";
+    const std::string releases = "/" + std::string(pkgmgr::repo_layout::kReleases) + "(.*)";
+    server->inlineRoute("GET", packages,
                         [routes](const ServerRequest& r) { return routes->getPackage(r); });
-    server->route("GET", "/releases/(.*)",
+    server->route("GET", releases,
                   [routes](const ServerRequest& r) { return routes->getRelease(r); });
     server->route(
-        "PUT", "/packages/(.*)", [routes](const ServerRequest& r) { return routes->putPackage(r); },
-        true);
+        "PUT", packages, [routes](const ServerRequest& r) { return routes->putPackage(r); }, true);
     server->route(
-        "PUT", R"(/releases/(.*?)\.json(\.sig)?)",
+        "PUT", "/" + std::string(pkgmgr::repo_layout::kReleases) + R"((.*?)\.json(\.sig)?)",
         [routes](const ServerRequest& r) { return routes->putRelease(r); }, true);
     server->beforeBody([routes](const ServerRequest& r) { return routes->authorizeUpload(r); });
     server->onMetrics([routes](metrics::Registry& m) { routes->collect(m); });

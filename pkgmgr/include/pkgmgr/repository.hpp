@@ -2,6 +2,7 @@
 
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/error.hpp"
@@ -10,6 +11,23 @@
 #include "pkgmgr/release.hpp"
 
 namespace hoist::pkgmgr {
+
+/// The repository's layout, the one place its paths are spelled (its clients, `pkgmgr
+/// publish` and repo-server all use it): packages/<sha256>, releases/<version>.json and
+/// releases/<version>.json.sig, relative to the repository's URL or root.
+namespace repo_layout {
+inline constexpr std::string_view kPackages = "packages/";
+inline constexpr std::string_view kReleases = "releases/";
+inline std::string package(std::string_view sha256) {
+    return std::string(kPackages) + std::string(sha256);
+}
+inline std::string release(std::string_view version) {
+    return std::string(kReleases) + std::string(version) + ".json";
+}
+inline std::string signature(std::string_view version) {
+    return release(version) + ".sig";
+}
+}  // namespace repo_layout
 
 /// A release manifest as the repository served it, verified.
 struct FetchedRelease {

@@ -9,6 +9,7 @@
 #include "core/json.hpp"
 #include "core/log.hpp"
 #include "pkgmgr/release.hpp"
+#include "pkgmgr/repository.hpp"
 
 namespace hoist::pkgmgr {
 
@@ -111,7 +112,7 @@ Result<std::vector<PublishItem>> planPublish(const std::vector<fs::path>& files)
         HOIST_ASSIGN(auto text, files::readFile(file, kMaxManifestBytes));
         PublishItem item{PublishItem::Kind::Signature,
                          file,
-                         "releases/" + version + ".json.sig",
+                         repo_layout::signature(version),
                          crypto::sha256Hex(text),
                          text.size(),
                          version,
@@ -133,7 +134,7 @@ Result<std::vector<PublishItem>> planPublish(const std::vector<fs::path>& files)
             if (!release) return std::unexpected(withContext(release.error(), file.string()));
             PublishItem item{PublishItem::Kind::Release,
                              file,
-                             "releases/" + release->version + ".json",
+                             repo_layout::release(release->version),
                              crypto::sha256Hex(text),
                              text.size(),
                              release->version,
@@ -150,7 +151,7 @@ Result<std::vector<PublishItem>> planPublish(const std::vector<fs::path>& files)
         auto size = fs::file_size(file, ec);
         if (ec) return failErrno(Errc::Io, ec.value(), "cannot stat '", file.string(), "'");
         packages.push_back(
-            {PublishItem::Kind::Package, file, "packages/" + sha, sha, size, "", false});
+            {PublishItem::Kind::Package, file, repo_layout::package(sha), sha, size, "", false});
     }
     for (const auto& file : explicit_signatures) {
         // The signature of a manifest given too takes that manifest's version.

@@ -15,6 +15,7 @@
 #include "core/fd.hpp"
 #include "core/files.hpp"
 #include "core/log.hpp"
+#include "pkgmgr/repository.hpp"
 
 namespace hoist::pkgmgr {
 
@@ -109,7 +110,7 @@ Result<StoredPackage> fetchWith(http::Client& client, Store& store, const std::s
     HOIST_TRY(files::makeDirs(layout.downloads()));
     auto part_path = layout.downloads() / (sha256 + ".part");
     HOIST_ASSIGN(auto part, PartFile::open(part_path));
-    auto url = http::joinUrl(repo_url, "packages/" + sha256);
+    auto url = http::joinUrl(repo_url, repo_layout::package(sha256));
     if (part.size() > 0) {
         log::info("fetch", "resuming a partial download",
                   {{"sha256", sha256}, {"offset", part.size()}});
