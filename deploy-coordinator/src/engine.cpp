@@ -399,8 +399,10 @@ Result<std::string> Engine::startDeployment(const StartRequest& request) {
     HOIST_TRY(validateStart(request));
     HOIST_TRY(requireNoHold("starting a deployment"));
     {
+        // A quick refusal before the release is fetched. A deployment that has just finished
+        // is not busy: its step is committed and the runner drops it before it runs the start.
         std::lock_guard lock(mutex_);
-        if (active_) return busyRefusal(active_->d);
+        if (active_ && !isFinished(active_->d.state)) return busyRefusal(active_->d);
     }
     HOIST_ASSIGN(auto fetched, fetchRelease(request.version));
     HOIST_TRY(requireChange(fetched.first));
