@@ -1027,8 +1027,10 @@ struct Server::Impl {
     // and no thread wakes another. Two threads sharing one io_context cost small-file serving
     // a futex wake-up and context switches per request. `io` holds the acceptor and the
     // first share of connections; `more_io` the others.
-    asio::io_context io{1};
+    // `more_io` is declared before `io` so that it is destroyed after it: an accept still
+    // queued on `io` holds a socket that belongs to one of these loops.
     std::vector<std::unique_ptr<asio::io_context>> more_io;
+    asio::io_context io{1};
     std::atomic<std::size_t> next_io{0};
     std::vector<asio::executor_work_guard<asio::io_context::executor_type>> keep_more_running;
 
