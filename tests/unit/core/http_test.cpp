@@ -577,8 +577,14 @@ TEST_F(HostileFixture, ParallelBodiesStayWithinTheBodyBudget) {
     }
     EXPECT_EQ(accepted, 8);
     EXPECT_EQ(refused, kConnections - 8);
-    // 64 bodies of 1 MiB would be 64 MiB; the budget holds 8 of them.
+    // 64 bodies of 1 MiB would be 64 MiB; the budget holds 8 of them. Under AddressSanitizer
+    // its redzones and quarantine keep freed memory resident, so RSS says nothing about the
+    // budget there; the counts above still do.
+#if !defined(__SANITIZE_ADDRESS__)
     EXPECT_LT(peak - std::min(peak, before), 32ull << 20);
+#else
+    (void)peak;
+#endif
     // Released with the replies: a body fits again.
     Client client;
     auto again = client.send({.method = "POST", .url = base_ + "/v1/halt", .body = body});
