@@ -50,7 +50,9 @@ struct StatusPing {
 /// POST <coordinator>/v1/nodes/register: {"id", "role", "address", "release", "generation"}
 /// and "mode": "pull" for a pull node (push, the default, is not written: coordinators before
 /// pull mode refused the field). Required: id, role, address. The reply is the coordinator's
-/// record of the node (as in GET /v1/nodes), which a node does not need to read.
+/// record of the node (as in GET /v1/nodes), which a node does not need to read. The node's own
+/// secret travels beside it in the Hoist-Node-Secret header (pkgmgr::nodeSecret), as on its
+/// status pings and desired-state asks.
 struct Registration {
     std::string id;
     std::string role;
