@@ -89,6 +89,19 @@ Result<void> validateMaxParallel(const std::string& text) {
 }
 
 /// Deployment `id` started by this invocation or found: follow it, or say how to.
+// A deployment a command answered with: followed with --watch, else shown once.
+int showOrFollow(Context& c, const std::string& text, bool watch) {
+    auto d = parseAs<Deployment>(text, "deployment");
+    if (!d) return failWith(c, d.error());
+    if (watch) return follow(c, d->id);
+    if (c.json) {
+        printWrapped(c, "deployment", text);
+        return 0;
+    }
+    c.out << progressLine(*d) << "\n";
+    return 0;
+}
+
 int startedOrFollow(Context& c, const std::string& text, bool detach, bool watch) {
     auto d = parseAs<Deployment>(text, "deployment");
     if (!d) return failWith(c, d.error());
@@ -378,15 +391,7 @@ int command(Context& c, const std::string& verb, std::string id, bool watch) {
     }
     auto r = c.client.post("/v1/deployments/" + http::urlEncode(id) + "/" + verb, "");
     if (!r) return failWith(c, r.error());
-    auto d = parseAs<Deployment>(*r, "deployment");
-    if (!d) return failWith(c, d.error());
-    if (watch) return follow(c, d->id);
-    if (c.json) {
-        printWrapped(c, "deployment", *r);
-        return 0;
-    }
-    c.out << progressLine(*d) << "\n";
-    return 0;
+    return showOrFollow(c, *r, watch);
 }
 
 int rollbackTo(Context& c, const std::string& version, bool watch) {
@@ -394,15 +399,7 @@ int rollbackTo(Context& c, const std::string& version, bool watch) {
     w.beginObject().field("to", version).endObject();
     auto r = c.client.post("/v1/rollbacks", w.str(), Retry::Safe, newIdempotencyKey());
     if (!r) return failWith(c, r.error());
-    auto d = parseAs<Deployment>(*r, "deployment");
-    if (!d) return failWith(c, d.error());
-    if (watch) return follow(c, d->id);
-    if (c.json) {
-        printWrapped(c, "deployment", *r);
-        return 0;
-    }
-    c.out << progressLine(*d) << "\n";
-    return 0;
+    return showOrFollow(c, *r, watch);
 }
 
 }  // namespace hoist::cluster
