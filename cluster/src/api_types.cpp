@@ -75,8 +75,13 @@ Result<DeploymentNode> DeploymentNode::fromJson(const json::Value& v) {
     return n;
 }
 
+bool DeploymentNode::is(deploy_coordinator::NodeStep step) const {
+    return deploy_coordinator::parseNodeStep(state) == step;
+}
+
 bool DeploymentNode::failed() const {
-    return state == "failed" || state == "revert_failed";
+    using deploy_coordinator::NodeStep;
+    return is(NodeStep::failed) || is(NodeStep::revert_failed);
 }
 
 Result<Deployment> Deployment::fromJson(const json::Value& v) {
@@ -123,12 +128,15 @@ Result<Deployment> Deployment::fromJson(const json::Value& v) {
     return d;
 }
 
+bool Deployment::is(deploy_coordinator::DeploymentState s) const {
+    return deploy_coordinator::parseDeploymentState(state) == s;
+}
 bool Deployment::ended() const {
-    return state == "done" || state == "failed" || state == "aborted" || state == "reverted" ||
-           state == "rolled_back";
+    auto s = deploy_coordinator::parseDeploymentState(state);
+    return s && deploy_coordinator::isFinished(*s);
 }
 bool Deployment::heldByBudget() const {
-    return state == "held";
+    return is(deploy_coordinator::DeploymentState::held);
 }
 bool Deployment::halted() const {
     return waiting_on.starts_with("hold:");

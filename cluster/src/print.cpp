@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/strings.hpp"
+#include "deploy_coordinator/states.hpp"
 
 namespace hoist::cluster {
 
@@ -103,6 +104,10 @@ std::string clock(std::int64_t ms) {
                       static_cast<long long>(s % 60));
     return text;
 }
+/// 150ms below a second, else as clock().
+std::string span(std::int64_t ms) {
+    return ms < 1000 ? std::to_string(ms) + "ms" : clock(ms);
+}
 bool isNull(const json::Value& obj, const char* key) {
     const auto* m = member(obj, key);
     return m == nullptr || m->IsNull();
@@ -128,8 +133,22 @@ std::string printRehearsal(const json::Value& r) {
             if (n.IsString()) s << "note: " << n.GetString() << "\n";
     printGates(s, r);
     std::map<std::string, const json::Value*> by_node;
+    std::vector<std::string> pulls;
+    std::int64_t waited = 0;
     if (const auto* nodes = member(r, "nodes"); nodes != nullptr && nodes->IsArray())
-        for (const auto& n : nodes->GetArray()) by_node[str(n, "node")] = &n;
+        for (const auto& n : nodes->GetArray()) {
+            by_node[str(n, "node")] = &n;
+            if (str(n, "mode") != "pull") continue;
+            pulls.push_back(str(n, "node") + " every " + span(num(n, "pull_interval_ms")) + " (" +
+                            str(n, "pull_interval_source") + ")");
+            waited += num(n, "waited_ms");
+        }
+    if (!pulls.empty())
+        s << "pull nodes act only when they next ask (the first ask one interval after the "
+             "start; an interval is measured by the coordinator, or the default "
+          << span(a != nullptr ? num(*a, "default_pull_interval_ms") : 0)
+          << "): " << strings::join(pulls, ", ") << "; their actions wait " << span(waited)
+          << " in all for their asks\n";
     if (const auto* waves = member(r, "waves"); waves != nullptr && waves->IsArray()) {
         int i = 0;
         for (const auto& w : waves->GetArray()) {
@@ -139,11 +158,13 @@ std::string printRehearsal(const json::Value& r) {
             if (const auto* nodes = member(w, "nodes"); nodes != nullptr && nodes->IsArray())
                 for (const auto& id : nodes->GetArray()) {
                     if (!id.IsString()) continue;
-                    ids.push_back(id.GetString());
                     auto it = by_node.find(id.GetString());
+                    bool pull = it != by_node.end() && str(*it->second, "mode") == "pull";
+                    ids.push_back(std::string(id.GetString()) + (pull ? " (pull)" : ""));
                     if (it == by_node.end()) continue;
-                    auto step = str(*it->second, "state");
-                    if (step == "failed" || step == "revert_failed")
+                    auto step = deploy_coordinator::parseNodeStep(str(*it->second, "state"));
+                    if (step == deploy_coordinator::NodeStep::failed ||
+                        step == deploy_coordinator::NodeStep::revert_failed)
                         failed.push_back(std::string(id.GetString()) + " fails (" +
                                          str(*it->second, "message") + ")");
                 }

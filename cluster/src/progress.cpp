@@ -60,7 +60,7 @@ std::int64_t finishedOf(const Counts& c) {
 
 std::vector<std::string> progressLines(const Deployment& d, int width) {
     int usable = std::max(width - 1, 20);
-    bool complete = d.state == "done";
+    bool complete = d.is(deploy_coordinator::DeploymentState::done);
     std::int64_t changing = d.counts.total - d.counts.skipped;
     std::int64_t finished = finishedOf(d.counts);
     int percent = changing > 0 ? static_cast<int>(finished * 100 / changing) : (complete ? 100 : 0);

@@ -11,6 +11,8 @@
 
 namespace hoist::cluster {
 
+using DS = deploy_coordinator::DeploymentState;
+
 int failWith(Context& c, const Error& e) {
     c.err << "cluster: " << e.describe() << "\n";
     return exitCode(e.code);
@@ -39,7 +41,7 @@ Result<std::string> latestDeployment(Context& c, bool changed = false) {
     for (const auto& d : list.deployments)
         if (!d.undoes.empty()) undone.insert(d.undoes);
     for (const auto& d : list.deployments) {
-        if (d.state == "rolled_back" || d.state == "reverted" || d.kind == "rollback" ||
+        if (d.is(DS::rolled_back) || d.is(DS::reverted) || d.kind == "rollback" ||
             undone.contains(d.id))
             continue;
         if (d.counts.done > 0) return d.id;
@@ -182,13 +184,13 @@ int follow(Context& c, std::string id) {
               << id << "\n";
         return exitCode(Errc::Halted);
     }
-    if (d.state == "done") return 0;
+    if (d.is(DS::done)) return 0;
     c.err << "cluster: deployment " << id << " ended " << d.state;
     if (!d.waiting_on.empty()) c.err << " (" << d.waiting_on << ")";
     if (d.heldByBudget())
         c.err << "; raise the budget (cluster resume --max-failures N --watch) or undo it "
                  "(cluster rollback --watch)";
-    else if (d.state == "failed" || d.state == "aborted")
+    else if (d.is(DS::failed) || d.is(DS::aborted))
         c.err << "; undo what it changed with cluster rollback " << id;
     c.err << "\n";
     return exitCode(Errc::Unhealthy);
@@ -364,7 +366,7 @@ int resume(Context& c, std::optional<std::int64_t> max_failures, bool watch) {
     if (!text) return failWith(c, text.error());
     auto d = parseAs<Deployment>(*text, "deployment");
     if (!d) return failWith(c, d.error());
-    if (d->state != "paused" && d->state != "held") {
+    if (!d->is(DS::paused) && !d->is(DS::held)) {
         c.err << "cluster: nothing to resume: deployment " << d->id << " is " << d->state
               << (d->ended() ? "" : " (it goes on by itself)") << hold_note << "\n";
         return exitCode(holds->halted ? Errc::Halted : Errc::Conflict);

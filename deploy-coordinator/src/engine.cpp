@@ -486,6 +486,10 @@ Result<std::string> Engine::rehearse(const StartRequest& request, const std::str
     {
         std::lock_guard lock(mutex_);
         HOIST_ASSIGN(rollout, buildRollout(release, request, 0, waves));
+        // A pull node acts when it next asks: how often it does, as measured.
+        for (const auto& slot : rollout->slots)
+            if (auto n = nodes_.find(slot.row.node); slot.pull && n != nodes_.end())
+                known[slot.row.node].pull_interval_ms = n->second.ask_interval_ms;
         if (active_) notes.push_back(busyRefusal(active_->d).error().message);
         if (gate_.raised())
             notes.push_back("halted by " + holdSummary() +

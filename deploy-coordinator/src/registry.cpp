@@ -182,6 +182,7 @@ void Engine::registerOnRunner(NodeRecord& node, bool by_admin) {
     node.last_seen_ms = now;
     node.status = "up";
     if (it != nodes_.end() && node.release.empty()) node.release = it->second.release;
+    if (it != nodes_.end()) node.ask_interval_ms = it->second.ask_interval_ms;
     if (changed)
         queueEvent("node:" + node.id, "register", "", node.id,
                    node.role + " at " + node.address + " release " + node.release +
@@ -201,7 +202,7 @@ void Engine::registerOnRunner(NodeRecord& node, bool by_admin) {
                 // The next action goes the new way; a stage handed out to a pull node is
                 // sent again (stage is idempotent).
                 slot->pull = pull;
-                slot->offered_ms = 0;
+                slot->offered_ms.reset();
                 if (!pull && slot->row.state == NodeStep::staging)
                     active_->step(*slot, NodeEvent::stage_lost);
                 // Its timers change with its mode.
@@ -234,6 +235,9 @@ Result<std::string> Engine::desiredOnRunner(const std::string& id,
         auto now = nowMs();
         // Asking is a sign of life, as a ping is.
         rec.last_seen_ms = now;
+        if (rec.last_ask_idle && now > rec.last_ask_ms) rec.ask_interval_ms = now - rec.last_ask_ms;
+        rec.last_ask_ms = now;
+        rec.last_ask_idle = false;
         if (rec.status == "down") {
             rec.status = "up";
             queueEvent("node:" + id, "node up", "", id, "asked for its desired state");
@@ -273,6 +277,11 @@ Result<std::string> Engine::desiredOnRunner(const std::string& id,
     reply.generation = answer.generation;
     reply.held = held;
     reply.epoch = epoch;
+    if (answer.kind == PullAnswer::Kind::none) {
+        // The next ask comes one pull interval from now: it measures the interval.
+        auto it = nodes_.find(id);
+        if (it != nodes_.end()) it->second.last_ask_idle = true;
+    }
     return reply.toJson();
 }
 

@@ -25,12 +25,18 @@ Result<std::int64_t> parseDuration(std::string_view text, std::string_view item)
 struct SimState {
     std::int64_t generation = 1;
     bool swapping = false;
+    bool staging = false;
     std::int64_t seq = 0;
     std::int64_t swap_ms = 0;
     std::int64_t fail_ms = 0;
     const Fault* fault = nullptr;
     /// The fault is this release's recorded failure on the node, not an injected one.
     bool recorded_fault = false;
+    /// A pull node: how often it asks, and whether it still does (a silent one stops once it
+    /// has taken its restart).
+    bool pull = false;
+    std::int64_t interval_ms = 0;
+    bool asking = true;
 
     bool is(FaultKind kind) const { return fault != nullptr && fault->kind == kind; }
 };
@@ -122,7 +128,6 @@ Rehearsal rehearse(Rollout r, const std::map<std::string, SimNode>& nodes,
         for (const auto& id : waves[w].nodes) wave_of[id] = static_cast<int>(w) + 1;
     }
     for (auto& slot : r.slots) {
-        slot.pull = false;
         auto& s = sim[slot.row.node];
         s.generation = slot.row.from_generation;
         s.fault = faultFor(faults, slot.row.node);
@@ -151,21 +156,124 @@ Rehearsal rehearse(Rollout r, const std::map<std::string, SimNode>& nodes,
         if (s.fault) line.fault = std::string(toString(s.fault->kind));
         line.fault_source = fault_source;
         if (s.is(FaultKind::health_fail)) line.fail_ms = s.fail_ms;
+        if (slot.pull) {
+            bool measured = known != nodes.end() && known->second.pull_interval_ms > 0;
+            s.pull = true;
+            s.interval_ms =
+                measured ? known->second.pull_interval_ms : settings.default_pull_interval_ms;
+            line.pull = true;
+            line.pull_interval_ms = s.interval_ms;
+            line.pull_interval_source = measured ? "recorded" : "default";
+        }
         line.step = slot.row.state;
         line_of[line.node] = result.nodes.size();
         result.nodes.push_back(std::move(line));
     }
 
-    // Events at a time run in the order they were scheduled.
-    std::multimap<std::int64_t, std::function<void(std::int64_t, Output&)>> queue;
+    // Events at a time run in the order they were scheduled. A pull node's asks come for
+    // ever: `work` counts the other events, the ones that can still move the rollout.
+    struct Due {
+        std::function<void(std::int64_t, Output&)> hear;
+        bool ask = false;
+    };
+    std::multimap<std::int64_t, Due> queue;
+    std::int64_t work = 0;
     auto at = [&](std::int64_t when, const std::string& node, auto hear) {
-        queue.emplace(when, [&r, node, hear](std::int64_t now, Output& out) {
-            if (Slot* slot = r.find(node)) hear(r, *slot, now, out);
-        });
+        ++work;
+        queue.emplace(when, Due{[&r, node, hear](std::int64_t now, Output& out) {
+                                    if (Slot* slot = r.find(node)) hear(r, *slot, now, out);
+                                },
+                                false});
     };
     auto note = [&](std::int64_t now, std::string what) {
         result.timeline.push_back({now, std::move(what)});
     };
+
+    // The swap to generation `to`, begun at `now`; the helper reports its end by a ping. A new
+    // generation that never turns healthy is rolled back once the health deadline passes:
+    // that, not the usual swap, is how long its swap takes. A silent pull node takes its
+    // restart and is never heard from again (a silent push node never answers the request).
+    auto swap = [&](const std::string& id, std::int64_t to, std::int64_t now) {
+        auto& node = sim[id];
+        node.swapping = true;
+        if (node.pull && node.is(FaultKind::silent)) {
+            node.asking = false;
+            return;
+        }
+        Slot* target = r.find(id);
+        bool will_fail = target != nullptr && to == target->row.target_generation &&
+                         node.is(FaultKind::health_fail);
+        at(now + (will_fail ? node.fail_ms : node.swap_ms), id,
+           [&node, to](Rollout& ro, Slot& slot, std::int64_t t, Output& o) {
+               node.swapping = false;
+               bool forward = to == slot.row.target_generation;
+               bool fails = forward && node.is(FaultKind::health_fail);
+               if (!fails) node.generation = to;
+               PingReport ping{
+                   ++node.seq,
+                   fails ? pkgmgr::HelperStep::rolled_back : pkgmgr::HelperStep::healthy,
+                   slot.row.from_generation, to,
+                   !fails ? ""
+                   : node.recorded_fault
+                       ? "recorded health_fail: the helper rolled this release back "
+                         "on this node before"
+                       : "injected health_fail: the new generation never turned "
+                         "healthy"};
+               ro.onPing(slot, ping, t, o);
+           });
+    };
+
+    std::optional<std::int64_t> hold_at = settings.hold_at_ms;
+    for (const auto& f : faults)
+        if (f.kind == FaultKind::hold && (!hold_at || f.ms < *hold_at)) hold_at = f.ms;
+    auto held_at = [&](std::int64_t t) { return hold_at && t >= *hold_at; };
+
+    // A pull node asks (GET /v1/nodes/{node}/desired, saying the generation it runs) and is
+    // answered by the model, as the engine answers it. It stages within its ask, so its next
+    // ask comes an interval after the stage ends; a restart only starts the helper.
+    std::function<void(std::int64_t, const std::string&)> ask_at;
+    auto asked = [&](const std::string& id, std::int64_t t, Output& o) {
+        auto& node = sim[id];
+        Slot* slot = r.find(id);
+        if (!node.asking || slot == nullptr) return;
+        auto offered = slot->offered_ms;
+        auto before = slot->row.state;
+        PullAnswer answer = r.onAsk(*slot, node.generation, held_at(t), t, o);
+        std::int64_t next = t + settings.reply_ms + node.interval_ms;
+        if (slot->row.state != before) {  // handed out now (not again)
+            auto& line = result.nodes[line_of[id]];
+            std::int64_t waited = offered ? t - *offered : 0;
+            line.waited_ms += waited;
+            note(t, detail::concat(id, " (pull) asks and takes its ",
+                                   answer.kind == PullAnswer::Kind::stage ? "stage" : "restart",
+                                   ", offered ", waited, " ms before"));
+        }
+        if (answer.kind == PullAnswer::Kind::stage && !node.staging) {
+            node.staging = true;
+            next += settings.stage_ms;
+            at(t + settings.stage_ms, id,
+               [&node](Rollout& ro, Slot& sl, std::int64_t when, Output& out) {
+                   node.staging = false;
+                   bool fails = node.is(FaultKind::stage_fail);
+                   PingReport ping{++node.seq,
+                                   fails ? pkgmgr::HelperStep::failed : pkgmgr::HelperStep::staged,
+                                   node.generation, fails ? 0 : node.generation + 1,
+                                   fails ? "injected stage_fail" : ""};
+                   ro.onPing(sl, ping, when, out);
+               });
+        } else if (answer.kind == PullAnswer::Kind::restart && !node.swapping &&
+                   node.generation != answer.generation) {
+            swap(id, answer.generation, t);
+        }
+        if (node.asking) ask_at(next, id);
+    };
+    ask_at = [&](std::int64_t when, const std::string& id) {
+        queue.emplace(when,
+                      Due{[&asked, id](std::int64_t t, Output& o) { asked(id, t, o); }, true});
+    };
+    for (const auto& slot : r.slots)
+        if (slot.pull && slot.row.state != NodeStep::skipped)
+            ask_at(sim[slot.row.node].interval_ms, slot.row.node);
 
     auto take = [&](Output& out, std::int64_t now) {
         for (const auto& e : out.events) {
@@ -195,10 +303,14 @@ Rehearsal rehearse(Rollout r, const std::map<std::string, SimNode>& nodes,
         }
         // A gate's query is assumed to hold (the rehearsal has no metrics): it shows where the
         // gates come and what their `for` times add.
-        for (const auto& q : out.gate_queries)
-            queue.emplace(now + settings.reply_ms, [&r, gate = q.gate](std::int64_t t, Output& o) {
-                r.onGateSample(gate, GateSample{std::nullopt, "", true}, t, o);
-            });
+        for (const auto& q : out.gate_queries) {
+            ++work;
+            queue.emplace(now + settings.reply_ms,
+                          Due{[&r, gate = q.gate](std::int64_t t, Output& o) {
+                                  r.onGateSample(gate, GateSample{std::nullopt, "", true}, t, o);
+                              },
+                              false});
+        }
         for (const auto& action : out.actions) {
             auto& node = sim[action.node];
             std::int64_t reply = now + settings.reply_ms;
@@ -225,33 +337,10 @@ Rehearsal rehearse(Rollout r, const std::map<std::string, SimNode>& nodes,
                            });
                         break;
                     }
-                    node.swapping = true;
                     at(reply, action.node, [](Rollout& ro, Slot& slot, std::int64_t t, Output& o) {
                         ro.onRestart(slot, {RestartOutcome::Kind::accepted, ""}, t, o);
                     });
-                    // A new generation that never turns healthy is rolled back once the health
-                    // deadline passes: that, not the usual swap, is how long its swap takes.
-                    Slot* target = r.find(action.node);
-                    bool will_fail = target != nullptr && to == target->row.target_generation &&
-                                     node.is(FaultKind::health_fail);
-                    at(now + (will_fail ? node.fail_ms : node.swap_ms), action.node,
-                       [&node, to](Rollout& ro, Slot& slot, std::int64_t t, Output& o) {
-                           node.swapping = false;
-                           bool forward = to == slot.row.target_generation;
-                           bool fails = forward && node.is(FaultKind::health_fail);
-                           if (!fails) node.generation = to;
-                           PingReport ping{++node.seq,
-                                           fails ? pkgmgr::HelperStep::rolled_back
-                                                 : pkgmgr::HelperStep::healthy,
-                                           slot.row.from_generation, to,
-                                           !fails ? ""
-                                           : node.recorded_fault
-                                               ? "recorded health_fail: the helper rolled this "
-                                                 "release back on this node before"
-                                               : "injected health_fail: the new generation "
-                                                 "never turned healthy"};
-                           ro.onPing(slot, ping, t, o);
-                       });
+                    swap(action.node, to, now);
                     break;
                 }
                 case NodeAction::Kind::poll:
@@ -278,14 +367,11 @@ Rehearsal rehearse(Rollout r, const std::map<std::string, SimNode>& nodes,
         out = Output{};
     };
 
-    std::optional<std::int64_t> hold_at = settings.hold_at_ms;
-    for (const auto& f : faults)
-        if (f.kind == FaultKind::hold && (!hold_at || f.ms < *hold_at)) hold_at = f.ms;
     std::int64_t now = 0;
     std::int64_t last_tick = 0;
     Output out;
     r.last_progress_ms = 0;
-    auto held = [&] { return hold_at && now >= *hold_at; };
+    auto held = [&] { return held_at(now); };
     bool hold_noted = false;
     auto noteHold = [&] {
         if (hold_noted || !held()) return;
@@ -298,7 +384,7 @@ Rehearsal rehearse(Rollout r, const std::map<std::string, SimNode>& nodes,
     // A hold ends the simulation once nothing is in flight or queued: nothing moves after.
     auto stopped = [&] {
         return isFinished(r.d.state) || r.d.state == DeploymentState::held ||
-               (held() && queue.empty() && !r.anyInFlight());
+               (held() && work == 0 && !r.anyInFlight());
     };
     while (!stopped()) {
         std::int64_t next_tick = last_tick + 1000;
@@ -308,9 +394,10 @@ Rehearsal rehearse(Rollout r, const std::map<std::string, SimNode>& nodes,
             break;
         }
         while (!queue.empty() && queue.begin()->first <= now) {
-            auto hear = std::move(queue.begin()->second);
+            auto due = std::move(queue.begin()->second);
             queue.erase(queue.begin());
-            hear(now, out);
+            if (!due.ask) --work;
+            due.hear(now, out);
             take(out, now);
         }
         noteHold();

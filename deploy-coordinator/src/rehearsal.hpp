@@ -47,6 +47,9 @@ struct SimNode {
     /// The release rehearsed already failed on this node (the helper rolled back): predicted
     /// to fail again, as if `health_fail` were injected.
     bool failed_before = false;
+    /// A pull node's time between two asks as the coordinator measured it (0: not measured;
+    /// the stated default is assumed). Unused for a push node.
+    std::int64_t pull_interval_ms = 0;
 };
 
 struct RehearsalSettings {
@@ -59,6 +62,8 @@ struct RehearsalSettings {
     std::int64_t stage_ms = 5000;
     /// How long a node takes to answer a request.
     std::int64_t reply_ms = 50;
+    /// How often a pull node with no measured interval asks for its desired state.
+    std::int64_t default_pull_interval_ms = 10000;
     RolloutSettings rollout;
     /// A hold stands from this time on (a standing hold: 0): no new action starts, the nodes
     /// in flight finish, and the simulation ends once none is.
@@ -80,10 +85,18 @@ struct Rehearsal {
         std::string fault_source;
         /// How long its failing swap takes (health_fail only; else 0).
         std::int64_t fail_ms = 0;
-        std::int64_t start_ms = -1;  ///< restart sent; -1: never
+        std::int64_t start_ms = -1;  ///< restart sent (a pull node: handed out); -1: never
         std::int64_t end_ms = -1;    ///< finished; -1: never
         NodeStep step = NodeStep::pending;
         std::string message;
+        /// A pull node: it acts only when it next asks.
+        bool pull = false;
+        /// A pull node's time between asks, and where it comes from ("recorded": measured by
+        /// the coordinator; "default"). 0 and "" for a push node.
+        std::int64_t pull_interval_ms = 0;
+        std::string pull_interval_source;
+        /// How long its actions (stage, restart) waited, offered, for the node to ask.
+        std::int64_t waited_ms = 0;
     };
     struct WaveLine {
         std::string role;
@@ -114,8 +127,12 @@ struct Rehearsal {
 
 /// Runs `rollout` (a fresh deployment: nodes pending or skipped) against simulated nodes on a
 /// simulated clock, through the same model the engine runs. Pure: touches no node, no file,
-/// no clock. Every node is treated as a push node (a pull node takes its actions in the same
-/// order and limits). `nodes` gives each node's swap time; `waves` the plan (for the report).
+/// no clock. A push node answers the requests it is sent. A pull node (Slot::pull) is sent
+/// nothing: it asks every pull interval (its first ask one interval after the start), is
+/// answered through Rollout::onAsk, stages within its ask (its next ask comes an interval
+/// after the stage ends), and reports by pings; what is offered waits for its next ask, and
+/// an offer not taken in time fails it as the engine does. `nodes` gives each node's swap
+/// time and pull interval; `waves` the plan (for the report).
 Rehearsal rehearse(Rollout rollout, const std::map<std::string, SimNode>& nodes,
                    const std::vector<Fault>& faults, const std::vector<Wave>& waves,
                    const RehearsalSettings& settings);

@@ -131,7 +131,7 @@ void Rollout::setState(DeploymentEvent e, const std::string& actor, const std::s
 
 void Rollout::stage(Slot& slot, std::int64_t now, Output& out) {
     if (slot.pull) {
-        if (slot.offered_ms == 0) slot.offered_ms = now;
+        if (!slot.offered_ms) slot.offered_ms = now;
         return;
     }
     if (!step(slot, NodeEvent::stage_sent)) return;
@@ -142,7 +142,7 @@ void Rollout::stage(Slot& slot, std::int64_t now, Output& out) {
 void Rollout::restart(Slot& slot, std::int64_t generation, std::int64_t now, Output& out) {
     if (slot.pull) {
         // Offered, not sent: it counts toward max_parallel until the node takes it.
-        if (slot.offered_ms == 0) slot.offered_ms = now;
+        if (!slot.offered_ms) slot.offered_ms = now;
         return;
     }
     // A restart persisted as started but never confirmed is sent again after a poll showed
@@ -319,7 +319,7 @@ bool Rollout::onPing(Slot& slot, const PingReport& ping, std::int64_t now, Outpu
             if (ping.from_generation > 0) slot.row.from_generation = ping.from_generation;
             slot.row.node_state = toString(HS::staged);
             step(slot, NodeEvent::staged);
-            slot.offered_ms = 0;
+            slot.offered_ms.reset();
             slot.last_heard_ms = now;
             last_progress_ms = now;
         }
@@ -344,7 +344,7 @@ PullAnswer Rollout::onAsk(Slot& slot, std::optional<std::int64_t> generation, bo
     bool again_stage = s == NS::staging;
     bool again_restart = s == NS::restarting || s == NS::restarted;
     bool again_revert = isRevertInFlight(s);
-    bool offered = slot.offered_ms > 0;
+    bool offered = slot.offered_ms.has_value();
     bool new_stage = s == NS::pending && offered && d.state == DS::staging;
     bool new_restart = s == NS::staged && offered && d.state == DS::rolling;
     bool new_revert = s == NS::revert_pending && offered && d.state == DS::reverting;
@@ -353,7 +353,7 @@ PullAnswer Rollout::onAsk(Slot& slot, std::optional<std::int64_t> generation, bo
     if (new_stage) {
         step(slot, NodeEvent::stage_sent);
         slot.row.started_ms = now;
-        slot.offered_ms = 0;
+        slot.offered_ms.reset();
         event(out, "coordinator", "stage", slot.row.node,
               "release " + d.version + ", handed out on request", now);
     } else if (new_restart || new_revert) {
@@ -361,7 +361,7 @@ PullAnswer Rollout::onAsk(Slot& slot, std::optional<std::int64_t> generation, bo
         step(slot, NodeEvent::restart_sent);
         slot.row.started_ms = now;
         slot.last_heard_ms = now;
-        slot.offered_ms = 0;
+        slot.offered_ms.reset();
         event(out, "coordinator", new_revert ? "revert" : "restart", slot.row.node,
               detail::concat("to generation ", to, ", handed out on request"), now);
     }
@@ -440,20 +440,20 @@ bool Rollout::pullTimers(Slot& slot, std::int64_t now, bool held, const RolloutS
                          Output& out) {
     auto s = slot.row.state;
     bool stage_due = d.state == DS::staging && !held;
-    if (slot.offered_ms > 0) {
+    if (slot.offered_ms.has_value()) {
         bool offerable = s == NS::pending || s == NS::staged || s == NS::revert_pending;
         bool takeable = !held && ((s == NS::pending && d.state == DS::staging) ||
                                   (s == NS::staged && d.state == DS::rolling) ||
                                   (s == NS::revert_pending && d.state == DS::reverting));
         std::int64_t limit = s == NS::pending ? settings.stage_timeout_ms : d.node_deadline_ms;
         if (!offerable) {
-            slot.offered_ms = 0;
+            slot.offered_ms.reset();
         } else if (!takeable) {
             slot.offered_ms = now;  // an offer nobody may take (a hold, a pause) does not age
-        } else if (limit > 0 && now - slot.offered_ms > limit) {
+        } else if (limit > 0 && now - *slot.offered_ms > limit) {
             // A pull node that stops asking fails like a push node that stops answering.
             bool stage = s == NS::pending;
-            slot.offered_ms = 0;
+            slot.offered_ms.reset();
             finishNode(slot, NodeEvent::deadline,
                        detail::concat("the pull node did not ask for its ",
                                       stage ? "stage" : "restart", " within ", limit, " ms"),
@@ -535,7 +535,7 @@ void Rollout::dispatchWave(int rank, bool revert, std::int64_t now, Output& out)
     std::int64_t in_flight = countIn(rank, revert ? isRevertInFlight : isForwardInFlight);
     // A restart offered to a pull node counts as in flight from the offer on.
     for (auto i : timed_)
-        if (slots[i].rank == rank && slots[i].row.state == due && slots[i].offered_ms > 0)
+        if (slots[i].rank == rank && slots[i].row.state == due && slots[i].offered_ms.has_value())
             ++in_flight;
     if (in_flight >= limit || by_rank_[static_cast<size_t>(rank)][static_cast<size_t>(due)] == 0)
         return;
@@ -551,8 +551,8 @@ void Rollout::dispatchWave(int rank, bool revert, std::int64_t now, Output& out)
         bool passed = slot.row.state != due && (revert ? slot.rank >= rank : slot.rank <= rank);
         if (moved && passed) cursor = revert ? i : i + 1;
         if (!passed) moved = false;
-        if (slot.rank != rank || slot.row.state != due || slot.busy || slot.offered_ms > 0 ||
-            slot.retry_at_ms > now)
+        if (slot.rank != rank || slot.row.state != due || slot.busy ||
+            slot.offered_ms.has_value() || slot.retry_at_ms > now)
             continue;
         restart(slot, revert ? slot.row.from_generation : slot.row.target_generation, now, out);
         ++in_flight;
@@ -570,7 +570,7 @@ void Rollout::advanceRevert(std::int64_t now, bool held, Output& out) {
             if (slot.row.state == NS::done || slot.row.state == NS::pending ||
                 slot.row.state == NS::staged) {
                 step(slot, NodeEvent::revert_due);
-                slot.offered_ms = 0;
+                slot.offered_ms.reset();
             }
         }
         rev_cursor_ = slots.size();

@@ -36,9 +36,10 @@ struct Slot {
     /// A pull node: nothing is sent to it; its actions are offered and handed out when it asks.
     bool pull = false;
     /// When the action its step calls for (pending: stage; staged or revert_pending:
-    /// restart) was offered to the pull node; 0: none offered. Only in memory: after a
-    /// restart the model offers again what is still due.
-    std::int64_t offered_ms = 0;
+    /// restart) was offered to the pull node; nullopt: none offered (an offer at time 0, as
+    /// a rehearsal's first, is one). Only in memory: after a restart the model offers again
+    /// what is still due.
+    std::optional<std::int64_t> offered_ms;
     /// When the pull node last asked, and the generation it said it runs (-1: not said).
     std::int64_t last_pull_ms = 0;
     std::int64_t last_pull_generation = -1;

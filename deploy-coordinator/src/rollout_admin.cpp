@@ -58,7 +58,7 @@ void Rollout::computeWaitingOn(bool held, const std::string& hold_text) {
             std::vector<std::string> offered;
             for (auto i : timed_)
                 if (const auto& s = slots[i];
-                    s.offered_ms > 0 &&
+                    s.offered_ms.has_value() &&
                     (s.row.state == NS::staged || s.row.state == NS::revert_pending))
                     offered.push_back(s.row.node);
             if (offered.size() == 1)

@@ -38,7 +38,7 @@ bool Rollout::forwardBusy() const {
     for (int rank = 0; rank < 3; ++rank)
         if (countIn(rank, isForwardInFlight) > 0) return true;
     for (auto i : timed_)
-        if (slots[i].row.state == NS::staged && slots[i].offered_ms > 0) return true;
+        if (slots[i].row.state == NS::staged && slots[i].offered_ms.has_value()) return true;
     return false;
 }
 

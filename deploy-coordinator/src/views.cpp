@@ -296,8 +296,11 @@ std::string rehearsalJson(const Rehearsal& r, const StartRequest& request,
             w.null();
     };
     std::int64_t recorded = 0;
-    for (const auto& n : r.nodes)
+    std::int64_t recorded_pull = 0;
+    for (const auto& n : r.nodes) {
         if (n.swap_source == "recorded") ++recorded;
+        if (n.pull_interval_source == "recorded") ++recorded_pull;
+    }
     json::Writer w;
     w.beginObject()
         .field("version", request.version)
@@ -317,6 +320,8 @@ std::string rehearsalJson(const Rehearsal& r, const StartRequest& request,
         .field("default_health_fail_ms", settings.default_health_fail_ms)
         .field("stage_ms", settings.stage_ms)
         .field("recorded_swaps", recorded)
+        .field("default_pull_interval_ms", settings.default_pull_interval_ms)
+        .field("recorded_pull_intervals", recorded_pull)
         .endObject();
     writeGates(w, r.gates);
     w.key("notes").beginArray();
@@ -342,7 +347,12 @@ std::string rehearsalJson(const Rehearsal& r, const StartRequest& request,
             .field("fault_source", n.fault_source)
             .field("fail_ms", n.fail_ms)
             .field("state", toString(n.step))
-            .field("message", n.message);
+            .field("message", n.message)
+            .field("mode", n.pull ? "pull" : "push");
+        if (n.pull)
+            w.field("pull_interval_ms", n.pull_interval_ms)
+                .field("pull_interval_source", n.pull_interval_source)
+                .field("waited_ms", n.waited_ms);
         optional(w, "start_ms", n.start_ms >= 0 ? std::optional(n.start_ms) : std::nullopt);
         optional(w, "end_ms", n.end_ms >= 0 ? std::optional(n.end_ms) : std::nullopt);
         w.endObject();

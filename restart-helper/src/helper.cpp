@@ -20,8 +20,9 @@ using pkgmgr::Generation;
 using pkgmgr::ServiceLaunch;
 
 int exitCodeFor(std::string_view terminal_state) {
-    if (terminal_state == "healthy") return kExitHealthy;
-    if (terminal_state == "rolled_back") return kExitRolledBack;
+    auto step = pkgmgr::parseHelperStep(terminal_state);
+    if (step == pkgmgr::HelperStep::healthy) return kExitHealthy;
+    if (step == pkgmgr::HelperStep::rolled_back) return kExitRolledBack;
     return kExitFailed;
 }
 

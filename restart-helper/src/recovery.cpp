@@ -35,13 +35,14 @@ RecoveryAction decideRecovery(const RecoveryFacts& facts) {
     }
     const pkgmgr::Journal& j = *facts.journal;
     if (pkgmgr::isTerminalState(j.state)) return RecoveryAction::close;
-    if (j.state == "rolling_back") return RecoveryAction::continue_rollback;
+    auto step = pkgmgr::parseHelperStep(j.state);
+    if (step == pkgmgr::HelperStep::rolling_back) return RecoveryAction::continue_rollback;
     if (j.kind == "bootstrap" && j.to_generation == 0)
         return cur ? RecoveryAction::adopt_bootstrap : RecoveryAction::fail_bootstrap;
     // While "stopping", the switch has not been made yet even when current already names the
     // target (a swap to the generation that runs is a restart in place).
     if (cur && *cur == j.to_generation &&
-        (j.state != "stopping" || j.from_generation == j.to_generation))
+        (step != pkgmgr::HelperStep::stopping || j.from_generation == j.to_generation))
         return RecoveryAction::forward;
     if (j.from_generation == 0) return RecoveryAction::activate_then_forward;
     return RecoveryAction::roll_back;

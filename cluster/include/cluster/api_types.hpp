@@ -7,6 +7,7 @@
 
 #include "core/error.hpp"
 #include "core/json.hpp"
+#include "deploy_coordinator/states.hpp"
 
 namespace hoist::cluster {
 
@@ -37,6 +38,8 @@ struct DeploymentNode {
     std::string finished;
 
     static Result<DeploymentNode> fromJson(const json::Value& v);
+    /// Its step is `step` (false for a step this client does not know).
+    bool is(deploy_coordinator::NodeStep step) const;
     /// failed or revert_failed.
     bool failed() const;
 };
@@ -65,6 +68,8 @@ struct Deployment {
     std::vector<DeploymentNode> nodes;
 
     static Result<Deployment> fromJson(const json::Value& v);
+    /// Its state is `s` (false for a state this client does not know).
+    bool is(deploy_coordinator::DeploymentState s) const;
     /// done, failed, aborted, reverted or rolled_back: it will not change again.
     bool ended() const;
     /// Held by the failure budget: it waits for an admin (resume --max-failures, rollback).

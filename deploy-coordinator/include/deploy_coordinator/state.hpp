@@ -40,6 +40,12 @@ struct NodeRecord {
     /// Empty: a node from before per-node secrets (the shared node token alone serves).
     /// Never shown in any reply.
     std::string secret_hash;
+    /// A pull node, in memory only (not stored): when it last asked and whether it was told
+    /// to do nothing then, and the time between two asks with nothing to do between them, as
+    /// measured (its pull interval; 0: not measured yet). The rehearsal predicts with it.
+    std::int64_t last_ask_ms = 0;
+    bool last_ask_idle = false;
+    std::int64_t ask_interval_ms = 0;
 };
 
 /// A standing halt hold, one per source.

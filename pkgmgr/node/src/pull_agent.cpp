@@ -1,5 +1,6 @@
 // Pull mode: the node asks the coordinator what to do and applies it itself.
 #include "node_server_impl.hpp"
+#include "pkgmgr/status.hpp"
 
 namespace hoist::pkgmgr {
 
@@ -157,8 +158,9 @@ void NodeServer::Impl::pullRestart(const std::string& deployment, long generatio
     // This very restart ran and ended on the old set: report that, do not try it again.
     if (auto last = Journal::loadLast(layout); last && *last) {
         const Journal& j = **last;
+        auto step = parseHelperStep(j.state);
         if (j.deployment == deployment && j.to_generation == generation &&
-            (j.state == "rolled_back" || j.state == "failed")) {
+            (step == HelperStep::rolled_back || step == HelperStep::failed)) {
             ping.state = j.state;
             ping.from_generation = j.from_generation;
             ping.message =

@@ -1,6 +1,8 @@
 // The rollout model on simulated nodes and a simulated clock (the rehearsal's fleet), driven by
 // the same fault names `cluster upgrade --rehearse --inject` takes. No sleeps, no I/O.
 
+#include <algorithm>
+
 #include <gtest/gtest.h>
 
 #include "rehearsal.hpp"
@@ -335,6 +337,219 @@ TEST(RolloutModel, RefusalsNameTheCliVerbs) {
     d.state = DS::rolling;
     EXPECT_NE(busyRefusal(d).error().message.find("wait for it to finish (cluster status)"),
               std::string::npos);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pull nodes in the rehearsal: nothing is sent to them; each action waits, offered, for the
+// node's next ask, which the model answers as the engine does (Rollout::onAsk).
+
+// Marks `pulls` as pull nodes (their timers change: index again).
+Fleet withPull(Fleet f, const std::vector<std::string>& pulls, std::int64_t min_healthy_ms = 0) {
+    for (auto& slot : f.rollout.slots)
+        slot.pull = std::find(pulls.begin(), pulls.end(), slot.row.node) != pulls.end();
+    f.rollout.d.min_healthy_ms = min_healthy_ms;
+    f.rollout.index();
+    return f;
+}
+
+TEST(RolloutModel, PullNodesActOnlyWhenTheyNextAsk) {
+    // Default interval 10 s, first ask one interval in; staging 5 s, swaps 20 s, replies 50 ms.
+    struct Case {
+        const char* name;
+        std::vector<std::string> pulls;
+        std::map<std::string, SimNode> known;
+        std::string inject;
+        std::int64_t min_healthy_ms;
+        DS outcome;
+        std::map<std::string, NS> steps;
+        std::string node;  ///< the pull node whose timing is checked
+        std::int64_t interval_ms;
+        const char* interval_source;
+        std::int64_t start_ms;   ///< when it takes its restart (-1: never)
+        std::int64_t end_ms;     ///< when it finishes (-1: never)
+        std::int64_t waited_ms;  ///< how long its actions waited for its asks
+        const char* message;     ///< part of its message ("" : none)
+    };
+    const std::vector<Case> cases = {
+        // Stage offered at 0, taken at its first ask (10 000), staged at 15 000: every node is
+        // staged, so its restart is offered then and taken at its next ask, an interval after
+        // the stage ended (10 000 + 50 + 5 000 + 10 000).
+        {"a pull master, default interval",
+         {"master-1"},
+         {},
+         "",
+         0,
+         DS::done,
+         {{"master-1", NS::done}, {"agent-1", NS::done}},
+         "master-1",
+         10000,
+         "default",
+         25050,
+         45050,
+         10000 + 10050,
+         ""},
+        // Measured: every second. Stage at 1 000 (staged 6 000); restart at 1 000+50+5 000+1 000.
+        {"a recorded interval",
+         {"master-1"},
+         {{"master-1", {0, false, 0, false, 1000}}},
+         "",
+         0,
+         DS::done,
+         {{"master-1", NS::done}},
+         "master-1",
+         1000,
+         "recorded",
+         7050,
+         27050,
+         1000 + 1050,
+         ""},
+        // An agent waits its turn: staged at 8 000 (asks at 3 000), the master swaps 8 000 to
+        // 28 000, then its restart is offered; it asks at 3 000 + 50 + 5 000 + 3 000 = 11 050
+        // and every 3 050 after: it takes the restart at 29 350.
+        {"a pull agent after a push master",
+         {"agent-1"},
+         {{"agent-1", {0, false, 0, false, 3000}}},
+         "",
+         0,
+         DS::done,
+         {{"master-1", NS::done}, {"agent-1", NS::done}},
+         "agent-1",
+         3000,
+         "recorded",
+         29350,
+         49350,
+         3000 + 1350,
+         ""},
+        {"health_fail on a pull master",
+         {"master-1"},
+         {},
+         "master-1:health_fail",
+         0,
+         DS::held,
+         {{"master-1", NS::failed}, {"agent-1", NS::staged}, {"agent-2", NS::staged}},
+         "master-1",
+         10000,
+         "default",
+         25050,
+         25050 + 60000,
+         20050,
+         "injected health_fail"},
+        // It takes its restart and is never heard from again: the node deadline (120 s).
+        {"a silent pull master",
+         {"master-1"},
+         {},
+         "master-1:silent",
+         0,
+         DS::held,
+         {{"master-1", NS::failed}, {"agent-1", NS::staged}},
+         "master-1",
+         10000,
+         "default",
+         25050,
+         -1,
+         20050,
+         "no healthy report within the node deadline (120000 ms)"},
+        {"stage_fail on a pull agent",
+         {"agent-2"},
+         {},
+         "agent-2:stage_fail",
+         0,
+         DS::held,
+         {{"master-1", NS::staged}, {"agent-2", NS::failed}},
+         "agent-2",
+         10000,
+         "default",
+         -1,
+         15000,
+         10000,
+         "staging failed: injected stage_fail"},
+        // Asks every 200 s: its restart, offered at 205 000, is not taken within the node
+        // deadline (its next ask would be at 405 050).
+        {"a pull node asking too rarely",
+         {"master-1"},
+         {{"master-1", {0, false, 0, false, 200000}}},
+         "",
+         0,
+         DS::held,
+         {{"master-1", NS::failed}},
+         "master-1",
+         200000,
+         "recorded",
+         -1,
+         -1,
+         200000,
+         "the pull node did not ask for its restart within 120000 ms"},
+        // With min_healthy_ms, done at its first ask after that time on the new generation
+        // (healthy at 45 050; asks at 35 100, 45 150, 55 200: 55 200 is past 45 050 + 8 000).
+        {"min_healthy_ms waits for an ask",
+         {"master-1"},
+         {},
+         "",
+         8000,
+         DS::done,
+         {{"master-1", NS::done}},
+         "master-1",
+         10000,
+         "default",
+         25050,
+         55200,
+         20050,
+         ""},
+    };
+    for (const auto& c : cases) {
+        SCOPED_TRACE(c.name);
+        auto f = withPull(fleet(1, 2, 1, 0), c.pulls, c.min_healthy_ms);
+        auto r = run(std::move(f), c.inject, c.known);
+        EXPECT_EQ(r.outcome, c.outcome) << toString(r.outcome) << ": " << r.message;
+        for (const auto& [node, step] : c.steps)
+            EXPECT_EQ(toString(line(r, node).step), toString(step)) << node;
+        const auto& n = line(r, c.node);
+        EXPECT_TRUE(n.pull);
+        EXPECT_EQ(n.pull_interval_ms, c.interval_ms);
+        EXPECT_EQ(n.pull_interval_source, c.interval_source);
+        EXPECT_EQ(n.start_ms, c.start_ms);
+        if (c.end_ms >= 0) {
+            EXPECT_EQ(n.end_ms, c.end_ms);
+        }
+        EXPECT_EQ(n.waited_ms, c.waited_ms);
+        if (*c.message != '\0') {
+            EXPECT_NE(n.message.find(c.message), std::string::npos) << n.message;
+        }
+        for (const auto& other : r.nodes)
+            if (std::find(c.pulls.begin(), c.pulls.end(), other.node) == c.pulls.end()) {
+                EXPECT_FALSE(other.pull) << other.node;
+                EXPECT_EQ(other.pull_interval_source, "") << other.node;
+            }
+        if (c.outcome == DS::held) {
+            EXPECT_TRUE(r.budget_stop_ms.has_value());
+        }
+    }
+}
+
+TEST(RolloutModel, PullNodesStopAtAHoldAndGoBackInAnAutoRevert) {
+    // A hold at 30 s: the pull master has taken its restart (25 050) and finishes; its next
+    // asks get nothing, and the rehearsal still ends (the asks would come for ever).
+    auto held = run(withPull(fleet(1, 2, 1, 0), {"master-1", "agent-2"}), "hold=30s");
+    ASSERT_TRUE(held.hold_bit_ms.has_value());
+    EXPECT_EQ(*held.hold_bit_ms, 30000);
+    EXPECT_EQ(line(held, "master-1").step, NS::done);
+    EXPECT_EQ(line(held, "agent-2").start_ms, -1);
+    EXPECT_FALSE(held.cut_short);
+    // agent-2 (pull) fails with max_failures 0 and auto-revert: master-1 and agent-1 were done
+    // and go back; agent-1's revert waits for nothing, the pull master's for its ask.
+    auto f = withPull(fleet(1, 2, 1, 0, true), {"master-1", "agent-2"});
+    auto reverted = run(std::move(f), "agent-2:health_fail");
+    EXPECT_EQ(reverted.outcome, DS::reverted) << reverted.message;
+    ASSERT_TRUE(reverted.revert_start_ms.has_value());
+    EXPECT_EQ(line(reverted, "agent-2").step, NS::failed);
+    EXPECT_EQ(line(reverted, "agent-1").step, NS::reverted);
+    EXPECT_EQ(line(reverted, "master-1").step, NS::reverted);
+    bool handed = false;
+    for (const auto& m : reverted.timeline)
+        if (m.at_ms > *reverted.revert_start_ms &&
+            m.what.starts_with("master-1 (pull) asks and takes its restart"))
+            handed = true;
+    EXPECT_TRUE(handed) << "the pull master's revert is handed out on its ask";
 }
 
 }  // namespace
