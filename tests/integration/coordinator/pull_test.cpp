@@ -2,6 +2,7 @@
 // (bootstrapped by the real restart helper, running the stand-in mesos), some pushed to, some
 // asking for their desired state because the coordinator cannot reach them.
 
+#include <algorithm>
 #include <csignal>
 #include <map>
 #include <mutex>
@@ -64,8 +65,10 @@ protected:
     }
 
     /// A release naming the stand-in mesos and its config for both roles.
-    void publishBothRoles(const std::string& version, const std::vector<std::string>& from) {
-        std::vector<BuiltPackage> packages = {mesosPackage(version), configPackage(version, {})};
+    void publishBothRoles(const std::string& version, const std::vector<std::string>& from,
+                          const Behaviour& behaviour = {}) {
+        std::vector<BuiltPackage> packages = {mesosPackage(version),
+                                              configPackage(version, behaviour)};
         publish(packages);
         pkgmgr::Release release;
         release.version = version;
@@ -357,6 +360,128 @@ TEST_F(PullFleet, AMixedFleetUpgradesMastersFirstAndAHoldStopsThePullNodes) {
     auto metrics = call("GET", "/metrics", "", "");
     EXPECT_NE(metrics.body.find("hoist_coordinator_nodes{status=\"up\"} 6"), std::string::npos)
         << metrics.body;
+}
+
+/// The rehearsal's prediction, per node: mode, final state, and when its restart goes out.
+struct Predicted {
+    std::string mode;
+    std::string state;
+    std::int64_t start_ms = -1;
+    std::string interval_source;
+    std::int64_t interval_ms = 0;
+};
+
+// The issue's rule: the real upgrade then does what the rehearsal said, pull nodes included.
+// A rehearsal on the same fleet and inputs predicts the outcome, each node's end, the order of
+// the restarts, and which nodes act only when they ask; the real upgrade is held to each.
+TEST_F(PullFleet, TheRealUpgradeDoesWhatTheRehearsalSaidPullNodesIncluded) {
+    // 2.0.1's new generation never turns healthy: the helper rolls it back at the deadline.
+    publishBothRoles("2.0.1", {"1.*"}, Behaviour{.health = "fail"});
+    startCoordinator();
+    addNode("master-1", "master", true);
+    addNode("master-2", "master", false);
+    addNode("agent-1", "agent", false);
+    addNode("agent-2", "agent", true);
+    ASSERT_TRUE(waitRegistered(4));
+
+    auto rehearse = [&](const std::string& body) {
+        std::map<std::string, Predicted> out;
+        auto r = call("POST", "/v1/rehearsals", body);
+        EXPECT_EQ(r.status, 200) << r.body;
+        auto doc = parsed(r);
+        if (!doc.IsObject()) return std::pair{std::string(), out};
+        for (const auto& n : doc["nodes"].GetArray()) {
+            Predicted p;
+            p.mode = n["mode"].GetString();
+            p.state = n["state"].GetString();
+            p.start_ms = n["start_ms"].IsNull() ? -1 : n["start_ms"].GetInt64();
+            if (p.mode == "pull") {
+                p.interval_source = n["pull_interval_source"].GetString();
+                p.interval_ms = n["pull_interval_ms"].GetInt64();
+            }
+            out[n["node"].GetString()] = p;
+        }
+        return std::pair{
+            std::string(doc["outcome"].GetString()) + ": " + doc["message"].GetString(), out};
+    };
+    // The coordinator measures a pull node's interval between two asks with nothing to do.
+    const std::string failing =
+        R"({"version":"2.0.1","max_parallel":1,"max_failures":0,"inject":"master-1:health_fail"})";
+    std::map<std::string, Predicted> predicted;
+    std::string outcome;
+    ASSERT_TRUE(waitFor(
+        [&] {
+            std::tie(outcome, predicted) = rehearse(failing);
+            return predicted["master-1"].interval_source == "recorded" &&
+                   predicted["agent-2"].interval_source == "recorded";
+        },
+        10s))
+        << outcome;
+    for (const char* id : {"master-1", "agent-2"}) {
+        EXPECT_EQ(predicted[id].mode, "pull") << id;
+        // Asked every 150 ms (plus the request): measured, not the 10 s default.
+        EXPECT_GE(predicted[id].interval_ms, 140) << id;
+        EXPECT_LT(predicted[id].interval_ms, 3000) << id;
+    }
+    for (const char* id : {"master-2", "agent-1"}) EXPECT_EQ(predicted[id].mode, "push") << id;
+    // The first master (a pull node) fails, the budget stops the rollout, nothing else restarts.
+    EXPECT_EQ(outcome, "held: 1 node failed, more than max_failures 0");
+    EXPECT_EQ(predicted["master-1"].state, "failed");
+    for (const char* id : {"master-2", "agent-1", "agent-2"}) {
+        EXPECT_EQ(predicted[id].state, "staged") << id;
+        EXPECT_EQ(predicted[id].start_ms, -1) << id;
+    }
+
+    auto started = call("POST", "/v1/deployments", R"({"version":"2.0.1","max_parallel":1})");
+    ASSERT_EQ(started.status, 201) << started.body;
+    ASSERT_TRUE(waitFor([&] { return deploymentState("d-1") == "held"; }, 60s))
+        << deploymentState("d-1") << readFile(tmp_ / "coord.log");
+    auto d1 = parsed(call("GET", "/v1/deployments/d-1?nodes=0&events=0"));
+    EXPECT_EQ(std::string("held: ") + d1["message"].GetString(), outcome);
+    auto real = nodeStates("d-1");
+    for (const auto& [id, p] : predicted) EXPECT_EQ(real[id], p.state) << id;
+    EXPECT_EQ(generationOf(nodes_[0]), 1) << "master-1 is back on its old generation";
+    for (size_t i = 1; i < nodes_.size(); ++i)
+        EXPECT_EQ(helpersLaunched(nodes_[i]), 0) << nodes_[i].id << " was restarted";
+    ASSERT_EQ(call("POST", "/v1/deployments/d-1/abort").status, 200);
+
+    // A good release: every node done, masters first, in the predicted order; the pull nodes'
+    // actions are handed out when they ask.
+    std::tie(outcome, predicted) = rehearse(R"({"version":"2.0.0","max_parallel":1})");
+    EXPECT_TRUE(outcome.starts_with("done")) << outcome;
+    std::vector<std::pair<std::int64_t, std::string>> order;
+    for (const auto& [id, p] : predicted) {
+        EXPECT_EQ(p.state, "done") << id;
+        order.emplace_back(p.start_ms, id);
+    }
+    std::sort(order.begin(), order.end());
+    std::vector<std::string> predicted_order;
+    for (const auto& [at, id] : order) predicted_order.push_back(id);
+    EXPECT_EQ(predicted_order,
+              (std::vector<std::string>{"master-1", "master-2", "agent-1", "agent-2"}));
+
+    started = call("POST", "/v1/deployments", R"({"version":"2.0.0","max_parallel":1})");
+    ASSERT_EQ(started.status, 201) << started.body;
+    ASSERT_TRUE(waitFor([&] { return deploymentState("d-2") == "done"; }, 60s))
+        << deploymentState("d-2") << readFile(tmp_ / "coord.log");
+    real = nodeStates("d-2");
+    for (const auto& [id, p] : predicted) EXPECT_EQ(real[id], p.state) << id;
+    std::vector<std::string> real_order;
+    auto events = parsed(call("GET", "/v1/events?limit=1000"));
+    std::vector<std::pair<std::int64_t, const json::Value*>> d2;
+    for (const auto& e : events["events"].GetArray())
+        if (std::string(e["deployment"].GetString()) == "d-2")
+            d2.emplace_back(e["id"].GetInt64(), &e);
+    std::sort(d2.begin(), d2.end(), [](const auto& x, const auto& y) { return x.first < y.first; });
+    for (const auto& [id, e] : d2) {
+        if (std::string((*e)["action"].GetString()) != "restart") continue;
+        std::string node = (*e)["node"].GetString();
+        real_order.push_back(node);
+        bool handed = std::string((*e)["detail"].GetString()).find("handed out on request") !=
+                      std::string::npos;
+        EXPECT_EQ(handed, predicted[node].mode == "pull") << node;
+    }
+    EXPECT_EQ(real_order, predicted_order);
 }
 
 TEST_F(PullFleet, PullNodesResumeAfterTheCoordinatorIsKilledRestartingEachNodeOnce) {

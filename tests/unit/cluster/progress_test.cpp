@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include "print.hpp"
 #include "testing.hpp"
 
 namespace hoist::cluster {
@@ -110,6 +111,53 @@ TEST(ApiTypes, AMistypedFieldIsAnErrorNamingIt) {
         "halt");
     ASSERT_TRUE(halt.has_value()) << halt.error().describe();
     EXPECT_EQ(halt->holds.at(0).alerts, 2u);
+}
+
+TEST(ApiTypes, StatesAreReadThroughTheirConversionsAndAnUnknownOneIsNone) {
+    using DS = deploy_coordinator::DeploymentState;
+    auto held =
+        parsed(deployment("held", counts(2, 0, 1, 0), counts(1, 0, 1, 0), counts(1, 0, 0, 0)));
+    EXPECT_TRUE(held.is(DS::held));
+    EXPECT_TRUE(held.heldByBudget());
+    EXPECT_FALSE(held.ended());
+    auto rolled = parsed(deployment("rolled_back", counts(2, 0, 0, 0, 2), counts(1, 0, 0, 0, 1),
+                                    counts(1, 0, 0, 0, 1)));
+    EXPECT_TRUE(rolled.ended());
+    // A state from a newer coordinator is none of the known ones, and not an end.
+    auto newer =
+        parsed(deployment("canarying", counts(2, 0, 0, 0), counts(1, 0, 0, 0), counts(1, 0, 0, 0)));
+    for (auto s : deploy_coordinator::allDeploymentStates()) EXPECT_FALSE(newer.is(s));
+    EXPECT_FALSE(newer.ended());
+}
+
+TEST(Rehearsal, NamesThePullNodesAndHowTheirTimingWasPredicted) {
+    auto doc = json::parse(R"({"version":"2.0.1","max_parallel":"1","max_failures":0,
+        "auto_revert":false,"outcome":"held","message":"1 node failed, more than max_failures 0",
+        "total_ms":85050,"cut_short":false,"budget_stop_ms":85050,"hold_bit_ms":null,
+        "revert_start_ms":null,
+        "assumptions":{"default_swap_ms":20000,"default_health_fail_ms":60000,"stage_ms":5000,
+          "recorded_swaps":0,"default_pull_interval_ms":10000,"recorded_pull_intervals":1},
+        "notes":[],
+        "waves":[{"role":"master","nodes":["master-1"],"start_ms":25050,"end_ms":85050},
+                 {"role":"agent","nodes":["agent-1"],"start_ms":null,"end_ms":null}],
+        "nodes":[{"node":"master-1","role":"master","wave":1,"state":"failed",
+          "message":"injected health_fail","mode":"pull","pull_interval_ms":150,
+          "pull_interval_source":"recorded","waited_ms":20050},
+          {"node":"agent-1","role":"agent","wave":2,"state":"staged","message":"",
+          "mode":"push"}],
+        "timeline":[]})",
+                           "rehearsal");
+    ASSERT_TRUE(doc.has_value());
+    auto text = printRehearsal(*doc);
+    EXPECT_NE(text.find("pull nodes act only when they next ask"), std::string::npos) << text;
+    EXPECT_NE(text.find("the default 0:10"), std::string::npos) << text;
+    EXPECT_NE(text.find("master-1 every 150ms (recorded)"), std::string::npos) << text;
+    EXPECT_NE(text.find("their actions wait 0:20 in all"), std::string::npos) << text;
+    EXPECT_NE(text.find("wave 1  master  master-1 (pull)  0:25 -> 1:25; master-1 fails "
+                        "(injected health_fail)"),
+              std::string::npos)
+        << text;
+    EXPECT_NE(text.find("wave 2  agent  agent-1  not reached"), std::string::npos) << text;
 }
 
 }  // namespace
