@@ -1,6 +1,7 @@
 // The deployment states and node steps: their string forms, the transition tables, the rollout
 // model taking every transition of the tables, and the README listing the same tables.
 
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <regex>
@@ -9,12 +10,14 @@
 
 #include <gtest/gtest.h>
 
+#include "core/strings.hpp"
 #include "deploy_coordinator/states.hpp"
 #include "rollout.hpp"
 
 namespace hoist::deploy_coordinator {
 namespace {
 
+namespace fs = std::filesystem;
 using NS = NodeStep;
 using NE = NodeEvent;
 using DS = DeploymentState;
@@ -340,6 +343,94 @@ TEST(States, TheReadmeListsTheTables) {
         want.insert(std::string(toString(t.from)) + " " + std::string(toString(t.event)) + " " +
                     std::string(toString(t.to)));
     EXPECT_EQ(readmeRows("### Node transitions"), want);
+}
+
+// The README's state lists (the bullets "- Deployment:" and "- Node:" under "### States", the
+// names in backquotes outside parentheses, in order) are the code's, and "the first five are *active*" holds.
+std::vector<std::string> readmeList(const std::string& bullet, std::string* text = nullptr) {
+    std::ifstream in(std::string(HOIST_SOURCE_DIR) + "/deploy-coordinator/README.md");
+    EXPECT_TRUE(in.good());
+    std::string line;
+    std::string item;
+    bool inside = false;
+    bool in_item = false;
+    while (std::getline(in, line)) {
+        if (line.starts_with("#")) inside = line == "### States";
+        if (!inside) continue;
+        if (line.starts_with("- "))
+            in_item = line.starts_with("- " + bullet + ":");
+        else if (!line.starts_with("  "))
+            in_item = false;
+        if (in_item) item += line + "\n";
+    }
+    if (text != nullptr) *text = item;
+    // What a parenthesis says of a state is not a state.
+    item = std::regex_replace(item, std::regex(R"(\([^)]*\))"), "");
+    std::vector<std::string> names;
+    std::regex name(R"(`(\w+)`)");
+    for (auto it = std::sregex_iterator(item.begin(), item.end(), name);
+         it != std::sregex_iterator(); ++it)
+        names.push_back((*it)[1].str());
+    return names;
+}
+
+TEST(States, TheReadmeListsTheStatesInOrder) {
+    std::vector<std::string> want;
+    for (auto s : allDeploymentStates()) want.emplace_back(toString(s));
+    std::string text;
+    EXPECT_EQ(readmeList("Deployment", &text), want);
+    int active = 0;
+    for (auto s : allDeploymentStates()) {
+        if (!isActive(s)) break;
+        ++active;
+    }
+    EXPECT_EQ(active, 5);
+    for (size_t i = 0; i < allDeploymentStates().size(); ++i)
+        EXPECT_EQ(isActive(allDeploymentStates()[i]), i < 5) << toString(allDeploymentStates()[i]);
+    EXPECT_NE(text.find("The first five are *active*"), std::string::npos) << text;
+    want.clear();
+    for (auto s : allNodeSteps()) want.emplace_back(toString(s));
+    EXPECT_EQ(readmeList("Node"), want);
+}
+
+// No deployment state, node step or helper step is compared as a string (== or != against a
+// literal of its name) outside its conversion functions, in the coordinator, `cluster`, the
+// node endpoint, the restart helper and the fake fleet.
+TEST(States, NoStateIsComparedAsAStringOutsideItsConversions) {
+    std::set<std::string> names;
+    for (auto s : allDeploymentStates()) names.emplace(toString(s));
+    for (auto s : allNodeSteps()) names.emplace(toString(s));
+    for (const char* s : {"stopping", "swapping", "starting", "checking", "healthy", "rolling_back",
+                          "rolled_back", "failed", "bootstrapping"})
+        names.emplace(s);
+    std::string alternatives;
+    for (const auto& n : names) alternatives += (alternatives.empty() ? "" : "|") + n;
+    std::regex compared("(==|!=)\\s*\"(" + alternatives + ")\"|\"(" + alternatives +
+                        ")\"\\s*(==|!=)");
+    const fs::path root = HOIST_SOURCE_DIR;
+    std::vector<std::string> found;
+    size_t files = 0;
+    for (const char* dir : {"deploy-coordinator/src", "deploy-coordinator/include", "cluster",
+                            "pkgmgr/src", "pkgmgr/include", "pkgmgr/node", "pkgmgr/cli",
+                            "restart-helper", "tests/helpers/fake-fleet"}) {
+        ASSERT_TRUE(fs::is_directory(root / dir)) << dir;
+        for (const auto& entry : fs::recursive_directory_iterator(root / dir)) {
+            auto ext = entry.path().extension();
+            if (ext != ".cpp" && ext != ".hpp") continue;
+            auto name = entry.path().filename();
+            // The conversion functions themselves.
+            if (name == "states.cpp" || name == "status.cpp") continue;
+            ++files;
+            std::ifstream in(entry.path());
+            std::string line;
+            for (int n = 1; std::getline(in, line); ++n)
+                if (std::regex_search(line, compared))
+                    found.push_back(fs::relative(entry.path(), root).string() + ":" +
+                                    std::to_string(n) + ": " + line);
+        }
+    }
+    EXPECT_GT(files, 50u);
+    EXPECT_TRUE(found.empty()) << strings::join(found, "\n");
 }
 
 }  // namespace
