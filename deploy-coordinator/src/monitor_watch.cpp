@@ -78,7 +78,7 @@ Result<std::string> MonitorWatch::beat(const std::string& name,
                         "' is not watched yet: its first beat needs ?allowance= (\"5m\")");
         if (monitors_.size() >= kMaxMonitors)
             return fail(Errc::Busy, "already ", kMaxMonitors,
-                        " monitors watched; forget one first (DELETE /v1/monitors/NAME)");
+                        " monitors watched; forget one first (cluster monitors remove NAME)");
     }
     MonitorRecord row{name,
                       allowance_ms.value_or(it != monitors_.end() ? it->second.allowance_ms : 0),
