@@ -66,6 +66,9 @@ struct EngineOptions {
     std::int64_t stage_window = 1024;
     /// Metric gates for deployments that name none (--gate, --prometheus).
     GateConfig gates;
+    /// The clock every rollout step reads (milliseconds since the epoch); unset: the system
+    /// clock. A test passes a fake one and moves time on without sleeping.
+    std::function<std::int64_t()> clock;
 };
 
 /// What POST /v1/deployments asks for.
@@ -222,6 +225,10 @@ public:
 
 private:
     Engine(StateStore& state, EngineOptions options, std::unique_ptr<NodeGateway> gateway);
+    /// EngineOptions::clock, or the system clock: what every member reads as now.
+    std::int64_t nowMs() const {
+        return options_.clock ? options_.clock() : deploy_coordinator::nowMs();
+    }
     Result<void> load();
     Result<std::unique_ptr<Rollout>> loadRollout(const Deployment& d);
     /// The summary a start answered, for a retry carrying the same Idempotency-Key. Under mutex_.

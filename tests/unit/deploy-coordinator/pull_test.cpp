@@ -1,6 +1,7 @@
 // Pull mode in the engine: what GET /v1/nodes/{node}/desired answers, when an action is
 // handed out, and that it is committed before the answer leaves.
 
+#include <atomic>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -54,6 +55,7 @@ protected:
         EngineOptions options;
         options.repo_url = "file://" + (dir_ / "repo").string();
         options.allow_unsigned = true;
+        if (fake_clock_) options.clock = [this] { return clock_.load(); };
         auto engine = Engine::create(*state_, options);
         ASSERT_OK(engine);
         engine_ = std::move(*engine);
@@ -118,6 +120,9 @@ protected:
         return last;
     }
 
+    /// With fake_clock_, the engine reads clock_ as now (set before startEngine()).
+    bool fake_clock_ = false;
+    std::atomic<std::int64_t> clock_{1'000'000'000'000};
     TempFolder dir_;
     std::unique_ptr<State> state_;
     std::unique_ptr<Engine> engine_;
@@ -235,6 +240,39 @@ TEST_F(PullEngine, APullNodeThatStopsAskingFailsAtTheNodeDeadline) {
     ASSERT_TRUE(
         testing::waitFor([&] { return row("agent-1").state == NodeStep::failed; }, 5s, 20ms));
     EXPECT_EQ(row("agent-1").message, "no healthy report within the node deadline (300 ms)");
+}
+
+// The engine's clock is a seam: on a fake one, an offer ages only as the clock moves, and a
+// pull node that does not ask for its restart fails once the node deadline has passed.
+TEST_F(PullEngine, OnAFakeClockAnOfferNotTakenFailsOnlyOnceTheNodeDeadlinePasses) {
+    fake_clock_ = true;
+    startEngine();
+    registerNode("agent-1", "agent", "pull");
+    StartRequest request;
+    request.version = "2.0.0";
+    request.node_deadline_ms = 60000;
+    ASSERT_OK(engine_->startDeployment(request));
+    waitFor("agent-1", "stage");
+    ping("agent-1", "staged");
+    // Its restart is offered (and committed as what the deployment waits on); nobody asks.
+    ASSERT_TRUE(testing::waitFor(
+        [&] {
+            auto d = state_->deployment("d-1");
+            return d && *d && (*d)->waiting_on == "pull node agent-1 to ask for its restart";
+        },
+        5s, 10ms));
+    // Two runner commands in a row: the runner's timers ran at least once between them.
+    auto turn = [&] {
+        for (int i = 0; i < 2; ++i) EXPECT_FALSE(engine_->desired("ghost", std::nullopt));
+    };
+    clock_ += 60000;
+    turn();
+    EXPECT_EQ(row("agent-1").state, NodeStep::staged) << row("agent-1").message;
+    clock_ += 1;
+    ASSERT_TRUE(
+        testing::waitFor([&] { return row("agent-1").state == NodeStep::failed; }, 5s, 10ms));
+    EXPECT_EQ(row("agent-1").message, "the pull node did not ask for its restart within 60000 ms");
+    EXPECT_EQ(row("agent-1").finished_ms, clock_.load());
 }
 
 TEST_F(PullEngine, AnAutoRevertHandsOutTheRestartBackToTheOldGeneration) {
