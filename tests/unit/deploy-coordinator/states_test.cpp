@@ -346,7 +346,8 @@ TEST(States, TheReadmeListsTheTables) {
 }
 
 // The README's state lists (the bullets "- Deployment:" and "- Node:" under "### States", the
-// names in backquotes outside parentheses, in order) are the code's, and "the first five are *active*" holds.
+// names in backquotes outside parentheses, in order) are the code's, and "the first five are
+// *active*" holds.
 std::vector<std::string> readmeList(const std::string& bullet, std::string* text = nullptr) {
     std::ifstream in(std::string(HOIST_SOURCE_DIR) + "/deploy-coordinator/README.md");
     EXPECT_TRUE(in.good());
