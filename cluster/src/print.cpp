@@ -138,7 +138,9 @@ std::string printRehearsal(const json::Value& r) {
     if (const auto* nodes = member(r, "nodes"); nodes != nullptr && nodes->IsArray())
         for (const auto& n : nodes->GetArray()) {
             by_node[str(n, "node")] = &n;
-            if (str(n, "mode") != "pull") continue;
+            if (deploy_coordinator::parseNodeMode(str(n, "mode")) !=
+                deploy_coordinator::NodeMode::pull)
+                continue;
             pulls.push_back(str(n, "node") + " every " + span(num(n, "pull_interval_ms")) + " (" +
                             str(n, "pull_interval_source") + ")");
             waited += num(n, "waited_ms");
@@ -159,7 +161,9 @@ std::string printRehearsal(const json::Value& r) {
                 for (const auto& id : nodes->GetArray()) {
                     if (!id.IsString()) continue;
                     auto it = by_node.find(id.GetString());
-                    bool pull = it != by_node.end() && str(*it->second, "mode") == "pull";
+                    bool pull = it != by_node.end() &&
+                                deploy_coordinator::parseNodeMode(str(*it->second, "mode")) ==
+                                    deploy_coordinator::NodeMode::pull;
                     ids.push_back(std::string(id.GetString()) + (pull ? " (pull)" : ""));
                     if (it == by_node.end()) continue;
                     auto step = deploy_coordinator::parseNodeStep(str(*it->second, "state"));

@@ -137,7 +137,10 @@ int module(Context& c, ModuleOptions mo, const std::string& max_parallel, std::i
         if (!fleet) return failWith(c, fleet.error());
         std::map<std::string, int> count;
         for (const auto& n : fleet->nodes)
-            if (n.status != "removed" && !n.release.empty()) count[n.release]++;
+            if (deploy_coordinator::parseNodeStatus(n.status) !=
+                    deploy_coordinator::NodeStatus::removed &&
+                !n.release.empty())
+                count[n.release]++;
         int best = 0;
         for (const auto& [v, n] : count)
             if (n > best) best = n, mo.base_version = v;

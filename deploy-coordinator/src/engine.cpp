@@ -83,7 +83,7 @@ Result<std::unique_ptr<Rollout>> Engine::loadRollout(const Deployment& d) {
         Slot slot;
         if (row.role == "agent") ++agents;
         auto node = nodes_.find(row.node);
-        if (node != nodes_.end()) slot.pull = node->second.mode == "pull";
+        if (node != nodes_.end()) slot.pull = node->second.pull();
         // Whatever was in flight when we stopped is checked with the node before anything
         // is sent again: a poll tells whether the restart arrived. A pull node asks again
         // and is answered the action it was handed (its own checks keep it from acting twice).
@@ -288,8 +288,8 @@ Result<void> Engine::pingOnRunner(const pkgmgr::StatusPing& ping, pkgmgr::Helper
         auto& rec = it->second;
         rec.last_seen_ms = now;
         bool changed = false;
-        if (rec.status == "down") {
-            rec.status = "up";
+        if (rec.is(NodeStatus::down)) {
+            rec.set(NodeStatus::up);
             changed = true;
             queueEvent("node:" + ping.node, "node up", "", ping.node, "status ping");
         }
@@ -341,7 +341,7 @@ Result<std::unique_ptr<Rollout>> Engine::buildRollout(const pkgmgr::Release& rel
     std::vector<std::string> refused;
     std::int64_t agents = 0;
     for (const auto& [id, n] : nodes_) {
-        if (n.status == "removed") continue;
+        if (n.is(NodeStatus::removed)) continue;
         if (!release.roles.contains(n.role))
             return fail(Errc::Invalid, "release ", release.version, " has no packages for role '",
                         n.role, "' (node ", id, ")");
@@ -387,7 +387,7 @@ Result<std::unique_ptr<Rollout>> Engine::buildRollout(const pkgmgr::Release& rel
             bool skip = n.release == release.version;
             slot.row.state = skip ? NodeStep::skipped : NodeStep::pending;
             if (skip) slot.row.message = "already on " + release.version;
-            slot.pull = n.mode == "pull";
+            slot.pull = n.pull();
             a->slots.push_back(std::move(slot));
         }
     }

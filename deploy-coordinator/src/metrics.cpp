@@ -8,7 +8,7 @@ namespace hoist::deploy_coordinator {
 
 namespace {
 
-constexpr std::string_view kNodeStatuses[] = {"up", "down", "removed"};
+constexpr NodeStatus kNodeStatuses[] = {NodeStatus::up, NodeStatus::down, NodeStatus::removed};
 
 bool finishesSwap(NodeStep step) {
     return step == NodeStep::done || step == NodeStep::failed || step == NodeStep::reverted ||
@@ -76,7 +76,7 @@ void Engine::collectMetrics(metrics::Registry& r) {
                "for the runner");
     r.set("hoist_coordinator_runner_queue", "", static_cast<double>(runner_.queued()));
     std::map<std::string, double> by_status;
-    for (auto status : kNodeStatuses) by_status[std::string(status)] = 0;
+    for (auto status : kNodeStatuses) by_status[std::string(toString(status))] = 0;
     std::map<std::string, double> by_state;
     for (auto step : allNodeSteps()) by_state[std::string(toString(step))] = 0;
     std::optional<Deployment> acting;
@@ -138,7 +138,7 @@ std::string Engine::nodesPrometheusSd() {
     {
         std::lock_guard lock(mutex_);
         for (const auto& [_, n] : nodes_)
-            if (n.status == "up") list.push_back(n);
+            if (n.is(NodeStatus::up)) list.push_back(n);
     }
     std::sort(list.begin(), list.end(),
               [](const NodeRecord& x, const NodeRecord& y) { return x.id < y.id; });

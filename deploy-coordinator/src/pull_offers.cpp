@@ -22,7 +22,7 @@ Result<std::string> Engine::desiredOnRunner(const std::string& id,
         auto it = nodes_.find(id);
         if (it == nodes_.end()) return std::unexpected(pkgmgr::notRegistered(id));
         auto& rec = it->second;
-        if (rec.mode != "pull")
+        if (!rec.pull())
             return fail(Errc::Conflict, "node '", id,
                         "' is registered in push mode: the coordinator sends it its actions "
                         "(register with \"mode\": \"pull\" to ask for them)");
@@ -32,12 +32,12 @@ Result<std::string> Engine::desiredOnRunner(const std::string& id,
         if (rec.last_ask_idle && now > rec.last_ask_ms) rec.ask_interval_ms = now - rec.last_ask_ms;
         rec.last_ask_ms = now;
         rec.last_ask_idle = false;
-        if (rec.status == "down") {
-            rec.status = "up";
+        if (rec.is(NodeStatus::down)) {
+            rec.set(NodeStatus::up);
             queueEvent("node:" + id, "node up", "", id, "asked for its desired state");
         }
         node_dirty_[id] = true;
-        Slot* slot = active_ && rec.status != "removed" ? active_->find(id) : nullptr;
+        Slot* slot = active_ && !rec.is(NodeStatus::removed) ? active_->find(id) : nullptr;
         if (slot != nullptr) {
             // The same gate as a push action, passed under the engine lock: once a halt has
             // been answered, nothing is handed out, not even again.

@@ -20,12 +20,12 @@ constexpr std::string_view kLog = "deploy-coordinator";
 void Engine::sweepNodes(std::int64_t now) {
     size_t started = 0;
     for (auto& [id, rec] : nodes_) {
-        if (rec.status == "removed" || node_checking_.count(id) != 0) continue;
+        if (rec.is(NodeStatus::removed) || node_checking_.count(id) != 0) continue;
         if (now - rec.last_seen_ms < options_.down_after.count()) continue;
-        if (rec.mode == "pull") {
+        if (rec.pull()) {
             // Never called: a pull node that stopped asking is down until it asks again.
-            if (rec.status == "up") {
-                rec.status = "down";
+            if (rec.is(NodeStatus::up)) {
+                rec.set(NodeStatus::down);
                 queueEvent("coordinator", "node down", "", id, "stopped asking");
                 log::warn(kLog, "node down", {{"node", id}});
                 node_dirty_[id] = true;
@@ -46,12 +46,12 @@ void Engine::sweepNodes(std::int64_t now) {
                 auto t = nowMs();
                 if (up) {
                     r.last_seen_ms = t;
-                    if (r.status == "down") {
-                        r.status = "up";
+                    if (r.is(NodeStatus::down)) {
+                        r.set(NodeStatus::up);
                         queueEvent("coordinator", "node up", "", node, "answered a poll");
                     }
-                } else if (r.status == "up") {
-                    r.status = "down";
+                } else if (r.is(NodeStatus::up)) {
+                    r.set(NodeStatus::down);
                     queueEvent("coordinator", "node down", "", node, "stopped answering");
                     log::warn(kLog, "node down", {{"node", node}});
                 }
@@ -149,7 +149,7 @@ Result<std::string> Engine::registerNode(NodeRecord node, const NodeCredential& 
                                 "does not present it (a reinstalled node: forget it first with "
                                 "`cluster node forget ",
                                 node.id, "`, or register it with the admin token)");
-            } else if (known.status == "up" && known.address != node.address) {
+            } else if (known.is(NodeStatus::up) && known.address != node.address) {
                 return fail(Errc::Conflict, "registration of '", node.id, "': the node is up at ",
                             known.address, "; registering it from ", node.address,
                             " needs the admin token (or forget it first with `cluster node "
@@ -176,17 +176,17 @@ void Engine::registerOnRunner(NodeRecord& node, bool by_admin) {
     auto now = nowMs();
     auto it = nodes_.find(node.id);
     bool changed = it == nodes_.end() || it->second.address != node.address ||
-                   it->second.role != node.role || it->second.status != "up" ||
+                   it->second.role != node.role || !it->second.is(NodeStatus::up) ||
                    it->second.mode != node.mode || it->second.secret_hash != node.secret_hash;
     node.registered_ms = it == nodes_.end() ? now : it->second.registered_ms;
     node.last_seen_ms = now;
-    node.status = "up";
+    node.set(NodeStatus::up);
     if (it != nodes_.end() && node.release.empty()) node.release = it->second.release;
     if (it != nodes_.end()) node.ask_interval_ms = it->second.ask_interval_ms;
     if (changed)
         queueEvent("node:" + node.id, "register", "", node.id,
                    node.role + " at " + node.address + " release " + node.release +
-                       (node.mode == "pull" ? " (pull)" : "") +
+                       (node.pull() ? " (pull)" : "") +
                        (node.secret_hash.empty() ? "" : ", own secret") +
                        (by_admin ? ", by the admin" : ""));
     nodes_[node.id] = node;
@@ -197,7 +197,7 @@ void Engine::registerOnRunner(NodeRecord& node, bool by_admin) {
     node_progress_.insert(node.id);  // in this step's write, unbounded by the registry share
     if (active_) {
         if (Slot* slot = active_->find(node.id)) {
-            bool pull = node.mode == "pull";
+            bool pull = node.pull();
             if (slot->pull != pull) {
                 // The next action goes the new way; a stage handed out to a pull node is
                 // sent again (stage is idempotent).
@@ -240,7 +240,7 @@ Result<void> Engine::markRemoved(const std::string& id, const std::string& actor
     return run<void>("removal of '" + id + "'", [&]() -> Result<void> {
         auto it = nodes_.find(id);
         if (it == nodes_.end()) return ok();
-        it->second.status = "removed";
+        it->second.set(NodeStatus::removed);
         queueEvent(actor, "node removed", "", id, "decommissioned through the provisioner");
         node_progress_.insert(id);
         return flush(nowMs(), false);

@@ -37,7 +37,7 @@ std::optional<std::string> Engine::nothingToDo(const pkgmgr::Release& release) {
     {
         std::lock_guard lock(mutex_);
         for (const auto& [_, n] : nodes_)
-            if (n.status != "removed") fleet.emplace_back(n.release, n.role);
+            if (!n.is(NodeStatus::removed)) fleet.emplace_back(n.release, n.role);
     }
     if (fleet.empty()) return std::nullopt;
     std::map<std::string, std::optional<pkgmgr::Release>> old;

@@ -93,13 +93,13 @@ Result<std::string> Engine::rollbackOnRunner(const std::optional<std::string>& i
         std::string release = id ? row.from_release : source->version;
         auto node = nodes_.find(row.node);
         bool upgraded = row.state == NodeStep::done && generation > 0;
-        bool present = node != nodes_.end() && node->second.status != "removed";
+        bool present = node != nodes_.end() && !node->second.is(NodeStatus::removed);
         if (upgraded && present && node->second.generation != generation) {
             slot.row.state = NodeStep::revert_pending;
             slot.row.from_generation = generation;
             slot.row.from_release = release;
             slot.row.target_generation = node->second.generation;
-            slot.pull = node->second.mode == "pull";
+            slot.pull = node->second.pull();
             back_to[release]++;
         } else {
             slot.row.state = NodeStep::skipped;

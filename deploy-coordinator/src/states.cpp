@@ -36,6 +36,17 @@ constexpr std::array kNodeSteps{
     Named<NS>{NS::reverted, "reverted"},   Named<NS>{NS::revert_failed, "revert_failed"},
 };
 
+constexpr std::array kNodeStatuses{
+    Named<NodeStatus>{NodeStatus::up, "up"},
+    Named<NodeStatus>{NodeStatus::down, "down"},
+    Named<NodeStatus>{NodeStatus::removed, "removed"},
+};
+
+constexpr std::array kNodeModes{
+    Named<NodeMode>{NodeMode::push, "push"},
+    Named<NodeMode>{NodeMode::pull, "pull"},
+};
+
 constexpr std::array kDeploymentEvents{
     Named<DE>{DE::all_staged, "all_staged"},
     Named<DE>{DE::pause, "pause"},
@@ -189,6 +200,18 @@ std::optional<DeploymentState> parseDeploymentState(std::string_view text) {
 }
 std::optional<NodeStep> parseNodeStep(std::string_view text) {
     return valueOf(kNodeSteps, text);
+}
+std::string_view toString(NodeStatus status) {
+    return nameOf(kNodeStatuses, status);
+}
+std::string_view toString(NodeMode mode) {
+    return nameOf(kNodeModes, mode);
+}
+std::optional<NodeStatus> parseNodeStatus(std::string_view text) {
+    return valueOf(kNodeStatuses, text);
+}
+std::optional<NodeMode> parseNodeMode(std::string_view text) {
+    return valueOf(kNodeModes, text);
 }
 
 std::span<const DeploymentState> allDeploymentStates() {

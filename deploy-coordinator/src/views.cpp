@@ -210,7 +210,7 @@ Result<std::string> Engine::planJson(const std::string& version, const std::stri
     {
         std::lock_guard lock(mutex_);
         for (const auto& [id, n] : nodes_) {
-            if (n.status == "removed") continue;
+            if (n.is(NodeStatus::removed)) continue;
             if (n.release == release.version) {
                 skipped.push_back(id);
                 continue;
@@ -348,7 +348,7 @@ std::string rehearsalJson(const Rehearsal& r, const StartRequest& request,
             .field("fail_ms", n.fail_ms)
             .field("state", toString(n.step))
             .field("message", n.message)
-            .field("mode", n.pull ? "pull" : "push");
+            .field("mode", toString(n.pull ? NodeMode::pull : NodeMode::push));
         if (n.pull)
             w.field("pull_interval_ms", n.pull_interval_ms)
                 .field("pull_interval_source", n.pull_interval_source)

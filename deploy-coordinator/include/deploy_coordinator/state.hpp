@@ -46,6 +46,11 @@ struct NodeRecord {
     std::int64_t last_ask_ms = 0;
     bool last_ask_idle = false;
     std::int64_t ask_interval_ms = 0;
+
+    /// The status and mode, read and written through their conversions (states.hpp).
+    bool is(NodeStatus s) const { return parseNodeStatus(status) == s; }
+    void set(NodeStatus s) { status = toString(s); }
+    bool pull() const { return parseNodeMode(mode) == NodeMode::pull; }
 };
 
 /// A standing halt hold, one per source.

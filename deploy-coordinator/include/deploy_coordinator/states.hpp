@@ -40,6 +40,19 @@ enum class NodeStep {
     revert_failed,
 };
 
+/// A node's standing in the registry (NodeRecord::status carries its string form).
+enum class NodeStatus {
+    up,
+    down,     ///< stopped answering (a pull node: stopped asking)
+    removed,  ///< decommissioned
+};
+
+/// How a node gets its actions (NodeRecord::mode carries its string form).
+enum class NodeMode {
+    push,  ///< the coordinator sends it stage and restart requests
+    pull,  ///< it asks for its desired state and applies it itself
+};
+
 /// What moves a deployment from one state to the next.
 enum class DeploymentEvent {
     all_staged,         ///< no node is pending or staging any more
@@ -84,6 +97,10 @@ std::string_view toString(NodeEvent event);
 /// nullopt for a string that names no state.
 std::optional<DeploymentState> parseDeploymentState(std::string_view text);
 std::optional<NodeStep> parseNodeStep(std::string_view text);
+std::string_view toString(NodeStatus status);
+std::string_view toString(NodeMode mode);
+std::optional<NodeStatus> parseNodeStatus(std::string_view text);
+std::optional<NodeMode> parseNodeMode(std::string_view text);
 
 inline std::ostream& operator<<(std::ostream& out, DeploymentState state) {
     return out << toString(state);

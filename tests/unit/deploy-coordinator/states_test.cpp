@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 
 #include "core/strings.hpp"
+#include "deploy_coordinator/state.hpp"
 #include "deploy_coordinator/states.hpp"
 #include "rollout.hpp"
 
@@ -394,20 +395,29 @@ TEST(States, TheReadmeListsTheStatesInOrder) {
     EXPECT_EQ(readmeList("Node"), want);
 }
 
-// No deployment state, node step or helper step is compared as a string (== or != against a
-// literal of its name) outside its conversion functions, in the coordinator, `cluster`, the
-// node endpoint, the restart helper and the fake fleet.
+// No deployment state, node step, helper step, registry status or node mode is compared as a
+// string (== or != against a literal of its name) outside its conversion functions, in the
+// coordinator, `cluster`, the node endpoint, the restart helper and the fake fleet. The node
+// mode is read off the wire in pkgmgr's wire.cpp (the registration's own fromJson/toJson).
 TEST(States, NoStateIsComparedAsAStringOutsideItsConversions) {
+    auto pattern = [](const std::set<std::string>& names) {
+        std::string alternatives;
+        for (const auto& n : names) alternatives += (alternatives.empty() ? "" : "|") + n;
+        return std::regex("(==|!=)\\s*\"(" + alternatives + ")\"|\"(" + alternatives +
+                          ")\"\\s*(==|!=)");
+    };
     std::set<std::string> names;
     for (auto s : allDeploymentStates()) names.emplace(toString(s));
     for (auto s : allNodeSteps()) names.emplace(toString(s));
     for (const char* s : {"stopping", "swapping", "starting", "checking", "healthy", "rolling_back",
                           "rolled_back", "failed", "bootstrapping"})
         names.emplace(s);
-    std::string alternatives;
-    for (const auto& n : names) alternatives += (alternatives.empty() ? "" : "|") + n;
-    std::regex compared("(==|!=)\\s*\"(" + alternatives + ")\"|\"(" + alternatives +
-                        ")\"\\s*(==|!=)");
+    std::set<std::string> registry;
+    for (auto s : {NodeStatus::up, NodeStatus::down, NodeStatus::removed})
+        registry.emplace(toString(s));
+    for (auto m : {NodeMode::push, NodeMode::pull}) registry.emplace(toString(m));
+    auto steps = pattern(names);
+    auto standing = pattern(registry);
     const fs::path root = HOIST_SOURCE_DIR;
     std::vector<std::string> found;
     size_t files = 0;
@@ -421,17 +431,33 @@ TEST(States, NoStateIsComparedAsAStringOutsideItsConversions) {
             auto name = entry.path().filename();
             // The conversion functions themselves.
             if (name == "states.cpp" || name == "status.cpp") continue;
+            bool wire = name == "wire.cpp";
             ++files;
             std::ifstream in(entry.path());
             std::string line;
             for (int n = 1; std::getline(in, line); ++n)
-                if (std::regex_search(line, compared))
+                if (std::regex_search(line, steps) || (!wire && std::regex_search(line, standing)))
                     found.push_back(fs::relative(entry.path(), root).string() + ":" +
                                     std::to_string(n) + ": " + line);
         }
     }
     EXPECT_GT(files, 50u);
     EXPECT_TRUE(found.empty()) << strings::join(found, "\n");
+}
+
+TEST(States, RegistryStatusesAndModesRoundTrip) {
+    for (auto s : {NodeStatus::up, NodeStatus::down, NodeStatus::removed})
+        EXPECT_EQ(parseNodeStatus(toString(s)), s);
+    for (auto m : {NodeMode::push, NodeMode::pull}) EXPECT_EQ(parseNodeMode(toString(m)), m);
+    EXPECT_FALSE(parseNodeStatus("Up").has_value());
+    EXPECT_FALSE(parseNodeMode("sideways").has_value());
+    NodeRecord n;
+    EXPECT_TRUE(n.is(NodeStatus::up));  // the defaults: up, push
+    EXPECT_FALSE(n.pull());
+    n.set(NodeStatus::removed);
+    EXPECT_EQ(n.status, "removed");
+    n.mode = "pull";
+    EXPECT_TRUE(n.pull());
 }
 
 }  // namespace
