@@ -445,6 +445,18 @@ TEST(States, NoStateIsComparedAsAStringOutsideItsConversions) {
     EXPECT_TRUE(found.empty()) << strings::join(found, "\n");
 }
 
+// The coordinator stays readable: no source file of it is over about 600 lines.
+TEST(States, NoCoordinatorSourceIsOverAbout600Lines) {
+    const fs::path dir = fs::path(HOIST_SOURCE_DIR) / "deploy-coordinator/src";
+    ASSERT_TRUE(fs::is_directory(dir));
+    for (const auto& entry : fs::directory_iterator(dir)) {
+        std::ifstream in(entry.path());
+        size_t lines = 0;
+        for (std::string line; std::getline(in, line);) ++lines;
+        EXPECT_LE(lines, 620u) << entry.path().filename();
+    }
+}
+
 TEST(States, RegistryStatusesAndModesRoundTrip) {
     for (auto s : {NodeStatus::up, NodeStatus::down, NodeStatus::removed})
         EXPECT_EQ(parseNodeStatus(toString(s)), s);
