@@ -190,8 +190,8 @@ Result<FetchedRelease> fetchRelease(http::Client& client, const std::string& rep
     HOIST_ASSIGN(auto release, loadVerifiedRelease(*manifest, sig_view, trusted_public_pems,
                                                    allow_unsigned, "release " + version));
     if (release.version != version)
-        return fail(Errc::Corrupt, "the repository's releases/", version, ".json holds release ",
-                    release.version);
+        return fail(Errc::Corrupt, "the repository's ", repo_layout::release(version),
+                    " holds release ", release.version);
     return FetchedRelease{std::move(release), std::move(*manifest), std::move(sig_text)};
 }
 
