@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <set>
 
 #include "config_gen/package.hpp"
@@ -17,20 +18,6 @@
 namespace hoist::cluster {
 
 namespace {
-Result<http::Response> put(http::Client& client, const std::string& url, const std::string& token,
-                           const std::string& body) {
-    http::Request request;
-    request.method = "PUT";
-    request.url = url;
-    request.body = body;
-    if (!token.empty()) request.headers.push_back(http::bearer(token));
-    HOIST_ASSIGN(auto response, client.send(request));
-    if (!response.ok())
-        return fail(Errc::Network, "PUT ", url, ": HTTP ", response.status, " ",
-                    response.body.substr(0, 200));
-    return response;
-}
-
 /// The check `config-gen release` makes of what it adds, made of what stays: every package left
 /// in a changed role must still find each name it requires. The packages are read from the
 /// repository (their pkginfo.json); nothing is written there.
@@ -46,16 +33,10 @@ Result<void> checkRequires(http::Client& client, const std::string& repo_url,
         for (const auto& ref : refs) {
             auto known = requires_of.find(ref.id);
             if (known == requires_of.end()) {
-                http::Request get;
-                get.url = http::joinUrl(repo_url, pkgmgr::repo_layout::package(ref.sha256));
-                get.timeout = std::chrono::minutes(5);
-                HOIST_ASSIGN(auto body, client.send(get));
-                if (!body.ok())
-                    return fail(Errc::Network, "reading ", ref.id,
-                                " to check what it requires: HTTP ", body.status, " from ",
-                                get.url);
                 auto path = tmp.path() / (ref.id + ".tar.zst");
-                HOIST_TRY(files::writeFileAtomic(path, body.body));
+                if (auto got = pkgmgr::downloadPackage(client, repo_url, ref.sha256, path); !got)
+                    return std::unexpected(withContext(
+                        got.error(), "reading " + ref.id + " to check what it requires"));
                 HOIST_ASSIGN(auto pkg, config_gen::readPackage(path));
                 known = requires_of.emplace(ref.id, pkg.info.requires_names).first;
                 std::filesystem::remove(path);
@@ -102,6 +83,12 @@ Result<std::string> publishModuleRelease(const ModuleOptions& o, std::ostream& l
     if (roles.empty())
         for (const auto& [role, _] : release.roles) roles.push_back(role);
     std::string module_name;
+    struct PackageUpload {
+        std::filesystem::path file;
+        std::string id;
+        std::string sha256;
+    };
+    std::optional<PackageUpload> package_upload;
     if (o.install) {
         std::filesystem::path tarball = o.package;
         std::string id = idFromFileName(tarball);
@@ -131,18 +118,7 @@ Result<std::string> publishModuleRelease(const ModuleOptions& o, std::ostream& l
                         " already holds ", id, " in ",
                         roles.size() == 1 ? "role " + roles[0] : "every chosen role",
                         "; nothing was published");
-        http::Request head;
-        head.method = "HEAD";
-        head.url = http::joinUrl(o.repo_url, pkgmgr::repo_layout::package(sha));
-        HOIST_ASSIGN(auto present, client.send(head));
-        if (!present.ok()) {
-            std::vector<http::Header> headers;
-            if (!token.empty()) headers.push_back(http::bearer(token));
-            HOIST_ASSIGN(auto uploaded, client.sendFile("PUT", head.url, headers, tarball));
-            if (!uploaded.ok())
-                return fail(Errc::Network, "uploading ", id, ": HTTP ", uploaded.status);
-            log << "uploaded " << id << " (" << sha << ")\n";
-        }
+        package_upload = {tarball, id, sha};
     } else {
         module_name = o.package;
         HOIST_TRY(pkgmgr::validateName(module_name));
@@ -173,9 +149,18 @@ Result<std::string> publishModuleRelease(const ModuleOptions& o, std::ostream& l
     if (!o.install) HOIST_TRY(checkRequires(client, o.repo_url, release, roles));
     std::string bytes = release.toJson();
     HOIST_ASSIGN(auto signature, pkgmgr::signRelease(bytes, private_pem));
-    std::string base = http::joinUrl(o.repo_url, pkgmgr::repo_layout::release(version));
-    HOIST_TRY(put(client, base, token, bytes));
-    HOIST_TRY(put(client, base + ".sig", token, signature));
+    // Everything is checked and signed before the first upload: a refusal above leaves the
+    // repository as it was.
+    pkgmgr::RepositoryUploader repo(o.repo_url, {.token = token});
+    if (package_upload) {
+        auto done = repo.putPackage(package_upload->file, package_upload->sha256);
+        if (!done)
+            return std::unexpected(withContext(done.error(), "uploading " + package_upload->id));
+        if (done->created)
+            log << "uploaded " << package_upload->id << " (" << done->sha256 << ")\n";
+    }
+    HOIST_TRY(repo.putRelease(version, bytes));
+    HOIST_TRY(repo.putSignature(version, signature));
     return version;
 }
 

@@ -58,8 +58,7 @@ struct ServeOptions {
     std::vector<std::string> gates;
     std::int64_t gate_error_grace_ms = 60000;
     std::string gate_on_fail = "hold";
-    std::string log_level = "info";
-    std::string log_format = "text";
+    hoist::cli::LogOptions log;
     // HA replicas on etcd (--state etcd://...)
     std::string replica_id;
     std::int64_t lease_ttl_s = 5;
@@ -417,17 +416,10 @@ int runCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
     app.add_option("--gate-on-fail", o.gate_on_fail,
                    "what a failing gate does: hold (the hold gate/NAME) or revert")
         ->check(CLI::IsMember({"hold", "revert"}));
-    app.add_option("--log-level", o.log_level, "debug, info, warn or error")
-        ->check(CLI::IsMember({"debug", "info", "warn", "error"}));
-    app.add_option("--log-format", o.log_format, "text or json")
-        ->check(CLI::IsMember({"text", "json"}));
+    hoist::cli::addLogOptions(app, o.log);
 
     if (auto done = hoist::cli::parse(app, args, "deploy-coordinator", out, err)) return *done;
-    log::Level level = log::Level::Info;
-    log::Format format = log::Format::Text;
-    log::parseLevel(o.log_level, level);
-    log::parseFormat(o.log_format, format);
-    log::configure(level, format);
+    hoist::cli::configureLogging(o.log);
     try {
         return serve(o, err);
     } catch (const std::exception& e) {

@@ -1,6 +1,7 @@
 #include "pkgmgr/package.hpp"
 
 #include <algorithm>
+#include <ranges>
 
 #include "core/crypto.hpp"
 #include "core/strings.hpp"
@@ -118,8 +119,7 @@ Result<ServiceSpec> parseService(const json::Value& obj) {
     constexpr std::string_view ctx = "pkginfo.json service";
     HOIST_TRY(json::rejectUnknown(obj, {"exec", "health", "stop_timeout_ms"}, ctx));
     ServiceSpec service;
-    HOIST_ASSIGN(const json::Value* exec, json::getArray(obj, "exec", ctx));
-    (void)exec;
+    HOIST_TRY(json::getArray(obj, "exec", ctx));  // required, and an array
     HOIST_ASSIGN(service.exec, json::optStringArray(obj, "exec", ctx));
     if (service.exec.empty() || service.exec.front().empty()) {
         return fail(Errc::Invalid, ctx, ": field 'exec' must name a program");
@@ -288,8 +288,7 @@ Result<PkgInfo> PkgInfo::parse(std::string_view text) {
     }
 
     HOIST_ASSIGN(info.environment, stringMap(doc, "environment", kCtx));
-    for (const auto& [var, value] : info.environment) {
-        (void)value;
+    for (const auto& var : std::views::keys(info.environment)) {
         if (!isEnvName(var)) {
             return fail(
                 Errc::Invalid, kCtx, ": field 'environment': '", var,

@@ -41,19 +41,13 @@ struct ServeArgs {
     std::string region;
     std::string endpoint_url;
     std::string profile;
-    std::string image_id;
-    std::string instance_type = "t3.medium";
-    std::string subnet_id;
-    std::vector<std::string> security_group_ids;
-    std::string key_name;
-    std::string iam_instance_profile;
-    std::string cluster = "hoist";
+    /// The flags bind to it directly; extra_tags comes from `tags`.
+    AwsSettings aws;
     std::vector<std::string> tags;
     std::string user_data_template;
     std::string node_root = "/opt/hoist";
     int max_attempts = 0;
     int retry_base_ms = 1000;
-    int describe_page_size = 0;
     // local
     std::string nodes_dir;
     std::string restart_helper;
@@ -109,7 +103,8 @@ Result<std::unique_ptr<Backend>> makeBackend(const ServeArgs& a) {
                             " does not exist (pass --restart-helper / --pkgmgr)");
         return makeLocalBackend(std::move(local), std::move(bootstrap));
     }
-    if (a.image_id.empty()) return fail(Errc::Invalid, "--image-id is required with --backend aws");
+    if (a.aws.image_id.empty())
+        return fail(Errc::Invalid, "--image-id is required with --backend aws");
     if (a.trusted_keys.size() > 1)
         return fail(Errc::Invalid, "--backend aws takes one --trusted-key, got ",
                     a.trusted_keys.size());
@@ -137,15 +132,7 @@ Result<std::unique_ptr<Backend>> makeBackend(const ServeArgs& a) {
     log::info(
         kComponent, "aws backend",
         {{"endpoint", client.endpoint}, {"region", region}, {"credentials", provider->source()}});
-    AwsSettings aws;
-    aws.image_id = a.image_id;
-    aws.instance_type = a.instance_type;
-    aws.subnet_id = a.subnet_id;
-    aws.security_group_ids = a.security_group_ids;
-    aws.key_name = a.key_name;
-    aws.iam_instance_profile = a.iam_instance_profile;
-    aws.cluster = a.cluster;
-    aws.describe_page_size = a.describe_page_size;
+    AwsSettings aws = a.aws;
     for (const auto& tag : a.tags) {
         size_t eq = tag.find('=');
         if (eq == std::string::npos || eq == 0)
@@ -259,18 +246,19 @@ void addServeCommand(CLI::App& app, std::function<int()>& action, std::ostream& 
     cmd->add_option("--profile", a->profile,
                     "aws: shared credentials profile (default $AWS_PROFILE)")
         ->group("aws");
-    cmd->add_option("--image-id", a->image_id, "aws: AMI to launch")->group("aws");
-    cmd->add_option("--instance-type", a->instance_type, "aws: instance type")
+    cmd->add_option("--image-id", a->aws.image_id, "aws: AMI to launch")->group("aws");
+    cmd->add_option("--instance-type", a->aws.instance_type, "aws: instance type")
         ->group("aws")
         ->capture_default_str();
-    cmd->add_option("--subnet-id", a->subnet_id, "aws: subnet")->group("aws");
-    cmd->add_option("--security-group-id", a->security_group_ids, "aws: security group (repeat)")
+    cmd->add_option("--subnet-id", a->aws.subnet_id, "aws: subnet")->group("aws");
+    cmd->add_option("--security-group-id", a->aws.security_group_ids,
+                    "aws: security group (repeat)")
         ->group("aws");
-    cmd->add_option("--key-name", a->key_name, "aws: EC2 key pair name")->group("aws");
-    cmd->add_option("--iam-instance-profile", a->iam_instance_profile,
+    cmd->add_option("--key-name", a->aws.key_name, "aws: EC2 key pair name")->group("aws");
+    cmd->add_option("--iam-instance-profile", a->aws.iam_instance_profile,
                     "aws: instance profile name or ARN")
         ->group("aws");
-    cmd->add_option("--cluster", a->cluster, "aws: value of the hoist:cluster tag")
+    cmd->add_option("--cluster", a->aws.cluster, "aws: value of the hoist:cluster tag")
         ->group("aws")
         ->capture_default_str();
     cmd->add_option("--tag", a->tags, "aws: extra instance tag KEY=VALUE (repeat)")->group("aws");
@@ -286,7 +274,7 @@ void addServeCommand(CLI::App& app, std::function<int()>& action, std::ostream& 
     cmd->add_option("--retry-base-ms", a->retry_base_ms, "aws: first backoff ceiling")
         ->group("aws")
         ->capture_default_str();
-    cmd->add_option("--describe-page-size", a->describe_page_size,
+    cmd->add_option("--describe-page-size", a->aws.describe_page_size,
                     "aws: DescribeInstances MaxResults (0: the service's default)")
         ->group("aws");
     cmd->add_option("--nodes-dir", a->nodes_dir, "local: folder of node roots")->group("local");

@@ -73,8 +73,7 @@ int runCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
     std::string listen = "127.0.0.1:8070";
     std::string port_file;
     std::string token_file;
-    std::string log_level = "info";
-    std::string log_format = "text";
+    hoist::cli::LogOptions log_options;
     bool no_access_log = false;
     hoist::cli::addConfigOption(app, "/etc/hoist/repo-server.toml");
     app.add_option("--root", root, "the repository folder (created when absent)")->required();
@@ -96,10 +95,7 @@ int runCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
         ->capture_default_str()
         ->check(CLI::Range(1, 4096));
     app.add_flag("--no-access-log", no_access_log, "do not log a line per request");
-    app.add_option("--log-level", log_level, "debug, info, warn or error")
-        ->check(CLI::IsMember({"debug", "info", "warn", "error"}));
-    app.add_option("--log-format", log_format, "text or json")
-        ->check(CLI::IsMember({"text", "json"}));
+    hoist::cli::addLogOptions(app, log_options);
 
     if (auto done = hoist::cli::parse(app, args, "repo-server", out, err)) return *done;
     if (options.tls_cert.empty() != options.tls_key.empty()) {
@@ -111,11 +107,7 @@ int runCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
         err << "repo-server: " << address.error().describe() << "\n";
         return exitCode(address.error().code);
     }
-    log::Level level = log::Level::Info;
-    log::Format format = log::Format::Text;
-    log::parseLevel(log_level, level);
-    log::parseFormat(log_format, format);
-    log::configure(level, format);
+    hoist::cli::configureLogging(log_options);
     options.root = root;
     options.host = address->first;
     options.port = address->second;

@@ -15,6 +15,7 @@
 #include "core/strings.hpp"
 #include "pkgmgr/package.hpp"
 #include "pkgmgr/release.hpp"
+#include "pkgmgr/repository.hpp"
 #include "pkgmgr/sets.hpp"
 
 namespace hoist::repo_server {
@@ -48,18 +49,6 @@ private:
     UniqueFd fd_;
 };
 
-Result<void> writeAll(int fd, std::string_view data, const fs::path& path) {
-    while (!data.empty()) {
-        ssize_t n = ::write(fd, data.data(), data.size());
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            return failErrno(Errc::Io, errno, "cannot write '", path.string(), "'");
-        }
-        data.remove_prefix(static_cast<std::size_t>(n));
-    }
-    return ok();
-}
-
 bool sameBytes(const fs::path& path, std::string_view bytes) {
     auto existing = files::readFile(path, bytes.size() + 1);
     return existing && *existing == bytes;
@@ -91,8 +80,8 @@ bool isReleaseVersion(std::string_view version) {
 
 Repository::Repository(fs::path root)
     : root_(std::move(root)),
-      packages_(root_ / "packages"),
-      releases_(root_ / "releases"),
+      packages_(root_ / pkgmgr::repo_layout::kPackagesDir),
+      releases_(root_ / pkgmgr::repo_layout::kReleasesDir),
       tmp_(root_ / ".tmp"),
       release_mutex_(std::make_unique<std::mutex>()) {}
 
@@ -190,7 +179,7 @@ Result<Stored> Repository::putPackage(std::string_view sha256,
             return false;
         }
         hash.update(chunk);
-        if (auto written = writeAll(temp.fd(), chunk, temp.path()); !written) {
+        if (auto written = files::writeAll(temp.fd(), chunk, temp.path()); !written) {
             failure = written.error();
             return false;
         }

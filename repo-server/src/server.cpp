@@ -65,7 +65,7 @@ std::optional<std::uint64_t> declaredLength(const ServerRequest& request) {
 }
 
 // A refused upload still reads (and drops) the body, so the client sees our answer instead
-// of a reset connection. Callers drain declared bodies up to kDrainLimit only; httplib's
+// of a reset connection. Callers drain declared bodies up to kDrainLimit only; the server's
 // payload limit bounds a chunked one.
 void drain(const ServerRequest& request) {
     request.read_body([](std::string_view) { return true; });
@@ -119,8 +119,8 @@ public:
         // Not Repository::packageFile: serveFile's stat(2) is the existence check, once.
         if (!crypto::isSha256Hex(name))
             return ServerReply::error(404, repo_->packageFile(name).error().message);
-        return serveFile(request, repo_->root() / "packages" / name, "\"" + name + "\"",
-                         "application/octet-stream", kImmutable,
+        return serveFile(request, repo_->root() / pkgmgr::repo_layout::package(name),
+                         "\"" + name + "\"", "application/octet-stream", kImmutable,
                          "package " + name + " is not in the repository");
     }
 

@@ -18,8 +18,7 @@ namespace {
 struct Options {
     std::string root;
     std::string layouts;
-    std::string log_level = "info";
-    std::string log_format = "text";
+    hoist::cli::LogOptions log;
     bool json = false;
     int lock_wait_ms = 10000;
     int ping_grace_ms = 3000;
@@ -54,10 +53,7 @@ int runCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
     app.add_option("--root", o.root, "node root (default: $HOIST_ROOT or /opt/hoist)");
     app.add_option("--layouts", o.layouts,
                    "role rules folder (default: $HOIST_LAYOUTS or built in)");
-    app.add_option("--log-level", o.log_level, "debug, info, warn or error")
-        ->check(CLI::IsMember({"debug", "info", "warn", "error"}));
-    app.add_option("--log-format", o.log_format, "text or json")
-        ->check(CLI::IsMember({"text", "json"}));
+    hoist::cli::addLogOptions(app, o.log);
     app.add_option("--lock-wait", o.lock_wait_ms, "milliseconds to wait for the node lock")
         ->check(hoist::cli::wholeNumber(0));
     app.add_option("--ping-grace", o.ping_grace_ms,
@@ -220,11 +216,7 @@ int runCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
     for (auto* sub : app.get_subcommands({})) sub->fallthrough();
 
     if (auto done = hoist::cli::parse(app, args, "restart-helper", out, err)) return *done;
-    log::Level level = log::Level::Info;
-    log::Format format = log::Format::Text;
-    log::parseLevel(o.log_level, level);
-    log::parseFormat(o.log_format, format);
-    log::configure(level, format);
+    hoist::cli::configureLogging(o.log);
     if (o.tls.client_cert.empty() != o.tls.client_key.empty()) {
         err << "restart-helper: --client-cert and --client-key go together\n";
         return exitCode(Errc::Invalid);

@@ -244,8 +244,14 @@ Result<Journal> Helper::Impl::finish(Journal j, std::string_view state, std::str
 Result<Journal> Helper::Impl::forward(Journal j) {
     HOIST_ASSIGN(auto launch, launchFor(j.to_generation));
     HOIST_ASSIGN(auto st, manager->status());
-    if (!(st.running && st.generation == j.to_generation)) {
-        HOIST_TRY(stopService());
+    bool running = st.running && st.generation == j.to_generation;
+    if (!running) HOIST_TRY(stopService());
+    return startAndCheck(std::move(j), launch, !running);
+}
+
+Result<Journal> Helper::Impl::startAndCheck(Journal j, const pkgmgr::ServiceLaunch& launch,
+                                            bool start) {
+    if (start) {
         HOIST_TRY(step(j, "starting"));
         if (auto started = manager->start(launch); !started)
             return rollBack(std::move(j), started.error());
@@ -312,15 +318,7 @@ Result<Journal> Helper::Impl::runSwap(Journal j) {
         return rollBack(std::move(j), activated.error());
     }
     crashPoint("helper.swapped");
-    HOIST_TRY(step(j, "starting"));
-    if (auto started = manager->start(launch); !started)
-        return rollBack(std::move(j), started.error());
-    crashPoint("helper.started");
-    HOIST_TRY(step(j, "checking"));
-    if (auto healthy = checkService(launch); !healthy)
-        return rollBack(std::move(j), healthy.error());
-    crashPoint("helper.checked");
-    return finish(std::move(j), "healthy", "");
+    return startAndCheck(std::move(j), launch, true);
 }
 
 Result<std::optional<Journal>> Helper::Impl::recoverDamagedJournal(const Error& damage) {

@@ -62,6 +62,9 @@ struct Helper::Impl {
     Result<Journal> runSwap(Journal j);
     /// From the switch on: start (unless it runs already), check, finish or roll back.
     Result<Journal> forward(Journal j);
+    /// Starts the new generation's service (when `start`), checks it, and finishes healthy or
+    /// rolls back.
+    Result<Journal> startAndCheck(Journal j, const pkgmgr::ServiceLaunch& launch, bool start);
     Result<Journal> rollBack(Journal j, const Error& why);
     Result<Journal> continueRollBack(Journal j, const std::string& reason);
     /// Enters a terminal state and closes the journal.

@@ -159,20 +159,33 @@ bool RawConnection::send(std::string_view bytes) {
     return true;
 }
 
+bool RawConnection::readSome(std::string& got, std::chrono::steady_clock::time_point deadline) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return false;
+    pollfd p{fd_, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) return false;
+    char buffer[8192];
+    auto n = ::recv(fd_, buffer, sizeof buffer, 0);
+    if (n <= 0) return false;
+    got.append(buffer, static_cast<size_t>(n));
+    return true;
+}
+
 std::string RawConnection::readAll(std::chrono::milliseconds timeout) {
     std::string out;
     auto deadline = std::chrono::steady_clock::now() + timeout;
-    for (;;) {
-        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-            deadline - std::chrono::steady_clock::now());
-        if (left.count() <= 0) return out;
-        pollfd p{fd_, POLLIN, 0};
-        if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) return out;
-        char buffer[4096];
-        auto n = ::recv(fd_, buffer, sizeof buffer, 0);
-        if (n <= 0) return out;
-        out.append(buffer, static_cast<size_t>(n));
+    while (readSome(out, deadline)) {
     }
+    return out;
+}
+
+bool RawConnection::readUntil(std::string& got, std::string_view text,
+                              std::chrono::milliseconds timeout) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (got.find(text) == std::string::npos)
+        if (!readSome(got, deadline)) return false;
+    return true;
 }
 
 bool RawConnection::closedByServer(std::chrono::milliseconds timeout) {

@@ -97,11 +97,17 @@ public:
     bool send(std::string_view bytes);
     /// Reads until the peer closes or `timeout` passes.
     std::string readAll(std::chrono::milliseconds timeout);
+    /// Appends what arrives to `got` until it holds `text` (true), or the deadline passes or
+    /// the peer closes (false).
+    bool readUntil(std::string& got, std::string_view text, std::chrono::milliseconds timeout);
     /// True when the server has closed its end (a read sees EOF or a reset), waiting up to
     /// `timeout`.
     bool closedByServer(std::chrono::milliseconds timeout);
 
 private:
+    /// One read of what has arrived, waiting until `deadline`; false on timeout, EOF or error.
+    bool readSome(std::string& got, std::chrono::steady_clock::time_point deadline);
+
     int fd_ = -1;
     bool connected_ = false;
 };

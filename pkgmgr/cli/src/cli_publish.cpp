@@ -1,5 +1,8 @@
 #include "cli_internal.hpp"
 
+#include <unistd.h>
+
+#include <chrono>
 #include <memory>
 
 #include "core/files.hpp"
@@ -33,6 +36,24 @@ int runPublish(const Cli& cli, const PublishArgs& args) {
     if (!cli.json) {
         options.on_item = [&cli](const PublishItem& item) {
             cli.out << (item.uploaded ? "uploaded " : "present  ") << describe(item) << "\n";
+        };
+    }
+    if (!cli.json && ::isatty(STDERR_FILENO) == 1) {
+        // A package's bytes as they go, on one line redrawn at most 5 times a second and
+        // cleared when it is done; stdout keeps one line per file.
+        options.progress = [&cli, last = std::chrono::steady_clock::time_point{}](
+                               const std::string& path, std::uint64_t sent,
+                               std::uint64_t total) mutable {
+            if (total == 0) return;
+            auto now = std::chrono::steady_clock::now();
+            if (sent < total && now - last < std::chrono::milliseconds(200)) return;
+            last = now;
+            cli.err << "\r\033[K";
+            if (sent < total)
+                cli.err << "uploading " << path.substr(0, 24) << "... "
+                        << strings::humanBytes(static_cast<double>(sent)) << " of "
+                        << strings::humanBytes(static_cast<double>(total));
+            cli.err << std::flush;
         };
     }
     std::vector<std::filesystem::path> paths(args.files.begin(), args.files.end());

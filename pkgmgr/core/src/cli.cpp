@@ -152,13 +152,17 @@ std::optional<int> parse(CLI::App& app, const std::vector<std::string>& args,
     return std::nullopt;
 }
 
-int run(const std::function<int()>& action, const LogOptions& options, std::string_view program,
-        std::ostream& err) {
+void configureLogging(const LogOptions& options) {
     log::Level level = log::Level::Info;
     log::Format format = log::Format::Text;
     log::parseLevel(options.level, level);
     log::parseFormat(options.format, format);
     log::configure(level, format);
+}
+
+int run(const std::function<int()>& action, const LogOptions& options, std::string_view program,
+        std::ostream& err) {
+    configureLogging(options);
     if (!action) {
         err << program << ": no command given; run '" << program << " --help'\n";
         return exitCode(Errc::Invalid);

@@ -14,6 +14,12 @@
 namespace hoist::files {
 
 namespace {
+fs::path parentOf(const fs::path& path) {
+    auto parent = path.parent_path();
+    return parent.empty() ? fs::path(".") : parent;
+}
+}  // namespace
+
 Result<void> writeAll(int fd, std::string_view data, const fs::path& path) {
     while (!data.empty()) {
         ssize_t n = ::write(fd, data.data(), data.size());
@@ -25,12 +31,6 @@ Result<void> writeAll(int fd, std::string_view data, const fs::path& path) {
     }
     return ok();
 }
-
-fs::path parentOf(const fs::path& path) {
-    auto parent = path.parent_path();
-    return parent.empty() ? fs::path(".") : parent;
-}
-}  // namespace
 
 fs::path tempSibling(const fs::path& path) {
     return parentOf(path) / (".tmp-" + path.filename().string() + "-" + crypto::randomHex(6));

@@ -14,6 +14,8 @@
 #include <curl/curl.h>
 #include <dlfcn.h>
 
+#include "core/deleter.hpp"
+
 namespace hoist::http {
 
 namespace {
@@ -67,18 +69,17 @@ const CurlApi& libcurl() {
     return api;
 }
 
-struct EasyDeleter {
-    void operator()(CURL* curl) const noexcept { libcurl().easy_cleanup(curl); }
-};
-struct SlistDeleter {
-    void operator()(curl_slist* list) const noexcept { libcurl().slist_free_all(list); }
-};
-struct FileDeleter {
-    void operator()(FILE* file) const noexcept { std::fclose(file); }
-};
-using EasyPtr = std::unique_ptr<CURL, EasyDeleter>;
-using SlistPtr = std::unique_ptr<curl_slist, SlistDeleter>;
-using FilePtr = std::unique_ptr<FILE, FileDeleter>;
+// libcurl's free functions are known only at run time (dlsym), so each handle type gets a
+// named function that calls through the table; core's one Deleter template then applies.
+void easyCleanup(CURL* curl) noexcept {
+    libcurl().easy_cleanup(curl);
+}
+void slistFreeAll(curl_slist* list) noexcept {
+    libcurl().slist_free_all(list);
+}
+using EasyPtr = Handle<CURL, easyCleanup>;
+using SlistPtr = Handle<curl_slist, slistFreeAll>;
+using FilePtr = Handle<FILE, ::fclose>;
 
 bool equalsNoCase(std::string_view a, std::string_view b) {
     return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
@@ -380,11 +381,25 @@ Result<StreamResult> Client::stream(const StreamRequest& request) {
     return result;
 }
 
+namespace {
+int onUploadProgress(void* user, curl_off_t, curl_off_t, curl_off_t total,
+                     curl_off_t sent) noexcept {
+    try {
+        (*static_cast<const Client::UploadProgress*>(user))(static_cast<std::uint64_t>(sent),
+                                                            static_cast<std::uint64_t>(total));
+        return 0;
+    } catch (...) {
+        return 1;  // aborts the transfer: CURLE_ABORTED_BY_CALLBACK
+    }
+}
+}  // namespace
+
 Result<Response> Client::sendFile(const std::string& method, const std::string& url,
                                   const std::vector<Header>& headers,
                                   const std::filesystem::path& file,
                                   std::chrono::milliseconds connect_timeout,
-                                  std::chrono::milliseconds timeout) {
+                                  std::chrono::milliseconds timeout,
+                                  const UploadProgress& progress) {
     CURL* curl = impl_->curl.get();
     if (curl == nullptr) return noHandle();
     FilePtr in(std::fopen(file.c_str(), "rb"));
@@ -404,6 +419,11 @@ Result<Response> Client::sendFile(const std::string& method, const std::string& 
     libcurl().easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method.c_str());
     libcurl().easy_setopt(curl, CURLOPT_READDATA, in.get());
     libcurl().easy_setopt(curl, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(size));
+    if (progress) {
+        libcurl().easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, onUploadProgress);
+        libcurl().easy_setopt(curl, CURLOPT_XFERINFODATA, &progress);
+        libcurl().easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
+    }
     CURLcode code = libcurl().easy_perform(curl);
     if (code != CURLE_OK) return transportError(code, impl_->errbuf, url, "");
     libcurl().easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &response.status);

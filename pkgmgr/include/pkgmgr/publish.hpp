@@ -42,6 +42,8 @@ struct PublishOptions {
     std::chrono::milliseconds connect_timeout{5000};
     /// Called after each file is done (uploaded or skipped).
     std::function<void(const PublishItem&)> on_item;
+    /// A package's bytes as they go out (see UploadOptions::progress).
+    std::function<void(const std::string& path, std::uint64_t sent, std::uint64_t total)> progress;
 };
 
 /// Works out what each file is: "*.json" a release manifest (parsed here first; a
@@ -49,12 +51,11 @@ struct PublishOptions {
 /// tarball (named by its sha256). NotFound for a missing file, Invalid for a bad manifest.
 Result<std::vector<PublishItem>> planPublish(const std::vector<std::filesystem::path>& files);
 
-/// Uploads the files to a repository (repo-server's PUT routes, bearer token): packages
+/// Uploads the files to a repository through RepositoryUploader (repository.hpp): packages
 /// first, each skipped when HEAD finds it there, streamed from disk; then manifests, then
 /// their signatures (the server checks that a manifest's packages are present). Stops at
-/// the first refusal, with the server's message: "PUT <url>: HTTP 422: <error>", coded by
-/// the status (401 Unauthorized, 409 Conflict, 422 Corrupt, other 4xx Invalid, 5xx Network).
-/// Transient failures are retried as options.retry says.
+/// the first refusal, with the server's message: "PUT <url>: HTTP 422: <error>", coded as
+/// RepositoryUploader says. Transient failures are retried as options.retry says.
 Result<std::vector<PublishItem>> publish(const std::vector<std::filesystem::path>& files,
                                          const PublishOptions& options);
 

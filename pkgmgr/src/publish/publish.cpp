@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <set>
-#include <thread>
 
 #include "core/crypto.hpp"
 #include "core/files.hpp"
@@ -17,20 +16,6 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr std::size_t kMaxManifestBytes = 4u << 20;
-
-std::string serverMessage(const std::string& body) {
-    auto doc = json::parseObject(body, "reply");
-    if (doc) {
-        if (auto message = json::getString(*doc, "error", "reply")) return *message;
-    }
-    return body.substr(0, 200);
-}
-
-std::unexpected<Error> refused(std::string_view method, const std::string& url,
-                               const http::Response& r) {
-    return fail(errcFromHttpStatus(r.status), method, " ", url, ": HTTP ", r.status, ": ",
-                serverMessage(r.body));
-}
 
 Result<fs::path> regularFile(const fs::path& file) {
     std::error_code ec;
@@ -52,44 +37,21 @@ std::string versionOfSignatureName(const fs::path& file) {
     return name.substr(0, name.size() - std::string_view(".json.sig").size());
 }
 
-class Uploader {
-public:
-    explicit Uploader(const PublishOptions& options) : options_(options) {}
-
-    Result<void> upload(PublishItem& item) {
-        std::string url = http::joinUrl(options_.repo_url, item.remote_path);
-        if (item.kind == PublishItem::Kind::Package) {
-            http::Request head{.method = "HEAD",
-                               .url = url,
-                               .headers = {},
-                               .connect_timeout = options_.connect_timeout};
-            HOIST_ASSIGN(auto probe, client_.send(head, options_.retry));
-            if (probe.status == 200) {
-                item.uploaded = false;
-                return ok();
-            }
-            if (probe.status != 404) return refused("HEAD", url, probe);
-        }
-        std::vector<http::Header> headers{http::bearer(options_.token)};
-        headers.push_back({"Content-Type", item.kind == PublishItem::Kind::Release
-                                               ? "application/json"
-                                               : "application/octet-stream"});
-        for (int attempt = 0;; ++attempt) {
-            auto sent = client_.sendFile("PUT", url, headers, item.file, options_.connect_timeout);
-            if (!http::isTransient(sent) || attempt + 1 >= options_.retry.attempts) {
-                if (!sent) return std::unexpected(std::move(sent.error()));
-                if (!sent->ok()) return refused("PUT", url, *sent);
-                item.uploaded = sent->status == 201;
-                return ok();
-            }
-            std::this_thread::sleep_for(http::backoffDelay(options_.retry, attempt));
-        }
+// The upload of one planned item (packages streamed from disk; manifests and signatures are
+// small and sent as the bytes read here).
+Result<bool> upload(RepositoryUploader& repo, const PublishItem& item) {
+    if (item.kind == PublishItem::Kind::Package) {
+        HOIST_ASSIGN(auto done, repo.putPackage(item.file, item.sha256));
+        return done.created;
     }
-
-private:
-    const PublishOptions& options_;
-    http::Client client_;
-};
+    HOIST_ASSIGN(auto text, files::readFile(item.file, kMaxManifestBytes));
+    if (crypto::sha256Hex(text) != item.sha256)
+        return fail(Errc::Conflict, "'", item.file.string(), "' changed while it was published");
+    auto done = item.kind == PublishItem::Kind::Release ? repo.putRelease(item.version, text)
+                                                        : repo.putSignature(item.version, text);
+    if (!done) return std::unexpected(std::move(done.error()));
+    return done->created;
+}
 }  // namespace
 
 std::string_view kindName(PublishItem::Kind kind) {
@@ -176,11 +138,16 @@ Result<std::vector<PublishItem>> publish(const std::vector<fs::path>& files,
     if (options.repo_url.empty()) return fail(Errc::Invalid, "no repository URL given");
     if (options.token.empty()) return fail(Errc::Invalid, "no upload token given");
     HOIST_ASSIGN(auto plan, planPublish(files));
-    Uploader uploader(options);
+    RepositoryUploader repo(options.repo_url, {.token = options.token,
+                                               .retry = options.retry,
+                                               .connect_timeout = options.connect_timeout,
+                                               .progress = options.progress});
     for (auto& item : plan) {
-        if (auto done = uploader.upload(item); !done)
+        auto done = upload(repo, item);
+        if (!done)
             return std::unexpected(
                 withContext(done.error(), "publishing '" + item.file.string() + "'"));
+        item.uploaded = *done;
         log::debug("publish", item.uploaded ? "uploaded" : "already there",
                    {{"kind", kindName(item.kind)}, {"path", item.remote_path}});
         if (options.on_item) options.on_item(item);

@@ -54,22 +54,11 @@ std::optional<long> parseTempNumber(std::string_view name) {
 }
 
 Result<void> writeNew(const fs::path& path, std::string_view data) {
-    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    if (fd < 0) return failErrno(Errc::Io, errno, "cannot create '", path.string(), "'");
-    while (!data.empty()) {
-        ssize_t n = ::write(fd, data.data(), data.size());
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            int err = errno;
-            ::close(fd);
-            return failErrno(Errc::Io, err, "cannot write '", path.string(), "'");
-        }
-        data.remove_prefix(static_cast<size_t>(n));
-    }
-    int rc = ::fsync(fd);
-    int err = errno;
-    ::close(fd);
-    if (rc != 0) return failErrno(Errc::Io, err, "cannot sync '", path.string(), "'");
+    UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
+    if (!fd.valid()) return failErrno(Errc::Io, errno, "cannot create '", path.string(), "'");
+    HOIST_TRY(files::writeAll(fd.get(), data, path));
+    if (::fsync(fd.get()) != 0)
+        return failErrno(Errc::Io, errno, "cannot sync '", path.string(), "'");
     return ok();
 }
 

@@ -7,10 +7,10 @@
 #include <iostream>
 #include <thread>
 
+#include "coordinator/fleet_fixture.hpp"
 #include "core/files.hpp"
 #include "core/json.hpp"
 #include "core/strings.hpp"
-#include "node/node_fixture.hpp"
 #include "pkgmgr/node_config.hpp"
 #include "pkgmgr/release.hpp"
 #include "pkgmgr/service.hpp"
@@ -21,134 +21,28 @@ namespace {
 
 using namespace std::chrono_literals;
 
-constexpr std::string_view kNodeToken = "node-secret";
-constexpr std::string_view kAdminToken = "admin-secret";
+constexpr std::string_view kAdminToken = kFleetAdminToken;
 constexpr const char* kPromtool = "/usr/bin/promtool";
 constexpr const char* kPrometheus = "/usr/bin/prometheus";
 
-struct FleetNode {
-    std::string id;
-    fs::path root;
-    std::unique_ptr<ServerProcess> serve;
-};
-
-class MonitoredFleet : public NodeFixture {
+class MonitoredFleet : public FleetFixture {
 protected:
     void SetUp() override {
-        NodeFixture::SetUp();
-        writeFile(tmp_ / "admin.token", std::string(kAdminToken) + "\n");
-        writeFile(tmp_ / "halt.token", "halt-secret\n");
-        writeFile(tmp_ / "node.token", std::string(kNodeToken) + "\n", fs::perms(0600));
-        writeFile(tmp_ / "repo.token", "repo-token\n", fs::perms(0600));
-        publishBothRoles("1.0.0", {}, {});
-        publishBothRoles("2.0.0", {"1.*"}, {});
+        FleetFixture::SetUp();
+        publishBothRoles("1.0.0", {});
+        publishBothRoles("2.0.0", {"1.*"});
         // The broken release: healthy, but its service counts 50 errors a second.
         Behaviour broken;
         broken.errors_per_second = 50;
         publishBothRoles("2.0.1", {"1.*"}, broken);
-        repo_ = std::make_unique<ServerProcess>(
-            std::vector<std::string>{REPO_SERVER_BIN, "--root", (tmp_ / "repo").string(),
-                                     "--listen", "127.0.0.1:0", "--port-file",
-                                     (tmp_ / "repo.port").string(), "--token-file",
-                                     (tmp_ / "repo.token").string()},
-            tmp_ / "repo.port", tmp_ / "repo.log");
-        ASSERT_TRUE(repo_->started()) << readFile(tmp_ / "repo.log");
+        startRepo();
     }
 
     void TearDown() override {
         prometheus_.reset();
         if (sd_) sd_->stop();
         if (sd_thread_.joinable()) sd_thread_.join();
-        for (auto& n : nodes_) {
-            n.serve.reset();
-            auto manager = pkgmgr::makeProcessManager(pkgmgr::NodeLayout::at(n.root));
-            EXPECT_OK(manager->stop(std::chrono::seconds(5)));
-        }
-        NodeFixture::TearDown();
-    }
-
-    void publishBothRoles(const std::string& version, const std::vector<std::string>& from,
-                          const Behaviour& behaviour) {
-        std::vector<BuiltPackage> packages = {mesosPackage(version),
-                                              configPackage(version, behaviour)};
-        publish(packages);
-        pkgmgr::Release release;
-        release.version = version;
-        release.upgrade_from = from;
-        for (const char* role : {"master", "agent"})
-            for (const auto& p : packages) release.roles[role].push_back(p.ref);
-        auto text = release.toJson();
-        writeFile(tmp_ / "repo/releases" / (version + ".json"), text);
-        publicKeyFile();
-        auto signature = pkgmgr::signRelease(text, readFile(tmp_ / "release.key"));
-        ASSERT_OK(signature);
-        writeFile(tmp_ / "repo/releases" / (version + ".json.sig"), *signature + "\n");
-    }
-
-    void startCoordinator(const std::vector<std::string>& extra = {}) {
-        std::vector<std::string> argv{COORDINATOR_BIN,
-                                      "--state",
-                                      (tmp_ / "state.db").string(),
-                                      "--listen",
-                                      "127.0.0.1:0",
-                                      "--port-file",
-                                      (tmp_ / "coord.port").string(),
-                                      "--repo",
-                                      repo_->url(),
-                                      "--trusted-key",
-                                      publicKeyFile().string(),
-                                      "--admin-token-file",
-                                      (tmp_ / "admin.token").string(),
-                                      "--halt-token-file",
-                                      (tmp_ / "halt.token").string(),
-                                      "--node-token-file",
-                                      (tmp_ / "node.token").string(),
-                                      "--poll-after-ms",
-                                      "1500"};
-        argv.insert(argv.end(), extra.begin(), extra.end());
-        coordinator_ =
-            std::make_unique<ServerProcess>(argv, tmp_ / "coord.port", tmp_ / "coord.log");
-        ASSERT_TRUE(coordinator_->started()) << readFile(tmp_ / "coord.log");
-    }
-
-    void addNode(const std::string& id, const std::string& role) {
-        FleetNode n{id, tmp_ / "nodes" / id, nullptr};
-        auto boot =
-            run({RESTART_HELPER_BIN, "--root", n.root.string(), "bootstrap", "--repo", repo_->url(),
-                 "--release", "1.0.0", "--role", role, "--id", id, "--trusted-key",
-                 publicKeyFile().string(), "--coordinator", coordinator_->url(),
-                 "--coordinator-token-file", (tmp_ / "node.token").string()});
-        ASSERT_EQ(boot.exit_code, restart_helper::kExitHealthy) << boot.err;
-        writeFile(n.root / "node.token", std::string(kNodeToken) + "\n", fs::perms(0600));
-        auto port_file = tmp_ / (id + ".port");
-        n.serve = std::make_unique<ServerProcess>(
-            std::vector<std::string>{PKGMGR_BIN, "--root", n.root.string(), "serve", "--port-file",
-                                     port_file.string(), "--restart-helper", RESTART_HELPER_BIN},
-            port_file, tmp_ / (id + ".log"));
-        ASSERT_TRUE(n.serve->started()) << readFile(tmp_ / (id + ".log"));
-        nodes_.push_back(std::move(n));
-    }
-
-    http::Response call(const std::string& method, const std::string& path,
-                        const std::string& body = "", std::string_view token = kAdminToken) {
-        auto r = httpSend(method, coordinator_->url() + path, body, std::string(token));
-        EXPECT_TRUE(r.has_value()) << method << " " << path;
-        return r ? *r : http::Response{};
-    }
-
-    json::Document parsed(const http::Response& r) {
-        auto doc = json::parse(r.body, "reply");
-        EXPECT_TRUE(doc.has_value()) << r.body;
-        return doc ? std::move(*doc) : json::Document{};
-    }
-
-    bool waitRegistered(size_t count) {
-        return waitFor(
-            [&] {
-                auto doc = parsed(call("GET", "/v1/nodes"));
-                return doc.IsObject() && doc["nodes"].Size() == count;
-            },
-            20s);
+        FleetFixture::TearDown();
     }
 
     json::Document deployment(const std::string& id) {
@@ -281,13 +175,10 @@ protected:
         return started.status == 201 ? std::string(parsed(started)["id"].GetString()) : "";
     }
 
-    std::unique_ptr<ServerProcess> repo_;
-    std::unique_ptr<ServerProcess> coordinator_;
     std::unique_ptr<ServerProcess> prometheus_;
     std::unique_ptr<http::Server> sd_;
     int sd_port_ = 0;
     std::thread sd_thread_;
-    std::vector<FleetNode> nodes_;
 };
 
 TEST_F(MonitoredFleet, EveryMetricsEndpointPassesPromtool) {

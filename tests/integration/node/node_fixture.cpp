@@ -154,6 +154,15 @@ void NodeFixture::publish(const std::vector<BuiltPackage>& packages) {
                       fs::copy_options::overwrite_existing);
 }
 
+void NodeFixture::reportTo(const std::string& url) {
+    auto config = pkgmgr::NodeConfig::load(layout_);
+    ASSERT_OK(config);
+    config->coordinator = url;
+    config->coordinator_token_file = "coordinator.token";
+    ASSERT_OK(config->save(layout_));
+    writeFile(root_ / "coordinator.token", "coord-secret\n", fs::perms(0600));
+}
+
 fs::path NodeFixture::publicKeyFile() {
     auto path = tmp_ / "release.pub";
     if (!fs::exists(path)) {

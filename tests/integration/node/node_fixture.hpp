@@ -69,6 +69,9 @@ protected:
     std::string repoUrl() const { return "file://" + (tmp_ / "repo").string(); }
     /// The public key releases are signed with (PEM file).
     fs::path publicKeyFile();
+    /// Points node.json at the coordinator at `url`, with the token file coordinator.token
+    /// (holding "coord-secret").
+    void reportTo(const std::string& url);
 
     /// Runs restart-helper --root <root> <args...>.
     process::Outcome helper(const std::vector<std::string>& args,

@@ -184,12 +184,7 @@ TEST_F(PingTest, ServeDeliversWhatTheHelperLeftBehind) {
 
 TEST_F(PingTest, CarriesTheCoordinatorToken) {
     RecordingCoordinator coordinator;
-    auto config = pkgmgr::NodeConfig::load(layout_);
-    ASSERT_OK(config);
-    config->coordinator = coordinator.url();
-    config->coordinator_token_file = "coordinator.token";
-    ASSERT_OK(config->save(layout_));
-    writeFile(root_ / "coordinator.token", "coord-secret\n", fs::perms(0600));
+    reportTo(coordinator.url());
     auto gen = stageVersion("1.0.0");
     // No --report-to: node.json's coordinator is used.
     ASSERT_EQ(helper({"swap", "--to", std::to_string(gen)}).exit_code, kExitHealthy);

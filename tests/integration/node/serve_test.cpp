@@ -453,12 +453,7 @@ TEST_F(ServeTest, PackagesCanBeFetchedListedAndDeleted) {
 
 TEST_F(ServeTest, RegistersWithTheCoordinator) {
     RecordingCoordinator coordinator;
-    auto config = pkgmgr::NodeConfig::load(layout_);
-    ASSERT_OK(config);
-    config->coordinator = coordinator.url();
-    config->coordinator_token_file = "coordinator.token";
-    ASSERT_OK(config->save(layout_));
-    writeFile(root_ / "coordinator.token", "coord-secret\n", fs::perms(0600));
+    reportTo(coordinator.url());
     startServe();
     ASSERT_TRUE(
         waitFor([&] { return !coordinator.registrations().empty(); }, std::chrono::seconds(10)));

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "core/crypto.hpp"
+#include "local_repo.hpp"
 #include "module_release.hpp"
 #include "pkgmgr/pack.hpp"
 #include "pkgmgr/release.hpp"
@@ -106,6 +107,47 @@ TEST_F(ModuleRelease, RemovingAModuleAnotherPackageRequiresIsRefusedBeforePublis
     auto again = options(false, "metrics");
     ASSERT_ERROR(publishModuleRelease(again, log), Errc::Conflict,
                  "nothing to do: release 1.0.0 holds no package named 'metrics'");
+}
+
+TEST_F(ModuleRelease, InstallUploadsThePackageThenTheSignedReleaseThroughTheRepositoryClient) {
+    auto other = pack("other-module", "module",
+                      R"(, "module": {"name": "org_hoist_Other", "library": "lib/libs.so"})", true);
+    std::filesystem::remove(dir_ / "repo/packages" / other.sha256);
+    testing::LocalRepo repo(dir_ / "repo");
+    ASSERT_EQ(repo.error(), "");
+    auto o = options(true, (dir_ / "pkgs/other-module--1.0.0.tar.zst").string());
+    o.repo_url = repo.url();
+
+    // A wrong token: refused with the repository's code and words, and nothing is published.
+    testing::writeFile(dir_ / "wrong.token", "wrong\n");
+    o.repo_token_file = (dir_ / "wrong.token").string();
+    std::ostringstream log;
+    ASSERT_ERROR(publishModuleRelease(o, log), Errc::Unauthorized,
+                 "uploading other-module--1.0.0: PUT " + repo.url() + "/packages/" + other.sha256 +
+                     ": HTTP 401: wrong bearer token");
+    EXPECT_FALSE(std::filesystem::exists(dir_ / "repo/packages" / other.sha256));
+    EXPECT_FALSE(std::filesystem::exists(dir_ / "repo/releases/1.0.0+other-module.json"));
+
+    o.repo_token_file = (dir_ / "repo.token").string();
+    auto version = publishModuleRelease(o, log);
+    ASSERT_OK(version);
+    EXPECT_EQ(*version, "1.0.0+other-module");
+    EXPECT_EQ(log.str(), "uploaded other-module--1.0.0 (" + other.sha256 + ")\n");
+    EXPECT_TRUE(std::filesystem::exists(dir_ / "repo/packages" / other.sha256));
+    auto manifest = testing::readFile(dir_ / "repo/releases/1.0.0+other-module.json");
+    auto release = pkgmgr::Release::parse(manifest);
+    ASSERT_OK(release);
+    EXPECT_EQ(release->roles.at("agent").size(), 2u);
+    EXPECT_EQ(release->upgrade_from, std::vector<std::string>{"1.0.0"});
+    EXPECT_TRUE(std::filesystem::exists(dir_ / "repo/releases/1.0.0+other-module.json.sig"));
+
+    // Installing it again on the derived release is nothing to do, refused before any upload.
+    o.base_version = "1.0.0+other-module";
+    o.new_version = "1.0.1";
+    std::ostringstream quiet;
+    auto same = publishModuleRelease(o, quiet);
+    ASSERT_FALSE(same.has_value());
+    EXPECT_EQ(same.error().code, Errc::Conflict) << same.error().describe();
 }
 
 }  // namespace

@@ -3,19 +3,13 @@
 #include <gtest/gtest.h>
 
 #include "config_gen/schema.hpp"
+#include "support.hpp"
 #include "testing.hpp"
 
 namespace hoist::config_gen {
 namespace {
 
-const Schema& schema() {
-    static const Schema s = [] {
-        auto parsed = Schema::embedded();
-        if (!parsed) throw std::runtime_error(parsed.error().describe());
-        return std::move(*parsed);
-    }();
-    return s;
-}
+using test::schema;
 
 struct BadCase {
     const char* name;

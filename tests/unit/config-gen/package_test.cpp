@@ -16,32 +16,11 @@
 namespace hoist::config_gen {
 namespace {
 
+using test::cli;
+using test::schema;
 using testing::readFile;
 using testing::TempFolder;
 using testing::writeFile;
-
-const Schema& schema() {
-    static const Schema s = [] {
-        auto parsed = Schema::embedded();
-        if (!parsed) throw std::runtime_error(parsed.error().describe());
-        return std::move(*parsed);
-    }();
-    return s;
-}
-
-struct CliResult {
-    int code;
-    std::string out;
-    std::string err;
-};
-
-CliResult cli(const std::vector<std::string>& args) {
-    std::ostringstream out, err;
-    std::vector<std::string> argv{"config-gen"};
-    argv.insert(argv.end(), args.begin(), args.end());
-    int code = runCli(argv, out, err);
-    return {code, out.str(), err.str()};
-}
 
 /// Sets the umask for a scope (it is process-wide: the tests in this binary run serially).
 class ScopedUmask {

@@ -7,29 +7,17 @@
 #include "config_gen/cli.hpp"
 #include "config_gen/schema.hpp"
 #include "core/json.hpp"
+#include "support.hpp"
 #include "testing.hpp"
 
 namespace hoist::config_gen {
 namespace {
 
 namespace fs = std::filesystem;
+using test::cli;
 using testing::readFile;
 using testing::TempFolder;
 using testing::writeFile;
-
-struct CliResult {
-    int code;
-    std::string out;
-    std::string err;
-};
-
-CliResult cli(const std::vector<std::string>& args) {
-    std::ostringstream out, err;
-    std::vector<std::string> argv{"config-gen"};
-    argv.insert(argv.end(), args.begin(), args.end());
-    int code = runCli(argv, out, err);
-    return {code, out.str(), err.str()};
-}
 
 TEST(Schema, EmbeddedCopyIsTheLayoutsFile) {
     EXPECT_EQ(Schema::embeddedText(),

@@ -2,9 +2,30 @@
 
 #include <gtest/gtest.h>
 
+#include <sstream>
+#include <stdexcept>
+
+#include "config_gen/cli.hpp"
 #include "testing.hpp"
 
 namespace hoist::config_gen::test {
+
+const Schema& schema() {
+    static const Schema s = [] {
+        auto parsed = Schema::embedded();
+        if (!parsed) throw std::runtime_error(parsed.error().describe());
+        return std::move(*parsed);
+    }();
+    return s;
+}
+
+CliResult cli(const std::vector<std::string>& args) {
+    std::ostringstream out, err;
+    std::vector<std::string> argv{"config-gen"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    int code = runCli(argv, out, err);
+    return {code, out.str(), err.str()};
+}
 
 void makeModuleDir(const fs::path& dir, const std::string& name, const std::string& version,
                    const std::string& mesos_module, const std::string& parameters_json,

@@ -4,11 +4,23 @@
 #include <string>
 #include <vector>
 
+#include "config_gen/schema.hpp"
 #include "pkgmgr/pack.hpp"
 
 namespace hoist::config_gen::test {
 
 namespace fs = std::filesystem;
+
+/// The embedded option schema, parsed once (a broken embedded copy throws: every test fails).
+const Schema& schema();
+
+/// What `config-gen ARGS...` (runCli, in this process) printed and returned.
+struct CliResult {
+    int code;
+    std::string out;
+    std::string err;
+};
+CliResult cli(const std::vector<std::string>& args);
 
 /// Writes an unpacked module package into `dir`: pkginfo.json (kind module, with a "module"
 /// section naming lib/lib<name>.so and `parameters_json`, a JSON object) and the library.

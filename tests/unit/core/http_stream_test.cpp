@@ -22,23 +22,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-/// Reads from `fd` until `text` has arrived (true) or the deadline passes or the peer closes.
-bool readUntil(int fd, std::string& got, std::string_view text, std::chrono::milliseconds timeout) {
-    auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (got.find(text) == std::string::npos) {
-        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-            deadline - std::chrono::steady_clock::now());
-        if (left.count() <= 0) return false;
-        pollfd p{fd, POLLIN, 0};
-        if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) return false;
-        char buffer[4096];
-        auto n = ::recv(fd, buffer, sizeof(buffer), 0);
-        if (n <= 0) return false;
-        got.append(buffer, static_cast<size_t>(n));
-    }
-    return true;
-}
-
 class StreamFixture : public ::testing::Test {
 protected:
     void start(ServerOptions options) {
@@ -77,7 +60,7 @@ protected:
         EXPECT_TRUE(conn->connected());
         conn->send("GET /events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n");
         std::string got;
-        EXPECT_TRUE(readUntil(conn->fd(), got, "data: open\n\n", 5s)) << got;
+        EXPECT_TRUE(conn->readUntil(got, "data: open\n\n", 5s)) << got;
         if (head) *head = got;
         return conn;
     }
@@ -123,9 +106,9 @@ TEST_F(StreamFixture, MessagesArriveAsTheyAreSentInTheEventStreamFormat) {
     // One message, then (after it arrived) another: written as they come, not at the end.
     std::string got;
     ASSERT_TRUE(stream(0).send("audit", "{\"a\":1}", "41"));
-    ASSERT_TRUE(readUntil(conn->fd(), got, "id: 41\nevent: audit\ndata: {\"a\":1}\n\n", 5s)) << got;
+    ASSERT_TRUE(conn->readUntil(got, "id: 41\nevent: audit\ndata: {\"a\":1}\n\n", 5s)) << got;
     ASSERT_TRUE(stream(0).send("note", "two\nlines", "4\n2"));
-    ASSERT_TRUE(readUntil(conn->fd(), got, "id: 4 2\nevent: note\ndata: two\ndata: lines\n\n", 5s))
+    ASSERT_TRUE(conn->readUntil(got, "id: 4 2\nevent: note\ndata: two\ndata: lines\n\n", 5s))
         << got;
 }
 
@@ -182,7 +165,7 @@ TEST_F(StreamFixture, ASilentStreamGetsKeepAliveComments) {
     start(options);
     auto conn = open();
     std::string got;
-    EXPECT_TRUE(readUntil(conn->fd(), got, ": keep-alive\n\n", 3s)) << got;
+    EXPECT_TRUE(conn->readUntil(got, ": keep-alive\n\n", 3s)) << got;
 }
 
 TEST_F(StreamFixture, AClientThatFallsBehindIsClosedInBoundedMemory) {

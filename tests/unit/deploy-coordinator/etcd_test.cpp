@@ -11,6 +11,7 @@
 #include "etcd_client.hpp"
 #include "etcd_cluster.hpp"
 #include "etcd_state.hpp"
+#include "records.hpp"
 #include "testing.hpp"
 
 namespace hoist::deploy_coordinator {
@@ -257,21 +258,6 @@ TEST_F(Etcd, MovesToTheNextEndpointWhenOneIsDown) {
 
 // --- the state store ---
 
-Deployment sampleDeployment(std::int64_t number) {
-    Deployment d;
-    d.id = "d-" + std::to_string(number);
-    d.number = number;
-    d.version = "2.0.0";
-    d.state = DeploymentState::rolling;
-    d.max_parallel = "10%";
-    d.max_failures = 2;
-    d.auto_revert = true;
-    d.release_json = "{\"version\":\"2.0.0\"}";
-    d.created_by = "admin";
-    d.created_ms = 1000 + number;
-    return d;
-}
-
 TEST_F(Etcd, StoreRoundTripsEveryRecord) {
     EtcdStateStore store(*client_, prefix_);
     auto lease = client_->grant(30);
@@ -290,14 +276,8 @@ TEST_F(Etcd, StoreRoundTripsEveryRecord) {
     w.deployment = sampleDeployment(1);
     NodeRecord n{"n1", "agent", "http://127.0.0.1:1", "1.0.0", 3, "up", 10, 20, "pull"};
     w.registry.push_back(n);
-    DeploymentNode dn;
-    dn.deployment = "d-1";
-    dn.node = "n1";
-    dn.role = "agent";
-    dn.ord = 0;
-    dn.state = NodeStep::restarting;
+    DeploymentNode dn = sampleDeploymentNode("n1");
     dn.last_seq = -1;
-    dn.restarts = 1;
     dn.message = "x\"y";
     w.nodes.push_back(dn);
     w.put_holds.push_back({"sla", "p99 high", "monitor", 5, "[{\"a\":1}]", 0});

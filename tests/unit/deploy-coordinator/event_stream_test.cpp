@@ -18,22 +18,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-bool readUntil(int fd, std::string& got, std::string_view text, std::chrono::milliseconds timeout) {
-    auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (got.find(text) == std::string::npos) {
-        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-            deadline - std::chrono::steady_clock::now());
-        if (left.count() <= 0) return false;
-        pollfd p{fd, POLLIN, 0};
-        if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) return false;
-        char buffer[8192];
-        auto n = ::recv(fd, buffer, sizeof(buffer), 0);
-        if (n <= 0) return false;
-        got.append(buffer, static_cast<size_t>(n));
-    }
-    return true;
-}
-
 class EventStreamTest : public ::testing::Test {
 protected:
     void SetUp() override {
@@ -76,7 +60,7 @@ protected:
         conn->send("GET /v1/events/stream HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer halt-t\r\n" +
                    extra_headers + "\r\n");
         std::string text;
-        EXPECT_TRUE(readUntil(conn->fd(), text, "event: hello\n", 5s)) << text;
+        EXPECT_TRUE(conn->readUntil(text, "event: hello\n", 5s)) << text;
         EXPECT_TRUE(testing::waitFor([&] { return hub_->subscribers() > 0; }, 5s));
         if (got) *got = text;
         return conn;
@@ -116,8 +100,8 @@ TEST_F(EventStreamTest, ACommitIsPushedWithinASecond) {
     auto committed = std::chrono::steady_clock::now();
     std::string got;
     auto id = std::to_string(newestId());
-    ASSERT_TRUE(readUntil(conn->fd(), got, "\"holds\":true", 1s)) << got;
-    ASSERT_TRUE(readUntil(conn->fd(), got, "id: " + id + "\nevent: audit\n", 1s)) << got;
+    ASSERT_TRUE(conn->readUntil(got, "\"holds\":true", 1s)) << got;
+    ASSERT_TRUE(conn->readUntil(got, "id: " + id + "\nevent: audit\n", 1s)) << got;
     EXPECT_LT(std::chrono::steady_clock::now() - committed, 1s);
     // JSON escapes nothing HTML-ish: the page shows it as text.
     EXPECT_NE(got.find("\"detail\":\"sla: p99 <too high>\""), std::string::npos) << got;
@@ -149,7 +133,7 @@ TEST_F(EventStreamTest, NodeRowsAndFleetChangesAreNoticed) {
     write.registry.push_back(r);
     ASSERT_OK(commit(write));
     std::string got;
-    ASSERT_TRUE(readUntil(conn->fd(), got, "\"fleet\":true", 2s)) << got;
+    ASSERT_TRUE(conn->readUntil(got, "\"fleet\":true", 2s)) << got;
     EXPECT_NE(got.find("\"node\":\"agent-1\",\"role\":\"agent\",\"state\":\"restarted\","
                        "\"node_state\":\"checking\""),
               std::string::npos)
@@ -166,8 +150,8 @@ TEST_F(EventStreamTest, NodeRowsAndFleetChangesAreNoticed) {
     upgraded.events.push_back(event("marker"));
     ASSERT_OK(commit(upgraded));
     got.clear();
-    ASSERT_TRUE(readUntil(conn->fd(), got, "\"action\":\"marker\"", 2s)) << got;
-    ASSERT_TRUE(readUntil(conn->fd(), got, "\"fleet\":true", 2s)) << got;
+    ASSERT_TRUE(conn->readUntil(got, "\"action\":\"marker\"", 2s)) << got;
+    ASSERT_TRUE(conn->readUntil(got, "\"fleet\":true", 2s)) << got;
     EXPECT_EQ(got.find("\"fleet\":false"), std::string::npos) << got;
 }
 
@@ -178,7 +162,7 @@ TEST_F(EventStreamTest, LastEventIdResumesAfterIt) {
     auto newest = newestId();
     std::string got;
     auto conn = open("Last-Event-ID: " + std::to_string(newest - 2) + "\r\n", &got);
-    ASSERT_TRUE(readUntil(conn->fd(), got, "id: " + std::to_string(newest) + "\n", 2s)) << got;
+    ASSERT_TRUE(conn->readUntil(got, "id: " + std::to_string(newest) + "\n", 2s)) << got;
     EXPECT_NE(got.find("\"resumed\":true"), std::string::npos) << got;
     EXPECT_EQ(got.find("\"detail\":\"n0\""), std::string::npos) << got;
     EXPECT_NE(got.find("\"detail\":\"n1\""), std::string::npos) << got;
@@ -188,7 +172,7 @@ TEST_F(EventStreamTest, LastEventIdResumesAfterIt) {
     StepWrite more;
     more.events.push_back(event("step", "n3"));
     ASSERT_OK(commit(more));
-    ASSERT_TRUE(readUntil(conn->fd(), got, "\"detail\":\"n3\"", 2s)) << got;
+    ASSERT_TRUE(conn->readUntil(got, "\"detail\":\"n3\"", 2s)) << got;
     EXPECT_EQ(got.find("\"detail\":\"n2\""), got.rfind("\"detail\":\"n2\""));
 }
 
@@ -198,8 +182,8 @@ TEST_F(EventStreamTest, ResumingPastTheBacklogSaysGap) {
     ASSERT_OK(commit(write));
     std::string got;
     auto conn = open("Last-Event-ID: 1\r\n", &got);
-    ASSERT_TRUE(readUntil(conn->fd(), got, "event: gap\n", 2s)) << got;
-    ASSERT_TRUE(readUntil(conn->fd(), got, "id: " + std::to_string(newestId()) + "\n", 5s));
+    ASSERT_TRUE(conn->readUntil(got, "event: gap\n", 2s)) << got;
+    ASSERT_TRUE(conn->readUntil(got, "id: " + std::to_string(newestId()) + "\n", 5s));
 }
 
 TEST_F(EventStreamTest, OnlyTheAdminAndMonitorsMayRead) {

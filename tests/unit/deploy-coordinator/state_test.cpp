@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "deploy_coordinator/state.hpp"
+#include "records.hpp"
 #include "testing.hpp"
 
 namespace hoist::deploy_coordinator {
@@ -166,23 +167,10 @@ TEST(State, ATransactionIsAllOrNothing) {
 TEST(State, DeploymentsAndTheirNodesRoundTrip) {
     TempFolder dir;
     auto path = dir / "state.db";
-    Deployment d;
-    d.id = "d-1";
-    d.number = 1;
-    d.version = "2.0.0";
-    d.state = DeploymentState::rolling;
-    d.max_parallel = "10%";
-    d.max_failures = 2;
-    d.auto_revert = true;
-    d.release_json = "{}";
+    Deployment d = sampleDeployment(1);
     d.waiting_on = "health of agent-1";
-    DeploymentNode n;
-    n.deployment = "d-1";
-    n.node = "agent-1";
-    n.role = "agent";
-    n.state = NodeStep::restarting;
+    DeploymentNode n = sampleDeploymentNode("agent-1");
     n.target_generation = 5;
-    n.restarts = 1;
     {
         auto state = State::open(path);
         ASSERT_OK(state);

@@ -12,6 +12,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "core/deleter.hpp"
+
 namespace hoist::testing {
 
 class ArchiveBuilder {
@@ -113,11 +115,7 @@ public:
     }
 
 private:
-    struct Deleter {
-        void operator()(archive* a) const { archive_write_free(a); }
-        void operator()(archive_entry* e) const { archive_entry_free(e); }
-    };
-    using Entry = std::unique_ptr<archive_entry, Deleter>;
+    using Entry = Handle<archive_entry, archive_entry_free>;
 
     Entry entry(const std::string& path, unsigned type, unsigned perm) {
         Entry e(archive_entry_new());
@@ -140,7 +138,7 @@ private:
     }
 
     std::string data_;
-    std::unique_ptr<archive, Deleter> a_;
+    Handle<archive, archive_write_free> a_;
 };
 
 }  // namespace hoist::testing

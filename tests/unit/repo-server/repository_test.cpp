@@ -12,7 +12,7 @@ namespace {
 
 using testing::TempFolder;
 
-// A request body delivered in chunks of `chunk` bytes, as httplib's reader does.
+// A request body delivered in chunks of `chunk` bytes, as the HTTP server's reader does.
 std::function<bool(const http::BodySink&)> bodyOf(std::string bytes, std::size_t chunk = 4096) {
     return [bytes = std::move(bytes), chunk](const http::BodySink& sink) {
         for (std::size_t at = 0; at < bytes.size(); at += chunk)

@@ -19,6 +19,9 @@ struct LogOptions {
 };
 
 void addLogOptions(CLI::App& app, LogOptions& options);
+/// Sets the process's log level and format from the parsed options (run() does it; a binary
+/// that runs its own action calls it after parse()).
+void configureLogging(const LogOptions& options);
 
 /// A check for a whole-number option: the value must be an integer from `min` to `max`. The
 /// refusal reads "--keep: must be a whole number of at least 0, not '-1'" (CLI11's own ranges

@@ -26,6 +26,9 @@ Result<std::string> readFile(const fs::path& path, size_t max_bytes = 64u << 20)
 /// `what` names it in errors ("token file"): NotFound or Io as readFile, Invalid "WHAT 'PATH'
 /// is empty" when nothing is left. The one way hoist reads a token file.
 Result<std::string> readSecretFile(const fs::path& path, std::string_view what);
+/// write(2) until all of `data` is written (retrying EINTR and short writes); Io naming
+/// `path` on failure. The one write loop over a raw descriptor.
+Result<void> writeAll(int fd, std::string_view data, const fs::path& path);
 /// fsync(2) on a file or a folder.
 Result<void> fsyncPath(const fs::path& path);
 /// rename(2) then fsync of the destination's folder (and the source's, when different).

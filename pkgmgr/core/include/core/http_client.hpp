@@ -122,11 +122,15 @@ public:
     /// send() again after transient failures, as the policy says.
     Result<Response> send(const Request& request, const RetryPolicy& policy);
     Result<StreamResult> stream(const StreamRequest& request);
-    /// Streams a file as the request body (PUT/POST), never holding it in memory.
+    /// Bytes of a request body sent so far, and the body's size.
+    using UploadProgress = std::function<void(std::uint64_t sent, std::uint64_t total)>;
+    /// Streams a file as the request body (PUT/POST), never holding it in memory; `progress`,
+    /// when set, is called as the body goes out (an exception from it aborts the transfer).
     Result<Response> sendFile(const std::string& method, const std::string& url,
                               const std::vector<Header>& headers, const std::filesystem::path& file,
                               std::chrono::milliseconds connect_timeout = std::chrono::seconds(5),
-                              std::chrono::milliseconds timeout = std::chrono::milliseconds(0));
+                              std::chrono::milliseconds timeout = std::chrono::milliseconds(0),
+                              const UploadProgress& progress = {});
 
 private:
     struct Impl;
