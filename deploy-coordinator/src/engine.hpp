@@ -136,6 +136,9 @@ public:
                             const std::string& reason);
     Result<void> onPing(const pkgmgr::StatusPing& ping);
     std::string nodesJson();
+    /// GET /v1/nodes in `format` (json or prometheus-sd). A standby engine (a follower
+    /// replica) holds no registry: it reads the store's. Invalid for an unknown format.
+    Result<std::string> nodesView(const std::string& format);
     /// NotFound for an unknown node.
     Result<NodeRecord> node(const std::string& id);
     Result<void> markRemoved(const std::string& id, const std::string& actor);
@@ -224,6 +227,9 @@ private:
     Engine(StateStore& state, EngineOptions options, std::unique_ptr<NodeGateway> gateway);
     Result<void> load();
     Result<std::unique_ptr<Rollout>> loadRollout(const Deployment& d);
+    /// The registry views of `list` (nodesJson, nodesPrometheusSd).
+    static std::string nodesJson(std::vector<NodeRecord> list);
+    static std::string nodesPrometheusSd(std::vector<NodeRecord> list);
     /// The summary a start answered, for a retry carrying the same Idempotency-Key. Under mutex_.
     std::string idempotentAnswer(const Rollout& r);
     void loop();
