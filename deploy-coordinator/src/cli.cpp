@@ -300,9 +300,11 @@ int serve(const ServeOptions& o, std::ostream& err) {
                            },
                            [&o, bound](const std::string&) { restartAsFollower(o, bound); },
                            [engine_ptr] {
-                               if (auto r = engine_ptr->reloadHolds(); !r)
+                               auto r = engine_ptr->reloadHolds();
+                               if (!r)
                                    log::warn("deploy-coordinator", "cannot read the holds",
                                              {{"error", r.error().describe()}});
+                               return r.has_value();
                            }});
         replica_ptr = replica.get();
         Replica* rp = replica.get();

@@ -428,8 +428,9 @@ Result<void> EtcdStateStore::commit(const StepWrite& w, std::int64_t term, bool 
 
 Result<void> EtcdStateStore::fencedTxn(const std::vector<etcd::Compare>& fence,
                                        const std::vector<Op>& ops, std::int64_t term) {
-    HOIST_ASSIGN(auto done, client_.txn(fence, ops));
-    if (fence.empty() || done.succeeded) return ok();
+    auto done = client_.txn(fence, ops);
+    if (!done) return std::unexpected(unavailable(done.error()));
+    if (fence.empty() || done->succeeded) return ok();
     return fail(Errc::Conflict, "write refused by etcd: the election key of epoch ", term,
                 " is gone or no longer this replica's (another replica leads)");
 }

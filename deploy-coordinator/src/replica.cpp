@@ -142,6 +142,10 @@ void Replica::refuseToLead(const Error& why) {
     refusal_ = "replica " + options_.id + " refused to take over: " + why.message +
                " (repair or delete that key, then restart the replicas)";
     refused_ = true;
+    {
+        std::lock_guard lock(leader_mutex_);
+        leader_.reset();
+    }
     log::error(kLog, "refusing to lead: the state under the prefix is damaged",
                {{"replica", options_.id}, {"error", why.describe()}});
     // The election key goes with its lease: another replica may try (and refuse likewise).
@@ -260,14 +264,21 @@ void Replica::watchHolds() {
                 std::this_thread::sleep_for(options_.poll);
                 continue;
             }
+            if (hooks_.holds_changed && !hooks_.holds_changed()) {
+                std::this_thread::sleep_for(options_.poll);
+                continue;
+            }
             revision = read->revision;
-            if (hooks_.holds_changed) hooks_.holds_changed();
         }
         auto watched = client_.watch(
             prefix, end, revision + 1,
             [&](std::int64_t, const std::vector<etcd::WatchEvent>& events) {
                 for (const auto& e : events) revision = std::max(revision, e.kv.mod_revision);
-                if (!events.empty() && hooks_.holds_changed) hooks_.holds_changed();
+                // Not read (etcd going away): read them whole again once etcd answers.
+                if (!events.empty() && hooks_.holds_changed && !hooks_.holds_changed()) {
+                    revision = 0;
+                    return false;
+                }
                 return !stopping_.load();
             },
             stopping_, std::chrono::seconds(5));

@@ -46,8 +46,9 @@ public:
         /// This replica lost the lead (lease lost or renewal overdue); called once, after
         /// the store refuses its writes. The process restarts itself here.
         std::function<void(const std::string& why)> step_down;
-        /// The holds under the prefix changed.
-        std::function<void()> holds_changed;
+        /// The holds under the prefix changed; false when they could not be read (they are
+        /// read again, and this called again, until they are).
+        std::function<bool()> holds_changed;
     };
 
     Replica(etcd::Client& client, EtcdStateStore& store, ReplicaOptions options, Hooks hooks);
