@@ -74,6 +74,7 @@ Result<void> EtcdStateStore::commitStaged(const std::vector<etcd::Compare>& fenc
     control.push_back(Op::put(prefix_ + "applying/" + txid, marker.str()));
     // The step commits here, or not at all.
     HOIST_TRY(fencedTxn(fence, control, term));
+    staged_steps_++;
     if (after_staged_) after_staged_("marker");
     if (auto applied = applyStaged(fence, txid, bulk, term); !applied) {
         // Committed all the same: readers lay it over their reads, and the next commit (or the

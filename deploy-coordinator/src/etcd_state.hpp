@@ -77,6 +77,9 @@ public:
         after_staged_ = std::move(after);
     }
 
+    /// Steps committed staged (too large for one txn) by this replica.
+    std::uint64_t stagedSteps() const { return staged_steps_.load(); }
+
     etcd::Client& client() { return client_; }
     const std::string& prefix() const { return prefix_; }
 
@@ -112,6 +115,7 @@ private:
     std::optional<std::int64_t> highest_number_;
     /// A staged step's marker is committed but its rows are not all applied yet.
     std::atomic<bool> unapplied_{false};
+    std::atomic<std::uint64_t> staged_steps_{0};
     std::size_t staged_part_bytes_ = 384 * 1024;
     std::function<void(std::string_view)> after_staged_;
 };

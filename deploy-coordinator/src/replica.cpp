@@ -402,6 +402,10 @@ void Replica::collectMetrics(metrics::Registry& r) const {
     r.describe("hoist_coordinator_lease_renewals_total", "counter", "election lease renewals");
     r.describe("hoist_coordinator_lease_renewal_failures_total", "counter",
                "election lease renewals that failed");
+    r.describe("hoist_coordinator_store_staged_steps_total", "counter",
+               "steps too large for one etcd txn, committed staged (one marker txn)");
+    r.set("hoist_coordinator_store_staged_steps_total", "",
+          static_cast<double>(store_.stagedSteps()));
     r.set("hoist_coordinator_is_leader", "", leading_ ? 1 : 0);
     r.set("hoist_coordinator_epoch", "", leading_ ? static_cast<double>(epoch_.load()) : 0);
     r.set("hoist_coordinator_lease_renewals_total", "", static_cast<double>(renewals_.load()));

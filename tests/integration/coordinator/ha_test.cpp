@@ -96,29 +96,17 @@ protected:
         auto name = "r" + std::to_string(i);
         replicas_[static_cast<std::size_t>(i)] = std::make_unique<ServerProcess>(
             std::vector<std::string>{
-                COORDINATOR_BIN,
-                "--state",
-                etcd_->stateUrl("hoist"),
-                "--replica-id",
-                name,
-                "--lease-ttl",
-                std::to_string(kLeaseTtlS),
-                "--listen",
+                COORDINATOR_BIN, "--state", etcd_->stateUrl("hoist"), "--replica-id", name,
+                "--lease-ttl", std::to_string(kLeaseTtlS), "--listen",
                 "127.0.0.1:" + std::to_string(ports_.at(static_cast<std::size_t>(i))),
-                "--port-file",
-                (dir_ / (name + ".port")).string(),
-                "--repo",
-                repo_->url() + "/repo",
-                "--trusted-key",
-                (dir_ / "trusted.pem").string(),
-                "--admin-token-file",
-                (dir_ / "admin.token").string(),
-                "--halt-token-file",
-                (dir_ / "halt.token").string(),
-                "--node-token-file",
-                (dir_ / "node.token").string(),
-                "--poll-after-ms",
-                "1500"},
+                "--port-file", (dir_ / (name + ".port")).string(), "--repo", repo_->url() + "/repo",
+                "--trusted-key", (dir_ / "trusted.pem").string(), "--admin-token-file",
+                (dir_ / "admin.token").string(), "--halt-token-file",
+                (dir_ / "halt.token").string(), "--node-token-file", (dir_ / "node.token").string(),
+                "--poll-after-ms", "1500",
+                // Small txns: a rollout's start and its waves are staged steps (etcd_staged.cpp),
+                // so the leader is killed between the parts of some of them.
+                "--etcd-max-txn-ops", "8"},
             dir_ / (name + ".port"), dir_ / (name + ".log"));
         ASSERT_TRUE(replicas_[static_cast<std::size_t>(i)]->started())
             << testing::readFile(dir_ / (name + ".log"));
@@ -290,6 +278,14 @@ TEST_F(Ha, RolloutsFinishThroughFailoversWithEachNodeRestartedOnce) {
     auto d1 = start("2.0.0");
     ASSERT_FALSE(d1.empty());
     ASSERT_TRUE(testing::waitFor([&] { return restartsIn(d1) >= 1; }, 30s, 20ms));
+    // The start (ten rows and more, over --etcd-max-txn-ops 8) was a staged step.
+    {
+        auto m = call(waitLeader(), "GET", "/metrics");
+        EXPECT_EQ(m.body.find("\nhoist_coordinator_store_staged_steps_total 0\n"),
+                  std::string::npos)
+            << "no step was staged";
+        EXPECT_NE(m.body.find("\nhoist_coordinator_store_staged_steps_total "), std::string::npos);
+    }
     killLeaderAndRestartIt();
     // A halt to a follower while the leader acts: forwarded, answered once nothing can start.
     {
