@@ -211,6 +211,12 @@ int serve(const ServeOptions& o, std::ostream& err) {
         store_heard = reachable.has_value();
         store = etcd_store.get();
         eo.standby = true;
+        // A replica taking over counts silence from half of --down-after-ms before its own
+        // start whatever last_seen says (load()), so last_seen is written rarely: every 10 s
+        // it would be 1,000 replicated puts a second at 10,000 nodes. Status, release and
+        // generation are still written as they change.
+        eo.seen_write_after =
+            std::chrono::milliseconds(std::max<std::int64_t>(10000, 2 * o.down_after_ms));
     } else {
         if (o.state == kDefaultState &&
             !std::filesystem::is_directory(std::filesystem::path(o.state).parent_path()))

@@ -3,6 +3,7 @@
 // rows are then put in place (etcd_state.hpp).
 #include <algorithm>
 #include <cstdio>
+#include <map>
 
 #include "core/crypto.hpp"
 #include "core/json.hpp"
@@ -147,31 +148,32 @@ Result<std::vector<etcd::KeyValue>> EtcdStateStore::overlayStaged(const std::str
     if (!markers) return std::unexpected(unavailable(markers.error()));
     if (markers->kvs.empty()) return std::move(read.kvs);
     const auto end = etcd::prefixEnd(prefix);
-    std::vector<etcd::KeyValue> kvs = std::move(read.kvs);
+    std::map<std::string, etcd::KeyValue> by_key;
+    for (auto& kv : read.kvs) {
+        auto key = kv.key;
+        by_key.emplace(std::move(key), std::move(kv));
+    }
     for (const auto& marker : markers->kvs) {
         auto txid = marker.key.substr(m.key.size());
         HOIST_ASSIGN(auto ops, readStaged(txid, read.revision));
         for (auto& op : ops) {
             if (op.key < prefix || op.key >= end) continue;
-            auto it = std::find_if(kvs.begin(), kvs.end(),
-                                   [&](const etcd::KeyValue& kv) { return kv.key == op.key; });
             if (op.kind == Op::Kind::remove) {
-                if (it != kvs.end()) kvs.erase(it);
+                by_key.erase(op.key);
                 continue;
             }
-            if (it != kvs.end()) {
-                it->value = std::move(op.value);
-                it->mod_revision = marker.mod_revision;
-                continue;
+            auto& kv = by_key[op.key];
+            if (kv.key.empty()) {
+                kv.key = op.key;
+                kv.create_revision = marker.mod_revision;
             }
-            etcd::KeyValue kv;
-            kv.key = std::move(op.key);
             kv.value = std::move(op.value);
-            kv.create_revision = marker.mod_revision;
             kv.mod_revision = marker.mod_revision;
-            kvs.push_back(std::move(kv));
         }
     }
+    std::vector<etcd::KeyValue> kvs;
+    kvs.reserve(by_key.size());
+    for (auto& [_, kv] : by_key) kvs.push_back(std::move(kv));
     return kvs;
 }
 
