@@ -178,6 +178,11 @@ Result<std::vector<etcd::KeyValue>> EtcdStateStore::overlayStaged(const std::str
 }
 
 Result<void> EtcdStateStore::recover() {
+    std::lock_guard staging(staging_mutex_);
+    return recoverLocked();
+}
+
+Result<void> EtcdStateStore::recoverLocked() {
     std::int64_t term = 0;
     {
         std::lock_guard lock(mutex_);

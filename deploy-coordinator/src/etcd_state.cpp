@@ -349,9 +349,12 @@ Result<void> EtcdStateStore::commit(const StepWrite& w, std::int64_t term, bool 
                     "write refused: only the leader writes rollout state (this replica does not "
                     "lead)");
     }
-    // A step whose rows were left half applied (its marker committed) is finished first: the
-    // step after it must not land under it.
-    if (!fence.empty() && unapplied_.load()) HOIST_TRY(recover());
+    // The leader's steps go out one at a time (staged parts of one are never taken for
+    // leftovers of another). A step whose rows were left half applied (its marker committed)
+    // is finished first: the step after it must not land under it.
+    std::unique_lock staging(staging_mutex_, std::defer_lock);
+    if (!fence.empty()) staging.lock();
+    if (!fence.empty() && unapplied_.load()) HOIST_TRY(recoverLocked());
     // Bulk rows (registry, per-node rows) apart from the small part (holds, the deployment
     // row): a step too large for one txn is staged (etcd_staged.cpp).
     std::vector<Op> bulk;

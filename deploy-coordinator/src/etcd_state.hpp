@@ -101,6 +101,8 @@ private:
     Result<void> applyStaged(const std::vector<etcd::Compare>& fence, const std::string& txid,
                              const std::vector<etcd::Op>& ops, std::int64_t term);
     Result<std::vector<etcd::Op>> readStaged(const std::string& txid, std::int64_t revision);
+    /// recover() with staging_mutex_ held.
+    Result<void> recoverLocked();
     Result<std::vector<etcd::KeyValue>> overlayStaged(const std::string& prefix,
                                                       etcd::RangeResult read);
 
@@ -115,6 +117,8 @@ private:
     std::optional<std::int64_t> highest_number_;
     /// A staged step's marker is committed but its rows are not all applied yet.
     std::atomic<bool> unapplied_{false};
+    /// Held by each fenced commit and by recover().
+    std::mutex staging_mutex_;
     std::atomic<std::uint64_t> staged_steps_{0};
     std::size_t staged_part_bytes_ = 384 * 1024;
     std::function<void(std::string_view)> after_staged_;
