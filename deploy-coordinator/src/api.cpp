@@ -332,13 +332,7 @@ void registerRoutes(http::Server& server, Engine& engine, MonitorWatch& watch,
     server.route("GET", "/v1/nodes", [e, t](const ServerRequest& request) {
         if (auto who = caller(request, t, {"admin", "monitor"}); !who)
             return ServerReply::error(who.error());
-        auto format = request.queryParam("format");
-        if (format && *format == "prometheus-sd")
-            return ServerReply::json(200, e->nodesPrometheusSd());
-        if (format && *format != "json")
-            return ServerReply::error(400, "GET /v1/nodes: unknown format '" + *format +
-                                               "' (formats: json, prometheus-sd)");
-        return ServerReply::json(200, e->nodesJson());
+        return reply(e->nodesView(request.queryParam("format").value_or("json")));
     });
 
     server.route("POST", "/v1/deployments", [e, t](const ServerRequest& request) {

@@ -184,6 +184,7 @@ int serve(const ServeOptions& o, std::ostream& err) {
     // --state etcd://...: this process is one replica; otherwise the SQLite file.
     std::unique_ptr<etcd::Client> etcd_client;
     std::unique_ptr<EtcdStateStore> etcd_store;
+    bool store_heard = true;
     std::unique_ptr<State> sqlite_state;
     std::optional<files::PidLock> state_lock;
     StateStore* store = nullptr;
@@ -199,17 +200,22 @@ int serve(const ServeOptions& o, std::ostream& err) {
         etcd_client = std::move(*client);
         etcd_store =
             std::make_unique<EtcdStateStore>(*etcd_client, url->prefix, o.etcd_max_txn_ops);
-        for (;;) {
-            auto reachable = etcd_store->ping();
-            if (reachable) break;
-            if (!o.rejoin || stop_requested)
-                return failWith(Error{reachable.error().code,
-                                      reachable.error().message + " (start etcd, or check --state)",
-                                      0});
-            std::this_thread::sleep_for(std::chrono::milliseconds(500));
-        }
+        // A replica rejoining (after it stepped down) starts without etcd: its API answers
+        // 503 naming the store until etcd answers, and it campaigns once it does.
+        auto reachable = etcd_store->ping();
+        if (!reachable && !o.rejoin)
+            return failWith(Error{reachable.error().code,
+                                  reachable.error().message + " (start etcd, or check --state)",
+                                  0});
+        store_heard = reachable.has_value();
         store = etcd_store.get();
         eo.standby = true;
+        // A replica taking over counts silence from half of --down-after-ms before its own
+        // start whatever last_seen says (load()), so last_seen is written rarely: every 10 s
+        // it would be 1,000 replicated puts a second at 10,000 nodes. Status, release and
+        // generation are still written as they change.
+        eo.seen_write_after =
+            std::chrono::milliseconds(std::max<std::int64_t>(10000, 2 * o.down_after_ms));
     } else {
         if (o.state == kDefaultState &&
             !std::filesystem::is_directory(std::filesystem::path(o.state).parent_path()))
@@ -271,12 +277,14 @@ int serve(const ServeOptions& o, std::ostream& err) {
     auto engine = Engine::create(observed, eo);
     if (!engine) return failWith(engine.error());
     Engine* engine_ptr = engine->get();
-    auto watch = MonitorWatch::create(
-        *store, {[engine_ptr] { return engine_ptr->acting(); },
-                 [engine_ptr](const std::string& source, const std::string& reason) {
-                     return engine_ptr->halt(source, reason, "coordinator");
-                 },
-                 nowMs});
+    auto watch =
+        MonitorWatch::create(*store,
+                             {[engine_ptr] { return engine_ptr->acting(); },
+                              [engine_ptr](const std::string& source, const std::string& reason) {
+                                  return engine_ptr->halt(source, reason, "coordinator");
+                              },
+                              nowMs},
+                             /*load=*/!etcd_store);
     if (!watch) return failWith(watch.error());
     registerRoutes(**server, **engine, **watch, tokens);
     registerUiRoutes(**server, hub, tokens);
@@ -285,18 +293,23 @@ int serve(const ServeOptions& o, std::ostream& err) {
         ro.id = o.replica_id.empty() ? eo.advertise_url : o.replica_id;
         ro.url = eo.advertise_url;
         ro.ttl = std::chrono::seconds(std::max<std::int64_t>(2, o.lease_ttl_s));
+        ro.store_heard = store_heard;
         int bound = *port;
         replica = std::make_unique<Replica>(
             *etcd_client, *etcd_store, ro,
-            Replica::Hooks{[engine_ptr, watch_ptr = watch->get()](std::int64_t) -> Result<void> {
+            Replica::Hooks{[engine_ptr, watch_ptr = watch->get(),
+                            es = etcd_store.get()](std::int64_t) -> Result<void> {
+                               HOIST_TRY(es->recover());
                                HOIST_TRY(watch_ptr->reload());
                                return engine_ptr->lead();
                            },
                            [&o, bound](const std::string&) { restartAsFollower(o, bound); },
                            [engine_ptr] {
-                               if (auto r = engine_ptr->reloadHolds(); !r)
+                               auto r = engine_ptr->reloadHolds();
+                               if (!r)
                                    log::warn("deploy-coordinator", "cannot read the holds",
                                              {{"error", r.error().describe()}});
+                               return r.has_value();
                            }});
         replica_ptr = replica.get();
         Replica* rp = replica.get();
@@ -363,8 +376,8 @@ int runCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
     app.add_option("--etcd-max-txn-ops", o.etcd_max_txn_ops,
                    "operations per etcd txn (etcd's --max-txn-ops); larger steps are split");
     app.add_flag("--rejoin", o.rejoin,
-                 "wait for etcd instead of exiting when it is unreachable at start (a replica "
-                 "restarting itself after losing the lead)");
+                 "start even when etcd is unreachable, answering 503 naming it until it answers (a "
+                 "replica restarting itself after losing the lead)");
     app.add_flag("--init", o.init,
                  "begin an empty state when the state file is empty or damaged (it is moved "
                  "aside, not deleted); without it such a file is refused");

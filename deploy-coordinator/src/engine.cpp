@@ -252,10 +252,9 @@ void Engine::tick(std::int64_t now) {
 }
 
 namespace {
-// How much newer last_seen must be before a ping rewrites the node's row: the row is written
-// for what lasts (status, release, generation); last_seen on disk only has to be roughly
-// right, since a restarted coordinator counts silence from its own start (load()).
-constexpr std::int64_t kSeenWriteMs = 10000;
+// A ping rewrites the node's row when last_seen is options_.seen_write_after newer: the row is
+// written for what lasts (status, release, generation); last_seen on disk only has to be
+// roughly right, since a restarted coordinator counts silence from its own start (load()).
 constexpr std::size_t kPingsAckedWhileQueued = 4096;
 }  // namespace
 
@@ -299,7 +298,7 @@ Result<void> Engine::pingOnRunner(const pkgmgr::StatusPing& ping, pkgmgr::Helper
             rec.generation = ping.to_generation;
             changed = true;
         }
-        if (changed || now - seen_written_[ping.node] >= kSeenWriteMs)
+        if (changed || now - seen_written_[ping.node] >= options_.seen_write_after.count())
             node_dirty_[ping.node] = true;
         Rollout* r = nullptr;
         if (active_ && active_->d.id == ping.deployment) {

@@ -51,6 +51,10 @@ struct EngineOptions {
     size_t check_workers = 4;
     std::chrono::milliseconds poll_after{3000};
     std::chrono::milliseconds down_after{30000};
+    /// How much newer a node's last_seen must be before a ping rewrites its row (status,
+    /// release and generation are written whenever they change). On etcd every row write is
+    /// replicated to each member, so replicas write it less often (cli.cpp).
+    std::chrono::milliseconds seen_write_after{10000};
     std::chrono::milliseconds sweep_interval{5000};
     std::chrono::milliseconds stage_timeout{600000};
     /// An HA replica that does not lead yet: nothing is loaded and nothing acts until lead()
@@ -139,6 +143,9 @@ public:
                             const std::string& reason);
     Result<void> onPing(const pkgmgr::StatusPing& ping);
     std::string nodesJson();
+    /// GET /v1/nodes in `format` (json or prometheus-sd). A standby engine (a follower
+    /// replica) holds no registry: it reads the store's. Invalid for an unknown format.
+    Result<std::string> nodesView(const std::string& format);
     /// NotFound for an unknown node.
     Result<NodeRecord> node(const std::string& id);
     Result<void> markRemoved(const std::string& id, const std::string& actor);
@@ -231,6 +238,9 @@ private:
     }
     Result<void> load();
     Result<std::unique_ptr<Rollout>> loadRollout(const Deployment& d);
+    /// The registry views of `list` (nodesJson, nodesPrometheusSd).
+    static std::string nodesJson(std::vector<NodeRecord> list);
+    static std::string nodesPrometheusSd(std::vector<NodeRecord> list);
     /// The summary a start answered, for a retry carrying the same Idempotency-Key. Under mutex_.
     std::string idempotentAnswer(const Rollout& r);
     void loop();
@@ -336,7 +346,7 @@ private:
     std::unordered_map<std::string, bool> node_dirty_;
     std::unordered_set<std::string> node_progress_;
     /// last_seen as last written, per node: a ping rewrites the row only when last_seen is
-    /// kSeenWriteMs newer (a restart counts from its own start anyway, load()).
+    /// options_.seen_write_after newer (a restart counts from its own start anyway, load()).
     std::unordered_map<std::string, std::int64_t> seen_written_;
     /// Answers waiting for the step that holds their change to be committed.
     std::vector<std::function<void(const Result<void>&)>> after_commit_;

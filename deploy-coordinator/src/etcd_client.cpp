@@ -111,6 +111,7 @@ void writeRange(json::Writer& w, const RangeRequest& r) {
     }
     if (r.keys_only) w.field("keys_only", true);
     if (r.count_only) w.field("count_only", true);
+    if (r.revision > 0) w.field("revision", std::to_string(r.revision));
     w.endObject();
 }
 

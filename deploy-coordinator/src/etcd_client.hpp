@@ -39,6 +39,8 @@ struct RangeRequest {
     enum class Target { key, version, create, mod, value } sort_target = Target::key;
     bool keys_only = false;
     bool count_only = false;
+    /// Read as of this revision (0: the newest).
+    std::int64_t revision = 0;
 };
 
 struct RangeResult {

@@ -278,6 +278,7 @@ EtcdStateStore::EtcdStateStore(etcd::Client& client, std::string prefix, std::si
 
 void EtcdStateStore::setLeadership(std::int64_t epoch, std::string key, std::int64_t lease) {
     std::lock_guard lock(mutex_);
+    highest_number_.reset();
     epoch_ = epoch;
     election_key_ = std::move(key);
     lease_ = lease;
@@ -348,47 +349,93 @@ Result<void> EtcdStateStore::commit(const StepWrite& w, std::int64_t term, bool 
                     "write refused: only the leader writes rollout state (this replica does not "
                     "lead)");
     }
-    // Bulk rows first, then holds, then the deployment row and the audit events, so a step
-    // split over several txns shows its deployment only once its rows are there.
-    std::vector<Op> ops;
-    for (const auto& n : w.registry) ops.push_back(Op::put(prefix_ + "nodes/" + n.id, encode(n)));
-    for (const auto& id : w.forget_nodes) ops.push_back(Op::remove(prefix_ + "nodes/" + id));
+    // The leader's steps go out one at a time (staged parts of one are never taken for
+    // leftovers of another). A step whose rows were left half applied (its marker committed)
+    // is finished first: the step after it must not land under it.
+    std::unique_lock staging(staging_mutex_, std::defer_lock);
+    if (!fence.empty()) staging.lock();
+    if (!fence.empty() && unapplied_.load()) HOIST_TRY(recoverLocked());
+    // Bulk rows (registry, per-node rows) apart from the small part (holds, the deployment
+    // row): a step too large for one txn is staged (etcd_staged.cpp).
+    std::vector<Op> bulk;
+    for (const auto& n : w.registry) bulk.push_back(Op::put(prefix_ + "nodes/" + n.id, encode(n)));
+    for (const auto& id : w.forget_nodes) bulk.push_back(Op::remove(prefix_ + "nodes/" + id));
     for (const auto& n : w.nodes)
-        ops.push_back(
+        bulk.push_back(
             Op::put(prefix_ + "deployment-nodes/" + n.deployment + "/" + n.node, encode(n)));
+    std::vector<Op> control;
     if (w.clear_holds)
-        ops.push_back(Op::remove(prefix_ + "holds/", etcd::prefixEnd(prefix_ + "holds/")));
+        control.push_back(Op::remove(prefix_ + "holds/", etcd::prefixEnd(prefix_ + "holds/")));
     for (const auto& source : w.delete_holds)
-        ops.push_back(Op::remove(prefix_ + "holds/" + source));
+        control.push_back(Op::remove(prefix_ + "holds/" + source));
     for (const auto& h : w.put_holds)
-        ops.push_back(Op::put(prefix_ + "holds/" + h.source, encode(h)));
+        control.push_back(Op::put(prefix_ + "holds/" + h.source, encode(h)));
+    std::optional<std::int64_t> number;
     if (w.deployment) {
-        ops.push_back(Op::put(prefix_ + "deployments/" + w.deployment->id, encode(*w.deployment)));
+        control.push_back(
+            Op::put(prefix_ + "deployments/" + w.deployment->id, encode(*w.deployment)));
         // The highest number handed out; a lower one (an older deployment's row) never lowers it.
-        auto current = nextDeploymentNumber();
-        if (!current) return std::unexpected(current.error());
-        if (w.deployment->number >= *current)
-            ops.push_back(
-                Op::put(prefix_ + "meta/deployment-number", std::to_string(w.deployment->number)));
-    }
-    for (auto& op : eventOps(w.events)) ops.push_back(std::move(op));
-
-    const std::size_t per_txn = max_txn_ops_;
-    for (std::size_t start = 0; start < ops.size(); start += per_txn) {
-        auto end = std::min(ops.size(), start + per_txn);
-        std::vector<Op> chunk(std::make_move_iterator(ops.begin() + static_cast<long>(start)),
-                              std::make_move_iterator(ops.begin() + static_cast<long>(end)));
-        if (fence.empty() && ops.size() <= per_txn) {
-            HOIST_ASSIGN(auto done, client_.txn({}, chunk));
-            (void)done;
-            continue;
+        std::optional<std::int64_t> highest;
+        {
+            std::lock_guard lock(mutex_);
+            highest = highest_number_;
         }
-        HOIST_ASSIGN(auto done, client_.txn(fence, chunk));
-        if (!done.succeeded)
-            return fail(Errc::Conflict, "write refused by etcd: the election key of epoch ", term,
-                        " is gone or no longer this replica's (another replica leads)");
+        if (!highest) {
+            auto next = nextDeploymentNumber();
+            if (!next) return std::unexpected(next.error());
+            highest = *next - 1;
+        }
+        if (w.deployment->number > *highest) {
+            number = w.deployment->number;
+            control.push_back(Op::put(prefix_ + "meta/deployment-number", std::to_string(*number)));
+        } else {
+            number = *highest;
+        }
     }
+    auto events = eventOps(w.events);
+    auto remember = [&] {
+        if (!number) return;
+        std::lock_guard lock(mutex_);
+        highest_number_ = std::max(highest_number_.value_or(0), *number);
+    };
+
+    const auto total = bulk.size() + control.size() + events.size();
+    if (total <= max_txn_ops_) {
+        std::vector<Op> ops = std::move(bulk);
+        for (auto& op : control) ops.push_back(std::move(op));
+        for (auto& op : events) ops.push_back(std::move(op));
+        HOIST_TRY(fencedTxn(fence, ops, term));
+        remember();
+        return ok();
+    }
+    if (fence.empty()) {
+        // A follower's write (holds and audit events only): idempotent puts, in order.
+        for (auto& op : events) control.push_back(std::move(op));
+        for (std::size_t at = 0; at < control.size(); at += max_txn_ops_) {
+            auto end = std::min(control.size(), at + max_txn_ops_);
+            std::vector<Op> chunk(control.begin() + static_cast<long>(at),
+                                  control.begin() + static_cast<long>(end));
+            HOIST_TRY(fencedTxn(fence, chunk, term));
+        }
+        return ok();
+    }
+    // Staged: the events go with the bulk when they do not fit beside the marker.
+    if (control.size() + events.size() + 1 > max_txn_ops_)
+        for (auto& op : events) bulk.push_back(std::move(op));
+    else
+        for (auto& op : events) control.push_back(std::move(op));
+    HOIST_TRY(commitStaged(fence, std::move(bulk), std::move(control), term));
+    remember();
     return ok();
+}
+
+Result<void> EtcdStateStore::fencedTxn(const std::vector<etcd::Compare>& fence,
+                                       const std::vector<Op>& ops, std::int64_t term) {
+    auto done = client_.txn(fence, ops);
+    if (!done) return std::unexpected(unavailable(done.error()));
+    if (fence.empty() || done->succeeded) return ok();
+    return fail(Errc::Conflict, "write refused by etcd: the election key of epoch ", term,
+                " is gone or no longer this replica's (another replica leads)");
 }
 
 Result<std::vector<etcd::KeyValue>> EtcdStateStore::rangePrefix(const std::string& prefix,
@@ -402,8 +449,19 @@ Result<std::vector<etcd::KeyValue>> EtcdStateStore::rangePrefix(const std::strin
         r.sort_order = etcd::RangeRequest::Sort::descend;
         r.sort_target = etcd::RangeRequest::Target::create;
     }
-    HOIST_ASSIGN(auto answer, client_.range(r));
-    return std::move(answer.kvs);
+    auto answer = client_.range(r);
+    if (!answer) return std::unexpected(unavailable(answer.error()));
+    // A staged step committed but not yet applied is part of what was committed: it is laid
+    // over what the read found, as of the same revision.
+    return overlayStaged(prefix, std::move(*answer));
+}
+
+Error EtcdStateStore::unavailable(const Error& e) const {
+    if (e.code != Errc::Network && e.code != Errc::Timeout) return e;
+    return Error{Errc::Unhealthy,
+                 "state store etcd (" + strings::join(client_.endpoints(), ",") +
+                     ") did not answer: " + e.message,
+                 0};
 }
 
 Result<std::vector<NodeRecord>> EtcdStateStore::nodes() {
@@ -446,9 +504,10 @@ Result<std::vector<Deployment>> EtcdStateStore::deployments(int limit) {
 Result<std::optional<Deployment>> EtcdStateStore::deployment(std::string_view id) {
     etcd::RangeRequest r;
     r.key = prefix_ + "deployments/" + std::string(id);
-    HOIST_ASSIGN(auto answer, client_.range(r));
-    if (answer.kvs.empty()) return std::optional<Deployment>();
-    HOIST_ASSIGN(auto d, decodeDeployment(answer.kvs.front()));
+    auto answer = client_.range(r);
+    if (!answer) return std::unexpected(unavailable(answer.error()));
+    if (answer->kvs.empty()) return std::optional<Deployment>();
+    HOIST_ASSIGN(auto d, decodeDeployment(answer->kvs.front()));
     return std::optional<Deployment>(std::move(d));
 }
 
@@ -475,6 +534,9 @@ Result<std::vector<Event>> EtcdStateStore::events(std::optional<std::string_view
         out.push_back(std::move(e));
     }
     std::sort(out.begin(), out.end(), [](const Event& a, const Event& b) { return a.id < b.id; });
+    // A staged step laid over the read may add some: the newest `limit` are kept.
+    if (limit > 0 && out.size() > static_cast<std::size_t>(limit))
+        out.erase(out.begin(), out.end() - limit);
     return out;
 }
 

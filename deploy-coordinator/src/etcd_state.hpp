@@ -1,8 +1,11 @@
 #pragma once
 
+#include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 
 #include "deploy_coordinator/state.hpp"
@@ -20,9 +23,14 @@ namespace hoist::deploy_coordinator {
 /// The term is the leader's epoch: the create_revision of its election key. commit() with a
 /// term is one txn comparing that key's create_revision and lease, so a deposed leader's write
 /// is refused by etcd itself. commit() with term 0 is a write of any replica and may hold
-/// only holds and audit events (a halt accepted by a follower). A step larger than
-/// `max_txn_ops` operations goes out as several fenced txns, the deployment row and the audit
-/// events last. Thread-safe.
+/// only holds and audit events (a halt accepted by a follower).
+///
+/// A step larger than `max_txn_ops` operations is still atomic: its rows are written first,
+/// packed, under <prefix>staged/<id>/ (no reader looks there), then one fenced txn holds the
+/// small part (holds, the deployment row) and the marker <prefix>applying/<id>; only then are
+/// the rows put in place and the staged keys deleted. A reader lays a committed step's rows
+/// over what it read until they are in place; a new leader finishes such a step before it
+/// loads and deletes parts that never got their marker. Thread-safe.
 class EtcdStateStore final : public StateStore {
 public:
     static constexpr std::string_view kSchema = "hoist-coordinator/1";
@@ -51,10 +59,26 @@ public:
     Result<void> writeMonitor(const std::optional<MonitorRecord>& put, std::string_view remove,
                               const std::vector<Event>& events) override;
 
+    /// Finishes what a leader left staged (etcd_staged.cpp): a step whose marker is committed
+    /// is applied, parts without a marker (a leader gone before its step committed) are
+    /// deleted. Fenced on this replica's epoch; the new leader calls it before loading.
+    Result<void> recover();
+
     /// Checks that etcd answers (a read of the prefix); Network naming the endpoints otherwise.
     Result<void> ping();
     /// Decodes one hold value (the holds watch); Corrupt naming the key.
     static Result<Hold> decodeHold(const etcd::KeyValue& kv);
+
+    /// Test seams: the size of one staged part, and a hook run after each staged txn with
+    /// "part" or "marker" (a test deposes the leader there).
+    void setStagingForTest(std::size_t part_bytes,
+                           std::function<void(std::string_view stage)> after) {
+        staged_part_bytes_ = part_bytes;
+        after_staged_ = std::move(after);
+    }
+
+    /// Steps committed staged (too large for one txn) by this replica.
+    std::uint64_t stagedSteps() const { return staged_steps_.load(); }
 
     etcd::Client& client() { return client_; }
     const std::string& prefix() const { return prefix_; }
@@ -64,6 +88,23 @@ private:
                                                     std::int64_t limit = 0,
                                                     bool newest_first = false);
     std::vector<etcd::Op> eventOps(const std::vector<Event>& events);
+    /// A read etcd did not answer: Unhealthy (503) naming the store.
+    Error unavailable(const Error& e) const;
+    /// One txn; Conflict when its fence (not empty) failed.
+    Result<void> fencedTxn(const std::vector<etcd::Compare>& fence,
+                           const std::vector<etcd::Op>& ops, std::int64_t term);
+    /// The fence of this replica's term (empty when `term` is not its epoch).
+    std::vector<etcd::Compare> fenceFor(std::int64_t term);
+    // etcd_staged.cpp
+    Result<void> commitStaged(const std::vector<etcd::Compare>& fence, std::vector<etcd::Op> bulk,
+                              std::vector<etcd::Op> control, std::int64_t term);
+    Result<void> applyStaged(const std::vector<etcd::Compare>& fence, const std::string& txid,
+                             const std::vector<etcd::Op>& ops, std::int64_t term);
+    Result<std::vector<etcd::Op>> readStaged(const std::string& txid, std::int64_t revision);
+    /// recover() with staging_mutex_ held.
+    Result<void> recoverLocked();
+    Result<std::vector<etcd::KeyValue>> overlayStaged(const std::string& prefix,
+                                                      etcd::RangeResult read);
 
     etcd::Client& client_;
     std::string prefix_;
@@ -72,6 +113,15 @@ private:
     std::int64_t epoch_ = 0;
     std::string election_key_;
     std::int64_t lease_ = 0;
+    /// The highest deployment number written (meta/deployment-number) in this term.
+    std::optional<std::int64_t> highest_number_;
+    /// A staged step's marker is committed but its rows are not all applied yet.
+    std::atomic<bool> unapplied_{false};
+    /// Held by each fenced commit and by recover().
+    std::mutex staging_mutex_;
+    std::atomic<std::uint64_t> staged_steps_{0};
+    std::size_t staged_part_bytes_ = 384 * 1024;
+    std::function<void(std::string_view)> after_staged_;
 };
 
 }  // namespace hoist::deploy_coordinator

@@ -137,9 +137,15 @@ std::string Engine::nodesPrometheusSd() {
     std::vector<NodeRecord> list;
     {
         std::lock_guard lock(mutex_);
-        for (const auto& [_, n] : nodes_)
-            if (n.is(NodeStatus::up)) list.push_back(n);
+        for (const auto& [_, n] : nodes_) list.push_back(n);
     }
+    return nodesPrometheusSd(std::move(list));
+}
+
+std::string Engine::nodesPrometheusSd(std::vector<NodeRecord> all) {
+    std::vector<NodeRecord> list;
+    for (auto& n : all)
+        if (n.is(NodeStatus::up)) list.push_back(std::move(n));
     std::sort(list.begin(), list.end(),
               [](const NodeRecord& x, const NodeRecord& y) { return x.id < y.id; });
     json::Writer w;

@@ -34,12 +34,10 @@ Result<std::int64_t> parseAllowance(std::string_view text) {
     return value * scale;
 }
 
-Result<std::unique_ptr<MonitorWatch>> MonitorWatch::create(StateStore& state, Hooks hooks) {
+Result<std::unique_ptr<MonitorWatch>> MonitorWatch::create(StateStore& state, Hooks hooks,
+                                                           bool load) {
     std::unique_ptr<MonitorWatch> self(new MonitorWatch(state, std::move(hooks)));
-    HOIST_ASSIGN(auto rows, state.monitors());
-    auto now = self->hooks_.now_ms();
-    for (const auto& m : rows)
-        self->monitors_[m.name] = {m.allowance_ms, m.last_beat_ms, std::max(m.last_beat_ms, now)};
+    if (load) HOIST_TRY(self->reload());
     return self;
 }
 

@@ -33,7 +33,9 @@ public:
     static constexpr std::int64_t kMaxAllowanceMs = 24LL * 3600 * 1000;
     static constexpr std::size_t kMaxMonitors = 64;
 
-    static Result<std::unique_ptr<MonitorWatch>> create(StateStore& state, Hooks hooks);
+    /// `load`: read the monitors now (a replica reads them when it takes the lead, reload()).
+    static Result<std::unique_ptr<MonitorWatch>> create(StateStore& state, Hooks hooks,
+                                                        bool load = true);
     ~MonitorWatch();
     MonitorWatch(const MonitorWatch&) = delete;
     MonitorWatch& operator=(const MonitorWatch&) = delete;

@@ -212,12 +212,31 @@ void Engine::registerOnRunner(NodeRecord& node, bool by_admin) {
     }
 }
 
+Result<std::string> Engine::nodesView(const std::string& format) {
+    if (format == "prometheus-sd") {
+        if (!standby_) return nodesPrometheusSd();
+        HOIST_ASSIGN(auto rows, state_.nodes());
+        return nodesPrometheusSd(std::move(rows));
+    }
+    if (format != "json")
+        return fail(Errc::Invalid, "GET /v1/nodes: unknown format '", format,
+                    "' (formats: json, prometheus-sd)");
+    if (!standby_) return nodesJson();
+    // A follower answers from the store: what the leader last committed.
+    HOIST_ASSIGN(auto rows, state_.nodes());
+    return nodesJson(std::move(rows));
+}
+
 std::string Engine::nodesJson() {
     std::vector<NodeRecord> list;
     {
         std::lock_guard lock(mutex_);
         for (const auto& [_, n] : nodes_) list.push_back(n);
     }
+    return nodesJson(std::move(list));
+}
+
+std::string Engine::nodesJson(std::vector<NodeRecord> list) {
     std::sort(list.begin(), list.end(), [](const NodeRecord& x, const NodeRecord& y) {
         if (roleRank(x.role) != roleRank(y.role)) return roleRank(x.role) < roleRank(y.role);
         return naturalLess(x.id, y.id);

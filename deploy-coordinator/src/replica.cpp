@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <utility>
 
 #include "core/http_client.hpp"
 #include "core/json.hpp"
@@ -27,6 +28,16 @@ std::string hex(std::int64_t value) {
     return text;
 }
 
+// The GET routes a follower answers from the store rather than forwarding: the registry,
+// the deployments with their nodes and audit events, and the holds.
+bool isStoreRead(const std::string& path) {
+    if (path == "/v1/nodes" || path == "/v1/deployments" || path == "/v1/events" ||
+        path == "/v1/halt")
+        return true;
+    constexpr std::string_view deployments = "/v1/deployments/";
+    return path.starts_with(deployments) && path.find('/', deployments.size()) == std::string::npos;
+}
+
 http::ServerReply unavailable(std::string message) {
     return http::ServerReply::error(503, message);
 }
@@ -42,7 +53,9 @@ Replica::Replica(etcd::Client& client, EtcdStateStore& store, ReplicaOptions opt
     if (options_.renew_deadline.count() <= 0)
         options_.renew_deadline =
             std::chrono::duration_cast<std::chrono::milliseconds>(options_.ttl) * 2 / 3;
-    heard_at_ = steadyNs();
+    heard_at_ = options_.store_heard
+                    ? steadyNs()
+                    : steadyNs() - std::chrono::nanoseconds(options_.ttl).count() - 1;
 }
 
 Replica::~Replica() {
@@ -123,12 +136,32 @@ void Replica::lose(const std::string& why) {
     if (hooks_.step_down) hooks_.step_down(why);
 }
 
+void Replica::refuseToLead(const Error& why) {
+    leading_ = false;
+    store_.setLeadership(0, "", 0);
+    refusal_ = "replica " + options_.id + " refused to take over: " + why.message +
+               " (repair or delete that key, then restart the replicas)";
+    refused_ = true;
+    {
+        std::lock_guard lock(leader_mutex_);
+        leader_.reset();
+    }
+    log::error(kLog, "refusing to lead: the state under the prefix is damaged",
+               {{"replica", options_.id}, {"error", why.describe()}});
+    // The election key goes with its lease: another replica may try (and refuse likewise).
+    auto lease = std::exchange(lease_, 0);
+    key_.clear();
+    if (auto revoked = client_.revoke(lease); !revoked)
+        log::warn(kLog, "cannot revoke the election lease",
+                  {{"error", revoked.error().describe()}});
+}
+
 void Replica::campaign() {
     const auto renew_every = std::chrono::duration_cast<std::chrono::nanoseconds>(options_.ttl) / 3;
     std::int64_t last_sent = 0;
     bool said_unreachable = false;
     while (!stopping_ && !lost_) {
-        if (lease_ == 0) {
+        if (lease_ == 0 && !refused_) {
             auto entered = enter();
             if (!entered) {
                 if (!said_unreachable)
@@ -142,7 +175,7 @@ void Replica::campaign() {
             last_sent = steadyNs();
         }
         auto now = steadyNs();
-        if (now - last_sent >= renew_every.count()) {
+        if (lease_ != 0 && now - last_sent >= renew_every.count()) {
             last_sent = now;
             auto renewed = client_.keepAlive(lease_);
             if (renewed) {
@@ -194,6 +227,11 @@ void Replica::campaign() {
                         store_.setLeadership(kv.create_revision, key_, lease_);
                         leading_ = true;
                         auto led = hooks_.lead ? hooks_.lead(kv.create_revision) : Result<void>();
+                        if (!led && led.error().code == Errc::Corrupt) {
+                            refuseToLead(led.error());
+                            std::this_thread::sleep_for(options_.poll);
+                            continue;
+                        }
                         if (!led) {
                             lose("taking over failed: " + led.error().describe());
                             return;
@@ -226,14 +264,21 @@ void Replica::watchHolds() {
                 std::this_thread::sleep_for(options_.poll);
                 continue;
             }
+            if (hooks_.holds_changed && !hooks_.holds_changed()) {
+                std::this_thread::sleep_for(options_.poll);
+                continue;
+            }
             revision = read->revision;
-            if (hooks_.holds_changed) hooks_.holds_changed();
         }
         auto watched = client_.watch(
             prefix, end, revision + 1,
             [&](std::int64_t, const std::vector<etcd::WatchEvent>& events) {
                 for (const auto& e : events) revision = std::max(revision, e.kv.mod_revision);
-                if (!events.empty() && hooks_.holds_changed) hooks_.holds_changed();
+                // Not read (etcd going away): read them whole again once etcd answers.
+                if (!events.empty() && hooks_.holds_changed && !hooks_.holds_changed()) {
+                    revision = 0;
+                    return false;
+                }
                 return !stopping_.load();
             },
             stopping_, std::chrono::seconds(5));
@@ -291,9 +336,13 @@ std::optional<http::ServerReply> Replica::intercept(const http::ServerRequest& r
         return std::nullopt;
     if (storeLost())
         return unavailable("state store etcd (" + strings::join(client_.endpoints(), ",") +
-                           ") has not answered this replica for over " +
-                           std::to_string(options_.ttl.count()) + " s; nothing is acted on");
+                           ") does not answer this replica (nothing for over " +
+                           std::to_string(options_.ttl.count()) +
+                           " s); no replica acts without it: start etcd again, or retry shortly");
     if (leading_) return std::nullopt;
+    // Reads come from the store: a follower answers them itself (its standby engine reads
+    // what the leader committed), so they go on while the leader is down or being elected.
+    if (request.method == "GET" && isStoreRead(path)) return std::nullopt;
     // Holds are the store's: reading and clearing them is answered here. A halt goes to the
     // leader, which answers once no node action can start; when no leader answers, this
     // replica writes it to etcd itself and the next leader reads it before acting.
@@ -307,6 +356,7 @@ std::optional<http::ServerReply> Replica::intercept(const http::ServerRequest& r
     auto current = leader();
     if (!current || current->url.empty() || current->id == options_.id) {
         if (halt) return std::nullopt;
+        if (refused_) return unavailable("no coordinator leads: " + refusal_);
         return unavailable(
             "no coordinator leads right now (an election is under way); retry "
             "shortly");
@@ -352,6 +402,10 @@ void Replica::collectMetrics(metrics::Registry& r) const {
     r.describe("hoist_coordinator_lease_renewals_total", "counter", "election lease renewals");
     r.describe("hoist_coordinator_lease_renewal_failures_total", "counter",
                "election lease renewals that failed");
+    r.describe("hoist_coordinator_store_staged_steps_total", "counter",
+               "steps too large for one etcd txn, committed staged (one marker txn)");
+    r.set("hoist_coordinator_store_staged_steps_total", "",
+          static_cast<double>(store_.stagedSteps()));
     r.set("hoist_coordinator_is_leader", "", leading_ ? 1 : 0);
     r.set("hoist_coordinator_epoch", "", leading_ ? static_cast<double>(epoch_.load()) : 0);
     r.set("hoist_coordinator_lease_renewals_total", "", static_cast<double>(renewals_.load()));

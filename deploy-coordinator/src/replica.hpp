@@ -28,6 +28,9 @@ struct ReplicaOptions {
     std::chrono::milliseconds renew_deadline{0};  ///< 0: two thirds of the ttl
     /// How often a follower looks whether the leader's key went.
     std::chrono::milliseconds poll{200};
+    /// False when etcd did not answer at start (a replica rejoining while etcd is down): the
+    /// API answers 503 naming the store until etcd answers.
+    bool store_heard = true;
 };
 
 /// One coordinator replica in an etcd election (create-revision election: each replica puts
@@ -43,8 +46,9 @@ public:
         /// This replica lost the lead (lease lost or renewal overdue); called once, after
         /// the store refuses its writes. The process restarts itself here.
         std::function<void(const std::string& why)> step_down;
-        /// The holds under the prefix changed.
-        std::function<void()> holds_changed;
+        /// The holds under the prefix changed; false when they could not be read (they are
+        /// read again, and this called again, until they are).
+        std::function<bool()> holds_changed;
     };
 
     Replica(etcd::Client& client, EtcdStateStore& store, ReplicaOptions options, Hooks hooks);
@@ -84,6 +88,9 @@ private:
     Result<void> enter();
     Result<void> publish();
     void lose(const std::string& why);
+    /// A takeover met a damaged value (Corrupt): this replica stops acting, gives its election
+    /// key up and campaigns no more (until it is restarted); the API names the key.
+    void refuseToLead(const Error& why);
 
     etcd::Client& client_;
     EtcdStateStore& store_;
@@ -96,6 +103,8 @@ private:
     std::atomic<bool> stopping_{false};
     std::atomic<bool> leading_{false};
     std::atomic<bool> lost_{false};
+    std::atomic<bool> refused_{false};
+    std::string refusal_;  ///< set once, before refused_
     std::atomic<std::int64_t> epoch_{0};
     /// steady_clock ns of the send of the last renewal that succeeded.
     std::atomic<std::int64_t> renewed_at_{0};

@@ -165,6 +165,15 @@ Result<std::string> Engine::deploymentsJson(int limit) {
         std::lock_guard lock(mutex_);
         if (active_) acting = active_->d.id;
     }
+    // A follower holds no rollout: the acting one is the store's newest unfinished deployment.
+    if (standby_ && acting.empty()) {
+        HOIST_ASSIGN(auto recent, state_.deployments(20));
+        for (const auto& d : recent)
+            if (d.active()) {
+                acting = d.id;
+                break;
+            }
+    }
     w.field("acting", acting).endObject();
     return w.str();
 }

@@ -96,29 +96,17 @@ protected:
         auto name = "r" + std::to_string(i);
         replicas_[static_cast<std::size_t>(i)] = std::make_unique<ServerProcess>(
             std::vector<std::string>{
-                COORDINATOR_BIN,
-                "--state",
-                etcd_->stateUrl("hoist"),
-                "--replica-id",
-                name,
-                "--lease-ttl",
-                std::to_string(kLeaseTtlS),
-                "--listen",
+                COORDINATOR_BIN, "--state", etcd_->stateUrl("hoist"), "--replica-id", name,
+                "--lease-ttl", std::to_string(kLeaseTtlS), "--listen",
                 "127.0.0.1:" + std::to_string(ports_.at(static_cast<std::size_t>(i))),
-                "--port-file",
-                (dir_ / (name + ".port")).string(),
-                "--repo",
-                repo_->url() + "/repo",
-                "--trusted-key",
-                (dir_ / "trusted.pem").string(),
-                "--admin-token-file",
-                (dir_ / "admin.token").string(),
-                "--halt-token-file",
-                (dir_ / "halt.token").string(),
-                "--node-token-file",
-                (dir_ / "node.token").string(),
-                "--poll-after-ms",
-                "1500"},
+                "--port-file", (dir_ / (name + ".port")).string(), "--repo", repo_->url() + "/repo",
+                "--trusted-key", (dir_ / "trusted.pem").string(), "--admin-token-file",
+                (dir_ / "admin.token").string(), "--halt-token-file",
+                (dir_ / "halt.token").string(), "--node-token-file", (dir_ / "node.token").string(),
+                "--poll-after-ms", "1500",
+                // Small txns: a rollout's start and its waves are staged steps (etcd_staged.cpp),
+                // so the leader is killed between the parts of some of them.
+                "--etcd-max-txn-ops", "8"},
             dir_ / (name + ".port"), dir_ / (name + ".log"));
         ASSERT_TRUE(replicas_[static_cast<std::size_t>(i)]->started())
             << testing::readFile(dir_ / (name + ".log"));
@@ -211,6 +199,35 @@ protected:
         return out;
     }
 
+    static int countOf(const std::string& text, const std::string& what) {
+        int n = 0;
+        for (auto at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+        return n;
+    }
+
+    /// Puts a raw value under a key through etcd's gateway (as a damaged or foreign writer).
+    void putRaw(const std::string& key, const std::string& value) {
+        http::Request request;
+        request.method = "POST";
+        request.url = etcd_->endpoints().front() + "/v3/kv/put";
+        request.body = R"({"key":")" + crypto::base64Encode(key) + R"(","value":")" +
+                       crypto::base64Encode(value) + R"("})";
+        auto r = client_.send(request);
+        ASSERT_OK(r);
+        ASSERT_EQ(r->status, 200) << r->body;
+    }
+
+    void startFleet(int via, int nodes, int swap_ms) {
+        fleet_ = std::make_unique<ServerProcess>(
+            std::vector<std::string>{FAKE_FLEET_BIN, "--coordinator", replicaUrl(via), "--masters",
+                                     "1", "--agents", std::to_string(nodes - 1), "--swap-ms",
+                                     std::to_string(swap_ms), "--node-token-file",
+                                     (dir_ / "node.token").string(), "--port-file",
+                                     (dir_ / "fleet.port").string()},
+            dir_ / "fleet.port", dir_ / "fleet.log");
+        ASSERT_TRUE(fleet_->started()) << testing::readFile(dir_ / "fleet.log");
+    }
+
     int restartsIn(const std::string& deployment) {
         int n = 0;
         for (const auto& a : actions())
@@ -261,6 +278,14 @@ TEST_F(Ha, RolloutsFinishThroughFailoversWithEachNodeRestartedOnce) {
     auto d1 = start("2.0.0");
     ASSERT_FALSE(d1.empty());
     ASSERT_TRUE(testing::waitFor([&] { return restartsIn(d1) >= 1; }, 30s, 20ms));
+    // The start (ten rows and more, over --etcd-max-txn-ops 8) was a staged step.
+    {
+        auto m = call(waitLeader(), "GET", "/metrics");
+        EXPECT_EQ(m.body.find("\nhoist_coordinator_store_staged_steps_total 0\n"),
+                  std::string::npos)
+            << "no step was staged";
+        EXPECT_NE(m.body.find("\nhoist_coordinator_store_staged_steps_total "), std::string::npos);
+    }
     killLeaderAndRestartIt();
     // A halt to a follower while the leader acts: forwarded, answered once nothing can start.
     {
@@ -288,7 +313,34 @@ TEST_F(Ha, RolloutsFinishThroughFailoversWithEachNodeRestartedOnce) {
     ASSERT_TRUE(testing::waitFor([&] { return restartsIn(d2) >= 1; }, 30s, 20ms));
     int paused = waitLeader();
     ASSERT_GE(paused, 0);
+    // What the leader says of the finished rollout and the fleet, before it stops.
+    auto d1_by_leader = call(paused, "GET", "/v1/deployments/" + d1 + "?nodes=1&events=0");
+    ASSERT_EQ(d1_by_leader.status, 200) << d1_by_leader.body;
     replicas_[static_cast<std::size_t>(paused)]->kill(SIGSTOP);
+    auto stopped = std::chrono::steady_clock::now();
+    // Reads come from the store: a follower answers them at once, while the leader is stopped
+    // and no other has taken over yet, and says what the leader said.
+    {
+        int reader = (paused + 1) % kReplicas;
+        auto d1_by_follower = call(reader, "GET", "/v1/deployments/" + d1 + "?nodes=1&events=0");
+        EXPECT_EQ(d1_by_follower.status, 200) << d1_by_follower.body;
+        EXPECT_EQ(d1_by_follower.body, d1_by_leader.body);
+        auto nodes = call(reader, "GET", "/v1/nodes");
+        EXPECT_EQ(nodes.status, 200) << nodes.body;
+        EXPECT_EQ(countOf(nodes.body, "\"node\":"), kNodes) << nodes.body;
+        auto list = call(reader, "GET", "/v1/deployments");
+        EXPECT_EQ(list.status, 200) << list.body;
+        EXPECT_NE(list.body.find("\"acting\":\"" + d2 + "\""), std::string::npos) << list.body;
+        auto d2_now = call(reader, "GET", "/v1/deployments/" + d2 + "?nodes=1&events=5");
+        EXPECT_EQ(d2_now.status, 200) << d2_now.body;
+        EXPECT_NE(d2_now.body.find("\"total\":" + std::to_string(kNodes)), std::string::npos)
+            << d2_now.body;
+        auto events = call(reader, "GET", "/v1/events?limit=5");
+        EXPECT_EQ(events.status, 200) << events.body;
+        // Within the lease TTL of the stop, no other replica can have taken over yet.
+        EXPECT_LT(std::chrono::steady_clock::now() - stopped, std::chrono::seconds(kLeaseTtlS))
+            << "the reads above were too slow to show they need no leader";
+    }
     // Another replica takes over once the paused one's lease expires.
     int took = -1;
     ASSERT_TRUE(testing::waitFor(
@@ -410,6 +462,117 @@ TEST_F(Ha, ReplicasAnswerTheCoordinatorsListAndRefuseWithoutEtcd) {
         {}, 30s);
     EXPECT_NE(refused.exit_code, 0);
     EXPECT_NE(refused.err.find("unreachable"), std::string::npos) << refused.err;
+}
+
+// etcd lost mid-rollout: the leader stops acting, every replica (the one that led included)
+// answers 503 naming the store, and once etcd is back nothing acknowledged is lost: the holds
+// and registrations answered before the outage are there, and the rollout finishes with each
+// node restarted exactly once.
+TEST_F(Ha, NothingAcknowledgedIsLostWhenEtcdComesBack) {
+    constexpr int kNodes = 9;
+    int first = waitLeader();
+    ASSERT_GE(first, 0);
+    startFleet((first + 1) % kReplicas, kNodes, 1500);
+    auto d1 = start("2.0.0");
+    ASSERT_FALSE(d1.empty());
+    ASSERT_TRUE(testing::waitFor([&] { return restartsIn(d1) >= 1; }, 30s, 20ms));
+    // Acknowledged just before the outage: a registration and a halt, through followers.
+    int l = waitLeader();
+    ASSERT_GE(l, 0);
+    auto registered =
+        call((l + 1) % kReplicas, "POST", "/v1/nodes/register",
+             R"({"id":"late-1","role":"agent","address":"http://127.0.0.1:9"})", "node-secret");
+    ASSERT_TRUE(registered.status == 200 || registered.status == 201) << registered.body;
+    auto halted = call((l + 2) % kReplicas, "POST", "/v1/halt",
+                       R"({"source":"before-outage","reason":"acknowledged"})", "halt-secret");
+    ASSERT_EQ(halted.status, 201) << halted.body;
+
+    for (int m = 0; m < 3; ++m) etcd_->kill(m);
+    // Every replica answers 503 naming the store; the one that led steps down and is back on
+    // its port answering the same (it does not refuse connections).
+    for (int i = 0; i < kReplicas; ++i)
+        EXPECT_TRUE(testing::waitFor(
+            [&] {
+                auto answer = call(i, "GET", "/v1/deployments");
+                return answer.status == 503 &&
+                       answer.body.find("state store etcd") != std::string::npos;
+            },
+            30s, 100ms))
+            << "replica " << i << ": " << call(i, "GET", "/v1/deployments").body;
+    EXPECT_TRUE(testing::waitFor(
+        [&] {
+            auto m = call(l, "GET", "/metrics");
+            return m.status == 200 &&
+                   m.body.find("\nhoist_coordinator_is_leader 0\n") != std::string::npos;
+        },
+        30s, 100ms));
+    // A halt cannot be acknowledged without the store.
+    auto refused = call((l + 1) % kReplicas, "POST", "/v1/halt",
+                        R"({"source":"during","reason":"x"})", "halt-secret");
+    EXPECT_EQ(refused.status, 503) << refused.body;
+    auto restarts_in_outage = restartsIn(d1);
+
+    for (int m = 0; m < 3; ++m) etcd_->restart(m);
+    ASSERT_TRUE(etcd_->waitHealthy(60s));
+    ASSERT_GE(waitLeader(60s), 0);
+    // Read from a follower: the hold and the late registration are there.
+    int now = waitLeader();
+    int reader = (now + 1) % kReplicas;
+    auto holds = call(reader, "GET", "/v1/halt");
+    EXPECT_NE(holds.body.find("\"before-outage\""), std::string::npos) << holds.body;
+    auto nodes = call(reader, "GET", "/v1/nodes");
+    EXPECT_NE(nodes.body.find("\"late-1\""), std::string::npos) << nodes.body;
+    EXPECT_EQ(countOf(nodes.body, "\"node\":"), kNodes + 1) << nodes.body;
+    EXPECT_EQ(restartsIn(d1), restarts_in_outage) << "a node was restarted under the hold";
+    auto cleared = anyReplica("DELETE", "/v1/halt");
+    ASSERT_EQ(cleared.status, 200) << cleared.body;
+    ASSERT_TRUE(testing::waitFor([&] { return deploymentState(d1) == "done"; }, 120s, 100ms))
+        << deploymentState(d1);
+    std::map<std::string, int> restarts;
+    for (const auto& a : actions())
+        if (a.kind == "restart" && a.deployment == d1) restarts[a.node]++;
+    EXPECT_EQ(restarts.size(), static_cast<std::size_t>(kNodes));
+    for (const auto& [node, count] : restarts)
+        EXPECT_EQ(count, 1) << node << " restarted " << count << " times";
+}
+
+// A value under the prefix that a replica cannot read, met while taking over: the replica stops
+// acting with an error naming the key, gives the lead up and stays a follower; it neither
+// restarts itself nor campaigns again and again.
+TEST_F(Ha, ADamagedValueStopsTheTakeoverNamingItsKey) {
+    int l = waitLeader();
+    ASSERT_GE(l, 0);
+    const std::string key = "/hoist/deployments/d-damaged";
+    putRaw(key, R"({"schema":"someone-else/3","id":"d-damaged"})");
+    replicas_[static_cast<std::size_t>(l)]->kill(SIGKILL);
+    ASSERT_OK(replicas_[static_cast<std::size_t>(l)]->child().wait(10s));
+    auto log = [&](int i) { return testing::readFile(dir_ / ("r" + std::to_string(i) + ".log")); };
+    // Each of the other two wins in turn and refuses, naming the key.
+    for (int k = 1; k < kReplicas; ++k) {
+        int i = (l + k) % kReplicas;
+        EXPECT_TRUE(testing::waitFor(
+            [&] { return log(i).find("refusing to lead") != std::string::npos; }, 30s, 100ms))
+            << log(i);
+        EXPECT_NE(log(i).find(key), std::string::npos) << log(i);
+    }
+    // The API says why nothing leads.
+    http::Response answer;
+    EXPECT_TRUE(testing::waitFor(
+        [&] {
+            answer = call((l + 1) % kReplicas, "POST", "/v1/deployments", R"({"version":"2.0.0"})");
+            return answer.status == 503 && answer.body.find(key) != std::string::npos;
+        },
+        10s, 100ms))
+        << answer.status << " " << answer.body;
+    // No spinning: over three lease TTLs, no replica campaigns or refuses again.
+    std::this_thread::sleep_for(std::chrono::seconds(3 * kLeaseTtlS));
+    for (int k = 1; k < kReplicas; ++k) {
+        int i = (l + k) % kReplicas;
+        EXPECT_EQ(countOf(log(i), "refusing to lead"), 1) << log(i);
+        EXPECT_EQ(countOf(log(i), "campaigning"), 1) << log(i);
+        EXPECT_EQ(call(i, "GET", "/healthz").status != 0, true) << "replica " << i << " is gone";
+    }
+    EXPECT_EQ(leader(), -1);
 }
 
 }  // namespace

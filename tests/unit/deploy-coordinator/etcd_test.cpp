@@ -62,6 +62,16 @@ etcd::KeyValue get(etcd::Client& c, const std::string& key) {
     return answer->kvs.front();
 }
 
+std::int64_t countUnder(etcd::Client& c, const std::string& prefix) {
+    etcd::RangeRequest r;
+    r.key = prefix;
+    r.range_end = etcd::prefixEnd(prefix);
+    r.count_only = true;
+    auto answer = c.range(r);
+    EXPECT_TRUE(answer.has_value());
+    return answer ? answer->count : -1;
+}
+
 TEST(EtcdUrl, ParsesEndpointsAndPrefix) {
     auto url = etcd::parseEtcdUrl("etcd://127.0.0.1:2379,10.0.0.2:2379/hoist");
     ASSERT_OK(url);
@@ -405,6 +415,93 @@ TEST_F(Etcd, AStepLargerThanOneTxnIsSplitAndStillFenced) {
     ASSERT_OK(store.commit(w, epoch));
     EXPECT_EQ(store.deploymentNodes("d-4").value().size(), 30u);
     EXPECT_EQ(store.nextDeploymentNumber().value_or(0), 5);
+    // Nothing staged is left behind once a step is in place.
+    EXPECT_EQ(countUnder(*client_, prefix_ + "staged/"), 0);
+    EXPECT_EQ(countUnder(*client_, prefix_ + "applying/"), 0);
+}
+
+// A leader (epoch, key, lease) and a store writing as it, max 8 ops a txn, small staged parts.
+struct Leader {
+    std::string key;
+    std::int64_t lease = 0;
+    std::int64_t epoch = 0;
+};
+
+Leader elect(etcd::Client& client, EtcdStateStore& store, const std::string& prefix,
+             const std::string& name) {
+    Leader l;
+    l.lease = client.grant(30).value_or(0);
+    l.key = prefix + "election/" + name;
+    auto put = client.txn({}, {Op::put(l.key, "{}", l.lease), Op::range(l.key)});
+    EXPECT_TRUE(put.has_value());
+    if (put) l.epoch = put->ranges.at(0).kvs.at(0).create_revision;
+    store.setLeadership(l.epoch, l.key, l.lease);
+    return l;
+}
+
+StepWrite bigStart(int rows) {
+    StepWrite w;
+    w.deployment = sampleDeployment(4);
+    for (int i = 0; i < rows; ++i) {
+        DeploymentNode dn;
+        dn.deployment = "d-4";
+        dn.node = "n" + std::to_string(i);
+        dn.ord = i;
+        w.nodes.push_back(dn);
+        w.registry.push_back(
+            {dn.node, "agent", "http://127.0.0.1:1", "1.0.0", 1, "up", 10, 20, "push"});
+    }
+    w.events.push_back({0, 1, "admin", "deployment start", "d-4", "", "start"});
+    return w;
+}
+
+TEST_F(Etcd, AStagedStepLeftBeforeItsMarkerIsNeverReadAndIsDroppedByTheNextLeader) {
+    EtcdStateStore store(*client_, prefix_, 8);
+    auto first = elect(*client_, store, prefix_, "a");
+    // The leader is deposed (its lease revoked) after its first staged part.
+    store.setStagingForTest(2000, [&](std::string_view stage) {
+        if (stage == "part") (void)client_->revoke(first.lease);
+    });
+    ASSERT_ERROR(store.commit(bigStart(40), first.epoch), Errc::Conflict, "refused by etcd");
+    EXPECT_GT(countUnder(*client_, prefix_ + "staged/"), 0);
+    // Readers see none of it: no deployment, no rows, no registry entries, no event.
+    EXPECT_FALSE(store.deployment("d-4").value().has_value());
+    EXPECT_TRUE(store.deploymentNodes("d-4").value().empty());
+    EXPECT_TRUE(store.nodes().value().empty());
+    EXPECT_TRUE(store.events(std::nullopt, 10).value().empty());
+    // The next leader drops the parts before it loads.
+    EtcdStateStore next(*client_, prefix_, 8);
+    elect(*client_, next, prefix_, "b");
+    ASSERT_OK(next.recover());
+    EXPECT_EQ(countUnder(*client_, prefix_ + "staged/"), 0);
+    EXPECT_TRUE(next.deploymentNodes("d-4").value().empty());
+}
+
+TEST_F(Etcd, AStagedStepCommittedButNotInPlaceIsReadWholeAndFinishedByTheNextLeader) {
+    EtcdStateStore store(*client_, prefix_, 8);
+    auto first = elect(*client_, store, prefix_, "a");
+    // Deposed right after the marker: the step is committed, its rows not yet in place.
+    store.setStagingForTest(2000, [&](std::string_view stage) {
+        if (stage == "marker") (void)client_->revoke(first.lease);
+    });
+    ASSERT_OK(store.commit(bigStart(40), first.epoch));
+    EXPECT_EQ(countUnder(*client_, prefix_ + "applying/"), 1);
+    EXPECT_LT(countUnder(*client_, prefix_ + "deployment-nodes/"), 40);
+    // Any reader sees the whole step.
+    EtcdStateStore reader(*client_, prefix_, 8);
+    EXPECT_TRUE(reader.deployment("d-4").value().has_value());
+    EXPECT_EQ(reader.deploymentNodes("d-4").value().size(), 40u);
+    EXPECT_EQ(reader.nodes().value().size(), 40u);
+    EXPECT_EQ(reader.events(std::nullopt, 10).value().size(), 1u);
+    // The next leader puts it in place before it loads.
+    EtcdStateStore next(*client_, prefix_, 8);
+    elect(*client_, next, prefix_, "b");
+    ASSERT_OK(next.recover());
+    EXPECT_EQ(countUnder(*client_, prefix_ + "applying/"), 0);
+    EXPECT_EQ(countUnder(*client_, prefix_ + "staged/"), 0);
+    EXPECT_EQ(countUnder(*client_, prefix_ + "deployment-nodes/"), 40);
+    EXPECT_EQ(next.deploymentNodes("d-4").value().size(), 40u);
+    EXPECT_EQ(next.nodes().value().size(), 40u);
 }
 
 }  // namespace
