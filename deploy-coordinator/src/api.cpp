@@ -426,7 +426,8 @@ void registerRoutes(http::Server& server, Engine& engine, MonitorWatch& watch,
         if (!notice.kept_body.empty()) note += "; body: " + notice.kept_body;
         if (notice.resolved) return reply(e->resolveHold(notice.source, *who, note));
         return reply(
-            e->halt(notice.source, notice.reason, *who, {notice.alerts_json, note, notice.warning}),
+            e->halt(notice.source, notice.reason, *who,
+                    {notice.alerts_json, note, notice.warning, request.received}),
             201);
     });
 

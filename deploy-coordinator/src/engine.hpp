@@ -92,6 +92,9 @@ struct HoldDetails {
     std::string audit_note;
     /// Added to the reply as "warning" when not empty.
     std::string warning;
+    /// When the request's header was read (ServerRequest::received), for the halt's log line;
+    /// unset for a halt that came from no request.
+    std::chrono::steady_clock::time_point received{};
 };
 
 /// The rollout engine, the node registry and the halt holds. One thread, the runner, is the

@@ -79,8 +79,17 @@ Result<std::string> Engine::halt(const std::string& source, const std::string& r
     }
     // A monitor repeating itself (Alertmanager's repeat_interval) writes nothing.
     if (!unchanged) {
+        std::chrono::steady_clock::time_point taken;
+        CommitTiming timing;
         auto written = run<void>(
-            "halt", [&] { return putHold(hold, details); }, Runner::Lane::priority);
+            "halt",
+            [&] {
+                taken = std::chrono::steady_clock::now();
+                auto put = putHold(hold, details);
+                timing = lastCommitTiming();
+                return put;
+            },
+            Runner::Lane::priority);
         if (!written) {
             if (!was_raised) gate_.lower();
             return std::unexpected(written.error());
@@ -90,12 +99,22 @@ Result<std::string> Engine::halt(const std::string& source, const std::string& r
             return static_cast<std::int64_t>(
                 std::chrono::duration_cast<std::chrono::microseconds>(d).count());
         };
+        auto received = details.received.time_since_epoch().count() != 0 ? details.received : t0;
+        // Where the halt's time went: from the request's header to the handler (http_us), the
+        // gate, the wait for the runner to take the write (queue_us), the store's lock, the
+        // statements and the commit with its fsync.
         log::warn(kLog, "halt",
                   {{"source", source},
                    {"reason", reason},
                    {"by", by},
+                   {"http_us", us(t0 - received)},
                    {"gate_us", us(t1 - t0)},
-                   {"hold_written_us", us(t2 - t1)}});
+                   {"queue_us", us(taken - t1)},
+                   {"store_wait_us", timing.wait_us},
+                   {"write_us", timing.write_us},
+                   {"sync_us", timing.sync_us},
+                   {"hold_written_us", us(t2 - t1)},
+                   {"total_us", us(t2 - received)}});
     }
     json::Writer w;
     w.beginObject()

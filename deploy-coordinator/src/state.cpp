@@ -142,6 +142,7 @@ bool StepWrite::empty() const {
 
 namespace {
 constexpr std::int64_t kSlowWriteMs = 50;
+thread_local CommitTiming last_commit_timing;
 
 Result<std::int64_t> readTerm(sqlite::Database& db) {
     HOIST_ASSIGN(auto stmt, db.prepare("SELECT term FROM leadership WHERE id = 0"));
@@ -151,10 +152,15 @@ Result<std::int64_t> readTerm(sqlite::Database& db) {
 }
 }  // namespace
 
+CommitTiming lastCommitTiming() {
+    return last_commit_timing;
+}
+
 Result<void> State::commit(const StepWrite& w, std::int64_t term, bool durable) {
     if (w.empty()) return ok();
     auto asked = std::chrono::steady_clock::now();
-    std::chrono::steady_clock::time_point began;
+    std::chrono::steady_clock::time_point began = asked;
+    std::chrono::steady_clock::time_point wrote = asked;
     auto result = transaction(
         [&](Tx& tx) -> Result<void> {
             HOIST_ASSIGN(auto current, readTerm(impl_->db));
@@ -171,11 +177,17 @@ Result<void> State::commit(const StepWrite& w, std::int64_t term, bool durable) 
                 HOIST_TRY(tx.deleteHolds(std::string_view(source)));
             for (const auto& h : w.put_holds) HOIST_TRY(tx.putHold(h));
             for (const auto& e : w.events) HOIST_TRY(tx.appendEvent(e));
+            wrote = std::chrono::steady_clock::now();
             return ok();
         },
         durable);
     // A write that held the store long delays every other one (a halt's hold among them).
     auto done = std::chrono::steady_clock::now();
+    auto us = [](auto d) {
+        return static_cast<std::int64_t>(
+            std::chrono::duration_cast<std::chrono::microseconds>(d).count());
+    };
+    last_commit_timing = {us(began - asked), us(wrote - began), us(done - wrote)};
     auto ms = [](auto d) {
         return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
     };

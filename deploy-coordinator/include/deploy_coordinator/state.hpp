@@ -187,6 +187,16 @@ public:
                                       const std::vector<Event>& events) = 0;
 };
 
+/// Where the time of the calling thread's latest State::commit went, in microseconds: waiting
+/// for the store (its lock and BEGIN), running the statements, and the COMMIT (with durable,
+/// the fsync). For the halt's log line; zeros before any commit on this thread.
+struct CommitTiming {
+    std::int64_t wait_us = 0;
+    std::int64_t write_us = 0;
+    std::int64_t sync_us = 0;
+};
+CommitTiming lastCommitTiming();
+
 /// The coordinator's state in one SQLite file (WAL). Schema versions live in PRAGMA
 /// user_version and are migrated forward on open; a newer file than this build knows is
 /// refused. Every write runs inside transaction(); events are append-only (triggers refuse
