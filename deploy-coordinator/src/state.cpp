@@ -126,9 +126,10 @@ Result<std::unique_ptr<State>> State::open(const std::filesystem::path& path, bo
                     "damaged file is kept beside it)");
     HOIST_ASSIGN(auto db, std::move(opened));
     HOIST_TRY(db.migrate(kMigrations, "coordinator"));
-    HOIST_ASSIGN(auto holds_db, openHoldsFile(path, init));
+    HOIST_ASSIGN(auto holds, openHoldsFile(path, init));
     std::unique_ptr<State> self(new State());
-    self->impl_ = std::make_unique<Impl>(std::move(db), std::move(holds_db));
+    self->impl_ =
+        std::make_unique<Impl>(std::move(db), std::move(holds.first), std::move(holds.second));
     HOIST_TRY(self->adoptHolds());
     return self;
 }
@@ -145,7 +146,6 @@ bool StepWrite::empty() const {
 
 namespace {
 constexpr std::int64_t kSlowWriteMs = 50;
-thread_local CommitTiming last_commit_timing;
 
 Result<std::int64_t> readTerm(sqlite::Database& db) {
     HOIST_ASSIGN(auto stmt, db.prepare("SELECT term FROM leadership WHERE id = 0"));
@@ -199,8 +199,10 @@ Result<void> State::commit(const StepWrite& step, std::int64_t term, bool durabl
             return ok();
         },
         durable);
+    bool checkpoint = result && folded != impl_->folded_seq;
     if (result) impl_->folded_seq = folded;
     lock.unlock();
+    if (checkpoint) checkpointHolds(*impl_);
     // A write that held the store long delays every other one.
     auto done = std::chrono::steady_clock::now();
     auto us = [](auto d) {

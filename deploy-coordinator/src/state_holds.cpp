@@ -4,6 +4,7 @@
 // here waits for neither. Its audit events are journalled here and folded into the state
 // file's log afterwards, exactly once.
 
+#include <chrono>
 #include <string>
 
 #include "core/log.hpp"
@@ -64,7 +65,8 @@ Result<std::int64_t> foldedSeq(sqlite::Database& db) {
 
 }  // namespace
 
-Result<sqlite::Database> openHoldsFile(const std::filesystem::path& state_path, bool init) {
+Result<std::pair<sqlite::Database, sqlite::Database>> openHoldsFile(
+    const std::filesystem::path& state_path, bool init) {
     auto path = state_path;
     path += ".holds";
     auto opened = sqlite::Database::open(
@@ -76,7 +78,22 @@ Result<sqlite::Database> openHoldsFile(const std::filesystem::path& state_path, 
                     "damaged file is kept beside it)");
     HOIST_ASSIGN(auto db, std::move(opened));
     HOIST_TRY(db.migrate(kHoldsMigrations, "coordinator"));
-    return db;
+    // A halt's commit appends to the WAL and fdatasyncs it; it never checkpoints (the
+    // checkpointer does, after a fold). The WAL keeps its size and starts over from its
+    // beginning, so the fdatasync overwrites blocks the file has: no metadata to journal.
+    HOIST_TRY(db.exec("PRAGMA wal_autocheckpoint=0; PRAGMA journal_size_limit=-1", "pragmas"));
+    HOIST_ASSIGN(auto checkpointer, sqlite::Database::open(path, "holds " + path.string(),
+                                                           sqlite::Database::Sync::Full));
+    HOIST_TRY(checkpointer.exec("PRAGMA wal_autocheckpoint=0", "pragmas"));
+    return std::make_pair(std::move(db), std::move(checkpointer));
+}
+
+void checkpointHolds(State::Impl& impl) {
+    std::lock_guard lock(impl.checkpoint_mutex);
+    if (auto done = impl.holds_checkpoint_db.exec("PRAGMA wal_checkpoint(PASSIVE)", "checkpoint");
+        !done)
+        log::warn("deploy-coordinator", "cannot checkpoint the holds file",
+                  {{"error", done.error().describe()}});
 }
 
 Result<void> StateStore::commitHolds(const StepWrite& write) {
@@ -88,11 +105,15 @@ Result<void> State::commitHolds(const StepWrite& w) {
         return fail(Errc::Invalid,
                     "a holds write may hold only holds and their audit events, not rollout rows");
     if (w.empty()) return ok();
+    auto asked = std::chrono::steady_clock::now();
     std::lock_guard lock(impl_->holds_mutex);
     auto& db = impl_->holds_db;
     std::int64_t seq = 0;
+    auto began = asked;
+    auto wrote = asked;
     auto written = db.transaction(
         [&]() -> Result<void> {
+            began = std::chrono::steady_clock::now();
             if (w.clear_holds) HOIST_TRY(deleteHolds(db, std::nullopt));
             for (const auto& source : w.delete_holds)
                 HOIST_TRY(deleteHolds(db, std::string_view(source)));
@@ -107,9 +128,16 @@ Result<void> State::commitHolds(const StepWrite& w) {
             if (!w.events.empty()) {
                 HOIST_ASSIGN(seq, newestSeq(db));
             }
+            wrote = std::chrono::steady_clock::now();
             return ok();
         },
         true);
+    auto us = [](auto d) {
+        return static_cast<std::int64_t>(
+            std::chrono::duration_cast<std::chrono::microseconds>(d).count());
+    };
+    last_commit_timing = {us(began - asked), us(wrote - began),
+                          us(std::chrono::steady_clock::now() - wrote)};
     if (!written) return written;
     if (seq > 0) impl_->journal_seq.store(seq);
     return ok();
@@ -174,6 +202,7 @@ Result<void> State::foldPending(bool durable) {
         },
         durable));
     impl_->folded_seq = folded;
+    checkpointHolds(*impl_);
     return ok();
 }
 
@@ -224,8 +253,12 @@ Result<void> State::adoptHolds() {
         },
         true));
     impl.folded_seq = folded;
-    std::lock_guard holds_lock(impl.holds_mutex);
-    return run(impl.holds_db, "DELETE FROM journal WHERE seq <= ?", folded);
+    {
+        std::lock_guard holds_lock(impl.holds_mutex);
+        HOIST_TRY(run(impl.holds_db, "DELETE FROM journal WHERE seq <= ?", folded));
+    }
+    checkpointHolds(impl);
+    return ok();
 }
 
 }  // namespace hoist::deploy_coordinator
