@@ -308,8 +308,11 @@ private:
     Result<void> pingOnRunner(const pkgmgr::StatusPing& ping, pkgmgr::HelperStep step);
     Result<std::string> desiredOnRunner(const std::string& id,
                                         std::optional<std::int64_t> generation);
-    /// The runner's part of the hold functions (holds.cpp).
+    /// Writes a hold and its audit event through StateStore::commitHolds, on the caller's
+    /// thread (holds.cpp).
     Result<void> putHold(const Hold& hold, const HoldDetails& details);
+    /// Posts StateStore::settleHolds to the runner, not waiting for it.
+    void settleHolds();
 
     StateStore& state_;
     std::atomic<bool> standby_{false};

@@ -124,10 +124,18 @@ Result<void> Engine::putHold(const Hold& hold, const HoldDetails& details) {
     write.put_holds.push_back(hold);
     write.events.push_back({0, nowMs(), hold.by, "halt", "", "", detail});
     HOIST_TRY(state_.commitHolds(write));
+    settleHolds();
     std::lock_guard lock(holds_data_mutex_);
     std::erase_if(holds_, [&](const Hold& h) { return h.source == hold.source; });
     holds_.push_back(hold);
     return ok();
+}
+
+// The store's upkeep after a holds write (the journal folded, the holds file checkpointed),
+// on the runner (its priority lane, which a standby replica runs too): never on the halt's
+// path.
+void Engine::settleHolds() {
+    runner_.post([this] { state_.settleHolds(); }, Runner::Lane::priority);
 }
 
 Result<std::string> Engine::resolveHold(const std::string& source, const std::string& by,
@@ -149,6 +157,7 @@ Result<std::string> Engine::resolveHold(const std::string& source, const std::st
     if (hold) write.put_holds.push_back(*hold);
     write.events.push_back({0, now, by, "halt resolved", "", "", detail});
     HOIST_TRY(state_.commitHolds(write));
+    settleHolds();
     if (hold) {
         std::lock_guard lock(holds_data_mutex_);
         for (auto& h : holds_)
@@ -194,6 +203,7 @@ Result<std::string> Engine::clearHolds(std::optional<std::string> source, const 
             {0, now, actor, "halt cleared", "", "",
              h.source + ": " + h.reason + (reason.empty() ? "" : "; cleared because: " + reason)});
     HOIST_TRY(state_.commitHolds(write));
+    settleHolds();
     {
         std::lock_guard data_lock(holds_data_mutex_);
         if (source)

@@ -206,6 +206,13 @@ Result<void> State::foldPending(bool durable) {
     return ok();
 }
 
+void State::settleHolds() {
+    if (auto folded = foldPending(false); !folded)
+        log::warn("deploy-coordinator", "cannot fold the hold journal into the audit log",
+                  {{"error", folded.error().describe()}});
+    checkpointHolds(*impl_);
+}
+
 Result<void> State::adoptHolds() {
     auto& impl = *impl_;
     std::lock_guard lock(impl.mutex);

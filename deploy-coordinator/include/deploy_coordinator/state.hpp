@@ -169,6 +169,10 @@ public:
     /// can should not make it wait for a step's commit under way. The default is
     /// commit(write, 0, true).
     virtual Result<void> commitHolds(const StepWrite& write);
+    /// After commitHolds, off the halt's path (the engine's runner calls it): whatever the
+    /// store does to keep that path short (State: folds the journalled events into the audit
+    /// log and checkpoints the holds file). Failures are logged, not returned. Default: nothing.
+    virtual void settleHolds() {}
     /// The current leadership term (0 until one is claimed).
     virtual Result<std::int64_t> term() = 0;
     /// Makes `term` current; Conflict when the store's term is already higher.
@@ -261,6 +265,9 @@ public:
     Result<void> commit(const StepWrite& write, std::int64_t term, bool durable = false) override;
     /// Writes the holds file only (see the class comment): durable, never behind a step.
     Result<void> commitHolds(const StepWrite& write) override;
+    /// Folds the journal into the audit log and checkpoints the holds file, so that its WAL
+    /// starts over and the next hold's fdatasync overwrites blocks the file has.
+    void settleHolds() override;
     Result<std::int64_t> term() override;
     Result<void> claim(std::int64_t term) override;
 
