@@ -419,9 +419,9 @@ void registerRoutes(http::Server& server, Engine& engine, MonitorWatch& watch,
         if (!notice.warning.empty()) note += "; " + notice.warning;
         if (!notice.kept_body.empty()) note += "; body: " + notice.kept_body;
         if (notice.resolved) return reply(e->resolveHold(notice.source, *who, note));
-        return reply(
-            e->halt(notice.source, notice.reason, *who, {notice.alerts_json, note, notice.warning}),
-            201);
+        return reply(e->halt(notice.source, notice.reason, *who,
+                             {notice.alerts_json, note, notice.warning, request.received}),
+                     201);
     });
 
     // The dead man's switch: any body (Alertmanager's Watchdog notification included) is a beat.

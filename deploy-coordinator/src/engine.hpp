@@ -99,6 +99,9 @@ struct HoldDetails {
     std::string audit_note;
     /// Added to the reply as "warning" when not empty.
     std::string warning;
+    /// When the request's header was read (ServerRequest::received), for the halt's log line;
+    /// unset for a halt that came from no request.
+    std::chrono::steady_clock::time_point received{};
 };
 
 /// The rollout engine, the node registry and the halt holds. One thread, the runner, is the
@@ -322,8 +325,11 @@ private:
     Result<void> pingOnRunner(const pkgmgr::StatusPing& ping, pkgmgr::HelperStep step);
     Result<std::string> desiredOnRunner(const std::string& id,
                                         std::optional<std::int64_t> generation);
-    /// The runner's part of the hold functions (holds.cpp).
+    /// Writes a hold and its audit event through StateStore::commitHolds, on the caller's
+    /// thread (holds.cpp).
     Result<void> putHold(const Hold& hold, const HoldDetails& details);
+    /// Posts StateStore::settleHolds to the runner, not waiting for it.
+    void settleHolds();
 
     StateStore& state_;
     std::atomic<bool> standby_{false};

@@ -245,4 +245,10 @@ Result<void> ObservedStore::commit(const StepWrite& write, std::int64_t term, bo
     return ok();
 }
 
+Result<void> ObservedStore::commitHolds(const StepWrite& write) {
+    HOIST_TRY(inner_.commitHolds(write));
+    hub_.committed(write);
+    return ok();
+}
+
 }  // namespace hoist::deploy_coordinator

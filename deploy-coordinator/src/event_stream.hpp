@@ -108,6 +108,8 @@ public:
     ObservedStore(StateStore& inner, EventHub& hub) : inner_(inner), hub_(hub) {}
 
     Result<void> commit(const StepWrite& write, std::int64_t term, bool durable = false) override;
+    Result<void> commitHolds(const StepWrite& write) override;
+    void settleHolds() override { inner_.settleHolds(); }
     Result<std::int64_t> term() override { return inner_.term(); }
     Result<void> claim(std::int64_t term) override { return inner_.claim(term); }
     Result<std::vector<NodeRecord>> nodes() override { return inner_.nodes(); }

@@ -54,9 +54,9 @@ std::string Engine::holdSummary() {
 }
 
 // A halt raises the gate on the caller's thread, at once: no worker sends a node action from
-// then on, and the sends already past it are waited for. Only then is the hold written, by the
-// runner, in its priority lane: it runs before any queued ping or task result, and waits at
-// most for the one bounded step write under way. The reply leaves once the hold is on disk.
+// then on, and the sends already past it are waited for. Then the caller writes the hold
+// itself, through the store's hold path (StateStore::commitHolds), which does not wait for the
+// runner or the step it is committing. The reply leaves once the hold is on disk.
 Result<std::string> Engine::halt(const std::string& source, const std::string& reason,
                                  const std::string& by, const HoldDetails& details) {
     auto t0 = std::chrono::steady_clock::now();
@@ -79,8 +79,8 @@ Result<std::string> Engine::halt(const std::string& source, const std::string& r
     }
     // A monitor repeating itself (Alertmanager's repeat_interval) writes nothing.
     if (!unchanged) {
-        auto written = run<void>(
-            "halt", [&] { return putHold(hold, details); }, Runner::Lane::priority);
+        auto written = putHold(hold, details);
+        auto timing = lastCommitTiming();
         if (!written) {
             if (!was_raised) gate_.lower();
             return std::unexpected(written.error());
@@ -90,12 +90,20 @@ Result<std::string> Engine::halt(const std::string& source, const std::string& r
             return static_cast<std::int64_t>(
                 std::chrono::duration_cast<std::chrono::microseconds>(d).count());
         };
+        auto received = details.received.time_since_epoch().count() != 0 ? details.received : t0;
+        // Where the halt's time went: from the request's header to the handler (http_us), the
+        // gate, the store's lock, the statements and the commit with its fsync.
         log::warn(kLog, "halt",
                   {{"source", source},
                    {"reason", reason},
                    {"by", by},
+                   {"http_us", us(t0 - received)},
                    {"gate_us", us(t1 - t0)},
-                   {"hold_written_us", us(t2 - t1)}});
+                   {"store_wait_us", timing.wait_us},
+                   {"write_us", timing.write_us},
+                   {"sync_us", timing.sync_us},
+                   {"hold_written_us", us(t2 - t1)},
+                   {"total_us", us(t2 - received)}});
     }
     json::Writer w;
     w.beginObject()
@@ -115,11 +123,19 @@ Result<void> Engine::putHold(const Hold& hold, const HoldDetails& details) {
     StepWrite write;
     write.put_holds.push_back(hold);
     write.events.push_back({0, nowMs(), hold.by, "halt", "", "", detail});
-    HOIST_TRY(state_.commit(write, term_, true));
+    HOIST_TRY(state_.commitHolds(write));
+    settleHolds();
     std::lock_guard lock(holds_data_mutex_);
     std::erase_if(holds_, [&](const Hold& h) { return h.source == hold.source; });
     holds_.push_back(hold);
     return ok();
+}
+
+// The store's upkeep after a holds write (the journal folded, the holds file checkpointed),
+// on the runner (its priority lane, which a standby replica runs too): never on the halt's
+// path.
+void Engine::settleHolds() {
+    runner_.post([this] { state_.settleHolds(); }, Runner::Lane::priority);
 }
 
 Result<std::string> Engine::resolveHold(const std::string& source, const std::string& by,
@@ -137,22 +153,16 @@ Result<std::string> Engine::resolveHold(const std::string& source, const std::st
         source + ": the monitor reports its alerts resolved" +
         (hold ? "; the hold stands until an admin clears it" : "; no hold of that source stands");
     if (!audit_note.empty()) detail += " [" + audit_note + "]";
-    auto written = run<void>(
-        "halt resolution",
-        [&]() -> Result<void> {
-            StepWrite write;
-            if (hold) write.put_holds.push_back(*hold);
-            write.events.push_back({0, now, by, "halt resolved", "", "", detail});
-            HOIST_TRY(state_.commit(write, term_, true));
-            if (hold) {
-                std::lock_guard lock(holds_data_mutex_);
-                for (auto& h : holds_)
-                    if (h.source == source) h.resolved_ms = hold->resolved_ms;
-            }
-            return ok();
-        },
-        Runner::Lane::priority);
-    if (!written) return std::unexpected(written.error());
+    StepWrite write;
+    if (hold) write.put_holds.push_back(*hold);
+    write.events.push_back({0, now, by, "halt resolved", "", "", detail});
+    HOIST_TRY(state_.commitHolds(write));
+    settleHolds();
+    if (hold) {
+        std::lock_guard lock(holds_data_mutex_);
+        for (auto& h : holds_)
+            if (h.source == source) h.resolved_ms = hold->resolved_ms;
+    }
     log::info(kLog, "halt resolved by monitor", {{"source", source}, {"by", by}});
     json::Writer w;
     w.beginObject().field("source", source).field("holds", hold.has_value());
@@ -171,7 +181,7 @@ Result<std::string> Engine::clearHolds(std::optional<std::string> source,
 
 Result<std::string> Engine::clearHolds(std::optional<std::string> source, const std::string& actor,
                                        const std::string& reason) {
-    std::lock_guard hold_lock(holds_mutex_);
+    std::unique_lock hold_lock(holds_mutex_);
     std::vector<Hold> current;
     {
         std::lock_guard lock(holds_data_mutex_);
@@ -182,34 +192,38 @@ Result<std::string> Engine::clearHolds(std::optional<std::string> source, const 
         if (!source || h.source == *source) cleared.push_back(h);
     if (source && cleared.empty())
         return fail(Errc::NotFound, "no hold from source '", *source, "'");
-    auto written = run<void>(
+    auto now = nowMs();
+    StepWrite write;
+    if (source)
+        write.delete_holds.push_back(*source);
+    else
+        write.clear_holds = true;
+    for (const auto& h : cleared)
+        write.events.push_back(
+            {0, now, actor, "halt cleared", "", "",
+             h.source + ": " + h.reason + (reason.empty() ? "" : "; cleared because: " + reason)});
+    HOIST_TRY(state_.commitHolds(write));
+    settleHolds();
+    {
+        std::lock_guard data_lock(holds_data_mutex_);
+        if (source)
+            std::erase_if(holds_, [&](const Hold& h) { return h.source == *source; });
+        else
+            holds_.clear();
+    }
+    // The gate goes down on the runner, with the deployment's progress clock restarting where
+    // the hold ended, unless a halt came meanwhile: a halt does not wait for this turn.
+    hold_lock.unlock();
+    auto lowered = run<void>(
         "clearing holds",
         [&]() -> Result<void> {
-            auto now = nowMs();
-            StepWrite write;
-            if (source)
-                write.delete_holds.push_back(*source);
-            else
-                write.clear_holds = true;
-            for (const auto& h : cleared)
-                write.events.push_back(
-                    {0, now, actor, "halt cleared", "", "",
-                     h.source + ": " + h.reason +
-                         (reason.empty() ? "" : "; cleared because: " + reason)});
-            HOIST_TRY(state_.commit(write, term_, true));
-            {
-                std::lock_guard data_lock(holds_data_mutex_);
-                if (source)
-                    std::erase_if(holds_, [&](const Hold& h) { return h.source == *source; });
-                else
-                    holds_.clear();
-                if (holds_.empty()) gate_.lower();
-            }
+            std::lock_guard data_lock(holds_data_mutex_);
+            if (holds_.empty()) gate_.lower();
             if (active_) active_->last_progress_ms = now;
             return ok();
         },
         Runner::Lane::priority);
-    if (!written) return std::unexpected(written.error());
+    if (!lowered) return std::unexpected(lowered.error());
     runner_.wake();
     log::info(kLog, "halt cleared",
               {{"by", actor}, {"cleared", static_cast<std::int64_t>(cleared.size())}});

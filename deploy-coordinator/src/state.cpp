@@ -6,6 +6,7 @@
 
 #include "core/log.hpp"
 #include "core/sqlite.hpp"
+#include "state_impl.hpp"
 
 namespace hoist::deploy_coordinator {
 
@@ -101,16 +102,16 @@ const char* const kMigrations[] = {
     R"sql(
     ALTER TABLE nodes ADD COLUMN secret_hash TEXT NOT NULL DEFAULT '';
     )sql",
+    // 10: the holds live in their own file (state_holds.cpp); the audit events of hold changes
+    // journalled there are folded into this log, exactly once: up to this sequence number.
+    R"sql(
+    CREATE TABLE hold_journal (id INTEGER PRIMARY KEY CHECK (id = 0), folded INTEGER NOT NULL);
+    INSERT INTO hold_journal (id, folded) VALUES (0, 0);
+    )sql",
 };
 static_assert(std::size(kMigrations) == State::kSchemaVersion);
 
 }  // namespace
-
-struct State::Impl {
-    explicit Impl(sqlite::Database database) : db(std::move(database)) {}
-    sqlite::Database db;
-    std::recursive_mutex mutex;
-};
 
 State::State() = default;
 State::~State() = default;
@@ -125,8 +126,11 @@ Result<std::unique_ptr<State>> State::open(const std::filesystem::path& path, bo
                     "damaged file is kept beside it)");
     HOIST_ASSIGN(auto db, std::move(opened));
     HOIST_TRY(db.migrate(kMigrations, "coordinator"));
+    HOIST_ASSIGN(auto holds, openHoldsFile(path, init));
     std::unique_ptr<State> self(new State());
-    self->impl_ = std::make_unique<Impl>(std::move(db));
+    self->impl_ =
+        std::make_unique<Impl>(std::move(db), std::move(holds.first), std::move(holds.second));
+    HOIST_TRY(self->adoptHolds());
     return self;
 }
 
@@ -151,10 +155,33 @@ Result<std::int64_t> readTerm(sqlite::Database& db) {
 }
 }  // namespace
 
-Result<void> State::commit(const StepWrite& w, std::int64_t term, bool durable) {
-    if (w.empty()) return ok();
+CommitTiming lastCommitTiming() {
+    return last_commit_timing;
+}
+
+Result<void> State::commit(const StepWrite& step, std::int64_t term, bool durable) {
+    if (step.empty()) return ok();
+    const StepWrite* rest = &step;
+    StepWrite without_holds;
+    if (!step.put_holds.empty() || !step.delete_holds.empty() || step.clear_holds) {
+        StepWrite holds;
+        holds.put_holds = step.put_holds;
+        holds.delete_holds = step.delete_holds;
+        holds.clear_holds = step.clear_holds;
+        HOIST_TRY(commitHolds(holds));
+        without_holds = step;
+        without_holds.put_holds.clear();
+        without_holds.delete_holds.clear();
+        without_holds.clear_holds = false;
+        if (without_holds.empty()) return ok();
+        rest = &without_holds;
+    }
+    const StepWrite& w = *rest;
     auto asked = std::chrono::steady_clock::now();
-    std::chrono::steady_clock::time_point began;
+    std::chrono::steady_clock::time_point began = asked;
+    std::chrono::steady_clock::time_point wrote = asked;
+    std::int64_t folded = 0;
+    std::unique_lock lock(impl_->mutex);
     auto result = transaction(
         [&](Tx& tx) -> Result<void> {
             HOIST_ASSIGN(auto current, readTerm(impl_->db));
@@ -162,20 +189,27 @@ Result<void> State::commit(const StepWrite& w, std::int64_t term, bool durable) 
                 return fail(Errc::Conflict, "write refused: the state's leadership term is ",
                             current, ", this coordinator writes as term ", term);
             began = std::chrono::steady_clock::now();
+            HOIST_ASSIGN(folded, foldHoldEvents());
             if (w.deployment) HOIST_TRY(tx.putDeployment(*w.deployment));
             for (const auto& n : w.nodes) HOIST_TRY(tx.putDeploymentNode(n));
             for (const auto& n : w.registry) HOIST_TRY(tx.putNode(n));
             for (const auto& id : w.forget_nodes) HOIST_TRY(tx.deleteNode(id));
-            if (w.clear_holds) HOIST_TRY(tx.deleteHolds(std::nullopt));
-            for (const auto& source : w.delete_holds)
-                HOIST_TRY(tx.deleteHolds(std::string_view(source)));
-            for (const auto& h : w.put_holds) HOIST_TRY(tx.putHold(h));
             for (const auto& e : w.events) HOIST_TRY(tx.appendEvent(e));
+            wrote = std::chrono::steady_clock::now();
             return ok();
         },
         durable);
-    // A write that held the store long delays every other one (a halt's hold among them).
+    bool checkpoint = result && folded != impl_->folded_seq;
+    if (result) impl_->folded_seq = folded;
+    lock.unlock();
+    if (checkpoint) checkpointHolds(*impl_);
+    // A write that held the store long delays every other one.
     auto done = std::chrono::steady_clock::now();
+    auto us = [](auto d) {
+        return static_cast<std::int64_t>(
+            std::chrono::duration_cast<std::chrono::microseconds>(d).count());
+    };
+    last_commit_timing = {us(began - asked), us(wrote - began), us(done - wrote)};
     auto ms = [](auto d) {
         return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
     };
@@ -258,23 +292,6 @@ Result<void> State::Tx::putDeploymentNode(const DeploymentNode& n) {
                  n.started_ms, n.finished_ms, n.message);
 }
 
-Result<void> State::Tx::putHold(const Hold& h) {
-    return write(*state_.impl_,
-                 "INSERT OR REPLACE INTO holds (source, reason, by, since_ms, alerts, resolved_ms) "
-                 "VALUES (?, ?, ?, ?, ?, ?)",
-                 h.source, h.reason, h.by, h.since_ms, h.alerts_json, h.resolved_ms);
-}
-
-Result<int> State::Tx::deleteHolds(std::optional<std::string_view> source) {
-    auto& impl = *state_.impl_;
-    if (source) {
-        HOIST_TRY(write(impl, "DELETE FROM holds WHERE source = ?", *source));
-    } else {
-        HOIST_TRY(write(impl, "DELETE FROM holds"));
-    }
-    return impl.db.changes();
-}
-
 Result<void> State::Tx::appendEvent(Event e) {
     if (e.time_ms == 0) e.time_ms = nowMs();
     return write(*state_.impl_,
@@ -336,19 +353,6 @@ Result<std::vector<NodeRecord>> State::nodes() {
         n.mode = s.text(8);
         n.secret_hash = s.text(9);
         out.push_back(std::move(n));
-    }));
-    return out;
-}
-
-Result<std::vector<Hold>> State::holds() {
-    std::lock_guard lock(impl_->mutex);
-    HOIST_ASSIGN(
-        auto stmt,
-        impl_->db.prepare("SELECT source, reason, by, since_ms, alerts, resolved_ms FROM holds "
-                          "ORDER BY since_ms, source"));
-    std::vector<Hold> out;
-    HOIST_TRY(stmt.each([&](const sqlite::Statement& s) {
-        out.push_back({s.text(0), s.text(1), s.text(2), s.integer(3), s.text(4), s.integer(5)});
     }));
     return out;
 }
@@ -461,6 +465,7 @@ Result<std::vector<DeploymentNode>> State::deploymentNodes(std::string_view depl
 
 Result<std::vector<Event>> State::events(std::optional<std::string_view> deployment, int limit) {
     std::lock_guard lock(impl_->mutex);
+    HOIST_TRY(foldPending(false));
     const char* sql = deployment
                           ? "SELECT * FROM (SELECT id, time_ms, actor, action, deployment, node, "
                             "detail FROM events WHERE deployment = ? ORDER BY id DESC LIMIT ?) "

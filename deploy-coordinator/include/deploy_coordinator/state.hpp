@@ -174,6 +174,16 @@ public:
     /// otherwise, writing nothing. With durable, the write is on disk before this returns.
     virtual Result<void> commit(const StepWrite& write, std::int64_t term,
                                 bool durable = false) = 0;
+    /// Applies a write of holds and their audit events only (put_holds, delete_holds,
+    /// clear_holds, events; Invalid when it holds anything else), on disk before it returns.
+    /// Any replica may make it (no leadership term), and it is the halt's path: a store that
+    /// can should not make it wait for a step's commit under way. The default is
+    /// commit(write, 0, true).
+    virtual Result<void> commitHolds(const StepWrite& write);
+    /// After commitHolds, off the halt's path (the engine's runner calls it): whatever the
+    /// store does to keep that path short (State: folds the journalled events into the audit
+    /// log and checkpoints the holds file). Failures are logged, not returned. Default: nothing.
+    virtual void settleHolds() {}
     /// The current leadership term (0 until one is claimed).
     virtual Result<std::int64_t> term() = 0;
     /// Makes `term` current; Conflict when the store's term is already higher.
@@ -198,10 +208,28 @@ public:
                                       const std::vector<Event>& events) = 0;
 };
 
+/// Where the time of the calling thread's latest State::commit went, in microseconds: waiting
+/// for the store (its lock and BEGIN), running the statements, and the COMMIT (with durable,
+/// the fsync). For the halt's log line; zeros before any commit on this thread.
+struct CommitTiming {
+    std::int64_t wait_us = 0;
+    std::int64_t write_us = 0;
+    std::int64_t sync_us = 0;
+};
+CommitTiming lastCommitTiming();
+
 /// The coordinator's state in one SQLite file (WAL). Schema versions live in PRAGMA
 /// user_version and are migrated forward on open; a newer file than this build knows is
 /// refused. Every write runs inside transaction(); events are append-only (triggers refuse
 /// UPDATE and DELETE). Thread-safe: one connection behind a mutex.
+///
+/// The holds live in a second SQLite file beside it, `<file>.holds` (WAL, every commit
+/// fsynced), with its own connection and lock: commitHolds() writes there, so a halt's write
+/// never waits for a step's commit on the state file, and its fsync carries only its own
+/// pages. The audit events of hold changes are journalled there too and folded into the state
+/// file's log by the next commit, events() or open() (exactly once: the state file keeps the
+/// last sequence number folded, schema version 10). Holds of a state file from before are
+/// moved to the holds file on open.
 class State final : public StateStore {
 public:
     /// Opens (creating when absent) the file and migrates it. Invalid when the file's schema
@@ -214,7 +242,7 @@ public:
     State(const State&) = delete;
     State& operator=(const State&) = delete;
 
-    static constexpr int kSchemaVersion = 9;
+    static constexpr int kSchemaVersion = 10;
     int schemaVersion();
 
     /// The writes a transaction may make.
@@ -224,8 +252,10 @@ public:
         Result<void> deleteNode(std::string_view id);
         Result<void> putDeployment(const Deployment& deployment);
         Result<void> putDeploymentNode(const DeploymentNode& node);
+        /// Holds are written to the holds file at once, durably, not in this transaction.
         Result<void> putHold(const Hold& hold);
-        /// Removes one hold (source) or all (nullopt); returns how many went.
+        /// Removes one hold (source) or all (nullopt) from the holds file at once; returns how
+        /// many went.
         Result<int> deleteHolds(std::optional<std::string_view> source);
         Result<void> appendEvent(Event event);
         Result<void> putMonitor(const MonitorRecord& monitor);
@@ -241,8 +271,14 @@ public:
     /// the commit is fsynced (synchronous=FULL) before this returns.
     Result<void> transaction(const std::function<Result<void>(Tx&)>& body, bool durable = false);
 
-    /// One transaction; the term is checked inside it against the leadership row.
+    /// One transaction; the term is checked inside it against the leadership row. Hold parts
+    /// go to the holds file first (commitHolds), then the rest.
     Result<void> commit(const StepWrite& write, std::int64_t term, bool durable = false) override;
+    /// Writes the holds file only (see the class comment): durable, never behind a step.
+    Result<void> commitHolds(const StepWrite& write) override;
+    /// Folds the journal into the audit log and checkpoints the holds file, so that its WAL
+    /// starts over and the next hold's fdatasync overwrites blocks the file has.
+    void settleHolds() override;
     Result<std::int64_t> term() override;
     Result<void> claim(std::int64_t term) override;
 
@@ -258,9 +294,19 @@ public:
                                       int limit = 100) override;
     Result<std::int64_t> nextDeploymentNumber() override;
 
+    struct Impl;
+
 private:
     State();
-    struct Impl;
+    /// Inside a transaction on the state file: appends the journalled hold events not yet
+    /// folded to the audit log and records the marker; returns the new marker, which is kept
+    /// in Impl once that transaction committed.
+    Result<std::int64_t> foldHoldEvents();
+    /// A transaction of its own that folds, when a fold is due.
+    Result<void> foldPending(bool durable);
+    /// On open: moves holds kept in the state file (from before the holds file) to the holds
+    /// file, folds what the journal holds and prunes what was folded.
+    Result<void> adoptHolds();
     std::unique_ptr<Impl> impl_;
 };
 

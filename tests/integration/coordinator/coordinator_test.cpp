@@ -1,10 +1,12 @@
 // The real deploy-coordinator and cluster binaries against fake-fleet, a process that runs
 // simulated nodes answering like `pkgmgr serve` and pinging like the restart helper.
 
+#include <atomic>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <map>
+#include <random>
 #include <set>
 #include <thread>
 
@@ -522,6 +524,72 @@ TEST_F(Coordinator, AKillMidRolloutResumesWithEveryNodeRestartedExactlyOnce) {
     for (const auto& n : nodes["nodes"].GetArray()) EXPECT_STREQ(n["release"].GetString(), "2.0.0");
 }
 
+// Halts are written to their own file beside the state file (state_holds.cpp). SIGKILLed at
+// random moments while halts and clears come one after another and a rollout writes its
+// steps, the coordinator keeps every hold it answered 201 for and not one it answered a clear
+// for, and each answered halt has its audit event exactly once.
+TEST_F(Coordinator, HoldsAnsweredBeforeASigkillAtAnyMomentAreKeptWithTheirEventsOnce) {
+    startCoordinator();
+    int port = coordinator_->port();
+    startFleet(1, 8, 300);
+    auto id = start(R"({"version":"2.0.0","max_parallel":2})");
+    std::map<std::string, bool> expected;  // source -> held, for every answered request
+    std::set<std::string> halted;          // sources whose halt was answered 201
+    std::mt19937 rng{std::random_device{}()};
+    for (int round = 0; round < 4; ++round) {
+        std::string url = coordinator_->url();
+        std::atomic<bool> stop{false};
+        std::thread writer([&, url, round] {
+            http::Client client;
+            for (int i = 0; !stop.load(); ++i) {
+                std::string source = "k" + std::to_string(round) + "-" + std::to_string(i);
+                http::Request halt;
+                halt.method = "POST";
+                halt.url = url + "/v1/halt";
+                halt.headers = {http::bearer("halt-secret"), {"Content-Type", "application/json"}};
+                halt.body = R"({"reason":"kill test","source":")" + source + "\"}";
+                auto put = client.send(halt);
+                if (!put || put->status != 201) return;
+                expected[source] = true;
+                halted.insert(source);
+                if (i % 2 == 1) continue;  // every other hold stays
+                http::Request clear;
+                clear.method = "DELETE";
+                clear.url = url + "/v1/halt/" + source;
+                clear.headers = {http::bearer("admin-secret")};
+                auto cleared = client.send(clear);
+                if (!cleared || cleared->status != 200) {
+                    expected.erase(source);  // cut off mid-clear: either state is right
+                    return;
+                }
+                expected[source] = false;
+            }
+        });
+        std::this_thread::sleep_for(std::chrono::milliseconds(50 + rng() % 250));
+        coordinator_->kill(SIGKILL);
+        stop = true;
+        writer.join();
+        startCoordinator(port);
+        auto holds = parsed(call("GET", "/v1/halt"));
+        std::set<std::string> standing;
+        for (const auto& h : holds["holds"].GetArray()) standing.insert(h["source"].GetString());
+        for (const auto& [source, held] : expected)
+            EXPECT_EQ(standing.contains(source), held) << source << " after round " << round;
+    }
+    EXPECT_GT(halted.size(), 4u) << "too few halts were answered to show anything";
+    auto events = parsed(call("GET", "/v1/events?limit=5000"));
+    std::map<std::string, int> halt_events;
+    for (const auto& e : events["events"].GetArray()) {
+        if (std::string(e["action"].GetString()) != "halt") continue;
+        std::string detail = e["detail"].GetString();
+        halt_events[detail.substr(0, detail.find(':'))]++;
+    }
+    for (const auto& source : halted) EXPECT_EQ(halt_events[source], 1) << source;
+    // Cleared, the rollout finishes: the holds file never stood in its way.
+    (void)call("DELETE", "/v1/halt");
+    ASSERT_TRUE(waitState(id, "done", 60s)) << deploymentState(id);
+}
+
 // SQLite mode: one coordinator per state file. A second one exits at once naming the file and
 // the pid holding it, touching nothing (not even with --init); a SIGKILLed holder leaves no
 // stale lock behind.
@@ -561,8 +629,10 @@ TEST_F(Coordinator, ASecondCoordinatorOnTheSameStateFileExitsNamingTheHolder) {
         EXPECT_FALSE(fs::exists(dir_ / "second.port"));
     }
     // The first one is untouched: its state file is where it was, and it still answers.
-    const std::set<std::string> expected = {"state.db", "state.db-shm", "state.db-wal",
-                                            "state.db-journal", "state.db.lock"};
+    const std::set<std::string> expected = {
+        "state.db",           "state.db-shm",       "state.db-wal",
+        "state.db-journal",   "state.db.lock",      "state.db.holds",
+        "state.db.holds-shm", "state.db.holds-wal", "state.db.holds-journal"};
     EXPECT_TRUE(fs::exists(dir_ / "state.db"));
     for (const auto& entry : fs::directory_iterator(dir_.path())) {
         auto name = entry.path().filename().string();

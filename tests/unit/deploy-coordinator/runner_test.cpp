@@ -109,22 +109,38 @@ TEST(Runner, AnAnswerGivenLaterReachesTheCaller) {
 }
 
 /// The SQLite state, with a latch that holds the next write carrying registry rows until the
-/// test lets it go, and the order of the writes.
+/// test lets it go (inside a transaction on the state file: its lock and SQLite's write lock
+/// are held, as by a long step write), and the order of the writes.
 class LatchedStore final : public StateStore {
 public:
     explicit LatchedStore(State& state) : state_(state) {}
     Result<void> commit(const StepWrite& write, std::int64_t term, bool durable) override {
+        bool latch = false;
         {
-            std::unique_lock lock(mutex_);
-            if (armed_ && !write.registry.empty()) {
-                armed_ = false;
+            std::lock_guard lock(mutex_);
+            latch = armed_ && !write.registry.empty();
+            if (latch) armed_ = false;
+        }
+        if (latch)
+            HOIST_TRY(state_.transaction([&](State::Tx&) -> Result<void> {
+                std::unique_lock lock(mutex_);
                 blocked_ = true;
                 cv_.notify_all();
                 cv_.wait(lock, [this] { return released_; });
-            }
+                return ok();
+            }));
+        {
+            std::lock_guard lock(mutex_);
             writes_.push_back(!write.put_holds.empty() ? "hold" : "step");
         }
         return state_.commit(write, term, durable);
+    }
+    Result<void> commitHolds(const StepWrite& write) override {
+        {
+            std::lock_guard lock(mutex_);
+            writes_.push_back("hold");
+        }
+        return state_.commitHolds(write);
     }
     Result<std::int64_t> term() override { return state_.term(); }
     Result<void> claim(std::int64_t term) override { return state_.claim(term); }
@@ -185,7 +201,7 @@ NodeRecord node(const std::string& id) {
     return n;
 }
 
-TEST(EngineRunner, AHaltWaitsOnlyForTheWriteUnderWayNotForTheCommandsQueuedBeforeIt) {
+TEST(EngineRunner, AHaltWaitsNeitherForTheStepWriteUnderWayNorForTheCommandsQueuedBehindIt) {
     TempFolder dir;
     auto state = State::open(dir / "state.db");
     ASSERT_OK(state);
@@ -197,7 +213,7 @@ TEST(EngineRunner, AHaltWaitsOnlyForTheWriteUnderWayNotForTheCommandsQueuedBefor
     (*engine)->start();
     ASSERT_OK((*engine)->registerNode(node("agent-1")));
 
-    // The runner is stuck in a write; registrations queue up behind it.
+    // The runner is stuck in a write holding the state file; registrations queue up behind it.
     store.arm();
     std::thread first([&] { (void)(*engine)->registerNode(node("agent-2")); });
     store.waitBlocked();
@@ -206,28 +222,22 @@ TEST(EngineRunner, AHaltWaitsOnlyForTheWriteUnderWayNotForTheCommandsQueuedBefor
         queued.emplace_back(
             [&, i] { (void)(*engine)->registerNode(node("agent-" + std::to_string(i))); });
     ASSERT_TRUE(testing::waitFor([&] { return (*engine)->queuedCommands() == 37; }, 5s, 1ms));
-    std::atomic<bool> halted{false};
-    std::thread halt([&] {
-        auto h = (*engine)->halt("probe", "test", "admin");
-        EXPECT_TRUE(h.has_value());
-        halted = true;
-    });
-    // The gate is up at once, before the hold is written: no node action can start.
-    ASSERT_TRUE(
-        testing::waitFor([&] { return !(*engine)->requireNoHold("x").has_value(); }, 5s, 1ms));
-    ASSERT_TRUE(testing::waitFor([&] { return (*engine)->queuedCommands() == 38; }, 5s, 1ms));
-    EXPECT_FALSE(halted.load());
+    // The halt is answered, its hold on disk, while the step write is still under way.
+    auto h = (*engine)->halt("probe", "test", "admin");
+    ASSERT_OK(h);
+    EXPECT_FALSE((*engine)->requireNoHold("x").has_value());
+    auto held = (*state)->holds();
+    ASSERT_OK(held);
+    ASSERT_EQ(held->size(), 1u);
+    EXPECT_EQ((*held)[0].source, "probe");
+    // The 37 registrations, and the store's upkeep the halt posted (StateStore::settleHolds).
+    EXPECT_EQ((*engine)->queuedCommands(), 38u);
     store.release();
-    halt.join();
     first.join();
     for (auto& t : queued) t.join();
     auto writes = store.writes();
-    // The write under way, then the hold: nothing queued before the halt was written first.
     ASSERT_GE(writes.size(), 3u);
-    auto blocked = std::find(writes.begin() + 1, writes.end(), "step");
-    ASSERT_NE(blocked, writes.end());
-    ASSERT_NE(std::next(blocked), writes.end());
-    EXPECT_EQ(*std::next(blocked), "hold");
+    EXPECT_EQ(writes[1], "hold");
     (*engine)->stop();
     auto holds = (*state)->holds();
     ASSERT_OK(holds);
@@ -235,6 +245,12 @@ TEST(EngineRunner, AHaltWaitsOnlyForTheWriteUnderWayNotForTheCommandsQueuedBefor
     auto nodes = (*state)->nodes();
     ASSERT_OK(nodes);
     EXPECT_EQ(nodes->size(), 39u);
+    // The halt's audit event reached the log once the state file was free.
+    auto events = (*state)->events(std::nullopt, 100);
+    ASSERT_OK(events);
+    EXPECT_EQ(std::count_if(events->begin(), events->end(),
+                            [](const Event& e) { return e.action == "halt"; }),
+              1);
 }
 
 TEST(EngineRunner, ACommandTheRunnerDoesNotTakeInTimeIsRefusedWith503AndChangesNothing) {

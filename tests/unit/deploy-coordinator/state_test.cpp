@@ -1,5 +1,7 @@
 #include <sqlite3.h>
 
+#include <algorithm>
+
 #include <gtest/gtest.h>
 
 #include "deploy_coordinator/state.hpp"
@@ -224,6 +226,88 @@ TEST(State, HoldsSurviveReopening) {
         EXPECT_EQ(removed, 1);
         return ok();
     }));
+    EXPECT_EQ((*state)->holds()->size(), 1u);
+}
+
+int countEvents(State& state, const std::string& action) {
+    auto events = state.events(std::nullopt, 1000);
+    EXPECT_TRUE(events.has_value());
+    if (!events) return -1;
+    return static_cast<int>(std::count_if(events->begin(), events->end(),
+                                          [&](const Event& e) { return e.action == action; }));
+}
+
+// A hold and its audit event go to the holds file; the event reaches the audit log once,
+// whether the next step's commit, a read of the log or the next open folds it.
+TEST(State, AHoldsWriteIsFoldedIntoTheAuditLogExactlyOnce) {
+    TempFolder dir;
+    auto path = dir / "state.db";
+    StepWrite halt;
+    halt.put_holds.push_back({"sla", "p99 too high", "monitor", 10});
+    halt.events.push_back({0, 0, "monitor", "halt", "", "", "sla: p99 too high"});
+    {
+        auto state = State::open(path);
+        ASSERT_OK(state);
+        ASSERT_OK((*state)->commitHolds(halt));
+        EXPECT_TRUE(std::filesystem::exists(dir / "state.db.holds"));
+        // Nothing read the log nor committed a step: the event waits in the journal.
+    }
+    {
+        auto state = State::open(path);
+        ASSERT_OK(state);
+        ASSERT_EQ((*state)->holds()->size(), 1u);
+        EXPECT_EQ(countEvents(**state, "halt"), 1);
+        StepWrite clear;
+        clear.delete_holds.push_back("sla");
+        clear.events.push_back({0, 0, "admin", "halt cleared", "", "", "sla"});
+        ASSERT_OK((*state)->commitHolds(clear));
+        StepWrite step;
+        step.events.push_back({0, 0, "coordinator", "step", "", "", ""});
+        ASSERT_OK((*state)->commit(step, 0));
+        EXPECT_EQ(countEvents(**state, "halt cleared"), 1);
+        EXPECT_EQ(countEvents(**state, "halt"), 1);
+    }
+    auto state = State::open(path);
+    ASSERT_OK(state);
+    EXPECT_TRUE((*state)->holds()->empty());
+    EXPECT_EQ(countEvents(**state, "halt"), 1);
+    EXPECT_EQ(countEvents(**state, "halt cleared"), 1);
+    // Holds only: a rollout row is refused, and nothing is written.
+    StepWrite mixed = halt;
+    mixed.registry.push_back({"agent-1", "agent", "http://a"});
+    auto refused = (*state)->commitHolds(mixed);
+    ASSERT_FALSE(refused);
+    EXPECT_EQ(refused.error().code, Errc::Invalid);
+    EXPECT_TRUE((*state)->holds()->empty());
+}
+
+// Holds a state file kept before the holds file existed are moved there on open.
+TEST(State, HoldsInTheStateFileFromBeforeMoveToTheHoldsFile) {
+    TempFolder dir;
+    auto path = dir / "state.db";
+    ASSERT_OK(State::open(path));
+    std::filesystem::remove(dir / "state.db.holds");
+    execSql(path,
+            "INSERT INTO holds (source, reason, by, since_ms, alerts, resolved_ms) VALUES "
+            "('oncall', 'investigating', 'admin', 20, '[]', 0)");
+    {
+        auto state = State::open(path);
+        ASSERT_OK(state);
+        auto holds = (*state)->holds();
+        ASSERT_OK(holds);
+        ASSERT_EQ(holds->size(), 1u);
+        EXPECT_EQ((*holds)[0].reason, "investigating");
+    }
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+    sqlite3_stmt* stmt = nullptr;
+    sqlite3_prepare_v2(db, "SELECT COUNT(*) FROM holds", -1, &stmt, nullptr);
+    sqlite3_step(stmt);
+    EXPECT_EQ(sqlite3_column_int(stmt, 0), 0);
+    sqlite3_finalize(stmt);
+    sqlite3_close(db);
+    auto state = State::open(path);
+    ASSERT_OK(state);
     EXPECT_EQ((*state)->holds()->size(), 1u);
 }
 
