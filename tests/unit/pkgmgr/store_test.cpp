@@ -209,6 +209,22 @@ TEST_F(StoreTest, VerifyDetectsChangesAtRest) {
     EXPECT_EQ(report->problems, expected);
 }
 
+// The count pass runs beside the extraction, which writes at most 8,192 entries before its
+// verdict: an archive over the limit past that window is refused as such, and nothing is kept.
+TEST_F(StoreTest, AnArchiveOverTheEntryLimitPastTheUncountedWindowIsRefused) {
+    ArchiveBuilder b(Compression::Zstd);
+    b.pkginfo("many", "1.0").dir("share");
+    for (int i = 0; i < 9000; ++i) b.file("share/f" + std::to_string(i), "x");
+    auto tarball = writeTarball("many.tar.zst", b.finish());
+    ExtractLimits limits;
+    limits.max_entries = 8500;
+    ASSERT_ERROR(store.add(tarball, limits), Errc::Invalid,
+                 "': the archive holds more than 8500 entries (the limit)");
+    EXPECT_TRUE(fs::is_empty(layout.store()));
+    limits.max_entries = 9002;
+    ASSERT_OK(store.add(tarball, limits));
+}
+
 TEST_F(StoreTest, RecoverRemovesInterruptedWork) {
     auto a = store.add(writeTarball("a.tar", store_testing::validPackage()));
     ASSERT_OK(a);
