@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -104,9 +105,16 @@ public:
 private:
     explicit Generations(NodeLayout layout) : layout_(std::move(layout)) {}
     Result<std::optional<files::FileLock>> lock(std::string_view what) const;
+    /// Checks the set's packages (requireIntact) beside the build, which publishes nothing
+    /// before the check passed; a changed package is the refusal, whatever else failed.
+    Result<Generation> stageVerified(const std::vector<StoredPackage>& set, const RoleRules& rules,
+                                     const std::string& release,
+                                     const std::optional<std::vector<std::string>>& upgrade_from);
+    /// `before_publish` runs before a generation (new or already staged) is handed back.
     Result<Generation> build(const std::vector<StoredPackage>& set, const RoleRules& rules,
                              const std::string& release,
-                             const std::optional<std::vector<std::string>>& upgrade_from);
+                             const std::optional<std::vector<std::string>>& upgrade_from,
+                             const std::function<Result<void>()>& before_publish);
     Result<void> switchTo(long number, std::string_view step_prefix);
     Result<void> requireIntact(const std::vector<StoredPackage>& set) const;
     Result<void> checkTransition(const std::string& release,

@@ -7,9 +7,12 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <functional>
+#include <future>
 #include <map>
 #include <optional>
 #include <set>
+#include <system_error>
 #include <thread>
 
 #include "core/crypto.hpp"
@@ -408,21 +411,43 @@ Result<Generation> Generations::stage(const std::vector<std::string>& sha256s,
     HOIST_ASSIGN(auto held, lock("stage"));
     crashPoint("stage.locked");
     HOIST_ASSIGN(auto set, check(sha256s, rules));
-    HOIST_TRY(requireIntact(set));
-    return build(set, rules, release, std::nullopt);
+    return stageVerified(set, rules, release, std::nullopt);
 }
 
 Result<Generation> Generations::stage(const Release& release, const RoleRules& rules) {
     HOIST_ASSIGN(auto held, lock("stage"));
     crashPoint("stage.locked");
     HOIST_ASSIGN(auto set, check(release, rules));
-    HOIST_TRY(requireIntact(set));
-    return build(set, rules, release.version, release.upgrade_from);
+    return stageVerified(set, rules, release.version, release.upgrade_from);
+}
+
+Result<Generation> Generations::stageVerified(
+    const std::vector<StoredPackage>& set, const RoleRules& rules, const std::string& release,
+    const std::optional<std::vector<std::string>>& upgrade_from) {
+    // Bytes that differ from what was added are never used: the packages are checked on other
+    // threads while the links are made, and the generation is renamed into place (or an
+    // existing one handed back) only once the check passed.
+    std::optional<Result<void>> verdict;
+    std::future<Result<void>> checking;
+    try {
+        checking = std::async(std::launch::async, [this, &set] { return requireIntact(set); });
+    } catch (const std::system_error&) {
+        verdict = requireIntact(set);  // no thread to be had: check first, as before
+        HOIST_TRY(*verdict);
+    }
+    auto checked = [&]() -> Result<void> {
+        if (!verdict) verdict = checking.get();
+        return *verdict;
+    };
+    auto built = build(set, rules, release, upgrade_from, checked);
+    HOIST_TRY(checked());
+    return built;
 }
 
 Result<Generation> Generations::build(const std::vector<StoredPackage>& set, const RoleRules& rules,
                                       const std::string& release,
-                                      const std::optional<std::vector<std::string>>& upgrade_from) {
+                                      const std::optional<std::vector<std::string>>& upgrade_from,
+                                      const std::function<Result<void>()>& before_publish) {
     auto start = std::chrono::steady_clock::now();
     std::vector<PackageRef> refs;
     for (const auto& pkg : set) refs.push_back(pkg.ref);
@@ -433,6 +458,7 @@ Result<Generation> Generations::build(const std::vector<StoredPackage>& set, con
     for (auto it = existing.rbegin(); it != existing.rend(); ++it) {
         if (it->role == rules.role && it->release == release && it->upgrade_from == upgrade_from &&
             sortedShas(it->packages) == wanted) {
+            HOIST_TRY(before_publish());
             log::info(kComponent, "set already staged", {{"generation", it->number}});
             return *it;
         }
@@ -498,6 +524,7 @@ Result<Generation> Generations::build(const std::vector<StoredPackage>& set, con
     HOIST_TRY(files::fsyncPath(tmp.path()));
     crashPoint("stage.synced");
 
+    HOIST_TRY(before_publish());
     HOIST_TRY(files::renameDurable(tmp.path(), gen.path));
     tmp.keep();
     crashPoint("stage.renamed");
