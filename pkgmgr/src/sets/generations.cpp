@@ -155,9 +155,9 @@ constexpr std::string_view kPackageLinks = ".p";
 // link to that package's folder; a folder several packages share is a real folder holding
 // links to each file (and the single-owner folders) below it. Links are relative, so they
 // hold wherever the root is, and go through `.p/<index>`.
-Result<void> linkSet(const std::vector<StoredPackage>& set, const fs::path& gen,
-                     const fs::path& root, std::vector<fs::path>& made, size_t& links) {
-    HOIST_ASSIGN(auto tree, mergeWellKnownFolders(set));
+Result<void> linkSet(const std::vector<StoredPackage>& set, const MergedTree& tree,
+                     const fs::path& gen, const fs::path& root, std::vector<fs::path>& made,
+                     size_t& links) {
     auto aliases = gen / kPackageLinks;
     if (::mkdir(aliases.c_str(), 0755) != 0)
         return failErrno(Errc::Io, errno, "cannot create '", aliases.string(), "'");
@@ -303,6 +303,13 @@ Result<std::vector<Generation>> Generations::list() const {
 
 Result<std::vector<StoredPackage>> Generations::check(const std::vector<std::string>& sha256s,
                                                       const RoleRules& rules) const {
+    HOIST_ASSIGN(auto set, resolve(sha256s));
+    HOIST_TRY(validateSet(set, rules));
+    return set;
+}
+
+Result<std::vector<StoredPackage>> Generations::resolve(
+    const std::vector<std::string>& sha256s) const {
     HOIST_ASSIGN(auto store, Store::open(layout_));
     std::vector<StoredPackage> set;
     std::set<std::string> seen;
@@ -321,12 +328,17 @@ Result<std::vector<StoredPackage>> Generations::check(const std::vector<std::str
         }
         set.push_back(std::move(*pkg));
     }
-    HOIST_TRY(validateSet(set, rules));
     return set;
 }
 
 Result<std::vector<StoredPackage>> Generations::check(const Release& release,
                                                       const RoleRules& rules) const {
+    HOIST_ASSIGN(auto shas, releaseShas(release, rules));
+    return check(shas, rules);
+}
+
+Result<std::vector<std::string>> Generations::releaseShas(const Release& release,
+                                                          const RoleRules& rules) const {
     HOIST_ASSIGN(auto refs, release.packagesFor(rules.role));
     HOIST_ASSIGN(auto store, Store::open(layout_));
     std::vector<std::string> shas;
@@ -345,7 +357,7 @@ Result<std::vector<StoredPackage>> Generations::check(const Release& release,
         shas.push_back(ref.sha256);
     }
     HOIST_TRY(checkTransition(release.version, release.upgrade_from, std::nullopt));
-    return check(shas, rules);
+    return shas;
 }
 
 Result<void> Generations::checkTransition(
@@ -410,14 +422,15 @@ Result<Generation> Generations::stage(const std::vector<std::string>& sha256s,
                                       const RoleRules& rules, const std::string& release) {
     HOIST_ASSIGN(auto held, lock("stage"));
     crashPoint("stage.locked");
-    HOIST_ASSIGN(auto set, check(sha256s, rules));
+    HOIST_ASSIGN(auto set, resolve(sha256s));
     return stageVerified(set, rules, release, std::nullopt);
 }
 
 Result<Generation> Generations::stage(const Release& release, const RoleRules& rules) {
     HOIST_ASSIGN(auto held, lock("stage"));
     crashPoint("stage.locked");
-    HOIST_ASSIGN(auto set, check(release, rules));
+    HOIST_ASSIGN(auto shas, releaseShas(release, rules));
+    HOIST_ASSIGN(auto set, resolve(shas));
     return stageVerified(set, rules, release.version, release.upgrade_from);
 }
 
@@ -425,8 +438,9 @@ Result<Generation> Generations::stageVerified(
     const std::vector<StoredPackage>& set, const RoleRules& rules, const std::string& release,
     const std::optional<std::vector<std::string>>& upgrade_from) {
     // Bytes that differ from what was added are never used: the packages are checked on other
-    // threads while the links are made, and the generation is renamed into place (or an
-    // existing one handed back) only once the check passed.
+    // threads while the set is validated and the links are made, and the generation is renamed
+    // into place (or an existing one handed back) only once the check passed. A set that does
+    // not validate is refused as such, as before.
     std::optional<Result<void>> verdict;
     std::future<Result<void>> checking;
     try {
@@ -439,13 +453,23 @@ Result<Generation> Generations::stageVerified(
         if (!verdict) verdict = checking.get();
         return *verdict;
     };
-    auto built = build(set, rules, release, upgrade_from, checked);
+    auto valid = [&]() -> Result<MergedTree> {
+        if (set.empty()) return fail(Errc::Invalid, "set: the set is empty");
+        HOIST_ASSIGN(auto merged, mergeWellKnownFolders(set));
+        HOIST_TRY(validateSet(set, rules, merged));
+        return merged;
+    }();
+    if (!valid) {
+        if (!verdict) checking.wait();
+        return std::unexpected(valid.error());
+    }
+    auto built = build(set, *valid, rules, release, upgrade_from, checked);
     HOIST_TRY(checked());
     return built;
 }
 
-Result<Generation> Generations::build(const std::vector<StoredPackage>& set, const RoleRules& rules,
-                                      const std::string& release,
+Result<Generation> Generations::build(const std::vector<StoredPackage>& set, const MergedTree& tree,
+                                      const RoleRules& rules, const std::string& release,
                                       const std::optional<std::vector<std::string>>& upgrade_from,
                                       const std::function<Result<void>()>& before_publish) {
     auto start = std::chrono::steady_clock::now();
@@ -496,7 +520,7 @@ Result<Generation> Generations::build(const std::vector<StoredPackage>& set, con
 
     std::vector<fs::path> made;
     size_t links = 0;
-    HOIST_TRY(linkSet(set, tmp.path(), layout_.root, made, links));
+    HOIST_TRY(linkSet(set, tree, tmp.path(), layout_.root, made, links));
     crashPoint("stage.linked");
 
     std::vector<std::pair<std::string, std::string>> env;
