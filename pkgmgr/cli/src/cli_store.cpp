@@ -7,6 +7,7 @@
 #include "core/crypto.hpp"
 #include "core/files.hpp"
 #include "core/json.hpp"
+#include "core/log.hpp"
 #include "core/strings.hpp"
 #include "pkgmgr/fetch.hpp"
 #include "pkgmgr/generations.hpp"
@@ -91,6 +92,8 @@ int runAdd(Cli& cli, const StoreOptions& o) {
     std::set<std::string> had;
     for (const auto& p : *before) had.insert(p.ref.sha256);
 
+    std::error_code ec;
+    bool had_run = fs::is_directory(layout.run(), ec);
     std::vector<StoredPackage> added;
     for (const auto& file : o.args) {
         auto stored = store->add(file, o.limits);
@@ -102,6 +105,17 @@ int runAdd(Cli& cli, const StoreOptions& o) {
             return cli.fail(stored.error());
         }
         added.push_back(std::move(*stored));
+    }
+    // A root without run/ gets it now that nothing is undone: the stamps that spare the
+    // first stage a re-hash of what this command just hashed (add() wrote them if it was there).
+    if (!had_run) {
+        for (const auto& p : added) {
+            if (had.count(p.ref.sha256) != 0) continue;
+            if (auto r = store->recordVerified(p.ref.sha256); !r)
+                log::warn("pkgmgr",
+                          "cannot record a package as verified; it is re-hashed at first use",
+                          {{"sha256", p.ref.sha256}, {"error", r.error().describe()}});
+        }
     }
     printPackages(cli, added, o.json);
     return 0;

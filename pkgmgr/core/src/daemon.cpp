@@ -1,7 +1,10 @@
 #include "core/daemon.hpp"
 
+#include <dlfcn.h>
 #include <pthread.h>
 #include <signal.h>
+
+#include <cstdlib>
 
 #include <atomic>
 #include <condition_variable>
@@ -130,9 +133,44 @@ Error missingCredential(std::string_view component, std::string_view what, std::
 }
 
 namespace {
+#if HOIST_HAVE_SYSTEMD
+// libsystemd is opened on first use, and only under systemd (NOTIFY_SOCKET set): with the four
+// libraries it needs it costs ~900 symbol relocations at every start of every binary, and
+// sd_notify does nothing without NOTIFY_SOCKET anyway.
+struct SystemdApi {
+    decltype(&::sd_notify) notify = nullptr;
+    decltype(&::sd_watchdog_enabled) watchdog_enabled = nullptr;
+};
+
+const SystemdApi& libsystemd() {
+    static const SystemdApi api = [] {
+        SystemdApi s;
+        if (std::getenv("NOTIFY_SOCKET") == nullptr) return s;
+        constexpr const char* kLibrary = "libsystemd.so.0";
+        void* lib = ::dlopen(kLibrary, RTLD_NOW | RTLD_LOCAL);
+        if (lib == nullptr) {
+            const char* why = ::dlerror();
+            log::warn("daemon", "cannot load libsystemd: systemd is not notified",
+                      {{"library", kLibrary}, {"error", why ? why : "unknown error"}});
+            return s;
+        }
+        s.notify = reinterpret_cast<decltype(s.notify)>(::dlsym(lib, "sd_notify"));
+        s.watchdog_enabled =
+            reinterpret_cast<decltype(s.watchdog_enabled)>(::dlsym(lib, "sd_watchdog_enabled"));
+        if (s.notify == nullptr || s.watchdog_enabled == nullptr) {
+            log::warn("daemon", "libsystemd lacks sd_notify: systemd is not notified",
+                      {{"library", kLibrary}});
+            s = SystemdApi{};
+        }
+        return s;
+    }();
+    return api;
+}
+#endif
+
 void notify(const std::string& state) {
 #if HOIST_HAVE_SYSTEMD
-    sd_notify(0, state.c_str());
+    if (auto fn = libsystemd().notify) fn(0, state.c_str());
 #else
     (void)state;
 #endif
@@ -163,17 +201,19 @@ struct Watchdog::Impl {
 Watchdog::Watchdog(std::function<bool()> alive) : impl_(std::make_unique<Impl>()) {
 #if HOIST_HAVE_SYSTEMD
     uint64_t usec = 0;
-    if (sd_watchdog_enabled(0, &usec) <= 0 || usec == 0) return;
+    const auto& sd = libsystemd();
+    if (sd.watchdog_enabled == nullptr || sd.watchdog_enabled(0, &usec) <= 0 || usec == 0) return;
     auto interval = std::chrono::microseconds(usec / 2);
-    impl_->thread = std::thread([impl = impl_.get(), interval, alive = std::move(alive)] {
-        std::unique_lock lock(impl->mutex);
-        while (!impl->done) {
-            lock.unlock();
-            if (!alive || alive()) sd_notify(0, "WATCHDOG=1");
-            lock.lock();
-            impl->wake.wait_for(lock, interval, [impl] { return impl->done; });
-        }
-    });
+    impl_->thread = std::thread(
+        [impl = impl_.get(), interval, alive = std::move(alive), notify_fn = sd.notify] {
+            std::unique_lock lock(impl->mutex);
+            while (!impl->done) {
+                lock.unlock();
+                if (!alive || alive()) notify_fn(0, "WATCHDOG=1");
+                lock.lock();
+                impl->wake.wait_for(lock, interval, [impl] { return impl->done; });
+            }
+        });
 #else
     (void)alive;
 #endif

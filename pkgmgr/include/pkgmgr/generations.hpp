@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -16,6 +17,8 @@
 #include "pkgmgr/store.hpp"
 
 namespace hoist::pkgmgr {
+
+struct MergedTree;  // the set's well-known folders, merged (src/sets/merged_tree.hpp)
 
 /// generations/<N>/set.json plus what stage built beside it: bin/ lib/ ... symlink farms into
 /// the store, `environment` (KEY=VALUE lines, ${PKG} and ${STATE} expanded), units/.
@@ -104,9 +107,21 @@ public:
 private:
     explicit Generations(NodeLayout layout) : layout_(std::move(layout)) {}
     Result<std::optional<files::FileLock>> lock(std::string_view what) const;
-    Result<Generation> build(const std::vector<StoredPackage>& set, const RoleRules& rules,
-                             const std::string& release,
-                             const std::optional<std::vector<std::string>>& upgrade_from);
+    /// The store entries of sha256s, in order (no validation): NotFound or Invalid.
+    Result<std::vector<StoredPackage>> resolve(const std::vector<std::string>& sha256s) const;
+    /// The sha256s of a release's packages for the role, after checking the transition.
+    Result<std::vector<std::string>> releaseShas(const Release& release,
+                                                 const RoleRules& rules) const;
+    /// Validates the set and checks its packages (requireIntact) beside the build, which publishes
+    /// nothing before the check passed; a changed package is the refusal, whatever else failed.
+    Result<Generation> stageVerified(const std::vector<StoredPackage>& set, const RoleRules& rules,
+                                     const std::string& release,
+                                     const std::optional<std::vector<std::string>>& upgrade_from);
+    /// `before_publish` runs before a generation (new or already staged) is handed back.
+    Result<Generation> build(const std::vector<StoredPackage>& set, const MergedTree& tree,
+                             const RoleRules& rules, const std::string& release,
+                             const std::optional<std::vector<std::string>>& upgrade_from,
+                             const std::function<Result<void>()>& before_publish);
     Result<void> switchTo(long number, std::string_view step_prefix);
     Result<void> requireIntact(const std::vector<StoredPackage>& set) const;
     Result<void> checkTransition(const std::string& release,

@@ -4,10 +4,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <functional>
+#include <future>
 #include <map>
+#include <optional>
 #include <set>
+#include <system_error>
+#include <thread>
 
 #include "core/crypto.hpp"
 #include "core/files.hpp"
@@ -138,9 +144,9 @@ constexpr std::string_view kPackageLinks = ".p";
 // link to that package's folder; a folder several packages share is a real folder holding
 // links to each file (and the single-owner folders) below it. Links are relative, so they
 // hold wherever the root is, and go through `.p/<index>`.
-Result<void> linkSet(const std::vector<StoredPackage>& set, const fs::path& gen,
-                     const fs::path& root, std::vector<fs::path>& made, size_t& links) {
-    HOIST_ASSIGN(auto tree, mergeWellKnownFolders(set));
+Result<void> linkSet(const std::vector<StoredPackage>& set, const MergedTree& tree,
+                     const fs::path& gen, const fs::path& root, std::vector<fs::path>& made,
+                     size_t& links) {
     auto aliases = gen / kPackageLinks;
     if (::mkdir(aliases.c_str(), 0755) != 0)
         return failErrno(Errc::Io, errno, "cannot create '", aliases.string(), "'");
@@ -286,6 +292,13 @@ Result<std::vector<Generation>> Generations::list() const {
 
 Result<std::vector<StoredPackage>> Generations::check(const std::vector<std::string>& sha256s,
                                                       const RoleRules& rules) const {
+    HOIST_ASSIGN(auto set, resolve(sha256s));
+    HOIST_TRY(validateSet(set, rules));
+    return set;
+}
+
+Result<std::vector<StoredPackage>> Generations::resolve(
+    const std::vector<std::string>& sha256s) const {
     HOIST_ASSIGN(auto store, Store::open(layout_));
     std::vector<StoredPackage> set;
     std::set<std::string> seen;
@@ -304,12 +317,17 @@ Result<std::vector<StoredPackage>> Generations::check(const std::vector<std::str
         }
         set.push_back(std::move(*pkg));
     }
-    HOIST_TRY(validateSet(set, rules));
     return set;
 }
 
 Result<std::vector<StoredPackage>> Generations::check(const Release& release,
                                                       const RoleRules& rules) const {
+    HOIST_ASSIGN(auto shas, releaseShas(release, rules));
+    return check(shas, rules);
+}
+
+Result<std::vector<std::string>> Generations::releaseShas(const Release& release,
+                                                          const RoleRules& rules) const {
     HOIST_ASSIGN(auto refs, release.packagesFor(rules.role));
     HOIST_ASSIGN(auto store, Store::open(layout_));
     std::vector<std::string> shas;
@@ -328,7 +346,7 @@ Result<std::vector<StoredPackage>> Generations::check(const Release& release,
         shas.push_back(ref.sha256);
     }
     HOIST_TRY(checkTransition(release.version, release.upgrade_from, std::nullopt));
-    return check(shas, rules);
+    return shas;
 }
 
 Result<void> Generations::checkTransition(
@@ -353,12 +371,33 @@ Result<void> Generations::checkTransition(
 }
 
 Result<void> Generations::requireIntact(const std::vector<PackageRef>& packages) const {
-    // Bytes whose hash differs from the manifest are never used: each package is re-hashed.
+    // Bytes whose hash differs from the manifest are never used: each package is re-hashed,
+    // unless its verified stamp shows that nothing in it changed since it last was.
+    // The packages are checked on a few threads (stats and reads, mostly in the kernel); the
+    // first failure in the set's order is reported.
     auto start = std::chrono::steady_clock::now();
     HOIST_ASSIGN(auto store, Store::open(layout_));
-    for (const auto& ref : packages) HOIST_TRY(store.requireIntact(ref.sha256));
+    std::vector<std::optional<Result<bool>>> results(packages.size());
+    std::atomic<std::size_t> next{0};
+    auto work = [&] {
+        for (std::size_t i = next++; i < packages.size(); i = next++)
+            results[i] = store.requireIntact(packages[i].sha256);
+    };
+    std::size_t threads = std::min<std::size_t>(
+        {4, std::max(1u, std::thread::hardware_concurrency()), (packages.size() + 15) / 16});
+    std::vector<std::thread> pool;
+    for (std::size_t t = 1; t < threads; ++t) pool.emplace_back(work);
+    work();
+    for (auto& t : pool) t.join();
+    std::size_t rehashed = 0;
+    for (auto& r : results) {
+        if (!*r) return std::unexpected(r->error());
+        if (**r) ++rehashed;
+    }
     log::info(kComponent, "packages verified",
-              {{"packages", packages.size()}, {"elapsed_us", microsSince(start)}});
+              {{"packages", packages.size()},
+               {"rehashed", rehashed},
+               {"elapsed_us", microsSince(start)}});
     return ok();
 }
 
@@ -372,22 +411,56 @@ Result<Generation> Generations::stage(const std::vector<std::string>& sha256s,
                                       const RoleRules& rules, const std::string& release) {
     HOIST_ASSIGN(auto held, lock("stage"));
     crashPoint("stage.locked");
-    HOIST_ASSIGN(auto set, check(sha256s, rules));
-    HOIST_TRY(requireIntact(set));
-    return build(set, rules, release, std::nullopt);
+    HOIST_ASSIGN(auto set, resolve(sha256s));
+    return stageVerified(set, rules, release, std::nullopt);
 }
 
 Result<Generation> Generations::stage(const Release& release, const RoleRules& rules) {
     HOIST_ASSIGN(auto held, lock("stage"));
     crashPoint("stage.locked");
-    HOIST_ASSIGN(auto set, check(release, rules));
-    HOIST_TRY(requireIntact(set));
-    return build(set, rules, release.version, release.upgrade_from);
+    HOIST_ASSIGN(auto shas, releaseShas(release, rules));
+    HOIST_ASSIGN(auto set, resolve(shas));
+    return stageVerified(set, rules, release.version, release.upgrade_from);
 }
 
-Result<Generation> Generations::build(const std::vector<StoredPackage>& set, const RoleRules& rules,
-                                      const std::string& release,
-                                      const std::optional<std::vector<std::string>>& upgrade_from) {
+Result<Generation> Generations::stageVerified(
+    const std::vector<StoredPackage>& set, const RoleRules& rules, const std::string& release,
+    const std::optional<std::vector<std::string>>& upgrade_from) {
+    // Bytes that differ from what was added are never used: the packages are checked on other
+    // threads while the set is validated and the links are made, and the generation is renamed
+    // into place (or an existing one handed back) only once the check passed. A set that does
+    // not validate is refused as such, as before.
+    std::optional<Result<void>> verdict;
+    std::future<Result<void>> checking;
+    try {
+        checking = std::async(std::launch::async, [this, &set] { return requireIntact(set); });
+    } catch (const std::system_error&) {
+        verdict = requireIntact(set);  // no thread to be had: check first, as before
+        HOIST_TRY(*verdict);
+    }
+    auto checked = [&]() -> Result<void> {
+        if (!verdict) verdict = checking.get();
+        return *verdict;
+    };
+    auto valid = [&]() -> Result<MergedTree> {
+        if (set.empty()) return fail(Errc::Invalid, "set: the set is empty");
+        HOIST_ASSIGN(auto merged, mergeWellKnownFolders(set));
+        HOIST_TRY(validateSet(set, rules, merged));
+        return merged;
+    }();
+    if (!valid) {
+        if (!verdict) checking.wait();
+        return std::unexpected(valid.error());
+    }
+    auto built = build(set, *valid, rules, release, upgrade_from, checked);
+    HOIST_TRY(checked());
+    return built;
+}
+
+Result<Generation> Generations::build(const std::vector<StoredPackage>& set, const MergedTree& tree,
+                                      const RoleRules& rules, const std::string& release,
+                                      const std::optional<std::vector<std::string>>& upgrade_from,
+                                      const std::function<Result<void>()>& before_publish) {
     auto start = std::chrono::steady_clock::now();
     std::vector<PackageRef> refs;
     for (const auto& pkg : set) refs.push_back(pkg.ref);
@@ -398,6 +471,7 @@ Result<Generation> Generations::build(const std::vector<StoredPackage>& set, con
     for (auto it = existing.rbegin(); it != existing.rend(); ++it) {
         if (it->role == rules.role && it->release == release && it->upgrade_from == upgrade_from &&
             sortedShas(it->packages) == wanted) {
+            HOIST_TRY(before_publish());
             log::info(kComponent, "set already staged", {{"generation", it->number}});
             return *it;
         }
@@ -435,7 +509,7 @@ Result<Generation> Generations::build(const std::vector<StoredPackage>& set, con
 
     std::vector<fs::path> made;
     size_t links = 0;
-    HOIST_TRY(linkSet(set, tmp.path(), layout_.root, made, links));
+    HOIST_TRY(linkSet(set, tree, tmp.path(), layout_.root, made, links));
     crashPoint("stage.linked");
 
     std::vector<std::pair<std::string, std::string>> env;
@@ -463,6 +537,7 @@ Result<Generation> Generations::build(const std::vector<StoredPackage>& set, con
     HOIST_TRY(files::fsyncPath(tmp.path()));
     crashPoint("stage.synced");
 
+    HOIST_TRY(before_publish());
     HOIST_TRY(files::renameDurable(tmp.path(), gen.path));
     tmp.keep();
     crashPoint("stage.renamed");

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/error.hpp"
+#include "pkgmgr/sets.hpp"
 #include "pkgmgr/store.hpp"
 
 namespace hoist::pkgmgr {
@@ -31,5 +32,10 @@ struct MergedTree {
 };
 
 Result<MergedTree> mergeWellKnownFolders(const std::vector<StoredPackage>& set);
+
+/// validateSet with the set's merged folders already read (stage reads them once for the
+/// validation and the build).
+Result<void> validateSet(const std::vector<StoredPackage>& set, const RoleRules& rules,
+                         const MergedTree& merged);
 
 }  // namespace hoist::pkgmgr

@@ -132,6 +132,13 @@ std::string countRule(const KindCount& count) {
 }  // namespace
 
 Result<void> validateSet(const std::vector<StoredPackage>& set, const RoleRules& rules) {
+    if (set.empty()) return fail(Errc::Invalid, "set: the set is empty");
+    HOIST_ASSIGN(auto merged, mergeWellKnownFolders(set));
+    return validateSet(set, rules, merged);
+}
+
+Result<void> validateSet(const std::vector<StoredPackage>& set, const RoleRules& rules,
+                         const MergedTree& merged) {
     std::vector<std::string> problems;
     if (set.empty()) return fail(Errc::Invalid, "set: the set is empty");
 
@@ -213,7 +220,6 @@ Result<void> validateSet(const std::vector<StoredPackage>& set, const RoleRules&
     }
 
     // Paths in the well-known folders (only the folders packages share can clash).
-    HOIST_ASSIGN(auto merged, mergeWellKnownFolders(set));
     for (const auto& clash : merged.clashes)
         problems.push_back("packages '" + set[clash.first].info.id().str() + "' and '" +
                            set[clash.second].info.id().str() + "' both provide '" + clash.path +

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <condition_variable>
 #include <cstring>
@@ -559,60 +560,142 @@ Result<ArchiveRead> newReader() {
     return a;
 }
 
-/// The entry-count limit, checked before anything is written: a first pass over the headers
-/// only (libarchive skips the contents: a seek for a plain tar, decompression without
-/// writing or hashing for a compressed one). Leaves the descriptor at offset 0. Problems it
-/// cannot judge (a damaged archive) are left to the real pass, which names them.
-Result<void> checkEntryCount(int tarball_fd, const ExtractLimits& limits, std::string_view what) {
-    HOIST_ASSIGN(auto a, newReader());
-    std::uint64_t count = 0;
-    // archive_read_open_fd leaves the descriptor open.
-    if (archive_read_open_fd(a.get(), tarball_fd, kReadBuffer) == ARCHIVE_OK) {
-        archive_entry* e = nullptr;
-        while (archive_read_next_header(a.get(), &e) == ARCHIVE_OK) {
-            if (++count > limits.max_entries)
-                return fail(Errc::Invalid, what, ": the archive holds more than ",
-                            limits.max_entries, " entries (the limit)");
+/// The entry-count limit, judged from the headers alone by a pass of its own (libarchive skips
+/// the contents: a seek for a plain tar, decompression without writing or hashing for a
+/// compressed one). It runs on its own thread beside the extraction, reading the tarball with
+/// pread (its own offset), so the decompression it costs overlaps the real pass; the real pass
+/// writes at most kUncounted entries before the verdict is in. Problems it cannot judge (a
+/// damaged archive) are left to the real pass, which names them.
+class EntryCounter {
+public:
+    /// Entries the real pass may write before the count is known.
+    static constexpr std::uint64_t kUncounted = 8192;
+
+    EntryCounter(int tarball_fd, const ExtractLimits& limits)
+        : fd_(tarball_fd), limit_(limits.max_entries), thread_([this] { run(); }) {}
+    EntryCounter(const EntryCounter&) = delete;
+    EntryCounter& operator=(const EntryCounter&) = delete;
+    ~EntryCounter() {
+        stop_ = true;
+        thread_.join();
+    }
+
+    /// Waits for the verdict: true when the archive holds more entries than the limit.
+    bool tooMany() {
+        std::unique_lock lock(mutex_);
+        done_cv_.wait(lock, [&] { return done_; });
+        return too_many_;
+    }
+
+private:
+    static la_ssize_t readAt(archive* a, void* data, const void** out) noexcept {
+        auto* self = static_cast<EntryCounter*>(data);
+        if (self->stop_) return 0;
+        while (true) {
+            ssize_t n = ::pread(self->fd_, self->buffer_.data(), self->buffer_.size(),
+                                static_cast<off_t>(self->offset_));
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0) {
+                archive_set_error(a, errno, "cannot read the tarball");
+                return -1;
+            }
+            self->offset_ += static_cast<std::uint64_t>(n);
+            *out = self->buffer_.data();
+            return n;
         }
     }
-    if (::lseek(tarball_fd, 0, SEEK_SET) != 0)
-        return failErrno(Errc::Io, errno, what, ": cannot rewind the tarball");
-    return ok();
-}
+    static la_int64_t skipAt(archive*, void* data, la_int64_t request) noexcept {
+        // Plain tar: the contents are skipped without being read.
+        auto* self = static_cast<EntryCounter*>(data);
+        self->offset_ += static_cast<std::uint64_t>(request);
+        return request;
+    }
+
+    void run() {
+        bool too_many = false;
+        ArchiveRead a(archive_read_new());
+        if (a) {
+            archive_read_support_filter_gzip(a.get());
+            archive_read_support_filter_xz(a.get());
+            archive_read_support_filter_zstd(a.get());
+            archive_read_support_format_tar(a.get());
+            archive_read_set_callback_data(a.get(), this);
+            archive_read_set_read_callback(a.get(), readAt);
+            archive_read_set_skip_callback(a.get(), skipAt);
+            if (archive_read_open1(a.get()) == ARCHIVE_OK) {
+                std::uint64_t count = 0;
+                archive_entry* e = nullptr;
+                while (!stop_ && archive_read_next_header(a.get(), &e) == ARCHIVE_OK) {
+                    if (++count > limit_) {
+                        too_many = true;
+                        break;
+                    }
+                }
+            }
+        }
+        std::lock_guard lock(mutex_);
+        too_many_ = too_many;
+        done_ = true;
+        done_cv_.notify_all();
+    }
+
+    int fd_;
+    std::uint64_t limit_;
+    std::uint64_t offset_ = 0;
+    std::vector<char> buffer_ = std::vector<char>(kReadBuffer);
+    std::atomic<bool> stop_{false};
+    std::mutex mutex_;
+    std::condition_variable done_cv_;
+    bool done_ = false;
+    bool too_many_ = false;
+    std::thread thread_;  // last: started once everything above is ready
+};
 
 }  // namespace
 
 Result<Extracted> extractTarball(int tarball_fd, int dest_fd, const ExtractLimits& limits,
                                  std::string_view what) {
-    HOIST_TRY(checkEntryCount(tarball_fd, limits, what));
-    HOIST_ASSIGN(auto a, newReader());
-
-    Source src;
-    src.fd = tarball_fd;
-    Extractor extractor(dest_fd, limits, what);
-    auto archiveFailure = [&]() -> std::unexpected<Error> {
-        if (src.read_errno != 0) {
-            return failErrno(Errc::Io, src.read_errno, what, ": cannot read the tarball");
-        }
-        if (extractor.count() == 0) {
-            std::string found = probe::describe(tarball_fd);
-            return fail(Errc::Invalid, what,
-                        ": not a package (a tar archive, uncompressed or zstd, xz or gzip): ",
-                        found.empty() ? archiveMessage(a.get()) : "found " + found);
-        }
-        return fail(Errc::Corrupt, what, ": the archive is damaged: ", archiveMessage(a.get()));
+    EntryCounter counter(tarball_fd, limits);
+    auto tooManyEntries = [&]() -> std::unexpected<Error> {
+        return fail(Errc::Invalid, what, ": the archive holds more than ", limits.max_entries,
+                    " entries (the limit)");
     };
-    if (archive_read_open(a.get(), &src, nullptr, readCallback, nullptr) != ARCHIVE_OK) {
-        return archiveFailure();
-    }
-    while (true) {
-        archive_entry* e = nullptr;
-        int r = archive_read_next_header(a.get(), &e);
-        if (r == ARCHIVE_EOF) break;
-        if (r == ARCHIVE_RETRY || r < ARCHIVE_WARN || src.failed) return archiveFailure();
-        HOIST_TRY(extractor.entry(a.get(), e));
-    }
-    return extractor.finish(src);
+    // Any refusal waits for the count: an archive over the limit is refused as such, whatever
+    // else is wrong with it.
+    auto extracted = [&]() -> Result<Extracted> {
+        HOIST_ASSIGN(auto a, newReader());
+
+        Source src;
+        src.fd = tarball_fd;
+        Extractor extractor(dest_fd, limits, what);
+        auto archiveFailure = [&]() -> std::unexpected<Error> {
+            if (src.read_errno != 0) {
+                return failErrno(Errc::Io, src.read_errno, what, ": cannot read the tarball");
+            }
+            if (extractor.count() == 0) {
+                std::string found = probe::describe(tarball_fd);
+                return fail(Errc::Invalid, what,
+                            ": not a package (a tar archive, uncompressed or zstd, xz or gzip): ",
+                            found.empty() ? archiveMessage(a.get()) : "found " + found);
+            }
+            return fail(Errc::Corrupt, what, ": the archive is damaged: ", archiveMessage(a.get()));
+        };
+        if (archive_read_open(a.get(), &src, nullptr, readCallback, nullptr) != ARCHIVE_OK) {
+            return archiveFailure();
+        }
+        while (true) {
+            archive_entry* e = nullptr;
+            int r = archive_read_next_header(a.get(), &e);
+            if (r == ARCHIVE_EOF) break;
+            if (r == ARCHIVE_RETRY || r < ARCHIVE_WARN || src.failed) return archiveFailure();
+            if (extractor.count() == EntryCounter::kUncounted && counter.tooMany())
+                return tooManyEntries();
+            HOIST_TRY(extractor.entry(a.get(), e));
+        }
+        return extractor.finish(src);
+    }();
+    if (counter.tooMany()) return tooManyEntries();
+    return extracted;
 }
 
 }  // namespace hoist::pkgmgr::extract

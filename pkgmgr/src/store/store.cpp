@@ -18,6 +18,7 @@
 #include "extract.hpp"
 #include "manifest.hpp"
 #include "store_index.hpp"
+#include "verified_stamp.hpp"
 
 namespace hoist::pkgmgr {
 
@@ -86,6 +87,12 @@ private:
     files::TempDir dir_;
     UniqueFd fd_;
 };
+
+Result<bool> writeStamp(const NodeLayout& layout, const fs::path& entry, const std::string& sha256,
+                        const std::vector<manifest::Entry>& entries) {
+    HOIST_ASSIGN(auto pending, stamp::Pending::begin(layout.root, sha256, entry, entries));
+    return pending.commit();
+}
 
 }  // namespace
 
@@ -170,6 +177,7 @@ Result<StoredPackage> Store::add(const fs::path& tarball, const ExtractLimits& l
     HOIST_TRY(writeAt(staging.fd(), manifest::kRefFile, stored.ref.toJson(), manifest::kFileMode));
     record.entries.push_back(manifest::Entry{.path = manifest::kDir, .type = manifest::Type::Dir});
     HOIST_TRY(sealTree(staging.fd(), record.entries));
+    record.entries.pop_back();
     // One syncfs instead of an fsync per file: the entry is durable before it gets its name.
     if (::syncfs(staging.fd()) != 0)
         return failErrno(Errc::Io, errno, "cannot sync the staging folder");
@@ -188,9 +196,28 @@ Result<StoredPackage> Store::add(const fs::path& tarball, const ExtractLimits& l
     HOIST_TRY(files::fsyncPath(layout_.store()));
     crashPoint("store-add-after-rename");
     index_->added(stored);
+    // Every file was hashed as it was written: the entry as it now stands is the verified one.
+    // Like the index, stamps live in run/ and are not kept by a root without it (the CLI's add
+    // records them once the whole command succeeded: recordVerified).
+    struct stat run_st {};
+    if (::stat(layout_.run().c_str(), &run_st) == 0 && S_ISDIR(run_st.st_mode)) {
+        auto written = writeStamp(layout_, stored.path, stored.ref.sha256, record.entries);
+        if (!written)
+            log::warn("store", "cannot record a package as verified; it is re-hashed at first use",
+                      {{"sha256", stored.ref.sha256}, {"error", written.error().describe()}});
+    }
     log::info("store", "added package",
               {{"id", stored.ref.id}, {"sha256", stored.ref.sha256}, {"size", stored.ref.size}});
     return stored;
+}
+
+Result<void> Store::recordVerified(const std::string& sha256) const {
+    HOIST_TRY(requireSha(sha256));
+    HOIST_ASSIGN(auto pkg, get(sha256));
+    HOIST_ASSIGN(auto text, files::readFile(pkg.path / manifest::kManifestFile, kMaxManifest));
+    HOIST_ASSIGN(auto recorded, manifest::parse(text));
+    HOIST_TRY(writeStamp(layout_, pkg.path, sha256, recorded.entries));
+    return ok();
 }
 
 Result<StoredPackage> Store::get(const std::string& sha256) const {
@@ -236,30 +263,50 @@ Result<void> Store::remove(const std::string& sha256) {
     HOIST_TRY(files::renameDurable(path, doomed));
     crashPoint("store-remove-after-rename");
     index_->removed(sha256);
+    stamp::drop(layout_.root, sha256);
     HOIST_TRY(files::removeTree(doomed));
     log::info("store", "removed package", {{"sha256", sha256}});
     return ok();
 }
 
-Result<VerifyReport> Store::verify(const std::string& sha256) const {
-    HOIST_ASSIGN(auto pkg, get(sha256));
-    VerifyReport report{.sha256 = sha256, .id = pkg.ref.id, .problems = {}};
+namespace {
+
+/// A store entry with its manifest as read from disk (parse problems go into the report).
+struct Recorded {
+    StoredPackage pkg;
+    std::optional<manifest::Manifest> manifest;
+    VerifyReport report;
+};
+
+Result<Recorded> readRecorded(const NodeLayout& layout, const std::string& sha256) {
+    HOIST_ASSIGN(auto pkg, readStoreEntry(layout, sha256));
+    Recorded r{.pkg = pkg,
+               .manifest = std::nullopt,
+               .report = VerifyReport{.sha256 = sha256, .id = pkg.ref.id, .problems = {}}};
     HOIST_ASSIGN(auto text, files::readFile(pkg.path / manifest::kManifestFile, kMaxManifest));
     auto parsed = manifest::parse(text);
     if (!parsed) {
-        report.problems.push_back(
+        r.report.problems.push_back(
             detail::concat(manifest::kManifestFile, ": ", parsed.error().message));
-        return report;
+        return r;
     }
     if (parsed->ref != pkg.ref) {
-        report.problems.push_back(
+        r.report.problems.push_back(
             detail::concat(manifest::kManifestFile, ": records another package"));
     }
+    r.manifest = std::move(*parsed);
+    return r;
+}
+
+/// Compares every entry with the manifest: types, modes, symlink targets, sizes and SHA-256
+/// of every file, and anything at rest that the manifest does not hold.
+Result<void> checkContent(const StoredPackage& pkg, const manifest::Manifest& recorded,
+                          VerifyReport& report) {
     UniqueFd root(::open(pkg.path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     if (!root.valid()) return failErrno(Errc::Io, errno, "cannot open '", pkg.path.string(), "'");
     std::set<std::string> expected;
     std::vector<char> buffer(1u << 20);
-    for (const auto& e : parsed->entries) {
+    for (const auto& e : recorded.entries) {
         expected.insert(e.path);
         struct stat st {};
         if (::fstatat(root.get(), e.path.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
@@ -327,13 +374,45 @@ Result<VerifyReport> Store::verify(const std::string& sha256) const {
             if (it->is_directory(ec) && !it->is_symlink(ec)) it.disable_recursion_pending();
         }
     }
-    std::sort(report.problems.begin(), report.problems.end());
-    return report;
+    return ok();
 }
 
-Result<void> Store::requireIntact(const std::string& sha256) const {
-    HOIST_ASSIGN(auto report, verify(sha256));
-    if (report.ok()) return ok();
+}  // namespace
+
+Result<VerifyReport> Store::verify(const std::string& sha256) const {
+    HOIST_TRY(requireSha(sha256));
+    HOIST_ASSIGN(auto r, readRecorded(layout_, sha256));
+    if (r.manifest) HOIST_TRY(checkContent(r.pkg, *r.manifest, r.report));
+    std::sort(r.report.problems.begin(), r.report.problems.end());
+    return r.report;
+}
+
+Result<bool> Store::requireIntact(const std::string& sha256) const {
+    HOIST_TRY(requireSha(sha256));
+    auto entry = layout_.storeEntry(sha256);
+    // A package whose every inode still shows what it showed when its content last matched
+    // the manifest is not re-read (see the README: "Bytes that differ are never used").
+    if (stamp::holds(layout_.root, sha256, entry)) return false;
+    HOIST_ASSIGN(auto r, readRecorded(layout_, sha256));
+    // The stamp is taken before the content is read, so a change made while it is read moves
+    // a ctime past what the stamp records.
+    std::optional<stamp::Pending> pending;
+    if (r.manifest && r.report.ok()) {
+        auto begun = stamp::Pending::begin(layout_.root, sha256, entry, r.manifest->entries);
+        if (begun) pending.emplace(std::move(*begun));
+    }
+    if (r.manifest) HOIST_TRY(checkContent(r.pkg, *r.manifest, r.report));
+    std::sort(r.report.problems.begin(), r.report.problems.end());
+    auto& report = r.report;
+    if (report.ok()) {
+        if (pending) {
+            auto written = pending->commit();
+            if (!written)
+                log::warn("store", "cannot record a package as verified; it is re-hashed next time",
+                          {{"sha256", sha256}, {"error", written.error().describe()}});
+        }
+        return true;
+    }
     constexpr std::size_t kNamed = 3;
     std::string named;
     for (std::size_t i = 0; i < report.problems.size() && i < kNamed; ++i)
@@ -365,6 +444,12 @@ Result<int> Store::recover() {
          !ec && root_it != fs::directory_iterator(); root_it.increment(ec)) {
         if (root_it->path().filename().string().starts_with(index_tmp))
             leftovers.push_back(root_it->path());
+    }
+    // A stamp write interrupted before its rename.
+    for (auto stamp_it = fs::directory_iterator(stamp::folder(layout_.root), ec);
+         !ec && stamp_it != fs::directory_iterator(); stamp_it.increment(ec)) {
+        if (stamp_it->path().filename().string().starts_with(kTmpPrefix))
+            leftovers.push_back(stamp_it->path());
     }
     for (const auto& path : leftovers) {
         HOIST_TRY(files::removeTree(path));

@@ -1,5 +1,6 @@
 // Generations on a real node root: stage, activate, rollback, gc, recover, the lock, upgrade_from,
 // and the set and release CLI verbs.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 
 #include <sys/stat.h>
@@ -159,6 +160,39 @@ TEST_F(GenerationsTest, StageRefusesAPackageWithAFlippedByte) {
     EXPECT_EQ(again.error().code, Errc::Corrupt);
     EXPECT_NE(again.error().message.find("bin/mesos-master: content changed"), std::string::npos)
         << again.error().message;
+}
+
+// The verified stamp spares a stage the re-hash only while nothing in the package changed: a
+// byte changed behind a stamp in force, with its mtime put back, is still refused.
+TEST_F(GenerationsTest, StageRefusesATamperedFileBehindAVerifiedStamp) {
+    auto set = baseSet("1.13.0");
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    for (const auto& sha : set) {
+        // A stamp is not written within the filesystem clock's tick of the add: poll.
+        while (std::chrono::steady_clock::now() < deadline) {
+            auto rehashed = store->requireIntact(sha);
+            ASSERT_OK(rehashed);
+            if (!*rehashed) break;
+            std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        }
+    }
+    std::string err;
+    ASSERT_EQ(cli({"stage", "--role", "master", strings::join(set, ",")}, nullptr, &err), 0) << err;
+    for (const auto& sha : set) {
+        auto rehashed = store->requireIntact(sha);
+        ASSERT_OK(rehashed);
+        EXPECT_FALSE(*rehashed) << "the stamp of " << sha << " does not stand";
+    }
+
+    auto file = layout.storeEntry(set[0]) / "bin/mesos-master";
+    struct stat before {};
+    ASSERT_EQ(::stat(file.c_str(), &before), 0);
+    flipByte(file, 0);
+    timespec times[2] = {before.st_atim, before.st_mtim};
+    ASSERT_EQ(::utimensat(AT_FDCWD, file.c_str(), times, 0), 0);
+    ASSERT_EQ(cli({"stage", "--role", "master", strings::join(set, ",")}, nullptr, &err),
+              exitCode(Errc::Corrupt));
+    EXPECT_NE(err.find("bin/mesos-master: content changed"), std::string::npos) << err;
 }
 
 TEST_F(GenerationsTest, ActivateRollbackAndHistory) {

@@ -1,4 +1,5 @@
 // The store: safe extraction of valid packages, lookups, removal, verify, recovery.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
@@ -208,6 +209,22 @@ TEST_F(StoreTest, VerifyDetectsChangesAtRest) {
     EXPECT_EQ(report->problems, expected);
 }
 
+// The count pass runs beside the extraction, which writes at most 8,192 entries before its
+// verdict: an archive over the limit past that window is refused as such, and nothing is kept.
+TEST_F(StoreTest, AnArchiveOverTheEntryLimitPastTheUncountedWindowIsRefused) {
+    ArchiveBuilder b(Compression::Zstd);
+    b.pkginfo("many", "1.0").dir("share");
+    for (int i = 0; i < 9000; ++i) b.file("share/f" + std::to_string(i), "x");
+    auto tarball = writeTarball("many.tar.zst", b.finish());
+    ExtractLimits limits;
+    limits.max_entries = 8500;
+    ASSERT_ERROR(store.add(tarball, limits), Errc::Invalid,
+                 "': the archive holds more than 8500 entries (the limit)");
+    EXPECT_TRUE(fs::is_empty(layout.store()));
+    limits.max_entries = 9002;
+    ASSERT_OK(store.add(tarball, limits));
+}
+
 TEST_F(StoreTest, RecoverRemovesInterruptedWork) {
     auto a = store.add(writeTarball("a.tar", store_testing::validPackage()));
     ASSERT_OK(a);
@@ -302,6 +319,109 @@ TEST_F(StoreTest, CrashAfterRenameLeavesACompleteEntry) {
     auto report = store.verify(listed->front().ref.sha256);
     ASSERT_OK(report);
     EXPECT_TRUE(report->ok());
+}
+
+// The verified stamp (<root>/run/verified/<sha256>): requireIntact re-hashes a package only
+// when something in it changed since its content last matched the manifest.
+class VerifiedStampTest : public StoreTest {
+protected:
+    /// Adds a package and waits (with a deadline) until its stamp stands for a re-hash: a
+    /// stamp is not written while an entry's ctime is within the filesystem clock's current tick.
+    std::string addStamped(const std::string& version) {
+        auto added = store.add(writeTarball(
+            "p-" + version + ".tar", store_testing::validPackage(Compression::None, version)));
+        EXPECT_TRUE(added) << added.error().describe();
+        if (!added) return {};
+        auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+        while (std::chrono::steady_clock::now() < deadline) {
+            auto rehashed = store.requireIntact(added->ref.sha256);
+            EXPECT_TRUE(rehashed) << rehashed.error().describe();
+            if (!rehashed || !*rehashed) break;
+            std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        }
+        auto again = store.requireIntact(added->ref.sha256);
+        EXPECT_TRUE(again && !*again) << "the stamp does not stand for a re-hash";
+        return added->ref.sha256;
+    }
+
+    /// Writes new bytes of the same size into a stored file and puts its mtime back, as a
+    /// careless edit that keeps `ls -l` unchanged would.
+    static void overwriteKeepingMtime(const fs::path& file, std::string_view bytes) {
+        struct stat before {};
+        ASSERT_EQ(::stat(file.c_str(), &before), 0);
+        ::chmod(file.c_str(), 0644);
+        testing::writeFile(file, std::string(bytes));
+        ::chmod(file.c_str(), before.st_mode & 07777);
+        timespec times[2] = {before.st_atim, before.st_mtim};
+        ASSERT_EQ(::utimensat(AT_FDCWD, file.c_str(), times, 0), 0);
+        struct stat after {};
+        ASSERT_EQ(::stat(file.c_str(), &after), 0);
+        ASSERT_EQ(after.st_size, before.st_size);
+        ASSERT_EQ(after.st_mtim.tv_nsec, before.st_mtim.tv_nsec);
+    }
+};
+
+TEST_F(VerifiedStampTest, AStampStandsForARehashUntilAFileChanges) {
+    auto sha = addStamped("1.0");
+    ASSERT_FALSE(sha.empty());
+    EXPECT_TRUE(fs::exists(layout.root / "run/verified" / sha));
+    // Same size, other bytes, the old mtime put back: the ctime still moved.
+    overwriteKeepingMtime(layout.storeEntry(sha) / "lib/demo/libdemo.so.1", "library bytes 6.6");
+    auto refused = store.requireIntact(sha);
+    ASSERT_FALSE(refused);
+    EXPECT_EQ(refused.error().code, Errc::Corrupt);
+    EXPECT_NE(refused.error().message.find("lib/demo/libdemo.so.1: content changed"),
+              std::string::npos)
+        << refused.error().message;
+    // And it stays refused: a failed check writes no stamp.
+    ASSERT_FALSE(store.requireIntact(sha));
+}
+
+TEST_F(VerifiedStampTest, AFileAddedOrAFolderModeChangedIsNoticed) {
+    auto sha = addStamped("1.1");
+    ASSERT_FALSE(sha.empty());
+    auto p = layout.storeEntry(sha);
+    ::chmod((p / "share/doc").c_str(), 0755);
+    testing::writeFile(p / "share/doc/EXTRA", "added at rest");
+    ::chmod((p / "share/doc").c_str(), 0555);
+    auto refused = store.requireIntact(sha);
+    ASSERT_FALSE(refused);
+    EXPECT_NE(refused.error().message.find("share/doc/EXTRA: not in the manifest"),
+              std::string::npos)
+        << refused.error().message;
+
+    // A change that leaves everything as recorded (a mode changed and put back) costs one
+    // re-hash, then a new stamp stands again.
+    auto other = addStamped("1.2");
+    ASSERT_FALSE(other.empty());
+    auto q = layout.storeEntry(other);
+    ::chmod((q / "lib").c_str(), 0755);
+    ::chmod((q / "lib").c_str(), 0555);
+    auto rehashed = store.requireIntact(other);
+    ASSERT_OK(rehashed);
+    EXPECT_TRUE(*rehashed);
+}
+
+TEST_F(VerifiedStampTest, ADamagedOrForeignStampCostsARehashNotARefusal) {
+    auto a = addStamped("2.0");
+    auto b = addStamped("2.1");
+    ASSERT_FALSE(a.empty());
+    ASSERT_FALSE(b.empty());
+    auto stamps = layout.root / "run/verified";
+    auto text = testing::readFile(stamps / a);
+    // Truncated after a whole line: its count and end marker no longer match.
+    testing::writeFile(stamps / a, text.substr(0, text.find('\n', text.size() / 2) + 1));
+    auto rehashed = store.requireIntact(a);
+    ASSERT_OK(rehashed);
+    EXPECT_TRUE(*rehashed);
+    // Another entry's stamp under this name names another sha256.
+    fs::copy_file(stamps / a, stamps / b, fs::copy_options::overwrite_existing);
+    rehashed = store.requireIntact(b);
+    ASSERT_OK(rehashed);
+    EXPECT_TRUE(*rehashed);
+    // remove() takes the stamp with the entry.
+    ASSERT_OK(store.remove(a));
+    EXPECT_FALSE(fs::exists(stamps / a));
 }
 
 // The index (<root>/run/store-index.json) is a cache of every entry's reference and
