@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <thread>
+#include <vector>
 
 #include "core/crypto.hpp"
 #include "core/strings.hpp"
@@ -34,6 +35,24 @@ Result<void> writeAll(int fd, std::string_view data, const fs::path& path) {
 
 fs::path tempSibling(const fs::path& path) {
     return parentOf(path) / (".tmp-" + path.filename().string() + "-" + crypto::randomHex(6));
+}
+
+Result<int> removeTempSiblings(const fs::path& path) {
+    auto prefix = ".tmp-" + path.filename().string() + "-";
+    auto dir = parentOf(path);
+    std::error_code ec;
+    std::vector<fs::path> doomed;
+    for (auto it = fs::directory_iterator(dir, ec); !ec && it != fs::directory_iterator();
+         it.increment(ec)) {
+        if (it->path().filename().string().starts_with(prefix)) doomed.push_back(it->path());
+    }
+    if (ec && ec != std::errc::no_such_file_or_directory)
+        return failErrno(Errc::Io, ec.value(), "cannot list '", dir.string(), "'");
+    for (const auto& leftover : doomed) {
+        if (::unlink(leftover.c_str()) != 0 && errno != ENOENT)
+            return failErrno(Errc::Io, errno, "cannot remove '", leftover.string(), "'");
+    }
+    return static_cast<int>(doomed.size());
 }
 
 Result<void> fsyncPath(const fs::path& path) {

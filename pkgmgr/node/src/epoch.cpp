@@ -51,6 +51,9 @@ Result<void> admitEpoch(const NodeLayout& layout, std::int64_t epoch, std::strin
     HOIST_ASSIGN(auto seen, seenEpoch(layout));
     if (epoch < seen) return std::unexpected(staleEpoch(what, epoch, seen));
     if (epoch == seen) return ok();
+    // Under the epoch lock no other write of the file runs: a temporary file is a killed
+    // writer's (node recovery leaves these to us).
+    HOIST_TRY(files::removeTempSiblings(epochFile(layout)));
     json::Writer w;
     w.beginObject().field("epoch", epoch).endObject();
     return files::writeFileAtomic(epochFile(layout), w.str() + "\n");

@@ -98,6 +98,9 @@ public:
         fs::remove(paths_.portfile, ec);
         // A process of an earlier start that died before its pidfile was written.
         HOIST_TRY(stopUnrecorded(std::chrono::milliseconds(launch.spec.stop_timeout_ms)));
+        // No service runs now, so no port file is being written: a temporary one is a killed
+        // service's (node recovery leaves these to us, as the service may be writing one).
+        HOIST_TRY(files::removeTempSiblings(paths_.portfile));
         process::Options options;
         options.env = launch.env;
         options.cwd = launch.cwd;
@@ -155,6 +158,7 @@ public:
         child_.reset();
         std::error_code ec;
         fs::remove(paths_.portfile, ec);
+        HOIST_TRY(files::removeTempSiblings(paths_.portfile));
         if (fs::exists(paths_.pidfile, ec)) {
             if (::unlink(paths_.pidfile.c_str()) != 0 && errno != ENOENT)
                 return failErrno(Errc::Io, errno, "cannot remove ", paths_.pidfile.string());

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -12,6 +13,7 @@
 #include <map>
 #include <optional>
 #include <set>
+#include <span>
 #include <system_error>
 #include <thread>
 
@@ -689,13 +691,16 @@ Result<GcReport> Generations::gc(int keep, bool dry_run) {
 Result<RecoverReport> Generations::recover() {
     HOIST_ASSIGN(auto held, lock("recover"));
     RecoverReport report;
-    auto removeLeftovers = [&](const fs::path& dir, std::string_view prefix) -> Result<void> {
+    auto removeLeftovers = [&](const fs::path& dir, std::string_view prefix,
+                               std::span<const std::string_view> not_ours = {}) -> Result<void> {
         std::error_code ec;
         std::vector<fs::path> doomed;
         for (auto it = fs::directory_iterator(dir, ec); !ec && it != fs::directory_iterator();
              it.increment(ec)) {
             auto name = it->path().filename().string();
-            if (name.rfind(prefix, 0) == 0) doomed.push_back(it->path());
+            bool foreign = std::any_of(not_ours.begin(), not_ours.end(),
+                                       [&](auto other) { return name.starts_with(other); });
+            if (name.starts_with(prefix) && !foreign) doomed.push_back(it->path());
         }
         if (ec && ec != std::errc::no_such_file_or_directory)
             return failErrno(Errc::Io, ec.value(), "cannot list '", dir.string(), "'");
@@ -709,7 +714,13 @@ Result<RecoverReport> Generations::recover() {
     // Temporary files of atomic writes (.tmp-current-*, .tmp-txn.json-*, .tmp-node.json-*,
     // run/.tmp-service.pid-*) that a killed process never renamed into place.
     HOIST_TRY(removeLeftovers(layout_.root, ".tmp-"));
-    HOIST_TRY(removeLeftovers(layout_.run(), ".tmp-"));
+    // Not those of files that processes without the node lock write while we run: the
+    // service writes run/service.port whenever it starts (also while we recover, after a
+    // helper that started it was killed), and an epoch check writes run/epoch.json under its
+    // own lock. Their writers clean up after themselves.
+    static constexpr std::array<std::string_view, 2> kNotOurs = {".tmp-service.port-",
+                                                                 ".tmp-epoch.json-"};
+    HOIST_TRY(removeLeftovers(layout_.run(), ".tmp-", kNotOurs));
     HOIST_ASSIGN(auto store, Store::open(layout_));
     HOIST_ASSIGN(int store_leftovers, store.recover());
     if (store_leftovers > 0)

@@ -54,6 +54,17 @@ TEST(Epoch, ADamagedRecordRefusesEpochsButNotCommandsWithout) {
 
 // Many senders at once (threads here; `pkgmgr serve` and the helper are processes, under the
 // same flock): the record ends at the highest, and every refusal was below a recorded one.
+// Node recovery leaves run/.tmp-epoch.json-* alone (it does not hold the epoch lock); the next
+// write, under that lock, removes what a killed writer left.
+TEST(Epoch, AKilledWritersTemporaryFileIsRemovedByTheNextWrite) {
+    TempFolder dir;
+    auto layout = NodeLayout::at(dir.path());
+    testing::writeFile(layout.run() / ".tmp-epoch.json-0a1b2c", "{\"epoch\":");
+    ASSERT_OK(admitEpoch(layout, 3, "stage"));
+    EXPECT_FALSE(fs::exists(layout.run() / ".tmp-epoch.json-0a1b2c"));
+    EXPECT_EQ(seenEpoch(layout).value_or(-1), 3);
+}
+
 TEST(Epoch, ConcurrentAdmissionsNeverGoBack) {
     TempFolder dir;
     auto layout = NodeLayout::at(dir.path());

@@ -313,6 +313,20 @@ TEST_F(GenerationsTest, RecoverRemovesTemporaryFilesOfKilledWrites) {
     EXPECT_TRUE(fs::exists(layout.root / "keep.me"));
 }
 
+// Files that processes without the node lock write while recover runs (the service's port
+// file, the epoch) keep their temporary files: those may be a live write.
+TEST_F(GenerationsTest, RecoverLeavesTemporaryFilesOfWritersWithoutTheNodeLock) {
+    writeFile(layout.run() / ".tmp-service.port-0a1b2c", "4242\n");
+    writeFile(layout.run() / ".tmp-epoch.json-3d4e5f", "{\"epoch\":");
+    writeFile(layout.run() / ".tmp-service.pid-777777", "");
+    auto report = gens->recover();
+    ASSERT_OK(report);
+    EXPECT_EQ(report->actions, std::vector<std::string>{"removed run/.tmp-service.pid-777777"})
+        << strings::join(report->actions, ", ");
+    EXPECT_TRUE(fs::exists(layout.run() / ".tmp-service.port-0a1b2c"));
+    EXPECT_TRUE(fs::exists(layout.run() / ".tmp-epoch.json-3d4e5f"));
+}
+
 TEST_F(GenerationsTest, MutationsNeedTheLock) {
     auto set = baseSet();
     ASSERT_OK(gens->stage(set, rules, ""));

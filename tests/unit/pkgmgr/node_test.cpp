@@ -6,6 +6,8 @@
 
 #include "core/http_server.hpp"
 #include "core/process.hpp"
+#include "core/strings.hpp"
+#include "pkgmgr/generations.hpp"
 #include "pkgmgr/outbox.hpp"
 #include "pkgmgr/service.hpp"
 #include "testing.hpp"
@@ -306,6 +308,47 @@ TEST_F(ServiceTest, ProcessManagerStartsInItsOwnSessionAndStops) {
     EXPECT_FALSE(process::alive(st->pid));
     EXPECT_FALSE(fs::exists(layout_.run() / "service.pid"));
     ASSERT_OK(other->stop(std::chrono::seconds(2)));  // stopping a stopped service is fine
+}
+
+// A helper killed just after starting the service leaves it writing its port file while the
+// next `restart-helper recover` sweeps the temporary files of killed writes: the sweep must
+// leave the live service's temporary port file alone, or its rename fails and it exits.
+TEST_F(ServiceTest, NodeRecoveryLeavesTheStartingServicesPortFileAlone) {
+    auto temp = layout_.run() / ".tmp-service.port-0a1b2c";
+    auto go = tmp_ / "go";
+    auto manager = makeProcessManager(layout_);
+    // Writes its port file as writeFileAtomic does, pausing between the write and the rename.
+    ASSERT_OK(manager->start(
+        sleeper("echo 4242 > '" + temp.string() + "'\n" + "while [ ! -e '" + go.string() +
+                "' ]; do sleep 0.01; done\n" + "mv '" + temp.string() + "' '" +
+                (layout_.run() / "service.port").string() + "' || exit 3\nexec sleep 30\n")));
+    ASSERT_TRUE(waitFor([&] { return fs::exists(temp); }, std::chrono::seconds(10)));
+    auto gens = Generations::open(layout_);
+    ASSERT_OK(gens);
+    auto report = gens->recover();
+    ASSERT_OK(report);
+    EXPECT_TRUE(report->actions.empty()) << strings::join(report->actions, ", ");
+    writeFile(go, "");
+    EXPECT_TRUE(waitFor([&] { return fs::exists(layout_.run() / "service.port"); },
+                        std::chrono::seconds(10)));
+    auto st = manager->status();
+    ASSERT_OK(st);
+    EXPECT_TRUE(st->running) << st->detail;
+    ASSERT_OK(manager->stop(std::chrono::seconds(2)));
+}
+
+// What recovery leaves alone, the manager removes once no service runs to write it.
+TEST_F(ServiceTest, ProcessManagerRemovesAKilledServicesTemporaryPortFile) {
+    auto leftover = layout_.run() / ".tmp-service.port-777777";
+    writeFile(leftover, "4242\n");
+    writeFile(layout_.run() / ".tmp-other-777777", "x");
+    auto manager = makeProcessManager(layout_);
+    ASSERT_OK(manager->start(sleeper("exec sleep 30\n")));
+    EXPECT_FALSE(fs::exists(leftover));
+    writeFile(leftover, "4242\n");  // as if the service were killed inside the write
+    ASSERT_OK(manager->stop(std::chrono::seconds(2)));
+    EXPECT_FALSE(fs::exists(leftover));
+    EXPECT_TRUE(fs::exists(layout_.run() / ".tmp-other-777777"));
 }
 
 TEST_F(ServiceTest, ProcessManagerKillsAServiceIgnoringSigterm) {

@@ -42,6 +42,10 @@ Result<void> makeDirs(const fs::path& path);
 Result<void> removeTree(const fs::path& path);
 /// A name for a temporary sibling: "<dir>/.tmp-<stem>-<random>".
 fs::path tempSibling(const fs::path& path);
+/// Removes the temporary siblings of `path` a killed writer left behind; returns how many.
+/// Only for a caller that knows no writer of `path` runs now (it holds the writers' lock, or
+/// the one process that writes it is gone).
+Result<int> removeTempSiblings(const fs::path& path);
 
 /// A folder removed (recursively) when this object dies, unless keep() was called.
 class TempDir {
