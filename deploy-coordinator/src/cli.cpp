@@ -200,6 +200,10 @@ int serve(const ServeOptions& o, std::ostream& err) {
         etcd_client = std::move(*client);
         etcd_store =
             std::make_unique<EtcdStateStore>(*etcd_client, url->prefix, o.etcd_max_txn_ops);
+        // A halt written by a follower waits for the leader's acknowledgement: long enough for
+        // a dead leader's lease to expire and a successor to take over and read the holds.
+        etcd_store->setConfirmTimeout(
+            std::chrono::seconds(2 * std::max<std::int64_t>(2, o.lease_ttl_s) + 2));
         // A replica rejoining (after it stepped down) starts without etcd: its API answers
         // 503 naming the store until etcd answers, and it campaigns once it does.
         auto reachable = etcd_store->ping();

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -16,7 +17,7 @@ namespace hoist::deploy_coordinator {
 /// The coordinator's state in etcd, every record a JSON value under the prefix:
 ///   <prefix>nodes/<id>, deployments/<id>, deployment-nodes/<deployment>/<node>,
 ///   holds/<source>, monitors/<name>, events/<deployment or _>/<unique>,
-///   meta/deployment-number, election/<lease hex>, replicas/<id>.
+///   meta/deployment-number, meta/holds-seen, election/<lease hex>, replicas/<id>.
 /// Each value carries "schema": "hoist-coordinator/1"; a value that does not parse, or names
 /// another schema, is refused (Corrupt) naming its key.
 ///
@@ -63,6 +64,19 @@ public:
     /// is applied, parts without a marker (a leader gone before its step committed) are
     /// deleted. Fenced on this replica's epoch; the new leader calls it before loading.
     Result<void> recover();
+
+    /// A replica that does not lead (after its commitHolds): returns once the replica that
+    /// leads now has acknowledged every hold standing (acknowledgeHolds with the newest hold's
+    /// revision or a later one), or at once when no replica campaigns (the next leader reads
+    /// the holds before it acts). Unhealthy when that has not happened within the confirm
+    /// timeout (the hold stays written). Ok at once on the leader (etcd_holds.cpp).
+    Result<void> confirmHolds() override;
+    /// The leader: every hold written at or before `revision` is in force here (its gate is
+    /// raised for it). Puts meta/holds-seen, fenced on this replica's election key.
+    Result<void> acknowledgeHolds(std::int64_t revision);
+    /// How long confirmHolds waits (a leader's lease must be able to expire and a successor
+    /// take over within it).
+    void setConfirmTimeout(std::chrono::milliseconds timeout) { confirm_timeout_ = timeout; }
 
     /// Checks that etcd answers (a read of the prefix); Network naming the endpoints otherwise.
     Result<void> ping();
@@ -122,6 +136,7 @@ private:
     std::atomic<std::uint64_t> staged_steps_{0};
     std::size_t staged_part_bytes_ = 384 * 1024;
     std::function<void(std::string_view)> after_staged_;
+    std::chrono::milliseconds confirm_timeout_{12000};
 };
 
 }  // namespace hoist::deploy_coordinator

@@ -110,6 +110,7 @@ public:
     Result<void> commit(const StepWrite& write, std::int64_t term, bool durable = false) override;
     Result<void> commitHolds(const StepWrite& write) override;
     void settleHolds() override { inner_.settleHolds(); }
+    Result<void> confirmHolds() override { return inner_.confirmHolds(); }
     Result<std::int64_t> term() override { return inner_.term(); }
     Result<void> claim(std::int64_t term) override { return inner_.claim(term); }
     Result<std::vector<NodeRecord>> nodes() override { return inner_.nodes(); }

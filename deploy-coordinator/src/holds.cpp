@@ -60,7 +60,7 @@ std::string Engine::holdSummary() {
 Result<std::string> Engine::halt(const std::string& source, const std::string& reason,
                                  const std::string& by, const HoldDetails& details) {
     auto t0 = std::chrono::steady_clock::now();
-    std::lock_guard hold_lock(holds_mutex_);
+    std::unique_lock hold_lock(holds_mutex_);
     bool was_raised = gate_.raised();
     gate_.raise(std::chrono::milliseconds(5000));
     auto t1 = std::chrono::steady_clock::now();
@@ -105,6 +105,10 @@ Result<std::string> Engine::halt(const std::string& source, const std::string& r
                    {"hold_written_us", us(t2 - t1)},
                    {"total_us", us(t2 - received)}});
     }
+    // Where another replica sends the node actions (HA), the answer waits until that one has
+    // the hold in force; outside the lock, since this replica may be the one about to lead.
+    hold_lock.unlock();
+    HOIST_TRY(state_.confirmHolds());
     json::Writer w;
     w.beginObject()
         .field("source", hold.source)

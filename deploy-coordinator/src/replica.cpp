@@ -237,6 +237,7 @@ void Replica::campaign() {
                             return;
                         }
                         (void)publish();
+                        takeOverHolds();
                         log::info(kLog, "elected",
                                   {{"replica", options_.id}, {"epoch", kv.create_revision}});
                     }
@@ -269,6 +270,7 @@ void Replica::watchHolds() {
                 continue;
             }
             revision = read->revision;
+            acknowledgeHolds(revision);
         }
         auto watched = client_.watch(
             prefix, end, revision + 1,
@@ -279,6 +281,7 @@ void Replica::watchHolds() {
                     revision = 0;
                     return false;
                 }
+                if (!events.empty()) acknowledgeHolds(revision);
                 return !stopping_.load();
             },
             stopping_, std::chrono::seconds(5));
@@ -293,6 +296,27 @@ void Replica::watchHolds() {
             std::this_thread::sleep_for(options_.poll);
         }
     }
+}
+
+void Replica::acknowledgeHolds(std::int64_t revision) {
+    if (!mayAct()) return;
+    auto acked = store_.acknowledgeHolds(revision);
+    if (!acked)
+        log::warn(kLog, "cannot acknowledge the holds",
+                  {{"revision", revision}, {"error", acked.error().describe()}});
+}
+
+void Replica::takeOverHolds() {
+    // The holds the watch saw while this replica stood by were not acknowledged (only the
+    // leader's acknowledgement counts): read them as of now, then say so as the leader.
+    etcd::RangeRequest r;
+    r.key = store_.prefix() + "holds/";
+    r.range_end = etcd::prefixEnd(r.key);
+    r.count_only = true;
+    auto read = client_.range(r);
+    if (!read) return;  // the watch acknowledges once it reads them
+    if (hooks_.holds_changed && !hooks_.holds_changed()) return;
+    acknowledgeHolds(read->revision);
 }
 
 Result<std::string> Replica::coordinatorsJson() {

@@ -91,6 +91,11 @@ private:
     /// A takeover met a damaged value (Corrupt): this replica stops acting, gives its election
     /// key up and campaigns no more (until it is restarted); the API names the key.
     void refuseToLead(const Error& why);
+    /// The leader, after reading the holds as of `revision` (its gate raised for them): puts
+    /// its acknowledgement, which a halt written by another replica waits for.
+    void acknowledgeHolds(std::int64_t revision);
+    /// Just elected: reads the holds as of now and acknowledges them.
+    void takeOverHolds();
 
     etcd::Client& client_;
     EtcdStateStore& store_;

@@ -184,6 +184,11 @@ public:
     /// store does to keep that path short (State: folds the journalled events into the audit
     /// log and checkpoints the holds file). Failures are logged, not returned. Default: nothing.
     virtual void settleHolds() {}
+    /// After a hold is written (or found standing) by a replica: returns once the replica that
+    /// sends node actions has the hold in force, so the halt's answer can promise that no node
+    /// action starts after it. Unhealthy when that could not be confirmed in time (the hold
+    /// stays written). Default (one process acts on what it wrote): at once.
+    virtual Result<void> confirmHolds() { return ok(); }
     /// The current leadership term (0 until one is claimed).
     virtual Result<std::int64_t> term() = 0;
     /// Makes `term` current; Conflict when the store's term is already higher.

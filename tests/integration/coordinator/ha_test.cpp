@@ -429,22 +429,57 @@ TEST_F(Ha, ReplicasAnswerTheCoordinatorsListAndRefuseWithoutEtcd) {
     ASSERT_OK(list);
     EXPECT_EQ((*list)->Size(), static_cast<rapidjson::SizeType>(kReplicas));
     // A hold written to etcd by a follower (as when no leader answers it) reaches the leader
-    // through its watch: the leader reports it and refuses to start a deployment.
-    {
+    // through its watch, and the follower answers only once the leader has it in force: the
+    // leader reports it at once and refuses to start a deployment.
+    auto writeThrough = [&](int replica, const std::string& source) {
         http::Request direct;
         direct.method = "POST";
-        direct.url = replicaUrl((l + 1) % kReplicas) + "/v1/halt";
-        direct.body = R"({"source":"direct","reason":"written by a follower"})";
+        direct.url = replicaUrl(replica) + "/v1/halt";
+        direct.body = R"({"source":")" + source + R"(","reason":"written by a follower"})";
+        direct.timeout = 30s;
         direct.headers.push_back(http::bearer("halt-secret"));
         direct.headers.push_back({"X-Hoist-Forwarded-By", "test"});
-        auto written = client_.send(direct);
+        return client_.send(direct);
+    };
+    {
+        auto written = writeThrough((l + 1) % kReplicas, "direct");
         ASSERT_OK(written);
         ASSERT_EQ(written->status, 201) << written->body;
-        EXPECT_TRUE(testing::waitFor(
-            [&] { return call(l, "GET", "/v1/halt").body.find("\"direct\"") != std::string::npos; },
-            2s, 5ms));
+        EXPECT_NE(call(l, "GET", "/v1/halt").body.find("\"direct\""), std::string::npos);
         auto refused_start = call(l, "POST", "/v1/deployments", R"({"version":"2.0.0"})");
         EXPECT_EQ(refused_start.status, 423) << refused_start.body;
+    }
+    // The leader paused (its watch cannot raise its gate): the follower's answer waits until
+    // the paused leader's lease is gone and a successor has the hold in force.
+    {
+        auto& paused = *replicas_[static_cast<std::size_t>(l)];
+        paused.kill(SIGSTOP);
+        int writer = (l + 1) % kReplicas;
+        auto written = writeThrough(writer, "paused");
+        ASSERT_OK(written);
+        EXPECT_EQ(written->status, 201) << written->body;
+        int successor = -1;
+        for (int i = 0; i < kReplicas; ++i) {
+            if (i == l) continue;
+            auto m = call(i, "GET", "/metrics");
+            if (m.body.find("\nhoist_coordinator_is_leader 1\n") != std::string::npos)
+                successor = i;
+        }
+        EXPECT_GE(successor, 0) << "answered 201 while the paused replica still led";
+        if (successor >= 0) {
+            EXPECT_NE(call(successor, "GET", "/v1/halt").body.find("\"paused\""),
+                      std::string::npos);
+        }
+        paused.kill(SIGCONT);
+        ASSERT_TRUE(testing::waitFor(
+            [&] {
+                auto m = call(l, "GET", "/metrics");
+                return m.status == 200 &&
+                       m.body.find("\nhoist_coordinator_is_leader 0\n") != std::string::npos;
+            },
+            30s, 50ms));
+        l = waitLeader();
+        ASSERT_GE(l, 0);
     }
     // etcd gone: the API says which store it is waiting for.
     for (int m = 0; m < 3; ++m) etcd_->kill(m);

@@ -2,6 +2,7 @@
 // etcd-server): every request builder is checked by what etcd then holds, because the gateway
 // silently ignores a misspelled field.
 #include <atomic>
+#include <future>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -502,6 +503,58 @@ TEST_F(Etcd, AStagedStepCommittedButNotInPlaceIsReadWholeAndFinishedByTheNextLea
     EXPECT_EQ(countUnder(*client_, prefix_ + "deployment-nodes/"), 40);
     EXPECT_EQ(next.deploymentNodes("d-4").value().size(), 40u);
     EXPECT_EQ(next.nodes().value().size(), 40u);
+}
+
+// A halt a follower writes is answered only once the replica that leads has it in force: the
+// follower waits for that leader's acknowledgement of the hold's revision (etcd_holds.cpp).
+TEST_F(Etcd, AHoldWrittenByAFollowerIsConfirmedOnlyOnceTheLeaderAcknowledgesIt) {
+    EtcdStateStore leader_store(*client_, prefix_);
+    EtcdStateStore follower(*client_, prefix_);
+    follower.setConfirmTimeout(std::chrono::seconds(20));
+    // With no hold standing there is nothing to confirm.
+    ASSERT_OK(follower.confirmHolds());
+    auto a = elect(*client_, leader_store, prefix_, "a");
+    StepWrite halt;
+    halt.put_holds.push_back({"sla", "p99", "monitor", 1, "[]", 0});
+    ASSERT_OK(follower.commitHolds(halt));
+    auto held_at = get(*client_, prefix_ + "holds/sla").mod_revision;
+    ASSERT_GT(held_at, 0);
+    // The leader's own halts need no acknowledgement: its gate is the one that counts.
+    ASSERT_OK(leader_store.confirmHolds());
+
+    auto confirmed = std::async(std::launch::async, [&] { return follower.confirmHolds(); });
+    // Nothing but the leader's acknowledgement of the hold's revision ends the wait.
+    EXPECT_EQ(confirmed.wait_for(std::chrono::milliseconds(300)), std::future_status::timeout);
+    ASSERT_OK(leader_store.acknowledgeHolds(held_at - 1));
+    EXPECT_EQ(confirmed.wait_for(std::chrono::milliseconds(300)), std::future_status::timeout);
+    ASSERT_OK(leader_store.acknowledgeHolds(held_at));
+    ASSERT_EQ(confirmed.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+    ASSERT_OK(confirmed.get());
+
+    // The leader deposed (its lease gone) cannot acknowledge any more, and its acknowledgement
+    // does not count for its successor: the next hold waits for the new leader's.
+    ASSERT_OK(client_->revoke(a.lease));
+    EtcdStateStore next_store(*client_, prefix_);
+    auto b = elect(*client_, next_store, prefix_, "b");
+    halt.put_holds[0].source = "canary";
+    ASSERT_OK(follower.commitHolds(halt));
+    auto canary_at = get(*client_, prefix_ + "holds/canary").mod_revision;
+    ASSERT_ERROR(leader_store.acknowledgeHolds(canary_at), Errc::Conflict, "refused by etcd");
+    auto second = std::async(std::launch::async, [&] { return follower.confirmHolds(); });
+    EXPECT_EQ(second.wait_for(std::chrono::milliseconds(300)), std::future_status::timeout);
+    ASSERT_OK(next_store.acknowledgeHolds(canary_at));
+    ASSERT_EQ(second.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+    ASSERT_OK(second.get());
+
+    // No acknowledgement within the timeout: an error saying the hold stays but is not confirmed.
+    halt.put_holds[0].source = "late";
+    ASSERT_OK(follower.commitHolds(halt));
+    follower.setConfirmTimeout(std::chrono::milliseconds(200));
+    ASSERT_ERROR(follower.confirmHolds(), Errc::Unhealthy, "has not confirmed it");
+    EXPECT_EQ(follower.holds().value().size(), 3u);
+    // No replica campaigns: the next leader reads the holds before it acts, so it is confirmed.
+    ASSERT_OK(client_->revoke(b.lease));
+    ASSERT_OK(follower.confirmHolds());
 }
 
 }  // namespace
