@@ -1,0 +1,124 @@
+#include "store_feed.hpp"
+
+#include <algorithm>
+
+#include "core/log.hpp"
+
+namespace hoist::deploy_coordinator {
+
+namespace {
+constexpr std::string_view kLog = "deploy-coordinator";
+}  // namespace
+
+StoreFeed::StoreFeed(etcd::Client& client, EtcdStateStore& store, EventHub& hub,
+                     std::function<bool()> active, std::chrono::milliseconds poll)
+    : client_(client),
+      store_(store),
+      hub_(hub),
+      active_(std::move(active)),
+      poll_(poll),
+      // applying/ < deployment-nodes/ < deployments/ < election/ < events/ < holds/ < meta/ <
+      // monitors/ < nodes/: one range holds every record a stream reports, and none of the
+      // replicas' renewals (replicas/) or a staged step's packed parts (staged/).
+      from_(store.prefix() + "applying/"),
+      to_(etcd::prefixEnd(store.prefix() + "nodes/")) {}
+
+StoreFeed::~StoreFeed() {
+    stop();
+}
+
+void StoreFeed::start() {
+    thread_ = std::thread([this] { loop(); });
+}
+
+void StoreFeed::stop() {
+    stopping_ = true;
+    if (thread_.joinable()) thread_.join();
+}
+
+void StoreFeed::loop() {
+    std::int64_t revision = 0;
+    bool compacted = false;
+    while (!stopping_) {
+        if (!active_()) {
+            // Nobody listens here (or this replica leads: its commits feed the hub): the
+            // next stream starts from the revision current then.
+            revision = 0;
+            std::this_thread::sleep_for(poll_);
+            continue;
+        }
+        if (revision == 0) {
+            etcd::RangeRequest r;
+            r.key = from_;
+            r.range_end = to_;
+            r.count_only = true;
+            auto read = client_.range(r);
+            if (!read) {
+                std::this_thread::sleep_for(poll_);
+                continue;
+            }
+            revision = read->revision;
+            if (std::exchange(compacted, false)) reread();
+        }
+        if (before_watch_) before_watch_();
+        auto watched = client_.watch(
+            from_, to_, revision + 1,
+            [&](std::int64_t, const std::vector<etcd::WatchEvent>& events) {
+                // Taken over (or the last stream went): the rest is the leader's hook's.
+                if (!active_()) return false;
+                deliver(events);
+                for (const auto& e : events) revision = std::max(revision, e.kv.mod_revision);
+                return !stopping_.load();
+            },
+            stopping_, std::chrono::seconds(1));
+        if (!watched) {
+            if (watched.error().code == Errc::Conflict) {
+                // Compacted past what was seen: read again, then watch from there.
+                log::info(kLog, "event feed watch compacted; reading again",
+                          {{"error", watched.error().describe()}});
+                rereads_++;
+                compacted = true;
+                revision = 0;
+                continue;
+            }
+            std::this_thread::sleep_for(poll_);
+        }
+    }
+}
+
+void StoreFeed::deliver(const std::vector<etcd::WatchEvent>& events) {
+    StepWrite write;
+    for (const auto& e : events) {
+        auto added = EtcdStateStore::addChange(store_.prefix(), e, write);
+        if (added && !*added) {
+            // A second deployment row: each commit writes one.
+            hub_.committed(write);
+            write = {};
+            added = EtcdStateStore::addChange(store_.prefix(), e, write);
+        }
+        if (!added)
+            log::warn(kLog, "event feed: a value under the prefix does not decode",
+                      {{"error", added.error().describe()}});
+    }
+    if (!write.empty()) hub_.committed(write);
+}
+
+void StoreFeed::reread() {
+    // What changed unseen is not known: the registry goes whole (the hub reports only rows
+    // whose role, release, generation, status or mode differ from what it last saw), the
+    // recent deployments go as changed (a page reads their rows again), and the holds and the
+    // audit log are flagged for reading.
+    StepWrite whole;
+    whole.clear_holds = true;
+    whole.events.emplace_back();
+    if (auto nodes = store_.nodes()) whole.registry = std::move(*nodes);
+    hub_.committed(whole);
+    if (auto recent = store_.deployments(20))
+        for (auto& d : *recent) {
+            StepWrite one;
+            one.deployment = std::move(d);
+            hub_.committed(one);
+        }
+}
+
+}  // namespace hoist::deploy_coordinator
