@@ -84,7 +84,8 @@ public:
     Result<std::string> coordinatorsJson();
     /// The hook of http::Server::intercept: while this replica does not lead, requests for
     /// the leader are forwarded to it (503 while none leads or etcd is lost); halts, holds,
-    /// health, metrics and the coordinators list are answered here.
+    /// reads of the store (registry, deployments, audit log, monitors, the plan, the event
+    /// stream), health, metrics and the coordinators list are answered here.
     std::optional<http::ServerReply> intercept(const http::ServerRequest& request);
     void collectMetrics(metrics::Registry& registry) const;
 
