@@ -271,46 +271,17 @@ Result<Hold> EtcdStateStore::decodeHold(const etcd::KeyValue& kv) {
     return h;
 }
 
-Result<bool> EtcdStateStore::addChange(const std::string& prefix, const etcd::WatchEvent& event,
-                                       StepWrite& into) {
-    const auto& kv = event.kv;
-    if (!kv.key.starts_with(prefix)) return true;
-    std::string_view rest = std::string_view(kv.key).substr(prefix.size());
-    bool put = event.type == etcd::WatchEvent::Type::put;
-    auto under = [&](std::string_view kind) {
-        if (!rest.starts_with(kind)) return false;
-        rest.remove_prefix(kind.size());
-        return true;
-    };
-    if (under("nodes/")) {
-        if (!put) {
-            into.forget_nodes.emplace_back(rest);
-            return true;
-        }
-        HOIST_ASSIGN(auto n, decodeNode(kv));
-        into.registry.push_back(std::move(n));
-    } else if (under("deployments/")) {
-        if (!put) return true;
-        if (into.deployment) return false;
-        HOIST_ASSIGN(auto d, decodeDeployment(kv));
-        into.deployment = std::move(d);
-    } else if (under("deployment-nodes/")) {
-        if (!put) return true;
-        HOIST_ASSIGN(auto n, decodeDeploymentNode(kv));
-        into.nodes.push_back(std::move(n));
-    } else if (under("holds/")) {
-        if (!put) {
-            into.delete_holds.emplace_back(rest);
-            return true;
-        }
-        HOIST_ASSIGN(auto h, decodeHold(kv));
-        into.put_holds.push_back(std::move(h));
-    } else if (under("events/")) {
-        if (!put) return true;
-        HOIST_ASSIGN(auto e, decodeEvent(kv));
-        into.events.push_back(std::move(e));
-    }
-    return true;
+Result<NodeRecord> EtcdStateStore::decodeNodeValue(const etcd::KeyValue& kv) {
+    return decodeNode(kv);
+}
+Result<Deployment> EtcdStateStore::decodeDeploymentValue(const etcd::KeyValue& kv) {
+    return decodeDeployment(kv);
+}
+Result<DeploymentNode> EtcdStateStore::decodeDeploymentNodeValue(const etcd::KeyValue& kv) {
+    return decodeDeploymentNode(kv);
+}
+Result<Event> EtcdStateStore::decodeEventValue(const etcd::KeyValue& kv) {
+    return decodeEvent(kv);
 }
 
 EtcdStateStore::EtcdStateStore(etcd::Client& client, std::string prefix, std::size_t max_txn_ops)

@@ -68,13 +68,11 @@ public:
     Result<void> ping();
     /// Decodes one hold value (the holds watch); Corrupt naming the key.
     static Result<Hold> decodeHold(const etcd::KeyValue& kv);
-    /// What one watch event under `prefix` changed, added to `into` as a commit would have
-    /// written it: registry rows (nodes/), the deployment row (deployments/; false when `into`
-    /// already holds another one: hand `into` on and call again with a fresh one), per-node
-    /// rows, holds, audit events. Keys of other kinds add nothing. Corrupt naming the key of
-    /// a value that does not decode.
-    static Result<bool> addChange(const std::string& prefix, const etcd::WatchEvent& event,
-                                  StepWrite& into);
+    /// Decoders of the records a watch delivers (StoreFeed); Corrupt naming the key.
+    static Result<NodeRecord> decodeNodeValue(const etcd::KeyValue& kv);
+    static Result<Deployment> decodeDeploymentValue(const etcd::KeyValue& kv);
+    static Result<DeploymentNode> decodeDeploymentNodeValue(const etcd::KeyValue& kv);
+    static Result<Event> decodeEventValue(const etcd::KeyValue& kv);
 
     /// Test seams: the size of one staged part, and a hook run after each staged txn with
     /// "part" or "marker" (a test deposes the leader there).

@@ -8,6 +8,51 @@ namespace hoist::deploy_coordinator {
 
 namespace {
 constexpr std::string_view kLog = "deploy-coordinator";
+
+// What one watch event under `prefix` changed, added to `into` as a commit would have written
+// it. False (nothing added) for a second deployment row: each commit writes one, so `into` goes
+// to the hub first. Keys of other kinds add nothing; Corrupt naming the key of a bad value.
+Result<bool> addChange(const std::string& prefix, const etcd::WatchEvent& event, StepWrite& into) {
+    const auto& kv = event.kv;
+    if (!kv.key.starts_with(prefix)) return true;
+    std::string_view rest = std::string_view(kv.key).substr(prefix.size());
+    bool put = event.type == etcd::WatchEvent::Type::put;
+    auto under = [&](std::string_view kind) {
+        if (!rest.starts_with(kind)) return false;
+        rest.remove_prefix(kind.size());
+        return true;
+    };
+    if (under("nodes/")) {
+        if (!put) {
+            into.forget_nodes.emplace_back(rest);
+            return true;
+        }
+        HOIST_ASSIGN(auto n, EtcdStateStore::decodeNodeValue(kv));
+        into.registry.push_back(std::move(n));
+    } else if (under("deployments/")) {
+        if (!put) return true;
+        if (into.deployment) return false;
+        HOIST_ASSIGN(auto d, EtcdStateStore::decodeDeploymentValue(kv));
+        into.deployment = std::move(d);
+    } else if (under("deployment-nodes/")) {
+        if (!put) return true;
+        HOIST_ASSIGN(auto n, EtcdStateStore::decodeDeploymentNodeValue(kv));
+        into.nodes.push_back(std::move(n));
+    } else if (under("holds/")) {
+        if (!put) {
+            into.delete_holds.emplace_back(rest);
+            return true;
+        }
+        HOIST_ASSIGN(auto h, EtcdStateStore::decodeHold(kv));
+        into.put_holds.push_back(std::move(h));
+    } else if (under("events/")) {
+        if (!put) return true;
+        HOIST_ASSIGN(auto e, EtcdStateStore::decodeEventValue(kv));
+        into.events.push_back(std::move(e));
+    }
+    return true;
+}
+
 }  // namespace
 
 StoreFeed::StoreFeed(etcd::Client& client, EtcdStateStore& store, EventHub& hub,
@@ -89,12 +134,12 @@ void StoreFeed::loop() {
 void StoreFeed::deliver(const std::vector<etcd::WatchEvent>& events) {
     StepWrite write;
     for (const auto& e : events) {
-        auto added = EtcdStateStore::addChange(store_.prefix(), e, write);
+        auto added = addChange(store_.prefix(), e, write);
         if (added && !*added) {
             // A second deployment row: each commit writes one.
             hub_.committed(write);
             write = {};
-            added = EtcdStateStore::addChange(store_.prefix(), e, write);
+            added = addChange(store_.prefix(), e, write);
         }
         if (!added)
             log::warn(kLog, "event feed: a value under the prefix does not decode",
