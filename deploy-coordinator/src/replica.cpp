@@ -245,6 +245,9 @@ void Replica::campaign() {
                         leading_since_ms_ = nowMs();
                         store_.setLeadership(kv.create_revision, key_, lease_);
                         leading_ = true;
+                        // At once, before the takeover's load: followers count the monitors'
+                        // silence from it (leaderSinceMs), as this replica will.
+                        (void)publish();
                         auto led = hooks_.lead ? hooks_.lead(kv.create_revision) : Result<void>();
                         if (!led && led.error().code == Errc::Corrupt) {
                             refuseToLead(led.error());

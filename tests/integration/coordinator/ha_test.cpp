@@ -545,6 +545,20 @@ TEST_F(Ha, AFollowerAnswersThePlanAndTheMonitorsWhileTheLeaderIsStopped) {
     int n = -1;
     ASSERT_TRUE(testing::waitFor([&] { return (n = leaderAmong(get, others)) >= 0; }, 30s, 20ms));
     int g = n == f ? (l + 2) % kReplicas : f;
+    // The follower knows the new leader, and the leader's entry says since when it leads.
+    ASSERT_TRUE(testing::waitFor(
+        [&] {
+            auto doc = json::parseObject(call(g, "GET", "/v1/cluster/coordinators").body, "c");
+            if (!doc) return false;
+            auto entries = json::getArray(*doc, "replicas", "c");
+            if (!entries) return false;
+            for (const auto& r : (*entries)->GetArray())
+                if (json::getString(r, "id", "r").value_or("") == "r" + std::to_string(n))
+                    return json::getBool(r, "leader", "r").value_or(false) &&
+                           json::getInt(r, "epoch", "r").value_or(0) > 0;
+            return false;
+        },
+        10s, 20ms));
     auto follower_after = call(g, "GET", "/v1/monitors");
     auto leader_after = call(n, "GET", "/v1/monitors");
     EXPECT_EQ(follower_after.status, 200) << follower_after.body;
