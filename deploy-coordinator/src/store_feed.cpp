@@ -103,6 +103,7 @@ void StoreFeed::loop() {
                 continue;
             }
             revision = read->revision;
+            readCreating(revision);
             if (std::exchange(compacted, false)) reread();
         }
         if (before_watch_) before_watch_();
@@ -131,9 +132,43 @@ void StoreFeed::loop() {
     }
 }
 
+void StoreFeed::readCreating(std::int64_t revision) {
+    creating_.clear();
+    etcd::RangeRequest r;
+    r.key = store_.prefix() + "creating/";
+    r.range_end = etcd::prefixEnd(r.key);
+    r.revision = revision;
+    r.keys_only = true;
+    if (auto read = client_.range(r))
+        for (const auto& kv : read->kvs) creating_[kv.key.substr(r.key.size())];
+}
+
 void StoreFeed::deliver(const std::vector<etcd::WatchEvent>& events) {
+    const auto creating = store_.prefix() + "creating/";
+    const auto rows = store_.prefix() + "deployment-nodes/";
+    const auto deployments = store_.prefix() + "deployments/";
     StepWrite write;
+    std::vector<std::string> ended;
     for (const auto& e : events) {
+        // A new deployment's rows are put before its step commits (etcd_staged.cpp): held back
+        // until its row arrives, with the marker's deletion in the same revision.
+        const auto& key = e.kv.key;
+        bool put = e.type == etcd::WatchEvent::Type::put;
+        if (key.starts_with(creating)) {
+            if (put)
+                creating_[key.substr(creating.size())];
+            else
+                ended.push_back(key.substr(creating.size()));
+            continue;
+        }
+        if (put && key.starts_with(rows)) {
+            auto id = key.substr(rows.size(), key.find('/', rows.size()) - rows.size());
+            if (auto held = creating_.find(id); held != creating_.end()) {
+                if (auto n = EtcdStateStore::decodeDeploymentNodeValue(e.kv))
+                    held->second.push_back(std::move(*n));
+                continue;
+            }
+        }
         auto added = addChange(store_.prefix(), e, write);
         if (added && !*added) {
             // A second deployment row: each commit writes one.
@@ -144,7 +179,17 @@ void StoreFeed::deliver(const std::vector<etcd::WatchEvent>& events) {
         if (!added)
             log::warn(kLog, "event feed: a value under the prefix does not decode",
                       {{"error", added.error().describe()}});
+        if (put && added && key.starts_with(deployments)) {
+            auto held = creating_.find(key.substr(deployments.size()));
+            if (held != creating_.end()) {
+                for (auto& n : held->second) write.nodes.push_back(std::move(n));
+                creating_.erase(held);
+            }
+        }
     }
+    // A marker gone without its deployment's row in the same revision: the step never
+    // committed, and its rows were dropped.
+    for (const auto& id : ended) creating_.erase(id);
     if (!write.empty()) hub_.committed(write);
 }
 

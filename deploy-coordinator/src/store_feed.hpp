@@ -4,8 +4,10 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "etcd_client.hpp"
 #include "etcd_state.hpp"
@@ -43,6 +45,8 @@ private:
     void loop();
     /// Hands one batch of watch events to the hub.
     void deliver(const std::vector<etcd::WatchEvent>& events);
+    /// The new deployments being created as of `revision` (their rows are held back).
+    void readCreating(std::int64_t revision);
     /// After a compaction: what may have changed unseen, read afresh.
     void reread();
 
@@ -55,6 +59,9 @@ private:
     /// holds, audit events), not the election, the replicas' entries or staged parts.
     std::string from_;
     std::string to_;
+    /// New deployments being created (creating/<id> seen, its row not yet): their rows, held
+    /// back until the step commits (dropped when it never does). The feed's thread only.
+    std::map<std::string, std::vector<DeploymentNode>> creating_;
     std::atomic<bool> stopping_{false};
     std::atomic<std::uint64_t> rereads_{0};
     std::function<void()> before_watch_;

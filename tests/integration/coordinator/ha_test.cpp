@@ -105,8 +105,9 @@ protected:
                 (dir_ / "admin.token").string(), "--halt-token-file",
                 (dir_ / "halt.token").string(), "--node-token-file", (dir_ / "node.token").string(),
                 "--poll-after-ms", "1500",
-                // Small txns: a rollout's start and its waves are staged steps (etcd_staged.cpp),
-                // so the leader is killed between the parts of some of them.
+                // Small txns: a rollout's waves are staged steps and its start puts its rows
+                // in place before it commits (etcd_staged.cpp), so the leader is killed
+                // between the parts of some of them.
                 "--etcd-max-txn-ops", "8"},
             dir_ / (name + ".port"), dir_ / (name + ".log"));
         ASSERT_TRUE(replicas_[static_cast<std::size_t>(i)]->started())

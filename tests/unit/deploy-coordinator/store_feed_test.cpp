@@ -161,6 +161,58 @@ TEST_F(StoreFeedTest, AStreamOnAFollowerCarriesWhatTheLeaderCommits) {
     EXPECT_EQ(feed_->rereads(), 0u);
 }
 
+TEST_F(StoreFeedTest, ANewDeploymentsRowsReachTheStreamOnlyWithItsCommit) {
+    std::atomic<int> watches{0};
+    feed_->setBeforeWatchForTest([&] { watches++; });
+    startAll();
+    auto conn = open();
+    ASSERT_TRUE(hoist::testing::waitFor([&] { return watches.load() > 0; }, 5s));
+    // A leader writing small txns: a new deployment's rows go in place before its commit.
+    EtcdStateStore small(*client_, prefix_, 8);
+    auto lease = client_->grant(60);
+    ASSERT_OK(lease);
+    auto key = prefix_ + "election/small";
+    auto put = client_->txn({}, {etcd::Op::put(key, "{}", *lease), etcd::Op::range(key)});
+    ASSERT_OK(put);
+    auto epoch = put->ranges.at(0).kvs.at(0).create_revision;
+    small.setLeadership(epoch, key, *lease);
+    auto start = [](std::int64_t number) {
+        StepWrite w;
+        w.deployment = sampleDeployment(number);
+        for (int i = 0; i < 20; ++i) {
+            auto n = sampleDeploymentNode("n" + std::to_string(i));
+            n.deployment = w.deployment->id;
+            w.nodes.push_back(n);
+        }
+        return w;
+    };
+    // Deposed between the rows and the commit: the stream never shows those rows.
+    small.setStagingForTest(2000, [&](std::string_view stage) {
+        if (stage == "rows") (void)client_->revoke(*lease);
+    });
+    ASSERT_ERROR(small.commit(start(8), epoch), Errc::Conflict, "refused by etcd");
+    StepWrite halt;
+    halt.put_holds.push_back({"after", "r", "monitor", nowMs(), "[]", 0});
+    ASSERT_OK(leader_->commit(halt, epoch_));
+    std::string got;
+    ASSERT_TRUE(conn->readUntil(got, "\"holds\":true", 5s)) << got;
+    EXPECT_EQ(got.find("d-8"), std::string::npos) << got;
+    // Committed (leading again): the rows arrive with the deployment's row, in one notice.
+    small.setStagingForTest(2000, nullptr);
+    auto again = client_->grant(60);
+    ASSERT_OK(again);
+    auto next = client_->txn({}, {etcd::Op::put(key, "{}", *again), etcd::Op::range(key)});
+    ASSERT_OK(next);
+    epoch = next->ranges.at(0).kvs.at(0).create_revision;
+    small.setLeadership(epoch, key, *again);
+    ASSERT_OK(small.commit(start(9), epoch));
+    EXPECT_EQ(small.stagedSteps(), 0u);
+    got.clear();
+    ASSERT_TRUE(conn->readUntil(got, "\"id\":\"d-9\"", 5s)) << got;
+    auto notice = got.substr(got.rfind("event: change\n"));
+    EXPECT_NE(notice.find("\"deployment\":\"d-9\",\"node\":\"n19\""), std::string::npos) << got;
+}
+
 TEST_F(StoreFeedTest, AWatchCompactedAwayIsFollowedByAReadOfTheState) {
     // Between the revision the feed starts from and its watch: a hold and its audit event
     // are written, and etcd compacts past both, so the watch is refused.
