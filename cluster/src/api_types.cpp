@@ -222,6 +222,7 @@ Result<Replica> Replica::fromJson(const json::Value& v) {
     r.url = optStr(v, "url", ctx, e);
     r.epoch = optNum(v, "epoch", ctx, e);
     r.last_renewal = optStr(v, "last_renewal", ctx, e);
+    r.refused = optStr(v, "refused", ctx, e);
     if (!e.message.empty()) return std::unexpected(e);
     HOIST_ASSIGN(auto leader, json::optBool(v, "leader", ctx));
     r.leader = leader.value_or(false);

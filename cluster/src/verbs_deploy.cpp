@@ -258,9 +258,11 @@ int status(Context& c, std::string id, bool watch) {
                           ? std::string("no leader (election under way)")
                           : "leader " + cd->leader + " (epoch " + std::to_string(cd->epoch) + ")")
                   << "\n";
-            for (const auto& r : cd->replicas)
+            for (const auto& r : cd->replicas) {
                 c.out << "  " << r.id << "  " << r.url << "  " << (r.leader ? "leader" : "follower")
                       << "  renewed " << r.last_renewal << "\n";
+                if (!r.refused.empty()) c.out << "    REFUSED TO LEAD: " << r.refused << "\n";
+            }
         }
     }
     if (!c.json) {

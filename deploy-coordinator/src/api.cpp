@@ -435,7 +435,7 @@ void registerRoutes(http::Server& server, Engine& engine, MonitorWatch& watch,
     server.route("GET", "/v1/monitors", [mw, t](const ServerRequest& request) {
         if (auto who = caller(request, t, {"admin", "monitor"}); !who)
             return ServerReply::error(who.error());
-        return ServerReply::json(200, mw->json());
+        return reply(mw->view());
     });
 
     server.route("DELETE", R"(/v1/monitors/([^/]+))", [mw, t](const ServerRequest& request) {

@@ -20,6 +20,7 @@
 #include "etcd_client.hpp"
 #include "etcd_state.hpp"
 #include "replica.hpp"
+#include "store_feed.hpp"
 
 namespace hoist::deploy_coordinator {
 
@@ -272,6 +273,7 @@ int serve(const ServeOptions& o, std::ostream& err) {
     EventHub hub(*store);
     ObservedStore observed(*store, hub);
     std::unique_ptr<Replica> replica;
+    std::unique_ptr<StoreFeed> feed;
     std::atomic<Replica*> replica_ptr{nullptr};
     if (etcd_store)
         eo.may_act = [&replica_ptr] {
@@ -287,7 +289,12 @@ int serve(const ServeOptions& o, std::ostream& err) {
                               [engine_ptr](const std::string& source, const std::string& reason) {
                                   return engine_ptr->halt(source, reason, "coordinator");
                               },
-                              nowMs},
+                              nowMs,
+                              [&replica_ptr]() -> Result<std::optional<std::int64_t>> {
+                                  auto* r = replica_ptr.load();
+                                  if (r == nullptr) return std::optional<std::int64_t>();
+                                  return r->leaderSinceMs();
+                              }},
                              /*load=*/!etcd_store);
     if (!watch) return failWith(watch.error());
     registerRoutes(**server, **engine, **watch, tokens);
@@ -301,10 +308,11 @@ int serve(const ServeOptions& o, std::ostream& err) {
         int bound = *port;
         replica = std::make_unique<Replica>(
             *etcd_client, *etcd_store, ro,
-            Replica::Hooks{[engine_ptr, watch_ptr = watch->get(),
-                            es = etcd_store.get()](std::int64_t) -> Result<void> {
+            Replica::Hooks{[engine_ptr, watch_ptr = watch->get(), es = etcd_store.get(),
+                            &replica_ptr](std::int64_t) -> Result<void> {
                                HOIST_TRY(es->recover());
-                               HOIST_TRY(watch_ptr->reload());
+                               // Silence counted from the takeover the followers read.
+                               HOIST_TRY(watch_ptr->reload(replica_ptr.load()->leadingSinceMs()));
                                return engine_ptr->lead();
                            },
                            [&o, bound](const std::string&) { restartAsFollower(o, bound); },
@@ -328,10 +336,15 @@ int serve(const ServeOptions& o, std::ostream& err) {
                          });
         (*server)->intercept(
             [rp](const http::ServerRequest& request) { return rp->intercept(request); });
+        // A stream opened on a follower follows the leader's writes in etcd.
+        feed = std::make_unique<StoreFeed>(*etcd_client, *etcd_store, hub, [rp, &hub] {
+            return !rp->leading() && hub.listening();
+        });
         (*server)->onMetrics([rp](metrics::Registry& r) { rp->collectMetrics(r); });
     }
     (*engine)->start();
     hub.start();
+    if (feed) feed->start();
     (*watch)->start();
     if (replica) replica->start();
     if (!o.port_file.empty()) {
@@ -351,6 +364,7 @@ int serve(const ServeOptions& o, std::ostream& err) {
     server_ptr = nullptr;
     (*watch)->stop();
     (*engine)->stop();
+    if (feed) feed->stop();
     hub.stop();
     // Last: the engine's final write is fenced on the lease this revokes (a clean stop hands
     // the lead over at once instead of after the ttl).

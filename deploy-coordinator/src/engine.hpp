@@ -308,6 +308,9 @@ private:
     /// Why `release` would change no node (every node already runs it, or the same package
     /// sets under another version); nullopt when some node changes.
     std::optional<std::string> nothingToDo(const pkgmgr::Release& release);
+    /// nothingToDo() for the registry `nodes` (a follower's read of the store).
+    std::optional<std::string> nothingToDo(const pkgmgr::Release& release,
+                                           const std::vector<NodeRecord>& nodes);
     Result<void> requireChange(const pkgmgr::Release& release);
     /// The runner's part of startDeployment, rollback and command (state lock held).
     Result<std::string> startOnRunner(const StartRequest& request, const pkgmgr::Release& release,

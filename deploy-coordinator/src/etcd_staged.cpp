@@ -1,6 +1,8 @@
 // A step too large for one etcd txn, made atomic: its rows are staged in packed values that no
 // reader takes for state, one fenced txn commits the marker with the step's small part, and the
-// rows are then put in place (etcd_state.hpp).
+// rows are then put in place (etcd_state.hpp). A new deployment's rows skip the staging: nothing
+// reads a deployment's rows before its row exists, so they go in place first, named by a
+// creating/<id> marker that the step's commit deletes.
 #include <algorithm>
 #include <cstdio>
 #include <map>
@@ -36,9 +38,63 @@ std::vector<etcd::Compare> EtcdStateStore::fenceFor(std::int64_t term) {
         {etcd::Compare::Target::lease, etcd::Compare::Result::equal, election_key_, lease_, {}}};
 }
 
+Result<bool> EtcdStateStore::writeNewRows(const std::vector<etcd::Compare>& fence,
+                                          std::vector<Op>& bulk, std::vector<Op>& control,
+                                          std::int64_t term) {
+    const auto deployments = prefix_ + "deployments/";
+    std::string id;
+    for (const auto& op : control)
+        if (op.kind == Op::Kind::put && op.key.starts_with(deployments))
+            id = op.key.substr(deployments.size());
+    if (id.empty()) return false;
+    const auto rows = prefix_ + "deployment-nodes/" + id + "/";
+    auto is_row = [&](const Op& op) {
+        return op.kind == Op::Kind::put && op.key.starts_with(rows);
+    };
+    if (std::none_of(bulk.begin(), bulk.end(), is_row)) return false;
+    // Only a deployment that does not exist yet: an existing one's rows are read as state.
+    etcd::RangeRequest known;
+    known.key = deployments + id;
+    known.count_only = true;
+    auto read = client_.range(known);
+    if (!read) return std::unexpected(unavailable(read.error()));
+    if (read->count > 0) return false;
+    std::vector<Op> direct;
+    std::vector<Op> rest;
+    for (auto& op : bulk) (is_row(op) ? direct : rest).push_back(std::move(op));
+    bulk = std::move(rest);
+    const auto marker = prefix_ + "creating/" + id;
+    json::Writer w;
+    w.beginObject()
+        .field("schema", kSchema)
+        .field("rows", static_cast<std::int64_t>(direct.size()))
+        .endObject();
+    // From the first write until the step commits, the marker names rows to drop if it does
+    // not: the next commit (or the next leader) recovers first.
+    unapplied_ = true;
+    std::vector<Op> chunk{Op::put(marker, w.str())};
+    for (auto& op : direct) {
+        chunk.push_back(std::move(op));
+        if (chunk.size() < max_txn_ops_) continue;
+        HOIST_TRY(fencedTxn(fence, chunk, term));
+        chunk.clear();
+    }
+    if (!chunk.empty()) HOIST_TRY(fencedTxn(fence, chunk, term));
+    if (after_staged_) after_staged_("rows");
+    control.push_back(Op::remove(marker));
+    return true;
+}
+
 Result<void> EtcdStateStore::commitStaged(const std::vector<etcd::Compare>& fence,
                                           std::vector<Op> bulk, std::vector<Op> control,
                                           std::int64_t term) {
+    HOIST_ASSIGN(bool creating, writeNewRows(fence, bulk, control, term));
+    if (creating && bulk.empty() && control.size() <= max_txn_ops_) {
+        // The new deployment's rows are in place already: the step is its small part.
+        HOIST_TRY(fencedTxn(fence, control, term));
+        unapplied_ = false;
+        return ok();
+    }
     const auto txid = crypto::randomHex(8);
     const auto base = prefix_ + "staged/" + txid + "/";
     // Keys are kept relative to the prefix: {"schema", "ops": [{"put": KEY, "value": TEXT} or
@@ -75,6 +131,7 @@ Result<void> EtcdStateStore::commitStaged(const std::vector<etcd::Compare>& fenc
     control.push_back(Op::put(prefix_ + "applying/" + txid, marker.str()));
     // The step commits here, or not at all.
     HOIST_TRY(fencedTxn(fence, control, term));
+    if (creating) unapplied_ = false;
     staged_steps_++;
     if (after_staged_) after_staged_("marker");
     if (auto applied = applyStaged(fence, txid, bulk, term); !applied) {
@@ -138,14 +195,24 @@ Result<std::vector<Op>> EtcdStateStore::readStaged(const std::string& txid, std:
 
 Result<std::vector<etcd::KeyValue>> EtcdStateStore::overlayStaged(const std::string& prefix,
                                                                   etcd::RangeResult read) {
+    // One read holds both kinds of marker: applying/ < creating/ (nothing lies between).
     etcd::RangeRequest m;
     m.key = prefix_ + "applying/";
-    m.range_end = etcd::prefixEnd(m.key);
+    m.range_end = etcd::prefixEnd(prefix_ + "creating/");
     m.revision = read.revision;
     m.sort_order = etcd::RangeRequest::Sort::ascend;
     m.sort_target = etcd::RangeRequest::Target::mod;
     auto markers = client_.range(m);
     if (!markers) return std::unexpected(unavailable(markers.error()));
+    // A new deployment's rows before its step commits are not state yet.
+    const auto creating = prefix_ + "creating/";
+    const auto rows = prefix_ + "deployment-nodes/";
+    for (const auto& marker : markers->kvs)
+        if (marker.key.starts_with(creating) && prefix.starts_with(rows) &&
+            prefix == rows + marker.key.substr(creating.size()) + "/")
+            return std::vector<etcd::KeyValue>{};
+    std::erase_if(markers->kvs,
+                  [&](const etcd::KeyValue& kv) { return kv.key.starts_with(creating); });
     if (markers->kvs.empty()) return std::move(read.kvs);
     const auto end = etcd::prefixEnd(prefix);
     std::map<std::string, etcd::KeyValue> by_key;
@@ -203,6 +270,29 @@ Result<void> EtcdStateStore::recoverLocked() {
         HOIST_TRY(applyStaged(fence, txid, ops, term));
         log::info("deploy-coordinator", "finished a committed step left staged",
                   {{"step", txid}, {"operations", static_cast<std::int64_t>(ops.size())}});
+    }
+    // A new deployment's rows whose step never committed (its creating/ marker is left):
+    // nothing reads them, and a later deployment may get the same id.
+    etcd::RangeRequest c;
+    c.key = prefix_ + "creating/";
+    c.range_end = etcd::prefixEnd(c.key);
+    auto creating = client_.range(c);
+    if (!creating) return std::unexpected(unavailable(creating.error()));
+    for (const auto& kv : creating->kvs) {
+        auto id = kv.key.substr(c.key.size());
+        etcd::RangeRequest known;
+        known.key = prefix_ + "deployments/" + id;
+        known.count_only = true;
+        auto read = client_.range(known);
+        if (!read) return std::unexpected(unavailable(read.error()));
+        std::vector<Op> ops{Op::remove(kv.key)};
+        const auto rows = prefix_ + "deployment-nodes/" + id + "/";
+        if (read->count == 0) ops.push_back(Op::remove(rows, etcd::prefixEnd(rows)));
+        HOIST_TRY(fencedTxn(fence, ops, term));
+        if (read->count == 0)
+            log::info("deploy-coordinator",
+                      "dropped the rows of a new deployment whose step never committed",
+                      {{"deployment", id}});
     }
     // Parts with no marker: a leader gone before its step committed. Nothing reads them.
     etcd::RangeRequest s;

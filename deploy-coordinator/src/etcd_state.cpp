@@ -271,6 +271,19 @@ Result<Hold> EtcdStateStore::decodeHold(const etcd::KeyValue& kv) {
     return h;
 }
 
+Result<NodeRecord> EtcdStateStore::decodeNodeValue(const etcd::KeyValue& kv) {
+    return decodeNode(kv);
+}
+Result<Deployment> EtcdStateStore::decodeDeploymentValue(const etcd::KeyValue& kv) {
+    return decodeDeployment(kv);
+}
+Result<DeploymentNode> EtcdStateStore::decodeDeploymentNodeValue(const etcd::KeyValue& kv) {
+    return decodeDeploymentNode(kv);
+}
+Result<Event> EtcdStateStore::decodeEventValue(const etcd::KeyValue& kv) {
+    return decodeEvent(kv);
+}
+
 EtcdStateStore::EtcdStateStore(etcd::Client& client, std::string prefix, std::size_t max_txn_ops)
     : client_(client),
       prefix_(std::move(prefix)),

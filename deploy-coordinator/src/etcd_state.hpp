@@ -31,7 +31,11 @@ namespace hoist::deploy_coordinator {
 /// small part (holds, the deployment row) and the marker <prefix>applying/<id>; only then are
 /// the rows put in place and the staged keys deleted. A reader lays a committed step's rows
 /// over what it read until they are in place; a new leader finishes such a step before it
-/// loads and deletes parts that never got their marker. Thread-safe.
+/// loads and deletes parts that never got their marker. The per-node rows of a deployment
+/// that does not exist yet skip the staging (nothing reads a deployment's rows before its
+/// row): they are put in place first under the marker <prefix>creating/<id>, which the step's
+/// commit deletes; a step that never commits leaves the marker, and its rows are deleted
+/// before the next step or by the next leader. Thread-safe.
 class EtcdStateStore final : public StateStore {
 public:
     static constexpr std::string_view kSchema = "hoist-coordinator/1";
@@ -82,6 +86,11 @@ public:
     Result<void> ping();
     /// Decodes one hold value (the holds watch); Corrupt naming the key.
     static Result<Hold> decodeHold(const etcd::KeyValue& kv);
+    /// Decoders of the records a watch delivers (StoreFeed); Corrupt naming the key.
+    static Result<NodeRecord> decodeNodeValue(const etcd::KeyValue& kv);
+    static Result<Deployment> decodeDeploymentValue(const etcd::KeyValue& kv);
+    static Result<DeploymentNode> decodeDeploymentNodeValue(const etcd::KeyValue& kv);
+    static Result<Event> decodeEventValue(const etcd::KeyValue& kv);
 
     /// Test seams: the size of one staged part, and a hook run after each staged txn with
     /// "part" or "marker" (a test deposes the leader there).
@@ -112,6 +121,11 @@ private:
     // etcd_staged.cpp
     Result<void> commitStaged(const std::vector<etcd::Compare>& fence, std::vector<etcd::Op> bulk,
                               std::vector<etcd::Op> control, std::int64_t term);
+    /// When `control` puts a deployment that does not exist yet: writes its per-node rows from
+    /// `bulk` in place (fenced txns) under the marker creating/<id>, takes them out of `bulk`
+    /// and adds the marker's deletion to `control`; true then. False (nothing written) else.
+    Result<bool> writeNewRows(const std::vector<etcd::Compare>& fence, std::vector<etcd::Op>& bulk,
+                              std::vector<etcd::Op>& control, std::int64_t term);
     Result<void> applyStaged(const std::vector<etcd::Compare>& fence, const std::string& txid,
                              const std::vector<etcd::Op>& ops, std::int64_t term);
     Result<std::vector<etcd::Op>> readStaged(const std::string& txid, std::int64_t revision);
@@ -129,7 +143,8 @@ private:
     std::int64_t lease_ = 0;
     /// The highest deployment number written (meta/deployment-number) in this term.
     std::optional<std::int64_t> highest_number_;
-    /// A staged step's marker is committed but its rows are not all applied yet.
+    /// A staged step's marker is committed but its rows are not all applied yet, or a new
+    /// deployment's rows were written but its step did not commit: recover before the next.
     std::atomic<bool> unapplied_{false};
     /// Held by each fenced commit and by recover().
     std::mutex staging_mutex_;

@@ -55,6 +55,8 @@ public:
     void subscribe(http::EventStream stream, std::optional<std::int64_t> last_event_id);
     /// Streams still open.
     std::size_t subscribers();
+    /// Some stream is open (committed() gathers changes only then). Thread-safe, cheap.
+    bool listening() const { return listening_.load(); }
 
 private:
     struct Subscriber {

@@ -41,13 +41,14 @@ Result<std::unique_ptr<MonitorWatch>> MonitorWatch::create(StateStore& state, Ho
     return self;
 }
 
-Result<void> MonitorWatch::reload() {
+Result<void> MonitorWatch::reload(std::optional<std::int64_t> since_ms) {
     HOIST_ASSIGN(auto rows, state_.monitors());
-    auto now = hooks_.now_ms();
+    auto now = since_ms.value_or(hooks_.now_ms());
     std::lock_guard lock(mutex_);
     monitors_.clear();
     for (const auto& m : rows)
         monitors_[m.name] = {m.allowance_ms, m.last_beat_ms, std::max(m.last_beat_ms, now)};
+    loaded_ = true;
     return ok();
 }
 
@@ -113,9 +114,32 @@ Result<void> MonitorWatch::forget(const std::string& name, const std::string& by
 std::string MonitorWatch::json() {
     auto now = hooks_.now_ms();
     std::lock_guard lock(mutex_);
+    return json(monitors_, now);
+}
+
+Result<std::string> MonitorWatch::view() {
+    {
+        std::lock_guard lock(mutex_);
+        if (loaded_) return json(monitors_, hooks_.now_ms());
+    }
+    // A follower holds no monitors: it reads what the leader wrote, and counts silence from
+    // where the leader counts it.
+    std::optional<std::int64_t> since;
+    if (hooks_.leader_since_ms) {
+        HOIST_ASSIGN(since, hooks_.leader_since_ms());
+    }
+    HOIST_ASSIGN(auto rows, state_.monitors());
+    std::map<std::string, Monitor> read;
+    for (const auto& m : rows)
+        read[m.name] = {m.allowance_ms, m.last_beat_ms,
+                        std::max(m.last_beat_ms, since.value_or(m.last_beat_ms))};
+    return json(read, hooks_.now_ms());
+}
+
+std::string MonitorWatch::json(const std::map<std::string, Monitor>& monitors, std::int64_t now) {
     json::Writer w;
     w.beginObject().key("monitors").beginArray();
-    for (const auto& [name, m] : monitors_)
+    for (const auto& [name, m] : monitors)
         w.beginObject()
             .field("name", name)
             .field("allowance_ms", m.allowance_ms)

@@ -5,6 +5,7 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -27,6 +28,9 @@ public:
         std::function<Result<std::string>(const std::string& source, const std::string& reason)>
             halt;
         std::function<std::int64_t()> now_ms;
+        /// An HA follower's view (view() before reload()): since when the leader counts
+        /// silence (Replica::leaderSinceMs), nullopt while none leads. Unset: none.
+        std::function<Result<std::optional<std::int64_t>>()> leader_since_ms = {};
     };
 
     static constexpr std::int64_t kMinAllowanceMs = 1000;
@@ -49,9 +53,14 @@ public:
     Result<void> forget(const std::string& name, const std::string& by);
     /// {"monitors":[{"name","allowance_ms","last_beat","silent"}]}
     std::string json();
-    /// Reads the monitors from the store again, each given one allowance from now (a replica
-    /// taking over: beats went to the previous leader).
-    Result<void> reload();
+    /// GET /v1/monitors: json() once the monitors are loaded; before (an HA follower, which
+    /// holds none) the same from a fresh read of the store, `silent` counted as the leader
+    /// counts it (from its last beat, or from the leader's takeover when that is later; from
+    /// the last beat alone while no replica leads). Unhealthy when the store does not answer.
+    Result<std::string> view();
+    /// Reads the monitors from the store again, each given one allowance from `since_ms`
+    /// (default: now; a replica taking over: beats went to the previous leader).
+    Result<void> reload(std::optional<std::int64_t> since_ms = std::nullopt);
     /// Holds for every monitor silent past its allowance while a deployment acts.
     void check();
 
@@ -72,6 +81,9 @@ private:
     Hooks hooks_;
     std::mutex mutex_;
     std::map<std::string, Monitor> monitors_;
+    /// reload() ran: monitors_ is this process's to keep (not a follower's).
+    bool loaded_ = false;
+    static std::string json(const std::map<std::string, Monitor>& monitors, std::int64_t now);
     std::condition_variable wake_;
     bool stopping_ = false;
     std::thread thread_;

@@ -33,12 +33,19 @@ bool samePackages(const std::vector<pkgmgr::PackageRef>& a,
 }  // namespace
 
 std::optional<std::string> Engine::nothingToDo(const pkgmgr::Release& release) {
-    std::vector<std::pair<std::string, std::string>> fleet;  // release, role
+    std::vector<NodeRecord> nodes;
     {
         std::lock_guard lock(mutex_);
-        for (const auto& [_, n] : nodes_)
-            if (!n.is(NodeStatus::removed)) fleet.emplace_back(n.release, n.role);
+        for (const auto& [_, n] : nodes_) nodes.push_back(n);
     }
+    return nothingToDo(release, nodes);
+}
+
+std::optional<std::string> Engine::nothingToDo(const pkgmgr::Release& release,
+                                               const std::vector<NodeRecord>& nodes) {
+    std::vector<std::pair<std::string, std::string>> fleet;  // release, role
+    for (const auto& n : nodes)
+        if (!n.is(NodeStatus::removed)) fleet.emplace_back(n.release, n.role);
     if (fleet.empty()) return std::nullopt;
     std::map<std::string, std::optional<pkgmgr::Release>> old;
     std::vector<std::string> same_as;

@@ -29,10 +29,12 @@ std::string hex(std::int64_t value) {
 }
 
 // The GET routes a follower answers from the store rather than forwarding: the registry,
-// the deployments with their nodes and audit events, and the holds.
+// the deployments with their nodes and audit events, the holds, the monitors, the plan (a
+// dry run on a fresh read of the registry) and the event stream (fed by a watch).
 bool isStoreRead(const std::string& path) {
     if (path == "/v1/nodes" || path == "/v1/deployments" || path == "/v1/events" ||
-        path == "/v1/halt")
+        path == "/v1/halt" || path == "/v1/monitors" || path == "/v1/plan" ||
+        path == "/v1/events/stream")
         return true;
     constexpr std::string_view deployments = "/v1/deployments/";
     return path.starts_with(deployments) && path.find('/', deployments.size()) == std::string::npos;
@@ -112,6 +114,14 @@ Result<void> Replica::enter() {
     return publish();
 }
 
+Result<void> Replica::present() {
+    HOIST_ASSIGN(auto lease, client_.grant(options_.ttl.count()));
+    lease_ = lease;
+    renewed_at_ = steadyNs();
+    renewed_wall_ms_ = nowMs();
+    return publish();
+}
+
 Result<void> Replica::publish() {
     json::Writer w;
     w.beginObject()
@@ -121,7 +131,9 @@ Result<void> Replica::publish() {
         .field("leader", leading_.load())
         .field("epoch", leading_ ? epoch_.load() : std::int64_t{0})
         .field("last_renewal_ms", renewed_wall_ms_.load())
-        .endObject();
+        .field("leading_since_ms", leading_ ? leading_since_ms_.load() : std::int64_t{0});
+    if (refused_) w.field("refused", refusal_);
+    w.endObject();
     HOIST_ASSIGN(auto revision,
                  client_.put(store_.prefix() + "replicas/" + options_.id, w.str(), lease_));
     (void)revision;
@@ -154,6 +166,11 @@ void Replica::refuseToLead(const Error& why) {
     if (auto revoked = client_.revoke(lease); !revoked)
         log::warn(kLog, "cannot revoke the election lease",
                   {{"error", revoked.error().describe()}});
+    // Still listed among the replicas, saying why it does not lead, under a lease of its own
+    // that holds no election key (campaign() keeps it renewed).
+    if (auto listed = present(); !listed)
+        log::warn(kLog, "cannot list this replica as refusing",
+                  {{"error", listed.error().describe()}});
 }
 
 void Replica::campaign() {
@@ -161,8 +178,9 @@ void Replica::campaign() {
     std::int64_t last_sent = 0;
     bool said_unreachable = false;
     while (!stopping_ && !lost_) {
-        if (lease_ == 0 && !refused_) {
-            auto entered = enter();
+        if (lease_ == 0) {
+            // A replica that refused to lead holds a lease only to stay listed.
+            auto entered = refused_ ? present() : enter();
             if (!entered) {
                 if (!said_unreachable)
                     log::warn(kLog, "cannot campaign", {{"error", entered.error().describe()}});
@@ -222,10 +240,14 @@ void Replica::campaign() {
                         l.url = json::getString(*doc, "url", "election").value_or("");
                     }
                     found = l;
-                    if (kv.key == key_ && kv.lease == lease_) {
+                    if (!key_.empty() && kv.key == key_ && kv.lease == lease_) {
                         epoch_ = kv.create_revision;
+                        leading_since_ms_ = nowMs();
                         store_.setLeadership(kv.create_revision, key_, lease_);
                         leading_ = true;
+                        // At once, before the takeover's load: followers count the monitors'
+                        // silence from it (leaderSinceMs), as this replica will.
+                        (void)publish();
                         auto led = hooks_.lead ? hooks_.lead(kv.create_revision) : Result<void>();
                         if (!led && led.error().code == Errc::Corrupt) {
                             refuseToLead(led.error());
@@ -319,6 +341,28 @@ void Replica::takeOverHolds() {
     acknowledgeHolds(read->revision);
 }
 
+Result<std::optional<std::int64_t>> Replica::leaderSinceMs() {
+    if (leading_) return std::optional<std::int64_t>(leading_since_ms_.load());
+    etcd::RangeRequest r;
+    r.key = store_.prefix() + "replicas/";
+    r.range_end = etcd::prefixEnd(r.key);
+    auto read = client_.range(r);
+    if (!read)
+        return fail(Errc::Unhealthy, "state store etcd (", strings::join(client_.endpoints(), ","),
+                    ") did not answer: ", read.error().message);
+    // A deposed leader's entry may linger until its lease expires: the highest epoch leads.
+    std::optional<std::int64_t> since;
+    std::int64_t epoch = 0;
+    for (const auto& kv : read->kvs) {
+        auto doc = json::parseObject(kv.value, "etcd key " + kv.key);
+        if (!doc || !json::getBool(*doc, "leader", "replica").value_or(false)) continue;
+        auto e = json::getInt(*doc, "epoch", "replica").value_or(0);
+        auto s = json::getInt(*doc, "leading_since_ms", "replica").value_or(0);
+        if (e > epoch && s > 0) epoch = e, since = s;
+    }
+    return since;
+}
+
 Result<std::string> Replica::coordinatorsJson() {
     etcd::RangeRequest r;
     r.key = store_.prefix() + "replicas/";
@@ -347,8 +391,11 @@ Result<std::string> Replica::coordinatorsJson() {
             .field("leader", is_leader)
             .field("epoch", json::getInt(*doc, "epoch", "replica").value_or(0))
             .field("last_renewal",
-                   formatTime(json::getInt(*doc, "last_renewal_ms", "replica").value_or(0)))
-            .endObject();
+                   formatTime(json::getInt(*doc, "last_renewal_ms", "replica").value_or(0)));
+        // Only a replica that refused to lead (a damaged value) says so, and why.
+        if (auto refused = json::getString(*doc, "refused", "replica"); refused)
+            w.field("refused", *refused);
+        w.endObject();
     }
     w.endArray().endObject();
     return w.str();

@@ -70,15 +70,22 @@ public:
         std::int64_t epoch = 0;
     };
     std::optional<Leader> leader() const;
+    /// Wall-clock ms at which this replica won (0 while it does not lead).
+    std::int64_t leadingSinceMs() const { return leading_ ? leading_since_ms_.load() : 0; }
+    /// Since when the leader leads (wall-clock ms, from its entry under replicas/); nullopt
+    /// while no replica leads. Unhealthy naming the store when etcd does not answer.
+    Result<std::optional<std::int64_t>> leaderSinceMs();
     /// True when etcd has not answered this replica for longer than the ttl.
     bool storeLost() const;
 
     /// GET /v1/cluster/coordinators:
-    /// {"leader", "epoch", "replicas": [{"id","url","leader","epoch","last_renewal"}]}.
+    /// {"leader", "epoch", "replicas": [{"id","url","leader","epoch","last_renewal"}]}; a
+    /// replica that refused to lead adds "refused" (why).
     Result<std::string> coordinatorsJson();
     /// The hook of http::Server::intercept: while this replica does not lead, requests for
     /// the leader are forwarded to it (503 while none leads or etcd is lost); halts, holds,
-    /// health, metrics and the coordinators list are answered here.
+    /// reads of the store (registry, deployments, audit log, monitors, the plan, the event
+    /// stream), health, metrics and the coordinators list are answered here.
     std::optional<http::ServerReply> intercept(const http::ServerRequest& request);
     void collectMetrics(metrics::Registry& registry) const;
 
@@ -87,6 +94,9 @@ private:
     void watchHolds();
     Result<void> enter();
     Result<void> publish();
+    /// A lease without an election key, and this replica's entry under it (a replica that
+    /// refused to lead stays listed while it runs).
+    Result<void> present();
     void lose(const std::string& why);
     /// A takeover met a damaged value (Corrupt): this replica stops acting, gives its election
     /// key up and campaigns no more (until it is restarted); the API names the key.
@@ -115,6 +125,9 @@ private:
     std::atomic<std::int64_t> renewed_at_{0};
     std::atomic<std::int64_t> heard_at_{0};
     std::atomic<std::int64_t> renewed_wall_ms_{0};
+    /// Wall-clock ms when this replica won (published: followers count monitors' silence
+    /// from it, as the leader does).
+    std::atomic<std::int64_t> leading_since_ms_{0};
     std::atomic<std::uint64_t> renewals_{0};
     std::atomic<std::uint64_t> renewal_failures_{0};
     mutable std::mutex leader_mutex_;

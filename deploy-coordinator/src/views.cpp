@@ -216,32 +216,41 @@ Result<std::string> Engine::planJson(const std::string& version, const std::stri
     std::vector<std::string> skipped;
     std::vector<std::string> refused;
     std::int64_t agents = 0;
-    {
+    // A follower holds no registry or holds: it plans on a fresh read of the store's.
+    std::vector<NodeRecord> fleet;
+    bool halted = gate_.raised();
+    if (standby_) {
+        HOIST_ASSIGN(fleet, state_.nodes());
+        HOIST_ASSIGN(auto holds, state_.holds());
+        halted = !holds.empty();
+    } else {
         std::lock_guard lock(mutex_);
-        for (const auto& [id, n] : nodes_) {
-            if (n.is(NodeStatus::removed)) continue;
-            if (n.release == release.version) {
-                skipped.push_back(id);
-                continue;
-            }
-            if (!release.allowsUpgradeFrom(n.release)) refused.push_back(id);
-            plan_nodes.push_back({id, n.role});
-            from_by_role[n.role][n.release]++;
-            if (n.role == "agent") ++agents;
+        for (const auto& [_, n] : nodes_) fleet.push_back(n);
+    }
+    for (const auto& n : fleet) {
+        const auto& id = n.id;
+        if (n.is(NodeStatus::removed)) continue;
+        if (n.release == release.version) {
+            skipped.push_back(id);
+            continue;
         }
+        if (!release.allowsUpgradeFrom(n.release)) refused.push_back(id);
+        plan_nodes.push_back({id, n.role});
+        from_by_role[n.role][n.release]++;
+        if (n.role == "agent") ++agents;
     }
     std::sort(skipped.begin(), skipped.end(), naturalLess);
     std::sort(refused.begin(), refused.end(), naturalLess);
     HOIST_ASSIGN(auto limit, resolveMaxParallel(max_parallel, agents));
     // An upgrade that would change no node is refused; the plan says so and plans no wave.
-    auto nothing = nothingToDo(release);
+    auto nothing = nothingToDo(release, fleet);
     auto waves = nothing ? std::vector<Wave>{} : planWaves(plan_nodes, limit);
     json::Writer w;
     w.beginObject()
         .field("version", release.version)
         .field("max_parallel", limit)
         .field("nodes", static_cast<std::int64_t>(plan_nodes.size()))
-        .field("halted", gate_.raised())
+        .field("halted", halted)
         .field("nothing_to_do", nothing.value_or(""));
     writeGates(w, options_.gates);
     w.key("waves").beginArray();

@@ -152,6 +152,8 @@ struct Replica {
     bool leader = false;
     std::int64_t epoch = 0;
     std::string last_renewal;
+    /// Why this replica refused to lead (a damaged value in the store); empty when it did not.
+    std::string refused;
 
     static Result<Replica> fromJson(const json::Value& v);
 };

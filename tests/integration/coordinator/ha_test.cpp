@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <csignal>
+#include <functional>
 #include <map>
 #include <set>
 #include <thread>
@@ -104,8 +105,9 @@ protected:
                 (dir_ / "admin.token").string(), "--halt-token-file",
                 (dir_ / "halt.token").string(), "--node-token-file", (dir_ / "node.token").string(),
                 "--poll-after-ms", "1500",
-                // Small txns: a rollout's start and its waves are staged steps (etcd_staged.cpp),
-                // so the leader is killed between the parts of some of them.
+                // Small txns: a rollout's waves are staged steps and its start puts its rows
+                // in place before it commits (etcd_staged.cpp), so the leader is killed
+                // between the parts of some of them.
                 "--etcd-max-txn-ops", "8"},
             dir_ / (name + ".port"), dir_ / (name + ".log"));
         ASSERT_TRUE(replicas_[static_cast<std::size_t>(i)]->started())
@@ -499,6 +501,161 @@ TEST_F(Ha, ReplicasAnswerTheCoordinatorsListAndRefuseWithoutEtcd) {
     EXPECT_NE(refused.err.find("unreachable"), std::string::npos) << refused.err;
 }
 
+/// The leading replica among `candidates` (a stopped replica would hold each request to its
+/// timeout, so it is left out); -1 while none of them leads.
+int leaderAmong(const std::function<http::Response(int, const std::string&)>& get,
+                const std::vector<int>& candidates) {
+    for (int i : candidates) {
+        auto own = get(i, "/metrics");
+        if (own.status == 200 &&
+            own.body.find("\nhoist_coordinator_is_leader 1\n") != std::string::npos)
+            return i;
+    }
+    return -1;
+}
+
+// Reads that need no leader. With the leader SIGSTOPped, a follower answers the plan (a dry
+// run it computes from etcd and the repository itself) and the monitors as the leader
+// answered them; once another replica takes over, it counts each monitor's silence from its
+// takeover, and a follower shows the same.
+TEST_F(Ha, AFollowerAnswersThePlanAndTheMonitorsWhileTheLeaderIsStopped) {
+    constexpr int kNodes = 6;
+    int l = waitLeader();
+    ASSERT_GE(l, 0);
+    int f = (l + 1) % kReplicas;
+    startFleet(f, kNodes, 500);
+    ASSERT_TRUE(testing::waitFor(
+        [&] { return countOf(call(l, "GET", "/v1/nodes").body, "\"node\":") == kNodes; }, 30s,
+        50ms));
+    auto held =
+        call(f, "POST", "/v1/halt", R"({"source":"plan-test","reason":"held"})", "halt-secret");
+    ASSERT_EQ(held.status, 201) << held.body;
+    ASSERT_TRUE(testing::waitFor(
+        [&] { return call(l, "GET", "/v1/halt").body.find("plan-test") != std::string::npos; }, 5s,
+        20ms));
+    const std::string plan = "/v1/plan?version=2.0.0&max_parallel=2";
+    auto leader_plan = call(l, "GET", plan);
+    ASSERT_EQ(leader_plan.status, 200) << leader_plan.body;
+    EXPECT_NE(leader_plan.body.find("\"halted\":true"), std::string::npos) << leader_plan.body;
+    EXPECT_NE(leader_plan.body.find("\"nodes\":[\"agent-1\",\"agent-2\"]"), std::string::npos)
+        << leader_plan.body;
+    EXPECT_EQ(call(f, "GET", plan).body, leader_plan.body);
+
+    // m-short goes silent; m-long does not.
+    ASSERT_EQ(
+        call(l, "POST", "/v1/monitors/m-short/heartbeat?allowance=5s", "", "halt-secret").status,
+        200);
+    ASSERT_EQ(
+        call(l, "POST", "/v1/monitors/m-long/heartbeat?allowance=1h", "", "halt-secret").status,
+        200);
+    ASSERT_TRUE(testing::waitFor(
+        [&] {
+            return call(l, "GET", "/v1/monitors").body.find("\"silent\":true") != std::string::npos;
+        },
+        15s, 50ms));
+    auto leader_monitors = call(l, "GET", "/v1/monitors");
+    ASSERT_EQ(leader_monitors.status, 200);
+    EXPECT_EQ(countOf(leader_monitors.body, "\"silent\":true"), 1) << leader_monitors.body;
+    EXPECT_EQ(call(f, "GET", "/v1/monitors").body, leader_monitors.body);
+
+    auto& stopped = *replicas_[static_cast<std::size_t>(l)];
+    stopped.kill(SIGSTOP);
+    // Before this change these were forwarded to the stopped leader and timed out.
+    auto during_plan = call(f, "GET", plan);
+    auto during_monitors = call(f, "GET", "/v1/monitors");
+    EXPECT_EQ(during_plan.status, 200) << during_plan.body;
+    EXPECT_EQ(during_plan.body, leader_plan.body);
+    EXPECT_EQ(during_monitors.status, 200) << during_monitors.body;
+    // Unless another replica already took over (a stalled machine), silence is still counted
+    // as the stopped leader counted it.
+    auto list = call(f, "GET", "/v1/cluster/coordinators").body;
+    if (list.find("\"leader\":\"r" + std::to_string(l) + "\"") != std::string::npos ||
+        list.find("\"leader\":null") != std::string::npos) {
+        EXPECT_EQ(during_monitors.body, leader_monitors.body) << list;
+    }
+
+    // Another replica takes over and gives each monitor one allowance from its takeover: a
+    // follower says so too.
+    auto get = [&](int i, const std::string& path) { return call(i, "GET", path); };
+    std::vector<int> others{f, (l + 2) % kReplicas};
+    int n = -1;
+    ASSERT_TRUE(testing::waitFor([&] { return (n = leaderAmong(get, others)) >= 0; }, 30s, 20ms));
+    int g = n == f ? (l + 2) % kReplicas : f;
+    // The follower knows the new leader, and the leader's entry says since when it leads.
+    ASSERT_TRUE(testing::waitFor(
+        [&] {
+            auto doc = json::parseObject(call(g, "GET", "/v1/cluster/coordinators").body, "c");
+            if (!doc) return false;
+            auto entries = json::getArray(*doc, "replicas", "c");
+            if (!entries) return false;
+            for (const auto& r : (*entries)->GetArray())
+                if (json::getString(r, "id", "r").value_or("") == "r" + std::to_string(n))
+                    return json::getBool(r, "leader", "r").value_or(false) &&
+                           json::getInt(r, "epoch", "r").value_or(0) > 0;
+            return false;
+        },
+        10s, 20ms));
+    auto follower_after = call(g, "GET", "/v1/monitors");
+    auto leader_after = call(n, "GET", "/v1/monitors");
+    EXPECT_EQ(follower_after.status, 200) << follower_after.body;
+    EXPECT_EQ(countOf(follower_after.body, "\"silent\":true"), 0) << follower_after.body;
+    EXPECT_EQ(follower_after.body, leader_after.body);
+    EXPECT_EQ(call(g, "GET", plan).body, leader_plan.body);
+    stopped.kill(SIGCONT);
+}
+
+// A stream opened on a follower follows the rollout from etcd, and keeps going through a
+// failover (SIGKILL of the leader): every audit event the store holds after its hello arrives
+// exactly once, in id order, and it reports the deployment done.
+TEST_F(Ha, AStreamOnAFollowerGoesOnThroughAFailover) {
+    constexpr int kNodes = 6;
+    int l = waitLeader();
+    ASSERT_GE(l, 0);
+    int f = (l + 1) % kReplicas;
+    startFleet(f, kNodes, 800);
+    testing::RawConnection conn(ports_.at(static_cast<std::size_t>(f)));
+    conn.send(
+        "GET /v1/events/stream HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer admin-secret\r\n\r\n");
+    std::string got;
+    ASSERT_TRUE(conn.readUntil(got, "event: hello\n", 5s)) << got;
+    auto hello_at = got.find("event: hello\n");
+    auto id_at = got.rfind("id: ", hello_at);
+    ASSERT_NE(id_at, std::string::npos) << got;
+    std::int64_t hello_id = std::stoll(got.substr(id_at + 4));
+
+    auto d1 = start("2.0.0");
+    ASSERT_FALSE(d1.empty());
+    ASSERT_TRUE(conn.readUntil(got, "{\"id\":\"" + d1 + "\",\"version\":\"2.0.0\"", 10s)) << got;
+    ASSERT_TRUE(testing::waitFor([&] { return restartsIn(d1) >= 1; }, 30s, 20ms));
+    killLeaderAndRestartIt();
+    // The deployment's row as done (a node row's state is followed by node_state instead).
+    ASSERT_TRUE(conn.readUntil(got, "\"state\":\"done\",\"waiting_on\"", 120s)) << got;
+
+    // Every audit event after the hello, once, in order.
+    std::vector<std::int64_t> streamed;
+    for (auto at = got.find("\nevent: audit\n"); at != std::string::npos;
+         at = got.find("\nevent: audit\n", at + 1)) {
+        auto line = got.rfind("id: ", at);
+        streamed.push_back(std::stoll(got.substr(line + 4)));
+    }
+    ASSERT_FALSE(streamed.empty()) << got;
+    EXPECT_TRUE(std::is_sorted(streamed.begin(), streamed.end()));
+    EXPECT_EQ(std::adjacent_find(streamed.begin(), streamed.end()), streamed.end());
+    // The audit log as the store holds it, up to the last event streamed.
+    auto events = anyReplica("GET", "/v1/events?limit=1000");
+    auto doc = json::parseObject(events.body, "events");
+    ASSERT_OK(doc);
+    auto list = json::getArray(*doc, "events", "events");
+    ASSERT_OK(list);
+    std::vector<std::int64_t> stored;
+    for (const auto& e : (*list)->GetArray()) {
+        auto id = json::getInt(e, "id", "event").value_or(0);
+        if (id > hello_id && id <= streamed.back()) stored.push_back(id);
+    }
+    std::sort(stored.begin(), stored.end());
+    EXPECT_EQ(streamed, stored);
+}
+
 // etcd lost mid-rollout: the leader stops acting, every replica (the one that led included)
 // answers 503 naming the store, and once etcd is back nothing acknowledged is lost: the holds
 // and registrations answered before the outage are there, and the rollout finishes with each
@@ -608,6 +765,16 @@ TEST_F(Ha, ADamagedValueStopsTheTakeoverNamingItsKey) {
         EXPECT_EQ(call(i, "GET", "/healthz").status != 0, true) << "replica " << i << " is gone";
     }
     EXPECT_EQ(leader(), -1);
+    // Both refusing replicas are still listed, each saying why it does not lead.
+    auto listed = call((l + 1) % kReplicas, "GET", "/v1/cluster/coordinators");
+    ASSERT_EQ(listed.status, 200) << listed.body;
+    EXPECT_NE(listed.body.find("\"leader\":null"), std::string::npos) << listed.body;
+    for (int k = 1; k < kReplicas; ++k)
+        EXPECT_NE(listed.body.find("\"id\":\"r" + std::to_string((l + k) % kReplicas) + "\""),
+                  std::string::npos)
+            << listed.body;
+    EXPECT_EQ(countOf(listed.body, "\"refused\":\"replica r"), kReplicas - 1) << listed.body;
+    EXPECT_EQ(countOf(listed.body, key), kReplicas - 1) << listed.body;
 }
 
 }  // namespace

@@ -113,6 +113,20 @@ TEST(ApiTypes, AMistypedFieldIsAnErrorNamingIt) {
     EXPECT_EQ(halt->holds.at(0).alerts, 2u);
 }
 
+TEST(ApiTypes, AReplicaThatRefusedToLeadSaysWhy) {
+    auto list = parseAs<Coordinators>(
+        R"({"leader":null,"epoch":0,"replicas":[
+            {"id":"r1","url":"u1","leader":false,"epoch":0,"last_renewal":"t",
+             "refused":"replica r1 refused to take over: etcd key /hoist/x"},
+            {"id":"r2","url":"u2","leader":false,"epoch":0,"last_renewal":"t"}]})",
+        "coordinators");
+    ASSERT_TRUE(list.has_value()) << list.error().describe();
+    EXPECT_TRUE(list->leader.empty());
+    ASSERT_EQ(list->replicas.size(), 2u);
+    EXPECT_NE(list->replicas[0].refused.find("/hoist/x"), std::string::npos);
+    EXPECT_TRUE(list->replicas[1].refused.empty());
+}
+
 TEST(ApiTypes, StatesAreReadThroughTheirConversionsAndAnUnknownOneIsNone) {
     using DS = deploy_coordinator::DeploymentState;
     auto held =

@@ -1,6 +1,7 @@
 // The etcd gateway client and the etcd state store against a real etcd member (Debian's
 // etcd-server): every request builder is checked by what etcd then holds, because the gateway
 // silently ignores a misspelled field.
+#include <algorithm>
 #include <atomic>
 #include <future>
 #include <thread>
@@ -478,6 +479,70 @@ TEST_F(Etcd, AStagedStepLeftBeforeItsMarkerIsNeverReadAndIsDroppedByTheNextLeade
     EXPECT_TRUE(next.deploymentNodes("d-4").value().empty());
 }
 
+StepWrite newDeployment(int number, int rows) {
+    StepWrite w;
+    w.deployment = sampleDeployment(number);
+    for (int i = 0; i < rows; ++i) {
+        DeploymentNode dn;
+        dn.deployment = w.deployment->id;
+        dn.node = "n" + std::to_string(i);
+        dn.ord = i;
+        w.nodes.push_back(dn);
+    }
+    w.events.push_back({0, 1, "admin", "deployment start", w.deployment->id, "", "start"});
+    return w;
+}
+
+TEST_F(Etcd, ANewDeploymentsRowsAreWrittenOnceInPlace) {
+    EtcdStateStore store(*client_, prefix_, 8);
+    auto leader = elect(*client_, store, prefix_, "a");
+    std::vector<std::string> stages;
+    store.setStagingForTest(2000, [&](std::string_view stage) { stages.emplace_back(stage); });
+    ASSERT_OK(store.commit(newDeployment(4, 40), leader.epoch));
+    // Not staged: in place at once, then one txn with the deployment's row.
+    EXPECT_EQ(stages, std::vector<std::string>{"rows"});
+    EXPECT_EQ(store.stagedSteps(), 0u);
+    EXPECT_EQ(countUnder(*client_, prefix_ + "staged/"), 0);
+    EXPECT_EQ(countUnder(*client_, prefix_ + "creating/"), 0);
+    EXPECT_EQ(store.deploymentNodes("d-4").value().size(), 40u);
+    EXPECT_EQ(store.events(std::nullopt, 10).value().size(), 1u);
+    // The rows of a deployment that exists are state: an update of them is staged as before.
+    StepWrite update = newDeployment(4, 40);
+    for (auto& n : update.nodes) n.message = "restarting";
+    stages.clear();
+    ASSERT_OK(store.commit(update, leader.epoch));
+    EXPECT_NE(std::find(stages.begin(), stages.end(), "marker"), stages.end());
+    EXPECT_EQ(store.stagedSteps(), 1u);
+    EXPECT_EQ(store.deploymentNodes("d-4").value().at(39).message, "restarting");
+}
+
+TEST_F(Etcd, ANewDeploymentsRowsWithoutItsCommitAreNeverReadAndAreDroppedBeforeTheNextStep) {
+    EtcdStateStore store(*client_, prefix_, 8);
+    auto first = elect(*client_, store, prefix_, "a");
+    // Deposed once the rows are in place, before the step's commit.
+    store.setStagingForTest(2000, [&](std::string_view stage) {
+        if (stage == "rows") (void)client_->revoke(first.lease);
+    });
+    ASSERT_ERROR(store.commit(newDeployment(4, 40), first.epoch), Errc::Conflict,
+                 "refused by etcd");
+    EXPECT_EQ(countUnder(*client_, prefix_ + "deployment-nodes/d-4/"), 40);
+    EXPECT_EQ(countUnder(*client_, prefix_ + "creating/"), 1);
+    // Readers see none of it, by the deployment or by its rows.
+    EtcdStateStore reader(*client_, prefix_, 8);
+    EXPECT_FALSE(reader.deployment("d-4").value().has_value());
+    EXPECT_TRUE(reader.deployments().value().empty());
+    EXPECT_TRUE(reader.deploymentNodes("d-4").value().empty());
+    EXPECT_TRUE(reader.events(std::nullopt, 10).value().empty());
+    // The same replica, leading again: its next step drops the rows first, and the id (never
+    // committed) starts afresh with only its own rows.
+    store.setStagingForTest(2000, nullptr);
+    auto again = elect(*client_, store, prefix_, "b");
+    ASSERT_OK(store.commit(newDeployment(4, 5), again.epoch));
+    EXPECT_EQ(countUnder(*client_, prefix_ + "creating/"), 0);
+    EXPECT_EQ(countUnder(*client_, prefix_ + "deployment-nodes/d-4/"), 5);
+    EXPECT_EQ(store.deploymentNodes("d-4").value().size(), 5u);
+}
+
 TEST_F(Etcd, AStagedStepCommittedButNotInPlaceIsReadWholeAndFinishedByTheNextLeader) {
     EtcdStateStore store(*client_, prefix_, 8);
     auto first = elect(*client_, store, prefix_, "a");
@@ -487,7 +552,9 @@ TEST_F(Etcd, AStagedStepCommittedButNotInPlaceIsReadWholeAndFinishedByTheNextLea
     });
     ASSERT_OK(store.commit(bigStart(40), first.epoch));
     EXPECT_EQ(countUnder(*client_, prefix_ + "applying/"), 1);
-    EXPECT_LT(countUnder(*client_, prefix_ + "deployment-nodes/"), 40);
+    // The staged rows (the registry's; a new deployment's own rows went in place before the
+    // marker) are not all in place yet.
+    EXPECT_LT(countUnder(*client_, prefix_ + "nodes/"), 40);
     // Any reader sees the whole step.
     EtcdStateStore reader(*client_, prefix_, 8);
     EXPECT_TRUE(reader.deployment("d-4").value().has_value());
