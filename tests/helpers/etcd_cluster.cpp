@@ -101,6 +101,19 @@ bool EtcdCluster::waitHealthy(std::chrono::milliseconds timeout) {
         timeout, std::chrono::milliseconds(100));
 }
 
+std::string EtcdCluster::logTails() const {
+    std::string out;
+    for (const auto& m : members_) {
+        auto log = readFile(folder_ / (m.name + ".log"));
+        std::size_t from = log.size();
+        for (int lines = 0; lines < 6 && from > 0; ++lines) from = log.rfind('\n', from - 1);
+        out += "--- etcd member " + m.name + " (client port " + std::to_string(m.client_port) +
+               ", peer port " + std::to_string(m.peer_port) + "):\n" +
+               log.substr(from == std::string::npos ? 0 : from) + "\n";
+    }
+    return out;
+}
+
 std::vector<std::string> EtcdCluster::endpoints() const {
     std::vector<std::string> out;
     for (const auto& m : members_)

@@ -27,6 +27,8 @@ public:
 
     /// True once every member answers /health (or `timeout` passed).
     bool waitHealthy(std::chrono::milliseconds timeout = std::chrono::seconds(30));
+    /// The last lines of each member's log (for a failure's message).
+    std::string logTails() const;
     /// "http://127.0.0.1:PORT" of each member.
     std::vector<std::string> endpoints() const;
     /// etcd://127.0.0.1:P1,127.0.0.1:P2,.../prefix

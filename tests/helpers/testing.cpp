@@ -9,6 +9,7 @@
 #include <csignal>
 #include <cstdlib>
 #include <fstream>
+#include <random>
 #include <sstream>
 #include <thread>
 
@@ -195,17 +196,46 @@ bool RawConnection::closedByServer(std::chrono::milliseconds timeout) {
     return ::recv(fd_, &byte, 1, MSG_DONTWAIT | MSG_PEEK) <= 0;
 }
 
-int freeLoopbackPort() {
+namespace {
+// Binds a loopback TCP socket to `port` (0: the kernel picks) and returns the port bound, or
+// 0 when it is taken.
+int bindLoopback(int port) {
     int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) return 0;
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(static_cast<std::uint16_t>(port));
     socklen_t len = sizeof addr;
-    int port = 0;
-    if (fd >= 0 && ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+    int bound = 0;
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
         ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0)
-        port = ntohs(addr.sin_port);
-    if (fd >= 0) ::close(fd);
+        bound = ntohs(addr.sin_port);
+    ::close(fd);
+    return bound;
+}
+
+// The first port of the kernel's ephemeral range (what bind to port 0 and outgoing
+// connections take).
+int ephemeralStart() {
+    std::ifstream in("/proc/sys/net/ipv4/ip_local_port_range");
+    int first = 0;
+    if (!(in >> first)) first = 32768;
+    return first;
+}
+}  // namespace
+
+int freeLoopbackPort() {
+    // Below the ephemeral range: between this call and the peer's bind, no outgoing connection
+    // and no server binding port 0 (tests run side by side) can be handed this port.
+    static const int first = ephemeralStart();
+    if (first > 12000) {
+        static thread_local std::mt19937 pick(std::random_device{}());
+        std::uniform_int_distribution<int> ports(10000, first - 1);
+        for (int attempt = 0; attempt < 64; ++attempt)
+            if (int port = bindLoopback(ports(pick)); port > 0) return port;
+    }
+    int port = bindLoopback(0);
     EXPECT_GT(port, 0) << "no free loopback port";
     return port;
 }

@@ -113,7 +113,8 @@ private:
 };
 
 /// A loopback port free at the time of the call, for peers that cannot report the port they
-/// bound (the caller starts them on it at once).
+/// bound (the caller starts them on it at once). Chosen at random below the kernel's
+/// ephemeral range, so no outgoing connection or port-0 bind takes it in the meantime.
 int freeLoopbackPort();
 
 /// A started server process that wrote its port to a port file; stopped on destruction.

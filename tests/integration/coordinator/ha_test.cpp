@@ -66,7 +66,7 @@ protected:
         ASSERT_TRUE(repo_->started());
         // Timeouts raised over etcd's defaults: a busy CI machine must not cause elections.
         etcd_ = std::make_unique<testing::EtcdCluster>(dir_.path(), 3, 200ms, 2000ms);
-        ASSERT_TRUE(etcd_->waitHealthy(60s));
+        ASSERT_TRUE(etcd_->waitHealthy(60s)) << etcd_->logTails();
         for (int i = 0; i < kReplicas; ++i) ports_.push_back(testing::freeLoopbackPort());
         replicas_.resize(kReplicas);
         for (int i = 0; i < kReplicas; ++i) startReplica(i);
@@ -705,7 +705,7 @@ TEST_F(Ha, NothingAcknowledgedIsLostWhenEtcdComesBack) {
     auto restarts_in_outage = restartsIn(d1);
 
     for (int m = 0; m < 3; ++m) etcd_->restart(m);
-    ASSERT_TRUE(etcd_->waitHealthy(60s));
+    ASSERT_TRUE(etcd_->waitHealthy(60s)) << etcd_->logTails();
     ASSERT_GE(waitLeader(60s), 0);
     // Read from a follower: the hold and the late registration are there.
     int now = waitLeader();

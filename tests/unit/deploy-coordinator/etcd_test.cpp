@@ -30,7 +30,7 @@ protected:
         folder_ = new TempFolder();
         cluster_ = new hoist::testing::EtcdCluster(
             folder_->path(), 1, std::chrono::milliseconds(100), std::chrono::milliseconds(1000));
-        ASSERT_TRUE(cluster_->waitHealthy());
+        ASSERT_TRUE(cluster_->waitHealthy()) << cluster_->logTails();
     }
     static void TearDownTestSuite() {
         delete cluster_;

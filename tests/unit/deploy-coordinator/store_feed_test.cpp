@@ -30,7 +30,7 @@ protected:
         if (hoist::testing::EtcdCluster::binary().empty()) return;
         folder_ = new TempFolder();
         cluster_ = new hoist::testing::EtcdCluster(folder_->path(), 1, 100ms, 1000ms);
-        ASSERT_TRUE(cluster_->waitHealthy());
+        ASSERT_TRUE(cluster_->waitHealthy()) << cluster_->logTails();
     }
     static void TearDownTestSuite() {
         delete cluster_;
