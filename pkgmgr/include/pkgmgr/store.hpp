@@ -44,7 +44,8 @@ struct VerifyReport {
 /// decides). A crash at any instant leaves each entry complete or absent. Store entries hold
 /// .hoist/package.json (the reference) and .hoist/manifest.json (per-file sha256, for verify).
 /// list() and find() by id read the store index (<root>/store-index.json, a cache checked
-/// against the store's folder names and repaired when stale); copies of a Store share it.
+/// against the store's folder names and repaired when stale); every Store of a root in a
+/// process shares one. get() answers from it too, reading the entry only when it lacks it.
 class Store {
 public:
     /// Opens (and creates) the store under layout.root.

@@ -440,13 +440,24 @@ Result<Generation> Generations::stageVerified(
         verdict = requireIntact(set);  // no thread to be had: check first, as before
         HOIST_TRY(*verdict);
     }
+    // The link time (the walk of the shared folders the links are planned from, and the
+    // build without its wait for the check) is logged apart from that wait, so that what the
+    // check adds to a stage can be told from what linking costs.
+    std::int64_t waited_us = 0;
     auto checked = [&]() -> Result<void> {
-        if (!verdict) verdict = checking.get();
+        if (!verdict) {
+            auto wait_start = std::chrono::steady_clock::now();
+            verdict = checking.get();
+            waited_us = microsSince(wait_start);
+        }
         return *verdict;
     };
+    std::int64_t merge_us = 0;
     auto valid = [&]() -> Result<MergedTree> {
         if (set.empty()) return fail(Errc::Invalid, "set: the set is empty");
+        auto merge_start = std::chrono::steady_clock::now();
         HOIST_ASSIGN(auto merged, mergeWellKnownFolders(set));
+        merge_us = microsSince(merge_start);
         HOIST_TRY(validateSet(set, rules, merged));
         return merged;
     }();
@@ -454,8 +465,17 @@ Result<Generation> Generations::stageVerified(
         if (!verdict) checking.wait();
         return std::unexpected(valid.error());
     }
+    auto build_start = std::chrono::steady_clock::now();
     auto built = build(set, *valid, rules, release, upgrade_from, checked);
+    auto build_us = microsSince(build_start);
     HOIST_TRY(checked());
+    if (built)
+        log::info(kComponent, "stage timings",
+                  {{"generation", built->number},
+                   {"merge_us", merge_us},
+                   {"build_us", build_us - waited_us},
+                   {"check_wait_us", waited_us},
+                   {"link_us", merge_us + build_us - waited_us}});
     return built;
 }
 
