@@ -236,22 +236,32 @@ Result<std::vector<StoredPackage>> StoreIndex::all() {
     return out;
 }
 
-Result<std::vector<std::string>> StoreIndex::shasOf(const std::string& id) {
+Result<std::vector<std::vector<std::string>>> StoreIndex::shasOf(
+    const std::vector<std::string>& ids) {
     std::lock_guard lock(mutex_);
     HOIST_TRY(syncLocked({}));
-    std::vector<std::string> out;
-    auto [first, last] = by_id_.equal_range(id);
-    for (auto it = first; it != last; ++it) out.push_back(it->second);
-    std::sort(out.begin(), out.end());
+    std::vector<std::vector<std::string>> out;
+    out.reserve(ids.size());
+    for (const auto& id : ids) {
+        auto& shas = out.emplace_back();
+        auto [first, last] = by_id_.equal_range(id);
+        for (auto it = first; it != last; ++it) shas.push_back(it->second);
+        std::sort(shas.begin(), shas.end());
+    }
     return out;
 }
 
-Result<std::optional<StoredPackage>> StoreIndex::find(const std::string& sha256) {
+Result<std::vector<std::optional<StoredPackage>>> StoreIndex::find(
+    const std::vector<std::string>& shas) {
     std::lock_guard lock(mutex_);
     HOIST_TRY(syncLocked({}));
-    auto it = by_sha_.find(sha256);
-    if (it == by_sha_.end()) return std::optional<StoredPackage>{};
-    return std::optional<StoredPackage>{it->second};
+    std::vector<std::optional<StoredPackage>> out;
+    out.reserve(shas.size());
+    for (const auto& sha : shas) {
+        auto it = by_sha_.find(sha);
+        out.push_back(it == by_sha_.end() ? std::nullopt : std::optional{it->second});
+    }
+    return out;
 }
 
 std::shared_ptr<StoreIndex> StoreIndex::of(const NodeLayout& layout) {

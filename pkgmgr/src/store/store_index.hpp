@@ -37,10 +37,11 @@ public:
 
     /// Every complete entry, sorted by id then sha256.
     Result<std::vector<StoredPackage>> all();
-    /// The sha256s of the entries with this id, sorted.
-    Result<std::vector<std::string>> shasOf(const std::string& id);
-    /// The entry named `sha256`, or nullopt when the index does not hold it.
-    Result<std::optional<StoredPackage>> find(const std::string& sha256);
+    /// The sha256s of the entries with each id, sorted (one look at the store for them all).
+    Result<std::vector<std::vector<std::string>>> shasOf(const std::vector<std::string>& ids);
+    /// The entries named by each sha256, nullopt where the index does not hold one (one look
+    /// at the store for them all).
+    Result<std::vector<std::optional<StoredPackage>>> find(const std::vector<std::string>& shas);
     /// Records an entry just renamed into place, and writes the index.
     void added(const StoredPackage& pkg);
     /// Forgets an entry just renamed away, and writes the index.
