@@ -93,20 +93,24 @@ Result<Release> readRelease(const SetOptions& o, const NodeLayout& layout) {
 Result<std::vector<std::string>> resolveSet(const std::vector<std::string>& args,
                                             const NodeLayout& layout) {
     HOIST_ASSIGN(auto store, Store::open(layout));
-    std::vector<std::string> shas;
+    std::vector<std::string> words;
     for (const auto& arg : args) {
         for (const auto& item : strings::split(arg, ',')) {
             auto word = std::string(strings::trim(item));
-            if (word.empty()) continue;
-            auto pkg = store.find(word);
-            if (!pkg) {
-                if (pkg.error().code == Errc::NotFound)
-                    return fail(Errc::NotFound, "set: package '", word,
-                                "' is not in the store (fetch or add it first)");
-                return std::unexpected(pkg.error());
-            }
-            shas.push_back(pkg->ref.sha256);
+            if (!word.empty()) words.push_back(std::move(word));
         }
+    }
+    auto found = store.findMany(words);
+    std::vector<std::string> shas;
+    for (std::size_t i = 0; i < words.size(); ++i) {
+        auto& pkg = found[i];
+        if (!pkg) {
+            if (pkg.error().code == Errc::NotFound)
+                return fail(Errc::NotFound, "set: package '", words[i],
+                            "' is not in the store (fetch or add it first)");
+            return std::unexpected(pkg.error());
+        }
+        shas.push_back(pkg->ref.sha256);
     }
     if (shas.empty()) return fail(Errc::Invalid, "no packages: give a SET or --release FILE");
     return shas;

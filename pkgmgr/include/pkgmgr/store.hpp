@@ -44,7 +44,8 @@ struct VerifyReport {
 /// decides). A crash at any instant leaves each entry complete or absent. Store entries hold
 /// .hoist/package.json (the reference) and .hoist/manifest.json (per-file sha256, for verify).
 /// list() and find() by id read the store index (<root>/store-index.json, a cache checked
-/// against the store's folder names and repaired when stale); copies of a Store share it.
+/// against the store's folder names and repaired when stale); every Store of a root in a
+/// process shares one. get() answers from it too, reading the entry only when it lacks it.
 class Store {
 public:
     /// Opens (and creates) the store under layout.root.
@@ -64,6 +65,10 @@ public:
     /// By sha256 or by id (through the index, then get()); Conflict when an id matches
     /// several entries.
     Result<StoredPackage> find(const std::string& id_or_sha256) const;
+    /// get() of each sha256, with one look at the store for them all (a set of 1,000).
+    std::vector<Result<StoredPackage>> getMany(const std::vector<std::string>& sha256s) const;
+    /// find() of each sha256 or id, with one look at the store for them all.
+    std::vector<Result<StoredPackage>> findMany(const std::vector<std::string>& ids) const;
     /// Every complete entry, sorted by id.
     Result<std::vector<StoredPackage>> list() const;
     /// Removes an entry (the caller checks it is not in use). NotFound when absent.

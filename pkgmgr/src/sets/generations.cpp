@@ -302,15 +302,28 @@ Result<std::vector<StoredPackage>> Generations::check(const std::vector<std::str
 Result<std::vector<StoredPackage>> Generations::resolve(
     const std::vector<std::string>& sha256s) const {
     HOIST_ASSIGN(auto store, Store::open(layout_));
-    std::vector<StoredPackage> set;
+    // The first problem in the list's order is the one reported; the packages before it are
+    // looked up together.
+    std::optional<Error> bad;
+    std::size_t good = 0;
     std::set<std::string> seen;
-    for (const auto& sha : sha256s) {
-        if (!crypto::isSha256Hex(sha))
-            return fail(Errc::Invalid, "set: '", sha,
-                        "' is not a sha256 (64 lowercase hex digits)");
-        if (!seen.insert(sha).second)
-            return fail(Errc::Invalid, "set: package ", sha, " is listed twice");
-        auto pkg = store.get(sha);
+    for (; good < sha256s.size(); ++good) {
+        const auto& sha = sha256s[good];
+        if (!crypto::isSha256Hex(sha)) {
+            bad = fail(Errc::Invalid, "set: '", sha, "' is not a sha256 (64 lowercase hex digits)")
+                      .error();
+            break;
+        }
+        if (!seen.insert(sha).second) {
+            bad = fail(Errc::Invalid, "set: package ", sha, " is listed twice").error();
+            break;
+        }
+    }
+    auto got = store.getMany({sha256s.begin(), sha256s.begin() + static_cast<long>(good)});
+    std::vector<StoredPackage> set;
+    for (std::size_t i = 0; i < good; ++i) {
+        const auto& sha = sha256s[i];
+        auto& pkg = got[i];
         if (!pkg) {
             if (pkg.error().code == Errc::NotFound)
                 return fail(Errc::NotFound, "set: package ", sha,
@@ -319,6 +332,7 @@ Result<std::vector<StoredPackage>> Generations::resolve(
         }
         set.push_back(std::move(*pkg));
     }
+    if (bad) return std::unexpected(*bad);
     return set;
 }
 
@@ -332,9 +346,13 @@ Result<std::vector<std::string>> Generations::releaseShas(const Release& release
                                                           const RoleRules& rules) const {
     HOIST_ASSIGN(auto refs, release.packagesFor(rules.role));
     HOIST_ASSIGN(auto store, Store::open(layout_));
+    std::vector<std::string> wanted;
+    for (const auto& ref : refs) wanted.push_back(ref.sha256);
+    auto got = store.getMany(wanted);
     std::vector<std::string> shas;
-    for (const auto& ref : refs) {
-        auto pkg = store.get(ref.sha256);
+    for (std::size_t i = 0; i < refs.size(); ++i) {
+        const auto& ref = refs[i];
+        auto& pkg = got[i];
         if (!pkg) {
             if (pkg.error().code == Errc::NotFound)
                 return fail(Errc::NotFound, "release ", release.version, ": package '", ref.id,
@@ -440,13 +458,24 @@ Result<Generation> Generations::stageVerified(
         verdict = requireIntact(set);  // no thread to be had: check first, as before
         HOIST_TRY(*verdict);
     }
+    // The link time (the walk of the shared folders the links are planned from, and the
+    // build without its wait for the check) is logged apart from that wait, so that what the
+    // check adds to a stage can be told from what linking costs.
+    std::int64_t waited_us = 0;
     auto checked = [&]() -> Result<void> {
-        if (!verdict) verdict = checking.get();
+        if (!verdict) {
+            auto wait_start = std::chrono::steady_clock::now();
+            verdict = checking.get();
+            waited_us = microsSince(wait_start);
+        }
         return *verdict;
     };
+    std::int64_t merge_us = 0;
     auto valid = [&]() -> Result<MergedTree> {
         if (set.empty()) return fail(Errc::Invalid, "set: the set is empty");
+        auto merge_start = std::chrono::steady_clock::now();
         HOIST_ASSIGN(auto merged, mergeWellKnownFolders(set));
+        merge_us = microsSince(merge_start);
         HOIST_TRY(validateSet(set, rules, merged));
         return merged;
     }();
@@ -454,8 +483,17 @@ Result<Generation> Generations::stageVerified(
         if (!verdict) checking.wait();
         return std::unexpected(valid.error());
     }
+    auto build_start = std::chrono::steady_clock::now();
     auto built = build(set, *valid, rules, release, upgrade_from, checked);
+    auto build_us = microsSince(build_start);
     HOIST_TRY(checked());
+    if (built)
+        log::info(kComponent, "stage timings",
+                  {{"generation", built->number},
+                   {"merge_us", merge_us},
+                   {"build_us", build_us - waited_us},
+                   {"check_wait_us", waited_us},
+                   {"link_us", merge_us + build_us - waited_us}});
     return built;
 }
 

@@ -119,8 +119,7 @@ Result<StoredPackage> readStoreEntry(const NodeLayout& layout, const std::string
     return StoredPackage{.ref = std::move(*ref), .info = std::move(*info), .path = path};
 }
 
-Store::Store(NodeLayout layout)
-    : layout_(std::move(layout)), index_(std::make_shared<StoreIndex>(layout_)) {}
+Store::Store(NodeLayout layout) : layout_(std::move(layout)), index_(StoreIndex::of(layout_)) {}
 
 Result<Store> Store::open(const NodeLayout& layout) {
     std::error_code ec;
@@ -221,8 +220,27 @@ Result<void> Store::recordVerified(const std::string& sha256) const {
 }
 
 Result<StoredPackage> Store::get(const std::string& sha256) const {
-    HOIST_TRY(requireSha(sha256));
-    return readStoreEntry(layout_, sha256);
+    return std::move(getMany({sha256}).front());
+}
+
+std::vector<Result<StoredPackage>> Store::getMany(const std::vector<std::string>& sha256s) const {
+    std::vector<Result<StoredPackage>> out;
+    out.reserve(sha256s.size());
+    // The index holds what each entry's two files held when it was read (entries never
+    // change; one that did is refused by requireIntact before use): a set of 1,000 reads no
+    // file per package. An entry the index lacks is read, so its error is the entry's.
+    auto indexed = index_->find(sha256s);
+    for (std::size_t i = 0; i < sha256s.size(); ++i) {
+        const auto& sha = sha256s[i];
+        if (auto valid = requireSha(sha); !valid) {
+            out.emplace_back(std::unexpected(valid.error()));
+        } else if (indexed && (*indexed)[i]) {
+            out.emplace_back(std::move(*(*indexed)[i]));
+        } else {
+            out.push_back(readStoreEntry(layout_, sha));
+        }
+    }
+    return out;
 }
 
 bool Store::has(const std::string& sha256) const {
@@ -232,16 +250,61 @@ bool Store::has(const std::string& sha256) const {
 }
 
 Result<StoredPackage> Store::find(const std::string& id_or_sha256) const {
-    if (crypto::isSha256Hex(id_or_sha256)) return get(id_or_sha256);
-    HOIST_ASSIGN(auto id, PackageId::parse(id_or_sha256));
-    HOIST_ASSIGN(auto shas, index_->shasOf(id.str()));
-    if (shas.empty())
-        return fail(Errc::NotFound, "package '", id_or_sha256, "' is not in the store");
-    if (shas.size() > 1) {
-        return fail(Errc::Conflict, "package '", id_or_sha256, "' matches ", shas.size(),
-                    " store entries (", strings::join(shas, ", "), "); name one by sha256");
+    return std::move(findMany({id_or_sha256}).front());
+}
+
+std::vector<Result<StoredPackage>> Store::findMany(const std::vector<std::string>& ids) const {
+    std::vector<Result<StoredPackage>> out(ids.size(), std::unexpected(Error{}));
+    // Ids to their sha256s through the index, then every sha256 (given or found) at once.
+    std::vector<std::string> names;
+    std::vector<std::size_t> name_of;
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+        if (crypto::isSha256Hex(ids[i])) continue;
+        auto id = PackageId::parse(ids[i]);
+        if (!id) {
+            out[i] = std::unexpected(id.error());
+            continue;
+        }
+        names.push_back(id->str());
+        name_of.push_back(i);
     }
-    return get(shas.front());
+    std::vector<std::string> shas(ids.size());
+    std::vector<bool> wanted(ids.size(), false);
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+        if (crypto::isSha256Hex(ids[i])) {
+            shas[i] = ids[i];
+            wanted[i] = true;
+        }
+    }
+    if (!names.empty()) {
+        auto found = index_->shasOf(names);
+        for (std::size_t k = 0; k < names.size(); ++k) {
+            auto i = name_of[k];
+            if (!found) {
+                out[i] = std::unexpected(found.error());
+                continue;
+            }
+            const auto& matches = (*found)[k];
+            if (matches.empty()) {
+                out[i] = fail(Errc::NotFound, "package '", ids[i], "' is not in the store");
+            } else if (matches.size() > 1) {
+                out[i] =
+                    fail(Errc::Conflict, "package '", ids[i], "' matches ", matches.size(),
+                         " store entries (", strings::join(matches, ", "), "); name one by sha256");
+            } else {
+                shas[i] = matches.front();
+                wanted[i] = true;
+            }
+        }
+    }
+    std::vector<std::string> lookups;
+    for (std::size_t i = 0; i < ids.size(); ++i)
+        if (wanted[i]) lookups.push_back(shas[i]);
+    auto got = getMany(lookups);
+    std::size_t k = 0;
+    for (std::size_t i = 0; i < ids.size(); ++i)
+        if (wanted[i]) out[i] = std::move(got[k++]);
+    return out;
 }
 
 Result<std::vector<StoredPackage>> Store::list() const {

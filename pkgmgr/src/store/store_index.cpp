@@ -58,6 +58,11 @@ Result<std::set<std::string>> entryNames(const fs::path& store) {
     return names;
 }
 
+bool sameFile(const struct stat& a, const struct stat& b) {
+    return a.st_ino == b.st_ino && a.st_dev == b.st_dev && a.st_size == b.st_size &&
+           sameTime(a.st_mtim, b.st_mtim);
+}
+
 }  // namespace
 
 void StoreIndex::loadFileLocked() {
@@ -65,6 +70,8 @@ void StoreIndex::loadFileLocked() {
     by_id_.clear();
     file_ok_ = false;
     auto path = file(layout_);
+    file_seen_ = {};
+    ::stat(path.c_str(), &file_seen_);
     auto text = files::readFile(path, kMaxIndex);
     if (!text) {
         // Absent: nothing to repair unless the store holds entries (reconcile finds them).
@@ -156,6 +163,13 @@ Result<bool> StoreIndex::refreshLocked() {
             return failErrno(Errc::Io, errno, "cannot inspect '", layout_.store().string(), "'");
         st = {};
     }
+    if (loaded_) {
+        // The index is shared by the process's Stores: a file written by someone else since
+        // (or within the clock's granularity of it) is read again.
+        struct stat now {};
+        ::stat(file(layout_).c_str(), &now);
+        if (!sameFile(now, file_seen_) || racy(file_seen_.st_mtim)) loaded_ = false;
+    }
     if (loaded_ && !seen_racy_ && sameTime(st.st_mtim, seen_mtime_)) return false;
     if (!loaded_) loadFileLocked();
     loaded_ = true;
@@ -177,6 +191,7 @@ void StoreIndex::writeLocked() {
             log::debug(kComponent, "cannot remove the store index",
                        {{"path", path.string()}, {"error", std::strerror(errno)}});
         file_ok_ = true;
+        file_seen_ = {};
         return;
     }
     struct stat st {};
@@ -198,6 +213,8 @@ void StoreIndex::writeLocked() {
         return;
     }
     file_ok_ = true;
+    file_seen_ = {};
+    ::stat(path.c_str(), &file_seen_);
 }
 
 Result<void> StoreIndex::syncLocked(const std::function<bool()>& change) {
@@ -219,14 +236,43 @@ Result<std::vector<StoredPackage>> StoreIndex::all() {
     return out;
 }
 
-Result<std::vector<std::string>> StoreIndex::shasOf(const std::string& id) {
+Result<std::vector<std::vector<std::string>>> StoreIndex::shasOf(
+    const std::vector<std::string>& ids) {
     std::lock_guard lock(mutex_);
     HOIST_TRY(syncLocked({}));
-    std::vector<std::string> out;
-    auto [first, last] = by_id_.equal_range(id);
-    for (auto it = first; it != last; ++it) out.push_back(it->second);
-    std::sort(out.begin(), out.end());
+    std::vector<std::vector<std::string>> out;
+    out.reserve(ids.size());
+    for (const auto& id : ids) {
+        auto& shas = out.emplace_back();
+        auto [first, last] = by_id_.equal_range(id);
+        for (auto it = first; it != last; ++it) shas.push_back(it->second);
+        std::sort(shas.begin(), shas.end());
+    }
     return out;
+}
+
+Result<std::vector<std::optional<StoredPackage>>> StoreIndex::find(
+    const std::vector<std::string>& shas) {
+    std::lock_guard lock(mutex_);
+    HOIST_TRY(syncLocked({}));
+    std::vector<std::optional<StoredPackage>> out;
+    out.reserve(shas.size());
+    for (const auto& sha : shas) {
+        auto it = by_sha_.find(sha);
+        out.push_back(it == by_sha_.end() ? std::nullopt : std::optional{it->second});
+    }
+    return out;
+}
+
+std::shared_ptr<StoreIndex> StoreIndex::of(const NodeLayout& layout) {
+    // Entries are immutable and each lookup checks the store folder's mtime, so one index
+    // per root serves every Store of the process (stage opens several).
+    static std::mutex mutex;
+    static std::map<fs::path, std::shared_ptr<StoreIndex>> indexes;
+    std::lock_guard lock(mutex);
+    auto& slot = indexes[layout.root];
+    if (!slot) slot = std::make_shared<StoreIndex>(layout);
+    return slot;
 }
 
 void StoreIndex::added(const StoredPackage& pkg) {

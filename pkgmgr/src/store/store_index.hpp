@@ -10,10 +10,14 @@
 // the next load repairs. It is kept only where run/ exists (every node root NodeLayout::ensure
 // made); a bare store without it reads its entries once per process instead.
 
+#include <sys/stat.h>
+
 #include <ctime>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -33,12 +37,19 @@ public:
 
     /// Every complete entry, sorted by id then sha256.
     Result<std::vector<StoredPackage>> all();
-    /// The sha256s of the entries with this id, sorted.
-    Result<std::vector<std::string>> shasOf(const std::string& id);
+    /// The sha256s of the entries with each id, sorted (one look at the store for them all).
+    Result<std::vector<std::vector<std::string>>> shasOf(const std::vector<std::string>& ids);
+    /// The entries named by each sha256, nullopt where the index does not hold one (one look
+    /// at the store for them all).
+    Result<std::vector<std::optional<StoredPackage>>> find(const std::vector<std::string>& shas);
     /// Records an entry just renamed into place, and writes the index.
     void added(const StoredPackage& pkg);
     /// Forgets an entry just renamed away, and writes the index.
     void removed(const std::string& sha256);
+
+    /// The index of this root shared by every Store of the process (one load of the file per
+    /// process, not per Store::open). Thread-safe.
+    static std::shared_ptr<StoreIndex> of(const NodeLayout& layout);
 
     /// The index file.
     static fs::path file(const NodeLayout& layout) { return layout.run() / "store-index.json"; }
@@ -62,6 +73,9 @@ private:
     std::mutex mutex_;
     bool loaded_ = false;
     bool file_ok_ = false;  ///< the file on disk holds what by_sha_ held when loaded
+    /// The index file as last loaded or written (inode, size, mtime): another writer's file
+    /// (another process, a repair by hand) is loaded again.
+    struct stat file_seen_ {};
     timespec seen_mtime_{};
     bool seen_racy_ = true;
     std::map<std::string, StoredPackage> by_sha_;

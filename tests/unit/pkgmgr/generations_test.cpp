@@ -162,6 +162,27 @@ TEST_F(GenerationsTest, StageRefusesAPackageWithAFlippedByte) {
         << again.error().message;
 }
 
+// The set's metadata comes from the store index, not from the entries' files: a pkginfo.json
+// changed after the add (here its version, 1.11.0 made 1.11.1) is not what the lookup answers,
+// and the check before use refuses the package for it.
+TEST_F(GenerationsTest, StageRefusesAPackageWhosePkginfoChangedThoughTheIndexAnswers) {
+    auto set = baseSet();
+    ASSERT_OK(store->list());  // the index holds every entry
+    auto pkginfo = layout.storeEntry(set[0]) / "pkginfo.json";
+    auto at = readFile(pkginfo).find("1.11.0");
+    ASSERT_NE(at, std::string::npos);
+    flipByte(pkginfo, at + 5);
+    auto found = store->get(set[0]);
+    ASSERT_OK(found);
+    EXPECT_EQ(found->info.id().str(), "mesos--1.11.0");
+    ASSERT_ERROR(gens->stage(set, rules, ""), Errc::Corrupt,
+                 "package mesos--1.11.0 (" + set[0] +
+                     ") differs from what was added, so it is not used: pkginfo.json: content "
+                     "changed (see 'pkgmgr verify " +
+                     set[0] + "')");
+    EXPECT_TRUE(listing(layout.generations()).empty());
+}
+
 // The verified stamp spares a stage the re-hash only while nothing in the package changed: a
 // byte changed behind a stamp in force, with its mtime put back, is still refused.
 TEST_F(GenerationsTest, StageRefusesATamperedFileBehindAVerifiedStamp) {
