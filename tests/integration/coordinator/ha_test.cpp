@@ -145,6 +145,18 @@ protected:
         return -1;
     }
 
+    /// Waits until `replica`'s own metrics say it does not lead (a leader that was paused or
+    /// cut off from etcd steps down).
+    bool saysItDoesNotLead(int replica) {
+        return testing::waitFor(
+            [&] {
+                auto m = call(replica, "GET", "/metrics");
+                return m.status == 200 &&
+                       m.body.find("\nhoist_coordinator_is_leader 0\n") != std::string::npos;
+            },
+            30s, 50ms);
+    }
+
     int waitLeader(std::chrono::milliseconds timeout = 30s) {
         int found = -1;
         testing::waitFor([&] { return (found = leader()) >= 0; }, timeout, 50ms);
@@ -353,13 +365,7 @@ TEST_F(Ha, RolloutsFinishThroughFailoversWithEachNodeRestartedOnce) {
         30s, 50ms));
     replicas_[static_cast<std::size_t>(paused)]->kill(SIGCONT);
     // Woken, it finds its renewal overdue and steps down (it restarts itself as a follower).
-    ASSERT_TRUE(testing::waitFor(
-        [&] {
-            auto m = call(paused, "GET", "/metrics");
-            return m.status == 200 &&
-                   m.body.find("\nhoist_coordinator_is_leader 0\n") != std::string::npos;
-        },
-        30s, 50ms))
+    ASSERT_TRUE(saysItDoesNotLead(paused))
         << testing::readFile(dir_ / ("r" + std::to_string(paused) + ".log"));
 
     int raft = etcd_->raftLeader();
@@ -473,13 +479,7 @@ TEST_F(Ha, ReplicasAnswerTheCoordinatorsListAndRefuseWithoutEtcd) {
                       std::string::npos);
         }
         paused.kill(SIGCONT);
-        ASSERT_TRUE(testing::waitFor(
-            [&] {
-                auto m = call(l, "GET", "/metrics");
-                return m.status == 200 &&
-                       m.body.find("\nhoist_coordinator_is_leader 0\n") != std::string::npos;
-            },
-            30s, 50ms));
+        ASSERT_TRUE(saysItDoesNotLead(l));
         l = waitLeader();
         ASSERT_GE(l, 0);
     }
@@ -691,13 +691,7 @@ TEST_F(Ha, NothingAcknowledgedIsLostWhenEtcdComesBack) {
             },
             30s, 100ms))
             << "replica " << i << ": " << call(i, "GET", "/v1/deployments").body;
-    EXPECT_TRUE(testing::waitFor(
-        [&] {
-            auto m = call(l, "GET", "/metrics");
-            return m.status == 200 &&
-                   m.body.find("\nhoist_coordinator_is_leader 0\n") != std::string::npos;
-        },
-        30s, 100ms));
+    EXPECT_TRUE(saysItDoesNotLead(l));
     // A halt cannot be acknowledged without the store.
     auto refused = call((l + 1) % kReplicas, "POST", "/v1/halt",
                         R"({"source":"during","reason":"x"})", "halt-secret");

@@ -13,6 +13,7 @@
 #include "etcd_client.hpp"
 #include "etcd_cluster.hpp"
 #include "etcd_state.hpp"
+#include "etcd_suite.hpp"
 #include "records.hpp"
 #include "testing.hpp"
 
@@ -23,37 +24,7 @@ using etcd::Compare;
 using etcd::Op;
 using hoist::testing::TempFolder;
 
-class Etcd : public ::testing::Test {
-protected:
-    static void SetUpTestSuite() {
-        if (hoist::testing::EtcdCluster::binary().empty()) return;
-        folder_ = new TempFolder();
-        cluster_ = new hoist::testing::EtcdCluster(
-            folder_->path(), 1, std::chrono::milliseconds(100), std::chrono::milliseconds(1000));
-        ASSERT_TRUE(cluster_->waitHealthy()) << cluster_->logTails();
-    }
-    static void TearDownTestSuite() {
-        delete cluster_;
-        delete folder_;
-        cluster_ = nullptr;
-        folder_ = nullptr;
-    }
-    void SetUp() override {
-        if (cluster_ == nullptr)
-            GTEST_SKIP() << "etcd is not installed (apt-get install etcd-server)";
-        etcd::ClientOptions o;
-        o.endpoints = cluster_->endpoints();
-        auto c = etcd::Client::create(o);
-        ASSERT_OK(c);
-        client_ = std::move(*c);
-        prefix_ = "/t" + crypto::randomHex(6) + "/";
-    }
-
-    static inline TempFolder* folder_ = nullptr;
-    static inline hoist::testing::EtcdCluster* cluster_ = nullptr;
-    std::unique_ptr<etcd::Client> client_;
-    std::string prefix_;
-};
+using Etcd = EtcdSuite;
 
 etcd::KeyValue get(etcd::Client& c, const std::string& key) {
     etcd::RangeRequest r;
@@ -237,14 +208,7 @@ TEST_F(Etcd, WatchDeliversPutsAndDeletesAndReportsCompaction) {
     // Compact past the start: the watch is canceled and says so.
     auto now = client_->put(prefix_ + "w2", "2");
     ASSERT_OK(now);
-    http::Client raw;
-    http::Request compact;
-    compact.method = "POST";
-    compact.url = cluster_->endpoints()[0] + "/v3/kv/compaction";
-    compact.body = "{\"revision\":\"" + std::to_string(*now) + "\"}";
-    auto compacted = raw.send(compact);
-    ASSERT_OK(compacted);
-    ASSERT_EQ(compacted->status, 200) << compacted->body;
+    compact(*now);
     ASSERT_ERROR(client_->watch(
                      prefix_, etcd::prefixEnd(prefix_), *start + 1,
                      [](std::int64_t, const auto&) { return true; }, stop, std::chrono::seconds(5)),

@@ -13,6 +13,7 @@
 #include "etcd_client.hpp"
 #include "etcd_cluster.hpp"
 #include "etcd_state.hpp"
+#include "etcd_suite.hpp"
 #include "event_stream.hpp"
 #include "records.hpp"
 #include "store_feed.hpp"
@@ -24,30 +25,11 @@ namespace {
 using namespace std::chrono_literals;
 using hoist::testing::TempFolder;
 
-class StoreFeedTest : public ::testing::Test {
+class StoreFeedTest : public EtcdSuite {
 protected:
-    static void SetUpTestSuite() {
-        if (hoist::testing::EtcdCluster::binary().empty()) return;
-        folder_ = new TempFolder();
-        cluster_ = new hoist::testing::EtcdCluster(folder_->path(), 1, 100ms, 1000ms);
-        ASSERT_TRUE(cluster_->waitHealthy()) << cluster_->logTails();
-    }
-    static void TearDownTestSuite() {
-        delete cluster_;
-        delete folder_;
-        cluster_ = nullptr;
-        folder_ = nullptr;
-    }
-
     void SetUp() override {
-        if (cluster_ == nullptr)
-            GTEST_SKIP() << "etcd is not installed (apt-get install etcd-server)";
-        etcd::ClientOptions o;
-        o.endpoints = cluster_->endpoints();
-        auto c = etcd::Client::create(o);
-        ASSERT_OK(c);
-        client_ = std::move(*c);
-        prefix_ = "/f" + crypto::randomHex(6) + "/";
+        EtcdSuite::SetUp();
+        if (IsSkipped() || HasFatalFailure()) return;
         // The leader: an election key of its own, so its steps are fenced as in a replica.
         leader_ = std::make_unique<EtcdStateStore>(*client_, prefix_);
         auto lease = client_->grant(60);
@@ -106,10 +88,6 @@ protected:
         return list && !list->empty() ? list->back().id : 0;
     }
 
-    static inline TempFolder* folder_ = nullptr;
-    static inline hoist::testing::EtcdCluster* cluster_ = nullptr;
-    std::unique_ptr<etcd::Client> client_;
-    std::string prefix_;
     std::int64_t epoch_ = 0;
     std::unique_ptr<EtcdStateStore> leader_;
     std::unique_ptr<EtcdStateStore> follower_;
@@ -225,14 +203,7 @@ TEST_F(StoreFeedTest, AWatchCompactedAwayIsFollowedByAReadOfTheState) {
         ASSERT_OK(leader_->commit(halt, 0));
         auto now = client_->put(prefix_ + "zz-filler", "x");
         ASSERT_OK(now);
-        http::Client raw;
-        http::Request compact;
-        compact.method = "POST";
-        compact.url = cluster_->endpoints()[0] + "/v3/kv/compaction";
-        compact.body = "{\"revision\":\"" + std::to_string(*now) + "\"}";
-        auto compacted = raw.send(compact);
-        ASSERT_OK(compacted);
-        ASSERT_EQ(compacted->status, 200) << compacted->body;
+        compact(*now);
     });
     startAll();
     auto conn = open();
