@@ -189,6 +189,8 @@ int serve(const ServeOptions& o, std::ostream& err) {
     std::unique_ptr<State> sqlite_state;
     std::optional<files::PidLock> state_lock;
     StateStore* store = nullptr;
+    // An HA replica's election lease (at least 2 s: renewals go every third of it).
+    const auto lease_ttl = std::chrono::seconds(std::max<std::int64_t>(2, o.lease_ttl_s));
     if (o.state.starts_with("etcd://")) {
         auto url = etcd::parseEtcdUrl(o.state);
         if (!url) return failWith(url.error());
@@ -203,8 +205,7 @@ int serve(const ServeOptions& o, std::ostream& err) {
             std::make_unique<EtcdStateStore>(*etcd_client, url->prefix, o.etcd_max_txn_ops);
         // A halt written by a follower waits for the leader's acknowledgement: long enough for
         // a dead leader's lease to expire and a successor to take over and read the holds.
-        etcd_store->setConfirmTimeout(
-            std::chrono::seconds(2 * std::max<std::int64_t>(2, o.lease_ttl_s) + 2));
+        etcd_store->setConfirmTimeout(2 * lease_ttl + std::chrono::seconds(2));
         // A replica rejoining (after it stepped down) starts without etcd: its API answers
         // 503 naming the store until etcd answers, and it campaigns once it does.
         auto reachable = etcd_store->ping();
@@ -303,7 +304,7 @@ int serve(const ServeOptions& o, std::ostream& err) {
         ReplicaOptions ro;
         ro.id = o.replica_id.empty() ? eo.advertise_url : o.replica_id;
         ro.url = eo.advertise_url;
-        ro.ttl = std::chrono::seconds(std::max<std::int64_t>(2, o.lease_ttl_s));
+        ro.ttl = lease_ttl;
         ro.store_heard = store_heard;
         int bound = *port;
         replica = std::make_unique<Replica>(

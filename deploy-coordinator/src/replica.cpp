@@ -259,7 +259,10 @@ void Replica::campaign() {
                             return;
                         }
                         (void)publish();
-                        takeOverHolds();
+                        // The holds the watch saw while this replica stood by were not
+                        // acknowledged (only the leader's counts); when this read fails, the
+                        // watch acknowledges once it reads them.
+                        (void)readHolds();
                         log::info(kLog, "elected",
                                   {{"replica", options_.id}, {"epoch", kv.create_revision}});
                     }
@@ -278,21 +281,12 @@ void Replica::watchHolds() {
     std::int64_t revision = 0;
     while (!stopping_) {
         if (revision == 0) {
-            etcd::RangeRequest r;
-            r.key = prefix;
-            r.range_end = end;
-            r.count_only = true;
-            auto read = client_.range(r);
+            auto read = readHolds();
             if (!read) {
                 std::this_thread::sleep_for(options_.poll);
                 continue;
             }
-            if (hooks_.holds_changed && !hooks_.holds_changed()) {
-                std::this_thread::sleep_for(options_.poll);
-                continue;
-            }
-            revision = read->revision;
-            acknowledgeHolds(revision);
+            revision = *read;
         }
         auto watched = client_.watch(
             prefix, end, revision + 1,
@@ -328,17 +322,17 @@ void Replica::acknowledgeHolds(std::int64_t revision) {
                   {{"revision", revision}, {"error", acked.error().describe()}});
 }
 
-void Replica::takeOverHolds() {
-    // The holds the watch saw while this replica stood by were not acknowledged (only the
-    // leader's acknowledgement counts): read them as of now, then say so as the leader.
+std::optional<std::int64_t> Replica::readHolds() {
+    // The revision first: the holds read after it hold everything written up to it.
     etcd::RangeRequest r;
     r.key = store_.prefix() + "holds/";
     r.range_end = etcd::prefixEnd(r.key);
     r.count_only = true;
     auto read = client_.range(r);
-    if (!read) return;  // the watch acknowledges once it reads them
-    if (hooks_.holds_changed && !hooks_.holds_changed()) return;
+    if (!read) return std::nullopt;
+    if (hooks_.holds_changed && !hooks_.holds_changed()) return std::nullopt;
     acknowledgeHolds(read->revision);
+    return read->revision;
 }
 
 Result<std::optional<std::int64_t>> Replica::leaderSinceMs() {

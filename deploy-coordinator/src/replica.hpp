@@ -104,8 +104,9 @@ private:
     /// The leader, after reading the holds as of `revision` (its gate raised for them): puts
     /// its acknowledgement, which a halt written by another replica waits for.
     void acknowledgeHolds(std::int64_t revision);
-    /// Just elected: reads the holds as of now and acknowledges them.
-    void takeOverHolds();
+    /// Reads the holds again as of now (the holds_changed hook) and, leading, acknowledges
+    /// them; the revision they were read at, or nullopt when etcd or the hook failed.
+    std::optional<std::int64_t> readHolds();
 
     etcd::Client& client_;
     EtcdStateStore& store_;
