@@ -8,10 +8,10 @@
 
 #include <gtest/gtest.h>
 
-#include "api_ui.hpp"
 #include "core/http_client.hpp"
 #include "event_stream.hpp"
 #include "testing.hpp"
+#include "ui_server.hpp"
 
 namespace hoist::deploy_coordinator {
 namespace {
@@ -26,17 +26,10 @@ protected:
         state_ = std::move(*state);
         hub_ = std::make_unique<EventHub>(*state_, 200ms);
         observed_ = std::make_unique<ObservedStore>(*state_, *hub_);
-        http::ServerOptions options;
-        options.access_log = false;
-        auto server = http::Server::create(options);
-        ASSERT_OK(server);
-        server_ = std::move(*server);
-        registerUiRoutes(
-            *server_, *hub_,
-            Tokens{std::string("admin-t"), std::string("halt-t"), std::string("node-t")});
-        auto port = server_->bind();
-        ASSERT_OK(port);
-        port_ = *port;
+        auto ui = serveUi(*hub_);
+        ASSERT_OK(ui);
+        server_ = std::move(ui->server);
+        port_ = ui->port;
         hub_->start();
         thread_ = std::thread([this] { server_->run(); });
     }

@@ -6,8 +6,6 @@
 
 #include <gtest/gtest.h>
 
-#include "api.hpp"
-#include "api_ui.hpp"
 #include "core/crypto.hpp"
 #include "core/http_client.hpp"
 #include "etcd_client.hpp"
@@ -18,6 +16,7 @@
 #include "records.hpp"
 #include "store_feed.hpp"
 #include "testing.hpp"
+#include "ui_server.hpp"
 
 namespace hoist::deploy_coordinator {
 namespace {
@@ -45,17 +44,10 @@ protected:
         hub_ = std::make_unique<EventHub>(*follower_, 60s);
         feed_ = std::make_unique<StoreFeed>(*client_, *follower_, *hub_,
                                             [this] { return hub_->listening(); });
-        http::ServerOptions options;
-        options.access_log = false;
-        auto server = http::Server::create(options);
-        ASSERT_OK(server);
-        server_ = std::move(*server);
-        registerUiRoutes(
-            *server_, *hub_,
-            Tokens{std::string("admin-t"), std::string("halt-t"), std::string("node-t")});
-        auto port = server_->bind();
-        ASSERT_OK(port);
-        port_ = *port;
+        auto ui = serveUi(*hub_);
+        ASSERT_OK(ui);
+        server_ = std::move(ui->server);
+        port_ = ui->port;
     }
 
     void startAll() {
