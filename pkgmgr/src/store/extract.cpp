@@ -93,6 +93,15 @@ Result<void> pwriteAll(int fd, const char* data, std::size_t size, std::uint64_t
     return ok();
 }
 
+/// Creates the regular file `name` in `folder` (never through a link, never over a path the
+/// archive made already).
+Result<UniqueFd> createFile(int folder, const char* name, unsigned mode) {
+    UniqueFd fd(::openat(folder, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode));
+    if (fd.valid()) return fd;
+    if (errno == EEXIST) return fail(Errc::Invalid, "the path appears twice in the archive");
+    return failErrno(Errc::Io, errno, "cannot create the file");
+}
+
 /// Creates, writes and hashes whole small files on worker threads while the reading thread
 /// decompresses the next entries: decompression, hashing and writing overlap. The reader
 /// judges each entry (so refusals stay in archive order: a path seen twice is refused by the
@@ -172,19 +181,14 @@ private:
                 crypto::Sha256 hash;
                 hash.update(job.data.data(), job.data.size());
                 sha = hash.finishHex();
-                UniqueFd fd(::openat(job.folder->get(), job.name.c_str(),
-                                     O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-                                     job.mode));
-                if (!fd.valid()) {
-                    failed =
-                        errno == EEXIST
-                            ? Error{Errc::Invalid,
-                                    job.error_prefix + "the path appears twice in the archive", 0}
-                            : Error{Errc::Io, job.error_prefix + "cannot create the file", errno};
-                } else if (auto w = pwriteAll(fd.get(), job.data.data(), job.data.size(), 0); !w) {
+                auto fd = createFile(job.folder->get(), job.name.c_str(), job.mode);
+                if (!fd) {
+                    failed = Error{fd.error().code, job.error_prefix + fd.error().message,
+                                   fd.error().sys_errno};
+                } else if (auto w = pwriteAll(fd->get(), job.data.data(), job.data.size(), 0); !w) {
                     failed =
                         Error{Errc::Io, job.error_prefix + w.error().message, w.error().sys_errno};
-                } else if (fd.close() != 0) {
+                } else if (fd->close() != 0) {
                     failed = Error{Errc::Io, job.error_prefix + "cannot write the file", errno};
                 } else {
                     addWritten(job.data.size());
@@ -397,11 +401,8 @@ Result<void> Extractor::writeFile(std::string_view raw, archive* a, archive_entr
     bool pooled = !is_pkginfo && declared <= WriterPool::kMaxFile;
     UniqueFd fd;
     auto create = [&]() -> Result<void> {
-        fd.reset(::openat(parent, parts.back().c_str(),
-                          O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode));
-        if (fd.valid()) return ok();
-        if (errno == EEXIST) return fail(Errc::Invalid, "the path appears twice in the archive");
-        return failErrno(Errc::Io, errno, "cannot create the file");
+        HOIST_ASSIGN(fd, createFile(parent, parts.back().c_str(), mode));
+        return ok();
     };
     if (!pooled) {
         if (auto made = create(); !made) return refuse(raw, made.error());

@@ -258,8 +258,14 @@ std::vector<Result<StoredPackage>> Store::findMany(const std::vector<std::string
     // Ids to their sha256s through the index, then every sha256 (given or found) at once.
     std::vector<std::string> names;
     std::vector<std::size_t> name_of;
+    std::vector<std::string> shas(ids.size());
+    std::vector<bool> wanted(ids.size(), false);
     for (std::size_t i = 0; i < ids.size(); ++i) {
-        if (crypto::isSha256Hex(ids[i])) continue;
+        if (crypto::isSha256Hex(ids[i])) {
+            shas[i] = ids[i];
+            wanted[i] = true;
+            continue;
+        }
         auto id = PackageId::parse(ids[i]);
         if (!id) {
             out[i] = std::unexpected(id.error());
@@ -267,14 +273,6 @@ std::vector<Result<StoredPackage>> Store::findMany(const std::vector<std::string
         }
         names.push_back(id->str());
         name_of.push_back(i);
-    }
-    std::vector<std::string> shas(ids.size());
-    std::vector<bool> wanted(ids.size(), false);
-    for (std::size_t i = 0; i < ids.size(); ++i) {
-        if (crypto::isSha256Hex(ids[i])) {
-            shas[i] = ids[i];
-            wanted[i] = true;
-        }
     }
     if (!names.empty()) {
         auto found = index_->shasOf(names);
