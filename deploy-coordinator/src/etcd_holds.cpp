@@ -51,6 +51,7 @@ Result<void> EtcdStateStore::confirmHolds() {
     const auto election = prefix_ + "election/";
     const auto seen_key = prefix_ + std::string(kHoldsSeen);
     std::string waiting_on = "no replica";
+    std::string last_seen = "etcd did not answer";  // what the acknowledgement said, for the error
     for (;;) {
         // One read: who leads now (the lowest create_revision under election/) and what it
         // acknowledged, as of the same revision.
@@ -65,13 +66,26 @@ Result<void> EtcdStateStore::confirmHolds() {
                                           });
             waiting_on =
                 "the leading replica (epoch " + std::to_string(first->create_revision) + ")";
+            last_seen = "etcd key " + seen_key + " is absent";
             if (!read->ranges[1].kvs.empty()) {
                 const auto& kv = read->ranges[1].kvs.front();
                 auto doc = json::parseObject(kv.value, "etcd key " + kv.key);
-                if (doc && json::getString(*doc, "schema", kv.key).value_or("") == kSchema &&
-                    json::getInt(*doc, "epoch", kv.key).value_or(0) == first->create_revision &&
-                    json::getInt(*doc, "revision", kv.key).value_or(0) >= newest)
+                std::optional<std::int64_t> epoch;
+                std::optional<std::int64_t> acked;
+                if (doc && json::getString(*doc, "schema", kv.key).value_or("") == kSchema) {
+                    if (auto e = json::getInt(*doc, "epoch", kv.key)) epoch = *e;
+                    if (auto r = json::getInt(*doc, "revision", kv.key)) acked = *r;
+                }
+                if (!epoch || !acked) {
+                    // The leader puts it whole again with its next acknowledgement.
+                    last_seen = "etcd key " + kv.key + " holds no acknowledgement this build reads";
+                } else if (*epoch == first->create_revision && *acked >= newest) {
                     return ok();
+                } else {
+                    last_seen = "the last acknowledgement is epoch " + std::to_string(*epoch) +
+                                "'s, of revision " + std::to_string(*acked) +
+                                " (the hold is at revision " + std::to_string(newest) + ")";
+                }
             }
         }
         if (std::chrono::steady_clock::now() >= deadline)
@@ -79,8 +93,9 @@ Result<void> EtcdStateStore::confirmHolds() {
                 Errc::Unhealthy, "the hold is written to etcd, but ", waiting_on,
                 " has not confirmed it within ",
                 std::chrono::duration_cast<std::chrono::milliseconds>(confirm_timeout_).count(),
-                " ms, so a node action may still start; the hold stays: post the halt "
-                "again, or check `cluster status`");
+                " ms (", last_seen,
+                "), so a node action may still start; the hold stays: post the halt again, or "
+                "check `cluster status`");
         std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
 }

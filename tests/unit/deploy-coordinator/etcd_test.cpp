@@ -582,6 +582,12 @@ TEST_F(Etcd, AHoldWrittenByAFollowerIsConfirmedOnlyOnceTheLeaderAcknowledgesIt) 
     ASSERT_OK(follower.commitHolds(halt));
     follower.setConfirmTimeout(std::chrono::milliseconds(200));
     ASSERT_ERROR(follower.confirmHolds(), Errc::Unhealthy, "has not confirmed it");
+    ASSERT_ERROR(follower.confirmHolds(), Errc::Unhealthy,
+                 "the last acknowledgement is epoch " + std::to_string(b.epoch) + "'s");
+    // A damaged acknowledgement is named, and confirms nothing.
+    ASSERT_OK(client_->put(prefix_ + "meta/holds-seen", "not json"));
+    ASSERT_ERROR(follower.confirmHolds(), Errc::Unhealthy,
+                 "etcd key " + prefix_ + "meta/holds-seen holds no acknowledgement");
     EXPECT_EQ(follower.holds().value().size(), 3u);
     // No replica campaigns: the next leader reads the holds before it acts, so it is confirmed.
     ASSERT_OK(client_->revoke(b.lease));
