@@ -43,11 +43,9 @@ Result<std::unique_ptr<MonitorWatch>> MonitorWatch::create(StateStore& state, Ho
 
 Result<void> MonitorWatch::reload(std::optional<std::int64_t> since_ms) {
     HOIST_ASSIGN(auto rows, state_.monitors());
-    auto now = since_ms.value_or(hooks_.now_ms());
+    auto read = fromRows(rows, since_ms.value_or(hooks_.now_ms()));
     std::lock_guard lock(mutex_);
-    monitors_.clear();
-    for (const auto& m : rows)
-        monitors_[m.name] = {m.allowance_ms, m.last_beat_ms, std::max(m.last_beat_ms, now)};
+    monitors_ = std::move(read);
     loaded_ = true;
     return ok();
 }
@@ -129,11 +127,17 @@ Result<std::string> MonitorWatch::view() {
         HOIST_ASSIGN(since, hooks_.leader_since_ms());
     }
     HOIST_ASSIGN(auto rows, state_.monitors());
-    std::map<std::string, Monitor> read;
+    return json(fromRows(rows, since), hooks_.now_ms());
+}
+
+std::map<std::string, MonitorWatch::Monitor> MonitorWatch::fromRows(
+    const std::vector<MonitorRecord>& rows, std::optional<std::int64_t> counted_from) {
+    // Silence is counted from the last beat, or from `counted_from` (a takeover) when later.
+    std::map<std::string, Monitor> out;
     for (const auto& m : rows)
-        read[m.name] = {m.allowance_ms, m.last_beat_ms,
-                        std::max(m.last_beat_ms, since.value_or(m.last_beat_ms))};
-    return json(read, hooks_.now_ms());
+        out[m.name] = {m.allowance_ms, m.last_beat_ms,
+                       std::max(m.last_beat_ms, counted_from.value_or(m.last_beat_ms))};
+    return out;
 }
 
 std::string MonitorWatch::json(const std::map<std::string, Monitor>& monitors, std::int64_t now) {

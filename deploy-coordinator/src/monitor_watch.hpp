@@ -84,6 +84,10 @@ private:
     /// reload() ran: monitors_ is this process's to keep (not a follower's).
     bool loaded_ = false;
     static std::string json(const std::map<std::string, Monitor>& monitors, std::int64_t now);
+    /// The monitors of the stored rows, their silence counted from `counted_from` when it is
+    /// later than their last beat.
+    static std::map<std::string, Monitor> fromRows(const std::vector<MonitorRecord>& rows,
+                                                   std::optional<std::int64_t> counted_from);
     std::condition_variable wake_;
     bool stopping_ = false;
     std::thread thread_;
