@@ -92,8 +92,14 @@ int runAdd(Cli& cli, const StoreOptions& o) {
     std::set<std::string> had;
     for (const auto& p : *before) had.insert(p.ref.sha256);
 
+    // add() records each package's verified stamp (and the index) under run/, from what it
+    // has just written and hashed: a root without run/ gets it for this command, and loses it
+    // again if nothing is kept.
     std::error_code ec;
-    bool had_run = fs::is_directory(layout.run(), ec);
+    bool made_run = !fs::is_directory(layout.run(), ec);
+    if (made_run) {
+        if (auto r = files::makeDirs(layout.run()); !r) return cli.fail(r.error());
+    }
     std::vector<StoredPackage> added;
     for (const auto& file : o.args) {
         auto stored = store->add(file, o.limits);
@@ -102,20 +108,10 @@ int runAdd(Cli& cli, const StoreOptions& o) {
             for (const auto& p : added) {
                 if (had.count(p.ref.sha256) == 0) (void)store->remove(p.ref.sha256);
             }
+            if (made_run) fs::remove_all(layout.run(), ec);
             return cli.fail(stored.error());
         }
         added.push_back(std::move(*stored));
-    }
-    // A root without run/ gets it now that nothing is undone: the stamps that spare the
-    // first stage a re-hash of what this command just hashed (add() wrote them if it was there).
-    if (!had_run) {
-        for (const auto& p : added) {
-            if (had.count(p.ref.sha256) != 0) continue;
-            if (auto r = store->recordVerified(p.ref.sha256); !r)
-                log::warn("pkgmgr",
-                          "cannot record a package as verified; it is re-hashed at first use",
-                          {{"sha256", p.ref.sha256}, {"error", r.error().describe()}});
-        }
     }
     printPackages(cli, added, o.json);
     return 0;

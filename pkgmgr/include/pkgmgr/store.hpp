@@ -77,13 +77,10 @@ public:
     Result<VerifyReport> verify(const std::string& sha256) const;
     /// verify() as a gate before a package is used (staging, a swap): Corrupt naming the
     /// package and the first files that changed when anything did. A package whose verified
-    /// stamp (run/verified/<sha256>, written at add and after each re-hash that passed) still
-    /// matches the inode, size and ctime of every path is not re-read: true when it was
-    /// re-hashed, false when the stamp stood for it.
+    /// stamp (run/verified/<sha256>, written at add when run/ exists and after each re-hash
+    /// that passed) still matches the inode, size and ctime of every path is not re-read: true
+    /// when it was re-hashed, false when the stamp stood for it.
     Result<bool> requireIntact(const std::string& sha256) const;
-    /// Records the entry as it now stands as verified (its stamp, under run/verified/), for a
-    /// caller that just added it: add() does so itself when run/ exists. Io when it cannot.
-    Result<void> recordVerified(const std::string& sha256) const;
     /// Removes leftover store/.tmp-* folders; returns how many.
     Result<int> recover();
 

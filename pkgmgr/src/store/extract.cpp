@@ -3,6 +3,7 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -102,6 +103,11 @@ Result<UniqueFd> createFile(int folder, const char* name, unsigned mode) {
     return failErrno(Errc::Io, errno, "cannot create the file");
 }
 
+/// Names the calling thread as `top -H` and /proc show it (at most 15 characters).
+void nameThread(const char* name) {
+    (void)::pthread_setname_np(::pthread_self(), name);
+}
+
 /// Creates, writes and hashes whole small files on worker threads while the reading thread
 /// decompresses the next entries: decompression, hashing and writing overlap. The reader
 /// judges each entry (so refusals stay in archive order: a path seen twice is refused by the
@@ -165,6 +171,7 @@ private:
     };
 
     void work() {
+        nameThread("hoist-writer");
         std::unique_lock lock(mutex_);
         while (true) {
             ready_.wait(lock, [&] { return stopping_ || !jobs_.empty(); });
@@ -245,6 +252,7 @@ public:
 
 private:
     void run() {
+        nameThread("hoist-writeback");
         std::uint64_t flushed = 0;
         std::unique_lock lock(mutex_);
         while (!wake_.wait_for(lock, kPeriod, [&] { return stop_; })) {
@@ -661,7 +669,8 @@ Result<ArchiveRead> newReader() {
 /// compressed one). It runs on its own thread beside the extraction, reading the tarball with
 /// pread (its own offset), so the decompression it costs overlaps the real pass; the real pass
 /// writes at most kUncounted entries before the verdict is in. Problems it cannot judge (a
-/// damaged archive) are left to the real pass, which names them.
+/// damaged archive) are left to the real pass, which names them. A real pass that finishes
+/// needs no verdict (it counted every entry against the limit itself) and stops it.
 class EntryCounter {
 public:
     /// Entries the real pass may write before the count is known.
@@ -708,6 +717,7 @@ private:
     }
 
     void run() {
+        nameThread("hoist-count");
         bool too_many = false;
         ArchiveRead a(archive_read_new());
         if (a) {
@@ -790,6 +800,10 @@ Result<Extracted> extractTarball(int tarball_fd, int dest_fd, const ExtractLimit
         }
         return extractor.finish(src);
     }();
+    // An extraction that finished counted every entry itself, each against the limit: the
+    // count pass is stopped (by ~EntryCounter) instead of awaited, so a small package does not
+    // pay for a second decompression it does not need.
+    if (extracted) return extracted;
     if (counter.tooMany()) return tooManyEntries();
     return extracted;
 }

@@ -197,7 +197,7 @@ Result<StoredPackage> Store::add(const fs::path& tarball, const ExtractLimits& l
     index_->added(stored);
     // Every file was hashed as it was written: the entry as it now stands is the verified one.
     // Like the index, stamps live in run/ and are not kept by a root without it (the CLI's add
-    // records them once the whole command succeeded: recordVerified).
+    // makes run/ for the command).
     struct stat run_st {};
     if (::stat(layout_.run().c_str(), &run_st) == 0 && S_ISDIR(run_st.st_mode)) {
         auto written = writeStamp(layout_, stored.path, stored.ref.sha256, record.entries);
@@ -208,15 +208,6 @@ Result<StoredPackage> Store::add(const fs::path& tarball, const ExtractLimits& l
     log::info("store", "added package",
               {{"id", stored.ref.id}, {"sha256", stored.ref.sha256}, {"size", stored.ref.size}});
     return stored;
-}
-
-Result<void> Store::recordVerified(const std::string& sha256) const {
-    HOIST_TRY(requireSha(sha256));
-    HOIST_ASSIGN(auto pkg, get(sha256));
-    HOIST_ASSIGN(auto text, files::readFile(pkg.path / manifest::kManifestFile, kMaxManifest));
-    HOIST_ASSIGN(auto recorded, manifest::parse(text));
-    HOIST_TRY(writeStamp(layout_, pkg.path, sha256, recorded.entries));
-    return ok();
 }
 
 Result<StoredPackage> Store::get(const std::string& sha256) const {

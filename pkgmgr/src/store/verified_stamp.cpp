@@ -6,8 +6,10 @@
 
 #include <cerrno>
 #include <charconv>
+#include <chrono>
 #include <cstdint>
 #include <string_view>
+#include <thread>
 #include <utility>
 
 #include "core/files.hpp"
@@ -19,6 +21,8 @@ namespace {
 constexpr std::string_view kMagic = "hoist-verified 1 ";
 constexpr std::string_view kEnd = "end\n";
 constexpr std::size_t kMaxStamp = 512u << 20;
+/// How long begin() waits for the filesystem's clock to leave the tick of a fresh change.
+constexpr std::chrono::milliseconds kRacyWait{50};
 
 // What a stamp records of one path. The entry's own folder is renamed into place after it is
 // stamped at add time, which moves its ctime: for it the mtime stands (it moves when a name is
@@ -40,6 +44,10 @@ Seen seen(const struct stat& st, bool folder_itself) {
 
 bool notOlder(const Seen& s, const timespec& t0) {
     return s.sec > t0.tv_sec || (s.sec == t0.tv_sec && s.nsec >= t0.tv_nsec);
+}
+
+bool later(const timespec& a, const timespec& b) {
+    return a.tv_sec > b.tv_sec || (a.tv_sec == b.tv_sec && a.tv_nsec > b.tv_nsec);
 }
 
 void append(std::string& out, const Seen& s, std::string_view path) {
@@ -162,16 +170,20 @@ Result<Pending> Pending::begin(const fs::path& root, const std::string& sha256,
         p.tmp_.clear();
         return failErrno(Errc::Io, err, "cannot create '", dir.string(), "/", sha256, "'");
     }
-    // T0: the filesystem's clock now, read from the file it just stamped.
-    struct stat tmp_st {};
-    if (::fstat(p.fd_.get(), &tmp_st) != 0)
-        return failErrno(Errc::Io, errno, "cannot inspect '", p.tmp_.string(), "'");
-    const timespec t0 = tmp_st.st_mtim;
+    // T0: the filesystem's clock now, read from the file it just stamped (futimens moves it on).
+    auto clock = [&]() -> Result<timespec> {
+        struct stat tmp_st {};
+        if (::fstat(p.fd_.get(), &tmp_st) != 0)
+            return failErrno(Errc::Io, errno, "cannot inspect '", p.tmp_.string(), "'");
+        return tmp_st.st_mtim;
+    };
+    HOIST_ASSIGN(timespec t0, clock());
 
     UniqueFd top(::open(entry.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     if (!top.valid()) return failErrno(Errc::Io, errno, "cannot open '", entry.string(), "'");
     std::string body;
     std::uint64_t count = 0;
+    timespec newest{};
     auto record = [&](const char* path, bool itself) -> Result<void> {
         struct stat st {};
         int rc =
@@ -179,14 +191,44 @@ Result<Pending> Pending::begin(const fs::path& root, const std::string& sha256,
         if (rc != 0)
             return failErrno(Errc::Io, errno, "cannot inspect '", entry.string(), "/", path, "'");
         Seen s = seen(st, itself);
-        if (notOlder(s, t0)) p.racy_ = true;
+        if (notOlder(s, t0)) {
+            p.racy_ = true;
+            timespec at{.tv_sec = s.sec, .tv_nsec = s.nsec};
+            if (later(at, newest)) newest = at;
+        }
         append(body, s, path);
         ++count;
         return ok();
     };
-    HOIST_TRY(record(".", true));
-    for (const char* path : kRecorded) HOIST_TRY(record(path, false));
-    for (const auto& e : entries) HOIST_TRY(record(e.path.c_str(), false));
+    auto recordAll = [&]() -> Result<void> {
+        body.clear();
+        count = 0;
+        p.racy_ = false;
+        HOIST_TRY(record(".", true));
+        for (const char* path : kRecorded) HOIST_TRY(record(path, false));
+        for (const auto& e : entries) HOIST_TRY(record(e.path.c_str(), false));
+        return ok();
+    };
+    HOIST_TRY(recordAll());
+    timespec wait_until{.tv_sec = t0.tv_sec, .tv_nsec = t0.tv_nsec};
+    wait_until.tv_nsec += std::chrono::nanoseconds(kRacyWait).count();
+    wait_until.tv_sec += wait_until.tv_nsec / 1'000'000'000;
+    wait_until.tv_nsec %= 1'000'000'000;
+    // (A path stamped further ahead than the wait, a clock set back, stays racy at once.)
+    if (p.racy_ && !later(newest, wait_until)) {
+        // Paths changed within the clock's current tick (an entry just added, its folders just
+        // sealed): wait, briefly, for the clock to pass the newest of them and record them
+        // again, so that a fresh entry gets its stamp. A path changed during the wait keeps
+        // the stamp racy.
+        auto deadline = std::chrono::steady_clock::now() + kRacyWait;
+        while (!later(t0, newest) && std::chrono::steady_clock::now() < deadline) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+            if (::futimens(p.fd_.get(), nullptr) != 0)
+                return failErrno(Errc::Io, errno, "cannot touch '", p.tmp_.string(), "'");
+            HOIST_ASSIGN(t0, clock());
+        }
+        HOIST_TRY(recordAll());
+    }
     p.text_ = std::string(kMagic) + sha256 + " " + std::to_string(count) + "\n" + body +
               std::string(kEnd);
     return p;

@@ -332,6 +332,25 @@ TEST_F(StoreCli, FetchFromAFileRepository) {
     EXPECT_TRUE(store.has(*sha));
 }
 
+// A root without run/ gets it from its first add, with the stamp that spares the package's
+// first use a re-hash; a refused add on such a root leaves no run/ behind.
+TEST_F(StoreCli, AddOnAFreshRootStampsWhatItAdded) {
+    auto tarball = packed();
+    testing::writeFile(tmp / "junk.tar.zst", "this is not a tarball");
+    auto refused = cli({"add", tarball, (tmp / "junk.tar.zst").string()});
+    EXPECT_EQ(refused.code, exitCode(Errc::Invalid));
+    EXPECT_FALSE(fs::exists(layout.run()));
+
+    auto r = cli({"add", tarball});
+    ASSERT_EQ(r.code, 0) << r.err;
+    auto sha = crypto::sha256File(tarball);
+    ASSERT_OK(sha);
+    EXPECT_TRUE(fs::exists(layout.run() / "verified" / *sha));
+    auto rehashed = store.requireIntact(*sha);
+    ASSERT_OK(rehashed);
+    EXPECT_FALSE(*rehashed) << "the first use after pkgmgr add re-hashed the package";
+}
+
 TEST_F(StoreCli, AddTakesLimits) {
     auto tarball = packed();
     auto r = cli({"add", tarball, "--max-entries", "2"});

@@ -377,6 +377,24 @@ TEST_F(VerifiedStampTest, AStampStandsForARehashUntilAFileChanges) {
     ASSERT_FALSE(store.requireIntact(sha));
 }
 
+// An entry is stamped by add() itself, though its last paths (the folders sealed read-only,
+// the entry renamed into place) changed within the filesystem clock's current tick: the stamp
+// waits for the clock to move on instead of being dropped as racy, so the first use of a
+// package just added is not a re-hash.
+TEST_F(VerifiedStampTest, APackageUsedRightAfterItsAddIsNotRehashed) {
+    ASSERT_OK(files::makeDirs(layout.run()));
+    for (int i = 0; i < 5; ++i) {
+        auto added = store.add(writeTarball(
+            "fresh-" + std::to_string(i) + ".tar",
+            store_testing::validPackage(Compression::None, "5." + std::to_string(i))));
+        ASSERT_OK(added);
+        EXPECT_TRUE(fs::exists(layout.root / "run/verified" / added->ref.sha256)) << i;
+        auto rehashed = store.requireIntact(added->ref.sha256);
+        ASSERT_OK(rehashed);
+        EXPECT_FALSE(*rehashed) << "package " << i << " was re-hashed right after its add";
+    }
+}
+
 TEST_F(VerifiedStampTest, AFileAddedOrAFolderModeChangedIsNoticed) {
     auto sha = addStamped("1.1");
     ASSERT_FALSE(sha.empty());
