@@ -384,9 +384,9 @@ TEST_F(VerifiedStampTest, AStampStandsForARehashUntilAFileChanges) {
 TEST_F(VerifiedStampTest, APackageUsedRightAfterItsAddIsNotRehashed) {
     ASSERT_OK(files::makeDirs(layout.run()));
     for (int i = 0; i < 5; ++i) {
-        auto added = store.add(writeTarball(
-            "fresh-" + std::to_string(i) + ".tar",
-            store_testing::validPackage(Compression::None, "5." + std::to_string(i))));
+        auto added = store.add(
+            writeTarball("fresh-" + std::to_string(i) + ".tar",
+                         store_testing::validPackage(Compression::None, "5." + std::to_string(i))));
         ASSERT_OK(added);
         EXPECT_TRUE(fs::exists(layout.root / "run/verified" / added->ref.sha256)) << i;
         auto rehashed = store.requireIntact(added->ref.sha256);
