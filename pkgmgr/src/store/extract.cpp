@@ -113,11 +113,15 @@ void nameThread(const char* name) {
 /// judges each entry (so refusals stay in archive order: a path seen twice is refused by the
 /// reader's own record before it is queued) and hands over its folder, name and bytes; the
 /// inode is made on the worker, off the reader's path. At most kMaxPending bytes wait at any
-/// time.
+/// time. Files are handed over in batches (kBatchFiles files or kBatchBytes bytes): a writer
+/// woken per file cost the reader a futex wake-up per file, about 4% of an ingest's CPU on the
+/// thread that paces it. submit() and finish() are the reader's alone.
 class WriterPool {
 public:
     static constexpr std::size_t kMaxFile = 8u << 20;
     static constexpr std::size_t kMaxPending = 64u << 20;
+    static constexpr std::size_t kBatchFiles = 32;
+    static constexpr std::size_t kBatchBytes = 1u << 20;
 
     explicit WriterPool(unsigned threads) {
         for (unsigned i = 0; i < threads; ++i) threads_.emplace_back([this] { work(); });
@@ -137,19 +141,16 @@ public:
     /// in the returned slot once finish() returned ok.
     std::size_t submit(std::shared_ptr<const UniqueFd> folder, std::string name, unsigned mode,
                        std::string data, std::string error_prefix) {
-        std::unique_lock lock(mutex_);
-        room_.wait(lock, [&] { return pending_ + data.size() <= kMaxPending || pending_ == 0; });
-        pending_ += data.size();
-        std::size_t slot = results_.size();
-        results_.emplace_back();
-        jobs_.push_back(Job{std::move(folder), std::move(name), mode, std::move(data),
-                            std::move(error_prefix), slot});
-        lock.unlock();
-        ready_.notify_one();
+        std::size_t slot = submitted_++;
+        batch_bytes_ += data.size();
+        batch_.push_back(Job{std::move(folder), std::move(name), mode, std::move(data),
+                             std::move(error_prefix), slot});
+        if (batch_.size() >= kBatchFiles || batch_bytes_ >= kBatchBytes) flush();
         return slot;
     }
     /// Waits for every queued file; the first write error, if any.
     Result<void> finish() {
+        flush();
         std::unique_lock lock(mutex_);
         idle_.wait(lock, [&] { return jobs_.empty() && busy_ == 0; });
         if (error_) return std::unexpected(*error_);
@@ -169,6 +170,22 @@ private:
         std::string error_prefix;
         std::size_t slot = 0;
     };
+
+    /// Hands the reader's batch to the writers, once there is room for its bytes.
+    void flush() {
+        if (batch_.empty()) return;
+        {
+            std::unique_lock lock(mutex_);
+            room_.wait(lock,
+                       [&] { return pending_ + batch_bytes_ <= kMaxPending || pending_ == 0; });
+            pending_ += batch_bytes_;
+            results_.resize(submitted_);
+            for (auto& job : batch_) jobs_.push_back(std::move(job));
+        }
+        batch_.clear();
+        batch_bytes_ = 0;
+        ready_.notify_all();
+    }
 
     void work() {
         nameThread("hoist-writer");
@@ -216,6 +233,10 @@ private:
     std::condition_variable ready_, room_, idle_;
     std::deque<Job> jobs_;
     std::deque<std::string> results_;
+    // The reader's own: the batch not yet handed over, and how many files it submitted.
+    std::vector<Job> batch_;
+    std::size_t batch_bytes_ = 0;
+    std::size_t submitted_ = 0;
     std::size_t pending_ = 0;
     unsigned busy_ = 0;
     bool stopping_ = false;
