@@ -7,7 +7,6 @@
 #include "core/crypto.hpp"
 #include "core/files.hpp"
 #include "core/json.hpp"
-#include "core/log.hpp"
 #include "core/strings.hpp"
 #include "pkgmgr/fetch.hpp"
 #include "pkgmgr/generations.hpp"
