@@ -91,14 +91,6 @@ int runAdd(Cli& cli, const StoreOptions& o) {
     std::set<std::string> had;
     for (const auto& p : *before) had.insert(p.ref.sha256);
 
-    // add() records each package's verified stamp (and the index) under run/, from what it
-    // has just written and hashed: a root without run/ gets it for this command, and loses it
-    // again if nothing is kept.
-    std::error_code ec;
-    bool made_run = !fs::is_directory(layout.run(), ec);
-    if (made_run) {
-        if (auto r = files::makeDirs(layout.run()); !r) return cli.fail(r.error());
-    }
     std::vector<StoredPackage> added;
     for (const auto& file : o.args) {
         auto stored = store->add(file, o.limits);
@@ -107,11 +99,13 @@ int runAdd(Cli& cli, const StoreOptions& o) {
             for (const auto& p : added) {
                 if (had.count(p.ref.sha256) == 0) (void)store->remove(p.ref.sha256);
             }
-            if (made_run) fs::remove_all(layout.run(), ec);
             return cli.fail(stored.error());
         }
         added.push_back(std::move(*stored));
     }
+    // Now that nothing is undone: the stamps add() left (all of them in a root without run/,
+    // which gets it), from the entries it wrote and hashed, that spare the first stage a re-hash.
+    store->stampDeferred();
     printPackages(cli, added, o.json);
     return 0;
 }

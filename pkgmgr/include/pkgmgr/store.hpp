@@ -14,6 +14,7 @@
 namespace hoist::pkgmgr {
 
 class StoreIndex;
+struct DeferredStamps;
 
 /// Limits on what one archive may unpack to (configurable from the CLI).
 struct ExtractLimits {
@@ -83,11 +84,19 @@ public:
     Result<bool> requireIntact(const std::string& sha256) const;
     /// Removes leftover store/.tmp-* folders; returns how many.
     Result<int> recover();
+    /// Writes the verified stamps add() did not write (in a root without run/, which this
+    /// makes, or racy: an entry whose paths changed within the filesystem clock's current tick,
+    /// as a package just added has), after one wait of at most 50 ms for that clock, however
+    /// many there are: for a command that has added packages (`pkgmgr add`, fetch) to call at
+    /// its end, once nothing it added is undone. A stamp that cannot be written is logged; the
+    /// package is then re-hashed at its first use.
+    void stampDeferred() const;
 
 private:
     explicit Store(NodeLayout layout);
     NodeLayout layout_;
     std::shared_ptr<StoreIndex> index_;
+    std::shared_ptr<DeferredStamps> deferred_;  // shared by copies, like the index
 };
 
 }  // namespace hoist::pkgmgr

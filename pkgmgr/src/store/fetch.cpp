@@ -227,7 +227,9 @@ Result<StoredPackage> fetchWith(http::Client& client, Store& store, const std::s
 Result<StoredPackage> fetchPackage(Store& store, const std::string& repo_url,
                                    const std::string& sha256, const FetchOptions& options) {
     http::Client client;
-    return fetchWith(client, store, repo_url, sha256, options);
+    auto fetched = fetchWith(client, store, repo_url, sha256, options);
+    store.stampDeferred();
+    return fetched;
 }
 
 Result<std::vector<StoredPackage>> fetchPackages(Store& store, const std::string& repo_url,
@@ -270,6 +272,7 @@ Result<std::vector<StoredPackage>> fetchPackages(Store& store, const std::string
     threads.reserve(workers);
     for (std::size_t i = 0; i < workers; ++i) threads.emplace_back(worker);
     for (auto& t : threads) t.join();
+    store.stampDeferred();  // what was fetched stays, whatever failed
     if (first_error) return std::unexpected(std::move(first_error->second));
 
     std::vector<StoredPackage> out;

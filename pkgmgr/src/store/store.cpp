@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <mutex>
 #include <set>
 
 #include "core/crypto.hpp"
@@ -88,13 +89,18 @@ private:
     UniqueFd fd_;
 };
 
-Result<bool> writeStamp(const NodeLayout& layout, const fs::path& entry, const std::string& sha256,
-                        const std::vector<manifest::Entry>& entries) {
-    HOIST_ASSIGN(auto pending, stamp::Pending::begin(layout.root, sha256, entry, entries));
-    return pending.commit();
-}
-
 }  // namespace
+
+/// The stamps add() found racy, for stampDeferred().
+struct DeferredStamps {
+    struct Item {
+        std::string sha256;
+        fs::path entry;
+        std::vector<manifest::Entry> entries;
+    };
+    std::mutex mutex;
+    std::vector<Item> items;
+};
 
 Result<StoredPackage> readStoreEntry(const NodeLayout& layout, const std::string& sha256) {
     auto path = layout.storeEntry(sha256);
@@ -119,7 +125,10 @@ Result<StoredPackage> readStoreEntry(const NodeLayout& layout, const std::string
     return StoredPackage{.ref = std::move(*ref), .info = std::move(*info), .path = path};
 }
 
-Store::Store(NodeLayout layout) : layout_(std::move(layout)), index_(StoreIndex::of(layout_)) {}
+Store::Store(NodeLayout layout)
+    : layout_(std::move(layout)),
+      index_(StoreIndex::of(layout_)),
+      deferred_(std::make_shared<DeferredStamps>()) {}
 
 Result<Store> Store::open(const NodeLayout& layout) {
     std::error_code ec;
@@ -196,18 +205,49 @@ Result<StoredPackage> Store::add(const fs::path& tarball, const ExtractLimits& l
     crashPoint("store-add-after-rename");
     index_->added(stored);
     // Every file was hashed as it was written: the entry as it now stands is the verified one.
-    // Like the index, stamps live in run/ and are not kept by a root without it (the CLI's add
-    // makes run/ for the command).
+    // Like the index, stamps live in run/ and are not made by add() in a root without it. Such
+    // a stamp, or a racy one, waits for stampDeferred(): once per command that adds packages,
+    // not once per package, and the CLI's add makes run/ only once nothing is undone.
     struct stat run_st {};
-    if (::stat(layout_.run().c_str(), &run_st) == 0 && S_ISDIR(run_st.st_mode)) {
-        auto written = writeStamp(layout_, stored.path, stored.ref.sha256, record.entries);
-        if (!written)
-            log::warn("store", "cannot record a package as verified; it is re-hashed at first use",
-                      {{"sha256", stored.ref.sha256}, {"error", written.error().describe()}});
+    bool has_run = ::stat(layout_.run().c_str(), &run_st) == 0 && S_ISDIR(run_st.st_mode);
+    Result<bool> written = false;
+    if (has_run) {
+        auto pending = stamp::Pending::begin(layout_.root, stored.ref.sha256, stored.path,
+                                             record.entries, /*wait_for_clock=*/false);
+        written = pending ? pending->commit() : Result<bool>(std::unexpected(pending.error()));
+    }
+    if (!written) {
+        log::warn("store", "cannot record a package as verified; it is re-hashed at first use",
+                  {{"sha256", stored.ref.sha256}, {"error", written.error().describe()}});
+    } else if (!*written) {
+        std::lock_guard lock(deferred_->mutex);
+        deferred_->items.push_back(
+            DeferredStamps::Item{stored.ref.sha256, stored.path, std::move(record.entries)});
     }
     log::info("store", "added package",
               {{"id", stored.ref.id}, {"sha256", stored.ref.sha256}, {"size", stored.ref.size}});
     return stored;
+}
+
+void Store::stampDeferred() const {
+    std::vector<DeferredStamps::Item> items;
+    {
+        std::lock_guard lock(deferred_->mutex);
+        items.swap(deferred_->items);
+    }
+    // The first stamp waits for the clock to leave the tick of the last add; the others find
+    // it gone.
+    for (const auto& item : items) {
+        auto pending = stamp::Pending::begin(layout_.root, item.sha256, item.entry, item.entries,
+                                             /*wait_for_clock=*/true);
+        auto written = pending ? pending->commit() : Result<bool>(std::unexpected(pending.error()));
+        if (!written || !*written) {
+            log::warn("store", "cannot record a package as verified; it is re-hashed at first use",
+                      {{"sha256", item.sha256},
+                       {"error", written ? std::string("a path changed while it was recorded")
+                                         : written.error().describe()}});
+        }
+    }
 }
 
 Result<StoredPackage> Store::get(const std::string& sha256) const {
@@ -450,7 +490,8 @@ Result<bool> Store::requireIntact(const std::string& sha256) const {
     // a ctime past what the stamp records.
     std::optional<stamp::Pending> pending;
     if (r.manifest && r.report.ok()) {
-        auto begun = stamp::Pending::begin(layout_.root, sha256, entry, r.manifest->entries);
+        auto begun = stamp::Pending::begin(layout_.root, sha256, entry, r.manifest->entries,
+                                           /*wait_for_clock=*/true);
         if (begun) pending.emplace(std::move(*begun));
     }
     if (r.manifest) HOIST_TRY(checkContent(r.pkg, *r.manifest, r.report));

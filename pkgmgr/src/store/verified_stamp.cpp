@@ -158,7 +158,8 @@ void drop(const fs::path& root, const std::string& sha256) {
 }
 
 Result<Pending> Pending::begin(const fs::path& root, const std::string& sha256,
-                               const fs::path& entry, const std::vector<manifest::Entry>& entries) {
+                               const fs::path& entry, const std::vector<manifest::Entry>& entries,
+                               bool wait_for_clock) {
     Pending p;
     auto dir = folder(root);
     HOIST_TRY(files::makeDirs(dir));
@@ -215,18 +216,18 @@ Result<Pending> Pending::begin(const fs::path& root, const std::string& sha256,
     wait_until.tv_sec += wait_until.tv_nsec / 1'000'000'000;
     wait_until.tv_nsec %= 1'000'000'000;
     // (A path stamped further ahead than the wait, a clock set back, stays racy at once.)
-    if (p.racy_ && !later(newest, wait_until)) {
+    if (wait_for_clock && p.racy_ && !later(newest, wait_until)) {
         // Paths changed within the clock's current tick (an entry just added, its folders just
         // sealed): wait, briefly, for the clock to pass the newest of them and record them
         // again, so that a fresh entry gets its stamp. A path changed during the wait keeps
         // the stamp racy.
         auto deadline = std::chrono::steady_clock::now() + kRacyWait;
-        while (!later(t0, newest) && std::chrono::steady_clock::now() < deadline) {
+        do {  // the clock is read again at least once, however long this thread was kept off
             std::this_thread::sleep_for(std::chrono::milliseconds(1));
             if (::futimens(p.fd_.get(), nullptr) != 0)
                 return failErrno(Errc::Io, errno, "cannot touch '", p.tmp_.string(), "'");
             HOIST_ASSIGN(t0, clock());
-        }
+        } while (!later(t0, newest) && std::chrono::steady_clock::now() < deadline);
         HOIST_TRY(recordAll());
     }
     p.text_ = std::string(kMagic) + sha256 + " " + std::to_string(count) + "\n" + body +

@@ -39,10 +39,12 @@ void drop(const fs::path& root, const std::string& sha256);
 class Pending {
 public:
     /// Io when the stamp folder or the temporary file cannot be made, or an entry cannot be
-    /// inspected (a missing one: the caller's check reports it).
+    /// inspected (a missing one: the caller's check reports it). With `wait_for_clock`, a
+    /// racy stamp waits (up to 50 ms) for the filesystem's clock to pass the newest of its
+    /// times and records every path again, so that it is racy only if a path changed meanwhile.
     static Result<Pending> begin(const fs::path& root, const std::string& sha256,
-                                 const fs::path& entry,
-                                 const std::vector<manifest::Entry>& entries);
+                                 const fs::path& entry, const std::vector<manifest::Entry>& entries,
+                                 bool wait_for_clock);
     Pending(Pending&& other) noexcept;
     Pending& operator=(Pending&&) = delete;
     ~Pending();
@@ -50,6 +52,8 @@ public:
     /// Writes the stamp and renames it into place (not synced: a lost stamp costs a re-hash).
     /// False, writing nothing, when an entry was racy.
     Result<bool> commit();
+    /// True when an entry was racy: commit() will write nothing.
+    bool racy() const { return racy_; }
 
 private:
     Pending() = default;

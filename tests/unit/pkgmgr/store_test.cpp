@@ -377,10 +377,10 @@ TEST_F(VerifiedStampTest, AStampStandsForARehashUntilAFileChanges) {
     ASSERT_FALSE(store.requireIntact(sha));
 }
 
-// An entry is stamped by add() itself, though its last paths (the folders sealed read-only,
-// the entry renamed into place) changed within the filesystem clock's current tick: the stamp
-// waits for the clock to move on instead of being dropped as racy, so the first use of a
-// package just added is not a re-hash.
+// A package's last paths (its folders sealed read-only, its rename into the store) change
+// within the filesystem clock's current tick, so add() may find its stamp racy; stampDeferred()
+// takes those again once the clock has moved on, so the first use of a package just added is
+// not a re-hash.
 TEST_F(VerifiedStampTest, APackageUsedRightAfterItsAddIsNotRehashed) {
     ASSERT_OK(files::makeDirs(layout.run()));
     for (int i = 0; i < 5; ++i) {
@@ -388,11 +388,54 @@ TEST_F(VerifiedStampTest, APackageUsedRightAfterItsAddIsNotRehashed) {
             writeTarball("fresh-" + std::to_string(i) + ".tar",
                          store_testing::validPackage(Compression::None, "5." + std::to_string(i))));
         ASSERT_OK(added);
+        store.stampDeferred();
         EXPECT_TRUE(fs::exists(layout.root / "run/verified" / added->ref.sha256)) << i;
         auto rehashed = store.requireIntact(added->ref.sha256);
         ASSERT_OK(rehashed);
         EXPECT_FALSE(*rehashed) << "package " << i << " was re-hashed right after its add";
     }
+}
+
+// In a root without run/, add() writes no stamp (nor the index); stampDeferred() makes run/
+// and writes the stamps of every package added since, one changed a moment ago included.
+TEST_F(VerifiedStampTest, StampsOfARootWithoutRunWaitForStampDeferred) {
+    std::vector<std::string> added;
+    for (int i = 0; i < 3; ++i) {
+        auto stored = store.add(
+            writeTarball("bare-" + std::to_string(i) + ".tar",
+                         store_testing::validPackage(Compression::None, "6." + std::to_string(i))));
+        ASSERT_OK(stored);
+        added.push_back(stored->ref.sha256);
+    }
+    EXPECT_FALSE(fs::exists(layout.run()));
+    // A path of the first package changed in the filesystem clock's current tick (the mode
+    // given again moves the ctime): its stamp waits for the clock to pass it.
+    auto bin = layout.storeEntry(added.front()) / "bin";
+    ASSERT_EQ(::chmod(bin.c_str(), 0555), 0);
+    store.stampDeferred();
+    for (const auto& sha : added) {
+        EXPECT_TRUE(fs::exists(layout.root / "run/verified" / sha)) << sha;
+        auto rehashed = store.requireIntact(sha);
+        ASSERT_OK(rehashed);
+        EXPECT_FALSE(*rehashed) << sha;
+    }
+}
+
+// A re-hash that passes right after a change to the package (a mode given again) leaves a
+// stamp that stands for the next check: it waited for the clock to leave the change's tick.
+TEST_F(VerifiedStampTest, ARehashRightAfterAChangeLeavesAStampThatStands) {
+    ASSERT_OK(files::makeDirs(layout.run()));
+    auto added = store.add(
+        writeTarball("touched.tar", store_testing::validPackage(Compression::None, "7.0")));
+    ASSERT_OK(added);
+    auto bin = added->path / "bin";
+    ASSERT_EQ(::chmod(bin.c_str(), 0555), 0);
+    auto first = store.requireIntact(added->ref.sha256);
+    ASSERT_OK(first);
+    EXPECT_TRUE(*first) << "the stamp of add stood for a folder whose ctime moved since";
+    auto second = store.requireIntact(added->ref.sha256);
+    ASSERT_OK(second);
+    EXPECT_FALSE(*second) << "the re-hash right after the change left no stamp";
 }
 
 TEST_F(VerifiedStampTest, AFileAddedOrAFolderModeChangedIsNoticed) {
