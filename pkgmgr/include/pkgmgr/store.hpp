@@ -78,7 +78,7 @@ public:
     Result<VerifyReport> verify(const std::string& sha256) const;
     /// verify() as a gate before a package is used (staging, a swap): Corrupt naming the
     /// package and the first files that changed when anything did. A package whose verified
-    /// stamp (run/verified/<sha256>, written at add when run/ exists and after each re-hash
+    /// stamp (run/verified/<sha256>, written by add or stampDeferred and after each re-hash
     /// that passed) still matches the inode, size and ctime of every path is not re-read: true
     /// when it was re-hashed, false when the stamp stood for it.
     Result<bool> requireIntact(const std::string& sha256) const;

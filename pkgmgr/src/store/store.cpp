@@ -89,9 +89,23 @@ private:
     UniqueFd fd_;
 };
 
+/// Takes and writes the stamp of an entry: true when written, false when racy (see
+/// stamp::Pending), the error when it could not be taken or written.
+Result<bool> writeStamp(const NodeLayout& layout, const std::string& sha256, const fs::path& entry,
+                        const std::vector<manifest::Entry>& entries, bool wait_for_clock) {
+    HOIST_ASSIGN(auto pending,
+                 stamp::Pending::begin(layout.root, sha256, entry, entries, wait_for_clock));
+    return pending.commit();
+}
+
+void warnUnstamped(const std::string& sha256, const std::string& why) {
+    log::warn("store", "cannot record a package as verified; it is re-hashed at first use",
+              {{"sha256", sha256}, {"error", why}});
+}
+
 }  // namespace
 
-/// The stamps add() found racy, for stampDeferred().
+/// The stamps add() did not write, for stampDeferred().
 struct DeferredStamps {
     struct Item {
         std::string sha256;
@@ -212,13 +226,11 @@ Result<StoredPackage> Store::add(const fs::path& tarball, const ExtractLimits& l
     bool has_run = ::stat(layout_.run().c_str(), &run_st) == 0 && S_ISDIR(run_st.st_mode);
     Result<bool> written = false;
     if (has_run) {
-        auto pending = stamp::Pending::begin(layout_.root, stored.ref.sha256, stored.path,
-                                             record.entries, /*wait_for_clock=*/false);
-        written = pending ? pending->commit() : Result<bool>(std::unexpected(pending.error()));
+        written = writeStamp(layout_, stored.ref.sha256, stored.path, record.entries,
+                             /*wait_for_clock=*/false);
     }
     if (!written) {
-        log::warn("store", "cannot record a package as verified; it is re-hashed at first use",
-                  {{"sha256", stored.ref.sha256}, {"error", written.error().describe()}});
+        warnUnstamped(stored.ref.sha256, written.error().describe());
     } else if (!*written) {
         std::lock_guard lock(deferred_->mutex);
         deferred_->items.push_back(
@@ -238,15 +250,12 @@ void Store::stampDeferred() const {
     // The first stamp waits for the clock to leave the tick of the last add; the others find
     // it gone.
     for (const auto& item : items) {
-        auto pending = stamp::Pending::begin(layout_.root, item.sha256, item.entry, item.entries,
-                                             /*wait_for_clock=*/true);
-        auto written = pending ? pending->commit() : Result<bool>(std::unexpected(pending.error()));
-        if (!written || !*written) {
-            log::warn("store", "cannot record a package as verified; it is re-hashed at first use",
-                      {{"sha256", item.sha256},
-                       {"error", written ? std::string("a path changed while it was recorded")
-                                         : written.error().describe()}});
-        }
+        auto written = writeStamp(layout_, item.sha256, item.entry, item.entries,
+                                  /*wait_for_clock=*/true);
+        if (!written)
+            warnUnstamped(item.sha256, written.error().describe());
+        else if (!*written)
+            warnUnstamped(item.sha256, "a path changed while it was recorded");
     }
 }
 

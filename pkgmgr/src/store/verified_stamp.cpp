@@ -46,8 +46,12 @@ bool notOlder(const Seen& s, const timespec& t0) {
     return s.sec > t0.tv_sec || (s.sec == t0.tv_sec && s.nsec >= t0.tv_nsec);
 }
 
+std::chrono::nanoseconds sinceEpoch(const timespec& t) {
+    return std::chrono::seconds(t.tv_sec) + std::chrono::nanoseconds(t.tv_nsec);
+}
+
 bool later(const timespec& a, const timespec& b) {
-    return a.tv_sec > b.tv_sec || (a.tv_sec == b.tv_sec && a.tv_nsec > b.tv_nsec);
+    return sinceEpoch(a) > sinceEpoch(b);
 }
 
 void append(std::string& out, const Seen& s, std::string_view path) {
@@ -211,12 +215,8 @@ Result<Pending> Pending::begin(const fs::path& root, const std::string& sha256,
         return ok();
     };
     HOIST_TRY(recordAll());
-    timespec wait_until{.tv_sec = t0.tv_sec, .tv_nsec = t0.tv_nsec};
-    wait_until.tv_nsec += std::chrono::nanoseconds(kRacyWait).count();
-    wait_until.tv_sec += wait_until.tv_nsec / 1'000'000'000;
-    wait_until.tv_nsec %= 1'000'000'000;
     // (A path stamped further ahead than the wait, a clock set back, stays racy at once.)
-    if (wait_for_clock && p.racy_ && !later(newest, wait_until)) {
+    if (wait_for_clock && p.racy_ && sinceEpoch(newest) - sinceEpoch(t0) <= kRacyWait) {
         // Paths changed within the clock's current tick (an entry just added, its folders just
         // sealed): wait, briefly, for the clock to pass the newest of them and record them
         // again, so that a fresh entry gets its stamp. A path changed during the wait keeps

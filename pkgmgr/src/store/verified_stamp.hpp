@@ -52,8 +52,6 @@ public:
     /// Writes the stamp and renames it into place (not synced: a lost stamp costs a re-hash).
     /// False, writing nothing, when an entry was racy.
     Result<bool> commit();
-    /// True when an entry was racy: commit() will write nothing.
-    bool racy() const { return racy_; }
 
 private:
     Pending() = default;
